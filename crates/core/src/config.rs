@@ -1,0 +1,63 @@
+//! Server settings, already validated by the embedder (the TypeScript layer
+//! validates user input and names the offending option; this side only
+//! trusts it and applies it).
+
+use std::time::Duration;
+
+/// Everything one listener needs. Durations and sizes use the units of the
+/// protocol layers; the public API converts seconds on the JS side.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    /// `SO_RCVBUF` for accepted sockets; `None` keeps the kernel's autotuning.
+    pub read_buffer_size: Option<usize>,
+    /// `SO_SNDBUF` for accepted sockets; `None` keeps the kernel's autotuning.
+    pub write_buffer_size: Option<usize>,
+    pub keep_alive: bool,
+    /// Idle time allowed between requests on a kept-alive connection.
+    pub keep_alive_timeout: Duration,
+    /// Time allowed to receive a whole request, and for a handler to answer.
+    pub request_timeout: Duration,
+    /// Requests served on one connection before it is closed (0 = no limit).
+    pub max_keep_alive_requests: u64,
+    /// Open connections at once (0 = no limit); further clients wait in the
+    /// kernel's accept backlog.
+    pub max_connections: usize,
+    /// Largest request body accepted; larger gives 413.
+    pub max_body_size: u64,
+    /// Largest request head accepted; larger gives 431.
+    pub max_header_size: usize,
+    /// Requests queued for or running in JS at once; beyond it, 503.
+    pub max_pending_requests: usize,
+    /// Tokio worker threads.
+    pub threads: usize,
+    /// When false, requests that match no route are answered natively
+    /// (404/405) without entering JS; when true they go to JS so middleware
+    /// sees every request.
+    pub js_handles_misses: bool,
+    /// Listen backlog.
+    pub backlog: u32,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            read_buffer_size: None,
+            write_buffer_size: None,
+            keep_alive: true,
+            keep_alive_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(60),
+            max_keep_alive_requests: 0,
+            max_connections: 0,
+            max_body_size: 10 * 1024 * 1024,
+            max_header_size: 16 * 1024,
+            max_pending_requests: 10_000,
+            threads: 1,
+            js_handles_misses: false,
+            backlog: 1024,
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! HTTPy's engine: everything between the socket and the embedder's
+//! handlers, with no knowledge of N-API or JavaScript.
+//!
+//! A [`Server`] owns a Tokio runtime, accepts connections, speaks HTTP/1.1
+//! and HTTP/2 (h2c), matches routes with a [`Router`], answers what needs no
+//! handler (404/405, overload, limits) and queues the rest. The embedder is
+//! told through a [`Waker`] that work is waiting, takes it in batches with
+//! [`Server::take_batch`], and answers each request through its
+//! [`Responder`].
+
+mod body;
+mod config;
+mod conn;
+mod error;
+mod queue;
+pub mod record;
+mod reply;
+pub mod router;
+mod server;
+mod service;
+mod stats;
+
+pub use bytes::Bytes;
+pub use config::ServerConfig;
+pub use error::{Error, ErrorKind, Result};
+pub use queue::{Incoming, Responder, Version, Waker};
+pub use reply::Reply;
+pub use router::{Match, PatternError, Router};
+pub use server::Server;
+pub use stats::StatsSnapshot;

@@ -1,0 +1,141 @@
+//! The hand-off between the Tokio workers and the embedder's single thread
+//! (the JS event loop).
+//!
+//! Producers push parsed requests and wake the consumer only when the queue
+//! goes from "nobody scheduled" to "scheduled": under load many requests
+//! share one wake-up. The consumer clears the flag *before* taking the batch,
+//! so a push that races with the take either lands in this batch or causes
+//! one more (possibly empty) wake-up — never a lost one.
+
+use bytes::Bytes;
+use http::HeaderMap;
+use parking_lot::Mutex;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+use crate::reply::Reply;
+use crate::stats::Stats;
+
+/// Called by the engine from Tokio threads. Implementations must be cheap
+/// and must not block: they typically schedule a callback on another thread.
+pub trait Waker: Send + Sync + 'static {
+    /// Requests are waiting in the queue.
+    fn wake(&self);
+    /// The server has finished closing; no more wake-ups will follow.
+    fn closed(&self);
+}
+
+/// HTTP version of a request, as reported to handlers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Version {
+    Http10 = 0,
+    Http11 = 1,
+    Http2 = 2,
+    Http3 = 3,
+}
+
+/// A parsed request waiting for the embedder.
+pub struct Incoming {
+    pub id: u32,
+    /// Matched route, or `None` when no route matched and the embedder asked
+    /// to see misses (then `allow` is set for a 405).
+    pub route: Option<u32>,
+    pub allow: Option<Vec<String>>,
+    pub method: http::Method,
+    /// Path as received, without the query.
+    pub path: String,
+    /// Query string without '?', as received.
+    pub query: String,
+    pub params: Vec<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub remote: SocketAddr,
+    pub version: Version,
+    pub tls: bool,
+    pub responder: Responder,
+}
+
+/// The way back for one request. Dropping it unanswered makes the protocol
+/// layer answer 500, so a lost response can never hang a client.
+pub struct Responder {
+    tx: Option<oneshot::Sender<Reply>>,
+    stats: Arc<Stats>,
+}
+
+impl Responder {
+    /// Sends the reply. Returns false when the client is no longer waiting
+    /// (timed out or disconnected); the reply is then dropped.
+    pub fn send(mut self, reply: Reply) -> bool {
+        match self.tx.take() {
+            Some(tx) => tx.send(reply).is_ok(),
+            None => false,
+        }
+    }
+
+    /// True when the waiting side has gone (timeout, disconnect).
+    pub fn is_abandoned(&self) -> bool {
+        self.tx.as_ref().is_none_or(|t| t.is_closed())
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        Stats::dec(&self.stats.pending);
+    }
+}
+
+pub(crate) struct Queue {
+    items: Mutex<Vec<Incoming>>,
+    scheduled: AtomicBool,
+    next_id: AtomicU32,
+    waker: Box<dyn Waker>,
+    stats: Arc<Stats>,
+}
+
+impl Queue {
+    pub(crate) fn new(waker: Box<dyn Waker>, stats: Arc<Stats>) -> Self {
+        Self {
+            items: Mutex::new(Vec::with_capacity(256)),
+            scheduled: AtomicBool::new(false),
+            next_id: AtomicU32::new(1),
+            waker,
+            stats,
+        }
+    }
+
+    /// Creates a responder/receiver pair and counts it as pending.
+    pub(crate) fn channel(&self) -> (u32, Responder, oneshot::Receiver<Reply>) {
+        let (tx, rx) = oneshot::channel();
+        Stats::inc(&self.stats.pending);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        (
+            id,
+            Responder {
+                tx: Some(tx),
+                stats: self.stats.clone(),
+            },
+            rx,
+        )
+    }
+
+    pub(crate) fn push(&self, item: Incoming) {
+        self.items.lock().push(item);
+        if !self.scheduled.swap(true, Ordering::AcqRel) {
+            self.waker.wake();
+        }
+    }
+
+    pub(crate) fn take_batch(&self) -> Vec<Incoming> {
+        self.scheduled.store(false, Ordering::Release);
+        let mut items = self.items.lock();
+        let cap = items.capacity().clamp(64, 4096);
+        std::mem::replace(&mut *items, Vec::with_capacity(cap))
+    }
+
+    pub(crate) fn notify_closed(&self) {
+        self.waker.closed();
+    }
+}

@@ -1,0 +1,247 @@
+//! A listening server: its own Tokio runtime, the accept loop, the route
+//! table, and the graceful close.
+//!
+//! The socket is bound synchronously in [`Server::start`] so that bind
+//! errors (`EADDRINUSE`, ...) reach the caller at once, before any task runs.
+
+use arc_swap::ArcSwap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::runtime::Runtime;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::ServerConfig;
+use crate::error::{Error, ErrorKind, Result};
+use crate::queue::{Incoming, Queue, Waker};
+use crate::router::Router;
+use crate::stats::{Stats, StatsSnapshot};
+
+/// State shared by every connection task of one server.
+pub(crate) struct Shared {
+    pub(crate) config: ServerConfig,
+    pub(crate) router: ArcSwap<Router>,
+    pub(crate) queue: Queue,
+    pub(crate) stats: Arc<Stats>,
+    /// Stop accepting; let connections finish what they have started.
+    pub(crate) shutdown: CancellationToken,
+    /// Drop every connection now.
+    pub(crate) force: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// A running server. Dropping it closes it by force.
+///
+/// ```no_run
+/// use httpy_core::{Server, ServerConfig, Router, Waker};
+/// struct NoJs;
+/// impl Waker for NoJs { fn wake(&self) {} fn closed(&self) {} }
+/// let server = Server::start(ServerConfig { port: 0, ..Default::default() }, Router::new(), Box::new(NoJs)).unwrap();
+/// println!("listening on {}", server.local_addr());
+/// server.close(std::time::Duration::from_secs(5));
+/// ```
+pub struct Server {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    runtime: Option<Runtime>,
+}
+
+fn bind(config: &ServerConfig) -> Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let label = format!("{}:{}", config.host, config.port);
+    let addr: SocketAddr = (config.host.as_str(), config.port)
+        .to_socket_addrs()
+        .map_err(|e| Error::new(ErrorKind::AddrNotAvailable, format!("cannot resolve {label}: {e}")))?
+        .next()
+        .ok_or_else(|| Error::new(ErrorKind::AddrNotAvailable, format!("cannot resolve {label}")))?;
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .map_err(|e| Error::from_bind(e, &label))?;
+    // SO_REUSEADDR lets a restarted server bind while old connections sit
+    // in TIME_WAIT; it does not allow two live listeners on one port.
+    #[cfg(unix)]
+    socket
+        .set_reuse_address(true)
+        .map_err(|e| Error::from_bind(e, &label))?;
+    if addr.is_ipv6() {
+        let _ = socket.set_only_v6(false);
+    }
+    socket
+        .bind(&addr.into())
+        .map_err(|e| Error::from_bind(e, &label))?;
+    socket
+        .listen(config.backlog as i32)
+        .map_err(|e| Error::from_bind(e, &label))?;
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| Error::from_bind(e, &label))?;
+    Ok(socket.into())
+}
+
+impl Server {
+    /// Binds, starts the runtime and begins accepting.
+    pub fn start(config: ServerConfig, router: Router, waker: Box<dyn Waker>) -> Result<Server> {
+        let std_listener = bind(&config)?;
+        let local_addr = std_listener
+            .local_addr()
+            .map_err(|e| Error::new(ErrorKind::Listen, e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads.max(1))
+            .thread_name("httpy-io")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("cannot start runtime: {e}")))?;
+        let stats = Arc::new(Stats::default());
+        let shared = Arc::new(Shared {
+            router: ArcSwap::from_pointee(router),
+            queue: Queue::new(waker, stats.clone()),
+            stats,
+            shutdown: CancellationToken::new(),
+            force: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+            config,
+        });
+        let listener = {
+            let _guard = runtime.enter();
+            tokio::net::TcpListener::from_std(std_listener)
+                .map_err(|e| Error::new(ErrorKind::Listen, e.to_string()))?
+        };
+        runtime.spawn(accept_loop(shared.clone(), listener));
+        Ok(Server {
+            shared,
+            local_addr,
+            runtime: Some(runtime),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Replaces the route table; requests already routed keep their match.
+    pub fn set_router(&self, router: Router) {
+        self.shared.router.store(Arc::new(router));
+    }
+
+    /// Takes every request queued since the last call.
+    pub fn take_batch(&self) -> Vec<Incoming> {
+        self.shared.queue.take_batch()
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.shared.stats.snapshot()
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.shared.shutdown.is_cancelled()
+    }
+
+    /// Starts a graceful close and returns at once: stop accepting, let
+    /// in-flight requests finish, close idle connections; after `grace`,
+    /// drop whatever is still open. [`Waker::closed`] fires at the end.
+    pub fn close(&self, grace: Duration) {
+        if self.shared.shutdown.is_cancelled() {
+            return;
+        }
+        self.shared.shutdown.cancel();
+        self.shared.tracker.close();
+        let shared = self.shared.clone();
+        if let Some(rt) = &self.runtime {
+            rt.spawn(async move {
+                if tokio::time::timeout(grace, shared.tracker.wait()).await.is_err() {
+                    shared.force.cancel();
+                    shared.tracker.wait().await;
+                }
+                shared.queue.notify_closed();
+            });
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shared.shutdown.cancel();
+        self.shared.force.cancel();
+        if let Some(rt) = self.runtime.take() {
+            // Never block the embedder's thread on tasks winding down.
+            rt.shutdown_background();
+        }
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
+    let limit = match shared.config.max_connections {
+        0 => None,
+        n => Some(Arc::new(Semaphore::new(n))),
+    };
+    loop {
+        // At the connection limit, stop accepting: further clients wait in
+        // the kernel backlog instead of being accepted and dropped.
+        let permit = match &limit {
+            Some(sem) => tokio::select! {
+                p = sem.clone().acquire_owned() => Some(p.expect("semaphore never closed")),
+                _ = shared.shutdown.cancelled() => break,
+            },
+            None => None,
+        };
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shared.shutdown.cancelled() => break,
+        };
+        let (stream, remote) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
+                ) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        apply_buffer_sizes(&stream, &shared.config);
+        let task_shared = shared.clone();
+        Stats::inc(&shared.stats.connections_total);
+        let guard = OpenConnection::new(shared.stats.clone());
+        shared.tracker.spawn(async move {
+            crate::conn::serve(task_shared, stream, remote).await;
+            drop(guard);
+            drop(permit);
+        });
+    }
+    // Dropping the listener closes the port.
+}
+
+fn apply_buffer_sizes(stream: &tokio::net::TcpStream, config: &ServerConfig) {
+    if config.read_buffer_size.is_none() && config.write_buffer_size.is_none() {
+        return;
+    }
+    let sock = socket2::SockRef::from(stream);
+    if let Some(n) = config.read_buffer_size {
+        let _ = sock.set_recv_buffer_size(n);
+    }
+    if let Some(n) = config.write_buffer_size {
+        let _ = sock.set_send_buffer_size(n);
+    }
+}
+
+/// Counts an open connection for as long as its task lives, even if the
+/// task ends by panic or by runtime shutdown.
+struct OpenConnection(Arc<Stats>);
+
+impl OpenConnection {
+    fn new(stats: Arc<Stats>) -> Self {
+        Stats::inc(&stats.connections_open);
+        Self(stats)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        Stats::dec(&self.0.connections_open);
+    }
+}

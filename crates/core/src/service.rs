@@ -1,0 +1,245 @@
+//! One request, whatever the protocol: route it, answer natively when no JS
+//! is needed, otherwise read the body, queue it for the embedder and wait for
+//! its reply.
+
+use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
+use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, RETRY_AFTER};
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::time::Instant;
+
+use crate::body::ResBody;
+use crate::queue::{Incoming, Version};
+use crate::reply::Reply;
+use crate::router::Match;
+use crate::server::Shared;
+use crate::stats::Stats;
+
+/// Per-connection facts the service needs.
+pub(crate) struct ConnInfo {
+    pub remote: SocketAddr,
+    pub tls: bool,
+    pub requests: AtomicU64,
+}
+
+fn native(status: StatusCode, text: &'static str) -> Response<ResBody> {
+    let mut res = Response::new(ResBody::full(Bytes::from_static(text.as_bytes())));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
+
+fn close_after(mut res: Response<ResBody>) -> Response<ResBody> {
+    res.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    res
+}
+
+pub(crate) async fn handle<B>(
+    shared: Arc<Shared>,
+    conn: Arc<ConnInfo>,
+    req: Request<B>,
+) -> Result<Response<ResBody>, std::convert::Infallible>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::fmt::Display,
+{
+    let nth = conn.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    Stats::inc(&shared.stats.requests_total);
+    let is_h1 = req.version() <= http::Version::HTTP_11;
+    let limit = shared.config.max_keep_alive_requests;
+    let res = match AssertUnwindSafe(route_and_answer(&shared, &conn, req))
+        .catch_unwind()
+        .await
+    {
+        Ok(res) => res,
+        Err(_) => {
+            Stats::inc(&shared.stats.panics);
+            native(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+        }
+    };
+    // The per-connection request limit: the response that reaches it closes
+    // the connection (HTTP/2 limits are applied by the connection driver).
+    if is_h1 && limit > 0 && nth >= limit {
+        return Ok(close_after(res));
+    }
+    Ok(res)
+}
+
+async fn route_and_answer<B>(shared: &Shared, conn: &ConnInfo, req: Request<B>) -> Response<ResBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::fmt::Display,
+{
+    let started = Instant::now();
+    let config = &shared.config;
+    let router = shared.router.load();
+    let (route, params, allow) = match router.find(req.method().as_str(), req.uri().path()) {
+        Match::Found { route, params } => (Some(route), params, None),
+        Match::MethodNotAllowed { allow } => {
+            if !config.js_handles_misses {
+                Stats::inc(&shared.stats.native_responses);
+                let mut res = native(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+                if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
+                    res.headers_mut().insert(ALLOW, v);
+                }
+                return res;
+            }
+            (None, Vec::new(), Some(allow))
+        }
+        Match::NotFound => {
+            if !config.js_handles_misses {
+                Stats::inc(&shared.stats.native_responses);
+                return native(StatusCode::NOT_FOUND, "Not Found");
+            }
+            (None, Vec::new(), None)
+        }
+    };
+    drop(router);
+
+    // Overload: refuse at once rather than queue without bound.
+    if shared.stats.pending.load(Ordering::Relaxed) >= config.max_pending_requests as u64 {
+        Stats::inc(&shared.stats.rejected_overload);
+        let mut res = native(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: server overloaded");
+        res.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        return res;
+    }
+
+    let (parts, body) = req.into_parts();
+
+    // Refuse an announced oversize body before reading any of it.
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > config.max_body_size) {
+        return close_after(native(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"));
+    }
+
+    let deadline = started + config.request_timeout;
+    let body = match tokio::time::timeout_at(
+        deadline,
+        read_body(body, config.max_body_size, declared),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(BodyError::TooLarge)) => {
+            return close_after(native(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"))
+        }
+        Ok(Err(BodyError::Broken)) => {
+            return close_after(native(StatusCode::BAD_REQUEST, "Bad Request: malformed body"))
+        }
+        Err(_) => return close_after(native(StatusCode::REQUEST_TIMEOUT, "Request Timeout")),
+    };
+
+    let (id, responder, rx) = shared.queue.channel();
+    let (path, query) = match parts.uri.path_and_query() {
+        Some(pq) => (pq.path().to_string(), pq.query().unwrap_or("").to_string()),
+        None => (parts.uri.path().to_string(), String::new()),
+    };
+    let version = match parts.version {
+        http::Version::HTTP_10 | http::Version::HTTP_09 => Version::Http10,
+        http::Version::HTTP_2 => Version::Http2,
+        http::Version::HTTP_3 => Version::Http3,
+        _ => Version::Http11,
+    };
+    shared.queue.push(Incoming {
+        id,
+        route,
+        allow,
+        method: parts.method,
+        path,
+        query,
+        params,
+        headers: parts.headers,
+        body,
+        remote: conn.remote,
+        version,
+        tls: conn.tls,
+        responder,
+    });
+
+    match tokio::time::timeout_at(deadline, rx).await {
+        Ok(Ok(reply)) => reply_to_response(reply),
+        // The responder was dropped without an answer (the embedder failed
+        // to produce one, or is shutting down).
+        Ok(Err(_)) => native(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+        Err(_) => {
+            Stats::inc(&shared.stats.timed_out);
+            let mut res = native(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable: the handler did not answer within requestTimeout",
+            );
+            res.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            res
+        }
+    }
+}
+
+fn reply_to_response(reply: Reply) -> Response<ResBody> {
+    let mut res = Response::new(ResBody::full(reply.body));
+    *res.status_mut() = reply.status;
+    *res.headers_mut() = reply.headers;
+    // The length is ours to set from the actual body; a stale one from a
+    // middleware that rewrote the body must not reach the wire.
+    res.headers_mut().remove(CONTENT_LENGTH);
+    res
+}
+
+enum BodyError {
+    TooLarge,
+    Broken,
+}
+
+async fn read_body<B>(mut body: B, max: u64, declared: Option<u64>) -> Result<Bytes, BodyError>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    if body.is_end_stream() {
+        return Ok(Bytes::new());
+    }
+    let mut first: Option<Bytes> = None;
+    let mut buf: Option<BytesMut> = None;
+    let mut total: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BodyError::Broken)?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers are not exposed
+        };
+        total += data.len() as u64;
+        if total > max {
+            return Err(BodyError::TooLarge);
+        }
+        // A body that arrives in one piece is passed on without a copy.
+        match (&mut first, &mut buf) {
+            (None, None) => first = Some(data),
+            (Some(f), None) => {
+                let cap = declared.unwrap_or(0).max((f.len() + data.len()) as u64 * 2);
+                let mut b = BytesMut::with_capacity(cap.min(max) as usize);
+                b.extend_from_slice(f);
+                b.extend_from_slice(&data);
+                first = None;
+                buf = Some(b);
+            }
+            (_, Some(b)) => b.extend_from_slice(&data),
+        }
+    }
+    Ok(match (first, buf) {
+        (Some(f), _) => f,
+        (_, Some(b)) => b.freeze(),
+        _ => Bytes::new(),
+    })
+}

@@ -1,0 +1,58 @@
+//! Counters the embedder can read at any time (`server.stats()` in JS), so
+//! leaks and stuck work are visible in tests. Relaxed atomics: each counter is
+//! independent and read for reporting only.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+#[derive(Default)]
+pub struct Stats {
+    pub(crate) connections_open: AtomicU64,
+    pub(crate) connections_total: AtomicU64,
+    pub(crate) requests_total: AtomicU64,
+    /// Requests handed to the embedder and not yet answered (or dropped).
+    pub(crate) pending: AtomicU64,
+    /// Requests answered without entering JS.
+    pub(crate) native_responses: AtomicU64,
+    /// Requests refused because the queue was full.
+    pub(crate) rejected_overload: AtomicU64,
+    /// Requests whose handler missed `request_timeout`.
+    pub(crate) timed_out: AtomicU64,
+    /// Panics caught at a boundary and turned into a 500.
+    pub(crate) panics: AtomicU64,
+}
+
+/// A point-in-time copy of [`Stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub connections_open: u64,
+    pub connections_total: u64,
+    pub requests_total: u64,
+    pub pending: u64,
+    pub native_responses: u64,
+    pub rejected_overload: u64,
+    pub timed_out: u64,
+    pub panics: u64,
+}
+
+impl Stats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            connections_open: self.connections_open.load(Relaxed),
+            connections_total: self.connections_total.load(Relaxed),
+            requests_total: self.requests_total.load(Relaxed),
+            pending: self.pending.load(Relaxed),
+            native_responses: self.native_responses.load(Relaxed),
+            rejected_overload: self.rejected_overload.load(Relaxed),
+            timed_out: self.timed_out.load(Relaxed),
+            panics: self.panics.load(Relaxed),
+        }
+    }
+
+    pub(crate) fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn dec(c: &AtomicU64) {
+        c.fetch_sub(1, Relaxed);
+    }
+}

@@ -1,0 +1,284 @@
+//! Node-API binding for `httpy-core`.
+//!
+//! This crate only converts values between JS and the core: options in,
+//! request batches out (one buffer per batch), replies in. Every exported
+//! function catches panics (`catch_unwind`) so none can reach the process.
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+use rustc_hash::FxHashMap;
+use std::time::Duration;
+
+use httpy_core::{Bytes, Reply, Responder, Router, Server, ServerConfig};
+
+/// Bodies smaller than this are copied out of the JS buffer: a copy is
+/// cheaper than keeping a reference whose release must hop back to the JS
+/// thread.
+const ZERO_COPY_MIN: usize = 16 * 1024;
+
+#[napi(object)]
+pub struct NativeOptions {
+    pub host: String,
+    pub port: u32,
+    pub read_buffer_size: Option<u32>,
+    pub write_buffer_size: Option<u32>,
+    pub keep_alive: bool,
+    pub keep_alive_timeout_ms: f64,
+    pub request_timeout_ms: f64,
+    pub max_keep_alive_requests: f64,
+    pub max_connections: u32,
+    pub max_body_size: f64,
+    pub max_header_size: u32,
+    pub max_pending_requests: u32,
+    pub threads: u32,
+    pub js_handles_misses: bool,
+    pub backlog: u32,
+}
+
+#[napi(object)]
+pub struct NativeRoute {
+    pub method: String,
+    pub pattern: String,
+    pub id: u32,
+}
+
+#[napi(object)]
+pub struct NativeStats {
+    pub connections_open: f64,
+    pub connections_total: f64,
+    pub requests_total: f64,
+    pub pending: f64,
+    pub native_responses: f64,
+    pub rejected_overload: f64,
+    pub timed_out: f64,
+    pub panics: f64,
+    /// Responders held on the JS side awaiting a handler's answer.
+    pub held_responders: f64,
+}
+
+type EventFn = ThreadsafeFunction<u32, (), u32, Status, false>;
+
+/// Event codes passed to the JS callback.
+const EVENT_REQUESTS: u32 = 0;
+const EVENT_CLOSED: u32 = 1;
+
+struct JsWaker(EventFn);
+
+impl httpy_core::Waker for JsWaker {
+    fn wake(&self) {
+        self.0.call(EVENT_REQUESTS, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+    fn closed(&self) {
+        self.0.call(EVENT_CLOSED, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+}
+
+fn core_error(e: httpy_core::Error) -> Error {
+    // The TS layer turns the "CODE: message" prefix into `err.code`.
+    Error::new(Status::GenericFailure, format!("{}: {}", e.code(), e.message()))
+}
+
+fn build_router(routes: &[NativeRoute]) -> Result<Router> {
+    let mut router = Router::new();
+    for r in routes {
+        router.insert(&r.method, &r.pattern, r.id).map_err(|e| {
+            Error::new(
+                Status::InvalidArg,
+                format!("ERR_HTTPY_INVALID_ROUTE: {e}"),
+            )
+        })?;
+    }
+    Ok(router)
+}
+
+/// Checks route patterns without starting anything (used at registration
+/// so a bad pattern fails where it is written).
+#[napi(catch_unwind)]
+pub fn validate_route(method: String, pattern: String) -> Result<()> {
+    build_router(&[NativeRoute { method, pattern, id: 0 }]).map(|_| ())
+}
+
+/// A no-op native call: the floor of any JS -> Rust crossing.
+#[napi]
+pub fn noop() {}
+
+/// Wakes the JS thread from a Rust thread once: the floor of the
+/// Rust -> JS hand-off that every request batch pays.
+#[napi(catch_unwind)]
+pub fn wake_once(callback: Function<u32, ()>) -> Result<()> {
+    let tsfn: EventFn = callback.build_threadsafe_function().callee_handled::<false>().build()?;
+    std::thread::spawn(move || {
+        tsfn.call(0, ThreadsafeFunctionCallMode::NonBlocking);
+    });
+    Ok(())
+}
+
+#[napi]
+pub struct NativeServer {
+    server: Option<Server>,
+    responders: FxHashMap<u32, Responder>,
+    port: u32,
+    address: String,
+}
+
+#[napi]
+impl NativeServer {
+    /// Binds and starts serving. `on_event(0)` means requests are waiting
+    /// (call `drain`), `on_event(1)` means the close has finished.
+    #[napi(factory, catch_unwind)]
+    pub fn listen(
+        options: NativeOptions,
+        routes: Vec<NativeRoute>,
+        on_event: Function<u32, ()>,
+    ) -> Result<NativeServer> {
+        let router = build_router(&routes)?;
+        let ms = |v: f64| Duration::from_micros((v.max(0.0) * 1000.0) as u64);
+        let config = ServerConfig {
+            host: options.host,
+            port: options.port as u16,
+            read_buffer_size: options.read_buffer_size.map(|v| v as usize),
+            write_buffer_size: options.write_buffer_size.map(|v| v as usize),
+            keep_alive: options.keep_alive,
+            keep_alive_timeout: ms(options.keep_alive_timeout_ms),
+            request_timeout: ms(options.request_timeout_ms),
+            max_keep_alive_requests: options.max_keep_alive_requests.max(0.0) as u64,
+            max_connections: options.max_connections as usize,
+            max_body_size: options.max_body_size.max(0.0) as u64,
+            max_header_size: options.max_header_size as usize,
+            max_pending_requests: options.max_pending_requests as usize,
+            threads: options.threads as usize,
+            js_handles_misses: options.js_handles_misses,
+            backlog: options.backlog,
+        };
+        let tsfn: EventFn = on_event
+            .build_threadsafe_function()
+            .callee_handled::<false>()
+            .build()?;
+        let server = Server::start(config, router, Box::new(JsWaker(tsfn))).map_err(core_error)?;
+        let addr = server.local_addr();
+        Ok(NativeServer {
+            port: addr.port() as u32,
+            address: addr.ip().to_string(),
+            server: Some(server),
+            responders: FxHashMap::default(),
+        })
+    }
+
+    #[napi(getter)]
+    pub fn port(&self) -> u32 {
+        self.port
+    }
+
+    #[napi(getter)]
+    pub fn address(&self) -> String {
+        self.address.clone()
+    }
+
+    /// Replaces the route table of a running server.
+    #[napi(catch_unwind)]
+    pub fn set_routes(&self, routes: Vec<NativeRoute>) -> Result<()> {
+        let router = build_router(&routes)?;
+        if let Some(s) = &self.server {
+            s.set_router(router);
+        }
+        Ok(())
+    }
+
+    /// Takes the waiting requests: `[records, ...externalBodies]`, or an
+    /// empty array when there are none. Layout: `crates/core/src/record.rs`.
+    #[napi(catch_unwind)]
+    pub fn drain(&mut self) -> Vec<Buffer> {
+        let Some(server) = &self.server else {
+            return Vec::new();
+        };
+        let batch = server.take_batch();
+        if batch.is_empty() {
+            return Vec::new();
+        }
+        let mut records = Vec::with_capacity(batch.len() * 256);
+        let mut external: Vec<Bytes> = Vec::new();
+        for req in batch {
+            httpy_core::record::encode(&req, &mut records, &mut external);
+            self.responders.insert(req.id, req.responder);
+        }
+        let mut out = Vec::with_capacity(1 + external.len());
+        out.push(Buffer::from(records));
+        // `Vec::from(Bytes)` reuses the allocation when the body is uniquely
+        // owned, so large bodies reach JS without a copy.
+        out.extend(external.into_iter().map(|b| Buffer::from(Vec::<u8>::from(b))));
+        out
+    }
+
+    /// Answers request `id` with a string body (or none). Returns false if
+    /// the client is gone. Throws if status or headers are invalid.
+    #[napi(catch_unwind)]
+    pub fn respond_text(&mut self, id: u32, status: u32, headers: String, body: Option<String>) -> Result<bool> {
+        let body = body.map(|s| Bytes::from(s.into_bytes())).unwrap_or_default();
+        self.finish(id, status, &headers, body)
+    }
+
+    /// Answers request `id` with a binary body; large bodies are referenced,
+    /// not copied.
+    #[napi(catch_unwind)]
+    pub fn respond_bytes(&mut self, id: u32, status: u32, headers: String, body: Buffer) -> Result<bool> {
+        let body = if body.len() >= ZERO_COPY_MIN {
+            Bytes::from_owner(body)
+        } else {
+            Bytes::copy_from_slice(&body)
+        };
+        self.finish(id, status, &headers, body)
+    }
+
+    /// Drops request `id` without an answer: the client gets a 500. Used
+    /// when the JS side cannot produce any response at all.
+    #[napi(catch_unwind)]
+    pub fn abandon(&mut self, id: u32) {
+        self.responders.remove(&id);
+    }
+
+    fn finish(&mut self, id: u32, status: u32, headers: &str, body: Bytes) -> Result<bool> {
+        let Some(responder) = self.responders.remove(&id) else {
+            return Ok(false);
+        };
+        match Reply::from_parts(status.min(u16::MAX as u32) as u16, headers, body) {
+            Ok(reply) => Ok(responder.send(reply)),
+            Err(e) => {
+                // Keep the request answerable: the caller turns the error into a 500.
+                self.responders.insert(id, responder);
+                Err(Error::new(Status::InvalidArg, format!("{}: {}", e.code(), e.message())))
+            }
+        }
+    }
+
+    #[napi(catch_unwind)]
+    pub fn stats(&self) -> NativeStats {
+        let s = self.server.as_ref().map(|s| s.stats()).unwrap_or_default();
+        NativeStats {
+            connections_open: s.connections_open as f64,
+            connections_total: s.connections_total as f64,
+            requests_total: s.requests_total as f64,
+            pending: s.pending as f64,
+            native_responses: s.native_responses as f64,
+            rejected_overload: s.rejected_overload as f64,
+            timed_out: s.timed_out as f64,
+            panics: s.panics as f64,
+            held_responders: self.responders.len() as f64,
+        }
+    }
+
+    /// Starts a graceful close; `on_event(1)` follows when it is done.
+    #[napi(catch_unwind)]
+    pub fn close(&self, grace_ms: f64) {
+        if let Some(s) = &self.server {
+            s.close(Duration::from_micros((grace_ms.max(0.0) * 1000.0) as u64));
+        }
+    }
+
+    /// Releases the runtime and the JS callback after `close` finished.
+    #[napi(catch_unwind)]
+    pub fn dispose(&mut self) {
+        self.responders.clear();
+        self.server = None;
+    }
+}

@@ -1,0 +1,153 @@
+/**
+ * Header containers. `Headers` is the mutable, validated map used by
+ * responses; request headers are read lazily from the native record (see
+ * `request.ts`) and exposed through the same read interface.
+ */
+import { HttpyTypeError } from './errors.js'
+
+export type HeadersInit =
+  | Record<string, string | number | readonly string[]>
+  | Iterable<readonly [string, string]>
+  | Headers
+
+/** Read access shared by request and response headers. */
+export interface ReadonlyHeaders extends Iterable<[string, string]> {
+  get(name: string): string | null
+  has(name: string): boolean
+  entries(): IterableIterator<[string, string]>
+  keys(): IterableIterator<string>
+  forEach(fn: (value: string, name: string) => void): void
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+// Field values: visible ASCII, obs-text, space and tab; never CR, LF or NUL.
+const BAD_VALUE = /[\r\n\0]/
+
+function checkName(name: string): string {
+  if (!TOKEN.test(name)) {
+    throw new HttpyTypeError('ERR_HTTPY_INVALID_HEADER', `invalid header name ${JSON.stringify(name)}`)
+  }
+  return name.toLowerCase()
+}
+
+function checkValue(name: string, value: string): string {
+  if (BAD_VALUE.test(value)) {
+    throw new HttpyTypeError(
+      'ERR_HTTPY_INVALID_HEADER',
+      `invalid value for header ${JSON.stringify(name)}: it contains CR, LF or NUL`,
+    )
+  }
+  return value
+}
+
+/**
+ * Case-insensitive, multi-valued header map with validation on write.
+ *
+ * ```ts
+ * const h = new Headers({ 'Content-Type': 'text/plain' })
+ * h.set('x-id', '7')
+ * h.get('content-type') // 'text/plain'
+ * ```
+ */
+export class Headers implements ReadonlyHeaders {
+  /** Lower-cased name -> values. */
+  #map = new Map<string, string[]>()
+  /** Cached wire form (`name\nvalue\n…`), dropped on every write. */
+  #block: string | undefined
+
+  constructor(init?: HeadersInit) {
+    if (!init) return
+    if (init instanceof Headers) {
+      for (const [k, v] of init.#map) this.#map.set(k, v.slice())
+      this.#block = init.#block
+      return
+    }
+    if (Symbol.iterator in init) {
+      for (const [k, v] of init as Iterable<readonly [string, string]>) this.append(k, v)
+      return
+    }
+    for (const [k, v] of Object.entries(init as Record<string, string | number | readonly string[]>)) {
+      if (Array.isArray(v)) for (const x of v) this.append(k, String(x))
+      else this.append(k, String(v))
+    }
+  }
+
+  get(name: string): string | null {
+    const v = this.#map.get(name.toLowerCase())
+    if (!v) return null
+    return v.length === 1 ? (v[0] as string) : v.join(', ')
+  }
+
+  /** Every `Set-Cookie` value, unjoined. */
+  getSetCookie(): string[] {
+    return (this.#map.get('set-cookie') ?? []).slice()
+  }
+
+  getAll(name: string): string[] {
+    return (this.#map.get(name.toLowerCase()) ?? []).slice()
+  }
+
+  has(name: string): boolean {
+    return this.#map.has(name.toLowerCase())
+  }
+
+  set(name: string, value: string | number): this {
+    const key = checkName(name)
+    this.#map.set(key, [checkValue(name, String(value))])
+    this.#block = undefined
+    return this
+  }
+
+  append(name: string, value: string | number): this {
+    const key = checkName(name)
+    const v = checkValue(name, String(value))
+    const cur = this.#map.get(key)
+    if (cur) cur.push(v)
+    else this.#map.set(key, [v])
+    this.#block = undefined
+    return this
+  }
+
+  delete(name: string): boolean {
+    this.#block = undefined
+    return this.#map.delete(name.toLowerCase())
+  }
+
+  get size(): number {
+    return this.#map.size
+  }
+
+  *entries(): IterableIterator<[string, string]> {
+    for (const [k, vs] of this.#map) {
+      if (k === 'set-cookie') for (const v of vs) yield [k, v]
+      else yield [k, vs.length === 1 ? (vs[0] as string) : vs.join(', ')]
+    }
+  }
+
+  keys(): IterableIterator<string> {
+    return this.#map.keys()
+  }
+
+  [Symbol.iterator](): IterableIterator<[string, string]> {
+    return this.entries()
+  }
+
+  forEach(fn: (value: string, name: string) => void): void {
+    for (const [k, v] of this.entries()) fn(v, k)
+  }
+
+  toJSON(): Record<string, string> {
+    return Object.fromEntries(this.entries())
+  }
+
+  /** @internal The form the native layer takes: `name\nvalue\n…`. */
+  toWire(): string {
+    if (this.#block !== undefined) return this.#block
+    let s = ''
+    for (const [k, vs] of this.#map) {
+      for (const v of vs) s += s.length === 0 ? `${k}\n${v}` : `\n${k}\n${v}`
+    }
+    this.#block = s
+    return s
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * HTTPy for Node.js: a Rust core behind a small TypeScript API.
+ *
+ * The module-level functions (`get`, `post`, `addMiddleware`, `run`, …)
+ * act on one default `App`, mirroring the guide; `new App()` gives an
+ * isolated one for tests and embedding.
+ */
+import { App, cached, type Handler, type Middleware, type RouteOptions } from './app.js'
+import type { ServerOptions } from './options.js'
+import type { Server } from './server.js'
+
+export { App, cached }
+export type { Handler, Middleware, Next, RouteOptions, CacheOptions } from './app.js'
+export { Request, type HttpVersion } from './request.js'
+export { Response, type ResponseBody, type ResponseInit } from './response.js'
+export { Headers, type HeadersInit, type ReadonlyHeaders } from './headers.js'
+export { Server, type CloseOptions, type ServerStats } from './server.js'
+export type { ServerOptions } from './options.js'
+export { HttpyError, HttpyTypeError, type HttpyErrorCode } from './errors.js'
+
+/** The app the module-level functions register on. */
+export const defaultApp = new App()
+
+export const route = (methods: string | readonly string[], path: string, handler: Handler, opts?: RouteOptions): App =>
+  defaultApp.route(methods, path, handler, opts)
+export const get = (path: string, handler: Handler, opts?: RouteOptions): App => defaultApp.get(path, handler, opts)
+export const post = (path: string, handler: Handler, opts?: RouteOptions): App => defaultApp.post(path, handler, opts)
+export const put = (path: string, handler: Handler, opts?: RouteOptions): App => defaultApp.put(path, handler, opts)
+export const patch = (path: string, handler: Handler, opts?: RouteOptions): App => defaultApp.patch(path, handler, opts)
+export const del = (path: string, handler: Handler, opts?: RouteOptions): App => defaultApp.delete(path, handler, opts)
+export const head = (path: string, handler: Handler, opts?: RouteOptions): App => defaultApp.head(path, handler, opts)
+export const options = (path: string, handler: Handler, opts?: RouteOptions): App =>
+  defaultApp.options(path, handler, opts)
+export const addMiddleware = (mw: Middleware): App => defaultApp.use(mw)
+
+/**
+ * Starts the default app and closes it gracefully on SIGINT/SIGTERM.
+ *
+ * ```ts
+ * await run({ host: '0.0.0.0', port: 8080 })
+ * ```
+ */
+export async function run(opts?: ServerOptions): Promise<Server> {
+  const server = await defaultApp.listen(opts)
+  const onSignal = (signal: NodeJS.Signals): void => {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+    // A second signal while draining kills the process the default way.
+    void server.close().then(() => {
+      process.exitCode = signal === 'SIGINT' ? 130 : 0
+      process.exit()
+    })
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  void server.closed.then(() => {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  })
+  return server
+}

@@ -1,0 +1,268 @@
+/**
+ * The request seen by handlers. It wraps one record of a native batch
+ * buffer (layout in `crates/core/src/record.rs`) and decodes each field only
+ * when a handler first reads it: a handler that looks at nothing but a path
+ * parameter never pays for headers, query parsing or strings it ignores.
+ */
+import type { ReadonlyHeaders } from './headers.js'
+
+const VERSIONS = ['1.0', '1.1', '2', '3'] as const
+export type HttpVersion = (typeof VERSIONS)[number]
+
+// Hot path: manual little-endian reads beat DataView/readUInt32LE calls.
+function u16(b: Buffer, o: number): number {
+  return (b[o] as number) | ((b[o + 1] as number) << 8)
+}
+function u32(b: Buffer, o: number): number {
+  return ((b[o] as number) | ((b[o + 1] as number) << 8) | ((b[o + 2] as number) << 16)) + (b[o + 3] as number) * 0x1000000
+}
+
+/** Read-only, case-insensitive view of request headers. */
+class RequestHeaders implements ReadonlyHeaders {
+  readonly #names: string[]
+  readonly #values: string[]
+  constructor(names: string[], values: string[]) {
+    this.#names = names
+    this.#values = values
+  }
+  get(name: string): string | null {
+    const key = name.toLowerCase()
+    let found: string | null = null
+    for (let i = 0; i < this.#names.length; i++) {
+      if (this.#names[i] === key) {
+        const v = this.#values[i] as string
+        found = found === null ? v : `${found}${key === 'cookie' ? '; ' : ', '}${v}`
+      }
+    }
+    return found
+  }
+  getAll(name: string): string[] {
+    const key = name.toLowerCase()
+    const out: string[] = []
+    for (let i = 0; i < this.#names.length; i++) if (this.#names[i] === key) out.push(this.#values[i] as string)
+    return out
+  }
+  has(name: string): boolean {
+    return this.#names.includes(name.toLowerCase())
+  }
+  *entries(): IterableIterator<[string, string]> {
+    for (let i = 0; i < this.#names.length; i++) yield [this.#names[i] as string, this.#values[i] as string]
+  }
+  keys(): IterableIterator<string> {
+    return this.#names.values()
+  }
+  [Symbol.iterator](): IterableIterator<[string, string]> {
+    return this.entries()
+  }
+  forEach(fn: (value: string, name: string) => void): void {
+    for (let i = 0; i < this.#names.length; i++) fn(this.#values[i] as string, this.#names[i] as string)
+  }
+  toJSON(): Record<string, string> {
+    const o: Record<string, string> = {}
+    for (const k of new Set(this.#names)) o[k] = this.get(k) as string
+    return o
+  }
+  get size(): number {
+    return this.#names.length
+  }
+}
+
+/**
+ * An HTTP request.
+ *
+ * ```ts
+ * get('/api/users/{id}', (req) => Response.json({ id: req.pathParams.id, q: req.query.get('q') }))
+ * ```
+ */
+export class Request {
+  /** @internal */ readonly _id: number
+  /** @internal */ readonly _route: number
+  readonly #buf: Buffer
+  readonly #external: Buffer[]
+  readonly #paramNames: readonly string[]
+  // Offsets into #buf, found by one pass over the fixed part of the record.
+  readonly #paramCount: number
+  readonly #headerCount: number
+  readonly #flags: number
+  readonly #version: number
+  readonly #methodAt: number
+  readonly #pathAt: number
+  readonly #queryAt: number
+  readonly #ipAt: number
+  #restAt: number
+  #method?: string
+  #path?: string
+  #queryString?: string
+  #query?: URLSearchParams
+  #params?: Record<string, string>
+  #headers?: RequestHeaders
+  #body?: Buffer
+  #allow?: string | null
+  #ip?: string
+
+  /** @internal Built by the server from a native record. */
+  constructor(buf: Buffer, at: number, external: Buffer[], paramNamesOf: (route: number) => readonly string[]) {
+    this.#buf = buf
+    this.#external = external
+    this._id = u32(buf, at + 4)
+    this._route = u32(buf, at + 8)
+    this.#version = buf[at + 12] as number
+    this.#flags = buf[at + 13] as number
+    this.#paramCount = u16(buf, at + 14)
+    this.#headerCount = u16(buf, at + 16)
+    let o = at + 18
+    this.#methodAt = o
+    o += 2 + u16(buf, o)
+    this.#pathAt = o
+    o += 4 + u32(buf, o)
+    this.#queryAt = o
+    o += 4 + u32(buf, o)
+    this.#ipAt = o
+    o += 2 + u16(buf, o) + 2
+    this.#restAt = o
+    this.#paramNames = paramNamesOf(this._route)
+  }
+
+  /** Upper-case method, e.g. `GET`. */
+  get method(): string {
+    return (this.#method ??= this.#buf.latin1Slice(this.#methodAt + 2, this.#methodAt + 2 + u16(this.#buf, this.#methodAt)))
+  }
+
+  /** Path as received, percent-encoded, without the query string. */
+  get path(): string {
+    return (this.#path ??= this.#buf.latin1Slice(this.#pathAt + 4, this.#pathAt + 4 + u32(this.#buf, this.#pathAt)))
+  }
+
+  /** Raw query string without `?` (empty when there is none). */
+  get queryString(): string {
+    return (this.#queryString ??= this.#buf.latin1Slice(
+      this.#queryAt + 4,
+      this.#queryAt + 4 + u32(this.#buf, this.#queryAt),
+    ))
+  }
+
+  /** Parsed query string. */
+  get query(): URLSearchParams {
+    return (this.#query ??= new URLSearchParams(this.queryString))
+  }
+
+  /** Path + query, as in the request line. */
+  get url(): string {
+    const q = this.queryString
+    return q ? `${this.path}?${q}` : this.path
+  }
+
+  /** Values of the route's `{name}` parameters, percent-decoded. */
+  get pathParams(): Record<string, string> {
+    if (this.#params) return this.#params
+    const params: Record<string, string> = {}
+    let o = this.#restAt
+    for (let i = 0; i < this.#paramCount; i++) {
+      const len = u32(this.#buf, o)
+      const name = this.#paramNames[i]
+      if (name !== undefined) params[name] = this.#buf.utf8Slice(o + 4, o + 4 + len)
+      o += 4 + len
+    }
+    return (this.#params = params)
+  }
+
+  #afterParams(): number {
+    let o = this.#restAt
+    for (let i = 0; i < this.#paramCount; i++) o += 4 + u32(this.#buf, o)
+    if (this.#flags & 2) {
+      const len = u16(this.#buf, o)
+      this.#allow = this.#buf.latin1Slice(o + 2, o + 2 + len)
+      o += 2 + len
+    } else {
+      this.#allow = null
+    }
+    return o
+  }
+
+  /** Request headers (names are lower-case). */
+  get headers(): RequestHeaders {
+    if (this.#headers) return this.#headers
+    let o = this.#afterParams()
+    const names: string[] = new Array(this.#headerCount)
+    const values: string[] = new Array(this.#headerCount)
+    for (let i = 0; i < this.#headerCount; i++) {
+      const nl = u16(this.#buf, o)
+      names[i] = this.#buf.latin1Slice(o + 2, o + 2 + nl)
+      o += 2 + nl
+      const vl = u32(this.#buf, o)
+      values[i] = this.#buf.latin1Slice(o + 4, o + 4 + vl)
+      o += 4 + vl
+    }
+    this.#headers = new RequestHeaders(names, values)
+    this.#bodyAt = o
+    return this.#headers
+  }
+
+  #bodyAt = -1
+
+  /** The whole request body (empty when there is none). */
+  get body(): Buffer {
+    if (this.#body) return this.#body
+    if (this.#bodyAt < 0) void this.headers
+    const o = this.#bodyAt
+    const len = u32(this.#buf, o)
+    if (this.#buf[o + 4] === 1) {
+      this.#body = this.#external[1 + u32(this.#buf, o + 5)] as Buffer
+    } else {
+      this.#body = this.#buf.subarray(o + 5, o + 5 + len)
+    }
+    return this.#body
+  }
+
+  /** The body decoded as UTF-8. */
+  async text(): Promise<string> {
+    return this.body.toString('utf8')
+  }
+
+  /** The body parsed as JSON; rejects with a SyntaxError on invalid JSON. */
+  async json<T = unknown>(): Promise<T> {
+    return JSON.parse(this.body.toString('utf8')) as T
+  }
+
+  /** `'1.0'`, `'1.1'`, `'2'` or `'3'`. */
+  get httpVersion(): HttpVersion {
+    return VERSIONS[this.#version] ?? '1.1'
+  }
+
+  /** `'https'` when the connection is TLS, else `'http'`. */
+  get scheme(): 'http' | 'https' {
+    return this.#flags & 1 ? 'https' : 'http'
+  }
+
+  /** Peer address of the TCP connection. */
+  get remoteAddress(): string {
+    return (this.#ip ??= this.#buf.latin1Slice(this.#ipAt + 2, this.#ipAt + 2 + u16(this.#buf, this.#ipAt)))
+  }
+
+  get remotePort(): number {
+    return u16(this.#buf, this.#ipAt + 2 + u16(this.#buf, this.#ipAt))
+  }
+
+  /** Client address (the connection's peer; proxies are honoured with `trustProxy`). */
+  get ip(): string {
+    return this.remoteAddress
+  }
+
+  /** `Host` header value, if any. */
+  get host(): string | null {
+    return this.headers.get('host')
+  }
+
+  /** @internal Methods allowed on this path when no route matched this method. */
+  get _allow(): string | null {
+    if (this.#allow === undefined) this.#afterParams()
+    return this.#allow ?? null
+  }
+}
+
+declare global {
+  interface Buffer {
+    latin1Slice(start: number, end: number): string
+    utf8Slice(start: number, end: number): string
+  }
+}

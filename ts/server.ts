@@ -1,0 +1,224 @@
+/**
+ * A running server: takes request batches from the core, runs the composed
+ * handler for each, and hands every response back with one native call.
+ */
+import type { App, RouteEntry } from './app.js'
+import { HttpyError, HttpyTypeError, fromNative } from './errors.js'
+import { native, type NativeServer, type NativeStats } from './native.js'
+import type { ResolvedOptions } from './options.js'
+import { Request } from './request.js'
+import { Response } from './response.js'
+
+const EVENT_REQUESTS = 0
+const EVENT_CLOSED = 1
+const NO_ROUTE = 0xffffffff
+const EMPTY: readonly string[] = []
+const TEXT_500 = 'content-type\ntext/plain; charset=utf-8'
+
+export interface CloseOptions {
+  /** Seconds to wait for in-flight requests before dropping connections (default: `shutdownTimeout`). */
+  timeout?: number
+}
+
+export interface ServerStats extends NativeStats {}
+
+export class Server {
+  readonly #app: App
+  readonly #opts: ResolvedOptions
+  #native: NativeServer | undefined
+  #routes: RouteEntry[]
+  readonly #paramNamesOf: (route: number) => readonly string[]
+  #closing = false
+  #closed = false
+  readonly closed: Promise<void>
+  #resolveClosed!: () => void
+
+  /** @internal */
+  static _start(app: App, opts: ResolvedOptions): Server {
+    return new Server(app, opts)
+  }
+
+  private constructor(app: App, opts: ResolvedOptions) {
+    this.#app = app
+    this.#opts = opts
+    this.#routes = app.routes
+    this.closed = new Promise((resolve) => {
+      this.#resolveClosed = resolve
+    })
+    this.#paramNamesOf = (route) => (route === NO_ROUTE ? EMPTY : (this.#routes[route]?.paramNames ?? EMPTY))
+    try {
+      this.#native = native.NativeServer.listen(opts.native, app.nativeRoutes(), (event) => this.#onEvent(event))
+    } catch (e) {
+      throw fromNative(e)
+    }
+  }
+
+  /** The bound TCP port (useful with `port: 0`). */
+  get port(): number {
+    return this.#native?.port ?? 0
+  }
+
+  /** The bound address, e.g. `127.0.0.1`. */
+  get address(): string {
+    return this.#native?.address ?? ''
+  }
+
+  /** `http://address:port` */
+  get url(): string {
+    const a = this.address.includes(':') ? `[${this.address}]` : this.address
+    return `http://${a}:${this.port}`
+  }
+
+  get isClosed(): boolean {
+    return this.#closing || this.#closed
+  }
+
+  /** Counters from the core (connections, pending requests, …). */
+  stats(): ServerStats {
+    if (!this.#native) {
+      return {
+        connectionsOpen: 0, connectionsTotal: 0, requestsTotal: 0, pending: 0, nativeResponses: 0,
+        rejectedOverload: 0, timedOut: 0, panics: 0, heldResponders: 0,
+      }
+    }
+    return this.#native.stats()
+  }
+
+  /**
+   * Graceful close: stop accepting, let in-flight requests finish, close
+   * idle connections; after `timeout` seconds drop what is left.
+   */
+  close(opts?: CloseOptions): Promise<void> {
+    const timeout = opts?.timeout ?? this.#opts.shutdownTimeout
+    if (typeof timeout !== 'number' || !(timeout >= 0)) {
+      throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'close: "timeout" must be a number of seconds >= 0')
+    }
+    if (!this.#closing && this.#native) {
+      this.#closing = true
+      this.#native.close(timeout * 1000)
+    }
+    return this.closed
+  }
+
+  /** @internal */
+  _routesChanged(routes: boolean): void {
+    this.#routes = this.#app.routes
+    if (routes && this.#native) this.#native.setRoutes(this.#app.nativeRoutes())
+  }
+
+  #onEvent(event: number): void {
+    if (event === EVENT_REQUESTS) this.#drain()
+    else if (event === EVENT_CLOSED) this.#finishClose()
+  }
+
+  #finishClose(): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#closing = true
+    const n = this.#native
+    this.#native = undefined
+    n?.dispose()
+    this.#resolveClosed()
+  }
+
+  #drain(): void {
+    const n = this.#native
+    if (!n) return
+    const parts = n.drain()
+    if (parts.length === 0) return
+    const buf = parts[0] as Buffer
+    const end = buf.length
+    let at = 0
+    while (at < end) {
+      const len = (buf[at] as number) | ((buf[at + 1] as number) << 8) | ((buf[at + 2] as number) << 16) | ((buf[at + 3] as number) << 24)
+      const req = new Request(buf, at, parts, this.#paramNamesOf)
+      at += len
+      this.#run(req)
+    }
+  }
+
+  #run(req: Request): void {
+    const route = req._route
+    const fn = route === NO_ROUTE ? this.#app.missHandler : (this.#routes[route] as RouteEntry).composed
+    let out: Response | Promise<Response>
+    try {
+      out = fn(req)
+    } catch (e) {
+      this.#fail(req, e)
+      return
+    }
+    // Hot path: a synchronous handler's response is sent without a microtask.
+    if (out instanceof Response) {
+      this.#send(req, out)
+    } else if (out !== null && typeof out === 'object' && typeof (out as Promise<Response>).then === 'function') {
+      ;(out as Promise<Response>).then(
+        (res) => this.#send(req, res),
+        (err: unknown) => this.#fail(req, err),
+      )
+    } else {
+      this.#send(req, out)
+    }
+  }
+
+  #send(req: Request, res: unknown): void {
+    const n = this.#native
+    if (!n) return
+    if (!(res instanceof Response)) {
+      this.#fail(
+        req,
+        new HttpyTypeError(
+          'ERR_HTTPY_INVALID_RESPONSE',
+          `handler for ${req.method} ${req.path} returned ${res === null ? 'null' : typeof res}, not a Response`,
+        ),
+      )
+      return
+    }
+    try {
+      const body = res.body
+      const headers = res.headers.toWire()
+      if (body === null || body === undefined || typeof body === 'string') {
+        n.respondText(req._id, res.status, headers, body)
+      } else if (Buffer.isBuffer(body)) {
+        n.respondBytes(req._id, res.status, headers, body)
+      } else if (body instanceof Uint8Array) {
+        n.respondBytes(req._id, res.status, headers, Buffer.from(body.buffer, body.byteOffset, body.byteLength))
+      } else {
+        throw new HttpyTypeError(
+          'ERR_HTTPY_INVALID_RESPONSE',
+          `unsupported response body type ${Object.prototype.toString.call(body)}`,
+        )
+      }
+    } catch (e) {
+      this.#fail(req, fromNative(e))
+    }
+  }
+
+  #fail(req: Request, err: unknown): void {
+    this.#report(err, req)
+    const n = this.#native
+    if (!n) return
+    const body = this.#opts.debug
+      ? `Internal Server Error\n\n${err instanceof Error ? (err.stack ?? err.message) : String(err)}`
+      : 'Internal Server Error'
+    try {
+      n.respondText(req._id, 500, TEXT_500, body)
+    } catch {
+      n.abandon(req._id)
+    }
+  }
+
+  #report(err: unknown, req: Request | undefined): void {
+    const onError = this.#opts.onError
+    if (onError) {
+      try {
+        onError(err, req)
+      } catch (e) {
+        console.error('httpy: onError threw', e)
+      }
+    } else if (this.#opts.debug) {
+      console.error('httpy: handler error', err)
+    }
+  }
+}
+
+export { HttpyError }

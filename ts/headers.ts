@@ -51,17 +51,26 @@ function checkValue(name: string, value: string): string {
  */
 export class Headers implements ReadonlyHeaders {
   /** Lower-cased name -> values. */
-  #map = new Map<string, string[]>()
+  #map: Map<string, string[]>
+  /**
+   * True while `#map` is shared with the Headers this one was copied from.
+   * Copies are copy-on-write: `Response.json()` and friends copy a template
+   * per response, and most responses are never modified.
+   */
+  #shared = false
   /** Cached wire form (`name\nvalue\n…`), dropped on every write. */
   #block: string | undefined
 
   constructor(init?: HeadersInit) {
-    if (!init) return
     if (init instanceof Headers) {
-      for (const [k, v] of init.#map) this.#map.set(k, v.slice())
+      this.#map = init.#map
+      this.#shared = true
+      init.#shared = true
       this.#block = init.#block
       return
     }
+    this.#map = new Map()
+    if (!init) return
     if (Symbol.iterator in init) {
       for (const [k, v] of init as Iterable<readonly [string, string]>) this.append(k, v)
       return
@@ -91,8 +100,17 @@ export class Headers implements ReadonlyHeaders {
     return this.#map.has(name.toLowerCase())
   }
 
+  #own(): void {
+    if (!this.#shared) return
+    const m = new Map<string, string[]>()
+    for (const [k, v] of this.#map) m.set(k, v.slice())
+    this.#map = m
+    this.#shared = false
+  }
+
   set(name: string, value: string | number): this {
     const key = checkName(name)
+    this.#own()
     this.#map.set(key, [checkValue(name, String(value))])
     this.#block = undefined
     return this
@@ -101,6 +119,7 @@ export class Headers implements ReadonlyHeaders {
   append(name: string, value: string | number): this {
     const key = checkName(name)
     const v = checkValue(name, String(value))
+    this.#own()
     const cur = this.#map.get(key)
     if (cur) cur.push(v)
     else this.#map.set(key, [v])
@@ -109,6 +128,7 @@ export class Headers implements ReadonlyHeaders {
   }
 
   delete(name: string): boolean {
+    this.#own()
     this.#block = undefined
     return this.#map.delete(name.toLowerCase())
   }

@@ -118,6 +118,7 @@ pub fn wake_once(callback: Function<u32, ()>) -> Result<()> {
 pub struct NativeServer {
     server: Option<Server>,
     responders: FxHashMap<u32, Responder>,
+    drains: u64,
     port: u32,
     address: String,
 }
@@ -162,6 +163,7 @@ impl NativeServer {
             address: addr.ip().to_string(),
             server: Some(server),
             responders: FxHashMap::default(),
+            drains: 0,
         })
     }
 
@@ -193,6 +195,13 @@ impl NativeServer {
             return Vec::new();
         };
         let batch = server.take_batch();
+        self.drains += 1;
+        // A handler that never settles would keep its responder here after
+        // the core has already answered the client (requestTimeout). Sweep
+        // those now and then so the map cannot grow without bound.
+        if self.drains % 256 == 0 && self.responders.len() > 256 {
+            self.responders.retain(|_, r| !r.is_abandoned());
+        }
         if batch.is_empty() {
             return Vec::new();
         }

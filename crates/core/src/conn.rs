@@ -8,12 +8,14 @@
 use bytes::{Buf, Bytes};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -22,10 +24,33 @@ use crate::service::{handle, ConnInfo};
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// A stream that first yields bytes already read from it.
+/// How long, and how many unread bytes, a closing connection keeps draining
+/// the peer's input after our FIN (see [`Rewind::poll_shutdown`]).
+const LINGER_TIME: Duration = Duration::from_secs(2);
+const LINGER_BYTES: usize = 256 * 1024;
+
+/// A stream that first yields bytes already read from it, and closes
+/// without losing the last response (lingering close).
 pub(crate) struct Rewind<T> {
     pre: Option<Bytes>,
     inner: T,
+    linger: Option<Linger>,
+}
+
+struct Linger {
+    fin_sent: bool,
+    discarded: usize,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<T> Rewind<T> {
+    pub(crate) fn new(pre: Bytes, inner: T) -> Self {
+        Self {
+            pre: Some(pre),
+            inner,
+            linger: None,
+        }
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
@@ -47,7 +72,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }
@@ -64,8 +89,37 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_flush(cx)
     }
+    /// Sends our FIN, then reads and discards what the peer still sends
+    /// until it closes too (bounded in time and bytes). Closing a socket
+    /// with unread input makes the kernel send RST, and an RST can destroy
+    /// the response the peer has not read yet: a pipelined request after
+    /// `Connection: close`, or the rest of a body refused with 413.
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        let this = &mut *self;
+        let linger = this.linger.get_or_insert_with(|| Linger {
+            fin_sent: false,
+            discarded: 0,
+            deadline: Box::pin(tokio::time::sleep(LINGER_TIME)),
+        });
+        if !linger.fin_sent {
+            std::task::ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+            linger.fin_sent = true;
+        }
+        let mut scratch = [0u8; 4096];
+        loop {
+            if linger.deadline.as_mut().poll(cx).is_ready() || linger.discarded >= LINGER_BYTES {
+                return Poll::Ready(Ok(()));
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    linger.discarded += buf.filled().len()
+                }
+                // EOF or an error: the peer is done with the connection.
+                Poll::Ready(_) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
@@ -115,10 +169,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut stream: TcpStream, remote: So
         tls: false,
         requests: AtomicU64::new(0),
     });
-    let io = TokioIo::new(Rewind {
-        pre: Some(pre),
-        inner: stream,
-    });
+    let io = TokioIo::new(Rewind::new(pre, stream));
     let svc = {
         let shared = shared.clone();
         service_fn(move |req| handle(shared.clone(), info.clone(), req))
@@ -143,7 +194,10 @@ where
         // to receive a request head.
         .header_read_timeout(cfg.keep_alive_timeout.min(cfg.request_timeout))
         .max_buf_size(cfg.max_header_size.max(8192))
-        .pipeline_flush(true);
+        // No `pipeline_flush`: with it, hyper 1 holds the response back while
+        // more pipelined bytes are buffered, and a connection that closes
+        // (`Connection: close`) then drops the response unsent.
+        .pipeline_flush(false);
     let mut conn = builder.serve_connection(io, svc);
     let mut draining = false;
     let result = loop {

@@ -193,7 +193,7 @@ where
         // Bounds both the idle gap between kept-alive requests and the time
         // to receive a request head.
         .header_read_timeout(cfg.keep_alive_timeout.min(cfg.request_timeout))
-        .max_buf_size(cfg.max_header_size.max(8192))
+        .max_buf_size(cfg.max_header_size.max(crate::service::MIN_PROTOCOL_HEAD))
         // No `pipeline_flush`: with it, hyper 1 holds the response back while
         // more pipelined bytes are buffered, and a connection that closes
         // (`Connection: close`) then drops the response unsent.

@@ -81,6 +81,14 @@ where
 {
     let started = Instant::now();
     let config = &shared.config;
+    // The protocol layers cannot bound a head below their 8 KiB buffer;
+    // smaller limits are enforced here.
+    if config.max_header_size < MIN_PROTOCOL_HEAD && head_size(&req) > config.max_header_size {
+        return close_after(native(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "Request Header Fields Too Large",
+        ));
+    }
     let router = shared.router.load();
     let (route, params, allow) = match router.find(req.method().as_str(), req.uri().path()) {
         Match::Found { route, params } => (Some(route), params, None),
@@ -186,6 +194,17 @@ where
             res
         }
     }
+}
+
+/// The smallest head limit hyper applies itself (its minimum read buffer).
+pub(crate) const MIN_PROTOCOL_HEAD: usize = 8192;
+
+/// Approximate size of the request head on the wire.
+fn head_size<B>(req: &Request<B>) -> usize {
+    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
+    req.headers()
+        .iter()
+        .fold(line, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
 }
 
 fn reply_to_response(reply: Reply) -> Response<ResBody> {

@@ -838,4 +838,5 @@ module.exports = nativeBinding
 module.exports.NativeServer = nativeBinding.NativeServer
 module.exports.noop = nativeBinding.noop
 module.exports.validateRoute = nativeBinding.validateRoute
+module.exports.version = nativeBinding.version
 module.exports.wakeOnce = nativeBinding.wakeOnce

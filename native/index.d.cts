@@ -93,6 +93,16 @@ export declare function noop(): void
 export declare function validateRoute(method: string, pattern: string): void
 
 /**
+ * The version this binary was built as (the workspace version, kept equal
+ * to `package.json`'s). The loader compares the two at start-up.
+ *
+ * ```js
+ * require('./native/index.cjs').version() // '0.1.0'
+ * ```
+ */
+export declare function version(): string
+
+/**
  * Wakes the JS thread from a Rust thread once: the floor of the
  * Rust -> JS hand-off that every request batch pays.
  */

@@ -4,6 +4,8 @@
 //! request batches out (one buffer per batch), replies in. Every exported
 //! function catches panics (`catch_unwind`) so none can reach the process.
 
+pub mod meta;
+
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;

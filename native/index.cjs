@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeServer = nativeBinding.NativeServer
 module.exports.noop = nativeBinding.noop
+module.exports.runLoad = nativeBinding.runLoad
 module.exports.validateRoute = nativeBinding.validateRoute
 module.exports.version = nativeBinding.version
 module.exports.wakeOnce = nativeBinding.wakeOnce

@@ -46,6 +46,64 @@ export declare class NativeServer {
   dispose(): void
 }
 
+export interface LoadLatency {
+  /** All in microseconds. */
+  min: number
+  max: number
+  mean: number
+  stdev: number
+  p50: number
+  p90: number
+  p95: number
+  p99: number
+  p999: number
+}
+
+export interface LoadOptions {
+  host: string
+  port: number
+  /** Path and query. */
+  path: string
+  /** `Host` / `:authority` value; defaults to `host:port`. */
+  authority?: string
+  method: string
+  /** Flat `[name, value, name, value, …]`. */
+  headers: Array<string>
+  body?: Buffer
+  /** `"http1"` or `"http2"`. */
+  protocol: string
+  connections: number
+  concurrency: number
+  /** Fixed request count; exclusive with `duration_ms`. */
+  requests?: number
+  durationMs?: number
+  warmupMs: number
+  timeoutMs: number
+  threads: number
+}
+
+export interface LoadProgress {
+  warmup: boolean
+  done: number
+  errors: number
+  elapsed: number
+}
+
+export interface LoadResult {
+  elapsedMs: number
+  total: number
+  responses: number
+  /** `[status, count, status, count, …]` */
+  statuses: Array<number>
+  /** Counts of `connect`, `timeout`, `io`, `protocol` failures, in that order. */
+  failures: Array<number>
+  /** First message of each failure kind that occurred: `[kind, message, …]`. */
+  failureMessages: Array<string>
+  bytesReceived: number
+  latency: LoadLatency
+  connectionsOpened: number
+}
+
 export interface NativeOptions {
   host: string
   port: number
@@ -85,6 +143,13 @@ export interface NativeStats {
 
 /** A no-op native call: the floor of any JS -> Rust crossing. */
 export declare function noop(): void
+
+/**
+ * Runs a load in the background; resolves with the counts and latency
+ * summary, rejects (code in the message prefix) on invalid options or an
+ * unresolvable host. `on_progress` gets a snapshot about 5 times a second.
+ */
+export declare function runLoad(options: LoadOptions, onProgress?: ((arg: LoadProgress) => void) | undefined | null): Promise<unknown>
 
 /**
  * Checks route patterns without starting anything (used at registration

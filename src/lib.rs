@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use httpy_core::{Bytes, Reply, Responder, Router, Server, ServerConfig};
 
+pub mod loadgen;
+
 /// Bodies smaller than this are copied out of the JS buffer: a copy is
 /// cheaper than keeping a reference whose release must hop back to the JS
 /// thread.

@@ -61,6 +61,49 @@ export interface NativeServer {
   dispose(): void
 }
 
+/** Options of the built-in load generator (`crates/loadgen`). */
+export interface LoadOptions {
+  host: string
+  port: number
+  path: string
+  authority?: string
+  method: string
+  /** Flat `[name, value, name, value, …]`. */
+  headers: string[]
+  body?: Buffer
+  protocol: string
+  connections: number
+  concurrency: number
+  requests?: number
+  durationMs?: number
+  warmupMs: number
+  timeoutMs: number
+  threads: number
+}
+
+export interface LoadProgress {
+  warmup: boolean
+  done: number
+  errors: number
+  elapsed: number
+}
+
+export interface LoadResult {
+  elapsedMs: number
+  total: number
+  responses: number
+  /** `[status, count, …]` */
+  statuses: number[]
+  /** connect, timeout, io, protocol */
+  failures: number[]
+  /** `[kind, message, …]` */
+  failureMessages: string[]
+  bytesReceived: number
+  /** Microseconds. */
+  latency: { min: number; max: number; mean: number; stdev: number; p50: number; p90: number; p95: number; p99: number; p999: number }
+  connectionsOpened: number
+}
+
 export interface NativeBinding {
   NativeServer: {
     listen(options: NativeOptions, routes: NativeRoute[], onEvent: (event: number) => void): NativeServer
@@ -70,6 +113,7 @@ export interface NativeBinding {
   wakeOnce(callback: (event: number) => void): void
   /** The version the binary was built as (absent in binaries older than 0.1.0's loader check). */
   version?(): string
+  runLoad(options: LoadOptions, onProgress?: ((p: LoadProgress) => void) | null): Promise<LoadResult>
 }
 
 /**

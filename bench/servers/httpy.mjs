@@ -1,0 +1,37 @@
+// HTTPy with JS handlers for every workload of `npm run bench`, plus the
+// native-path routes (static file, cached route) when this build has them.
+// Prints `READY {json}` once listening on $PORT (0 = any free port).
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { App, Response } from '../../dist/index.js'
+import { BIG, HELLO, port, ready } from './common.mjs'
+
+const app = new App()
+app.get('/plaintext', () => new Response(HELLO, { headers: { 'content-type': 'text/plain' } }))
+app.get('/json', () => Response.json({ message: HELLO }))
+app.get('/users/{id}', (req) => Response.json({ id: req.pathParams.id }))
+app.post('/echo', (req) => new Response(req.body, { headers: { 'content-type': 'application/json' } }))
+app.get('/100k', () => new Response(BIG, { headers: { 'content-type': 'application/octet-stream' } }))
+
+const features = { websocket: false, serveStatic: false, cache: false }
+
+// Hooks for features other parts of the project add; each is used only if present.
+if (typeof app.websocket === 'function') {
+  app.websocket('/ws', { message: (ws, data) => ws.send(data) })
+  features.websocket = true
+}
+if (typeof app.serveStatic === 'function') {
+  const dir = mkdtempSync(join(tmpdir(), 'httpy-bench-'))
+  writeFileSync(join(dir, '100k.bin'), BIG)
+  app.serveStatic('/static', dir)
+  features.serveStatic = true
+}
+if (process.env.HTTPY_BENCH_CACHE !== '0') {
+  app.get('/cached', () => Response.json({ message: HELLO }), { cache: { ttl: 3600 } })
+  features.cache = true
+}
+
+const server = await app.listen({ host: '127.0.0.1', port: port() })
+ready({ name: 'httpy', port: server.port, pid: process.pid, features })
+process.on('SIGTERM', () => void server.close({ timeout: 1 }).then(() => process.exit(0)))

@@ -1,0 +1,32 @@
+// Pure-JS baseline: node:http with the same routes and bodies as
+// servers/httpy.mjs. Prints `READY {json}` once listening on $PORT.
+import http from 'node:http'
+import { BIG, HELLO, port, ready } from './common.mjs'
+
+function send(res, status, type, body) {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) })
+  res.end(body)
+}
+
+const server = http.createServer((req, res) => {
+  const url = req.url ?? '/'
+  const q = url.indexOf('?')
+  const path = q < 0 ? url : url.slice(0, q)
+  if (req.method === 'GET') {
+    if (path === '/plaintext') return send(res, 200, 'text/plain', HELLO)
+    if (path === '/json' || path === '/cached') return send(res, 200, 'application/json', JSON.stringify({ message: HELLO }))
+    if (path === '/100k' || path === '/static/100k.bin') return send(res, 200, 'application/octet-stream', BIG)
+    if (path.startsWith('/users/') && path.indexOf('/', 7) < 0 && path.length > 7) {
+      return send(res, 200, 'application/json', JSON.stringify({ id: decodeURIComponent(path.slice(7)) }))
+    }
+  } else if (req.method === 'POST' && path === '/echo') {
+    const chunks = []
+    req.on('data', (c) => chunks.push(c))
+    req.on('end', () => send(res, 200, 'application/json', Buffer.concat(chunks)))
+    return
+  }
+  send(res, 404, 'text/plain', 'Not Found')
+})
+server.keepAliveTimeout = 30_000
+server.listen(port(), '127.0.0.1', () => ready({ name: 'node-http', port: server.address().port, pid: process.pid }))
+process.on('SIGTERM', () => process.exit(0))

@@ -23,7 +23,7 @@ describe('httpy bench', () => {
   let server: Server
   let hits = 0
   let lastBody = ''
-  let lastHeader: string | undefined
+  let lastHeader: string | null | undefined
   beforeAll(async () => {
     const app = new App()
     app.get('/hello', () => {

@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeServer = nativeBinding.NativeServer
+module.exports.injectPanic = nativeBinding.injectPanic
 module.exports.noop = nativeBinding.noop
 module.exports.runLoad = nativeBinding.runLoad
 module.exports.validateRoute = nativeBinding.validateRoute

@@ -46,6 +46,17 @@ export declare class NativeServer {
   dispose(): void
 }
 
+/**
+ * Panics inside a `catch_unwind` binding when fault injection is armed;
+ * otherwise throws `ERR_HTTPY_NOT_SUPPORTED`.
+ *
+ * ```js
+ * // HTTPY_TEST_PANIC_PATH=/__panic node app.js
+ * try { native.injectPanic() } catch (e) { /* a JS Error, the process lives *\/ }
+ * ```
+ */
+export declare function injectPanic(): void
+
 export interface LoadLatency {
   /** All in microseconds. */
   min: number

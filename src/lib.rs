@@ -15,6 +15,7 @@ use std::time::Duration;
 use httpy_core::{Bytes, Reply, Responder, Router, Server, ServerConfig};
 
 pub mod loadgen;
+pub mod testing;
 
 /// Bodies smaller than this are copied out of the JS buffer: a copy is
 /// cheaper than keeping a reference whose release must hop back to the JS
@@ -203,7 +204,7 @@ impl NativeServer {
         // A handler that never settles would keep its responder here after
         // the core has already answered the client (requestTimeout). Sweep
         // those now and then so the map cannot grow without bound.
-        if self.drains % 256 == 0 && self.responders.len() > 256 {
+        if self.drains.is_multiple_of(256) && self.responders.len() > 256 {
             self.responders.retain(|_, r| !r.is_abandoned());
         }
         if batch.is_empty() {

@@ -114,6 +114,8 @@ export interface NativeBinding {
   /** The version the binary was built as (absent in binaries older than 0.1.0's loader check). */
   version?(): string
   runLoad(options: LoadOptions, onProgress?: ((p: LoadProgress) => void) | null): Promise<LoadResult>
+  /** Test-only: panics natively when HTTPY_TEST_PANIC_PATH is set, else throws. */
+  injectPanic(): void
 }
 
 /**

@@ -35,6 +35,15 @@ pub(crate) struct Rewind<T> {
     pre: Option<Bytes>,
     inner: T,
     linger: Option<Linger>,
+    /// A peer that reads nothing for this long while we have bytes to send
+    /// is cut (slow-read protection; progress resets the clock).
+    write_timeout: Duration,
+    write_stall: Option<WriteStall>,
+}
+
+struct WriteStall {
+    armed: bool,
+    sleep: Pin<Box<tokio::time::Sleep>>,
 }
 
 struct Linger {
@@ -44,12 +53,46 @@ struct Linger {
 }
 
 impl<T> Rewind<T> {
-    pub(crate) fn new(pre: Bytes, inner: T) -> Self {
+    pub(crate) fn new(pre: Bytes, inner: T, write_timeout: Duration) -> Self {
         Self {
             pre: Some(pre),
             inner,
             linger: None,
+            write_timeout,
+            write_stall: None,
         }
+    }
+
+    /// Passes a write result through, failing it with `TimedOut` once
+    /// writes have been blocked for `write_timeout` without progress.
+    fn watch_write<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        res: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
+        if res.is_ready() {
+            if let Some(s) = &mut self.write_stall {
+                s.armed = false;
+            }
+            return res;
+        }
+        let limit = self.write_timeout;
+        let stall = self.write_stall.get_or_insert_with(|| WriteStall {
+            armed: false,
+            sleep: Box::pin(tokio::time::sleep(limit)),
+        });
+        if !stall.armed {
+            stall.armed = true;
+            let deadline = tokio::time::Instant::now() + limit;
+            stall.sleep.as_mut().reset(deadline);
+        }
+        if stall.sleep.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the peer stopped reading",
+            )));
+        }
+        Poll::Pending
     }
 }
 
@@ -74,20 +117,23 @@ impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
 
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch_write(cx, res)
     }
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch_write(cx, res)
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let res = Pin::new(&mut self.inner).poll_flush(cx);
+        self.watch_write(cx, res)
     }
     /// Sends our FIN, then reads and discards what the peer still sends
     /// until it closes too (bounded in time and bytes). Closing a socket
@@ -169,7 +215,7 @@ pub(crate) async fn serve(shared: Arc<Shared>, mut stream: TcpStream, remote: So
         tls: false,
         requests: AtomicU64::new(0),
     });
-    let io = TokioIo::new(Rewind::new(pre, stream));
+    let io = TokioIo::new(Rewind::new(pre, stream, shared.config.request_timeout));
     let svc = {
         let shared = shared.clone();
         service_fn(move |req| handle(shared.clone(), info.clone(), req))

@@ -29,6 +29,7 @@ pub(crate) struct Shared {
     pub(crate) shutdown: CancellationToken,
     /// Drop every connection now.
     pub(crate) force: CancellationToken,
+    pub(crate) faults: crate::fault::Faults,
     tracker: TaskTracker,
 }
 
@@ -99,6 +100,7 @@ impl Server {
             stats,
             shutdown: CancellationToken::new(),
             force: CancellationToken::new(),
+            faults: crate::fault::Faults::from_env(),
             tracker: TaskTracker::new(),
             config,
         });

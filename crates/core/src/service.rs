@@ -4,7 +4,9 @@
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
-use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, RETRY_AFTER};
+use http::header::{
+    HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, HOST, RETRY_AFTER, TRANSFER_ENCODING,
+};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
@@ -81,6 +83,10 @@ where
 {
     let started = Instant::now();
     let config = &shared.config;
+    shared.faults.check(req.uri().path());
+    if ambiguous_h1(&req) {
+        return close_after(native(StatusCode::BAD_REQUEST, "Bad Request: ambiguous message framing"));
+    }
     // The protocol layers cannot bound a head below their 8 KiB buffer;
     // smaller limits are enforced here.
     if config.max_header_size < MIN_PROTOCOL_HEAD && head_size(&req) > config.max_header_size {
@@ -194,6 +200,33 @@ where
             res
         }
     }
+}
+
+/// An HTTP/1 request whose framing or target is ambiguous: `Transfer-Encoding`
+/// together with `Content-Length`, repeated or non-`chunked` framing headers,
+/// or an HTTP/1.1 request without exactly one `Host` (RFC 9112 §3.2, §6.1,
+/// §6.3). These are what request smuggling is built from, so they are
+/// refused with 400 and a close instead of being interpreted.
+fn ambiguous_h1<B>(req: &Request<B>) -> bool {
+    let version = req.version();
+    if version != http::Version::HTTP_11 && version != http::Version::HTTP_10 {
+        return false;
+    }
+    let h = req.headers();
+    if version == http::Version::HTTP_11 {
+        let mut hosts = h.get_all(HOST).iter();
+        if hosts.next().is_none() || hosts.next().is_some() {
+            return true;
+        }
+    }
+    let mut te = h.get_all(TRANSFER_ENCODING).iter();
+    if let Some(first) = te.next() {
+        return te.next().is_some()
+            || h.contains_key(CONTENT_LENGTH)
+            || !first.as_bytes().eq_ignore_ascii_case(b"chunked");
+    }
+    let mut cl = h.get_all(CONTENT_LENGTH).iter();
+    cl.next().is_some() && cl.next().is_some()
 }
 
 /// The smallest head limit hyper applies itself (its minimum read buffer).

@@ -1,0 +1,377 @@
+/**
+ * Reliability under load, faults and hostile input (HTTP/1.1): bounded
+ * queue with 503 + Retry-After, a blocked event loop, injected panics,
+ * request smuggling attempts, slowloris and slow readers — each answered
+ * clearly while normal clients keep being served, with counters back to
+ * their baseline afterwards.
+ */
+import { spawn } from 'node:child_process'
+import net from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { App, Response, type Server } from '../ts/index.js'
+import { native } from '../ts/native.js'
+import { listen, rawRequest, statuses } from './helpers.js'
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+async function settle(server: Server, ms = 3000): Promise<void> {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    const s = server.stats()
+    if (s.pending === 0 && s.heldResponders === 0 && s.connectionsOpen === 0) return
+    await sleep(20)
+  }
+}
+
+/** Runs `code` (an ES module body) in a separate Node process and parses its last stdout line as JSON. */
+function inChild<T>(code: string, timeoutMs = 20_000): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (c: Buffer) => (out += c))
+    child.stderr.on('data', (c: Buffer) => (err += c))
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      const last = out.trim().split('\n').pop() ?? ''
+      try {
+        resolve(JSON.parse(last) as T)
+      } catch {
+        reject(new Error(`child exited ${code}: ${out} ${err}`))
+      }
+    })
+  })
+}
+
+describe('overload: bounded queue', () => {
+  it('past maxPendingRequests: 503 + Retry-After at once, pending stays bounded, full recovery', async () => {
+    const app = new App()
+    app.get('/slow', async () => {
+      await sleep(800)
+      return Response.text('done')
+    })
+    const server = await listen(app, { maxPendingRequests: 4 })
+    let maxPending = 0
+    const sampler = setInterval(() => {
+      maxPending = Math.max(maxPending, server.stats().pending)
+    }, 5)
+    try {
+      const results = await Promise.all(
+        Array.from({ length: 40 }, async () => {
+          const t0 = Date.now()
+          const r = await fetch(`${server.url}/slow`, { headers: { connection: 'close' } })
+          return { status: r.status, retry: r.headers.get('retry-after'), body: await r.text(), ms: Date.now() - t0 }
+        }),
+      )
+      const ok = results.filter((r) => r.status === 200)
+      const refused = results.filter((r) => r.status === 503)
+      expect(ok.length + refused.length).toBe(40)
+      expect(ok.length).toBeGreaterThanOrEqual(4)
+      expect(refused.length).toBeGreaterThan(0)
+      for (const r of refused) {
+        expect(r.retry).toBe('1')
+        expect(r.body).toMatch(/overloaded/)
+        // Refused at once, not after waiting for a slot (a handler takes 800 ms).
+        expect(r.ms).toBeLessThan(600)
+      }
+      expect(maxPending).toBeLessThanOrEqual(4)
+      expect(server.stats().rejectedOverload).toBe(refused.length)
+
+      // Load gone: everything is served again.
+      for (let i = 0; i < 8; i++) {
+        const r = await fetch(`${server.url}/slow`)
+        expect(r.status).toBe(200)
+        await r.text()
+      }
+      await settle(server)
+      expect(server.stats().pending).toBe(0)
+      expect(server.stats().heldResponders).toBe(0)
+    } finally {
+      clearInterval(sampler)
+      await server.close()
+    }
+  })
+})
+
+describe('a blocked event loop', () => {
+  it('waiting clients get 503 from requestTimeout; late responses are dropped cleanly', async () => {
+    const app = new App()
+    app.get('/spin', () => {
+      const end = Date.now() + 2000
+      while (Date.now() < end) {
+        // A handler hogging the JS thread.
+      }
+      return Response.text('spun')
+    })
+    let lateRuns = 0
+    app.get('/ok', () => {
+      lateRuns++
+      return Response.text('ok')
+    })
+    const server = await listen(app, { requestTimeout: 0.5, maxPendingRequests: 6 })
+    try {
+      // The clients run in another process: this one is about to be blocked.
+      const child = inChild<Array<{ status: number; retry: string | null; ms: number }>>(`
+        const url = ${JSON.stringify(server.url)}
+        await new Promise((r) => setTimeout(r, 400))
+        const t0 = Date.now()
+        const res = await Promise.all(Array.from({ length: 12 }, async () => {
+          const r = await fetch(url + '/ok', { headers: { connection: 'close' } })
+          await r.text()
+          return { status: r.status, retry: r.headers.get('retry-after'), ms: Date.now() - t0 }
+        }))
+        console.log(JSON.stringify(res))
+      `)
+      // Give the child time to start, then block the loop for 2 s.
+      await sleep(300)
+      const spin = fetch(`${server.url}/spin`).then(async (r) => ({ status: r.status, body: await r.text() }))
+      const results = await child
+      const spun = await spin
+      expect(results).toHaveLength(12)
+      for (const r of results) {
+        expect(r.status).toBe(503)
+        expect(r.retry).toBe('1')
+        // Answered by the engine while JS was still blocked.
+        expect(r.ms).toBeLessThan(1800)
+      }
+      // The blocked handler itself outlived requestTimeout too.
+      expect(spun.status).toBe(503)
+      await settle(server)
+      const s = server.stats()
+      expect(s.pending).toBe(0)
+      expect(s.heldResponders).toBe(0)
+      expect(s.timedOut).toBeGreaterThanOrEqual(6)
+      expect(s.rejectedOverload + s.timedOut).toBeGreaterThanOrEqual(12)
+      // Queued requests whose clients had gone may still run, but never more
+      // than the queue held.
+      expect(lateRuns).toBeLessThanOrEqual(6)
+      expect(await (await fetch(`${server.url}/ok`)).text()).toBe('ok')
+    } finally {
+      await server.close()
+    }
+  })
+})
+
+describe('panics never cross into the process', () => {
+  let server: Server
+  beforeAll(async () => {
+    process.env.HTTPY_TEST_PANIC_PATH = '/__panic'
+    const app = new App()
+    app.get('/ok', () => Response.text('ok'))
+    app.get('/__panic', () => Response.text('handler must not run'))
+    try {
+      server = await listen(app)
+    } finally {
+      delete process.env.HTTPY_TEST_PANIC_PATH
+    }
+  })
+  afterAll(() => server.close())
+
+  it('a panic in the engine becomes a 500; the server keeps serving', async () => {
+    const before = server.stats().panics
+    const stderrWrite = process.stderr.write
+    const results = await Promise.all(
+      Array.from({ length: 50 }, async (_, i) => {
+        const r = await fetch(`${server.url}${i % 2 ? '/__panic' : '/ok'}`)
+        return { i, status: r.status, body: await r.text() }
+      }),
+    )
+    process.stderr.write = stderrWrite
+    for (const r of results) {
+      if (r.i % 2) expect(r).toMatchObject({ status: 500, body: 'Internal Server Error' })
+      else expect(r).toMatchObject({ status: 200, body: 'ok' })
+    }
+    expect(server.stats().panics - before).toBe(25)
+    expect(server.stats().pending).toBe(0)
+  })
+
+  it('a panic inside a binding call becomes a JS exception', () => {
+    process.env.HTTPY_TEST_PANIC_PATH = '/__panic'
+    try {
+      expect(() => native.injectPanic()).toThrow()
+    } finally {
+      delete process.env.HTTPY_TEST_PANIC_PATH
+    }
+    // Unarmed, the hook refuses instead of panicking.
+    expect(() => native.injectPanic()).toThrow(/ERR_HTTPY_NOT_SUPPORTED/)
+  })
+})
+
+describe('request smuggling corpus (HTTP/1.1)', () => {
+  let server: Server
+  const hits: string[] = []
+  beforeAll(async () => {
+    const app = new App()
+    app.post('/echo', (req) => {
+      hits.push(`echo:${req.body.toString('latin1')}`)
+      return Response.text('echo')
+    })
+    app.get('/ok', () => {
+      hits.push('ok')
+      return Response.text('ok')
+    })
+    app.get('/smuggled', () => {
+      hits.push('smuggled')
+      return Response.text('SMUGGLED')
+    })
+    server = await listen(app, { requestTimeout: 1, keepAliveTimeout: 1 })
+  })
+  afterAll(() => server.close())
+
+  const S = 'GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n'
+  const post = (headers: string, body: string) => `POST /echo HTTP/1.1\r\nHost: x\r\n${headers}\r\n${body}${S}`
+  const rejected: Record<string, string> = {
+    'two different Content-Length values': post('Content-Length: 5\r\nContent-Length: 6\r\n', 'hello!'),
+    'a Content-Length list': post('Content-Length: 5, 6\r\n', 'hello!'),
+    'a signed Content-Length': post('Content-Length: +5\r\n', 'hello'),
+    'obs-fold in a header': `GET /ok HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n${S}`,
+    'obs-fold hiding Transfer-Encoding': post('Transfer-Encoding:\r\n chunked\r\nContent-Length: 3\r\n', 'abc'),
+    'bare CR in the head': `GET /ok HTTP/1.1\rHost: x\r\n\r\n${S}`,
+    'space before the colon': post('Transfer-Encoding : chunked\r\n', '0\r\n\r\n'),
+    'chunk size not hex': post('Transfer-Encoding: chunked\r\n', 'zz\r\nabc\r\n0\r\n\r\n'),
+    'negative chunk size': post('Transfer-Encoding: chunked\r\n', '-1\r\nabc\r\n0\r\n\r\n'),
+    'overflowing chunk size': post('Transfer-Encoding: chunked\r\n', 'fffffffffffffffff1\r\nabc\r\n0\r\n\r\n'),
+    'junk after the chunk size': post('Transfer-Encoding: chunked\r\n', '3 junk\r\nabc\r\n0\r\n\r\n'),
+    '0x-prefixed chunk size': post('Transfer-Encoding: chunked\r\n', '0x3\r\nabc\r\n0\r\n\r\n'),
+    'chunk data longer than its size': post('Transfer-Encoding: chunked\r\n', '3\r\nabcX0\r\n\r\n'),
+    'bare LF inside the chunked body': post('Transfer-Encoding: chunked\r\n', '3\nabc\n0\n\n'),
+    'Transfer-Encoding not ending in chunked': post('Transfer-Encoding: gzip\r\n', 'abc'),
+    'unknown transfer coding': post('Transfer-Encoding: xchunked\r\n', '0\r\n\r\n'),
+    'chunked, identity': post('Transfer-Encoding: chunked, identity\r\n', '0\r\n\r\n'),
+    'issue-11-te-twice: Transfer-Encoding repeated': post(
+      'Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n',
+      '0\r\n\r\n',
+    ),
+    'Transfer-Encoding on HTTP/1.0': `POST /echo HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${S}`,
+    'issue-11-no-host: HTTP/1.1 without Host': `GET /ok HTTP/1.1\r\n\r\n${S}`,
+    'issue-11-two-hosts: two Host headers': `GET /ok HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n${S}`,
+  }
+  for (const [name, data] of Object.entries(rejected)) {
+    it(`${name} → 400, close, nothing reaches a handler`, async () => {
+      hits.length = 0
+      const { text, closed } = await rawRequest(server.port, data, 3000)
+      expect(statuses(text)).toEqual([400])
+      expect(closed).toBe(true)
+      expect(hits).toEqual([])
+      expect(text).not.toContain('SMUGGLED')
+    })
+  }
+
+  // hyper resolves these two the way RFC 9112 §6.3 / RFC 9110 §8.6 allow:
+  // Transfer-Encoding wins over Content-Length and the connection is closed
+  // after the response; identical duplicate lengths are one length. Either
+  // way exactly one request is read and nothing is smuggled.
+  const closedAfterOne: Record<string, string> = {
+    'Content-Length + Transfer-Encoding': post('Content-Length: 4\r\nTransfer-Encoding: chunked\r\n', '0\r\n\r\n'),
+    'Transfer-Encoding + Content-Length': post('Transfer-Encoding: chunked\r\nContent-Length: 40\r\n', '0\r\n\r\n'),
+  }
+  for (const [name, data] of Object.entries(closedAfterOne)) {
+    it(`${name} → one request only, then close`, async () => {
+      hits.length = 0
+      const { text, closed } = await rawRequest(server.port, data, 3000)
+      expect(statuses(text)).toHaveLength(1)
+      expect(closed).toBe(true)
+      expect(hits).toEqual(['echo:'])
+      expect(text).not.toContain('SMUGGLED')
+    })
+  }
+
+  it('identical duplicate Content-Length is read as one length (no desync)', async () => {
+    hits.length = 0
+    const { text } = await rawRequest(server.port, post('Content-Length: 5\r\nContent-Length: 5\r\n', 'hello'), 2000)
+    expect(hits[0]).toBe('echo:hello')
+    // Whatever follows is parsed at the right boundary, never inside the body.
+    expect(statuses(text)[0]).toBe(200)
+  })
+
+  it('the server is unharmed by the corpus', async () => {
+    expect(await (await fetch(`${server.url}/ok`)).text()).toBe('ok')
+    await settle(server)
+    expect(server.stats().connectionsOpen).toBe(0)
+  })
+})
+
+describe('slow clients', () => {
+  it('slowloris: hundreds of dribbling connections are cut, normal clients keep their latency', async () => {
+    const app = new App()
+    app.get('/ok', () => Response.text('ok'))
+    const server = await listen(app, { requestTimeout: 1, keepAliveTimeout: 1 })
+    const measure = async (n: number) => {
+      const times: number[] = []
+      for (let i = 0; i < n; i++) {
+        const t = performance.now()
+        const r = await fetch(`${server.url}/ok`)
+        await r.text()
+        times.push(performance.now() - t)
+      }
+      times.sort((a, b) => a - b)
+      return times[Math.floor(n * 0.99) - 1] as number
+    }
+    try {
+      await measure(50) // warm-up
+      const baseline = await measure(200)
+
+      const attackers: Array<{ sock: net.Socket; text: string; closed: boolean }> = []
+      for (let i = 0; i < 300; i++) {
+        const a = { sock: net.connect(server.port, '127.0.0.1'), text: '', closed: false }
+        a.sock.on('data', (c: Buffer) => (a.text += c.toString('latin1')))
+        a.sock.on('error', () => {})
+        a.sock.on('close', () => (a.closed = true))
+        attackers.push(a)
+      }
+      const head = 'GET /ok HTTP/1.1\r\nHost: x\r\nX-Slow: '
+      let stop = false
+      const dribble = (async () => {
+        for (let k = 0; !stop && k < 200; k++) {
+          for (const a of attackers) if (!a.closed && a.sock.writable) a.sock.write(k < head.length ? head[k] as string : 'a')
+          await sleep(50)
+        }
+      })()
+      await sleep(200)
+      const underAttack = await measure(200)
+      // Every attacker is cut at its deadline with a 408.
+      const end = Date.now() + 5000
+      while (attackers.some((a) => !a.closed) && Date.now() < end) await sleep(50)
+      stop = true
+      await dribble
+      expect(attackers.filter((a) => !a.closed)).toHaveLength(0)
+      const got408 = attackers.filter((a) => statuses(a.text).join() === '408').length
+      expect(got408).toBe(attackers.length)
+      expect(underAttack).toBeLessThan(Math.max(5 * baseline, 25))
+      await settle(server)
+      expect(server.stats().connectionsOpen).toBe(0)
+    } finally {
+      await server.close()
+    }
+  })
+
+  it('a client that never reads its response is cut, and does not hold the server', async () => {
+    const app = new App()
+    const big = Buffer.alloc(8 * 1024 * 1024, 'x')
+    app.get('/big', () => new Response(big, { headers: { 'content-type': 'application/octet-stream' } }))
+    app.get('/ok', () => Response.text('ok'))
+    const server = await listen(app, { requestTimeout: 1, keepAliveTimeout: 1, writeBufferSize: 16384 })
+    try {
+      const sock = net.connect({ port: server.port, host: '127.0.0.1' })
+      await new Promise((r) => sock.once('connect', r))
+      let closed = false
+      sock.on('error', () => {})
+      sock.on('close', () => (closed = true))
+      sock.pause() // never read
+      sock.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n')
+      await sleep(300)
+      expect(server.stats().connectionsOpen).toBe(1)
+      expect(await (await fetch(`${server.url}/ok`)).text()).toBe('ok')
+      const end = Date.now() + 6000
+      while (server.stats().connectionsOpen > 0 && Date.now() < end) await sleep(50)
+      expect(server.stats().connectionsOpen).toBe(0)
+      sock.resume()
+      const t = Date.now() + 3000
+      while (!closed && Date.now() < t) await sleep(20)
+      expect(closed).toBe(true)
+    } finally {
+      await server.close()
+    }
+  })
+})

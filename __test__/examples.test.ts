@@ -26,28 +26,40 @@ interface Started {
 
 const running = new Set<ChildProcess>()
 afterEach(async () => {
-  for (const c of running) await stop(c)
+  for (const c of running) await stop(c, c.spawnargs[0] === 'npm')
   running.clear()
 })
 
-function stop(child: ChildProcess): Promise<number | null> {
+function stop(child: ChildProcess, group = false): Promise<number | null> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode)
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      if (group && child.pid) process.kill(-child.pid, sig)
+      else child.kill(sig)
+    } catch {
+      // already gone
+    }
+  }
   return new Promise((resolve) => {
-    const kill = setTimeout(() => child.kill('SIGKILL'), 5000)
+    const kill = setTimeout(() => signal('SIGKILL'), 5000)
     child.once('exit', (code) => {
       clearTimeout(kill)
       resolve(code)
     })
-    child.kill('SIGTERM')
+    signal('SIGTERM')
   })
 }
 
 /** Starts `examples/<file>` and waits (bounded) for its "listening on <url>" line. */
-async function start(file: string, env: Record<string, string> = {}): Promise<Started> {
-  const child = spawn(tsx, [join(root, 'examples', file)], {
+async function start(file: string, env: Record<string, string> = {}, command?: string[]): Promise<Started> {
+  const [cmd, ...args] = command ?? [tsx, join(root, 'examples', file)]
+  const child = spawn(cmd as string, args, {
     cwd: root,
     env: { ...process.env, HOST: '127.0.0.1', PORT: '0', METRICS_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // `npm start` runs the app in a grandchild: give it its own process group
+    // so the whole group can be signalled and nothing outlives the test.
+    detached: command !== undefined,
   })
   running.add(child)
   let out = ''
@@ -212,6 +224,17 @@ describe('examples', () => {
     const { url, child } = await start('app.ts')
     expect((await fetch(`${url}/api/users`)).status).toBe(200)
     expect(await stop(child)).toBe(0)
+  })
+
+  it('`npm start` runs the example app', async () => {
+    const { url, child } = await start('app.ts', {}, ['npm', 'start', '--silent'])
+    const r = await fetch(`${url}/api/users/3`)
+    expect(await r.json()).toMatchObject({ id: 3, name: 'User 3' })
+    // SIGTERM to the whole group (as a terminal's Ctrl+C would): the app closes
+    // and the port stops answering.
+    await stop(child, true)
+    await new Promise((r) => setTimeout(r, 500))
+    await expect(fetch(`${url}/api/users/3`)).rejects.toThrow()
   })
 
   example('buffer-sizes.ts', 'answers GET /', async () => {

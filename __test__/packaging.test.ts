@@ -54,16 +54,42 @@ const CJS = `const { App, Response } = require('httpy')
   await server.close()
 })().catch((e) => { console.error(e); process.exit(1) })
 `
+// The benchmark subpath from both module systems, and the `httpy` bin
+// against a server of this process (run asynchronously: the server needs
+// this thread to answer).
+const BENCH_ESM = `import { App, Response } from 'httpy'
+import { benchmarkRoute } from 'httpy/benchmark'
+import { execFile } from 'node:child_process'
+const app = new App()
+app.get('/b', () => Response.text('b'))
+const server = await app.listen({ host: '127.0.0.1', port: 0 })
+const r = await benchmarkRoute({ app, route: '/b', numRequests: 200, concurrency: 4 })
+const bin = await new Promise((resolve, reject) =>
+  execFile('node_modules/.bin/httpy', ['bench', 'http://127.0.0.1:' + server.port + '/b', '-n', '100', '--json'],
+    (err, stdout) => (err ? reject(err) : resolve(JSON.parse(stdout)))))
+console.log(JSON.stringify({ api: r.statusCounts, bin: bin.statusCounts }))
+await server.close()
+`
+const BENCH_CJS = `const { benchmarkRoute } = require('httpy/benchmark')
+const { profileRoute } = require('httpy/profile')
+console.log(typeof benchmarkRoute, typeof profileRoute)
+`
 // Type-checks against the installed package's own .d.ts files, in both module systems.
 const TYPES_MTS = `import { App, Response, type Server } from 'httpy'
 const app: App = new App()
 app.get('/x', (req) => Response.json({ p: req.path }))
 export const started: Promise<Server> = app.listen({ port: 0 })
+import { benchmarkRoute, type BenchmarkResults } from 'httpy/benchmark'
+import { profileRoute } from 'httpy/profile'
+export const prof = profileRoute
+export const bench: Promise<BenchmarkResults> = benchmarkRoute({ app, route: '/x', numRequests: 10 })
 `
 const TYPES_CTS = `import httpy = require('httpy')
+import benchmark = require('httpy/benchmark')
 const app: httpy.App = new httpy.App()
 app.get('/x', () => httpy.Response.text('x'))
-export = app
+const r: Promise<benchmark.BenchmarkResults> = benchmark.benchmarkRoute({ app })
+export = { app, r }
 `
 
 describe.skipIf(!canPack)('npm packages [skipped unless a linux-x64-gnu binary was built here]', () => {
@@ -157,6 +183,17 @@ describe.skipIf(!canPack)('npm packages [skipped unless a linux-x64-gnu binary w
     const { stdout } = await node('cjs.cjs')
     expect(JSON.parse(stdout)).toEqual({ status: 200, body: 'hello cjs' })
   })
+
+  it.skipIf(!existsSync(join(root, 'ts', 'benchmark.ts')))(
+    'httpy/benchmark and httpy/profile load from ESM and CommonJS, and the httpy bin benchmarks a URL',
+    async () => {
+      writeFileSync(join(project, 'bench.mjs'), BENCH_ESM)
+      writeFileSync(join(project, 'bench.cjs'), BENCH_CJS)
+      const { stdout } = await node('bench.mjs')
+      expect(JSON.parse(stdout)).toEqual({ api: { 200: 200 }, bin: { 200: 100 } })
+      expect((await node('bench.cjs')).stdout.trim()).toBe('function function')
+    },
+  )
 
   it('the shipped .d.ts types check from ESM and CommonJS consumers', async () => {
     writeFileSync(join(project, 'check.mts'), TYPES_MTS)

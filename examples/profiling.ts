@@ -6,6 +6,7 @@
  *   PROFILE=1 npx tsx examples/profiling.ts
  *   curl http://127.0.0.1:8080/api/users/7
  *
+ * To profile a route under load, see `profileRoute` from 'httpy/profile'.
  * For a whole-process profile use `node --cpu-prof` (or
  * `npx tsx --cpu-prof examples/profiling.ts`) and open the .cpuprofile file
  * in Chrome DevTools.

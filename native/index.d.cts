@@ -11,6 +11,36 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 export declare class NativeServer {
   /**
+   * Accepts the upgrade of request `id`, adding the response headers of
+   * the header block (as in `respondText`). Returns false when the client
+   * has gone.
+   */
+  wsAccept(id: number, headers: string, options: NativeWsOptions): boolean
+  /**
+   * Takes the waiting WebSocket events: `[records, ...largePayloads]`.
+   * Layout: `encode_ws_events` in `crates/core/src/ws.rs`.
+   */
+  wsDrain(): Array<Buffer>
+  /**
+   * Queues a text message. 0 = queued, 1 = queued above the high-water
+   * mark (a drain event follows), 2 = connection closed.
+   */
+  wsSendText(id: number, text: string): number
+  /** Queues a binary message; same result as `wsSendText`. */
+  wsSendBinary(id: number, data: Buffer): number
+  /** Queues a ping (payload at most 125 bytes, checked by the caller). */
+  wsPing(id: number, data?: Buffer | undefined | null): number
+  /** Starts the closing handshake. False when already closing or gone. */
+  wsClose(id: number, code: number, reason: string): boolean
+  /** Stops or resumes reading from the connection's socket. */
+  wsPause(id: number, paused: boolean): void
+  wsSubscribe(id: number, topic: string): boolean
+  wsUnsubscribe(id: number, topic: string): boolean
+  /** Sends a text message to every subscriber of `topic`; returns how many. */
+  wsPublishText(topic: string, text: string): number
+  /** Sends a binary message to every subscriber of `topic`; returns how many. */
+  wsPublishBinary(topic: string, data: Buffer): number
+  /**
    * Binds and starts serving. `on_event(0)` means requests are waiting
    * (call `drain`), `on_event(1)` means the close has finished.
    */
@@ -150,6 +180,20 @@ export interface NativeStats {
   panics: number
   /** Responders held on the JS side awaiting a handler's answer. */
   heldResponders: number
+  /** WebSocket connections running now, and since the start. */
+  websocketsOpen: number
+  websocketsTotal: number
+}
+
+/** Per-connection settings, already validated by the TS layer. */
+export interface NativeWsOptions {
+  maxMessageSize: number
+  /** 0 = none. */
+  idleTimeoutMs: number
+  /** 0 = none. */
+  heartbeatMs: number
+  highWaterMark: number
+  maxBackpressure: number
 }
 
 /** A no-op native call: the floor of any JS -> Rust crossing. */

@@ -12,6 +12,8 @@ use napi_derive::napi;
 use rustc_hash::FxHashMap;
 use std::time::Duration;
 
+mod ws;
+
 use httpy_core::{Bytes, Reply, Responder, Router, Server, ServerConfig};
 
 pub mod loadgen;
@@ -20,7 +22,7 @@ pub mod testing;
 /// Bodies smaller than this are copied out of the JS buffer: a copy is
 /// cheaper than keeping a reference whose release must hop back to the JS
 /// thread.
-const ZERO_COPY_MIN: usize = 16 * 1024;
+pub(crate) const ZERO_COPY_MIN: usize = 16 * 1024;
 
 #[napi(object)]
 pub struct NativeOptions {
@@ -60,6 +62,9 @@ pub struct NativeStats {
     pub panics: f64,
     /// Responders held on the JS side awaiting a handler's answer.
     pub held_responders: f64,
+    /// WebSocket connections running now, and since the start.
+    pub websockets_open: f64,
+    pub websockets_total: f64,
 }
 
 type EventFn = ThreadsafeFunction<u32, (), u32, Status, false>;
@@ -67,6 +72,7 @@ type EventFn = ThreadsafeFunction<u32, (), u32, Status, false>;
 /// Event codes passed to the JS callback.
 const EVENT_REQUESTS: u32 = 0;
 const EVENT_CLOSED: u32 = 1;
+const EVENT_WS: u32 = 2;
 
 struct JsWaker(EventFn);
 
@@ -76,6 +82,9 @@ impl httpy_core::Waker for JsWaker {
     }
     fn closed(&self) {
         self.0.call(EVENT_CLOSED, ThreadsafeFunctionCallMode::NonBlocking);
+    }
+    fn wake_ws(&self) {
+        self.0.call(EVENT_WS, ThreadsafeFunctionCallMode::NonBlocking);
     }
 }
 
@@ -121,8 +130,8 @@ pub fn wake_once(callback: Function<u32, ()>) -> Result<()> {
 
 #[napi]
 pub struct NativeServer {
-    server: Option<Server>,
-    responders: FxHashMap<u32, Responder>,
+    pub(crate) server: Option<Server>,
+    pub(crate) responders: FxHashMap<u32, Responder>,
     drains: u64,
     port: u32,
     address: String,
@@ -278,6 +287,8 @@ impl NativeServer {
             timed_out: s.timed_out as f64,
             panics: s.panics as f64,
             held_responders: self.responders.len() as f64,
+            websockets_open: s.websockets_open as f64,
+            websockets_total: s.websockets_total as f64,
         }
     }
 

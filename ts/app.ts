@@ -9,6 +9,7 @@ import { resolveOptions, type ServerOptions } from './options.js'
 import type { Request } from './request.js'
 import { Response } from './response.js'
 import { Server } from './server.js'
+import { resolveWsOptions, type WebSocketHandler, type WebSocketOptions } from './websocket.js'
 
 export type Handler = (req: Request) => Response | Promise<Response>
 export type Next = (req: Request) => Promise<Response>
@@ -33,6 +34,23 @@ export interface RouteEntry {
   paramNames: readonly string[]
   /** The handler wrapped in every middleware, rebuilt when middleware changes. */
   composed: (req: Request) => Response | Promise<Response>
+  /** Set on WebSocket routes (method `WEBSOCKET`). */
+  ws?: { handler: WebSocketHandler; options: WebSocketOptions | undefined }
+}
+
+/** Route-table method of WebSocket routes (matched only by upgrade requests). */
+const WEBSOCKET = 'WEBSOCKET'
+
+/**
+ * The innermost handler of a WebSocket route: a `101` response that tells
+ * the server to accept the upgrade. Middleware sees the upgrade request
+ * like any other and may return another response instead (a 401, …) to
+ * refuse it, or add headers to this one.
+ */
+function acceptUpgrade(): Response {
+  const res = new Response(null)
+  res.status = 101
+  return res
 }
 
 const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
@@ -81,6 +99,9 @@ export class App {
     if (opts?.cache) fn = cached(opts.cache)(fn)
     for (const m of list) {
       const method = String(m).toUpperCase()
+      if (method === WEBSOCKET) {
+        throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', 'use websocket(path, handler) for WebSocket routes')
+      }
       if (!METHOD.test(method)) throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', `invalid method ${JSON.stringify(m)}`)
       if (typeof path !== 'string') throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', 'path must be a string')
       try {
@@ -121,6 +142,55 @@ export class App {
   }
   options(path: string, handler: Handler, opts?: RouteOptions): this {
     return this.route('OPTIONS', path, handler, opts)
+  }
+
+  /**
+   * Registers a WebSocket route. Upgrade requests to `path` run through the
+   * middleware first; when the chain returns the route's `101` the
+   * connection is upgraded and `handler` runs with it. A plain request to
+   * a WebSocket-only path gets `426 Upgrade Required`.
+   *
+   * ```ts
+   * app.websocket('/ws', async (ws) => {
+   *   for await (const msg of ws) if (msg.type === 'text') await ws.sendText(msg.data)
+   * }, { heartbeat: 30 })
+   * ```
+   */
+  websocket(path: string, handler: WebSocketHandler, opts?: WebSocketOptions): this {
+    if (typeof handler !== 'function') {
+      throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', `websocket handler for ${String(path)} must be a function`)
+    }
+    if (typeof path !== 'string') throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', 'path must be a string')
+    resolveWsOptions(opts, undefined, `websocket ${path}`)
+    try {
+      native.validateRoute(WEBSOCKET, path)
+    } catch (e) {
+      throw fromNative(e)
+    }
+    if (this.routes.some((r) => r.method === WEBSOCKET && r.pattern === path)) {
+      throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', `websocket ${path} is already registered`)
+    }
+    this.routes.push({
+      method: WEBSOCKET,
+      pattern: path,
+      handler: acceptUpgrade,
+      paramNames: paramNamesOf(path),
+      composed: acceptUpgrade,
+      ws: { handler, options: opts === undefined ? undefined : { ...opts } },
+    })
+    this.#changed(true)
+    return this
+  }
+
+  /**
+   * Sends `data` (text for a string, binary otherwise) to every WebSocket
+   * subscribed to `topic`; the fan-out happens in Rust. Returns the number
+   * of connections it was queued for (0 when the app is not listening).
+   */
+  publish(topic: string, data: string | Buffer | Uint8Array | ArrayBuffer): number {
+    const s = this.#server
+    if (!s || s.isClosed) return 0
+    return s._publish(topic, data)
   }
 
   /** Adds a middleware; middleware runs in registration order around every request, 404s included. */

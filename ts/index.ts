@@ -8,6 +8,7 @@
 import { App, cached, type Handler, type Middleware, type RouteOptions } from './app.js'
 import type { ServerOptions } from './options.js'
 import type { Server } from './server.js'
+import type { WebSocketHandler, WebSocketOptions } from './websocket.js'
 
 export { App, cached }
 export type { Handler, Middleware, Next, RouteOptions, CacheOptions } from './app.js'
@@ -16,6 +17,14 @@ export { Response, type ResponseBody, type ResponseInit } from './response.js'
 export { Headers, type HeadersInit, type ReadonlyHeaders } from './headers.js'
 export { Server, type CloseOptions, type ServerStats } from './server.js'
 export type { ServerOptions } from './options.js'
+export {
+  WebSocketConnection,
+  WebSocketClosedError,
+  type WebSocketMessage,
+  type WebSocketHandler,
+  type WebSocketOptions,
+  type WebSocketCloseInfo,
+} from './websocket.js'
 export { HttpyError, HttpyTypeError, type HttpyErrorCode } from './errors.js'
 
 /** The app the module-level functions register on. */
@@ -31,6 +40,20 @@ export const del = (path: string, handler: Handler, opts?: RouteOptions): App =>
 export const head = (path: string, handler: Handler, opts?: RouteOptions): App => defaultApp.head(path, handler, opts)
 export const options = (path: string, handler: Handler, opts?: RouteOptions): App =>
   defaultApp.options(path, handler, opts)
+/**
+ * Registers a WebSocket route on the default app.
+ *
+ * ```ts
+ * websocket('/ws', async (ws) => {
+ *   for await (const msg of ws) if (msg.type === 'text') await ws.sendText(msg.data)
+ * })
+ * ```
+ */
+export const websocket = (path: string, handler: WebSocketHandler, opts?: WebSocketOptions): App =>
+  defaultApp.websocket(path, handler, opts)
+/** Sends to every WebSocket of the default app subscribed to `topic`; returns how many. */
+export const publish = (topic: string, data: string | Buffer | Uint8Array | ArrayBuffer): number =>
+  defaultApp.publish(topic, data)
 export const addMiddleware = (mw: Middleware): App => defaultApp.use(mw)
 
 /**

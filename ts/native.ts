@@ -46,6 +46,16 @@ export interface NativeStats {
   timedOut: number
   panics: number
   heldResponders: number
+  websocketsOpen: number
+  websocketsTotal: number
+}
+
+export interface NativeWsOptions {
+  maxMessageSize: number
+  idleTimeoutMs: number
+  heartbeatMs: number
+  highWaterMark: number
+  maxBackpressure: number
 }
 
 export interface NativeServer {
@@ -59,6 +69,18 @@ export interface NativeServer {
   stats(): NativeStats
   close(graceMs: number): void
   dispose(): void
+  wsAccept(id: number, headers: string, options: NativeWsOptions): boolean
+  wsDrain(): Buffer[]
+  /** 0 queued, 1 queued above the high-water mark (drain event follows), 2 closed. */
+  wsSendText(id: number, text: string): number
+  wsSendBinary(id: number, data: Buffer): number
+  wsPing(id: number, data?: Buffer | null): number
+  wsClose(id: number, code: number, reason: string): boolean
+  wsPause(id: number, paused: boolean): void
+  wsSubscribe(id: number, topic: string): boolean
+  wsUnsubscribe(id: number, topic: string): boolean
+  wsPublishText(topic: string, text: string): number
+  wsPublishBinary(topic: string, data: Buffer): number
 }
 
 /** Options of the built-in load generator (`crates/loadgen`). */

@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os'
 import { HttpyTypeError } from './errors.js'
 import type { NativeOptions } from './native.js'
 import type { Request } from './request.js'
+import { resolveWsOptions, type WebSocketOptions } from './websocket.js'
 
 export interface ServerOptions {
   /** Interface to bind. Default `'127.0.0.1'`. */
@@ -43,6 +44,8 @@ export interface ServerOptions {
   debug?: boolean
   /** Called with every error a handler or middleware throws. */
   onError?: (error: unknown, request: Request | undefined) => void
+  /** Defaults for every WebSocket route (each route may override them). */
+  websocket?: WebSocketOptions
 }
 
 export interface ResolvedOptions {
@@ -50,12 +53,13 @@ export interface ResolvedOptions {
   debug: boolean
   shutdownTimeout: number
   onError: ((error: unknown, request: Request | undefined) => void) | undefined
+  websocket: Required<WebSocketOptions>
 }
 
 const KNOWN = new Set<string>([
   'host', 'port', 'readBufferSize', 'writeBufferSize', 'keepAlive', 'keepAliveTimeout', 'requestTimeout',
   'maxKeepAliveRequests', 'maxConnections', 'maxBodySize', 'maxHeaderSize', 'maxPendingRequests', 'threads',
-  'shutdownTimeout', 'backlog', 'debug', 'onError',
+  'shutdownTimeout', 'backlog', 'debug', 'onError', 'websocket',
 ])
 
 /** Options of the guide that later releases implement; named so the error says so. */
@@ -136,5 +140,6 @@ export function resolveOptions(options: ServerOptions | undefined, jsHandlesMiss
     debug: bool(o, 'debug', false),
     shutdownTimeout: seconds(o, 'shutdownTimeout', 10),
     onError: onError as ResolvedOptions['onError'],
+    websocket: resolveWsOptions(o.websocket as WebSocketOptions | undefined, undefined, 'option "websocket"'),
   }
 }

@@ -8,9 +8,11 @@ import { native, type NativeServer, type NativeStats } from './native.js'
 import type { ResolvedOptions } from './options.js'
 import { Request } from './request.js'
 import { Response } from './response.js'
+import { WebSocketSessions, resolveWsOptions } from './websocket.js'
 
 const EVENT_REQUESTS = 0
 const EVENT_CLOSED = 1
+const EVENT_WS = 2
 const NO_ROUTE = 0xffffffff
 const EMPTY: readonly string[] = []
 const TEXT_500 = 'content-type\ntext/plain; charset=utf-8'
@@ -32,6 +34,7 @@ export class Server {
   #closed = false
   readonly closed: Promise<void>
   #resolveClosed!: () => void
+  readonly #ws: WebSocketSessions
 
   /** @internal */
   static _start(app: App, opts: ResolvedOptions): Server {
@@ -45,6 +48,7 @@ export class Server {
     this.closed = new Promise((resolve) => {
       this.#resolveClosed = resolve
     })
+    this.#ws = new WebSocketSessions((err, req) => this.#report(err, req))
     this.#paramNamesOf = (route) => (route === NO_ROUTE ? EMPTY : (this.#routes[route]?.paramNames ?? EMPTY))
     try {
       this.#native = native.NativeServer.listen(opts.native, app.nativeRoutes(), (event) => this.#onEvent(event))
@@ -78,7 +82,7 @@ export class Server {
     if (!this.#native) {
       return {
         connectionsOpen: 0, connectionsTotal: 0, requestsTotal: 0, pending: 0, nativeResponses: 0,
-        rejectedOverload: 0, timedOut: 0, panics: 0, heldResponders: 0,
+        rejectedOverload: 0, timedOut: 0, panics: 0, heldResponders: 0, websocketsOpen: 0, websocketsTotal: 0,
       }
     }
     return this.#native.stats()
@@ -108,6 +112,7 @@ export class Server {
 
   #onEvent(event: number): void {
     if (event === EVENT_REQUESTS) this.#drain()
+    else if (event === EVENT_WS) this.#drainWs()
     else if (event === EVENT_CLOSED) this.#finishClose()
   }
 
@@ -117,6 +122,12 @@ export class Server {
     this.#closing = true
     const n = this.#native
     this.#native = undefined
+    if (n) {
+      // Close events queued before the end still reach their connections.
+      const parts = n.wsDrain()
+      if (parts.length !== 0) this.#ws.dispatch(parts)
+    }
+    this.#ws.closeAll()
     n?.dispose()
     this.#resolveClosed()
   }
@@ -135,6 +146,25 @@ export class Server {
       at += len
       this.#run(req)
     }
+  }
+
+  #drainWs(): void {
+    const n = this.#native
+    if (!n) return
+    const parts = n.wsDrain()
+    if (parts.length !== 0) this.#ws.dispatch(parts)
+  }
+
+  /** @internal Fan-out of `app.publish`. */
+  _publish(topic: string, data: string | Buffer | Uint8Array | ArrayBuffer): number {
+    if (typeof topic !== 'string') throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'publish: topic must be a string')
+    const n = this.#native
+    if (!n) return 0
+    if (typeof data === 'string') return n.wsPublishText(topic, data)
+    if (Buffer.isBuffer(data)) return n.wsPublishBinary(topic, data)
+    if (data instanceof Uint8Array) return n.wsPublishBinary(topic, Buffer.from(data.buffer, data.byteOffset, data.byteLength))
+    if (data instanceof ArrayBuffer) return n.wsPublishBinary(topic, Buffer.from(data))
+    throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'publish: data must be a string, Buffer, Uint8Array or ArrayBuffer')
   }
 
   #run(req: Request): void {
@@ -174,6 +204,13 @@ export class Server {
       return
     }
     try {
+      if (res.status === 101) {
+        const ws = this.#routes[req._route]?.ws
+        if (ws) {
+          this.#ws.accept(n, req, res.headers.toWire(), ws.handler, resolveWsOptions(ws.options, this.#opts.websocket))
+          return
+        }
+      }
       const body = res.body
       const headers = res.headers.toWire()
       if (body === null || body === undefined || typeof body === 'string') {

@@ -244,7 +244,9 @@ where
         // more pipelined bytes are buffered, and a connection that closes
         // (`Connection: close`) then drops the response unsent.
         .pipeline_flush(false);
-    let mut conn = builder.serve_connection(io, svc);
+    // `with_upgrades`: a WebSocket handshake hands the transport over to
+    // the WebSocket task once the 101 is written.
+    let mut conn = builder.serve_connection(io, svc).with_upgrades();
     let mut draining = false;
     let result = loop {
         tokio::select! {
@@ -260,7 +262,9 @@ where
         // A request head that stalled mid-way gets a 408 before the close; a
         // connection that was merely idle is closed silently.
         if e.is_timeout() {
-            let parts = conn.into_parts();
+            let Some(parts) = conn.into_parts() else {
+                return;
+            };
             if !parts.read_buf.is_empty() {
                 let mut io = parts.io.into_inner();
                 let _ = io

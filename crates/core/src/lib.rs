@@ -20,6 +20,7 @@ pub mod router;
 mod server;
 mod service;
 mod stats;
+mod ws;
 
 pub use bytes::Bytes;
 pub use config::ServerConfig;
@@ -30,3 +31,6 @@ pub use reply::Reply;
 pub use router::{Match, PatternError, Router};
 pub use server::Server;
 pub use stats::StatsSnapshot;
+pub use ws::{
+    encode_events as encode_ws_events, SendStatus, WsEvent, WsEventKind, WsFrame, WsOptions,
+};

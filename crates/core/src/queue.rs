@@ -25,6 +25,10 @@ pub trait Waker: Send + Sync + 'static {
     fn wake(&self);
     /// The server has finished closing; no more wake-ups will follow.
     fn closed(&self);
+    /// WebSocket events are waiting ([`crate::Server::take_ws_events`]).
+    fn wake_ws(&self) {
+        self.wake()
+    }
 }
 
 /// HTTP version of a request, as reported to handlers.
@@ -133,6 +137,10 @@ impl Queue {
         let mut items = self.items.lock();
         let cap = items.capacity().clamp(64, 4096);
         std::mem::replace(&mut *items, Vec::with_capacity(cap))
+    }
+
+    pub(crate) fn wake_ws(&self) {
+        self.waker.wake_ws();
     }
 
     pub(crate) fn notify_closed(&self) {

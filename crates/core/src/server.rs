@@ -18,6 +18,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::queue::{Incoming, Queue, Waker};
 use crate::router::Router;
 use crate::stats::{Stats, StatsSnapshot};
+use crate::ws::{Hub, SendStatus, WsEvent, WsFrame, WsOptions};
+use crate::{Reply, Responder};
 
 /// State shared by every connection task of one server.
 pub(crate) struct Shared {
@@ -30,7 +32,8 @@ pub(crate) struct Shared {
     /// Drop every connection now.
     pub(crate) force: CancellationToken,
     pub(crate) faults: crate::fault::Faults,
-    tracker: TaskTracker,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) hub: Hub,
 }
 
 /// A running server. Dropping it closes it by force.
@@ -102,6 +105,7 @@ impl Server {
             force: CancellationToken::new(),
             faults: crate::fault::Faults::from_env(),
             tracker: TaskTracker::new(),
+            hub: Hub::default(),
             config,
         });
         let listener = {
@@ -129,6 +133,59 @@ impl Server {
     /// Takes every request queued since the last call.
     pub fn take_batch(&self) -> Vec<Incoming> {
         self.shared.queue.take_batch()
+    }
+
+    /// Accepts the WebSocket upgrade of request `id` (a request routed to a
+    /// WebSocket route): the connection exists from now on, so frames can be
+    /// queued for it at once; they go out after the `101` response. Returns
+    /// false when the client has already gone.
+    pub fn ws_accept(&self, id: u32, responder: Responder, reply: Reply, opts: WsOptions) -> bool {
+        self.shared.hub.register(id, opts);
+        if responder.send(reply) {
+            true
+        } else {
+            self.shared.hub.remove(id);
+            false
+        }
+    }
+
+    /// Queues a frame for WebSocket connection `id`.
+    pub fn ws_send(&self, id: u32, frame: WsFrame) -> SendStatus {
+        self.shared.hub.send(id, frame)
+    }
+
+    /// Starts the closing handshake of connection `id` with `code` and `reason`.
+    pub fn ws_close(&self, id: u32, code: u16, reason: &str) -> bool {
+        self.shared.hub.close(id, code, reason)
+    }
+
+    /// Stops (or resumes) reading from connection `id`'s socket.
+    pub fn ws_pause(&self, id: u32, paused: bool) {
+        self.shared.hub.set_paused(id, paused)
+    }
+
+    pub fn ws_subscribe(&self, id: u32, topic: &str) -> bool {
+        self.shared.hub.subscribe(id, topic)
+    }
+
+    pub fn ws_unsubscribe(&self, id: u32, topic: &str) -> bool {
+        self.shared.hub.unsubscribe(id, topic)
+    }
+
+    /// Queues `frame` for every subscriber of `topic`, in Rust; returns the
+    /// number of connections it was queued for.
+    pub fn ws_publish(&self, topic: &str, frame: WsFrame) -> usize {
+        self.shared.hub.publish(topic, frame)
+    }
+
+    /// Takes every WebSocket event queued since the last call.
+    pub fn take_ws_events(&self) -> Vec<WsEvent> {
+        self.shared.hub.take_events()
+    }
+
+    /// WebSocket connections registered (accepted and not yet finished).
+    pub fn ws_connections(&self) -> usize {
+        self.shared.hub.open_count()
     }
 
     pub fn stats(&self) -> StatsSnapshot {

@@ -21,6 +21,21 @@ use crate::reply::Reply;
 use crate::router::Match;
 use crate::server::Shared;
 use crate::stats::Stats;
+use crate::ws;
+
+/// An HTTP/1.1 `GET` asking to switch to WebSocket.
+fn is_ws_upgrade<B>(req: &Request<B>) -> bool {
+    req.method() == http::Method::GET
+        && req.version() == http::Version::HTTP_11
+        && req
+            .headers()
+            .get(http::header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+            })
+}
 
 /// Per-connection facts the service needs.
 pub(crate) struct ConnInfo {
@@ -29,7 +44,7 @@ pub(crate) struct ConnInfo {
     pub requests: AtomicU64,
 }
 
-fn native(status: StatusCode, text: &'static str) -> Response<ResBody> {
+pub(crate) fn native(status: StatusCode, text: &'static str) -> Response<ResBody> {
     let mut res = Response::new(ResBody::full(Bytes::from_static(text.as_bytes())));
     *res.status_mut() = status;
     res.headers_mut().insert(
@@ -76,7 +91,7 @@ where
     Ok(res)
 }
 
-async fn route_and_answer<B>(shared: &Shared, conn: &ConnInfo, req: Request<B>) -> Response<ResBody>
+async fn route_and_answer<B>(shared: &Arc<Shared>, conn: &ConnInfo, req: Request<B>) -> Response<ResBody>
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::fmt::Display,
@@ -96,7 +111,28 @@ where
         ));
     }
     let router = shared.router.load();
-    let (route, params, allow) = match router.find(req.method().as_str(), req.uri().path()) {
+    let upgrade = is_ws_upgrade(&req);
+    let method = if upgrade {
+        ws::ROUTE_METHOD
+    } else {
+        req.method().as_str()
+    };
+    let found = match router.find(method, req.uri().path()) {
+        // An upgrade to a path without a WebSocket route is a miss, even
+        // when plain HTTP routes exist there.
+        Match::MethodNotAllowed { .. } if upgrade => Match::NotFound,
+        Match::MethodNotAllowed { mut allow } => {
+            allow.retain(|m| m != ws::ROUTE_METHOD);
+            if allow.is_empty() {
+                // Only a WebSocket route lives here.
+                Stats::inc(&shared.stats.native_responses);
+                return ws::upgrade_required();
+            }
+            Match::MethodNotAllowed { allow }
+        }
+        other => other,
+    };
+    let (route, params, allow) = match found {
         Match::Found { route, params } => (Some(route), params, None),
         Match::MethodNotAllowed { allow } => {
             if !config.js_handles_misses {
@@ -128,7 +164,20 @@ where
         return res;
     }
 
-    let (parts, body) = req.into_parts();
+    let ws_key = if upgrade && route.is_some() {
+        match ws::check_handshake(req.headers()) {
+            Ok(key) => Some(key),
+            // The client expected to switch protocols: do not keep the connection.
+            Err(res) => return close_after(*res),
+        }
+    } else {
+        None
+    };
+
+    let (mut parts, body) = req.into_parts();
+    let on_upgrade = ws_key
+        .as_ref()
+        .and_then(|_| parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
 
     // Refuse an announced oversize body before reading any of it.
     let declared = parts
@@ -185,6 +234,15 @@ where
     });
 
     match tokio::time::timeout_at(deadline, rx).await {
+        Ok(Ok(reply)) if reply.status == StatusCode::SWITCHING_PROTOCOLS => {
+            match (ws_key, on_upgrade) {
+                (Some(key), Some(on_upgrade)) => ws::switch(shared, id, &key, reply, on_upgrade),
+                _ => {
+                    shared.hub.remove(id);
+                    native(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                }
+            }
+        }
         Ok(Ok(reply)) => reply_to_response(reply),
         // The responder was dropped without an answer (the embedder failed
         // to produce one, or is shutting down).

@@ -19,6 +19,10 @@ pub struct Stats {
     pub(crate) timed_out: AtomicU64,
     /// Panics caught at a boundary and turned into a 500.
     pub(crate) panics: AtomicU64,
+    /// WebSocket connections running now (an upgraded connection leaves
+    /// `connections_open` and is counted here instead).
+    pub(crate) websockets_open: AtomicU64,
+    pub(crate) websockets_total: AtomicU64,
 }
 
 /// A point-in-time copy of [`Stats`].
@@ -32,6 +36,8 @@ pub struct StatsSnapshot {
     pub rejected_overload: u64,
     pub timed_out: u64,
     pub panics: u64,
+    pub websockets_open: u64,
+    pub websockets_total: u64,
 }
 
 impl Stats {
@@ -45,6 +51,8 @@ impl Stats {
             rejected_overload: self.rejected_overload.load(Relaxed),
             timed_out: self.timed_out.load(Relaxed),
             panics: self.panics.load(Relaxed),
+            websockets_open: self.websockets_open.load(Relaxed),
+            websockets_total: self.websockets_total.load(Relaxed),
         }
     }
 

@@ -1,0 +1,180 @@
+//! WebSocket bindings: accept an upgrade, take event batches, send, close,
+//! flow control and pub/sub. Values are converted here; the protocol lives
+//! in `httpy-core`.
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use std::time::Duration;
+
+use httpy_core::{Bytes, Reply, SendStatus, WsFrame, WsOptions};
+
+use crate::{NativeServer, ZERO_COPY_MIN};
+
+/// Per-connection settings, already validated by the TS layer.
+#[napi(object)]
+pub struct NativeWsOptions {
+    pub max_message_size: f64,
+    /// 0 = none.
+    pub idle_timeout_ms: f64,
+    /// 0 = none.
+    pub heartbeat_ms: f64,
+    pub high_water_mark: f64,
+    pub max_backpressure: f64,
+}
+
+fn opt_ms(v: f64) -> Option<Duration> {
+    (v > 0.0).then(|| Duration::from_micros((v * 1000.0) as u64))
+}
+
+fn status_code(s: SendStatus) -> u32 {
+    match s {
+        SendStatus::Queued => 0,
+        SendStatus::Backpressure => 1,
+        SendStatus::Closed => 2,
+    }
+}
+
+fn bytes_of(b: Buffer) -> Bytes {
+    if b.len() >= ZERO_COPY_MIN {
+        Bytes::from_owner(b)
+    } else {
+        Bytes::copy_from_slice(&b)
+    }
+}
+
+#[napi]
+impl NativeServer {
+    /// Accepts the upgrade of request `id`, adding the response headers of
+    /// the header block (as in `respondText`). Returns false when the client
+    /// has gone.
+    #[napi(catch_unwind)]
+    pub fn ws_accept(
+        &mut self,
+        id: u32,
+        headers: String,
+        options: NativeWsOptions,
+    ) -> Result<bool> {
+        let Some(server) = &self.server else {
+            return Ok(false);
+        };
+        let Some(responder) = self.responders.remove(&id) else {
+            return Ok(false);
+        };
+        let reply = match Reply::from_parts(101, &headers, Bytes::new()) {
+            Ok(r) => r,
+            Err(e) => {
+                self.responders.insert(id, responder);
+                return Err(Error::new(
+                    Status::InvalidArg,
+                    format!("{}: {}", e.code(), e.message()),
+                ));
+            }
+        };
+        let opts = WsOptions {
+            max_message_size: options.max_message_size.max(1.0) as usize,
+            idle_timeout: opt_ms(options.idle_timeout_ms),
+            heartbeat: opt_ms(options.heartbeat_ms),
+            high_water_mark: options.high_water_mark.max(1.0) as usize,
+            max_backpressure: options.max_backpressure.max(1.0) as usize,
+        };
+        Ok(server.ws_accept(id, responder, reply, opts))
+    }
+
+    /// Takes the waiting WebSocket events: `[records, ...largePayloads]`.
+    /// Layout: `encode_ws_events` in `crates/core/src/ws.rs`.
+    #[napi(catch_unwind)]
+    pub fn ws_drain(&self) -> Vec<Buffer> {
+        let Some(server) = &self.server else {
+            return Vec::new();
+        };
+        let events = server.take_ws_events();
+        if events.is_empty() {
+            return Vec::new();
+        }
+        let mut records = Vec::with_capacity(events.len() * 16 + 64);
+        let mut external: Vec<Bytes> = Vec::new();
+        httpy_core::encode_ws_events(&events, &mut records, &mut external);
+        drop(events);
+        let mut out = Vec::with_capacity(1 + external.len());
+        out.push(Buffer::from(records));
+        out.extend(
+            external
+                .into_iter()
+                .map(|b| Buffer::from(Vec::<u8>::from(b))),
+        );
+        out
+    }
+
+    /// Queues a text message. 0 = queued, 1 = queued above the high-water
+    /// mark (a drain event follows), 2 = connection closed.
+    #[napi(catch_unwind)]
+    pub fn ws_send_text(&self, id: u32, text: String) -> u32 {
+        self.ws_send(id, WsFrame::Text(text))
+    }
+
+    /// Queues a binary message; same result as `wsSendText`.
+    #[napi(catch_unwind)]
+    pub fn ws_send_binary(&self, id: u32, data: Buffer) -> u32 {
+        self.ws_send(id, WsFrame::Binary(bytes_of(data)))
+    }
+
+    /// Queues a ping (payload at most 125 bytes, checked by the caller).
+    #[napi(catch_unwind)]
+    pub fn ws_ping(&self, id: u32, data: Option<Buffer>) -> u32 {
+        let payload = data.map(|b| Bytes::copy_from_slice(&b)).unwrap_or_default();
+        self.ws_send(id, WsFrame::Ping(payload))
+    }
+
+    fn ws_send(&self, id: u32, frame: WsFrame) -> u32 {
+        match &self.server {
+            Some(s) => status_code(s.ws_send(id, frame)),
+            None => status_code(SendStatus::Closed),
+        }
+    }
+
+    /// Starts the closing handshake. False when already closing or gone.
+    #[napi(catch_unwind)]
+    pub fn ws_close(&self, id: u32, code: u32, reason: String) -> bool {
+        self.server
+            .as_ref()
+            .is_some_and(|s| s.ws_close(id, code.min(u16::MAX as u32) as u16, &reason))
+    }
+
+    /// Stops or resumes reading from the connection's socket.
+    #[napi(catch_unwind)]
+    pub fn ws_pause(&self, id: u32, paused: bool) {
+        if let Some(s) = &self.server {
+            s.ws_pause(id, paused);
+        }
+    }
+
+    #[napi(catch_unwind)]
+    pub fn ws_subscribe(&self, id: u32, topic: String) -> bool {
+        self.server
+            .as_ref()
+            .is_some_and(|s| s.ws_subscribe(id, &topic))
+    }
+
+    #[napi(catch_unwind)]
+    pub fn ws_unsubscribe(&self, id: u32, topic: String) -> bool {
+        self.server
+            .as_ref()
+            .is_some_and(|s| s.ws_unsubscribe(id, &topic))
+    }
+
+    /// Sends a text message to every subscriber of `topic`; returns how many.
+    #[napi(catch_unwind)]
+    pub fn ws_publish_text(&self, topic: String, text: String) -> u32 {
+        self.server
+            .as_ref()
+            .map_or(0, |s| s.ws_publish(&topic, WsFrame::Text(text)) as u32)
+    }
+
+    /// Sends a binary message to every subscriber of `topic`; returns how many.
+    #[napi(catch_unwind)]
+    pub fn ws_publish_binary(&self, topic: String, data: Buffer) -> u32 {
+        self.server.as_ref().map_or(0, |s| {
+            s.ws_publish(&topic, WsFrame::Binary(bytes_of(data))) as u32
+        })
+    }
+}

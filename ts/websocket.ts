@@ -1,0 +1,443 @@
+/**
+ * WebSocket connections. The Rust core does the upgrade, framing, pings,
+ * close handshake, flow control and pub/sub fan-out; this module turns its
+ * event batches into `WebSocketConnection` objects with a pull API
+ * (`receive()`, `for await`) and push methods that respect backpressure.
+ *
+ * Event batch layout (written by `encode_events` in `crates/core/src/ws.rs`):
+ * `u8 kind | u32 id | u32 len | u8 placement | inline bytes or u32 index`,
+ * kinds 0 text, 1 binary, 2 close (u16 code + reason), 3 drain.
+ */
+import { HttpyTypeError } from './errors.js'
+import type { NativeServer, NativeWsOptions } from './native.js'
+import type { Request } from './request.js'
+import type { ReadonlyHeaders } from './headers.js'
+
+/** A message received from the peer. */
+export type WebSocketMessage = { type: 'text'; data: string } | { type: 'binary'; data: Buffer }
+
+/** `async (ws) => { for await (const msg of ws) … }` */
+export type WebSocketHandler = (ws: WebSocketConnection) => void | Promise<void>
+
+/** Per-route (or, with the server option `websocket`, per-server) settings. */
+export interface WebSocketOptions {
+  /** Largest message accepted, in bytes; a larger one closes the connection with 1009. Default 16 MiB. */
+  maxMessageSize?: number
+  /** Seconds without any frame from the peer before closing with 1001; 0 disables. Default 120. */
+  idleTimeout?: number
+  /** Seconds between server pings; a peer that has not answered by the next ping is dropped (close code 1006). 0 disables. Default 0. */
+  heartbeat?: number
+  /**
+   * Bytes queued for sending above which `send*()` promises wait until the
+   * queue drains; also how much unread input is held before reading pauses.
+   * Default 1 MiB.
+   */
+  highWaterMark?: number
+  /** Bytes queued for sending beyond which the connection is closed with 1008 (a reader too slow even for pub/sub). Default 64 MiB. */
+  maxBackpressure?: number
+}
+
+/** How a connection ended. */
+export interface WebSocketCloseInfo {
+  /** Close code: the peer's (or ours); 1005 when the close frame had none; 1006 when the connection dropped without one. */
+  code: number
+  reason: string
+}
+
+/**
+ * Rejection of `receive()` (and the end of `for await`) once the
+ * connection is closed. `code` is the WebSocket close code.
+ */
+export class WebSocketClosedError extends Error {
+  readonly code: number
+  readonly reason: string
+  constructor(info: WebSocketCloseInfo) {
+    super(`WebSocket closed with code ${info.code}${info.reason ? `: ${info.reason}` : ''}`)
+    this.name = 'WebSocketClosedError'
+    this.code = info.code
+    this.reason = info.reason
+  }
+}
+
+const DEFAULTS: Required<WebSocketOptions> = {
+  maxMessageSize: 16 * 1024 * 1024,
+  idleTimeout: 120,
+  heartbeat: 0,
+  highWaterMark: 1024 * 1024,
+  maxBackpressure: 64 * 1024 * 1024,
+}
+
+const KEYS = Object.keys(DEFAULTS) as (keyof WebSocketOptions)[]
+
+/** @internal Validates settings (naming the bad one) and merges them over `base`. */
+export function resolveWsOptions(
+  opts: WebSocketOptions | undefined,
+  base: Required<WebSocketOptions> = DEFAULTS,
+  where = 'websocket',
+): Required<WebSocketOptions> {
+  if (opts === undefined) return base
+  if (typeof opts !== 'object' || opts === null) {
+    throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', `${where}: options must be an object`)
+  }
+  const out = { ...base }
+  for (const [k, v] of Object.entries(opts)) {
+    if (v === undefined) continue
+    if (!KEYS.includes(k as keyof WebSocketOptions)) {
+      throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', `${where}: unknown option "${k}"`)
+    }
+    const seconds = k === 'idleTimeout' || k === 'heartbeat'
+    const ok = typeof v === 'number' && Number.isFinite(v) && (seconds ? v >= 0 : Number.isInteger(v) && v >= 1)
+    if (!ok) {
+      throw new HttpyTypeError(
+        'ERR_HTTPY_INVALID_OPTION',
+        `${where}: option "${k}" must be ${seconds ? 'a number of seconds >= 0' : 'a positive integer number of bytes'} (got ${String(v)})`,
+      )
+    }
+    out[k as keyof WebSocketOptions] = v as number
+  }
+  return out
+}
+
+/** @internal */
+export function nativeWsOptions(o: Required<WebSocketOptions>): NativeWsOptions {
+  return {
+    maxMessageSize: o.maxMessageSize,
+    idleTimeoutMs: o.idleTimeout * 1000,
+    heartbeatMs: o.heartbeat * 1000,
+    highWaterMark: o.highWaterMark,
+    maxBackpressure: Math.max(o.maxBackpressure, o.highWaterMark),
+  }
+}
+
+const SENT = Promise.resolve(true)
+const DROPPED = Promise.resolve(false)
+
+function toBuffer(data: unknown, what: string): Buffer {
+  if (Buffer.isBuffer(data)) return data
+  if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  if (data instanceof ArrayBuffer) return Buffer.from(data)
+  if (typeof data === 'string') return Buffer.from(data)
+  throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', `${what}: data must be a Buffer, Uint8Array, ArrayBuffer or string`)
+}
+
+/** Codes an endpoint may send (RFC 6455 section 7.4). */
+function validCloseCode(code: number): boolean {
+  return (
+    Number.isInteger(code) &&
+    ((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999))
+  )
+}
+
+/**
+ * One WebSocket connection, handed to the route's handler once the upgrade
+ * is accepted.
+ *
+ * ```ts
+ * app.websocket('/ws/{room}', async (ws) => {
+ *   ws.subscribe(ws.pathParams.room)
+ *   for await (const msg of ws) {
+ *     if (msg.type === 'text') app.publish(ws.pathParams.room, msg.data)
+ *   }
+ * })
+ * ```
+ *
+ * Sending never throws on a closed connection: `sendText`/`sendBinary`/
+ * `ping` resolve to `false` instead (so an unawaited send cannot crash the
+ * process with an unhandled rejection); they resolve to `true` once the
+ * frame is queued under the high-water mark.
+ */
+export class WebSocketConnection implements AsyncIterable<WebSocketMessage> {
+  readonly #id: number
+  readonly #request: Request
+  readonly #opts: Required<WebSocketOptions>
+  #native: NativeServer | undefined
+  #inbox: WebSocketMessage[] = []
+  #head = 0
+  #inboxBytes = 0
+  #paused = false
+  #waiters: { resolve: (m: WebSocketMessage) => void; reject: (e: unknown) => void }[] = []
+  #drainWaiters: ((ok: boolean) => void)[] = []
+  #closing = false
+  #info: WebSocketCloseInfo | undefined
+  #resolveClosed!: (info: WebSocketCloseInfo) => void
+  /** Settles with the close code and reason once the connection has ended (for any reason). */
+  readonly closedPromise: Promise<WebSocketCloseInfo>
+
+  /** @internal */
+  constructor(id: number, request: Request, native: NativeServer, opts: Required<WebSocketOptions>) {
+    this.#id = id
+    this.#request = request
+    this.#native = native
+    this.#opts = opts
+    this.closedPromise = new Promise((resolve) => {
+      this.#resolveClosed = resolve
+    })
+  }
+
+  /** Path of the upgrade request, without the query. */
+  get path(): string {
+    return this.#request.path
+  }
+  /** Route parameters of the upgrade request (`/ws/{room}` → `{ room }`). */
+  get pathParams(): Record<string, string> {
+    return this.#request.pathParams
+  }
+  /** Query of the upgrade request. */
+  get query(): URLSearchParams {
+    return this.#request.query
+  }
+  /** Headers of the upgrade request. */
+  get headers(): ReadonlyHeaders {
+    return this.#request.headers
+  }
+  /** The upgrade request itself (`remoteAddress`, `scheme`, …). */
+  get request(): Request {
+    return this.#request
+  }
+  /** True once a close was sent or received: nothing more can be sent. */
+  get closed(): boolean {
+    return this.#closing || this.#info !== undefined
+  }
+  /** How the connection ended, once it has. */
+  get closeInfo(): WebSocketCloseInfo | undefined {
+    return this.#info
+  }
+
+  /**
+   * The next message. Rejects with a `WebSocketClosedError` (carrying
+   * `code` and `reason`) once the connection is closed and every message
+   * received before has been read.
+   */
+  receive(): Promise<WebSocketMessage> {
+    if (this.#head < this.#inbox.length) return Promise.resolve(this.#take())
+    if (this.#info) return Promise.reject(new WebSocketClosedError(this.#info))
+    return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }))
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<WebSocketMessage> {
+    for (;;) {
+      let msg: WebSocketMessage
+      try {
+        msg = await this.receive()
+      } catch (e) {
+        if (e instanceof WebSocketClosedError) return
+        throw e
+      }
+      yield msg
+    }
+  }
+
+  /** Sends a text message. Resolves `true` once queued under the high-water mark, `false` if the connection is closed. */
+  sendText(data: string): Promise<boolean> {
+    if (typeof data !== 'string') {
+      throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'sendText: data must be a string')
+    }
+    const n = this.#native
+    if (!n || this.closed) return DROPPED
+    return this.#result(n.wsSendText(this.#id, data))
+  }
+
+  /** Sends a binary message (Buffer, Uint8Array or ArrayBuffer). Same result as `sendText`. */
+  sendBinary(data: Buffer | Uint8Array | ArrayBuffer): Promise<boolean> {
+    const buf = toBuffer(data, 'sendBinary')
+    const n = this.#native
+    if (!n || this.closed) return DROPPED
+    return this.#result(n.wsSendBinary(this.#id, buf))
+  }
+
+  /** Sends a ping (payload up to 125 bytes). The peer's pong is handled (and its silence detected) by the `heartbeat` option. */
+  ping(data?: string | Buffer | Uint8Array): Promise<boolean> {
+    const buf = data === undefined ? undefined : toBuffer(data, 'ping')
+    if (buf && buf.length > 125) {
+      throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'ping: payload must be at most 125 bytes')
+    }
+    const n = this.#native
+    if (!n || this.closed) return DROPPED
+    return this.#result(n.wsPing(this.#id, buf ?? null))
+  }
+
+  /**
+   * Starts the closing handshake (default code 1000) and resolves once the
+   * connection has ended. Codes: 1000–1003, 1007–1014, 3000–4999; reason
+   * up to 123 bytes of UTF-8.
+   */
+  close(code = 1000, reason = ''): Promise<void> {
+    if (!validCloseCode(code)) {
+      throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', `close: invalid close code ${String(code)}`)
+    }
+    if (typeof reason !== 'string' || Buffer.byteLength(reason) > 123) {
+      throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'close: reason must be a string of at most 123 bytes')
+    }
+    if (!this.closed && this.#native) {
+      this.#closing = true
+      this.#native.wsClose(this.#id, code, reason)
+    }
+    return this.closedPromise.then(() => undefined)
+  }
+
+  /** Receives every message `app.publish(topic, …)` sends from now on. Returns false if the connection is closed. */
+  subscribe(topic: string): boolean {
+    if (typeof topic !== 'string') throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'subscribe: topic must be a string')
+    return this.#native?.wsSubscribe(this.#id, topic) ?? false
+  }
+
+  /** Stops receiving `topic`. Returns false if the connection was not subscribed. */
+  unsubscribe(topic: string): boolean {
+    if (typeof topic !== 'string') throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'unsubscribe: topic must be a string')
+    return this.#native?.wsUnsubscribe(this.#id, topic) ?? false
+  }
+
+  #result(status: number): Promise<boolean> {
+    if (status === 0) return SENT
+    if (status === 2) return DROPPED
+    return new Promise((resolve) => this.#drainWaiters.push(resolve))
+  }
+
+  #take(): WebSocketMessage {
+    const msg = this.#inbox[this.#head] as WebSocketMessage
+    this.#inbox[this.#head++] = undefined as unknown as WebSocketMessage
+    if (this.#head === this.#inbox.length) {
+      this.#inbox = []
+      this.#head = 0
+    }
+    this.#inboxBytes -= msg.data.length
+    if (this.#paused && this.#inboxBytes <= this.#opts.highWaterMark / 2) {
+      this.#paused = false
+      this.#native?.wsPause(this.#id, false)
+    }
+    return msg
+  }
+
+  /** @internal */
+  _message(msg: WebSocketMessage): void {
+    const w = this.#waiters.shift()
+    if (w) {
+      w.resolve(msg)
+      return
+    }
+    this.#inbox.push(msg)
+    this.#inboxBytes += msg.data.length
+    // The handler is behind: stop reading the socket instead of buffering.
+    if (!this.#paused && this.#inboxBytes > this.#opts.highWaterMark) {
+      this.#paused = true
+      this.#native?.wsPause(this.#id, true)
+    }
+  }
+
+  /** @internal */
+  _drain(): void {
+    const ws = this.#drainWaiters
+    this.#drainWaiters = []
+    for (const r of ws) r(true)
+  }
+
+  /** @internal */
+  _closed(info: WebSocketCloseInfo): void {
+    if (this.#info) return
+    this.#info = info
+    this.#native = undefined
+    for (const r of this.#drainWaiters) r(false)
+    this.#drainWaiters = []
+    const waiters = this.#waiters
+    this.#waiters = []
+    for (const w of waiters) w.reject(new WebSocketClosedError(info))
+    this.#resolveClosed(info)
+  }
+}
+
+function u32(b: Buffer, o: number): number {
+  return ((b[o] as number) | ((b[o + 1] as number) << 8) | ((b[o + 2] as number) << 16)) + (b[o + 3] as number) * 0x1000000
+}
+
+/**
+ * @internal The JS half of a server's WebSocket connections: accepts
+ * upgrades, runs handlers, dispatches event batches.
+ */
+export class WebSocketSessions {
+  readonly #conns = new Map<number, WebSocketConnection>()
+  readonly #report: (err: unknown, req: Request) => void
+
+  constructor(report: (err: unknown, req: Request) => void) {
+    this.#report = report
+  }
+
+  get size(): number {
+    return this.#conns.size
+  }
+
+  /** Completes the upgrade of `req` and starts `handler`. Throws on invalid headers. */
+  accept(
+    n: NativeServer,
+    req: Request,
+    headers: string,
+    handler: WebSocketHandler,
+    opts: Required<WebSocketOptions>,
+  ): void {
+    if (!n.wsAccept(req._id, headers, nativeWsOptions(opts))) return
+    const ws = new WebSocketConnection(req._id, req, n, opts)
+    this.#conns.set(req._id, ws)
+    let out: void | Promise<void>
+    try {
+      out = handler(ws)
+    } catch (e) {
+      this.#failed(ws, req, e)
+      return
+    }
+    Promise.resolve(out).then(
+      () => {
+        // A handler that returns is done with the connection.
+        if (!ws.closed) void ws.close(1000)
+      },
+      (e: unknown) => this.#failed(ws, req, e),
+    )
+  }
+
+  #failed(ws: WebSocketConnection, req: Request, err: unknown): void {
+    // The peer going away is not a server error.
+    if (err instanceof WebSocketClosedError && ws.closeInfo) return
+    this.#report(err, req)
+    if (!ws.closed) void ws.close(1011, 'internal error')
+  }
+
+  /** Dispatches one batch from `wsDrain()`. */
+  dispatch(parts: Buffer[]): void {
+    const buf = parts[0] as Buffer
+    let at = 0
+    while (at < buf.length) {
+      const kind = buf[at] as number
+      const id = u32(buf, at + 1)
+      const len = u32(buf, at + 5)
+      let data: Buffer
+      if (buf[at + 9] === 1) {
+        data = parts[1 + u32(buf, at + 10)] as Buffer
+        at += 14
+      } else {
+        data = buf.subarray(at + 10, at + 10 + len)
+        at += 10 + len
+      }
+      const ws = this.#conns.get(id)
+      if (!ws) continue
+      switch (kind) {
+        case 0:
+          ws._message({ type: 'text', data: data.toString('utf8') })
+          break
+        case 1:
+          ws._message({ type: 'binary', data })
+          break
+        case 2:
+          this.#conns.delete(id)
+          ws._closed({ code: data.length >= 2 ? (data[0] as number) | ((data[1] as number) << 8) : 1005, reason: data.toString('utf8', 2) })
+          break
+        case 3:
+          ws._drain()
+          break
+      }
+    }
+  }
+
+  /** The server is gone: end every connection still known. */
+  closeAll(): void {
+    for (const ws of this.#conns.values()) ws._closed({ code: 1006, reason: 'server closed' })
+    this.#conns.clear()
+  }
+}

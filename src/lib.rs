@@ -18,6 +18,7 @@ use httpy_core::{Bytes, Reply, Responder, Router, Server, ServerConfig};
 
 pub mod loadgen;
 pub mod testing;
+mod tls;
 
 /// Bodies smaller than this are copied out of the JS buffer: a copy is
 /// cheaper than keeping a reference whose release must hop back to the JS
@@ -41,6 +42,8 @@ pub struct NativeOptions {
     pub threads: u32,
     pub js_handles_misses: bool,
     pub backlog: u32,
+    pub tls: Option<tls::NativeTls>,
+    pub http2: Option<tls::NativeHttp2>,
 }
 
 #[napi(object)]
@@ -149,7 +152,7 @@ impl NativeServer {
     ) -> Result<NativeServer> {
         let router = build_router(&routes)?;
         let ms = |v: f64| Duration::from_micros((v.max(0.0) * 1000.0) as u64);
-        let config = ServerConfig {
+        let mut config = ServerConfig {
             host: options.host,
             port: options.port as u16,
             read_buffer_size: options.read_buffer_size.map(|v| v as usize),
@@ -165,7 +168,9 @@ impl NativeServer {
             threads: options.threads as usize,
             js_handles_misses: options.js_handles_misses,
             backlog: options.backlog,
+            ..ServerConfig::default()
         };
+        tls::apply(&mut config, options.tls, options.http2)?;
         let tsfn: EventFn = on_event
             .build_threadsafe_function()
             .callee_handled::<false>()
@@ -261,10 +266,14 @@ impl NativeServer {
     }
 
     fn finish(&mut self, id: u32, status: u32, headers: &str, body: Bytes) -> Result<bool> {
+        self.send_reply(id, Reply::from_parts(status.min(u16::MAX as u32) as u16, headers, body))
+    }
+
+    fn send_reply(&mut self, id: u32, reply: httpy_core::Result<Reply>) -> Result<bool> {
         let Some(responder) = self.responders.remove(&id) else {
             return Ok(false);
         };
-        match Reply::from_parts(status.min(u16::MAX as u32) as u16, headers, body) {
+        match reply {
             Ok(reply) => Ok(responder.send(reply)),
             Err(e) => {
                 // Keep the request answerable: the caller turns the error into a 500.

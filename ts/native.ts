@@ -28,6 +28,22 @@ export interface NativeOptions {
   threads: number
   jsHandlesMisses: boolean
   backlog: number
+  tls?: NativeTls
+  http2?: NativeHttp2
+}
+
+export interface NativeTls {
+  selfSigned: boolean
+  cert?: Buffer
+  key?: Buffer
+  certName?: string
+  keyName?: string
+}
+
+export interface NativeHttp2 {
+  maxConcurrentStreams: number
+  streamWindow: number
+  connectionWindow: number
 }
 
 export interface NativeRoute {
@@ -61,10 +77,13 @@ export interface NativeWsOptions {
 export interface NativeServer {
   readonly port: number
   readonly address: string
+  /** PEM of the served certificate chain when TLS is on. */
+  readonly certificate: string | null
   setRoutes(routes: NativeRoute[]): void
   drain(): Buffer[]
   respondText(id: number, status: number, headers: string, body?: string | null): boolean
   respondBytes(id: number, status: number, headers: string, body: Buffer): boolean
+  respondPush(id: number, status: number, headers: string, body: string | Buffer | null | undefined, push: string): boolean
   abandon(id: number): void
   stats(): NativeStats
   close(graceMs: number): void

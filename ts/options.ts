@@ -6,6 +6,7 @@
 import { availableParallelism } from 'node:os'
 import { HttpyTypeError } from './errors.js'
 import type { NativeOptions } from './native.js'
+import { resolveTls, type TlsOptions } from './tls.js'
 import type { Request } from './request.js'
 import { resolveWsOptions, type WebSocketOptions } from './websocket.js'
 
@@ -40,6 +41,19 @@ export interface ServerOptions {
   shutdownTimeout?: number
   /** Listen backlog. Default 1024. */
   backlog?: number
+  /**
+   * Serve HTTPS: HTTP/2 and HTTP/1.1 on one port, chosen by ALPN.
+   * `{cert, key}` as PEM text, Buffers or file paths (`cert` may hold a
+   * chain, leaf first), or `'self-signed'` to generate a localhost
+   * certificate at start (development only).
+   */
+  tls?: TlsOptions
+  /** HTTP/2 streams one client may have open at once. Default 256. */
+  http2MaxConcurrentStreams?: number
+  /** HTTP/2 receive window per stream, bytes (flow control). Default 1 MiB. */
+  http2StreamWindowSize?: number
+  /** HTTP/2 receive window per connection, bytes. Default 4 MiB. */
+  http2ConnectionWindowSize?: number
   /** Include stack traces in 500 responses. Default false. */
   debug?: boolean
   /** Called with every error a handler or middleware throws. */
@@ -59,11 +73,12 @@ export interface ResolvedOptions {
 const KNOWN = new Set<string>([
   'host', 'port', 'readBufferSize', 'writeBufferSize', 'keepAlive', 'keepAliveTimeout', 'requestTimeout',
   'maxKeepAliveRequests', 'maxConnections', 'maxBodySize', 'maxHeaderSize', 'maxPendingRequests', 'threads',
-  'shutdownTimeout', 'backlog', 'debug', 'onError', 'websocket',
+  'shutdownTimeout', 'backlog', 'debug', 'onError', 'websocket', 'tls', 'http2MaxConcurrentStreams',
+  'http2StreamWindowSize', 'http2ConnectionWindowSize',
 ])
 
 /** Options of the guide that later releases implement; named so the error says so. */
-const PLANNED = new Set<string>(['tls', 'http3Port', 'http3Config', 'workers', 'compression', 'trustProxy', 'metrics', 'accessLog'])
+const PLANNED = new Set<string>(['http3Port', 'http3Config', 'workers', 'compression', 'trustProxy', 'metrics', 'accessLog'])
 
 function bad(name: string, want: string, got: unknown): never {
   throw new HttpyTypeError(
@@ -134,7 +149,16 @@ export function resolveOptions(options: ServerOptions | undefined, jsHandlesMiss
     threads: int(o, 'threads', Math.max(1, cores - 1), 1, 256),
     jsHandlesMisses,
     backlog: int(o, 'backlog', 1024, 1, 65535),
+    http2: {
+      maxConcurrentStreams: int(o, 'http2MaxConcurrentStreams', 256, 1, 1_000_000),
+      // The protocol's limits: at least the default 65535, at most 2^31-1.
+      streamWindow: int(o, 'http2StreamWindowSize', 1024 * 1024, 65535, 2 ** 31 - 1),
+      connectionWindow: int(o, 'http2ConnectionWindowSize', 4 * 1024 * 1024, 65535, 2 ** 31 - 1),
+    },
   }
+  // Last: reading certificate files is the only side effect of validation.
+  const tls = resolveTls(o.tls)
+  if (tls) native.tls = tls
   return {
     native,
     debug: bool(o, 'debug', false),

@@ -55,6 +55,17 @@ export class Server {
     } catch (e) {
       throw fromNative(e)
     }
+    if (opts.native.tls?.selfSigned) {
+      console.warn(
+        `httpy: tls 'self-signed': generated a development certificate for localhost, 127.0.0.1 and ::1 ` +
+          `(clients will not trust it; server.certificate holds its PEM)`,
+      )
+    }
+  }
+
+  /** PEM of the certificate chain served over TLS (`null` without TLS). */
+  get certificate(): string | null {
+    return this.#native?.certificate ?? null
   }
 
   /** The bound TCP port (useful with `port: 0`). */
@@ -67,10 +78,10 @@ export class Server {
     return this.#native?.address ?? ''
   }
 
-  /** `http://address:port` */
+  /** `http://address:port`, or `https://…` with TLS. */
   get url(): string {
     const a = this.address.includes(':') ? `[${this.address}]` : this.address
-    return `http://${a}:${this.port}`
+    return `${this.#opts.native.tls ? 'https' : 'http'}://${a}:${this.port}`
   }
 
   get isClosed(): boolean {
@@ -213,7 +224,10 @@ export class Server {
       }
       const body = res.body
       const headers = res.headers.toWire()
-      if (body === null || body === undefined || typeof body === 'string') {
+      const push = res.pushResources
+      if (push !== undefined && push !== null && push.length > 0) {
+        this.#sendWithPush(n, req, res, headers, pushBlock(push))
+      } else if (body === null || body === undefined || typeof body === 'string') {
         n.respondText(req._id, res.status, headers, body)
       } else if (Buffer.isBuffer(body)) {
         n.respondBytes(req._id, res.status, headers, body)
@@ -227,6 +241,20 @@ export class Server {
       }
     } catch (e) {
       this.#fail(req, fromNative(e))
+    }
+  }
+
+  #sendWithPush(n: NativeServer, req: Request, res: Response, headers: string, push: string): void {
+    const body = res.body
+    if (body === null || body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) {
+      n.respondPush(req._id, res.status, headers, body, push)
+    } else if (body instanceof Uint8Array) {
+      n.respondPush(req._id, res.status, headers, Buffer.from(body.buffer, body.byteOffset, body.byteLength), push)
+    } else {
+      throw new HttpyTypeError(
+        'ERR_HTTPY_INVALID_RESPONSE',
+        `unsupported response body type ${Object.prototype.toString.call(body)}`,
+      )
     }
   }
 
@@ -256,6 +284,22 @@ export class Server {
       console.error('httpy: handler error', err)
     }
   }
+}
+
+/** `pushResources` as the core takes it: `path\nas\npath\nas…`. */
+function pushBlock(list: ReadonlyArray<readonly [string, string]>): string {
+  const parts: string[] = []
+  for (const entry of list) {
+    const [path, as] = Array.isArray(entry) ? entry : []
+    if (typeof path !== 'string' || typeof as !== 'string' || path.includes('\n') || as.includes('\n')) {
+      throw new HttpyTypeError(
+        'ERR_HTTPY_INVALID_RESPONSE',
+        'pushResources must be a list of [path, as] string pairs, e.g. [["/static/app.js", "script"]]',
+      )
+    }
+    parts.push(path, as)
+  }
+  return parts.join('\n')
 }
 
 export { HttpyError }

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use crate::tls::TlsSettings;
+
 /// Everything one listener needs. Durations and sizes use the units of the
 /// protocol layers; the public API converts seconds on the JS side.
 #[derive(Debug, Clone)]
@@ -38,6 +40,14 @@ pub struct ServerConfig {
     pub js_handles_misses: bool,
     /// Listen backlog.
     pub backlog: u32,
+    /// Serve TLS (HTTP/2 and HTTP/1.1 chosen by ALPN) instead of cleartext.
+    pub tls: Option<TlsSettings>,
+    /// HTTP/2 streams a client may have open at once on one connection.
+    pub h2_max_concurrent_streams: u32,
+    /// HTTP/2 receive window per stream (bytes).
+    pub h2_stream_window: u32,
+    /// HTTP/2 receive window per connection (bytes).
+    pub h2_connection_window: u32,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +68,10 @@ impl Default for ServerConfig {
             threads: 1,
             js_handles_misses: false,
             backlog: 1024,
+            tls: None,
+            h2_max_concurrent_streams: 256,
+            h2_stream_window: 1024 * 1024,
+            h2_connection_window: 4 * 1024 * 1024,
         }
     }
 }

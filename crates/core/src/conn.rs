@@ -1,13 +1,12 @@
 //! Serving one accepted TCP connection: pick the protocol, drive it, and
 //! stop it gracefully (or by force) when the server closes.
 //!
-//! The first bytes decide the protocol: the HTTP/2 connection preface means
-//! h2c with prior knowledge; anything else is HTTP/1.x. Bytes read while
-//! deciding are replayed to the protocol layer by [`Rewind`].
+//! Over TLS the negotiated ALPN protocol decides. In cleartext the first
+//! bytes do: the HTTP/2 connection preface means h2c with prior knowledge;
+//! anything else is HTTP/1.x. Bytes read while deciding are replayed to the
+//! protocol layer by [`Rewind`].
 
 use bytes::{Buf, Bytes};
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -16,11 +15,13 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::proto;
 use crate::server::Shared;
-use crate::service::{handle, ConnInfo};
+use crate::service::ConnInfo;
+use crate::tls::{TlsSettings, ALPN_H2};
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -55,7 +56,8 @@ struct Linger {
 impl<T> Rewind<T> {
     pub(crate) fn new(pre: Bytes, inner: T, write_timeout: Duration) -> Self {
         Self {
-            pre: Some(pre),
+            // An empty replay buffer must not be read: it would look like EOF.
+            pre: (!pre.is_empty()).then_some(pre),
             inner,
             linger: None,
             write_timeout,
@@ -206,100 +208,55 @@ async fn sniff(stream: &mut TcpStream, shared: &Shared) -> Option<(Proto, Bytes)
     Some((proto, Bytes::from(buf)))
 }
 
-pub(crate) async fn serve(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketAddr) {
+pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
+    match shared.config.tls.clone() {
+        Some(tls) => serve_tls(shared, stream, remote, tls).await,
+        None => serve_plain(shared, stream, remote).await,
+    }
+}
+
+fn conn_info(remote: SocketAddr, tls: bool) -> Arc<ConnInfo> {
+    Arc::new(ConnInfo {
+        remote,
+        tls,
+        requests: AtomicU64::new(0),
+    })
+}
+
+async fn serve_plain(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketAddr) {
     let Some((proto, pre)) = sniff(&mut stream, &shared).await else {
         return;
     };
-    let info = Arc::new(ConnInfo {
-        remote,
-        tls: false,
-        requests: AtomicU64::new(0),
-    });
-    let io = TokioIo::new(Rewind::new(pre, stream, shared.config.request_timeout));
-    let svc = {
-        let shared = shared.clone();
-        service_fn(move |req| handle(shared.clone(), info.clone(), req))
-    };
+    let info = conn_info(remote, false);
+    let io = Rewind::new(pre, stream, shared.config.request_timeout);
     match proto {
-        Proto::H1 => serve_h1(&shared, io, svc).await,
-        Proto::H2 => serve_h2(&shared, io, svc).await,
+        Proto::H1 => proto::h1::serve(shared, info, io).await,
+        Proto::H2 => proto::h2::serve(shared, info, io).await,
     }
 }
 
-async fn serve_h1<S>(shared: &Shared, io: TokioIo<Rewind<TcpStream>>, svc: S)
-where
-    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = crate::body::ResBody>,
-    S::Future: Send + 'static,
-{
-    let cfg = &shared.config;
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .keep_alive(cfg.keep_alive)
-        .timer(TokioTimer::new())
-        // Bounds both the idle gap between kept-alive requests and the time
-        // to receive a request head.
-        .header_read_timeout(cfg.keep_alive_timeout.min(cfg.request_timeout))
-        .max_buf_size(cfg.max_header_size.max(crate::service::MIN_PROTOCOL_HEAD))
-        // No `pipeline_flush`: with it, hyper 1 holds the response back while
-        // more pipelined bytes are buffered, and a connection that closes
-        // (`Connection: close`) then drops the response unsent.
-        .pipeline_flush(false);
-    // `with_upgrades`: a WebSocket handshake hands the transport over to
-    // the WebSocket task once the 101 is written.
-    let mut conn = builder.serve_connection(io, svc).with_upgrades();
-    let mut draining = false;
-    let result = loop {
-        tokio::select! {
-            r = &mut conn => break r,
-            _ = shared.shutdown.cancelled(), if !draining => {
-                draining = true;
-                Pin::new(&mut conn).graceful_shutdown();
-            }
-            _ = shared.force.cancelled() => return,
-        }
+/// TLS: the handshake must finish within the idle timeout; a client that
+/// fails it (garbage, plain HTTP, no common protocol version) loses only
+/// its own connection. ALPN then picks the protocol; no ALPN means
+/// HTTP/1.1. TLS runs over [`Rewind`] for its lingering close and its
+/// slow-reader cut-off.
+async fn serve_tls(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr, tls: TlsSettings) {
+    let wait = shared.config.keep_alive_timeout.min(shared.config.request_timeout);
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
+    let io = Rewind::new(Bytes::new(), stream, shared.config.request_timeout);
+    let handshake = tokio::time::timeout(wait, acceptor.accept(io));
+    let stream = tokio::select! {
+        r = handshake => match r {
+            Ok(Ok(s)) => s,
+            _ => return,
+        },
+        _ = shared.shutdown.cancelled() => return,
     };
-    if let Err(e) = result {
-        // A request head that stalled mid-way gets a 408 before the close; a
-        // connection that was merely idle is closed silently.
-        if e.is_timeout() {
-            let Some(parts) = conn.into_parts() else {
-                return;
-            };
-            if !parts.read_buf.is_empty() {
-                let mut io = parts.io.into_inner();
-                let _ = io
-                    .write_all(
-                        b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
-                    )
-                    .await;
-                let _ = io.shutdown().await;
-            }
-        }
-    }
-}
-
-async fn serve_h2<S>(shared: &Shared, io: TokioIo<Rewind<TcpStream>>, svc: S)
-where
-    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = crate::body::ResBody>,
-    S::Future: Send + 'static,
-{
-    let cfg = &shared.config;
-    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
-    builder
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(256)
-        .max_header_list_size(cfg.max_header_size.max(8192) as u32)
-        .keep_alive_interval(None);
-    let mut conn = builder.serve_connection(io, svc);
-    let mut draining = false;
-    loop {
-        tokio::select! {
-            _ = &mut conn => return,
-            _ = shared.shutdown.cancelled(), if !draining => {
-                draining = true;
-                Pin::new(&mut conn).graceful_shutdown();
-            }
-            _ = shared.force.cancelled() => return,
-        }
+    let is_h2 = stream.get_ref().1.alpn_protocol() == Some(ALPN_H2);
+    let info = conn_info(remote, true);
+    if is_h2 {
+        proto::h2::serve(shared, info, stream).await
+    } else {
+        proto::h1::serve(shared, info, stream).await
     }
 }

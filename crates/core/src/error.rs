@@ -21,6 +21,8 @@ pub enum ErrorKind {
     Closed,
     /// A response given by the embedder could not be used.
     InvalidResponse,
+    /// A TLS certificate or key could not be read or used.
+    Tls,
     /// Anything else (runtime start-up, ...).
     Internal,
 }
@@ -68,6 +70,7 @@ impl Error {
             ErrorKind::Route => "ERR_HTTPY_INVALID_ROUTE",
             ErrorKind::Closed => "ERR_HTTPY_SERVER_CLOSED",
             ErrorKind::InvalidResponse => "ERR_HTTPY_INVALID_RESPONSE",
+            ErrorKind::Tls => "ERR_HTTPY_TLS",
             ErrorKind::Internal => "ERR_HTTPY_INTERNAL",
         }
     }

@@ -2,7 +2,7 @@
 //! handlers, with no knowledge of N-API or JavaScript.
 //!
 //! A [`Server`] owns a Tokio runtime, accepts connections, speaks HTTP/1.1
-//! and HTTP/2 (h2c), matches routes with a [`Router`], answers what needs no
+//! and HTTP/2 (h2c, or TLS by ALPN), matches routes with a [`Router`], answers what needs no
 //! handler (404/405, overload, limits) and queues the rest. The embedder is
 //! told through a [`Waker`] that work is waiting, takes it in batches with
 //! [`Server::take_batch`], and answers each request through its
@@ -11,6 +11,7 @@
 mod body;
 mod config;
 mod conn;
+mod proto;
 mod error;
 mod fault;
 mod queue;
@@ -21,6 +22,7 @@ mod server;
 mod service;
 mod stats;
 mod ws;
+mod tls;
 
 pub use bytes::Bytes;
 pub use config::ServerConfig;
@@ -34,3 +36,4 @@ pub use stats::StatsSnapshot;
 pub use ws::{
     encode_events as encode_ws_events, SendStatus, WsEvent, WsEventKind, WsFrame, WsOptions,
 };
+pub use tls::TlsSettings;

@@ -11,6 +11,29 @@ pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// Resources to push with this response (`(path, as)`): pushed over
+    /// HTTP/2 when the client allows it, `Link: rel=preload` otherwise.
+    pub push: Vec<(String, String)>,
+}
+
+/// The push list of a response on its way to the protocol layer (kept in
+/// the response's extensions so every layer decides what it can do).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PushList(pub(crate) Vec<(String, String)>);
+
+/// `Link` header value announcing a resource for preload.
+pub(crate) fn preload_link(path: &str, as_: &str) -> String {
+    format!("<{path}>; rel=preload; as={as_}")
+}
+
+/// Appends one `Link: rel=preload` header per resource.
+pub(crate) fn add_preload_links(headers: &mut HeaderMap, list: &[(String, String)]) {
+    for (path, as_) in list {
+        // Both parts were validated in `Reply::with_push`.
+        if let Ok(v) = HeaderValue::from_str(&preload_link(path, as_)) {
+            headers.append(http::header::LINK, v);
+        }
+    }
 }
 
 impl Reply {
@@ -56,7 +79,52 @@ impl Reply {
             status,
             headers,
             body,
+            push: Vec::new(),
         })
+    }
+
+    /// Adds resources to push, from a block `path\nas\npath\nas…`. A path
+    /// must be an absolute path (`/static/app.js`, query allowed); `as` a
+    /// token such as `style` or `script`.
+    ///
+    /// ```
+    /// let r = httpy_core::Reply::from_parts(200, "", "".into()).unwrap()
+    ///     .with_push("/static/style.css\nstyle\n/static/app.js\nscript").unwrap();
+    /// assert_eq!(r.push[1], ("/static/app.js".to_string(), "script".to_string()));
+    /// assert!(httpy_core::Reply::from_parts(200, "", "".into()).unwrap().with_push("http://x/\nstyle").is_err());
+    /// ```
+    pub fn with_push(mut self, block: &str) -> Result<Self, Error> {
+        if block.is_empty() {
+            return Ok(self);
+        }
+        let mut parts = block.split('\n');
+        while let Some(path) = parts.next() {
+            let as_ = parts.next().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidResponse,
+                    "pushResources entry has a path without an \"as\" value",
+                )
+            })?;
+            let path_ok = path.starts_with('/')
+                && !path.starts_with("//")
+                && path.parse::<http::uri::PathAndQuery>().is_ok();
+            if !path_ok {
+                return Err(Error::new(
+                    ErrorKind::InvalidResponse,
+                    format!("pushResources path {path:?} must be an absolute path such as \"/static/app.js\""),
+                ));
+            }
+            let as_ok =
+                !as_.is_empty() && as_.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            if !as_ok {
+                return Err(Error::new(
+                    ErrorKind::InvalidResponse,
+                    format!("pushResources \"as\" value {as_:?} must be a token such as \"style\" or \"script\""),
+                ));
+            }
+            self.push.push((path.to_string(), as_.to_string()));
+        }
+        Ok(self)
     }
 
     pub fn text(status: StatusCode, text: &'static str) -> Self {
@@ -69,6 +137,7 @@ impl Reply {
             status,
             headers,
             body: Bytes::from_static(text.as_bytes()),
+            push: Vec::new(),
         }
     }
 }

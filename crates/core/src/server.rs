@@ -125,6 +125,11 @@ impl Server {
         self.local_addr
     }
 
+    /// The certificate chain served over TLS (PEM), if TLS is on.
+    pub fn tls_certificate_pem(&self) -> Option<&str> {
+        self.shared.config.tls.as_ref().map(|t| t.certificate_pem())
+    }
+
     /// Replaces the route table; requests already routed keep their match.
     pub fn set_router(&self, router: Router) {
         self.shared.router.store(Arc::new(router));

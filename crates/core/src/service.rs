@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use crate::body::ResBody;
 use crate::queue::{Incoming, Version};
-use crate::reply::Reply;
+use crate::reply::{add_preload_links, PushList, Reply};
 use crate::router::Match;
 use crate::server::Shared;
 use crate::stats::Stats;
@@ -83,6 +83,14 @@ where
             native(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
         }
     };
+    let mut res = res;
+    // HTTP/1.x cannot push: the push list becomes preload links. (The
+    // HTTP/2 layer takes the list from the extensions and decides itself.)
+    if is_h1 {
+        if let Some(PushList(list)) = res.extensions_mut().remove::<PushList>() {
+            add_preload_links(res.headers_mut(), &list);
+        }
+    }
     // The per-connection request limit: the response that reaches it closes
     // the connection (HTTP/2 limits are applied by the connection driver).
     if is_h1 && limit > 0 && nth >= limit {
@@ -305,6 +313,9 @@ fn reply_to_response(reply: Reply) -> Response<ResBody> {
     // The length is ours to set from the actual body; a stale one from a
     // middleware that rewrote the body must not reach the wire.
     res.headers_mut().remove(CONTENT_LENGTH);
+    if !reply.push.is_empty() {
+        res.extensions_mut().insert(PushList(reply.push));
+    }
     res
 }
 

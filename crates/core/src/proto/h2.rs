@@ -1,0 +1,379 @@
+//! HTTP/2 through the `h2` crate (hyper has no server push), over plain TCP
+//! (h2c with prior knowledge) or TLS (ALPN `h2`).
+//!
+//! What hyper did for us and this module does itself:
+//! - one task per stream, all owned by a `JoinSet` so that dropping the
+//!   connection aborts them;
+//! - request bodies release flow-control capacity as they are consumed, so
+//!   the window reopens and large uploads keep moving;
+//! - response bodies are sent as the peer grants capacity (no unbounded
+//!   buffering of a large body);
+//! - graceful close and the idle timeout send GOAWAY and let open streams
+//!   finish; `maxKeepAliveRequests` counts streams and then sends GOAWAY;
+//! - limits: concurrent streams, header list size, pending-accept and
+//!   locally-caused resets ("rapid reset"), both of which end the
+//!   connection with GOAWAY(ENHANCE_YOUR_CALM) when exceeded.
+//!
+//! `h2` itself answers PINGs and SETTINGS (it reads no further frames while
+//! an acknowledgement is waiting to be written, so floods of either are
+//! throttled by the peer's own reading), checks that DATA matches
+//! `content-length`, bounds CONTINUATION sequences by the header list
+//! limit, and answers malformed frames with GOAWAY and the right error code.
+//!
+//! Push: a response's push list (see [`PushList`]) becomes PUSH_PROMISEs
+//! when the peer allows push, each resource produced by a synthetic GET
+//! through the normal request path. Without push (disabled by the peer, or
+//! refused), the list becomes `Link: rel=preload` headers on the response
+//! and on a `103 Early Hints` sent just before it.
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use h2::server::{SendPushedResponse, SendResponse};
+use h2::{RecvStream, SendStream};
+use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http_body::{Body, Frame};
+use http_body_util::{BodyExt, Empty};
+use parking_lot::Mutex;
+use rustc_hash::FxHashSet;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::task::JoinSet;
+use tokio::time::{sleep, Instant};
+
+use crate::body::ResBody;
+use crate::reply::{add_preload_links, PushList};
+use crate::server::Shared;
+use crate::service::{handle, ConnInfo};
+
+/// Streams a client may reset before the server has accepted them; beyond
+/// it the connection is closed (the "rapid reset" attack).
+const MAX_PENDING_ACCEPT_RESETS: usize = 64;
+/// Streams the server may reset because of client errors before closing.
+const MAX_LOCAL_ERROR_RESETS: usize = 256;
+/// Bytes buffered per stream for sending before waiting for capacity.
+const MAX_SEND_BUFFER: usize = 256 * 1024;
+/// Frame size we accept (the protocol's default is 16 KiB).
+const MAX_FRAME_SIZE: u32 = 64 * 1024;
+
+/// Facts shared by the streams of one connection.
+struct ConnState {
+    /// Paths already pushed on this connection: each is pushed at most once.
+    pushed: Mutex<FxHashSet<String>>,
+}
+
+/// Serves HTTP/2 on `io` (whose first bytes are the client preface).
+pub(crate) async fn serve<T>(shared: Arc<Shared>, info: Arc<ConnInfo>, io: T)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let cfg = &shared.config;
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(cfg.h2_max_concurrent_streams)
+        .initial_window_size(cfg.h2_stream_window)
+        .initial_connection_window_size(cfg.h2_connection_window)
+        .max_frame_size(MAX_FRAME_SIZE)
+        .max_header_list_size(cfg.max_header_size as u32)
+        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESETS)
+        .max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
+        .max_send_buffer_size(MAX_SEND_BUFFER);
+    let idle = cfg.keep_alive_timeout;
+    let handshake = tokio::time::timeout(
+        idle.min(cfg.request_timeout),
+        builder.handshake::<_, Bytes>(io),
+    );
+    let mut conn = tokio::select! {
+        r = handshake => match r {
+            Ok(Ok(c)) => c,
+            _ => return,
+        },
+        _ = shared.force.cancelled() => return,
+    };
+    let state = Arc::new(ConnState {
+        pushed: Mutex::new(FxHashSet::default()),
+    });
+    let limit = cfg.max_keep_alive_requests;
+    let mut streams: JoinSet<()> = JoinSet::new();
+    let mut accepted: u64 = 0;
+    let mut draining = false;
+    let idle_timer = sleep(idle);
+    tokio::pin!(idle_timer);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shared.force.cancelled() => return,
+            _ = shared.shutdown.cancelled(), if !draining => {
+                draining = true;
+                conn.graceful_shutdown();
+            }
+            Some(_) = streams.join_next(), if !streams.is_empty() => {
+                if streams.is_empty() {
+                    idle_timer.as_mut().reset(Instant::now() + idle);
+                }
+            }
+            _ = &mut idle_timer, if streams.is_empty() && !draining => {
+                draining = true;
+                conn.graceful_shutdown();
+            }
+            r = conn.accept() => match r {
+                Some(Ok((req, respond))) => {
+                    accepted += 1;
+                    if limit > 0 && accepted >= limit && !draining {
+                        // This stream is still served; GOAWAY refuses later ones.
+                        draining = true;
+                        conn.graceful_shutdown();
+                    }
+                    streams.spawn(stream(shared.clone(), info.clone(), state.clone(), req, respond));
+                }
+                // Protocol errors have already been answered with GOAWAY by h2.
+                Some(Err(_)) | None => break,
+            },
+        }
+    }
+    // The connection is finished; any stream task still running can no
+    // longer write and is aborted when `streams` drops.
+}
+
+/// A request body that hands flow-control capacity back as it is read.
+struct H2Body(RecvStream);
+
+impl Body for H2Body {
+    type Data = Bytes;
+    type Error = h2::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, h2::Error>>> {
+        match self.0.poll_data(cx) {
+            Poll::Ready(Some(Ok(data))) => {
+                let _ = self.0.flow_control().release_capacity(data.len());
+                Poll::Ready(Some(Ok(Frame::data(data))))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+}
+
+/// Header fields HTTP/2 forbids (RFC 9113 §8.2.2); HTTP/1.x-minded code
+/// (ours included: `connection: close` after a 413) may have set them.
+fn strip_connection_headers(headers: &mut HeaderMap) {
+    for name in [CONNECTION, TRANSFER_ENCODING, UPGRADE] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+fn has_no_body(status: StatusCode, method: &Method) -> bool {
+    method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
+}
+
+async fn stream(
+    shared: Arc<Shared>,
+    info: Arc<ConnInfo>,
+    state: Arc<ConnState>,
+    req: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+) {
+    let method = req.method().clone();
+    let authority = req.uri().authority().cloned();
+    let scheme = req.uri().scheme().cloned();
+    let mut req = req.map(H2Body);
+    // Handlers written for HTTP/1.1 read `host`; HTTP/2 carries it in
+    // `:authority`.
+    if let Some(a) = &authority {
+        if !req.headers().contains_key(HOST) {
+            if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+                req.headers_mut().insert(HOST, v);
+            }
+        }
+    }
+    let work = handle(shared.clone(), info.clone(), req);
+    // A client that resets the stream no longer wants the answer: stop
+    // waiting (dropping the work drops the request's responder).
+    let res = tokio::select! {
+        r = work => match r { Ok(r) => r, Err(never) => match never {} },
+        _ = poll_fn(|cx| respond.poll_reset(cx)) => return,
+    };
+    let (mut parts, body) = res.into_parts();
+    let push = parts.extensions.remove::<PushList>();
+    strip_connection_headers(&mut parts.headers);
+
+    let mut promised: Vec<(Uri, SendPushedResponse<Bytes>)> = Vec::new();
+    if let Some(PushList(list)) = push {
+        let mut fallback = Vec::new();
+        for (path, as_) in list {
+            if !state.pushed.lock().insert(path.clone()) {
+                continue; // already pushed on this connection
+            }
+            match push_uri(scheme.as_ref(), authority.as_ref(), &path)
+                .and_then(|uri| promise(&mut respond, uri))
+            {
+                Some(p) => promised.push(p),
+                None => {
+                    // Push disabled by the peer or refused: announce instead.
+                    state.pushed.lock().remove(&path);
+                    fallback.push((path, as_));
+                }
+            }
+        }
+        if !fallback.is_empty() {
+            add_preload_links(&mut parts.headers, &fallback);
+            let mut hints = Response::new(());
+            *hints.status_mut() = StatusCode::EARLY_HINTS;
+            add_preload_links(hints.headers_mut(), &fallback);
+            let _ = respond.send_informational(hints);
+        }
+    }
+
+    let main = async move {
+        let _ = send(&mut respond, &method, Response::from_parts(parts, body)).await;
+    };
+    let pushes = promised
+        .into_iter()
+        .map(|(uri, p)| produce_pushed(shared.clone(), info.clone(), uri, p));
+    futures_util::future::join(main, join_all(pushes)).await;
+}
+
+fn push_uri(
+    scheme: Option<&http::uri::Scheme>,
+    authority: Option<&http::uri::Authority>,
+    path: &str,
+) -> Option<Uri> {
+    Uri::builder()
+        .scheme(scheme?.clone())
+        .authority(authority?.clone())
+        .path_and_query(path)
+        .build()
+        .ok()
+}
+
+fn promise(
+    respond: &mut SendResponse<Bytes>,
+    uri: Uri,
+) -> Option<(Uri, SendPushedResponse<Bytes>)> {
+    let req = Request::builder()
+        .method(Method::GET)
+        .uri(uri.clone())
+        .body(())
+        .ok()?;
+    respond.push_request(req).ok().map(|p| (uri, p))
+}
+
+/// Produces a pushed resource through the normal request path (routing,
+/// middleware, handler) and writes it on the promised stream.
+async fn produce_pushed(
+    shared: Arc<Shared>,
+    info: Arc<ConnInfo>,
+    uri: Uri,
+    mut pushed: SendPushedResponse<Bytes>,
+) {
+    let mut req = Request::new(Empty::<Bytes>::new());
+    *req.uri_mut() = uri;
+    *req.version_mut() = http::Version::HTTP_2;
+    if let Some(a) = req.uri().authority().cloned() {
+        if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+            req.headers_mut().insert(HOST, v);
+        }
+    }
+    let res = tokio::select! {
+        r = handle(shared, info, req) => match r { Ok(r) => r, Err(never) => match never {} },
+        _ = poll_fn(|cx| pushed.poll_reset(cx)) => return,
+    };
+    let (mut parts, body) = res.into_parts();
+    // No pushes from a pushed response.
+    parts.extensions.remove::<PushList>();
+    strip_connection_headers(&mut parts.headers);
+    let _ = send_pushed(&mut pushed, Response::from_parts(parts, body)).await;
+}
+
+/// Either kind of response handle: the client's stream or a pushed one.
+trait Respond {
+    fn send_head(&mut self, head: Response<()>, end: bool) -> Result<SendStream<Bytes>, h2::Error>;
+}
+
+impl Respond for SendResponse<Bytes> {
+    fn send_head(&mut self, head: Response<()>, end: bool) -> Result<SendStream<Bytes>, h2::Error> {
+        self.send_response(head, end)
+    }
+}
+
+impl Respond for SendPushedResponse<Bytes> {
+    fn send_head(&mut self, head: Response<()>, end: bool) -> Result<SendStream<Bytes>, h2::Error> {
+        self.send_response(head, end)
+    }
+}
+
+async fn send_pushed(
+    pushed: &mut SendPushedResponse<Bytes>,
+    res: Response<ResBody>,
+) -> Result<(), h2::Error> {
+    send(pushed, &Method::GET, res).await
+}
+
+/// Writes head and body, sending data only as the peer grants capacity.
+async fn send<R: Respond>(
+    respond: &mut R,
+    method: &Method,
+    res: Response<ResBody>,
+) -> Result<(), h2::Error> {
+    let (mut parts, mut body) = res.into_parts();
+    let no_body = has_no_body(parts.status, method);
+    if let Some(n) = body.size_hint().exact() {
+        if parts.status != StatusCode::NO_CONTENT && parts.status != StatusCode::NOT_MODIFIED {
+            parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
+        }
+    }
+    let end = no_body || body.is_end_stream();
+    let mut out = respond.send_head(Response::from_parts(parts, ()), end)?;
+    if end {
+        return Ok(());
+    }
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame;
+        if let Ok(data) = frame.into_data() {
+            let last = body.is_end_stream();
+            send_data(&mut out, data, last).await?;
+            if last {
+                return Ok(());
+            }
+        }
+    }
+    out.send_data(Bytes::new(), true)
+}
+
+async fn send_data(
+    out: &mut SendStream<Bytes>,
+    mut data: Bytes,
+    end: bool,
+) -> Result<(), h2::Error> {
+    if data.is_empty() {
+        return out.send_data(data, end);
+    }
+    while !data.is_empty() {
+        out.reserve_capacity(data.len());
+        let granted = match poll_fn(|cx| out.poll_capacity(cx)).await {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => return Err(e),
+            // The stream can no longer send (reset, or connection gone).
+            None => return Err(h2::Error::from(h2::Reason::CANCEL)),
+        };
+        if granted == 0 {
+            continue;
+        }
+        let chunk = data.split_to(granted.min(data.len()));
+        out.send_data(chunk, end && data.is_empty())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,100 @@
+//! Binding for TLS settings, HTTP/2 settings and responses carrying a push
+//! list. Only value conversion; the protocol work is in `httpy-core`.
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use httpy_core::{Bytes, Reply, ServerConfig, TlsSettings};
+
+use crate::{NativeServer, ZERO_COPY_MIN};
+
+/// TLS material, already read by the JS side (which knows file names).
+#[napi(object)]
+pub struct NativeTls {
+    /// Generate a development certificate instead of using `cert`/`key`.
+    pub self_signed: bool,
+    pub cert: Option<Buffer>,
+    pub key: Option<Buffer>,
+    /// Where `cert`/`key` came from, for error messages.
+    pub cert_name: Option<String>,
+    pub key_name: Option<String>,
+}
+
+#[napi(object)]
+pub struct NativeHttp2 {
+    pub max_concurrent_streams: u32,
+    pub stream_window: u32,
+    pub connection_window: u32,
+}
+
+fn tls_error(e: httpy_core::Error) -> Error {
+    Error::new(Status::InvalidArg, format!("{}: {}", e.code(), e.message()))
+}
+
+/// Applies the TLS and HTTP/2 parts of the options to `config`.
+pub(crate) fn apply(
+    config: &mut ServerConfig,
+    tls: Option<NativeTls>,
+    http2: Option<NativeHttp2>,
+) -> Result<()> {
+    if let Some(t) = tls {
+        let settings = if t.self_signed {
+            TlsSettings::self_signed().map_err(tls_error)?
+        } else {
+            let (Some(cert), Some(key)) = (t.cert, t.key) else {
+                return Err(Error::new(
+                    Status::InvalidArg,
+                    "ERR_HTTPY_TLS: both cert and key are required",
+                ));
+            };
+            TlsSettings::from_pem(
+                &cert,
+                &key,
+                t.cert_name.as_deref().unwrap_or("cert"),
+                t.key_name.as_deref().unwrap_or("key"),
+            )
+            .map_err(tls_error)?
+        };
+        config.tls = Some(settings);
+    }
+    if let Some(h) = http2 {
+        config.h2_max_concurrent_streams = h.max_concurrent_streams;
+        config.h2_stream_window = h.stream_window;
+        config.h2_connection_window = h.connection_window;
+    }
+    Ok(())
+}
+
+#[napi]
+impl NativeServer {
+    /// The served certificate chain (PEM) when TLS is on, so that a
+    /// generated development certificate can be trusted explicitly.
+    #[napi(getter)]
+    pub fn certificate(&self) -> Option<String> {
+        self.server
+            .as_ref()
+            .and_then(|s| s.tls_certificate_pem().map(str::to_string))
+    }
+
+    /// Like `respondText`/`respondBytes`, with resources to push: `push`
+    /// holds path, as, path, as, … joined by newlines.
+    #[napi(catch_unwind)]
+    pub fn respond_push(
+        &mut self,
+        id: u32,
+        status: u32,
+        headers: String,
+        body: Option<Either<String, Buffer>>,
+        push: String,
+    ) -> Result<bool> {
+        let body = match body {
+            None => Bytes::new(),
+            Some(Either::A(s)) => Bytes::from(s.into_bytes()),
+            Some(Either::B(b)) if b.len() >= ZERO_COPY_MIN => Bytes::from_owner(b),
+            Some(Either::B(b)) => Bytes::copy_from_slice(&b),
+        };
+        let reply = Reply::from_parts(status.min(u16::MAX as u32) as u16, &headers, body)
+            .and_then(|r| r.with_push(&push));
+        self.send_reply(id, reply)
+    }
+}

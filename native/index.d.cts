@@ -41,6 +41,16 @@ export declare class NativeServer {
   /** Sends a binary message to every subscriber of `topic`; returns how many. */
   wsPublishBinary(topic: string, data: Buffer): number
   /**
+   * The served certificate chain (PEM) when TLS is on, so that a
+   * generated development certificate can be trusted explicitly.
+   */
+  get certificate(): string | null
+  /**
+   * Like `respondText`/`respondBytes`, with resources to push: `push`
+   * holds path, as, path, as, … joined by newlines.
+   */
+  respondPush(id: number, status: number, headers: string, body: string | Buffer | undefined | null, push: string): boolean
+  /**
    * Binds and starts serving. `on_event(0)` means requests are waiting
    * (call `drain`), `on_event(1)` means the close has finished.
    */
@@ -145,6 +155,12 @@ export interface LoadResult {
   connectionsOpened: number
 }
 
+export interface NativeHttp2 {
+  maxConcurrentStreams: number
+  streamWindow: number
+  connectionWindow: number
+}
+
 export interface NativeOptions {
   host: string
   port: number
@@ -161,6 +177,8 @@ export interface NativeOptions {
   threads: number
   jsHandlesMisses: boolean
   backlog: number
+  tls?: NativeTls
+  http2?: NativeHttp2
 }
 
 export interface NativeRoute {
@@ -183,6 +201,17 @@ export interface NativeStats {
   /** WebSocket connections running now, and since the start. */
   websocketsOpen: number
   websocketsTotal: number
+}
+
+/** TLS material, already read by the JS side (which knows file names). */
+export interface NativeTls {
+  /** Generate a development certificate instead of using `cert`/`key`. */
+  selfSigned: boolean
+  cert?: Buffer
+  key?: Buffer
+  /** Where `cert`/`key` came from, for error messages. */
+  certName?: string
+  keyName?: string
 }
 
 /** Per-connection settings, already validated by the TS layer. */

@@ -351,3 +351,360 @@ function rawExchange(port: number, data: string, ms = 2000): Promise<string> {
     s.write(data)
   })
 }
+
+/** A client frame; masked unless told otherwise. */
+function frame(opcode: number, payload: Buffer, o: { mask?: boolean; fin?: boolean; rsv?: number } = {}): Buffer {
+  const { mask = true, fin = true, rsv = 0 } = o
+  const len = payload.length
+  const head: number[] = [(fin ? 0x80 : 0) | (rsv << 4) | opcode]
+  const m = mask ? 0x80 : 0
+  if (len < 126) head.push(m | len)
+  else if (len < 65536) head.push(m | 126, len >> 8, len & 0xff)
+  else throw new Error('test frames stay small')
+  if (!mask) return Buffer.concat([Buffer.from(head), payload])
+  const key = Buffer.from([1, 2, 3, 4])
+  const body = Buffer.from(payload.map((b, i) => b ^ (key[i % 4] as number)))
+  return Buffer.concat([Buffer.from(head), key, body])
+}
+
+/** Server frames (unmasked) found in `buf`. */
+function parseFrames(buf: Buffer): { opcode: number; payload: Buffer }[] {
+  const out: { opcode: number; payload: Buffer }[] = []
+  let at = 0
+  while (at + 2 <= buf.length) {
+    const opcode = (buf[at] as number) & 0x0f
+    let len = (buf[at + 1] as number) & 0x7f
+    let o = at + 2
+    if (len === 126) {
+      len = buf.readUInt16BE(o)
+      o += 2
+    } else if (len === 127) {
+      len = Number(buf.readBigUInt64BE(o))
+      o += 8
+    }
+    out.push({ opcode, payload: buf.subarray(o, o + len) })
+    at = o + len
+  }
+  return out
+}
+
+/**
+ * Completes the handshake on a raw socket, writes `frames`, and returns the
+ * close code the server sent (null if none) once it closes the socket.
+ */
+function rawSession(port: number, path: string, frames: Buffer[], ms = 4000): Promise<{ code: number | null; closed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1')
+    let buf = Buffer.alloc(0)
+    let upgraded = false
+    let closed = false
+    const t = setTimeout(() => s.destroy(), ms)
+    s.on('error', () => {})
+    s.on('data', (d) => {
+      buf = Buffer.concat([buf, d])
+      if (!upgraded) {
+        const end = buf.indexOf('\r\n\r\n')
+        if (end < 0) return
+        const head = buf.subarray(0, end).toString('latin1')
+        if (!head.startsWith('HTTP/1.1 101')) {
+          reject(new Error(`no upgrade: ${head}`))
+          return
+        }
+        upgraded = true
+        buf = buf.subarray(end + 4)
+        for (const f of frames) s.write(f)
+      }
+    })
+    s.on('end', () => (closed = true))
+    s.on('close', () => {
+      clearTimeout(t)
+      const close = parseFrames(buf).find((f) => f.opcode === 8)
+      resolve({ code: close && close.payload.length >= 2 ? close.payload.readUInt16BE(0) : null, closed })
+    })
+    s.write(
+      `GET ${path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    )
+  })
+}
+
+describe('websocket: bad input', () => {
+  it('closes with the RFC 6455 code for each protocol violation and frees the connection', async () => {
+    const app = new App()
+    const closes: number[] = []
+    app.websocket('/ws', async (ws) => {
+      try {
+        for (;;) await ws.receive()
+      } catch (e) {
+        closes.push((e as WebSocketClosedError).code)
+      }
+    })
+    const server = await start(app)
+    const cases: [string, Buffer[], number][] = [
+      ['unmasked frame', [frame(1, Buffer.from('hi'), { mask: false })], 1002],
+      ['invalid UTF-8 in text', [frame(1, Buffer.from([0x68, 0xff, 0xfe]))], 1007],
+      ['invalid UTF-8 across fragments', [frame(1, Buffer.from([0xe2, 0x82]), { fin: false }), frame(0, Buffer.from([0x28]))], 1007],
+      ['reserved bit set', [frame(1, Buffer.from('hi'), { rsv: 4 })], 1002],
+      ['oversized control frame', [frame(9, Buffer.alloc(126))], 1002],
+      ['fragmented control frame', [frame(9, Buffer.from('p'), { fin: false })], 1002],
+      ['continuation without a start', [frame(0, Buffer.from('x'))], 1002],
+      ['new message inside a fragmented one', [frame(1, Buffer.from('a'), { fin: false }), frame(1, Buffer.from('b'))], 1002],
+      ['unknown opcode', [frame(3, Buffer.from('x'))], 1002],
+    ]
+    for (const [name, frames, code] of cases) {
+      const r = await rawSession(server.port, '/ws', frames)
+      expect({ name, code: r.code, closed: r.closed }).toEqual({ name, code, closed: true })
+    }
+    await until(() => closes.length === cases.length)
+    expect(closes).toEqual(cases.map((c) => c[2]))
+    await until(() => server.stats().websocketsOpen === 0)
+    // Still serving.
+    expect((await rawSession(server.port, '/ws', [frame(8, Buffer.from([0x03, 0xe8]))])).code).toBe(1000)
+  }, 60_000)
+
+  it('closes with 1009 when a message exceeds maxMessageSize', async () => {
+    const app = new App()
+    let got = ''
+    app.websocket('/ws', async (ws) => {
+      for await (const m of ws) if (m.type === 'text') got += m.data
+    }, { maxMessageSize: 1024 })
+    const server = await start(app)
+    const c = await connect(server, '/ws')
+    c.ws.send('x'.repeat(1024))
+    c.ws.send('y'.repeat(1025))
+    expect((await c.closed).code).toBe(1009)
+    expect(got).toBe('x'.repeat(1024))
+  })
+
+  it('applies the server-wide websocket options as defaults', async () => {
+    const app = new App()
+    app.websocket('/ws', async (ws) => {
+      for await (const _ of ws) void _
+    })
+    const server = await start(app, { websocket: { maxMessageSize: 100 } })
+    const c = await connect(server, '/ws')
+    c.ws.send('z'.repeat(101))
+    expect((await c.closed).code).toBe(1009)
+    await expect(listen(new App(), { websocket: { maxMessageSize: 0 } })).rejects.toMatchObject({ code: 'ERR_HTTPY_INVALID_OPTION' })
+  })
+})
+
+describe('websocket: ping, pong and heartbeat', () => {
+  it('answers client pings automatically and delivers server pings', async () => {
+    const app = new App()
+    app.websocket('/ws', async (ws) => {
+      await ws.receive()
+      await ws.ping('from-server')
+      await ws.receive()
+    })
+    const server = await start(app)
+    const c = await connect(server, '/ws')
+    const pong = new Promise<string>((r) => c.ws.once('pong', (d) => r(d.toString())))
+    c.ws.ping('from-client')
+    expect(await pong).toBe('from-client')
+    const ping = new Promise<string>((r) => c.ws.once('ping', (d) => r(d.toString())))
+    c.ws.send('go')
+    expect(await ping).toBe('from-server')
+  })
+
+  it('heartbeat pings a live peer and drops a silent one', async () => {
+    const app = new App()
+    const ends: { code: number; reason: string }[] = []
+    app.websocket('/hb', async (ws) => {
+      try {
+        for (;;) await ws.receive()
+      } catch (e) {
+        ends.push({ code: (e as WebSocketClosedError).code, reason: (e as WebSocketClosedError).reason })
+      }
+    }, { heartbeat: 0.2 })
+    const server = await start(app)
+    // The ws client answers pings: it stays connected.
+    const live = await connect(server, '/hb')
+    let pings = 0
+    live.ws.on('ping', () => pings++)
+    // A raw client that never answers is dropped after about two intervals.
+    const started = Date.now()
+    const silent = await rawSession(server.port, '/hb', [], 5000)
+    const took = Date.now() - started
+    expect(silent.closed).toBe(true)
+    expect(took).toBeGreaterThanOrEqual(300)
+    expect(took).toBeLessThan(2500)
+    expect(ends).toEqual([{ code: 1006, reason: 'heartbeat timeout' }])
+    await until(() => pings >= 3)
+    expect(live.ws.readyState).toBe(WebSocket.OPEN)
+    await until(() => server.stats().websocketsOpen === 1)
+  })
+
+  it('runs the guide\'s hand-written heartbeat (setInterval + ping)', async () => {
+    const app = new App()
+    let finished = false
+    // The guide's websocket_handler / send_heartbeat, with a short interval.
+    app.websocket('/ws', async (ws) => {
+      const heartbeat = setInterval(() => {
+        if (!ws.closed) void ws.ping(Buffer.from('ping'))
+      }, 50)
+      try {
+        for (;;) {
+          const msg = await ws.receive()
+          void msg // process message...
+        }
+      } catch (e) {
+        if (!(e instanceof WebSocketClosedError)) console.error('WebSocket error:', e)
+      } finally {
+        clearInterval(heartbeat)
+        if (!ws.closed) await ws.close()
+        finished = true
+      }
+    })
+    const server = await start(app)
+    const c = await connect(server, '/ws')
+    const payloads: string[] = []
+    c.ws.on('ping', (d) => payloads.push(d.toString()))
+    await until(() => payloads.length >= 3)
+    expect(new Set(payloads)).toEqual(new Set(['ping']))
+    c.ws.close(1000)
+    await until(() => finished)
+  })
+
+  it('closes an idle connection with 1001 after idleTimeout', async () => {
+    const app = new App()
+    app.websocket('/ws', async (ws) => {
+      for await (const _ of ws) void _
+    }, { idleTimeout: 0.3 })
+    const server = await start(app)
+    const c = await connect(server, '/ws')
+    const t0 = Date.now()
+    const closed = await c.closed
+    expect(closed).toEqual({ code: 1001, reason: 'idle timeout' })
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250)
+  })
+})
+
+describe('websocket: flow control', () => {
+  it('send promises wait while a client stops reading, so queued data stays bounded', async () => {
+    const app = new App()
+    let sent = 0
+    let stopped = false
+    const chunk = 'x'.repeat(64 * 1024)
+    app.websocket('/flood', async (ws) => {
+      while (!stopped && (await ws.sendText(chunk))) sent++
+      await ws.sendText('end')
+    }, { highWaterMark: 256 * 1024 })
+    const server = await start(app)
+    const c = await connect(server, '/flood')
+    c.ws.pause() // stop reading the socket
+    await sleep(700)
+    const first = sent
+    await sleep(500)
+    // The sender is stalled, not buffering: nothing more was accepted, and
+    // what was accepted is what the socket buffers plus the high-water mark
+    // hold (far below what an unbounded loop sends in a second).
+    expect(sent).toBe(first)
+    expect(sent * chunk.length).toBeLessThan(24 * 1024 * 1024)
+    stopped = true
+    c.ws.resume()
+    await until(() => c.msgs.at(-1)?.data.toString() === 'end', 20_000)
+    // Everything that was accepted arrived.
+    expect(c.msgs.length).toBe(sent + 1)
+  }, 30_000)
+
+  it('closes with 1008 a connection whose unawaited sends pass maxBackpressure', async () => {
+    const app = new App()
+    let info: { code: number; reason: string } | undefined
+    const results: boolean[] = []
+    app.websocket('/flood', async (ws) => {
+      const chunk = Buffer.alloc(64 * 1024)
+      const all: Promise<boolean>[] = []
+      for (let i = 0; i < 256 && !ws.closed; i++) all.push(ws.sendBinary(chunk))
+      results.push(...(await Promise.all(all)))
+      info = await ws.closedPromise
+    }, { highWaterMark: 64 * 1024, maxBackpressure: 1024 * 1024 })
+    const server = await start(app)
+    const c = await connect(server, '/flood')
+    c.ws.pause()
+    await until(() => info !== undefined, 10_000)
+    expect(info).toEqual({ code: 1008, reason: 'backpressure limit exceeded' })
+    expect(results).toContain(false)
+    await until(() => server.stats().websocketsOpen === 0)
+  }, 20_000)
+
+  it('stops reading from a client while the handler is not receiving', async () => {
+    const app = new App()
+    let reading = false
+    let count = 0
+    let last = -1
+    let inOrder = true
+    app.websocket('/slow', async (ws) => {
+      while (!reading) await sleep(20)
+      for await (const m of ws) {
+        const n = (m.data as Buffer).readUInt32BE(0)
+        if (n !== last + 1) inOrder = false
+        last = n
+        if (++count === 512) await ws.sendText('done')
+      }
+    }, { highWaterMark: 64 * 1024 })
+    const server = await start(app)
+    const c = await connect(server, '/slow')
+    const msg = Buffer.alloc(64 * 1024)
+    for (let i = 0; i < 512; i++) {
+      const m = Buffer.from(msg)
+      m.writeUInt32BE(i, 0)
+      c.ws.send(m)
+    }
+    // 32 MiB sent; the server reads only up to its high-water mark, so most
+    // of it is still waiting in the client's socket.
+    await sleep(700)
+    expect(c.ws.bufferedAmount).toBeGreaterThan(8 * 1024 * 1024)
+    reading = true
+    expect((await c.next()).data.toString()).toBe('done')
+    expect(count).toBe(512)
+    expect(inOrder).toBe(true)
+  }, 30_000)
+})
+
+describe('websocket: pub/sub and many connections', () => {
+  it('publishes to 500 subscribers from Rust, and unsubscribe stops delivery', async () => {
+    const app = new App()
+    app.websocket('/chat/{room}', async (ws) => {
+      ws.subscribe(ws.pathParams.room as string)
+      for await (const m of ws) {
+        if (m.type === 'text' && m.data === 'leave') ws.unsubscribe(ws.pathParams.room as string)
+        if (m.type === 'text' && m.data === 'leave') await ws.sendText('left')
+      }
+    })
+    const server = await start(app)
+    const subs = await Promise.all(Array.from({ length: 500 }, () => connect(server, '/chat/lobby')))
+    const other = await connect(server, '/chat/other')
+    expect(app.publish('lobby', 'hello everyone')).toBe(500)
+    expect(app.publish('lobby', Buffer.from([1, 2, 3]))).toBe(500)
+    await until(() => subs.every((s) => s.msgs.length === 2), 20_000)
+    for (const s of subs) {
+      expect(s.msgs[0]).toEqual({ data: Buffer.from('hello everyone'), binary: false })
+      expect(s.msgs[1]).toEqual({ data: Buffer.from([1, 2, 3]), binary: true })
+    }
+    expect(other.msgs).toEqual([])
+    const leaver = subs[0] as Client
+    leaver.ws.send('leave')
+    await until(() => leaver.msgs.at(-1)?.data.toString() === 'left')
+    expect(app.publish('lobby', 'again')).toBe(499)
+    expect(app.publish('nobody-here', 'x')).toBe(0)
+  }, 60_000)
+
+  it('serves 1,000 concurrent connections and returns to baseline when they close', async () => {
+    const server = await start(echoApp())
+    const before = server.stats()
+    const conns = await Promise.all(Array.from({ length: 1000 }, () => connect(server, '/echo')))
+    await until(() => server.stats().websocketsOpen === 1000, 20_000)
+    conns.forEach((c, i) => c.ws.send(`m${i}`))
+    await until(() => conns.every((c) => c.msgs.length === 1), 20_000)
+    conns.forEach((c, i) => expect(c.msgs[0]!.data.toString()).toBe(`m${i}`))
+    // Half leave politely, half vanish.
+    conns.forEach((c, i) => (i % 2 ? c.ws.close(1000) : c.ws.terminate()))
+    await until(() => server.stats().websocketsOpen === 0, 20_000)
+    const after = server.stats()
+    expect(after.connectionsOpen).toBe(before.connectionsOpen)
+    expect(after.pending).toBe(0)
+    expect(after.heldResponders).toBe(0)
+    expect(after.websocketsTotal).toBe(1000)
+  }, 90_000)
+})

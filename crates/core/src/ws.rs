@@ -159,6 +159,11 @@ impl WsConn {
         Duration::from_millis(now.saturating_sub(self.last_seen.load(Ordering::Relaxed)))
     }
 
+    fn reading_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+            || self.undrained.load(Ordering::Acquire) > self.opts.high_water_mark
+    }
+
     fn is_closing(&self) -> bool {
         self.out.lock().closing
     }
@@ -420,8 +425,7 @@ async fn wait_for_credit(conn: &WsConn) {
         let resumed = conn.resume.notified();
         tokio::pin!(resumed);
         resumed.as_mut().enable();
-        let behind = conn.undrained.load(Ordering::Acquire) > conn.opts.high_water_mark;
-        if !conn.paused.load(Ordering::Acquire) && !behind {
+        if !conn.reading_paused() {
             return;
         }
         resumed.await;
@@ -544,6 +548,11 @@ where
                         tokio::select! {
                             _ = &mut ready => {}
                             _ = tick.tick() => {
+                                // While reading is paused for the embedder, pongs sit
+                                // unread: silence then proves nothing.
+                                if conn.reading_paused() {
+                                    conn.touch();
+                                }
                                 // No frame since the previous ping: the peer is gone.
                                 if conn.silent_for() > *every + Duration::from_millis(50) {
                                     report_close(shared, conn, 1006, "heartbeat timeout");

@@ -51,7 +51,8 @@ const WORKLOADS = [
   },
   { id: 'cached', label: 'GET cached route', route: '/cached', baseline: 'node-http', needs: 'cache', baselineNote: 'computes per request' },
   { id: 'static', label: 'GET static 100 KB file', route: '/static/100k.bin', baseline: 'node-http', needs: 'serveStatic', concurrency: 16, baselineNote: 'file held in memory' },
-  { id: 'ws', label: 'WebSocket echo', baseline: 'ws', needs: 'websocket', skipReason: 'the load generator has no WebSocket mode yet' },
+  { id: 'ws', label: 'WebSocket echo 64×16 32 B', baseline: 'ws', needs: 'websocket', ws: { mode: 'echo', connections: 64, window: 16, size: 32 } },
+  { id: 'ws-fanout', label: 'WebSocket pub/sub 256 subs', baseline: 'ws', needs: 'websocket', ws: { mode: 'fanout', connections: 256, window: 4, size: 32 } },
 ]
 
 const CLK_TCK = (() => {
@@ -104,9 +105,9 @@ process.on('SIGINT', () => {
   process.exit(130)
 })
 
-function load(opts) {
+function load(opts, script = 'load.mjs') {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [join(here, 'load.mjs'), JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, [join(here, script), JSON.stringify(opts)], { stdio: ['ignore', 'pipe', 'inherit'] })
     let out = ''
     child.stdout.on('data', (c) => (out += c))
     const killer = setTimeout(() => child.kill('SIGKILL'), (WARMUP + DURATION + 30) * 1000)
@@ -123,19 +124,21 @@ function load(opts) {
 
 async function measure(server, w) {
   const before = cpuSeconds(server.pid)
-  const r = await load({
-    baseUrl: `http://127.0.0.1:${server.port}`,
-    route: w.route,
-    method: w.method ?? 'GET',
-    headers: w.headers,
-    body: w.body,
-    protocol: w.protocol ?? 'http1',
-    connections: w.connections,
-    concurrency: w.concurrency ?? CONCURRENCY,
-    duration: DURATION,
-    warmup: WARMUP,
-    timeout: 5,
-  })
+  const r = w.ws
+    ? await load({ port: server.port, ...w.ws, duration: DURATION, warmup: WARMUP }, 'ws-load.mjs')
+    : await load({
+        baseUrl: `http://127.0.0.1:${server.port}`,
+        route: w.route,
+        method: w.method ?? 'GET',
+        headers: w.headers,
+        body: w.body,
+        protocol: w.protocol ?? 'http1',
+        connections: w.connections,
+        concurrency: w.concurrency ?? CONCURRENCY,
+        duration: DURATION,
+        warmup: WARMUP,
+        timeout: 5,
+      })
   const after = cpuSeconds(server.pid)
   if (r.error) return { error: r.error }
   // CPU of the warm-up is excluded by scaling: only the measured share counts.

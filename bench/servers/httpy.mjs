@@ -18,7 +18,18 @@ const features = { websocket: false, serveStatic: false, cache: false }
 
 // Hooks for features other parts of the project add; each is used only if present.
 if (typeof app.websocket === 'function') {
-  app.websocket('/ws', { message: (ws, data) => ws.send(data) })
+  app.websocket('/ws', async (ws) => {
+    for await (const m of ws) {
+      if (m.type === 'text') await ws.sendText(m.data)
+      else await ws.sendBinary(m.data)
+    }
+  })
+  // Fan-out happens in Rust: one publish call per message, whatever the
+  // number of subscribers.
+  app.websocket('/pubsub', async (ws) => {
+    ws.subscribe('all')
+    for await (const m of ws) app.publish('all', m.data)
+  })
   features.websocket = true
 }
 if (typeof app.serveStatic === 'function') {

@@ -214,6 +214,7 @@ impl WsConn {
             out.frames.push_back((Message::Close(Some(frame)), 0));
         }
         self.out_ready.notify_one();
+        self.resume.notify_one();
         true
     }
 
@@ -425,7 +426,8 @@ async fn wait_for_credit(conn: &WsConn) {
         let resumed = conn.resume.notified();
         tokio::pin!(resumed);
         resumed.as_mut().enable();
-        if !conn.reading_paused() {
+        // A closing connection reads on: the peer's close reply must be seen.
+        if !conn.reading_paused() || conn.is_closing() {
             return;
         }
         resumed.await;
@@ -762,4 +764,114 @@ pub(crate) fn switch(
         }
     });
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                http::header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn handshake_checks_version_and_key() {
+        let good = [
+            ("connection", "keep-alive, Upgrade"),
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ];
+        assert_eq!(
+            check_handshake(&headers(&good)).ok().unwrap_or_default(),
+            "dGhlIHNhbXBsZSBub25jZQ=="
+        );
+        // The example of RFC 6455 section 1.3.
+        assert_eq!(
+            accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+        let mut v8 = good;
+        v8[1].1 = "8";
+        assert_eq!(
+            check_handshake(&headers(&v8))
+                .err()
+                .map(|r| r.status())
+                .unwrap(),
+            426
+        );
+        let mut short = good;
+        short[2].1 = "abc";
+        assert_eq!(
+            check_handshake(&headers(&short))
+                .err()
+                .map(|r| r.status())
+                .unwrap(),
+            400
+        );
+        assert_eq!(
+            check_handshake(&headers(&good[1..]))
+                .err()
+                .map(|r| r.status())
+                .unwrap(),
+            400
+        );
+    }
+
+    #[test]
+    fn events_encode_inline_and_external() {
+        let hub = Hub::default();
+        let conn = hub.register(7, WsOptions::default());
+        hub.push(&conn, WsEventKind::Text, Bytes::from_static(b"hi"));
+        hub.push(
+            &conn,
+            WsEventKind::Binary,
+            Bytes::from(vec![1u8; crate::record::EXTERNAL_BODY_MIN]),
+        );
+        let events = hub.take_events();
+        assert_eq!(conn.undrained.load(Ordering::Relaxed), 0);
+        let (mut out, mut ext) = (Vec::new(), Vec::new());
+        encode_events(&events, &mut out, &mut ext);
+        assert_eq!(&out[..12], &[0, 7, 0, 0, 0, 2, 0, 0, 0, 0, b'h', b'i']);
+        assert_eq!(out[12], 1);
+        assert_eq!(out[21], 1, "large payloads travel as their own buffer");
+        assert_eq!(ext.len(), 1);
+    }
+
+    #[test]
+    fn backpressure_and_pubsub_bookkeeping() {
+        let hub = Hub::default();
+        let opts = WsOptions {
+            high_water_mark: 10,
+            max_backpressure: 30,
+            ..Default::default()
+        };
+        hub.register(1, opts.clone());
+        hub.register(2, opts);
+        assert_eq!(
+            hub.send(1, WsFrame::Binary(Bytes::from_static(&[0; 8]))),
+            SendStatus::Queued
+        );
+        assert_eq!(
+            hub.send(1, WsFrame::Binary(Bytes::from_static(&[0; 8]))),
+            SendStatus::Backpressure
+        );
+        assert!(hub.subscribe(1, "t") && hub.subscribe(2, "t"));
+        assert_eq!(hub.publish("t", WsFrame::Text("x".repeat(5))), 2);
+        // Connection 1 passes max_backpressure: it is closed and counted out.
+        assert_eq!(hub.publish("t", WsFrame::Text("y".repeat(20))), 1);
+        assert_eq!(hub.send(1, WsFrame::Text("z".into())), SendStatus::Closed);
+        assert!(hub.unsubscribe(2, "t"));
+        assert_eq!(hub.publish("t", WsFrame::Text("z".into())), 0);
+        hub.remove(1);
+        hub.remove(2);
+        assert_eq!(hub.open_count(), 0);
+        assert!(hub.topics.read().is_empty());
+    }
 }

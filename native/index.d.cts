@@ -30,6 +30,8 @@ export declare class NativeServer {
   wsSendBinary(id: number, data: Buffer): number
   /** Queues a ping (payload at most 125 bytes, checked by the caller). */
   wsPing(id: number, data?: Buffer | undefined | null): number
+  /** Hands every frame queued since the last flush to its connection's writer. */
+  wsFlush(): void
   /** Starts the closing handshake. False when already closing or gone. */
   wsClose(id: number, code: number, reason: string): boolean
   /** Stops or resumes reading from the connection's socket. */

@@ -125,10 +125,20 @@ impl NativeServer {
         self.ws_send(id, WsFrame::Ping(payload))
     }
 
+    // Sends are deferred: the JS side calls `wsFlush` once per turn, so a
+    // burst of sends wakes each connection's writer once.
     fn ws_send(&self, id: u32, frame: WsFrame) -> u32 {
         match &self.server {
-            Some(s) => status_code(s.ws_send(id, frame)),
+            Some(s) => status_code(s.ws_send_deferred(id, frame)),
             None => status_code(SendStatus::Closed),
+        }
+    }
+
+    /// Hands every frame queued since the last flush to its connection's writer.
+    #[napi(catch_unwind)]
+    pub fn ws_flush(&self) {
+        if let Some(s) = &self.server {
+            s.ws_flush();
         }
     }
 

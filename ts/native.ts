@@ -94,6 +94,8 @@ export interface NativeServer {
   wsSendText(id: number, text: string): number
   wsSendBinary(id: number, data: Buffer): number
   wsPing(id: number, data?: Buffer | null): number
+  /** Hands frames queued by `wsSend*`/`wsPing` to their writers; call once per turn. */
+  wsFlush(): void
   wsClose(id: number, code: number, reason: string): boolean
   wsPause(id: number, paused: boolean): void
   wsSubscribe(id: number, topic: string): boolean

@@ -150,6 +150,7 @@ export class WebSocketConnection implements AsyncIterable<WebSocketMessage> {
   readonly #id: number
   readonly #request: Request
   readonly #opts: Required<WebSocketOptions>
+  readonly #scheduleFlush: () => void
   #native: NativeServer | undefined
   #inbox: WebSocketMessage[] = []
   #head = 0
@@ -164,8 +165,15 @@ export class WebSocketConnection implements AsyncIterable<WebSocketMessage> {
   readonly closedPromise: Promise<WebSocketCloseInfo>
 
   /** @internal */
-  constructor(id: number, request: Request, native: NativeServer, opts: Required<WebSocketOptions>) {
+  constructor(
+    id: number,
+    request: Request,
+    native: NativeServer,
+    opts: Required<WebSocketOptions>,
+    scheduleFlush: () => void,
+  ) {
     this.#id = id
+    this.#scheduleFlush = scheduleFlush
     this.#request = request
     this.#native = native
     this.#opts = opts
@@ -288,6 +296,7 @@ export class WebSocketConnection implements AsyncIterable<WebSocketMessage> {
   }
 
   #result(status: number): Promise<boolean> {
+    this.#scheduleFlush()
     if (status === 0) return SENT
     if (status === 2) return DROPPED
     return new Promise((resolve) => this.#drainWaiters.push(resolve))
@@ -356,6 +365,19 @@ function u32(b: Buffer, o: number): number {
 export class WebSocketSessions {
   readonly #conns = new Map<number, WebSocketConnection>()
   readonly #report: (err: unknown, req: Request) => void
+  #native: NativeServer | undefined
+  #flushScheduled = false
+  // Sends queue frames without waking the writers; one flush per event-loop
+  // turn hands them over, so a burst costs one wake-up per connection.
+  readonly #flush = (): void => {
+    this.#flushScheduled = false
+    this.#native?.wsFlush()
+  }
+  readonly #scheduleFlush = (): void => {
+    if (this.#flushScheduled) return
+    this.#flushScheduled = true
+    setImmediate(this.#flush)
+  }
 
   constructor(report: (err: unknown, req: Request) => void) {
     this.#report = report
@@ -374,7 +396,8 @@ export class WebSocketSessions {
     opts: Required<WebSocketOptions>,
   ): void {
     if (!n.wsAccept(req._id, headers, nativeWsOptions(opts))) return
-    const ws = new WebSocketConnection(req._id, req, n, opts)
+    this.#native = n
+    const ws = new WebSocketConnection(req._id, req, n, opts, this.#scheduleFlush)
     this.#conns.set(req._id, ws)
     let out: void | Promise<void>
     try {
@@ -407,16 +430,17 @@ export class WebSocketSessions {
       const kind = buf[at] as number
       const id = u32(buf, at + 1)
       const len = u32(buf, at + 5)
-      let data: Buffer
-      if (buf[at + 9] === 1) {
-        data = parts[1 + u32(buf, at + 10)] as Buffer
-        at += 14
-      } else {
-        data = buf.subarray(at + 10, at + 10 + len)
-        at += 10 + len
-      }
+      const external = buf[at + 9] === 1
+      const start = at + 10
+      at += external ? 14 : 10 + len
       const ws = this.#conns.get(id)
       if (!ws) continue
+      // Text is decoded straight from the batch (no Buffer view per message).
+      if (kind === 0 && !external) {
+        ws._message({ type: 'text', data: buf.utf8Slice(start, start + len) })
+        continue
+      }
+      const data = external ? (parts[1 + u32(buf, start)] as Buffer) : buf.subarray(start, start + len)
       switch (kind) {
         case 0:
           ws._message({ type: 'text', data: data.toString('utf8') })
@@ -437,6 +461,7 @@ export class WebSocketSessions {
 
   /** The server is gone: end every connection still known. */
   closeAll(): void {
+    this.#native = undefined
     for (const ws of this.#conns.values()) ws._closed({ code: 1006, reason: 'server closed' })
     this.#conns.clear()
   }

@@ -159,6 +159,17 @@ impl Server {
         self.shared.hub.send(id, frame)
     }
 
+    /// Queues a frame without waking the connection's writer until
+    /// [`Server::ws_flush`]: for bursts of sends from one embedder turn.
+    pub fn ws_send_deferred(&self, id: u32, frame: WsFrame) -> SendStatus {
+        self.shared.hub.send_deferred(id, frame)
+    }
+
+    /// Wakes the writers of connections with deferred frames.
+    pub fn ws_flush(&self) {
+        self.shared.hub.flush()
+    }
+
     /// Starts the closing handshake of connection `id` with `code` and `reason`.
     pub fn ws_close(&self, id: u32, code: u16, reason: &str) -> bool {
         self.shared.hub.close(id, code, reason)

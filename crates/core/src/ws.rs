@@ -140,6 +140,8 @@ pub(crate) struct WsConn {
     resume: Notify,
     /// The single `Close` event has been queued.
     reported: AtomicBool,
+    /// Frames were queued without waking the writer; it is in `Hub::dirty`.
+    wake_pending: AtomicBool,
     topics: Mutex<FxHashSet<Arc<str>>>,
     /// Code and reason of the close frame we queued, if any.
     sent_close: Mutex<Option<(u16, String)>>,
@@ -168,8 +170,9 @@ impl WsConn {
         self.out.lock().closing
     }
 
-    /// Queues a frame unless a close is already queued.
-    fn enqueue(&self, msg: Message) -> SendStatus {
+    /// Queues a frame unless a close is already queued; `wake` tells the
+    /// writer at once (otherwise [`Hub::flush`] does, for a whole burst).
+    fn enqueue(&self, msg: Message, wake: bool) -> SendStatus {
         let len = msg.len();
         {
             let mut out = self.out.lock();
@@ -179,7 +182,9 @@ impl WsConn {
             out.frames.push_back((msg, len));
         }
         let now = self.buffered.fetch_add(len, Ordering::AcqRel) + len;
-        self.out_ready.notify_one();
+        if wake {
+            self.out_ready.notify_one();
+        }
         if now > self.opts.max_backpressure {
             self.enqueue_close(1008, "backpressure limit exceeded");
             return SendStatus::Closed;
@@ -233,6 +238,8 @@ pub(crate) struct Hub {
     conns: RwLock<FxHashMap<u32, Arc<WsConn>>>,
     topics: RwLock<FxHashMap<Arc<str>, Subscribers>>,
     events: Mutex<Vec<WsEvent>>,
+    /// Connections with frames queued by `send_deferred` and no wake-up yet.
+    dirty: Mutex<Vec<Arc<WsConn>>>,
     scheduled: AtomicBool,
 }
 
@@ -254,6 +261,7 @@ impl Hub {
             undrained: AtomicUsize::new(0),
             resume: Notify::new(),
             reported: AtomicBool::new(false),
+            wake_pending: AtomicBool::new(false),
             topics: Mutex::new(FxHashSet::default()),
             sent_close: Mutex::new(None),
             last_seen: AtomicU64::new(0),
@@ -288,8 +296,31 @@ impl Hub {
 
     pub(crate) fn send(&self, id: u32, frame: WsFrame) -> SendStatus {
         match self.get(id) {
-            Some(c) => c.enqueue(frame.into_message()),
+            Some(c) => c.enqueue(frame.into_message(), true),
             None => SendStatus::Closed,
+        }
+    }
+
+    /// Like `send`, but the writer is only woken by the next [`Hub::flush`]:
+    /// a burst of sends from one embedder turn costs one wake-up per
+    /// connection instead of one per frame.
+    pub(crate) fn send_deferred(&self, id: u32, frame: WsFrame) -> SendStatus {
+        let Some(c) = self.get(id) else {
+            return SendStatus::Closed;
+        };
+        let status = c.enqueue(frame.into_message(), false);
+        if status != SendStatus::Closed && !c.wake_pending.swap(true, Ordering::AcqRel) {
+            self.dirty.lock().push(c);
+        }
+        status
+    }
+
+    /// Wakes the writers of every connection `send_deferred` queued for.
+    pub(crate) fn flush(&self) {
+        let dirty = std::mem::take(&mut *self.dirty.lock());
+        for c in dirty {
+            c.wake_pending.store(false, Ordering::Release);
+            c.out_ready.notify_one();
         }
     }
 
@@ -352,7 +383,7 @@ impl Hub {
         };
         // Message clones share the payload (`Bytes`), so fan-out copies nothing.
         subs.iter()
-            .filter(|c| c.enqueue(msg.clone()) != SendStatus::Closed)
+            .filter(|c| c.enqueue(msg.clone(), true) != SendStatus::Closed)
             .count()
     }
 

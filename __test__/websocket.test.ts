@@ -165,6 +165,32 @@ describe('websocket: messages', () => {
   })
 })
 
+describe('websocket: wss://', () => {
+  it('echoes over TLS with the self-signed certificate, and scheme is https', async () => {
+    const app = new App()
+    let scheme = ''
+    app.websocket('/secure', async (ws) => {
+      scheme = ws.request.scheme
+      for await (const m of ws) if (m.type === 'text') await ws.sendText(`secure:${m.data}`)
+    })
+    const server = await start(app, { tls: 'self-signed' })
+    const ws = new WebSocket(`wss://127.0.0.1:${server.port}/secure`, { rejectUnauthorized: false })
+    clients.push(ws)
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve)
+      ws.once('error', reject)
+    })
+    const reply = new Promise<string>((r) => ws.once('message', (d) => r(d.toString())))
+    ws.send('hello')
+    expect(await reply).toBe('secure:hello')
+    expect(scheme).toBe('https')
+    const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)))
+    ws.close(1000)
+    expect(await closed).toBe(1000)
+    await until(() => server.stats().websocketsOpen === 0)
+  })
+})
+
 describe('websocket: close', () => {
   it('reports the client\'s close code and reason to receive() and closedPromise', async () => {
     const app = new App()

@@ -6,22 +6,24 @@
  *   npx tsx examples/websocket-heartbeat.ts
  *   npx wscat -c ws://127.0.0.1:8080/ws     # messages are echoed
  *
- * HEARTBEAT_SECONDS overrides the 30-second interval.
+ * HEARTBEAT_SECONDS overrides the 30-second interval. The route option
+ * `websocket(path, handler, { heartbeat: 30 })` does the same natively and
+ * also drops a peer that stops answering pings.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import { run, websocket, type WebSocketConnection } from 'httpy'
 
 const intervalMs = Number(process.env.HEARTBEAT_SECONDS ?? 30) * 1000
 
-/** Sends a ping every interval until `signal` aborts. */
+/** Sends a ping every interval until `signal` aborts (the guide's `task.cancel()`). */
 async function sendHeartbeat(ws: WebSocketConnection, signal: AbortSignal): Promise<void> {
   try {
     for (;;) {
       await sleep(intervalMs, undefined, { signal })
-      await ws.ping(Buffer.from('ping'))
+      if (!ws.closed) await ws.ping(Buffer.from('ping'))
     }
   } catch {
-    // Aborted, or the connection went away between two pings: stop either way.
+    // Aborted: the handler is done with this connection.
   }
 }
 
@@ -31,7 +33,7 @@ websocket('/ws', async (ws: WebSocketConnection) => {
   const task = sendHeartbeat(ws, heartbeat.signal)
   try {
     for (;;) {
-      const msg = await ws.receive() // rejects once the peer has closed
+      const msg = await ws.receive() // rejects once the connection is closed
       // Process the message (here: echo it).
       if (msg.type === 'text') await ws.sendText(msg.data)
       else await ws.sendBinary(msg.data)
@@ -42,7 +44,7 @@ websocket('/ws', async (ws: WebSocketConnection) => {
     // Cancel the heartbeat task.
     heartbeat.abort()
     await task
-    await ws.close().catch(() => undefined)
+    if (!ws.closed) await ws.close()
   }
 })
 

@@ -8,7 +8,7 @@ import { HttpyError, HttpyTypeError, fromNative } from './errors.js'
 import { defaultApp } from './index.js'
 import { native, type LoadOptions, type LoadProgress, type LoadResult } from './native.js'
 
-export type BenchmarkProtocol = 'http1' | 'http2'
+export type BenchmarkProtocol = 'http1' | 'http2' | 'websocket'
 
 export interface BenchmarkOptions {
   /** Path (and query) to request, e.g. `/api/users/42`. Default `/`. */
@@ -23,8 +23,13 @@ export interface BenchmarkOptions {
   concurrency?: number
   /** TCP connections for HTTP/2 (streams are spread over them). Default: one per 16 streams. HTTP/1.1 always uses `concurrency`. */
   connections?: number
-  /** `'http1'` (keep-alive) or `'http2'` (h2c, prior knowledge). Aliases: `'1.1'`, `'2'`, `'h2'`, `'h2c'`. Default `'http1'`. */
-  protocol?: BenchmarkProtocol | '1.1' | '2' | 'h2' | 'h2c' | 'http3' | '3'
+  /**
+   * `'http1'` (keep-alive), `'http2'` (h2c, prior knowledge) or
+   * `'websocket'` (echo: each request is one message, `body`, default 32
+   * bytes, and its echo; one connection per concurrent client). Aliases:
+   * `'1.1'`, `'2'`, `'h2'`, `'h2c'`, `'ws'`. Default `'http1'`.
+   */
+  protocol?: BenchmarkProtocol | '1.1' | '2' | 'h2' | 'h2c' | 'ws' | 'http3' | '3'
   /** Request headers. */
   headers?: Record<string, string> | Array<[string, string]>
   /** Request body; a plain object or array is sent as JSON. */
@@ -135,11 +140,14 @@ function parseProtocol(p: BenchmarkOptions['protocol']): BenchmarkProtocol {
     case 'h2':
     case 'h2c':
       return 'http2'
+    case 'websocket':
+    case 'ws':
+      return 'websocket'
     case 'http3':
     case '3':
       throw new HttpyTypeError('ERR_HTTPY_NOT_SUPPORTED', 'benchmarkRoute: HTTP/3 load is not available in this build')
     default:
-      return bad(`"protocol" must be 'http1' or 'http2' (got ${JSON.stringify(p)})`)
+      return bad(`"protocol" must be 'http1', 'http2' or 'websocket' (got ${JSON.stringify(p)})`)
   }
 }
 
@@ -178,9 +186,12 @@ function target(baseUrl: string, route: string): { url: URL; host: string; port:
   if (url.protocol === 'https:') {
     throw new HttpyTypeError('ERR_HTTPY_NOT_SUPPORTED', 'benchmarkRoute: https targets are not supported by the load generator yet')
   }
-  if (url.protocol !== 'http:') bad(`"baseUrl" must be an http:// URL (got ${JSON.stringify(baseUrl)})`)
+  if (url.protocol === 'wss:') {
+    throw new HttpyTypeError('ERR_HTTPY_NOT_SUPPORTED', 'benchmarkRoute: wss targets are not supported by the load generator yet')
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'ws:') bad(`"baseUrl" must be an http:// or ws:// URL (got ${JSON.stringify(baseUrl)})`)
   const prefix = url.pathname.replace(/\/+$/, '')
-  const full = new URL(url.origin + prefix + route)
+  const full = new URL(`${url.protocol}//${url.host}${prefix}${route}`)
   const host = full.hostname.replace(/^\[(.*)\]$/, '$1')
   const port = full.port === '' ? 80 : Number(full.port)
   return { url: full, host, port, path: full.pathname + full.search }
@@ -261,7 +272,9 @@ export async function benchmarkRoute(options: BenchmarkOptions = {}): Promise<Be
   const threads = intOpt(options, 'threads', 256) ?? 1
   if (options.onProgress !== undefined && typeof options.onProgress !== 'function') bad('"onProgress" must be a function')
   const headers = flatHeaders(options.headers)
-  const body = encodeBody(options.body, headers)
+  let body = encodeBody(options.body, headers)
+  // A WebSocket message must have content to echo; 32 bytes as in the peers kit.
+  if (protocol === 'websocket' && (body === undefined || body.length === 0)) body = Buffer.from('x'.repeat(32))
   if (options.baseUrl !== undefined && typeof options.baseUrl !== 'string') bad('"baseUrl" must be a string')
   if (options.app !== undefined && !(options.app instanceof App)) bad('"app" must be an App')
 
@@ -287,7 +300,7 @@ export async function benchmarkRoute(options: BenchmarkOptions = {}): Promise<Be
       headers,
       body,
       protocol,
-      connections: protocol === 'http1' ? concurrency : Math.min(connections, concurrency),
+      connections: protocol === 'http2' ? Math.min(connections, concurrency) : concurrency,
       concurrency,
       requests: duration === undefined ? (numRequests ?? 1000) : undefined,
       durationMs: duration === undefined ? undefined : duration * 1000,

@@ -16,6 +16,7 @@ const USAGE = `Usage: httpy bench <url> [options]
       --connections K     HTTP/2 connections (default: one per 16 streams)
       --http2             HTTP/2 over cleartext (h2c, prior knowledge)
       --http3             HTTP/3 (not in this build)
+      --ws                WebSocket echo: req/s are messages/s (also: a ws:// URL)
   -m, --method METHOD     request method (default GET)
   -H, --header 'N: V'     request header (repeatable)
       --body FILE         send FILE as the request body
@@ -78,6 +79,10 @@ export function parseBenchArgs(argv: string[]): Parsed {
       case '--http3':
         opts.protocol = 'http3'
         break
+      case '--ws':
+      case '--websocket':
+        opts.protocol = 'websocket'
+        break
       case '-m':
       case '--method':
         opts.method = value()
@@ -125,6 +130,7 @@ export function parseBenchArgs(argv: string[]): Parsed {
   }
   if (url === undefined) throw new UsageError('missing <url>')
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) url = `http://${url}`
+  if (/^wss?:/i.test(url)) opts.protocol ??= 'websocket'
   if (headers.length) opts.headers = headers
   return { url, opts, json, maxErrorRate }
 }
@@ -133,7 +139,7 @@ const ms = (s: number) => `${(s * 1000).toFixed(2)}ms`
 
 /** The human-readable summary printed after a run. */
 export function formatSummary(r: BenchmarkResults): string {
-  const proto = r.protocol === 'http2' ? 'HTTP/2 (h2c)' : 'HTTP/1.1'
+  const proto = r.protocol === 'http2' ? 'HTTP/2 (h2c)' : r.protocol === 'websocket' ? 'WebSocket echo (1 message in flight per connection)' : 'HTTP/1.1'
   const statuses = Object.entries(r.statusCounts).map(([s, n]) => `${s}: ${n}`).join(', ') || 'none'
   const rows: Array<[string, string]> = [
     ['Target', `${r.url}  ${proto}, concurrency ${r.concurrency}, ${r.connectionsOpened} connections opened`],
@@ -186,7 +192,7 @@ async function bench(argv: string[]): Promise<number> {
   const progress = progressReporter(opts)
   let results: BenchmarkResults
   try {
-    results = await benchmarkRoute({ ...opts, baseUrl: parsed.origin, route, onProgress: progress.onProgress })
+    results = await benchmarkRoute({ ...opts, baseUrl: `${parsed.protocol}//${parsed.host}`, route, onProgress: progress.onProgress })
   } catch (e) {
     progress.end()
     if (e instanceof BenchmarkError) {

@@ -18,6 +18,9 @@ pub enum Protocol {
     Http1,
     /// HTTP/2 over cleartext TCP (prior knowledge), many streams per connection.
     Http2,
+    /// WebSocket echo: one connection per concurrent client; a "request"
+    /// is one message (the body) and its echo.
+    WebSocket,
 }
 
 impl Protocol {
@@ -32,11 +35,12 @@ impl Protocol {
         match s.to_ascii_lowercase().as_str() {
             "http1" | "http1.1" | "h1" | "http/1.1" | "1.1" => Ok(Protocol::Http1),
             "http2" | "h2" | "h2c" | "http/2" | "2" => Ok(Protocol::Http2),
+            "websocket" | "ws" => Ok(Protocol::WebSocket),
             "http3" | "h3" | "http/3" | "3" => Err(LoadError::Unsupported(
                 "HTTP/3 load is not built into this generator yet".into(),
             )),
             other => Err(LoadError::InvalidOption(format!(
-                "unknown protocol {other:?} (expected http1 or http2)"
+                "unknown protocol {other:?} (expected http1, http2 or websocket)"
             ))),
         }
     }

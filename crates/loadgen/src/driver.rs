@@ -12,6 +12,7 @@ use crate::error::LoadError;
 use crate::h1::H1Client;
 use crate::h2c::{H2Client, H2Request, H2Slot};
 use crate::stats::{Failure, FailureKind, Report, WorkerStats};
+use crate::ws::WsClient;
 
 /// A snapshot passed to the progress callback about 5 times a second.
 #[derive(Debug, Clone, Copy)]
@@ -119,6 +120,14 @@ async fn run_async(config: LoadConfig, progress: Option<ProgressFn>) -> Result<R
             for i in 0..concurrency {
                 let client = H2Client::new(slots[i % connections].clone());
                 tasks.push(tokio::spawn(worker(client, shared.clone())));
+            }
+        }
+        Protocol::WebSocket => {
+            for i in 0..concurrency {
+                tasks.push(tokio::spawn(worker(
+                    WsClient::new(target.clone(), i as u32 + 1),
+                    shared.clone(),
+                )));
             }
         }
     }

@@ -4,7 +4,8 @@
 //! It runs on its own Tokio runtime and threads and shares no code with the
 //! server, so a server bug cannot hide in a matching client bug. HTTP/1.1
 //! uses a small keep-alive client over `httparse`; HTTP/2 uses the `h2`
-//! crate with several streams per connection. Latency goes into an HDR
+//! crate with several streams per connection; WebSocket echo load is a
+//! small RFC 6455 client. Latency goes into an HDR
 //! histogram; failures and status codes are counted, never fatal.
 //!
 //! ```no_run
@@ -21,6 +22,7 @@ mod error;
 mod h1;
 mod h2c;
 mod stats;
+mod ws;
 
 pub use bytes::Bytes;
 pub use config::{LoadConfig, Protocol, Stop};

@@ -60,8 +60,9 @@ impl Failure {
 /// The useful result of one request.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Outcome {
+    /// HTTP status; 0 for a WebSocket echo, which has none.
     pub status: u16,
-    /// Response body bytes.
+    /// Response body (or echoed message) bytes.
     pub bytes: u64,
 }
 
@@ -95,8 +96,10 @@ impl WorkerStats {
         let ns = (elapsed.as_nanos() as u64).max(1);
         // Saturate instead of failing on an out-of-range sample.
         self.latency.saturating_record(ns);
-        if let Some(slot) = self.statuses.get_mut(outcome.status as usize) {
-            *slot += 1;
+        if outcome.status != 0 {
+            if let Some(slot) = self.statuses.get_mut(outcome.status as usize) {
+                *slot += 1;
+            }
         }
         self.bytes += outcome.bytes;
     }

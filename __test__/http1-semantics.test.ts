@@ -196,6 +196,21 @@ describe('connection handling', () => {
     expect(bodies).toEqual(['slept 150', 'slept 1', 'ok', 'slept 50'])
   })
 
+  it('issue-2-half-close: a client that shuts down its write side still gets every response', async () => {
+    for (const n of [1, 5]) {
+      const sock = net.connect(server.port, '127.0.0.1')
+      await new Promise((r) => sock.once('connect', r))
+      let got = ''
+      sock.on('data', (c: Buffer) => (got += c.toString('latin1')))
+      const done = new Promise((r) => sock.once('close', r))
+      // end(): send the requests, then FIN, as `printf … | nc` does.
+      sock.end('GET /slow/30 HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(n))
+      await done
+      expect(statuses(got)).toEqual(Array(n).fill(200))
+      expect(got.split('slept 30').length - 1).toBe(n)
+    }
+  })
+
   it('Expect: 100-continue gets 100 before the body is sent, then the answer', async () => {
     const sock = net.connect(server.port, '127.0.0.1')
     try {

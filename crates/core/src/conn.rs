@@ -26,9 +26,12 @@ use crate::tls::{TlsSettings, ALPN_H2};
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// How long, and how many unread bytes, a closing connection keeps draining
-/// the peer's input after our FIN (see [`Rewind::poll_shutdown`]).
+/// the peer's input after our FIN (see [`Rewind::poll_shutdown`]). Draining
+/// discards without buffering, so the byte bound only caps wasted reads: it
+/// is large enough for an upload refused with 413 to be swallowed whole, so
+/// that the client reads the 413 instead of a reset.
 const LINGER_TIME: Duration = Duration::from_secs(2);
-const LINGER_BYTES: usize = 256 * 1024;
+const LINGER_BYTES: usize = 16 * 1024 * 1024;
 
 /// A stream that first yields bytes already read from it, and closes
 /// without losing the last response (lingering close).
@@ -153,7 +156,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
             std::task::ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
             linger.fin_sent = true;
         }
-        let mut scratch = [0u8; 4096];
+        let mut scratch = [0u8; 16 * 1024];
         loop {
             if linger.deadline.as_mut().poll(cx).is_ready() || linger.discarded >= LINGER_BYTES {
                 return Poll::Ready(Ok(()));

@@ -22,6 +22,10 @@ where
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .keep_alive(cfg.keep_alive)
+        // A client may shut down its write side once its request is sent;
+        // without this, hyper drops the connection, and the response, at
+        // that EOF. Abandoned requests are still bounded by requestTimeout.
+        .half_close(true)
         .timer(TokioTimer::new())
         // Bounds both the idle gap between kept-alive requests and the time
         // to receive a request head.

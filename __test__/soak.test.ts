@@ -68,7 +68,7 @@ describe('soak (HTTP/1.1)', () => {
             // The keep-alive race every HTTP/1.1 client has: the server closed
             // an idle connection just as the agent reused it. Node's docs
             // advise retrying exactly this case.
-            if (req.reusedSocket && e.code === 'ECONNRESET') {
+            if (req.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE')) {
               count('keep-alive race retried')
               raw(opts, body).then(resolve, reject)
             } else reject(e)

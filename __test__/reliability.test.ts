@@ -337,8 +337,12 @@ describe('slow clients', () => {
       await dribble
       expect(attackers.filter((a) => !a.closed)).toHaveLength(0)
       const got408 = attackers.filter((a) => statuses(a.text).join() === '408').length
-      expect(got408).toBe(attackers.length)
-      expect(underAttack).toBeLessThan(Math.max(5 * baseline, 25))
+      expect(got408, 'attackers answered 408').toBe(attackers.length)
+      // p99 within 5x of the unloaded one; the 100 ms floor absorbs the noise
+      // of a shared CI machine when the baseline is a millisecond or two.
+      expect(underAttack, `p99 ${underAttack.toFixed(1)} ms vs ${baseline.toFixed(1)} ms unloaded`).toBeLessThan(
+        Math.max(5 * baseline, 100),
+      )
       await settle(server)
       expect(server.stats().connectionsOpen).toBe(0)
     } finally {

@@ -17,6 +17,7 @@ mod ws;
 use httpy_core::{Bytes, Reply, Responder, Router, Server, ServerConfig};
 
 pub mod loadgen;
+mod production;
 pub mod testing;
 mod tls;
 
@@ -42,6 +43,12 @@ pub struct NativeOptions {
     pub threads: u32,
     pub js_handles_misses: bool,
     pub backlog: u32,
+    /// Production settings (`src/production.rs`).
+    pub reuse_port: Option<bool>,
+    pub metrics: Option<bool>,
+    pub metrics_path: Option<String>,
+    pub access_log_format: Option<String>,
+    pub access_log_path: Option<String>,
     pub tls: Option<tls::NativeTls>,
     pub http2: Option<tls::NativeHttp2>,
 }
@@ -153,7 +160,7 @@ impl NativeServer {
         let router = build_router(&routes)?;
         let ms = |v: f64| Duration::from_micros((v.max(0.0) * 1000.0) as u64);
         let mut config = ServerConfig {
-            host: options.host,
+            host: options.host.clone(),
             port: options.port as u16,
             read_buffer_size: options.read_buffer_size.map(|v| v as usize),
             write_buffer_size: options.write_buffer_size.map(|v| v as usize),
@@ -170,6 +177,7 @@ impl NativeServer {
             backlog: options.backlog,
             ..ServerConfig::default()
         };
+        production::apply(&options, &mut config)?;
         tls::apply(&mut config, options.tls, options.http2)?;
         let tsfn: EventFn = on_event
             .build_threadsafe_function()

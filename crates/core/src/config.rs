@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::tls::TlsSettings;
+pub use crate::access_log::{AccessLogConfig, AccessLogFormat};
 
 /// Everything one listener needs. Durations and sizes use the units of the
 /// protocol layers; the public API converts seconds on the JS side.
@@ -48,6 +49,22 @@ pub struct ServerConfig {
     pub h2_stream_window: u32,
     /// HTTP/2 receive window per connection (bytes).
     pub h2_connection_window: u32,
+    /// `SO_REUSEPORT`: let several processes listen on the same port, the
+    /// kernel spreading connections between them (Linux). Unsupported
+    /// platforms refuse it at bind time.
+    pub reuse_port: bool,
+    /// Count Prometheus metrics; `Some(path)` also serves them at `path`.
+    pub metrics: Option<MetricsConfig>,
+    /// Write an access log line per answered request.
+    pub access_log: Option<AccessLogConfig>,
+}
+
+/// Metrics settings.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsConfig {
+    /// Path answered natively with the Prometheus text (GET/HEAD); `None`
+    /// when the embedder serves it (to merge its own registry).
+    pub path: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -72,6 +89,9 @@ impl Default for ServerConfig {
             h2_max_concurrent_streams: 256,
             h2_stream_window: 1024 * 1024,
             h2_connection_window: 4 * 1024 * 1024,
+            reuse_port: false,
+            metrics: None,
+            access_log: None,
         }
     }
 }

@@ -227,9 +227,22 @@ fn conn_info(remote: SocketAddr, tls: bool) -> Arc<ConnInfo> {
 }
 
 async fn serve_plain(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketAddr) {
-    let Some((proto, pre)) = sniff(&mut stream, &shared).await else {
+    // A connection that has sent nothing yet is idle: a graceful close
+    // drops it at once instead of waiting out the idle timeout.
+    let sniffed = tokio::select! {
+        r = sniff(&mut stream, &shared) => r,
+        _ = shared.shutdown.cancelled() => None,
+    };
+    let Some((proto, pre)) = sniffed else {
         return;
     };
+    let _open = crate::metrics::open_connection(
+        &shared,
+        match proto {
+            Proto::H1 => crate::metrics::Protocol::Http1,
+            Proto::H2 => crate::metrics::Protocol::Http2,
+        },
+    );
     let info = conn_info(remote, false);
     let io = Rewind::new(pre, stream, shared.config.request_timeout);
     match proto {

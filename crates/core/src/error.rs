@@ -23,6 +23,9 @@ pub enum ErrorKind {
     InvalidResponse,
     /// A TLS certificate or key could not be read or used.
     Tls,
+    /// A setting the engine could not apply (an unopenable log file, an
+    /// option the platform lacks).
+    InvalidOption,
     /// Anything else (runtime start-up, ...).
     Internal,
 }
@@ -71,6 +74,7 @@ impl Error {
             ErrorKind::Closed => "ERR_HTTPY_SERVER_CLOSED",
             ErrorKind::InvalidResponse => "ERR_HTTPY_INVALID_RESPONSE",
             ErrorKind::Tls => "ERR_HTTPY_TLS",
+            ErrorKind::InvalidOption => "ERR_HTTPY_INVALID_OPTION",
             ErrorKind::Internal => "ERR_HTTPY_INTERNAL",
         }
     }

@@ -8,12 +8,15 @@
 //! [`Server::take_batch`], and answers each request through its
 //! [`Responder`].
 
+mod access_log;
 mod body;
 mod config;
 mod conn;
 mod proto;
 mod error;
 mod fault;
+mod metrics;
+mod observe;
 mod queue;
 pub mod record;
 mod reply;
@@ -25,9 +28,10 @@ mod ws;
 mod tls;
 
 pub use bytes::Bytes;
-pub use config::ServerConfig;
+pub use config::{AccessLogConfig, AccessLogFormat, MetricsConfig, ServerConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use fault::{Faults, PANIC_PATH_ENV};
+pub use metrics::CONTENT_TYPE_TEXT as METRICS_CONTENT_TYPE;
 pub use queue::{Incoming, Responder, Version, Waker};
 pub use reply::Reply;
 pub use router::{Match, PatternError, Router};

@@ -172,6 +172,9 @@ fn decode(segment: &str) -> String {
 pub struct Router {
     root: Node,
     len: usize,
+    /// Pattern text of each route, for labels that must stay bounded
+    /// (metrics name the pattern, never the raw path).
+    patterns: FxHashMap<RouteId, std::sync::Arc<str>>,
 }
 
 impl Router {
@@ -221,7 +224,19 @@ impl Router {
         }
         endpoints.methods.push((method.into_boxed_str(), route));
         self.len += 1;
+        self.patterns.insert(route, pattern.into());
         Ok(())
+    }
+
+    /// The pattern `route` was registered with.
+    ///
+    /// ```
+    /// let mut r = httpy_core::Router::new();
+    /// r.insert("GET", "/users/{id}", 3).unwrap();
+    /// assert_eq!(r.pattern(3).as_deref(), Some("/users/{id}"));
+    /// ```
+    pub fn pattern(&self, route: RouteId) -> Option<std::sync::Arc<str>> {
+        self.patterns.get(&route).cloned()
     }
 
     /// Finds the route for `method` and the request path (without query),

@@ -34,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) faults: crate::fault::Faults,
     pub(crate) tracker: TaskTracker,
     pub(crate) hub: Hub,
+    pub(crate) metrics: Option<crate::metrics::Metrics>,
+    pub(crate) access_log: Option<crate::access_log::AccessLog>,
 }
 
 /// A running server. Dropping it closes it by force.
@@ -68,6 +70,9 @@ fn bind(config: &ServerConfig) -> Result<std::net::TcpListener> {
     socket
         .set_reuse_address(true)
         .map_err(|e| Error::from_bind(e, &label))?;
+    if config.reuse_port {
+        set_reuse_port(&socket, &label)?;
+    }
     if addr.is_ipv6() {
         let _ = socket.set_only_v6(false);
     }
@@ -83,10 +88,30 @@ fn bind(config: &ServerConfig) -> Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// `SO_REUSEPORT`: every process that sets it (same user) may bind the
+/// port, and Linux balances new connections between their listeners.
+#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
+fn set_reuse_port(socket: &socket2::Socket, label: &str) -> Result<()> {
+    socket.set_reuse_port(true).map_err(|e| Error::from_bind(e, label))
+}
+
+#[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin")))))]
+fn set_reuse_port(_socket: &socket2::Socket, label: &str) -> Result<()> {
+    Err(Error::new(
+        ErrorKind::InvalidOption,
+        format!("cannot listen on {label}: reusePort (SO_REUSEPORT) is not available on this platform"),
+    ))
+}
+
 impl Server {
     /// Binds, starts the runtime and begins accepting.
     pub fn start(config: ServerConfig, router: Router, waker: Box<dyn Waker>) -> Result<Server> {
         let std_listener = bind(&config)?;
+        let access_log = match &config.access_log {
+            Some(c) => Some(crate::access_log::AccessLog::start(c)?),
+            None => None,
+        };
+        let metrics = config.metrics.as_ref().map(|m| crate::metrics::Metrics::new(m.path.clone()));
         let local_addr = std_listener
             .local_addr()
             .map_err(|e| Error::new(ErrorKind::Listen, e.to_string()))?;
@@ -105,6 +130,8 @@ impl Server {
             force: CancellationToken::new(),
             faults: crate::fault::Faults::from_env(),
             tracker: TaskTracker::new(),
+            metrics,
+            access_log,
             hub: Hub::default(),
             config,
         });
@@ -206,6 +233,20 @@ impl Server {
 
     pub fn stats(&self) -> StatsSnapshot {
         self.shared.stats.snapshot()
+    }
+
+    /// The Prometheus text of this server's metrics, when they are on (for
+    /// an embedder that merges its own metrics into one endpoint).
+    pub fn metrics_text(&self) -> Option<String> {
+        self.shared.metrics.as_ref().map(|m| m.render())
+    }
+
+    /// Access log lines lost because the writer could not keep up.
+    pub fn access_log_dropped(&self) -> u64 {
+        self.shared
+            .access_log
+            .as_ref()
+            .map_or(0, |l| l.dropped.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     pub fn is_closing(&self) -> bool {

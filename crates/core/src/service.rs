@@ -73,16 +73,23 @@ where
     Stats::inc(&shared.stats.requests_total);
     let is_h1 = req.version() <= http::Version::HTTP_11;
     let limit = shared.config.max_keep_alive_requests;
-    let res = match AssertUnwindSafe(route_and_answer(&shared, &conn, req))
-        .catch_unwind()
-        .await
-    {
-        Ok(res) => res,
-        Err(_) => {
-            Stats::inc(&shared.stats.panics);
-            native(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
-        }
+    let probe = crate::observe::Probe::begin(&shared, &req);
+    let res = match crate::metrics::scrape(&shared, &req) {
+        Some(res) => res,
+        None => match AssertUnwindSafe(route_and_answer(&shared, &conn, req))
+            .catch_unwind()
+            .await
+        {
+            Ok(res) => res,
+            Err(_) => {
+                Stats::inc(&shared.stats.panics);
+                native(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            }
+        },
     };
+    if let Some(probe) = probe {
+        probe.finish(&shared, &conn, &res);
+    }
     let mut res = res;
     // HTTP/1.x cannot push: the push list becomes preload links. (The
     // HTTP/2 layer takes the list from the extensions and decides itself.)

@@ -3,6 +3,7 @@
  * registered here; matching happens natively, so the table is sent to the
  * core on `listen()` and again whenever it changes.
  */
+import { refuseWorkersInListen } from './cluster.js'
 import { HttpyTypeError, fromNative } from './errors.js'
 import { native, type NativeRoute } from './native.js'
 import { resolveOptions, type ServerOptions } from './options.js'
@@ -109,6 +110,10 @@ export class App {
       } catch (e) {
         throw fromNative(e)
       }
+      const running = this.#server && !this.#server.isClosed ? this.#server : undefined
+      if (running?.metricsPath === path) {
+        throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', `${path} is the metrics endpoint of the running server`)
+      }
       if (this.routes.some((r) => r.method === method && r.pattern === path)) {
         throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', `${method} ${path} is already registered`)
       }
@@ -206,12 +211,30 @@ export class App {
     return this.use(mw)
   }
 
+  /**
+   * Registers a readiness endpoint for load balancers and Kubernetes: `200
+   * {"status":"ok"}` while the server is ready, `503 {"status":"draining"}`
+   * from the moment a shutdown begins (while `shutdownDelay` keeps serving).
+   *
+   * ```ts
+   * app.healthCheck('/readyz')
+   * ```
+   */
+  healthCheck(path = '/healthz'): this {
+    return this.get(path, () =>
+      this.#server?.ready
+        ? Response.json({ status: 'ok' })
+        : Response.json({ status: 'draining' }, { status: 503, headers: { 'retry-after': '1' } }),
+    )
+  }
+
   /** Starts serving. Resolves once the port is bound. */
   async listen(options?: ServerOptions): Promise<Server> {
     if (this.#server && !this.#server.isClosed) {
       throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'this app is already listening')
     }
     const resolved = resolveOptions(options, this.middleware.length > 0)
+    refuseWorkersInListen(resolved.workers)
     this.#compose()
     const server = Server._start(this, resolved)
     this.#server = server

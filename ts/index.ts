@@ -6,6 +6,7 @@
  * isolated one for tests and embedding.
  */
 import { App, cached, type Handler, type Middleware, type RouteOptions } from './app.js'
+import { runApp, type Supervisor } from './cluster.js'
 import type { ServerOptions } from './options.js'
 import type { Server } from './server.js'
 import type { WebSocketHandler, WebSocketOptions } from './websocket.js'
@@ -16,7 +17,9 @@ export { Request, type HttpVersion } from './request.js'
 export { Response, type ResponseBody, type ResponseInit } from './response.js'
 export { Headers, type HeadersInit, type ReadonlyHeaders } from './headers.js'
 export { Server, type CloseOptions, type ServerStats } from './server.js'
-export type { ServerOptions } from './options.js'
+export type { ServerOptions, MetricsOptions, MetricsRegistry, AccessLogOptions } from './options.js'
+export { Supervisor } from './cluster.js'
+export type { TrustProxy } from './proxy.js'
 export {
   WebSocketConnection,
   WebSocketClosedError,
@@ -57,28 +60,21 @@ export const publish = (topic: string, data: string | Buffer | Uint8Array | Arra
 export const addMiddleware = (mw: Middleware): App => defaultApp.use(mw)
 
 /**
- * Starts the default app and closes it gracefully on SIGINT/SIGTERM.
+ * Starts the default app and closes it gracefully on SIGINT/SIGTERM
+ * (after `shutdownDelay`, within `shutdownTimeout`), then exits. With
+ * `workers`, the calling (primary) process forks that many workers, each
+ * running this program and serving the same port, and supervises them.
  *
  * ```ts
  * await run({ host: '0.0.0.0', port: 8080 })
+ * await run({ host: '0.0.0.0', port: 8080, workers: availableParallelism() })
  * ```
  */
-export async function run(opts?: ServerOptions): Promise<Server> {
-  const server = await defaultApp.listen(opts)
-  const onSignal = (signal: NodeJS.Signals): void => {
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
-    // A second signal while draining kills the process the default way.
-    void server.close().then(() => {
-      process.exitCode = signal === 'SIGINT' ? 130 : 0
-      process.exit()
-    })
-  }
-  process.on('SIGINT', onSignal)
-  process.on('SIGTERM', onSignal)
-  void server.closed.then(() => {
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
-  })
-  return server
+export function run(opts: ServerOptions & { workers: number }): Promise<Server | Supervisor>
+export function run(opts?: ServerOptions): Promise<Server>
+export function run(opts?: ServerOptions): Promise<Server | Supervisor> {
+  return runApp(defaultApp, opts)
 }
+
+/** Registers a readiness endpoint on the default app (see `App.healthCheck`). */
+export const healthCheck = (path?: string): App => defaultApp.healthCheck(path)

@@ -28,6 +28,11 @@ export interface NativeOptions {
   threads: number
   jsHandlesMisses: boolean
   backlog: number
+  reusePort?: boolean
+  metrics?: boolean
+  metricsPath?: string
+  accessLogFormat?: 'combined' | 'json'
+  accessLogPath?: string
   tls?: NativeTls
   http2?: NativeHttp2
 }
@@ -102,6 +107,9 @@ export interface NativeServer {
   wsUnsubscribe(id: number, topic: string): boolean
   wsPublishText(topic: string, text: string): number
   wsPublishBinary(topic: string, data: Buffer): number
+  /** Prometheus text of the native metrics, `null` when they are off. */
+  metricsText(): string | null
+  accessLogDropped(): number
 }
 
 /** Options of the built-in load generator (`crates/loadgen`). */

@@ -3,12 +3,37 @@
  * offending option before anything binds, and conversion to the native
  * form (seconds become milliseconds).
  */
+import cluster from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import { HttpyTypeError } from './errors.js'
 import type { NativeOptions } from './native.js'
+import { compileTrust, type TrustFn, type TrustProxy } from './proxy.js'
 import { resolveTls, type TlsOptions } from './tls.js'
 import type { Request } from './request.js'
 import { resolveWsOptions, type WebSocketOptions } from './websocket.js'
+
+/** The part of a `prom-client` `Registry` HTTPy uses to merge it into its metrics endpoint. */
+export interface MetricsRegistry {
+  metrics(): Promise<string> | string
+  getSingleMetric?(name: string): unknown
+}
+
+export interface MetricsOptions {
+  /** Path of the Prometheus endpoint. Default `'/metrics'`. */
+  path?: string
+  /** A `prom-client` registry whose metrics are appended to HTTPy's own. */
+  registry?: MetricsRegistry
+}
+
+export interface AccessLogOptions {
+  /** `'combined'` (Apache/nginx) or `'json'` (one object per line). Default `'combined'`. */
+  format?: 'combined' | 'json'
+  /** File appended to; default stdout. */
+  path?: string
+}
+
+/** Environment variable through which a supervising primary tells its workers the port to share. */
+export const WORKER_PORT_ENV = 'HTTPY_WORKER_PORT'
 
 export interface ServerOptions {
   /** Interface to bind. Default `'127.0.0.1'`. */
@@ -60,25 +85,49 @@ export interface ServerOptions {
   onError?: (error: unknown, request: Request | undefined) => void
   /** Defaults for every WebSocket route (each route may override them). */
   websocket?: WebSocketOptions
+  /**
+   * `run()` only: start this many worker processes sharing the port
+   * (SO_REUSEPORT), supervised by this process. See docs/deployment.md.
+   */
+  workers?: number
+  /**
+   * Share the port with other processes that set it too (SO_REUSEPORT; the
+   * kernel balances connections). Default false, true inside a `node:cluster` worker.
+   */
+  reusePort?: boolean
+  /** Seconds to keep serving after a shutdown signal while health checks already fail. Default 0. */
+  shutdownDelay?: number
+  /** Which peers are proxies whose forwarding headers `req.ip`, `req.scheme` and `req.host` believe. Default false. */
+  trustProxy?: TrustProxy
+  /** Prometheus metrics, counted natively: `true` serves them at `/metrics`. Default false. */
+  metrics?: boolean | MetricsOptions
+  /** One log line per request, written off the JS thread: `true` is combined format on stdout. Default false. */
+  accessLog?: boolean | AccessLogOptions
 }
 
 export interface ResolvedOptions {
   native: NativeOptions
   debug: boolean
   shutdownTimeout: number
+  shutdownDelay: number
   onError: ((error: unknown, request: Request | undefined) => void) | undefined
   websocket: Required<WebSocketOptions>
+  workers: number | undefined
+  trust: TrustFn | undefined
+  /** Set when metrics are on; `registry` set means JS serves the path. */
+  metrics: { path: string; registry: MetricsRegistry | undefined } | undefined
 }
 
 const KNOWN = new Set<string>([
   'host', 'port', 'readBufferSize', 'writeBufferSize', 'keepAlive', 'keepAliveTimeout', 'requestTimeout',
   'maxKeepAliveRequests', 'maxConnections', 'maxBodySize', 'maxHeaderSize', 'maxPendingRequests', 'threads',
   'shutdownTimeout', 'backlog', 'debug', 'onError', 'websocket', 'tls', 'http2MaxConcurrentStreams',
-  'http2StreamWindowSize', 'http2ConnectionWindowSize',
+  'http2StreamWindowSize', 'http2ConnectionWindowSize', 'workers', 'reusePort', 'shutdownDelay', 'trustProxy',
+  'metrics', 'accessLog',
 ])
 
 /** Options of the guide that later releases implement; named so the error says so. */
-const PLANNED = new Set<string>(['http3Port', 'http3Config', 'workers', 'compression', 'trustProxy', 'metrics', 'accessLog'])
+const PLANNED = new Set<string>(['http3Port', 'http3Config', 'compression'])
 
 function bad(name: string, want: string, got: unknown): never {
   throw new HttpyTypeError(
@@ -110,6 +159,35 @@ function bool(o: Record<string, unknown>, name: string, def: boolean): boolean {
   return v
 }
 
+function metricsOption(v: unknown): ResolvedOptions['metrics'] {
+  if (v === undefined || v === false) return undefined
+  if (v === true) return { path: '/metrics', registry: undefined }
+  if (typeof v !== 'object' || v === null) bad('metrics', 'a boolean or { path, registry }', v)
+  const m = v as Record<string, unknown>
+  for (const k of Object.keys(m)) if (k !== 'path' && k !== 'registry') bad('metrics', 'a boolean or { path, registry }', `key ${k}`)
+  const path = m.path ?? '/metrics'
+  if (typeof path !== 'string' || !/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/.test(path)) {
+    bad('metrics.path', 'a literal URL path starting with "/"', path)
+  }
+  const registry = m.registry
+  if (registry !== undefined && (typeof registry !== 'object' || registry === null || typeof (registry as MetricsRegistry).metrics !== 'function')) {
+    bad('metrics.registry', 'a prom-client Registry (an object with a metrics() method)', registry)
+  }
+  return { path, registry: registry as MetricsRegistry | undefined }
+}
+
+function accessLogOption(v: unknown): { format: 'combined' | 'json'; path: string | undefined } | undefined {
+  if (v === undefined || v === false) return undefined
+  if (v === true) return { format: 'combined', path: undefined }
+  if (typeof v !== 'object' || v === null) bad('accessLog', "a boolean or { format: 'combined' | 'json', path }", v)
+  const a = v as Record<string, unknown>
+  for (const k of Object.keys(a)) if (k !== 'format' && k !== 'path') bad('accessLog', "a boolean or { format, path }", `key ${k}`)
+  const format = a.format ?? 'combined'
+  if (format !== 'combined' && format !== 'json') bad('accessLog.format', "'combined' or 'json'", format)
+  if (a.path !== undefined && (typeof a.path !== 'string' || a.path === '')) bad('accessLog.path', 'a file path', a.path)
+  return { format, path: a.path as string | undefined }
+}
+
 /** Validates `options` and fills in defaults. Throws a `TypeError` naming the option. */
 export function resolveOptions(options: ServerOptions | undefined, jsHandlesMisses: boolean): ResolvedOptions {
   if (options !== undefined && (typeof options !== 'object' || options === null)) {
@@ -131,11 +209,23 @@ export function resolveOptions(options: ServerOptions | undefined, jsHandlesMiss
   const onError = o.onError
   if (onError !== undefined && typeof onError !== 'function') bad('onError', 'a function', onError)
   const cores = availableParallelism()
+  const workers = o.workers === undefined ? undefined : int(o, 'workers', 1, 1, 1024)
+  const metrics = metricsOption(o.metrics)
+  const accessLog = accessLogOption(o.accessLog)
+  const trust = compileTrust(o.trustProxy)
+  const reusePort = bool(o, 'reusePort', cluster.isWorker || workers !== undefined)
+  if ((reusePort || workers !== undefined) && process.platform === 'win32') {
+    throw new HttpyTypeError('ERR_HTTPY_NOT_SUPPORTED', 'options "workers" and "reusePort" need SO_REUSEPORT, which Windows lacks')
+  }
+  let port = int(o, 'port', 8080, 0, 65535)
+  // A supervised worker shares the port its first sibling bound (`port: 0` included).
+  const shared = process.env[WORKER_PORT_ENV]
+  if (workers !== undefined && cluster.isWorker && shared !== undefined && /^\d+$/.test(shared)) port = Number(shared)
   const readBufferSize = o.readBufferSize === undefined ? undefined : int(o, 'readBufferSize', 0, 1024, 64 * 1024 * 1024)
   const writeBufferSize = o.writeBufferSize === undefined ? undefined : int(o, 'writeBufferSize', 0, 1024, 64 * 1024 * 1024)
   const native: NativeOptions = {
     host,
-    port: int(o, 'port', 8080, 0, 65535),
+    port,
     readBufferSize,
     writeBufferSize,
     keepAlive: bool(o, 'keepAlive', true),
@@ -146,7 +236,8 @@ export function resolveOptions(options: ServerOptions | undefined, jsHandlesMiss
     maxBodySize: int(o, 'maxBodySize', 10 * 1024 * 1024, 0, Number.MAX_SAFE_INTEGER),
     maxHeaderSize: int(o, 'maxHeaderSize', 16 * 1024, 1024, 1024 * 1024),
     maxPendingRequests: int(o, 'maxPendingRequests', 10_000, 1, 10_000_000),
-    threads: int(o, 'threads', Math.max(1, cores - 1), 1, 256),
+    // Workers share the cores: each gets its slice, minus its JS thread.
+    threads: int(o, 'threads', Math.max(1, Math.floor(cores / (workers ?? 1)) - 1), 1, 256),
     jsHandlesMisses,
     backlog: int(o, 'backlog', 1024, 1, 65535),
     http2: {
@@ -155,7 +246,14 @@ export function resolveOptions(options: ServerOptions | undefined, jsHandlesMiss
       streamWindow: int(o, 'http2StreamWindowSize', 1024 * 1024, 65535, 2 ** 31 - 1),
       connectionWindow: int(o, 'http2ConnectionWindowSize', 4 * 1024 * 1024, 65535, 2 ** 31 - 1),
     },
+    reusePort,
+    metrics: metrics !== undefined,
+    metricsPath: metrics && !metrics.registry ? metrics.path : undefined,
+    accessLogFormat: accessLog?.format,
+    accessLogPath: accessLog?.path,
   }
+  const delay = o.shutdownDelay ?? 0
+  if (typeof delay !== 'number' || !Number.isFinite(delay) || delay < 0) bad('shutdownDelay', 'a number of seconds >= 0', delay)
   // Last: reading certificate files is the only side effect of validation.
   const tls = resolveTls(o.tls)
   if (tls) native.tls = tls
@@ -163,7 +261,11 @@ export function resolveOptions(options: ServerOptions | undefined, jsHandlesMiss
     native,
     debug: bool(o, 'debug', false),
     shutdownTimeout: seconds(o, 'shutdownTimeout', 10),
+    shutdownDelay: delay,
     onError: onError as ResolvedOptions['onError'],
     websocket: resolveWsOptions(o.websocket as WebSocketOptions | undefined, undefined, 'option "websocket"'),
+    workers,
+    trust,
+    metrics,
   }
 }

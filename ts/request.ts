@@ -5,6 +5,7 @@
  * parameter never pays for headers, query parsing or strings it ignores.
  */
 import type { ReadonlyHeaders } from './headers.js'
+import { resolveClient, type ClientView, type TrustFn } from './proxy.js'
 
 const VERSIONS = ['1.0', '1.1', '2', '3'] as const
 export type HttpVersion = (typeof VERSIONS)[number]
@@ -99,9 +100,18 @@ export class Request {
   #body?: Buffer
   #allow?: string | null
   #ip?: string
+  readonly #trust: TrustFn | undefined
+  #client?: ClientView
 
   /** @internal Built by the server from a native record. */
-  constructor(buf: Buffer, at: number, external: Buffer[], paramNamesOf: (route: number) => readonly string[]) {
+  constructor(
+    buf: Buffer,
+    at: number,
+    external: Buffer[],
+    paramNamesOf: (route: number) => readonly string[],
+    trust?: TrustFn,
+  ) {
+    this.#trust = trust
     this.#buf = buf
     this.#external = external
     this._id = u32(buf, at + 4)
@@ -229,9 +239,26 @@ export class Request {
     return VERSIONS[this.#version] ?? '1.1'
   }
 
-  /** `'https'` when the connection is TLS, else `'http'`. */
+  /**
+   * `'https'` when the connection is TLS, else `'http'`; behind a trusted
+   * proxy (`trustProxy`), the scheme the client used with the proxy.
+   */
   get scheme(): 'http' | 'https' {
+    return this.#trust ? this.#fromProxy().scheme : this.#ownScheme()
+  }
+
+  #ownScheme(): 'http' | 'https' {
     return this.#flags & 1 ? 'https' : 'http'
+  }
+
+  #fromProxy(): ClientView {
+    return (this.#client ??= resolveClient(
+      this.#trust as TrustFn,
+      this.remoteAddress,
+      this.#ownScheme(),
+      this.headers.get('host'),
+      this.headers,
+    ))
   }
 
   /** Peer address of the TCP connection. */
@@ -243,14 +270,18 @@ export class Request {
     return u16(this.#buf, this.#ipAt + 2 + u16(this.#buf, this.#ipAt))
   }
 
-  /** Client address (the connection's peer; proxies are honoured with `trustProxy`). */
+  /**
+   * Client address: the connection's peer, or, when the peer is a trusted
+   * proxy (`trustProxy`), the address it reports (`Forwarded`,
+   * `X-Forwarded-For`, `X-Real-IP`).
+   */
   get ip(): string {
-    return this.remoteAddress
+    return this.#trust ? this.#fromProxy().ip : this.remoteAddress
   }
 
-  /** `Host` header value, if any. */
+  /** `Host` header value, if any; behind a trusted proxy, its `X-Forwarded-Host`/`Forwarded: host=`. */
   get host(): string | null {
-    return this.headers.get('host')
+    return this.#trust ? this.#fromProxy().host : this.headers.get('host')
   }
 
   /** @internal Methods allowed on this path when no route matched this method. */

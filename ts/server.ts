@@ -6,6 +6,7 @@ import type { App, RouteEntry } from './app.js'
 import { HttpyError, HttpyTypeError, fromNative } from './errors.js'
 import { native, type NativeServer, type NativeStats } from './native.js'
 import type { ResolvedOptions } from './options.js'
+import { checkRegistry, mergeMetrics, METRICS_ROUTE } from './metrics.js'
 import { Request } from './request.js'
 import { Response } from './response.js'
 import { WebSocketSessions, resolveWsOptions } from './websocket.js'
@@ -20,6 +21,11 @@ const TEXT_500 = 'content-type\ntext/plain; charset=utf-8'
 export interface CloseOptions {
   /** Seconds to wait for in-flight requests before dropping connections (default: `shutdownTimeout`). */
   timeout?: number
+  /**
+   * Seconds to keep serving, with `ready` false (health checks answering
+   * 503), before the close starts (default: `shutdownDelay`, 0).
+   */
+  delay?: number
 }
 
 export interface ServerStats extends NativeStats {}
@@ -32,6 +38,8 @@ export class Server {
   readonly #paramNamesOf: (route: number) => readonly string[]
   #closing = false
   #closed = false
+  #draining = false
+  #closePromise: Promise<void> | undefined
   readonly closed: Promise<void>
   #resolveClosed!: () => void
   readonly #ws: WebSocketSessions
@@ -50,10 +58,15 @@ export class Server {
     })
     this.#ws = new WebSocketSessions((err, req) => this.#report(err, req))
     this.#paramNamesOf = (route) => (route === NO_ROUTE ? EMPTY : (this.#routes[route]?.paramNames ?? EMPTY))
+    checkRegistry(opts.metrics?.registry)
     try {
-      this.#native = native.NativeServer.listen(opts.native, app.nativeRoutes(), (event) => this.#onEvent(event))
+      this.#native = native.NativeServer.listen(opts.native, this.#nativeRoutes(), (event) => this.#onEvent(event))
     } catch (e) {
-      throw fromNative(e)
+      const err = fromNative(e)
+      if ((err as HttpyError).code === 'EADDRINUSE' && !opts.native.reusePort) {
+        err.message += ' (to share a port between processes, set reusePort: true in each of them, or use run({ workers }))'
+      }
+      throw err
     }
     if (opts.native.tls?.selfSigned) {
       console.warn(
@@ -88,6 +101,24 @@ export class Server {
     return this.#closing || this.#closed
   }
 
+  /**
+   * True while the server accepts work and no shutdown has begun: what a
+   * readiness probe should report (see `App.healthCheck`).
+   */
+  get ready(): boolean {
+    return !this.#draining && !this.#closing && !this.#closed
+  }
+
+  /** The metrics endpoint's path, when metrics are on. */
+  get metricsPath(): string | undefined {
+    return this.#opts.metrics?.path
+  }
+
+  /** The Prometheus text of the native metrics (`null` when metrics are off). */
+  metricsText(): string | null {
+    return this.#native?.metricsText() ?? null
+  }
+
   /** Counters from the core (connections, pending requests, …). */
   stats(): ServerStats {
     if (!this.#native) {
@@ -108,17 +139,49 @@ export class Server {
     if (typeof timeout !== 'number' || !(timeout >= 0)) {
       throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'close: "timeout" must be a number of seconds >= 0')
     }
-    if (!this.#closing && this.#native) {
-      this.#closing = true
-      this.#native.close(timeout * 1000)
+    const delay = opts?.delay ?? this.#opts.shutdownDelay
+    if (typeof delay !== 'number' || !(delay >= 0) || !Number.isFinite(delay)) {
+      throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'close: "delay" must be a number of seconds >= 0')
     }
-    return this.closed
+    if (this.#closePromise) return this.#closePromise
+    this.#draining = true
+    const start = (): void => {
+      if (!this.#closing && this.#native) {
+        this.#closing = true
+        this.#native.close(timeout * 1000)
+      }
+    }
+    if (delay > 0) {
+      // Keep serving while load balancers notice the failing readiness probe.
+      setTimeout(start, delay * 1000)
+    } else {
+      start()
+    }
+    this.#closePromise = this.closed
+    return this.#closePromise
   }
 
   /** @internal */
   _routesChanged(routes: boolean): void {
     this.#routes = this.#app.routes
-    if (routes && this.#native) this.#native.setRoutes(this.#app.nativeRoutes())
+    if (routes && this.#native) this.#native.setRoutes(this.#nativeRoutes())
+  }
+
+  /** The app's routes, plus the metrics endpoint when JS serves it (merged registry). */
+  #nativeRoutes() {
+    const routes = this.#app.nativeRoutes()
+    const m = this.#opts.metrics
+    if (m) {
+      const clash = this.#app.routes.find((r) => r.pattern === m.path)
+      if (clash) {
+        throw new HttpyTypeError(
+          'ERR_HTTPY_INVALID_OPTION',
+          `metrics path ${m.path} collides with route ${clash.method} ${clash.pattern}; set metrics.path to another path`,
+        )
+      }
+      if (m.registry) routes.push({ method: 'GET', pattern: m.path, id: METRICS_ROUTE })
+    }
+    return routes
   }
 
   #onEvent(event: number): void {
@@ -153,7 +216,7 @@ export class Server {
     let at = 0
     while (at < end) {
       const len = (buf[at] as number) | ((buf[at + 1] as number) << 8) | ((buf[at + 2] as number) << 16) | ((buf[at + 3] as number) << 24)
-      const req = new Request(buf, at, parts, this.#paramNamesOf)
+      const req = new Request(buf, at, parts, this.#paramNamesOf, this.#opts.trust)
       at += len
       this.#run(req)
     }
@@ -180,6 +243,10 @@ export class Server {
 
   #run(req: Request): void {
     const route = req._route
+    if (route === METRICS_ROUTE) {
+      void this.#scrape(req)
+      return
+    }
     const fn = route === NO_ROUTE ? this.#app.missHandler : (this.#routes[route] as RouteEntry).composed
     let out: Response | Promise<Response>
     try {
@@ -198,6 +265,16 @@ export class Server {
       )
     } else {
       this.#send(req, out)
+    }
+  }
+
+  async #scrape(req: Request): Promise<void> {
+    try {
+      const own = this.#native?.metricsText() ?? ''
+      const text = await mergeMetrics(own, this.#opts.metrics?.registry)
+      this.#send(req, new Response(text, { headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' } }))
+    } catch (e) {
+      this.#fail(req, e)
     }
   }
 

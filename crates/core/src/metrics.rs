@@ -50,7 +50,7 @@ struct SeriesKey {
     route: Option<Arc<str>>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Series {
     /// (status, count): a handful per route, so a vector beats a map.
     statuses: Vec<(u16, u64)>,
@@ -141,20 +141,10 @@ impl Metrics {
 
     /// The Prometheus text exposition of every metric.
     pub(crate) fn render(&self) -> String {
-        let snapshot: Vec<(
-            SeriesKey,
-            Vec<(u16, u64)>,
-            [u64; BUCKETS.len() + 1],
-            f64,
-            u64,
-        )> = {
+        let mut rows: Vec<(SeriesKey, Series)> = {
             let series = self.series.lock();
-            series
-                .iter()
-                .map(|(k, s)| (k.clone(), s.statuses.clone(), s.buckets, s.sum, s.count))
-                .collect()
+            series.iter().map(|(k, s)| (k.clone(), s.clone())).collect()
         };
-        let mut rows = snapshot;
         rows.sort_by(|a, b| {
             (a.0.route.as_deref(), a.0.method.as_str())
                 .cmp(&(b.0.route.as_deref(), b.0.method.as_str()))
@@ -164,8 +154,8 @@ impl Metrics {
             "# HELP http_requests_total Requests answered, by method, route pattern and status.\n",
         );
         out.push_str("# TYPE http_requests_total counter\n");
-        for (key, statuses, ..) in &rows {
-            let mut statuses = statuses.clone();
+        for (key, series) in &rows {
+            let mut statuses = series.statuses.clone();
             statuses.sort_unstable();
             for (status, n) in statuses {
                 let _ = writeln!(
@@ -180,7 +170,13 @@ impl Metrics {
             "# HELP http_request_duration_seconds Time from the request head to the response, by method and route pattern.\n",
         );
         out.push_str("# TYPE http_request_duration_seconds histogram\n");
-        for (key, _, buckets, sum, count) in &rows {
+        for (key, series) in &rows {
+            let Series {
+                buckets,
+                sum,
+                count,
+                ..
+            } = series;
             let labels = format!(
                 "method=\"{}\",route=\"{}\"",
                 key.method,

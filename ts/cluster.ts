@@ -1,0 +1,262 @@
+/**
+ * Serving from several processes. `run({ workers: N })` in the primary
+ * process forks N copies of the program with `node:cluster`; each copy runs
+ * the same script, reaches the same `run()` call and, being a worker,
+ * listens itself with SO_REUSEPORT, so the kernel spreads connections
+ * between them without passing sockets through the primary. The primary
+ * only supervises: it restarts a worker that dies (with back-off), refuses
+ * to loop on a worker that cannot start, and drains every worker on
+ * SIGTERM/SIGINT.
+ */
+import cluster, { type Worker } from 'node:cluster'
+import type { App } from './app.js'
+import { HttpyTypeError } from './errors.js'
+import { resolveOptions, WORKER_PORT_ENV, type ResolvedOptions, type ServerOptions } from './options.js'
+import type { Server } from './server.js'
+
+type WorkerMessage =
+  | { httpy: 'listening'; port: number; address: string }
+  | { httpy: 'error'; code: string; message: string }
+  | { httpy: 'shutdown' }
+
+function isMessage(m: unknown): m is WorkerMessage {
+  return typeof m === 'object' && m !== null && typeof (m as { httpy?: unknown }).httpy === 'string'
+}
+
+/** Back-off before restarting a worker that died: doubles per quick crash, capped. */
+const RESTART_MIN_MS = 100
+const RESTART_MAX_MS = 10_000
+/** A worker that lived this long is healthy again: its next crash restarts at once-ish. */
+const STABLE_MS = 30_000
+
+interface Slot {
+  id: number
+  worker: Worker | undefined
+  listening: boolean
+  crashes: number
+  startedAt: number
+  restart: NodeJS.Timeout | undefined
+}
+
+/**
+ * The primary of a multi-process server: what `run({ workers })` resolves
+ * to in the primary process, with the same `port`, `url`, `close()` and
+ * `closed` as a `Server`.
+ */
+export class Supervisor {
+  readonly kind = 'supervisor' as const
+  #port = 0
+  #address = ''
+  readonly #slots: Slot[]
+  readonly #opts: ResolvedOptions
+  #stopping = false
+  readonly closed: Promise<void>
+  #resolveClosed!: () => void
+
+  /** @internal */
+  constructor(count: number, opts: ResolvedOptions) {
+    this.#opts = opts
+    this.#slots = Array.from({ length: count }, (_, i) => ({
+      id: i + 1,
+      worker: undefined,
+      listening: false,
+      crashes: 0,
+      startedAt: 0,
+      restart: undefined,
+    }))
+    this.closed = new Promise((resolve) => {
+      this.#resolveClosed = resolve
+    })
+  }
+
+  /** The port every worker listens on. */
+  get port(): number {
+    return this.#port
+  }
+
+  get address(): string {
+    return this.#address
+  }
+
+  get url(): string {
+    const a = this.#address.includes(':') ? `[${this.#address}]` : this.#address
+    return `http://${a}:${this.#port}`
+  }
+
+  /** Process ids of the live workers. */
+  get workers(): number[] {
+    return this.#slots.flatMap((s) => (s.worker?.process.pid !== undefined ? [s.worker.process.pid] : []))
+  }
+
+  /** @internal Starts the first worker (which picks the port), then the rest. */
+  async _start(): Promise<void> {
+    const [first, ...rest] = this.#slots
+    await this.#spawn(first as Slot)
+    await Promise.all(rest.map((s) => this.#spawn(s)))
+  }
+
+  #spawn(slot: Slot): Promise<void> {
+    return new Promise((resolve) => {
+      const env: Record<string, string> = { HTTPY_WORKER_ID: String(slot.id) }
+      if (this.#port !== 0) env[WORKER_PORT_ENV] = String(this.#port)
+      const worker = cluster.fork(env)
+      slot.worker = worker
+      slot.listening = false
+      slot.startedAt = Date.now()
+      let failure: string | undefined
+      worker.on('message', (m: unknown) => {
+        if (!isMessage(m)) return
+        if (m.httpy === 'listening') {
+          slot.listening = true
+          if (this.#port === 0) {
+            this.#port = m.port
+            this.#address = m.address
+          }
+          resolve()
+        } else if (m.httpy === 'error') {
+          failure = `${m.code}: ${m.message}`
+        }
+      })
+      worker.on('exit', (code, signal) => {
+        if (slot.worker === worker) slot.worker = undefined
+        if (this.#stopping) {
+          if (this.workers.length === 0) this.#resolveClosed()
+          return
+        }
+        const how = signal ? `signal ${signal}` : `code ${code}`
+        if (!slot.listening) {
+          // A worker that cannot even start would fail the same way again:
+          // report it and stop, rather than restart it forever.
+          this.#abort(`httpy: worker ${slot.id} (pid ${worker.process.pid}) failed to start: ${failure ?? `exited with ${how}`}`)
+          return
+        }
+        if (Date.now() - slot.startedAt >= STABLE_MS) slot.crashes = 0
+        const wait = Math.min(RESTART_MAX_MS, RESTART_MIN_MS * 2 ** slot.crashes)
+        slot.crashes++
+        console.error(`httpy: worker ${slot.id} (pid ${worker.process.pid}) exited with ${how}; restarting in ${wait} ms`)
+        slot.restart = setTimeout(() => {
+          slot.restart = undefined
+          if (!this.#stopping) void this.#spawn(slot)
+        }, wait)
+      })
+    })
+  }
+
+  #abort(message: string): never {
+    console.error(message)
+    this.#stopping = true
+    for (const s of this.#slots) s.worker?.process.kill('SIGKILL')
+    process.exit(1)
+  }
+
+  /**
+   * Drains every worker (each closes gracefully within `shutdownTimeout`)
+   * and resolves once all have exited; stragglers are killed.
+   */
+  close(): Promise<void> {
+    if (this.#stopping) return this.closed
+    this.#stopping = true
+    for (const s of this.#slots) {
+      if (s.restart) clearTimeout(s.restart)
+      s.restart = undefined
+    }
+    const live = this.#slots.flatMap((s) => (s.worker ? [s.worker] : []))
+    if (live.length === 0) {
+      this.#resolveClosed()
+      return this.closed
+    }
+    for (const w of live) {
+      try {
+        w.send({ httpy: 'shutdown' } satisfies WorkerMessage)
+      } catch {
+        w.process.kill('SIGTERM')
+      }
+    }
+    const limit = (this.#opts.shutdownDelay + this.#opts.shutdownTimeout) * 1000 + 2000
+    const killer = setTimeout(() => {
+      for (const s of this.#slots) s.worker?.process.kill('SIGKILL')
+    }, limit)
+    killer.unref()
+    void this.closed.then(() => clearTimeout(killer))
+    return this.closed
+  }
+}
+
+/**
+ * Closes `server` on SIGINT/SIGTERM (and, in a supervised worker, on the
+ * primary's request), then exits; exits anyway once the shutdown has had
+ * `shutdownDelay + shutdownTimeout` seconds.
+ */
+function exitOnSignals(server: Server, opts: ResolvedOptions, supervised: boolean): void {
+  let begun = false
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (begun) return
+    begun = true
+    if (!supervised) {
+      // Standalone: a second signal while draining kills the process the default way.
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+    }
+    const code = signal === 'SIGINT' ? 130 : 0
+    setTimeout(() => process.exit(code), (opts.shutdownDelay + opts.shutdownTimeout) * 1000 + 1000).unref()
+    void server.close().then(() => {
+      process.exitCode = code
+      process.exit()
+    })
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  const onMessage = (m: unknown): void => {
+    if (isMessage(m) && m.httpy === 'shutdown') onSignal('SIGTERM')
+  }
+  if (supervised) process.on('message', onMessage)
+  void server.closed.then(() => {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+    process.off('message', onMessage)
+  })
+}
+
+/** `run()` for `app`: one server in this process, or a supervisor of workers. */
+export async function runApp(app: App, options?: ServerOptions): Promise<Server | Supervisor> {
+  const resolved = resolveOptions(options, app.middleware.length > 0)
+  if (resolved.workers !== undefined && cluster.isPrimary) {
+    const sup = new Supervisor(resolved.workers, resolved)
+    const onSignal = (signal: NodeJS.Signals): void => {
+      process.off('SIGINT', onSignal)
+      process.off('SIGTERM', onSignal)
+      void sup.close().then(() => process.exit(signal === 'SIGINT' ? 130 : 0))
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+    await sup._start()
+    return sup
+  }
+  const supervised = resolved.workers !== undefined && cluster.isWorker
+  let server: Server
+  try {
+    server = await app.listen(options)
+  } catch (e) {
+    if (supervised && process.send) {
+      const err = e as { code?: unknown; message?: unknown }
+      process.send({ httpy: 'error', code: String(err.code ?? 'ERR_HTTPY_LISTEN'), message: String(err.message ?? e) })
+    }
+    throw e
+  }
+  if (supervised && process.send) {
+    process.send({ httpy: 'listening', port: server.port, address: server.address } satisfies WorkerMessage)
+  }
+  exitOnSignals(server, resolved, supervised)
+  return server
+}
+
+/** @internal `app.listen()` starts one server; only `run()` forks workers. */
+export function refuseWorkersInListen(workers: number | undefined): void {
+  if (workers !== undefined && cluster.isPrimary) {
+    throw new HttpyTypeError(
+      'ERR_HTTPY_INVALID_OPTION',
+      'option "workers" is handled by run(), which forks and supervises the workers; app.listen() serves from this process only',
+    )
+  }
+}
+

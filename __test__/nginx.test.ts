@@ -1,0 +1,154 @@
+/**
+ * HTTPy behind a real nginx (Debian `nginx-light`), configured with
+ * `deploy/nginx.conf` (the guide's reverse-proxy recipe) — the same file
+ * the deployment docs show, with only the ports changed. The client
+ * connects from 127.0.0.2 so that its address differs from nginx's.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import http from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { App, Response, type Server } from '../ts/index.js'
+import { listen } from './helpers.js'
+import { freePort, waitFor } from './proc.js'
+
+const CLIENT_ADDR = '127.0.0.2'
+const nginxBin = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => spawnSync(p, ['-v']).status === 0)
+
+function get(
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, headers, localAddress: CLIENT_ADDR, agent: false }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c: string) => (body += c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }))
+    })
+    req.setTimeout(5000, () => req.destroy(new Error('timeout')))
+    req.on('error', reject)
+  })
+}
+
+// nginx is a system package that .ci/run installs; without it the suite cannot run at all.
+describe.skipIf(!nginxBin)('behind nginx (deploy/nginx.conf)', () => {
+  let dir: string
+  let nginx: ChildProcess
+  let server: Server
+  let plain: Server
+  let port: number
+  let nginxLog = ''
+
+  beforeAll(async () => {
+    const app = new App()
+    app.get('/who', (req) =>
+      Response.json({ ip: req.ip, scheme: req.scheme, host: req.host, peer: req.remoteAddress, path: req.path }),
+    )
+    app.post('/echo', async (req) => Response.text(await req.text()))
+    server = await listen(app, { trustProxy: '127.0.0.1' })
+    const other = new App()
+    other.get('/who', (req) => Response.json({ ip: req.ip, peer: req.remoteAddress }))
+    plain = await listen(other)
+
+    dir = mkdtempSync(join(tmpdir(), 'httpy-nginx-'))
+    chmodSync(dir, 0o755) // nginx workers run as an unprivileged user
+    mkdirSync(join(dir, 'tmp'))
+    port = await freePort()
+    const recipe = readFileSync(new URL('../deploy/nginx.conf', import.meta.url), 'utf8')
+    expect(recipe).toContain('listen 80;')
+    expect(recipe).toContain('server 127.0.0.1:8080;')
+    const site = recipe
+      .replace('listen 80;', `listen 127.0.0.1:${port};`)
+      .replace('server 127.0.0.1:8080;', `server 127.0.0.1:${server.port};`)
+    writeFileSync(join(dir, 'site.conf'), site)
+    writeFileSync(
+      join(dir, 'nginx.conf'),
+      [
+        'daemon off;',
+        'worker_processes 1;',
+        `pid ${dir}/nginx.pid;`,
+        `error_log ${dir}/error.log warn;`,
+        'events { worker_connections 256; }',
+        'http {',
+        `  access_log ${dir}/access.log;`,
+        ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${dir}/tmp/${t};`),
+        `  include ${dir}/site.conf;`,
+        '}',
+      ].join('\n'),
+    )
+    nginx = spawn(nginxBin as string, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    nginx.stderr?.on('data', (c: Buffer) => (nginxLog += c.toString()))
+    const up = await waitFor(async () => {
+      try {
+        await get(port, '/who')
+        return true
+      } catch {
+        return false
+      }
+    }, 10_000)
+    if (!up) throw new Error(`nginx did not start: ${nginxLog}\n${readFileSync(join(dir, 'error.log'), 'utf8')}`)
+  })
+
+  afterAll(async () => {
+    if (nginx && nginx.exitCode === null) {
+      const gone = new Promise((r) => nginx.on('exit', r))
+      nginx.kill('SIGQUIT')
+      await gone
+    }
+    await server?.close()
+    await plain?.close()
+    if (dir) rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('proxies HTTP, and with trustProxy req.ip, scheme and host are the client’s', async () => {
+    const r = await get(port, '/who?x=1', { host: 'shop.example' })
+    expect(r.status).toBe(200)
+    expect(JSON.parse(r.body)).toEqual({
+      ip: CLIENT_ADDR,
+      scheme: 'http',
+      host: 'shop.example',
+      peer: '127.0.0.1',
+      path: '/who',
+    })
+  })
+
+  it('a client-forged X-Forwarded-For is not believed', async () => {
+    const r = await get(port, '/who', { 'x-forwarded-for': '203.0.113.66', 'x-real-ip': '203.0.113.67' })
+    expect(JSON.parse(r.body).ip).toBe(CLIENT_ADDR)
+  })
+
+  it('request bodies pass through', async () => {
+    const body = 'x'.repeat(100_000)
+    const got = await new Promise<string>((resolve, reject) => {
+      const req = http.request(
+        { host: '127.0.0.1', port, path: '/echo', method: 'POST', localAddress: CLIENT_ADDR, agent: false },
+        (res) => {
+          let s = ''
+          res.setEncoding('utf8')
+          res.on('data', (c: string) => (s += c))
+          res.on('end', () => resolve(s))
+        },
+      )
+      req.on('error', reject)
+      req.end(body)
+    })
+    expect(got).toBe(body)
+  })
+
+  it('a server without trustProxy ignores the same headers', async () => {
+    // Sent straight to a server that trusts no proxy.
+    const r = await get(plain.port, '/who', { 'x-forwarded-for': '203.0.113.66', 'x-real-ip': '203.0.113.66' })
+    expect(JSON.parse(r.body)).toEqual({ ip: CLIENT_ADDR, peer: CLIENT_ADDR })
+  })
+
+  it('nginx logged every proxied request with status 200', async () => {
+    const log = readFileSync(join(dir, 'access.log'), 'utf8')
+    expect(log).toMatch(/127\.0\.0\.2 - - \[[^\]]+\] "GET \/who\?x=1 HTTP\/1\.1" 200/)
+  })
+})

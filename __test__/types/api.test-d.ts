@@ -12,6 +12,7 @@ import {
   Request,
   Response,
   Server,
+  Supervisor,
   addMiddleware,
   cached,
   del,
@@ -26,7 +27,9 @@ import {
 // Module-level registration mirrors the guide and returns the app for chaining.
 expectTypeOf(get('/a', () => Response.text('a'))).toEqualTypeOf<App>()
 expectTypeOf(del('/a', async () => Response.json({ ok: true }))).toEqualTypeOf<App>()
-expectTypeOf(run).returns.toEqualTypeOf<Promise<Server>>()
+expectTypeOf(run({ port: 8080 })).toEqualTypeOf<Promise<Server>>()
+// With workers, the calling (primary) process gets the supervisor instead.
+expectTypeOf(run({ port: 8080, workers: 2 })).toEqualTypeOf<Promise<Server | Supervisor>>()
 
 // Handlers receive a Request and may answer synchronously or not.
 expectTypeOf<Handler>().parameters.toEqualTypeOf<[Request]>()

@@ -10,6 +10,7 @@ import http from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
 import { App, Response, type Server } from '../ts/index.js'
 import { listen } from './helpers.js'
 import { freePort, waitFor } from './proc.js'
@@ -49,6 +50,12 @@ describe.skipIf(!nginxBin)('behind nginx (deploy/nginx.conf)', () => {
       Response.json({ ip: req.ip, scheme: req.scheme, host: req.host, peer: req.remoteAddress, path: req.path }),
     )
     app.post('/echo', async (req) => Response.text(await req.text()))
+    app.websocket('/ws/echo', async (ws) => {
+      await ws.sendText(`hello ${ws.request.ip}`)
+      for await (const m of ws) {
+        if (m.type === 'text') await ws.sendText(`echo ${m.data}`)
+      }
+    })
     server = await listen(app, { trustProxy: '127.0.0.1' })
     const other = new App()
     other.get('/who', (req) => Response.json({ ip: req.ip, peer: req.remoteAddress }))
@@ -147,8 +154,26 @@ describe.skipIf(!nginxBin)('behind nginx (deploy/nginx.conf)', () => {
     expect(JSON.parse(r.body)).toEqual({ ip: CLIENT_ADDR, peer: CLIENT_ADDR })
   })
 
-  it('nginx logged every proxied request with status 200', async () => {
+  it('proxies a WebSocket (location /ws): upgrade, both directions, client address, clean close', async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/echo`, { localAddress: CLIENT_ADDR })
+    const got: string[] = []
+    const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)))
+    ws.on('message', (data) => {
+      got.push(String(data))
+      if (got.length === 1) ws.send('ping through nginx')
+      if (got.length === 2) ws.close(1000)
+    })
+    await new Promise<void>((resolve, reject) => {
+      ws.on('open', () => resolve())
+      ws.on('error', reject)
+    })
+    expect(await closed).toBe(1000)
+    expect(got).toEqual([`hello ${CLIENT_ADDR}`, 'echo ping through nginx'])
+  })
+
+  it('nginx logged the proxied requests, the WebSocket upgrade as 101', async () => {
     const log = readFileSync(join(dir, 'access.log'), 'utf8')
     expect(log).toMatch(/127\.0\.0\.2 - - \[[^\]]+\] "GET \/who\?x=1 HTTP\/1\.1" 200/)
+    expect(log).toMatch(/127\.0\.0\.2 - - \[[^\]]+\] "GET \/ws\/echo HTTP\/1\.1" 101/)
   })
 })

@@ -43,6 +43,13 @@ export declare class NativeServer {
   /** Sends a binary message to every subscriber of `topic`; returns how many. */
   wsPublishBinary(topic: string, data: Buffer): number
   /**
+   * The Prometheus text of the native metrics (`null` when metrics are
+   * off or the server is closed).
+   */
+  metricsText(): string | null
+  /** Access log lines lost because the writer could not keep up. */
+  accessLogDropped(): number
+  /**
    * The served certificate chain (PEM) when TLS is on, so that a
    * generated development certificate can be trusted explicitly.
    */
@@ -179,6 +186,12 @@ export interface NativeOptions {
   threads: number
   jsHandlesMisses: boolean
   backlog: number
+  /** Production settings (`src/production.rs`). */
+  reusePort?: boolean
+  metrics?: boolean
+  metricsPath?: string
+  accessLogFormat?: string
+  accessLogPath?: string
   tls?: NativeTls
   http2?: NativeHttp2
 }

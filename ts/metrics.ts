@@ -15,6 +15,7 @@ export const NATIVE_FAMILIES: readonly string[] = [
   'http_requests_total',
   'http_request_duration_seconds',
   'http_open_connections',
+  'websocket_messages_total',
 ]
 
 /** Throws at start when `registry` already holds a family HTTPy exports natively. */

@@ -270,6 +270,10 @@ async fn serve_tls(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr, t
     };
     let is_h2 = stream.get_ref().1.alpn_protocol() == Some(ALPN_H2);
     let info = conn_info(remote, true);
+    let _open = crate::metrics::open_connection(
+        &shared,
+        if is_h2 { crate::metrics::Protocol::Http2 } else { crate::metrics::Protocol::Http1 },
+    );
     if is_h2 {
         proto::h2::serve(shared, info, stream).await
     } else {

@@ -33,12 +33,12 @@ pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Transport of an open client connection, for the `protocol` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // Http3 and WebSocket are counted by the layers that serve them.
+#[allow(dead_code)] // Http3 is counted once HTTP/3 serves connections.
 pub(crate) enum Protocol {
     Http1 = 0,
     Http2 = 1,
     Http3 = 2,
-    /// An upgraded connection; the WebSocket layer opens a guard for it.
+    /// An upgraded connection, counted from the upgrade to its close.
     WebSocket = 3,
 }
 
@@ -66,6 +66,8 @@ pub(crate) struct Metrics {
     pub(crate) path: Option<String>,
     series: Mutex<FxHashMap<SeriesKey, Series>>,
     open: [AtomicU64; 4],
+    /// WebSocket data messages (text and binary): received, sent.
+    ws_messages: [AtomicU64; 2],
 }
 
 /// Keeps one connection counted as open until dropped.
@@ -85,6 +87,20 @@ pub(crate) fn open_connection(shared: &Arc<Shared>, proto: Protocol) -> Option<O
     let m = shared.metrics.as_ref()?;
     m.open[proto as usize].fetch_add(1, Relaxed);
     Some(OpenGuard(shared.clone(), proto))
+}
+
+/// Counts one WebSocket message; control frames (ping, pong, close) are not
+/// data and are not counted.
+pub(crate) fn websocket_message(
+    shared: &Shared,
+    msg: &tokio_tungstenite::tungstenite::Message,
+    inbound: bool,
+) {
+    if let Some(m) = &shared.metrics {
+        if msg.is_text() || msg.is_binary() {
+            m.ws_messages[usize::from(!inbound)].fetch_add(1, Relaxed);
+        }
+    }
 }
 
 fn bounded_method(m: &Method) -> Method {
@@ -108,6 +124,7 @@ impl Metrics {
             path,
             series: Mutex::new(FxHashMap::default()),
             open: Default::default(),
+            ws_messages: Default::default(),
         }
     }
 
@@ -208,8 +225,15 @@ impl Metrics {
                 self.open[i].load(Relaxed)
             );
         }
-        // WebSocket message counters (`websocket_messages_total{direction}`)
-        // belong here, rendered from counters the WebSocket layer bumps.
+        out.push_str("# HELP websocket_messages_total WebSocket data messages (text and binary), by direction.\n");
+        out.push_str("# TYPE websocket_messages_total counter\n");
+        for (i, direction) in ["in", "out"].iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "websocket_messages_total{{direction=\"{direction}\"}} {}",
+                self.ws_messages[i].load(Relaxed)
+            );
+        }
         out
     }
 }

@@ -40,7 +40,13 @@ impl Probe {
         // service's own routing stays untouched; only paid with metrics on.
         let route = shared.metrics.as_ref().and_then(|_| {
             let router = shared.router.load();
-            match router.find(req.method().as_str(), req.uri().path()) {
+            // WebSocket routes live under their own method, as in the service.
+            let method = if crate::service::is_ws_upgrade(req) {
+                crate::ws::ROUTE_METHOD
+            } else {
+                req.method().as_str()
+            };
+            match router.find(method, req.uri().path()) {
                 Match::Found { route, .. } => router.pattern(route),
                 _ => None,
             }

@@ -24,7 +24,7 @@ use crate::stats::Stats;
 use crate::ws;
 
 /// An HTTP/1.1 `GET` asking to switch to WebSocket.
-fn is_ws_upgrade<B>(req: &Request<B>) -> bool {
+pub(crate) fn is_ws_upgrade<B>(req: &Request<B>) -> bool {
     req.method() == http::Method::GET
         && req.version() == http::Version::HTTP_11
         && req

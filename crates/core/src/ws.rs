@@ -501,6 +501,7 @@ where
 {
     Stats::inc(&shared.stats.websockets_open);
     Stats::inc(&shared.stats.websockets_total);
+    let _open = crate::metrics::open_connection(&shared, crate::metrics::Protocol::WebSocket);
     let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config(&conn.opts))).await;
     conn.touch();
     drive(&shared, &conn, ws).await;
@@ -543,6 +544,7 @@ where
                 }
                 Some(Ok(msg)) => {
                     conn.touch();
+                    crate::metrics::websocket_message(shared, &msg, true);
                     match msg {
                         Message::Text(t) => event(shared, conn, WsEventKind::Text, t.into()),
                         Message::Binary(b) => event(shared, conn, WsEventKind::Binary, b),
@@ -604,6 +606,7 @@ where
             let mut bytes = 0;
             let mut closed = false;
             for (msg, len) in batch {
+                crate::metrics::websocket_message(shared, &msg, false);
                 bytes += len;
                 closed |= matches!(msg, Message::Close(_));
                 if sink.feed(msg).await.is_err() {

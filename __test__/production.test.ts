@@ -11,6 +11,7 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Counter, Histogram, Registry } from 'prom-client'
+import WebSocket from 'ws'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, run, type Server } from '../ts/index.js'
 import { listen } from './helpers.js'
@@ -95,35 +96,43 @@ describe('workers', () => {
     const p = await app({ workers: 2 })
     const [victim, survivor] = p.workers as [number, number]
     let ok = 0
-    let failed = 0
+    let killedAt = Infinity
+    const failures: { startedAt: number; error: string }[] = []
     let stop = false
-    // Two clients in a loop, one request per fresh connection: at most the
-    // connections the dead worker held (or had queued) can fail.
+    // Two clients in a loop, one request per fresh connection. Requests whose
+    // connection the dead worker already held (accepted or queued) may fail;
+    // any request started after its death must succeed.
     const client = async (): Promise<void> => {
       while (!stop) {
+        const startedAt = Date.now()
         try {
           const r = await getOnce(p.port, '/pid', 5000)
           if (r.status === 200) ok++
-          else failed++
-        } catch {
-          failed++
+          else failures.push({ startedAt, error: `status ${r.status}` })
+        } catch (e) {
+          failures.push({ startedAt, error: (e as NodeJS.ErrnoException).code ?? String(e) })
         }
       }
     }
     const clients = [client(), client()]
     await new Promise((r) => setTimeout(r, 300))
     process.kill(victim, 'SIGKILL')
+    await waitFor(() => !alive(victim), 5000, 5)
+    killedAt = Date.now()
     const restarted = await waitFor(async () => {
       const seen = await pidsSeen(p.port, 10).catch(() => new Set<number>())
       return [...seen].some((pid) => pid !== victim && pid !== survivor)
     }, 15_000, 100)
+    await new Promise((r) => setTimeout(r, 300))
     stop = true
     await Promise.all(clients)
     expect(restarted).toBe(true)
-    expect(alive(victim)).toBe(false)
     expect(p.stderr()).toMatch(new RegExp(`worker \\d \\(pid ${victim}\\) exited with signal SIGKILL; restarting in \\d+ ms`))
     expect(ok).toBeGreaterThan(10)
-    expect(failed).toBeLessThanOrEqual(2)
+    for (const f of failures) {
+      expect(f.error).toMatch(/ECONNRESET|socket hang up|EPIPE/)
+      expect(f.startedAt, JSON.stringify(failures)).toBeLessThanOrEqual(killedAt)
+    }
   })
 
   it('a worker that cannot bind makes the primary report it and exit non-zero', async () => {
@@ -323,6 +332,45 @@ describe('metrics', () => {
       return sampleValue(f, 'http_open_connections', 'http_open_connections', { protocol: 'http2' }) === 0
     }, 3000)
     expect(closedNow).toBe(true)
+  })
+
+  it('counts WebSocket connections and data messages both ways', async () => {
+    const a = new App()
+    a.websocket('/ws', async (ws) => {
+      for await (const m of ws) if (m.type === 'text') await ws.sendText(m.data.toUpperCase())
+    })
+    const s = await listen(a, { metrics: true })
+    try {
+      const client = new WebSocket(`ws://127.0.0.1:${s.port}/ws`)
+      await new Promise((r) => client.on('open', r))
+      const replies: string[] = []
+      const two = new Promise<void>((resolve) =>
+        client.on('message', (d) => {
+          replies.push(String(d))
+          if (replies.length === 2) resolve()
+        }),
+      )
+      client.send('a')
+      client.send('b')
+      client.ping()
+      await two
+      expect(replies).toEqual(['A', 'B'])
+      const fams = parsePrometheus(await (await fetch(`${s.url}/metrics`)).text())
+      const v = (family: string, labels: Record<string, string>) => sampleValue(fams, family, family, labels)
+      expect(v('http_open_connections', { protocol: 'websocket' })).toBe(1)
+      expect(v('websocket_messages_total', { direction: 'in' })).toBe(2)
+      expect(v('websocket_messages_total', { direction: 'out' })).toBe(2)
+      expect(v('http_requests_total', { method: 'GET', route: '/ws', status: '101' })).toBe(1)
+      client.close()
+      expect(
+        await waitFor(async () => {
+          const f = parsePrometheus(await (await fetch(`${s.url}/metrics`)).text())
+          return sampleValue(f, 'http_open_connections', 'http_open_connections', { protocol: 'websocket' }) === 0
+        }, 3000),
+      ).toBe(true)
+    } finally {
+      await s.close()
+    }
   })
 
   it('a metrics path that collides with a route is an error at start, and later', async () => {

@@ -114,6 +114,11 @@ export class Server {
     return this.#opts.metrics?.path
   }
 
+  /** Access log lines dropped because the writer thread could not keep up. */
+  accessLogDropped(): number {
+    return this.#native?.accessLogDropped() ?? 0
+  }
+
   /** The Prometheus text of the native metrics (`null` when metrics are off). */
   metricsText(): string | null {
     return this.#native?.metricsText() ?? null

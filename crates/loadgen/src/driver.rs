@@ -60,9 +60,20 @@ struct Shared {
 /// ```
 pub fn run(config: LoadConfig, progress: Option<ProgressFn>) -> Result<Report, LoadError> {
     config.validate()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.threads)
-        .thread_name("httpy-loadgen")
+    // One thread: a current-thread runtime on the caller's (already
+    // dedicated) thread. Its FIFO run queue lets every client queue its next
+    // request before the HTTP/2 connection task flushes, so one write carries
+    // many streams; the multi-thread scheduler's LIFO slot would run the
+    // connection task after each request and flush them one by one.
+    let mut builder = if config.threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(config.threads)
+            .thread_name("httpy-loadgen");
+        b
+    };
+    let rt = builder
         .enable_all()
         .build()
         .map_err(|e| LoadError::Runtime(format!("cannot start the load generator runtime: {e}")))?;

@@ -4,8 +4,8 @@
  * documented request. Each run is bounded in time and the child is stopped
  * with SIGTERM, which also proves `run()` closes gracefully.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { readdirSync } from 'node:fs'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, readdirSync } from 'node:fs'
 import http from 'node:http'
 import http2 from 'node:http2'
 import https from 'node:https'
@@ -116,13 +116,18 @@ const tested = new Set<string>()
  * depends on; only such an example may be skipped, and only when it fails
  * because that feature is absent from this build (the reason is printed).
  */
-function example(file: string, title: string, fn: () => Promise<void>, opts: { needs?: string; timeout?: number } = {}): void {
+function example(
+  file: string,
+  title: string,
+  fn: (ctx: { skip: () => never }) => Promise<void>,
+  opts: { needs?: string; timeout?: number } = {},
+): void {
   tested.add(file)
   it(
     `${file}: ${title}`,
     async (ctx) => {
       try {
-        await fn()
+        await fn(ctx as unknown as { skip: () => never })
       } catch (e) {
         if (opts.needs && NOT_IN_BUILD.test(String(e))) {
           console.warn(`examples/${file} skipped: it needs ${opts.needs}, which this build does not have yet`)
@@ -133,6 +138,36 @@ function example(file: string, title: string, fn: () => Promise<void>, opts: { n
     },
     opts.timeout ?? 40_000,
   )
+}
+
+// HTTP/3 client: the aioquic fixture of the HTTP/3 suite (independent of
+// the quinn/h3 server stack), when python3 has aioquic.
+const H3_CLIENT = join(root, '__test__', 'fixtures', 'h3client.py')
+const haveH3Client = (() => {
+  if (!existsSync(H3_CLIENT)) return false
+  try {
+    execFileSync('python3', ['-c', 'import aioquic'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+})()
+
+function h3Get(port: number, path: string): Promise<{ responses: { status: number; body: string }[]; transport: Record<string, number | null> }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('python3', [H3_CLIENT], { stdio: ['pipe', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()))
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()))
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      if (code === 0) resolve(JSON.parse(out))
+      else reject(new Error(`h3 client exited with ${code}: ${err.slice(-2000)}`))
+    })
+    child.stdin.end(JSON.stringify({ host: '127.0.0.1', port, requests: [{ path }], ca: null, garbage: 0 }))
+  })
 }
 
 /** GET over HTTP/2 with TLS (self-signed certificates accepted); collects pushed streams. */
@@ -379,25 +414,47 @@ describe('examples', () => {
 
   example(
     'all-protocols.ts',
-    'serves HTTP/2 and HTTP/1.1 over TLS on one port',
+    'serves HTTP/2 and HTTP/1.1 over TLS on one port, and HTTP/3 when built in',
     async () => {
-      const { url } = await start('all-protocols.ts')
-      const h2 = await h2Get(url, '/')
+      const s = await start('all-protocols.ts')
+      const h2 = await h2Get(s.url, '/')
       expect(h2.status).toBe(200)
       expect(JSON.parse(h2.body)).toEqual({ protocol: 'HTTP/2', scheme: 'https' })
-      const h1 = await h1sGet(`${url}/`)
+      const h1 = await h1sGet(`${s.url}/`)
       expect(JSON.parse(h1.body)).toEqual({ protocol: 'HTTP/1.1', scheme: 'https' })
+      // With HTTP/3 built in, the same port number answers over QUIC too.
+      const udp = /HTTP\/3 on udp (\d+)/.exec(s.output())
+      if (udp && haveH3Client) {
+        const r = await h3Get(Number(udp[1]), '/')
+        expect(JSON.parse(r.responses[0]!.body)).toEqual({ protocol: 'HTTP/3', scheme: 'https' })
+      } else {
+        expect(s.output()).toMatch(/HTTP\/3 not built in|HTTP\/3 on udp/)
+      }
     },
     { needs: 'TLS, HTTP/2 and the HTTP3_AVAILABLE export' },
   )
 
   example(
     'http3-config.ts',
-    'starts with the QUIC settings and still serves HTTPS over TCP',
-    async () => {
+    'answers over HTTP/3 with the configured QUIC limits, and over HTTPS on TCP',
+    async (ctx) => {
       const s = await start('http3-config.ts')
-      expect(s.output()).toMatch(/HTTP\/3 on udp \d+/)
+      const udp = Number(/HTTP\/3 on udp (\d+)/.exec(s.output())?.[1])
+      expect(udp).toBeGreaterThan(0)
       expect((await h2Get(s.url, '/')).status).toBe(200)
+      if (!haveH3Client) {
+        console.warn('examples/http3-config.ts: HTTP/3 request not made, the aioquic client (python3 + aioquic) is missing')
+        ctx.skip()
+      }
+      const r = await h3Get(udp, '/')
+      expect(r.responses[0]).toMatchObject({ status: 200 })
+      expect(JSON.parse(r.responses[0]!.body)).toEqual({ protocol: 'HTTP/3' })
+      expect(r.transport).toMatchObject({
+        initial_max_data: 5 * 1024 * 1024,
+        initial_max_stream_data_bidi_remote: 1024 * 1024,
+        initial_max_streams_bidi: 100,
+        max_idle_timeout: 30_000,
+      })
     },
     { needs: 'HTTP/3' },
   )

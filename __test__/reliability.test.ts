@@ -350,7 +350,7 @@ describe('slow clients', () => {
     }
   })
 
-  it('a client that never reads its response is cut, and does not hold the server', async () => {
+  it('issue-11-slow-reader: a client that never reads its response is cut, and does not hold the server', async () => {
     const app = new App()
     const big = Buffer.alloc(8 * 1024 * 1024, 'x')
     app.get('/big', () => new Response(big, { headers: { 'content-type': 'application/octet-stream' } }))

@@ -42,6 +42,8 @@ export declare class NativeServer {
   wsPublishText(topic: string, text: string): number
   /** Sends a binary message to every subscriber of `topic`; returns how many. */
   wsPublishBinary(topic: string, data: Buffer): number
+  /** The UDP port serving HTTP/3, or null when HTTP/3 is off. */
+  get http3Port(): number | null
   /**
    * The Prometheus text of the native metrics (`null` when metrics are
    * off or the server is closed).
@@ -94,6 +96,9 @@ export declare class NativeServer {
   /** Releases the runtime and the JS callback after `close` finished. */
   dispose(): void
 }
+
+/** True when this binary was built with HTTP/3 (the `http3` Cargo feature). */
+export declare function http3Available(): boolean
 
 /**
  * Panics inside a `catch_unwind` binding when fault injection is armed;
@@ -170,6 +175,17 @@ export interface NativeHttp2 {
   connectionWindow: number
 }
 
+/** `http3Port` and `http3Config`, validated by the JS side. */
+export interface NativeHttp3 {
+  port: number
+  maxDatagramSize: number
+  streamWindow: number
+  connectionWindow: number
+  maxStreamsBidi: number
+  idleTimeoutMs: number
+  validateAddress: boolean
+}
+
 export interface NativeOptions {
   host: string
   port: number
@@ -194,6 +210,7 @@ export interface NativeOptions {
   accessLogPath?: string
   tls?: NativeTls
   http2?: NativeHttp2
+  http3?: NativeHttp3
 }
 
 export interface NativeRoute {

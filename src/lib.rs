@@ -19,6 +19,7 @@ use httpy_core::{Bytes, Reply, Responder, Router, Server, ServerConfig};
 pub mod loadgen;
 mod production;
 pub mod testing;
+pub mod http3;
 mod tls;
 
 /// Bodies smaller than this are copied out of the JS buffer: a copy is
@@ -51,6 +52,7 @@ pub struct NativeOptions {
     pub access_log_path: Option<String>,
     pub tls: Option<tls::NativeTls>,
     pub http2: Option<tls::NativeHttp2>,
+    pub http3: Option<http3::NativeHttp3>,
 }
 
 #[napi(object)]
@@ -179,6 +181,7 @@ impl NativeServer {
         };
         production::apply(&options, &mut config)?;
         tls::apply(&mut config, options.tls, options.http2)?;
+        http3::apply(&mut config, options.http3);
         let tsfn: EventFn = on_event
             .build_threadsafe_function()
             .callee_handled::<false>()

@@ -20,6 +20,8 @@ export { Server, type CloseOptions, type ServerStats } from './server.js'
 export type { ServerOptions, MetricsOptions, MetricsRegistry, AccessLogOptions } from './options.js'
 export { Supervisor } from './cluster.js'
 export type { TrustProxy } from './proxy.js'
+export { HTTP3_AVAILABLE, type Http3Config } from './http3.js'
+export type { TlsOptions, PemSource } from './tls.js'
 export {
   WebSocketConnection,
   WebSocketClosedError,

@@ -35,6 +35,7 @@ export interface NativeOptions {
   accessLogPath?: string
   tls?: NativeTls
   http2?: NativeHttp2
+  http3?: NativeHttp3
 }
 
 export interface NativeTls {
@@ -43,6 +44,16 @@ export interface NativeTls {
   key?: Buffer
   certName?: string
   keyName?: string
+}
+
+export interface NativeHttp3 {
+  port: number
+  maxDatagramSize: number
+  streamWindow: number
+  connectionWindow: number
+  maxStreamsBidi: number
+  idleTimeoutMs: number
+  validateAddress: boolean
 }
 
 export interface NativeHttp2 {
@@ -84,6 +95,8 @@ export interface NativeServer {
   readonly address: string
   /** PEM of the served certificate chain when TLS is on. */
   readonly certificate: string | null
+  /** UDP port of HTTP/3, null when it is off. */
+  readonly http3Port: number | null
   setRoutes(routes: NativeRoute[]): void
   drain(): Buffer[]
   respondText(id: number, status: number, headers: string, body?: string | null): boolean
@@ -160,6 +173,7 @@ export interface NativeBinding {
     listen(options: NativeOptions, routes: NativeRoute[], onEvent: (event: number) => void): NativeServer
   }
   validateRoute(method: string, pattern: string): void
+  http3Available(): boolean
   noop(): void
   wakeOnce(callback: (event: number) => void): void
   /** The version the binary was built as (absent in binaries older than 0.1.0's loader check). */

@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os'
 import { HttpyTypeError } from './errors.js'
 import type { NativeOptions } from './native.js'
 import { compileTrust, type TrustFn, type TrustProxy } from './proxy.js'
+import { resolveHttp3, type Http3Config } from './http3.js'
 import { resolveTls, type TlsOptions } from './tls.js'
 import type { Request } from './request.js'
 import { resolveWsOptions, type WebSocketOptions } from './websocket.js'
@@ -73,6 +74,13 @@ export interface ServerOptions {
    * certificate at start (development only).
    */
   tls?: TlsOptions
+  /**
+   * UDP port for HTTP/3 over QUIC (0 = any free port; may equal `port`).
+   * Needs `tls`. TCP responses then carry `Alt-Svc: h3=":<port>"`.
+   */
+  http3Port?: number
+  /** QUIC settings for HTTP/3 (the guide's `http3_config`). */
+  http3Config?: Http3Config
   /** HTTP/2 streams one client may have open at once. Default 256. */
   http2MaxConcurrentStreams?: number
   /** HTTP/2 receive window per stream, bytes (flow control). Default 1 MiB. */
@@ -123,11 +131,11 @@ const KNOWN = new Set<string>([
   'maxKeepAliveRequests', 'maxConnections', 'maxBodySize', 'maxHeaderSize', 'maxPendingRequests', 'threads',
   'shutdownTimeout', 'backlog', 'debug', 'onError', 'websocket', 'tls', 'http2MaxConcurrentStreams',
   'http2StreamWindowSize', 'http2ConnectionWindowSize', 'workers', 'reusePort', 'shutdownDelay', 'trustProxy',
-  'metrics', 'accessLog',
+  'metrics', 'accessLog', 'http3Port', 'http3Config',
 ])
 
 /** Options of the guide that later releases implement; named so the error says so. */
-const PLANNED = new Set<string>(['http3Port', 'http3Config', 'compression'])
+const PLANNED = new Set<string>(['compression'])
 
 function bad(name: string, want: string, got: unknown): never {
   throw new HttpyTypeError(
@@ -255,8 +263,10 @@ export function resolveOptions(options: ServerOptions | undefined, jsHandlesMiss
   const delay = o.shutdownDelay ?? 0
   if (typeof delay !== 'number' || !Number.isFinite(delay) || delay < 0) bad('shutdownDelay', 'a number of seconds >= 0', delay)
   // Last: reading certificate files is the only side effect of validation.
+  const http3 = resolveHttp3(o.http3Port, o.http3Config, o.tls !== undefined && o.tls !== null && o.tls !== false)
   const tls = resolveTls(o.tls)
   if (tls) native.tls = tls
+  if (http3) native.http3 = http3
   return {
     native,
     debug: bool(o, 'debug', false),

@@ -76,6 +76,11 @@ export class Server {
     }
   }
 
+  /** The UDP port serving HTTP/3 (`undefined` when HTTP/3 is off). */
+  get http3Port(): number | undefined {
+    return this.#native?.http3Port ?? undefined
+  }
+
   /** PEM of the certificate chain served over TLS (`null` without TLS). */
   get certificate(): string | null {
     return this.#native?.certificate ?? null

@@ -57,6 +57,8 @@ pub struct ServerConfig {
     pub metrics: Option<MetricsConfig>,
     /// Write an access log line per answered request.
     pub access_log: Option<AccessLogConfig>,
+    /// HTTP/3 over QUIC on a UDP port (needs `tls` and the `http3` feature).
+    pub http3: Option<Http3Config>,
 }
 
 /// Metrics settings.
@@ -65,6 +67,40 @@ pub struct MetricsConfig {
     /// Path answered natively with the Prometheus text (GET/HEAD); `None`
     /// when the embedder serves it (to merge its own registry).
     pub path: Option<String>,
+}
+
+/// QUIC and HTTP/3 settings (the guide's `http3_config`).
+#[derive(Debug, Clone)]
+pub struct Http3Config {
+    /// UDP port (0 = any free port; may equal the TCP port).
+    pub port: u16,
+    /// Largest UDP payload we send or accept (QUIC's floor is 1200).
+    pub max_datagram_size: u16,
+    /// Receive window per request stream (bytes).
+    pub stream_window: u64,
+    /// Receive window per connection (bytes).
+    pub connection_window: u64,
+    /// Request streams a client may have open at once.
+    pub max_streams_bidi: u64,
+    /// A connection silent for this long is closed.
+    pub idle_timeout: Duration,
+    /// Validate client addresses with a Retry round trip before accepting
+    /// (protects against spoofed-source floods at the cost of one RTT).
+    pub validate_address: bool,
+}
+
+impl Default for Http3Config {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            max_datagram_size: 1350,
+            stream_window: 1024 * 1024,
+            connection_window: 5 * 1024 * 1024,
+            max_streams_bidi: 100,
+            idle_timeout: Duration::from_secs(30),
+            validate_address: false,
+        }
+    }
 }
 
 impl Default for ServerConfig {
@@ -92,6 +128,7 @@ impl Default for ServerConfig {
             reuse_port: false,
             metrics: None,
             access_log: None,
+            http3: None,
         }
     }
 }

@@ -28,7 +28,7 @@ mod ws;
 mod tls;
 
 pub use bytes::Bytes;
-pub use config::{AccessLogConfig, AccessLogFormat, MetricsConfig, ServerConfig};
+pub use config::{AccessLogConfig, AccessLogFormat, Http3Config, MetricsConfig, ServerConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use fault::{Faults, PANIC_PATH_ENV};
 pub use metrics::CONTENT_TYPE_TEXT as METRICS_CONTENT_TYPE;

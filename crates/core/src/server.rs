@@ -36,6 +36,8 @@ pub(crate) struct Shared {
     pub(crate) hub: Hub,
     pub(crate) metrics: Option<crate::metrics::Metrics>,
     pub(crate) access_log: Option<crate::access_log::AccessLog>,
+    /// `Alt-Svc` advertising HTTP/3 on TCP responses, when it is on.
+    pub(crate) alt_svc: Option<http::HeaderValue>,
 }
 
 /// A running server. Dropping it closes it by force.
@@ -51,6 +53,7 @@ pub(crate) struct Shared {
 pub struct Server {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
+    http3_port: Option<u16>,
     runtime: Option<Runtime>,
 }
 
@@ -115,6 +118,17 @@ impl Server {
         let local_addr = std_listener
             .local_addr()
             .map_err(|e| Error::new(ErrorKind::Listen, e.to_string()))?;
+        let udp = crate::proto::bind_http3(&config)?;
+        let http3_port = match &udp {
+            Some(sock) => Some(
+                sock.local_addr()
+                    .map_err(|e| Error::new(ErrorKind::Listen, e.to_string()))?
+                    .port(),
+            ),
+            None => None,
+        };
+        // A day: clients re-check at least that often whether HTTP/3 is still on.
+        let alt_svc = http3_port.and_then(|p| http::HeaderValue::from_str(&format!("h3=\":{p}\"; ma=86400")).ok());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads.max(1))
             .thread_name("httpy-io")
@@ -133,6 +147,7 @@ impl Server {
             metrics,
             access_log,
             hub: Hub::default(),
+            alt_svc,
             config,
         });
         let listener = {
@@ -140,16 +155,26 @@ impl Server {
             tokio::net::TcpListener::from_std(std_listener)
                 .map_err(|e| Error::new(ErrorKind::Listen, e.to_string()))?
         };
+        if let Some(udp) = udp {
+            let _guard = runtime.enter();
+            crate::proto::start_http3(shared.clone(), udp)?;
+        }
         runtime.spawn(accept_loop(shared.clone(), listener));
         Ok(Server {
             shared,
             local_addr,
+            http3_port,
             runtime: Some(runtime),
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The UDP port serving HTTP/3, when it is on.
+    pub fn http3_port(&self) -> Option<u16> {
+        self.http3_port
     }
 
     /// The certificate chain served over TLS (PEM), if TLS is on.

@@ -72,6 +72,7 @@ where
     let nth = conn.requests.fetch_add(1, Ordering::Relaxed) + 1;
     Stats::inc(&shared.stats.requests_total);
     let is_h1 = req.version() <= http::Version::HTTP_11;
+    let is_h3 = req.version() == http::Version::HTTP_3;
     let limit = shared.config.max_keep_alive_requests;
     let probe = crate::observe::Probe::begin(&shared, &req);
     let res = match crate::metrics::scrape(&shared, &req) {
@@ -91,6 +92,12 @@ where
         probe.finish(&shared, &conn, &res);
     }
     let mut res = res;
+    // Over TCP, tell clients where HTTP/3 is (RFC 7838).
+    if !is_h3 {
+        if let Some(v) = &shared.alt_svc {
+            res.headers_mut().insert(http::header::ALT_SVC, v.clone());
+        }
+    }
     // HTTP/1.x cannot push: the push list becomes preload links. (The
     // HTTP/2 layer takes the list from the extensions and decides itself.)
     if is_h1 {

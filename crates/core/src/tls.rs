@@ -17,6 +17,8 @@ use crate::error::{Error, ErrorKind, Result};
 /// ALPN protocol ids, most preferred first.
 pub(crate) const ALPN_H2: &[u8] = b"h2";
 pub(crate) const ALPN_H1: &[u8] = b"http/1.1";
+#[cfg(feature = "http3")]
+pub(crate) const ALPN_H3: &[u8] = b"h3";
 
 /// A ready-to-use TLS configuration (cheap to clone).
 ///

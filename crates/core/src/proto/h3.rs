@@ -1,0 +1,294 @@
+//! HTTP/3 over QUIC (quinn + h3) on a UDP port, inside the server's Tokio
+//! runtime and through the same request path (`service::handle`) as
+//! HTTP/1.1 and HTTP/2.
+//!
+//! - The TLS certificate is the TCP listener's, offered with ALPN `h3`.
+//! - `Http3Config` maps onto quinn's transport: datagram size (also the
+//!   advertised `max_udp_payload_size`), stream and connection receive
+//!   windows, concurrent bidirectional streams, idle timeout.
+//! - Garbage datagrams, truncated packets and unknown QUIC versions are
+//!   dropped (or answered with Version Negotiation) by quinn without
+//!   touching other connections; a silent client is dropped after the idle
+//!   timeout, which frees its streams and their requests.
+//! - Graceful close: HTTP/3 GOAWAY, open requests finish, then the QUIC
+//!   connection closes with H3_NO_ERROR.
+//! - Push is not offered over HTTP/3: a push list becomes `Link` headers.
+
+use bytes::{Buf, Bytes};
+use h3::server::RequestResolver;
+use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, UPGRADE};
+use http::{HeaderMap, Method, Response, StatusCode};
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
+use quinn::crypto::rustls::QuicServerConfig;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::task::JoinSet;
+
+use crate::config::{Http3Config, ServerConfig};
+use crate::error::{Error, ErrorKind, Result};
+use crate::reply::{add_preload_links, PushList};
+use crate::server::Shared;
+use crate::service::{handle, ConnInfo};
+use crate::tls::ALPN_H3;
+
+/// HTTP/3 application error code for a clean close (RFC 9114 §8.1).
+const H3_NO_ERROR: u32 = 0x100;
+
+type H3Conn = h3_quinn::Connection;
+
+/// Binds the UDP socket at once so that errors reach `Server::start`.
+pub(crate) fn bind(config: &ServerConfig, h3: &Http3Config) -> Result<UdpSocket> {
+    let label = format!("udp {}:{}", config.host, h3.port);
+    let addr: SocketAddr = (config.host.as_str(), h3.port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::AddrNotAvailable,
+                format!("cannot resolve {label}"),
+            )
+        })?;
+    UdpSocket::bind(addr).map_err(|e| Error::from_bind(e, &label))
+}
+
+fn quinn_config(
+    config: &ServerConfig,
+    h3: &Http3Config,
+) -> Result<(quinn::EndpointConfig, quinn::ServerConfig)> {
+    let bad = |what: &str, e: &dyn std::fmt::Display| {
+        Error::new(ErrorKind::Listen, format!("HTTP/3 {what}: {e}"))
+    };
+    let tls = config
+        .tls
+        .as_ref()
+        .ok_or_else(|| Error::new(ErrorKind::Tls, "HTTP/3 needs TLS: set the tls option"))?;
+    let mut rustls_config = (*tls.config).clone();
+    rustls_config.alpn_protocols = vec![ALPN_H3.to_vec()];
+    rustls_config.max_early_data_size = 0;
+    let crypto = QuicServerConfig::try_from(rustls_config).map_err(|e| bad("TLS set-up", &e))?;
+
+    let mut transport = quinn::TransportConfig::default();
+    let varint = |v: u64| quinn::VarInt::from_u64(v).unwrap_or(quinn::VarInt::MAX);
+    transport
+        .max_concurrent_bidi_streams(varint(h3.max_streams_bidi))
+        .stream_receive_window(varint(h3.stream_window))
+        .receive_window(varint(h3.connection_window))
+        .max_idle_timeout(Some(
+            quinn::IdleTimeout::try_from(h3.idle_timeout).map_err(|e| bad("idle timeout", &e))?,
+        ))
+        .initial_mtu(h3.max_datagram_size.max(1200))
+        .min_mtu(1200);
+    let mut mtu = quinn::MtuDiscoveryConfig::default();
+    mtu.upper_bound(h3.max_datagram_size.max(1200));
+    transport.mtu_discovery_config(Some(mtu));
+
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    server.transport_config(Arc::new(transport));
+    // One UDP port per server process: connection migration stays on (no
+    // SO_REUSEPORT sharing across processes here).
+    let mut endpoint = quinn::EndpointConfig::default();
+    endpoint
+        .max_udp_payload_size(h3.max_datagram_size.max(1200))
+        .map_err(|e| bad("maxDatagramSize", &e))?;
+    Ok((endpoint, server))
+}
+
+/// Creates the QUIC endpoint on `socket` and starts accepting. Must run
+/// inside the server's runtime.
+pub(crate) fn start(shared: Arc<Shared>, socket: UdpSocket) -> Result<()> {
+    let Some(h3) = shared.config.http3.clone() else {
+        return Ok(());
+    };
+    let (endpoint_config, server_config) = quinn_config(&shared.config, &h3)?;
+    let endpoint = quinn::Endpoint::new(
+        endpoint_config,
+        Some(server_config),
+        socket,
+        Arc::new(quinn::TokioRuntime),
+    )
+    .map_err(|e| Error::new(ErrorKind::Listen, format!("HTTP/3 endpoint: {e}")))?;
+    let tracker = shared.tracker.clone();
+    tracker.spawn(accept_loop(shared, endpoint, h3.validate_address));
+    Ok(())
+}
+
+async fn accept_loop(shared: Arc<Shared>, endpoint: quinn::Endpoint, validate: bool) {
+    loop {
+        let incoming = tokio::select! {
+            i = endpoint.accept() => match i {
+                Some(i) => i,
+                None => break,
+            },
+            _ = shared.shutdown.cancelled() => break,
+        };
+        if validate && !incoming.remote_address_validated() {
+            // Costs a spoofing client nothing but us no state either: only
+            // a client that can receive at its address comes back.
+            let _ = incoming.retry();
+            continue;
+        }
+        let remote = incoming.remote_address();
+        let task_shared = shared.clone();
+        shared
+            .tracker
+            .spawn(connection(task_shared, incoming, remote));
+    }
+    // New connections are refused from here on; open ones finish (their
+    // tasks hold the endpoint alive) and then the endpoint goes idle.
+    endpoint.set_server_config(None);
+    tokio::select! {
+        _ = endpoint.wait_idle() => {}
+        _ = shared.force.cancelled() => endpoint.close(quinn::VarInt::from_u32(H3_NO_ERROR), b"server closed"),
+    }
+}
+
+async fn connection(shared: Arc<Shared>, incoming: quinn::Incoming, remote: SocketAddr) {
+    let wait = shared
+        .config
+        .keep_alive_timeout
+        .min(shared.config.request_timeout);
+    let conn = match tokio::time::timeout(wait, async { incoming.accept()?.await }).await {
+        Ok(Ok(c)) => c,
+        _ => return,
+    };
+    let info = Arc::new(ConnInfo {
+        remote,
+        tls: true,
+        requests: AtomicU64::new(0),
+    });
+    let close = |conn: &quinn::Connection| conn.close(quinn::VarInt::from_u32(H3_NO_ERROR), b"");
+    let mut builder = h3::server::builder();
+    builder.max_field_section_size(shared.config.max_header_size as u64);
+    let mut h3conn: h3::server::Connection<H3Conn, Bytes> =
+        match tokio::time::timeout(wait, builder.build(h3_quinn::Connection::new(conn.clone())))
+            .await
+        {
+            Ok(Ok(c)) => c,
+            _ => return close(&conn),
+        };
+    let mut streams: JoinSet<()> = JoinSet::new();
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            biased;
+            _ = shared.force.cancelled() => return close(&conn),
+            _ = shared.shutdown.cancelled(), if !draining => {
+                draining = true;
+                // GOAWAY: requests already accepted are still answered.
+                let _ = h3conn.shutdown(0).await;
+            }
+            Some(_) = streams.join_next(), if !streams.is_empty() => {}
+            r = h3conn.accept(), if !draining => match r {
+                Ok(Some(resolver)) => {
+                    streams.spawn(request(shared.clone(), info.clone(), resolver));
+                }
+                // GOAWAY from the client, the idle timeout, or an error:
+                // quinn has already closed or will close the connection.
+                Ok(None) | Err(_) => break,
+            },
+        }
+        if draining && streams.is_empty() {
+            break;
+        }
+    }
+    // Let streams already running finish (bounded by the server's grace).
+    tokio::select! {
+        _ = async { while streams.join_next().await.is_some() {} } => {}
+        _ = shared.force.cancelled() => {}
+    }
+    close(&conn);
+}
+
+/// A request body read from the QUIC stream (quinn reopens the flow-control
+/// window as data is read).
+struct H3Body(h3::server::RequestStream<h3_quinn::RecvStream, Bytes>);
+
+impl Body for H3Body {
+    type Data = Bytes;
+    type Error = h3::error::StreamError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<std::result::Result<Frame<Bytes>, Self::Error>>> {
+        match self.0.poll_recv_data(cx) {
+            Poll::Ready(Ok(Some(mut buf))) => {
+                let n = buf.remaining();
+                Poll::Ready(Some(Ok(Frame::data(buf.copy_to_bytes(n)))))
+            }
+            Poll::Ready(Ok(None)) => Poll::Ready(None),
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+fn strip_connection_headers(headers: &mut HeaderMap) {
+    for name in [CONNECTION, TRANSFER_ENCODING, UPGRADE] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+async fn request(
+    shared: Arc<Shared>,
+    info: Arc<ConnInfo>,
+    resolver: RequestResolver<H3Conn, Bytes>,
+) {
+    let Ok((req, stream)) = resolver.resolve_request().await else {
+        return;
+    };
+    let (mut send, recv) = stream.split();
+    let method = req.method().clone();
+    let authority = req.uri().authority().cloned();
+    let mut req = req.map(|()| H3Body(recv));
+    *req.version_mut() = http::Version::HTTP_3;
+    if let Some(a) = authority {
+        if !req.headers().contains_key(HOST) {
+            if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+                req.headers_mut().insert(HOST, v);
+            }
+        }
+    }
+    let res = match handle(shared, info, req).await {
+        Ok(r) => r,
+        Err(never) => match never {},
+    };
+    let (mut parts, mut body) = res.into_parts();
+    if let Some(PushList(list)) = parts.extensions.remove::<PushList>() {
+        add_preload_links(&mut parts.headers, &list);
+    }
+    strip_connection_headers(&mut parts.headers);
+    let no_body = method == Method::HEAD
+        || parts.status == StatusCode::NO_CONTENT
+        || parts.status == StatusCode::NOT_MODIFIED;
+    if let Some(n) = body.size_hint().exact() {
+        if parts.status != StatusCode::NO_CONTENT && parts.status != StatusCode::NOT_MODIFIED {
+            parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
+        }
+    }
+    if send
+        .send_response(Response::from_parts(parts, ()))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    if !no_body {
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame;
+            if let Ok(data) = frame.into_data() {
+                if send.send_data(data).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = send.finish().await;
+}

@@ -215,12 +215,16 @@ describe.skipIf(!haveClient)('HTTP/3 with aioquic (skipped only when python3 -c 
   it('finishes an open request on graceful close', async () => {
     const own = await listen(makeApp(), { tls: { cert: certs.certFile, key: certs.keyFile }, http3Port: 0 })
     const pending = h3(own.http3Port as number, [{ path: '/slow' }])
-    await new Promise((r) => setTimeout(r, 1500)) // the Python client takes a moment to start
+    // Close once the request is in the handler (the Python client takes a
+    // moment to start, longer on a busy machine).
+    const until = Date.now() + 20_000
+    while (own.stats().pending === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
+    expect(own.stats().pending).toBe(1)
     const closed = own.close({ timeout: 5 })
     const r = await pending
     expect(r.responses[0]?.body).toBe('slow done')
     await closed
-  }, 30_000)
+  }, 45_000)
 })
 
 describe('HTTP/3 option validation', () => {

@@ -199,6 +199,15 @@ async fn connection(shared: Arc<Shared>, incoming: quinn::Incoming, remote: Sock
     // Let streams already running finish (bounded by the server's grace).
     tokio::select! {
         _ = async { while streams.join_next().await.is_some() {} } => {}
+        _ = shared.force.cancelled() => return close(&conn),
+    }
+    // A finished stream's last bytes may still be in flight, and closing the
+    // connection discards them: give the peer a few round trips to receive
+    // them (or to close first).
+    let settle = (conn.rtt() * 4 + std::time::Duration::from_millis(100)).min(std::time::Duration::from_secs(2));
+    tokio::select! {
+        _ = tokio::time::sleep(settle) => {}
+        _ = conn.closed() => {}
         _ = shared.force.cancelled() => {}
     }
     close(&conn);

@@ -42,8 +42,6 @@ export declare class NativeServer {
   wsPublishText(topic: string, text: string): number
   /** Sends a binary message to every subscriber of `topic`; returns how many. */
   wsPublishBinary(topic: string, data: Buffer): number
-  /** The UDP port serving HTTP/3, or null when HTTP/3 is off. */
-  get http3Port(): number | null
   /**
    * The Prometheus text of the native metrics (`null` when metrics are
    * off or the server is closed).
@@ -51,6 +49,8 @@ export declare class NativeServer {
   metricsText(): string | null
   /** Access log lines lost because the writer could not keep up. */
   accessLogDropped(): number
+  /** The UDP port serving HTTP/3, or null when HTTP/3 is off. */
+  get http3Port(): number | null
   /**
    * The served certificate chain (PEM) when TLS is on, so that a
    * generated development certificate can be trusted explicitly.

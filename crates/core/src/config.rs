@@ -59,6 +59,8 @@ pub struct ServerConfig {
     pub access_log: Option<AccessLogConfig>,
     /// HTTP/3 over QUIC on a UDP port (needs `tls` and the `http3` feature).
     pub http3: Option<Http3Config>,
+    /// Response compression; `None` leaves bodies as they are.
+    pub compression: Option<crate::compress::CompressConfig>,
 }
 
 /// Metrics settings.
@@ -129,6 +131,7 @@ impl Default for ServerConfig {
             metrics: None,
             access_log: None,
             http3: None,
+            compression: None,
         }
     }
 }

@@ -10,6 +10,8 @@
 
 mod access_log;
 mod body;
+mod cache;
+mod compress;
 mod config;
 mod conn;
 mod proto;
@@ -17,17 +19,21 @@ mod error;
 mod fault;
 mod metrics;
 mod observe;
+pub mod native_path;
 mod queue;
 pub mod record;
 mod reply;
 pub mod router;
 mod server;
 mod service;
+mod static_files;
 mod stats;
 mod ws;
 mod tls;
 
+pub use body::{body_channel, BodyReceiver, BodySender, WriteOutcome};
 pub use bytes::Bytes;
+pub use compress::{compress_all, Coding, CompressConfig};
 pub use config::{AccessLogConfig, AccessLogFormat, Http3Config, MetricsConfig, ServerConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use fault::{Faults, PANIC_PATH_ENV};
@@ -36,6 +42,7 @@ pub use queue::{Incoming, Responder, Version, Waker};
 pub use reply::Reply;
 pub use router::{Match, PatternError, Router};
 pub use server::Server;
+pub use static_files::{Dotfiles, StaticMount};
 pub use stats::StatsSnapshot;
 pub use ws::{
     encode_events as encode_ws_events, SendStatus, WsEvent, WsEventKind, WsFrame, WsOptions,

@@ -3,10 +3,13 @@
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
+use std::path::PathBuf;
 
+use crate::body::BodyReceiver;
 use crate::error::{Error, ErrorKind};
 
-/// Status, headers and a whole body.
+/// Status, headers and a whole body (or, via [`Reply::with_file`] and
+/// [`Reply::with_stream`], a file or a stream in its place).
 pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
@@ -14,6 +17,14 @@ pub struct Reply {
     /// Resources to push with this response (`(path, as)`): pushed over
     /// HTTP/2 when the client allows it, `Link: rel=preload` otherwise.
     pub push: Vec<(String, String)>,
+    pub(crate) source: Source,
+}
+
+/// Where the body comes from when it is not `body`.
+pub(crate) enum Source {
+    Bytes,
+    File(PathBuf),
+    Stream(BodyReceiver),
 }
 
 /// The push list of a response on its way to the protocol layer (kept in
@@ -80,6 +91,7 @@ impl Reply {
             headers,
             body,
             push: Vec::new(),
+            source: Source::Bytes,
         })
     }
 
@@ -127,6 +139,30 @@ impl Reply {
         Ok(self)
     }
 
+    /// Serves the file at `path` instead of `body` (validators, ranges and
+    /// conditional requests handled by the core).
+    ///
+    /// ```
+    /// let r = httpy_core::Reply::from_parts(200, "", Default::default()).unwrap().with_file("/tmp/a.txt");
+    /// assert_eq!(r.status.as_u16(), 200);
+    /// ```
+    pub fn with_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.source = Source::File(path.into());
+        self
+    }
+
+    /// Sends what arrives on `rx` instead of `body`.
+    ///
+    /// ```
+    /// let (tx, rx) = httpy_core::body_channel(None, None);
+    /// let r = httpy_core::Reply::from_parts(200, "", Default::default()).unwrap().with_stream(rx);
+    /// drop((tx, r));
+    /// ```
+    pub fn with_stream(mut self, rx: BodyReceiver) -> Self {
+        self.source = Source::Stream(rx);
+        self
+    }
+
     pub fn text(status: StatusCode, text: &'static str) -> Self {
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -138,6 +174,7 @@ impl Reply {
             headers,
             body: Bytes::from_static(text.as_bytes()),
             push: Vec::new(),
+            source: Source::Bytes,
         }
     }
 }

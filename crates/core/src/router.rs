@@ -175,11 +175,26 @@ pub struct Router {
     /// Pattern text of each route, for labels that must stay bounded
     /// (metrics name the pattern, never the raw path).
     patterns: FxHashMap<RouteId, std::sync::Arc<str>>,
+    /// Routes the core answers itself (static mounts, cached routes); kept
+    /// here so they change atomically with the table.
+    extras: FxHashMap<RouteId, std::sync::Arc<crate::native_path::RouteExtra>>,
 }
 
 impl Router {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Marks `route` as answered (wholly or partly) by the core.
+    pub fn set_extra(&mut self, route: RouteId, extra: crate::native_path::RouteExtra) {
+        self.extras.insert(route, std::sync::Arc::new(extra));
+    }
+
+    pub(crate) fn extra(&self, route: RouteId) -> Option<std::sync::Arc<crate::native_path::RouteExtra>> {
+        if self.extras.is_empty() {
+            return None;
+        }
+        self.extras.get(&route).cloned()
     }
 
     /// Number of (method, pattern) pairs registered.

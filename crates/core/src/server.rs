@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub(crate) router: ArcSwap<Router>,
     pub(crate) queue: Queue,
     pub(crate) stats: Arc<Stats>,
+    /// Route cache of the routes registered with a ttl.
+    pub(crate) cache: crate::cache::RouteCache,
     /// Stop accepting; let connections finish what they have started.
     pub(crate) shutdown: CancellationToken,
     /// Drop every connection now.
@@ -140,6 +142,7 @@ impl Server {
             router: ArcSwap::from_pointee(router),
             queue: Queue::new(waker, stats.clone()),
             stats,
+            cache: crate::cache::RouteCache::new(crate::cache::MAX_ENTRIES, crate::cache::MAX_BYTES),
             shutdown: CancellationToken::new(),
             force: CancellationToken::new(),
             faults: crate::fault::Faults::from_env(),

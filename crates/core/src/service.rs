@@ -17,7 +17,8 @@ use tokio::time::Instant;
 
 use crate::body::ResBody;
 use crate::queue::{Incoming, Version};
-use crate::reply::{add_preload_links, PushList, Reply};
+use crate::native_path;
+use crate::reply::{add_preload_links, PushList};
 use crate::router::Match;
 use crate::server::Shared;
 use crate::stats::Stats;
@@ -132,7 +133,11 @@ where
             "Request Header Fields Too Large",
         ));
     }
-    let router = shared.router.load();
+    // An owned handle: a cached route may wait for another request's reply
+    // while holding it.
+    let router = shared.router.load_full();
+    let facts = native_path::ReqFacts::of(&req);
+    let mut fill = None;
     let upgrade = is_ws_upgrade(&req);
     let method = if upgrade {
         ws::ROUTE_METHOD
@@ -155,7 +160,16 @@ where
         other => other,
     };
     let (route, params, allow) = match found {
-        Match::Found { route, params } => (Some(route), params, None),
+        Match::Found { route, params } => {
+            if let Some(extra) = router.extra(route) {
+                let (path, query) = (req.uri().path(), req.uri().query().unwrap_or(""));
+                match native_path::before_js(shared, &extra, &params, path, query, req.headers(), &facts).await {
+                    native_path::Pre::Done(res) => return res,
+                    native_path::Pre::Continue(f) => fill = f,
+                }
+            }
+            (Some(route), params, None)
+        }
         Match::MethodNotAllowed { allow } => {
             if !config.js_handles_misses {
                 Stats::inc(&shared.stats.native_responses);
@@ -265,7 +279,7 @@ where
                 }
             }
         }
-        Ok(Ok(reply)) => reply_to_response(reply),
+        Ok(Ok(reply)) => native_path::after_js(shared, reply, &facts, fill).await,
         // The responder was dropped without an answer (the embedder failed
         // to produce one, or is shutting down).
         Ok(Err(_)) => native(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
@@ -318,19 +332,6 @@ fn head_size<B>(req: &Request<B>) -> usize {
     req.headers()
         .iter()
         .fold(line, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
-}
-
-fn reply_to_response(reply: Reply) -> Response<ResBody> {
-    let mut res = Response::new(ResBody::full(reply.body));
-    *res.status_mut() = reply.status;
-    *res.headers_mut() = reply.headers;
-    // The length is ours to set from the actual body; a stale one from a
-    // middleware that rewrote the body must not reach the wire.
-    res.headers_mut().remove(CONTENT_LENGTH);
-    if !reply.push.is_empty() {
-        res.extensions_mut().insert(PushList(reply.push));
-    }
-    res
 }
 
 enum BodyError {

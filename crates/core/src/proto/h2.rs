@@ -331,7 +331,10 @@ async fn send<R: Respond>(
     let (mut parts, mut body) = res.into_parts();
     let no_body = has_no_body(parts.status, method);
     if let Some(n) = body.size_hint().exact() {
-        if parts.status != StatusCode::NO_CONTENT && parts.status != StatusCode::NOT_MODIFIED {
+        // A HEAD answer from the core carries the length of the body it
+        // leaves out; keep it.
+        let head_len = no_body && parts.headers.contains_key(CONTENT_LENGTH);
+        if !head_len && parts.status != StatusCode::NO_CONTENT && parts.status != StatusCode::NOT_MODIFIED {
             parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
         }
     }
@@ -341,7 +344,12 @@ async fn send<R: Respond>(
         return Ok(());
     }
     while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame;
+        let Ok(frame) = frame else {
+            // The body failed midway (a stream that threw): reset the
+            // stream so the client cannot take the part for the whole.
+            out.send_reset(h2::Reason::INTERNAL_ERROR);
+            return Ok(());
+        };
         if let Ok(data) = frame.into_data() {
             let last = body.is_end_stream();
             send_data(&mut out, data, last).await?;

@@ -291,7 +291,12 @@ async fn request(
     }
     if !no_body {
         while let Some(frame) = body.frame().await {
-            let Ok(frame) = frame;
+            // A producer that failed midway: reset the stream so the client
+            // cannot take the truncated body for a whole one.
+            let Ok(frame) = frame else {
+                send.stop_stream(h3::error::Code::H3_INTERNAL_ERROR);
+                return;
+            };
             if let Ok(data) = frame.into_data() {
                 if send.send_data(data).await.is_err() {
                     return;

@@ -1,0 +1,497 @@
+//! Response compression: negotiation from `Accept-Encoding`, the decision
+//! whether a response is worth compressing, and the encoders (gzip, brotli,
+//! zstd) used whole or chunk by chunk.
+//!
+//! It runs on the Tokio workers, never on the JS thread. A large whole body
+//! is compressed on the blocking pool so that one big response does not stall
+//! the other connections of its worker; streamed bodies are compressed one
+//! chunk at a time as the socket takes them.
+
+use bytes::Bytes;
+use http::header::{
+    HeaderValue, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE,
+    ETAG, VARY,
+};
+use http::{HeaderMap, Response, StatusCode};
+use std::io::Write;
+
+use crate::body::{BoxError, Compressed, ResBody};
+
+/// Bodies at least this large are compressed on the blocking pool.
+const OFFLOAD_MIN: usize = 128 * 1024;
+
+/// A content coding HTTPy can produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    Gzip,
+    Br,
+    Zstd,
+}
+
+impl Coding {
+    pub fn token(self) -> &'static str {
+        match self {
+            Coding::Gzip => "gzip",
+            Coding::Br => "br",
+            Coding::Zstd => "zstd",
+        }
+    }
+}
+
+/// The `compression` server option, validated by the embedder.
+#[derive(Debug, Clone)]
+pub struct CompressConfig {
+    pub gzip: bool,
+    pub br: bool,
+    pub zstd: bool,
+    /// Bodies shorter than this are sent as they are.
+    pub min_size: usize,
+    /// Compressible media types; an entry ending in `/` (or `/*`) is a
+    /// prefix. Empty means the built-in list.
+    pub types: Vec<String>,
+    /// One level for every coding, clamped to each coding's range; `None`
+    /// picks fast defaults suited to dynamic content.
+    pub level: Option<u32>,
+}
+
+impl Default for CompressConfig {
+    fn default() -> Self {
+        Self {
+            gzip: true,
+            br: true,
+            zstd: true,
+            min_size: 1024,
+            types: Vec::new(),
+            level: None,
+        }
+    }
+}
+
+const DEFAULT_TYPES: &[&str] = &[
+    "text/",
+    "application/json",
+    "application/javascript",
+    "application/xml",
+    "application/x-javascript",
+    "application/wasm",
+    "image/svg+xml",
+];
+
+impl CompressConfig {
+    fn enabled(&self, c: Coding) -> bool {
+        match c {
+            Coding::Gzip => self.gzip,
+            Coding::Br => self.br,
+            Coding::Zstd => self.zstd,
+        }
+    }
+
+    /// True when `content_type` names a type worth compressing.
+    ///
+    /// ```
+    /// let c = httpy_core::CompressConfig::default();
+    /// assert!(c.compressible("application/json; charset=utf-8"));
+    /// assert!(!c.compressible("image/png"));
+    /// ```
+    pub fn compressible(&self, content_type: &str) -> bool {
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if essence.is_empty() {
+            return false;
+        }
+        let matches = |t: &str| {
+            let t = t.trim().to_ascii_lowercase();
+            if let Some(prefix) = t.strip_suffix('*') {
+                essence.starts_with(prefix)
+            } else if t.ends_with('/') {
+                essence.starts_with(&t)
+            } else {
+                essence == t
+            }
+        };
+        if self.types.is_empty() {
+            DEFAULT_TYPES.iter().any(|t| matches(t))
+                || essence.ends_with("+json")
+                || essence.ends_with("+xml")
+        } else {
+            self.types.iter().any(|t| matches(t))
+        }
+    }
+
+    /// Picks the coding for a request's `Accept-Encoding`; `None` means
+    /// identity (no header, nothing acceptable, or a header that cannot be
+    /// parsed).
+    ///
+    /// ```
+    /// use httpy_core::{Coding, CompressConfig};
+    /// let c = CompressConfig::default();
+    /// assert_eq!(c.negotiate(Some("gzip;q=0.5, br")), Some(Coding::Br));
+    /// assert_eq!(c.negotiate(Some("br;q=0, gzip")), Some(Coding::Gzip));
+    /// assert_eq!(c.negotiate(Some(";;;q=zz")), None);
+    /// ```
+    pub fn negotiate(&self, accept: Option<&str>) -> Option<Coding> {
+        let accept = accept?;
+        let mut q_of = [None::<u16>; 3]; // gzip, br, zstd
+        let mut star = None::<u16>;
+        for item in accept.split(',') {
+            let mut parts = item.split(';');
+            let name = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            if name.is_empty() {
+                continue;
+            }
+            let mut q = Some(1000u16);
+            for p in parts {
+                let p = p.trim();
+                if let Some(v) = p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")) {
+                    q = parse_q(v);
+                }
+            }
+            // An entry with an unreadable weight is ignored as a whole.
+            let Some(q) = q else { continue };
+            let slot = match name.as_str() {
+                "gzip" | "x-gzip" => &mut q_of[0],
+                "br" => &mut q_of[1],
+                "zstd" => &mut q_of[2],
+                "*" => &mut star,
+                _ => continue,
+            };
+            *slot = Some(q);
+        }
+        // Server preference on equal weights: zstd and brotli compress
+        // better than gzip at the levels used here.
+        let order = [(Coding::Zstd, 2), (Coding::Br, 1), (Coding::Gzip, 0)];
+        let mut best: Option<(Coding, u16)> = None;
+        for (c, i) in order {
+            if !self.enabled(c) {
+                continue;
+            }
+            let q = q_of[i].or(star).unwrap_or(0);
+            if q > 0 && best.is_none_or(|(_, bq)| q > bq) {
+                best = Some((c, q));
+            }
+        }
+        best.map(|(c, _)| c)
+    }
+
+    fn level_for(&self, c: Coding) -> u32 {
+        match (c, self.level) {
+            (Coding::Gzip, Some(l)) => l.clamp(1, 9),
+            (Coding::Br, Some(l)) => l.clamp(0, 11),
+            (Coding::Zstd, Some(l)) => l.clamp(1, 19),
+            (Coding::Gzip, None) => 5,
+            (Coding::Br, None) => 4,
+            (Coding::Zstd, None) => 3,
+        }
+    }
+}
+
+/// RFC 9110 `qvalue`: `0`, `1`, or `0.` / `1.` with up to three digits.
+fn parse_q(v: &str) -> Option<u16> {
+    let v = v.trim();
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole = match int {
+        "0" => 0u16,
+        "1" => 1000,
+        _ => return None,
+    };
+    let mut milli = 0u16;
+    for (i, b) in frac.bytes().enumerate() {
+        milli += (b - b'0') as u16 * [100, 10, 1][i];
+    }
+    if whole == 1000 && milli > 0 {
+        return None;
+    }
+    Some(whole + milli)
+}
+
+/// A streaming encoder.
+pub(crate) enum Encoder {
+    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Br(Box<brotli::CompressorWriter<Vec<u8>>>),
+    Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
+}
+
+impl Encoder {
+    pub(crate) fn new(c: Coding, level: u32) -> Result<Self, BoxError> {
+        Ok(match c {
+            Coding::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
+                Vec::new(),
+                flate2::Compression::new(level),
+            )),
+            Coding::Br => Encoder::Br(Box::new(brotli::CompressorWriter::new(
+                Vec::new(),
+                16 * 1024,
+                level,
+                22,
+            ))),
+            Coding::Zstd => {
+                Encoder::Zstd(zstd::stream::write::Encoder::new(Vec::new(), level as i32)?)
+            }
+        })
+    }
+
+    /// Compresses one chunk and flushes, so a stream's data is not held
+    /// back waiting for more input.
+    pub(crate) fn write_chunk(&mut self, data: &[u8]) -> Result<Bytes, BoxError> {
+        let out = match self {
+            Encoder::Gzip(e) => {
+                e.write_all(data)?;
+                e.flush()?;
+                std::mem::take(e.get_mut())
+            }
+            Encoder::Br(e) => {
+                e.write_all(data)?;
+                e.flush()?;
+                std::mem::take(e.get_mut())
+            }
+            Encoder::Zstd(e) => {
+                e.write_all(data)?;
+                e.flush()?;
+                std::mem::take(e.get_mut())
+            }
+        };
+        Ok(Bytes::from(out))
+    }
+
+    pub(crate) fn finish(self) -> Result<Bytes, BoxError> {
+        Ok(Bytes::from(match self {
+            Encoder::Gzip(e) => e.finish()?,
+            Encoder::Br(e) => e.into_inner(),
+            Encoder::Zstd(e) => e.finish()?,
+        }))
+    }
+}
+
+/// Compresses a whole body in one go.
+///
+/// ```
+/// let z = httpy_core::compress_all(httpy_core::Coding::Gzip, 5, b"hello hello hello").unwrap();
+/// assert_eq!(&z[..2], &[0x1f, 0x8b]);
+/// ```
+pub fn compress_all(c: Coding, level: u32, data: &[u8]) -> Result<Bytes, BoxError> {
+    let mut e = Encoder::new(c, level)?;
+    match &mut e {
+        Encoder::Gzip(w) => w.write_all(data)?,
+        Encoder::Br(w) => w.write_all(data)?,
+        Encoder::Zstd(w) => w.write_all(data)?,
+    }
+    e.finish()
+}
+
+/// Adds `Accept-Encoding` to `Vary` unless it is already named there.
+pub(crate) fn add_vary(headers: &mut HeaderMap) {
+    let present = headers.get_all(VARY).iter().any(|v| {
+        v.to_str()
+            .map(|s| {
+                s.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("accept-encoding") || t.trim() == "*")
+            })
+            .unwrap_or(false)
+    });
+    if !present {
+        headers.append(VARY, HeaderValue::from_static("accept-encoding"));
+    }
+}
+
+/// What to do with one response.
+pub(crate) enum Plan {
+    /// Leave it alone (not eligible).
+    Skip,
+    /// Eligible, but the client takes identity: only add `Vary`.
+    VaryOnly,
+    Compress(Coding, u32),
+}
+
+/// Decides for a response with these headers and (if known) this length.
+pub(crate) fn plan(
+    cfg: &CompressConfig,
+    status: StatusCode,
+    headers: &HeaderMap,
+    len: Option<u64>,
+    accept: Option<&HeaderValue>,
+    is_head: bool,
+) -> Plan {
+    if !status.is_success()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::PARTIAL_CONTENT
+    {
+        return Plan::Skip;
+    }
+    if headers.contains_key(CONTENT_ENCODING) || headers.contains_key(CONTENT_RANGE) {
+        return Plan::Skip;
+    }
+    if headers
+        .get(CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.to_ascii_lowercase().contains("no-transform"))
+    {
+        return Plan::Skip;
+    }
+    let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return Plan::Skip;
+    };
+    if !cfg.compressible(ct) || len.is_some_and(|n| n < cfg.min_size as u64) {
+        return Plan::Skip;
+    }
+    if is_head {
+        return Plan::VaryOnly;
+    }
+    match cfg.negotiate(accept.and_then(|v| v.to_str().ok())) {
+        Some(c) => Plan::Compress(c, cfg.level_for(c)),
+        None => Plan::VaryOnly,
+    }
+}
+
+pub(crate) fn mark(headers: &mut HeaderMap, c: Coding) {
+    headers.insert(CONTENT_ENCODING, HeaderValue::from_static(c.token()));
+    headers.remove(CONTENT_LENGTH);
+    // The compressed bytes are a different representation: a strong
+    // validator of the identity bytes would be wrong for them.
+    if let Some(tag) = headers.get(ETAG).and_then(|v| v.to_str().ok()) {
+        if !tag.starts_with("W/") {
+            if let Ok(weak) = HeaderValue::from_str(&format!("W/{tag}")) {
+                headers.insert(ETAG, weak);
+            }
+        }
+    }
+}
+
+/// Applies compression to a finished response when it is eligible.
+pub(crate) async fn apply(
+    cfg: &CompressConfig,
+    res: Response<ResBody>,
+    accept: Option<&HeaderValue>,
+    is_head: bool,
+) -> Response<ResBody> {
+    let len = match res.body() {
+        ResBody::Full(b) => Some(b.as_ref().map_or(0, |b| b.len() as u64)),
+        ResBody::Stream(_) => http_body::Body::size_hint(res.body()).exact(),
+        ResBody::Compressed(_) => return res,
+    };
+    let (coding, level) = match plan(cfg, res.status(), res.headers(), len, accept, is_head) {
+        Plan::Skip => return res,
+        Plan::VaryOnly => {
+            let mut res = res;
+            add_vary(res.headers_mut());
+            return res;
+        }
+        Plan::Compress(c, l) => (c, l),
+    };
+    let (mut parts, body) = res.into_parts();
+    add_vary(&mut parts.headers);
+    let body = match body {
+        ResBody::Full(Some(data)) => {
+            let out = if data.len() >= OFFLOAD_MIN {
+                let d = data.clone();
+                tokio::task::spawn_blocking(move || {
+                    compress_all(coding, level, &d).map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r)
+            } else {
+                compress_all(coding, level, &data).map_err(|e| e.to_string())
+            };
+            match out {
+                Ok(z) => ResBody::full(z),
+                // An encoder failure leaves the response as it was.
+                Err(_) => return Response::from_parts(parts, ResBody::Full(Some(data))),
+            }
+        }
+        ResBody::Full(None) => return Response::from_parts(parts, ResBody::Full(None)),
+        other => match Encoder::new(coding, level) {
+            Ok(enc) => ResBody::Compressed(Box::new(Compressed {
+                inner: other,
+                enc: Some(enc),
+            })),
+            Err(_) => return Response::from_parts(parts, other),
+        },
+    };
+    mark(&mut parts.headers, coding);
+    Response::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn q_values() {
+        assert_eq!(parse_q("0.5"), Some(500));
+        assert_eq!(parse_q("1.000"), Some(1000));
+        assert_eq!(parse_q("1.5"), None);
+        assert_eq!(parse_q("0.1234"), None);
+        assert_eq!(parse_q("abc"), None);
+        assert_eq!(parse_q("-1"), None);
+    }
+
+    #[test]
+    fn negotiation() {
+        let c = CompressConfig::default();
+        assert_eq!(c.negotiate(None), None);
+        assert_eq!(c.negotiate(Some("identity")), None);
+        assert_eq!(c.negotiate(Some("gzip, deflate")), Some(Coding::Gzip));
+        assert_eq!(c.negotiate(Some("*")), Some(Coding::Zstd));
+        assert_eq!(c.negotiate(Some("*;q=0.1, gzip")), Some(Coding::Gzip));
+        assert_eq!(c.negotiate(Some("gzip;q=0")), None);
+        assert_eq!(c.negotiate(Some("gzip;q=2")), None);
+        assert_eq!(c.negotiate(Some("\u{1}\u{2}garbage;;,,")), None);
+        let only_gzip = CompressConfig {
+            br: false,
+            zstd: false,
+            ..Default::default()
+        };
+        assert_eq!(only_gzip.negotiate(Some("br, zstd")), None);
+    }
+
+    #[test]
+    fn streaming_encoders_round_trip() {
+        let text = "the quick brown fox ".repeat(5000);
+        for c in [Coding::Gzip, Coding::Br, Coding::Zstd] {
+            let mut e = Encoder::new(c, 3).unwrap();
+            let mut out = Vec::new();
+            for chunk in text.as_bytes().chunks(7000) {
+                out.extend_from_slice(&e.write_chunk(chunk).unwrap());
+            }
+            out.extend_from_slice(&e.finish().unwrap());
+            let mut back = Vec::new();
+            match c {
+                Coding::Gzip => {
+                    flate2::read::GzDecoder::new(&out[..])
+                        .read_to_end(&mut back)
+                        .unwrap();
+                }
+                Coding::Br => {
+                    brotli::Decompressor::new(&out[..], 4096)
+                        .read_to_end(&mut back)
+                        .unwrap();
+                }
+                Coding::Zstd => back = zstd::decode_all(&out[..]).unwrap(),
+            }
+            assert_eq!(back, text.as_bytes(), "{c:?}");
+            assert!(out.len() < text.len() / 10);
+        }
+    }
+
+    #[test]
+    fn types() {
+        let c = CompressConfig::default();
+        assert!(c.compressible("text/html; charset=utf-8"));
+        assert!(c.compressible("application/vnd.api+json"));
+        assert!(!c.compressible("application/octet-stream"));
+        let custom = CompressConfig {
+            types: vec!["application/x-custom".into(), "font/*".into()],
+            ..Default::default()
+        };
+        assert!(custom.compressible("font/ttf"));
+        assert!(!custom.compressible("text/plain"));
+    }
+}

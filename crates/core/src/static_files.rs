@@ -1,0 +1,569 @@
+//! Files served by the core: `serveStatic` mounts and `Response.file`.
+//!
+//! Everything a file response needs is decided here: the path (with every
+//! traversal trick refused), content type, validators (`ETag`,
+//! `Last-Modified`), conditional requests (304), byte ranges (206/416),
+//! `Cache-Control`, index files and precompressed `.br`/`.gz` siblings.
+//! Small files are read whole; larger ones are streamed in chunks through a
+//! bounded channel, so a file is never held in memory whole.
+//!
+//! File system calls are made directly on the worker: for files in the page
+//! cache they cost less than a hop to the blocking pool.
+
+use bytes::{Bytes, BytesMut};
+use http::header::{
+    HeaderName, HeaderValue, ACCEPT_ENCODING, ACCEPT_RANGES, CACHE_CONTROL, CONTENT_ENCODING,
+    CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, IF_RANGE,
+    LAST_MODIFIED, RANGE, VARY,
+};
+use http::{HeaderMap, Response, StatusCode};
+use std::fs::{File, Metadata};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::body::{body_channel, ResBody};
+use crate::compress::{Coding, CompressConfig};
+
+/// Files up to this size are read in one go and sent with one write.
+const WHOLE_MAX: u64 = 256 * 1024;
+/// Read size for streamed files.
+const CHUNK: u64 = 64 * 1024;
+
+/// What to do with path segments that start with a dot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dotfiles {
+    /// Act as if they did not exist (404).
+    Ignore,
+    /// Refuse with 403.
+    Deny,
+    /// Serve them like any other file.
+    Allow,
+}
+
+/// One `serveStatic` mount.
+#[derive(Debug, Clone)]
+pub struct StaticMount {
+    /// The directory served, already canonical (symlinks resolved).
+    pub root: PathBuf,
+    /// `Cache-Control: public, max-age=…` when set.
+    pub max_age: Option<u64>,
+    pub immutable: bool,
+    pub etag: bool,
+    /// File served for a directory (`index.html`); `None` disables.
+    pub index: Option<String>,
+    pub dotfiles: Dotfiles,
+}
+
+impl StaticMount {
+    /// A mount of `dir` with the defaults (`etag`, `index.html`, dotfiles
+    /// ignored). Fails when `dir` is not a directory.
+    ///
+    /// ```
+    /// let m = httpy_core::StaticMount::new(std::env::temp_dir()).unwrap();
+    /// assert!(m.root.is_absolute());
+    /// ```
+    pub fn new(dir: impl AsRef<Path>) -> std::io::Result<Self> {
+        let root = std::fs::canonicalize(dir)?;
+        if !root.is_dir() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotADirectory,
+                "not a directory",
+            ));
+        }
+        Ok(Self {
+            root,
+            max_age: None,
+            immutable: false,
+            etag: true,
+            index: Some("index.html".into()),
+            dotfiles: Dotfiles::Ignore,
+        })
+    }
+}
+
+/// The request facts a file response depends on, taken before the request
+/// itself is handed to the embedder.
+#[derive(Default, Clone)]
+pub(crate) struct ReqFacts {
+    pub is_head: bool,
+    pub is_get: bool,
+    pub headers: HeaderMap,
+}
+
+const KEPT: [HeaderName; 5] = [
+    RANGE,
+    IF_RANGE,
+    IF_NONE_MATCH,
+    IF_MODIFIED_SINCE,
+    ACCEPT_ENCODING,
+];
+
+impl ReqFacts {
+    pub(crate) fn of<B>(req: &http::Request<B>) -> Self {
+        let mut headers = HeaderMap::new();
+        for name in KEPT {
+            if let Some(v) = req.headers().get(&name) {
+                headers.insert(name, v.clone());
+            }
+        }
+        Self {
+            is_head: req.method() == http::Method::HEAD,
+            is_get: req.method() == http::Method::GET,
+            headers,
+        }
+    }
+
+    pub(crate) fn accept_encoding(&self) -> Option<&HeaderValue> {
+        self.headers.get(ACCEPT_ENCODING)
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response<ResBody> {
+    let mut res = Response::new(ResBody::full(Bytes::from_static(text.as_bytes())));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
+
+pub(crate) fn not_found() -> Response<ResBody> {
+    plain(StatusCode::NOT_FOUND, "Not Found")
+}
+
+/// Turns the decoded rest of a mount's URL into a path under `root`, or
+/// `Err(status)` when it must not be served. Every segment is checked:
+/// `..`, `.`, backslashes, NUL and (unless allowed) dot-files are refused;
+/// a leading `/` cannot make the path absolute because segments are joined
+/// one by one.
+pub(crate) fn resolve(mount: &StaticMount, rel: &str) -> Result<PathBuf, StatusCode> {
+    let mut path = mount.root.clone();
+    for seg in rel.split('/') {
+        if seg.is_empty() {
+            continue;
+        }
+        if seg == "." || seg == ".." || seg.contains(['\\', '\0']) || seg.contains('\u{FFFD}') {
+            return Err(StatusCode::NOT_FOUND);
+        }
+        if seg.starts_with('.') {
+            match mount.dotfiles {
+                Dotfiles::Allow => {}
+                Dotfiles::Ignore => return Err(StatusCode::NOT_FOUND),
+                Dotfiles::Deny => return Err(StatusCode::FORBIDDEN),
+            }
+        }
+        path.push(seg);
+    }
+    Ok(path)
+}
+
+/// Serves `rel` (the decoded catch-all of the mount's route).
+pub(crate) fn serve_mount(
+    mount: &StaticMount,
+    rel: &str,
+    facts: &ReqFacts,
+    compression: Option<&CompressConfig>,
+) -> Response<ResBody> {
+    let mut path = match resolve(mount, rel) {
+        Ok(p) => p,
+        Err(StatusCode::FORBIDDEN) => return plain(StatusCode::FORBIDDEN, "Forbidden"),
+        Err(_) => return not_found(),
+    };
+    let Ok(mut meta) = std::fs::metadata(&path) else {
+        return not_found();
+    };
+    if meta.is_dir() {
+        let Some(index) = &mount.index else {
+            return not_found();
+        };
+        path.push(index);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => meta = m,
+            _ => return not_found(),
+        }
+    }
+    if !meta.is_file() {
+        return not_found();
+    }
+    // Symlinks inside the root are followed, but never out of it.
+    match std::fs::canonicalize(&path) {
+        Ok(real) if real.starts_with(&mount.root) => {}
+        _ => return not_found(),
+    }
+    let mut extra = HeaderMap::new();
+    if let Some(age) = mount.max_age {
+        let cc = if mount.immutable {
+            format!("public, max-age={age}, immutable")
+        } else {
+            format!("public, max-age={age}")
+        };
+        if let Ok(v) = HeaderValue::from_str(&cc) {
+            extra.insert(CACHE_CONTROL, v);
+        }
+    } else if mount.immutable {
+        extra.insert(
+            CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=31536000, immutable"),
+        );
+    }
+    serve_path(
+        &path,
+        meta,
+        StatusCode::OK,
+        extra,
+        facts,
+        mount.etag,
+        true,
+        compression,
+    )
+}
+
+/// Serves the file at `path` (`Response.file`): `status` and `headers` come
+/// from the handler; the file's own headers fill in what they leave unset.
+pub(crate) fn serve_file(
+    path: &Path,
+    status: StatusCode,
+    headers: HeaderMap,
+    facts: &ReqFacts,
+    compression: Option<&CompressConfig>,
+) -> Response<ResBody> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => {
+            serve_path(path, meta, status, headers, facts, true, true, compression)
+        }
+        _ => not_found(),
+    }
+}
+
+fn etag_of(meta: &Metadata) -> String {
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("\"{:x}-{:x}\"", meta.len(), mtime)
+}
+
+fn opaque(tag: &str) -> &str {
+    tag.trim().strip_prefix("W/").unwrap_or(tag.trim())
+}
+
+/// `If-None-Match` uses the weak comparison (RFC 9110 13.1.2).
+fn none_match(header: &str, etag: &str) -> bool {
+    header.trim() == "*" || header.split(',').any(|t| opaque(t) == opaque(etag))
+}
+
+fn accepts(accept: Option<&HeaderValue>, c: Coding) -> bool {
+    let only = CompressConfig {
+        gzip: c == Coding::Gzip,
+        br: c == Coding::Br,
+        zstd: c == Coding::Zstd,
+        ..Default::default()
+    };
+    only.negotiate(accept.and_then(|v| v.to_str().ok())) == Some(c)
+}
+
+/// One satisfiable range, or why there is none.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum RangeSpec {
+    /// Serve the whole file (no header, a header to ignore, or several ranges).
+    Whole,
+    /// Inclusive byte range.
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// Parses `Range` for a file of `len` bytes (RFC 9110 14.2). Malformed
+/// headers and other units are ignored (whole file); several ranges are
+/// answered with the whole file rather than a multipart body.
+pub(crate) fn parse_range(header: &str, len: u64) -> RangeSpec {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return RangeSpec::Whole;
+    };
+    if spec.contains(',') {
+        return RangeSpec::Whole;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeSpec::Whole;
+    };
+    let num = |s: &str| -> Option<u64> {
+        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+            None
+        } else {
+            s.parse().ok()
+        }
+    };
+    match (a.trim(), b.trim()) {
+        ("", suffix) => match num(suffix) {
+            None => RangeSpec::Whole,
+            Some(0) => RangeSpec::Unsatisfiable,
+            Some(_) if len == 0 => RangeSpec::Unsatisfiable,
+            Some(n) => RangeSpec::Part(len.saturating_sub(n), len - 1),
+        },
+        (start, end) => {
+            let Some(start) = num(start) else {
+                return RangeSpec::Whole;
+            };
+            let end = if end.is_empty() {
+                None
+            } else {
+                match num(end) {
+                    Some(e) if e >= start => Some(e),
+                    _ => return RangeSpec::Whole,
+                }
+            };
+            if start >= len {
+                return RangeSpec::Unsatisfiable;
+            }
+            RangeSpec::Part(start, end.unwrap_or(len - 1).min(len - 1))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn serve_path(
+    path: &Path,
+    meta: Metadata,
+    status: StatusCode,
+    mut headers: HeaderMap,
+    facts: &ReqFacts,
+    use_etag: bool,
+    siblings: bool,
+    compression: Option<&CompressConfig>,
+) -> Response<ResBody> {
+    let mime = mime_guess::from_path(path).first_or_octet_stream();
+    if !headers.contains_key(CONTENT_TYPE) {
+        if let Ok(v) = HeaderValue::from_str(mime.essence_str()) {
+            headers.insert(CONTENT_TYPE, v);
+        }
+    }
+    let compressible = CompressConfig::default().compressible(mime.essence_str());
+    let range_header = facts.headers.get(RANGE).and_then(|v| v.to_str().ok());
+
+    // A precompressed sibling replaces the file when the client takes it
+    // (not for ranges: those address the identity bytes).
+    let (mut file_path, mut meta) = (path.to_path_buf(), meta);
+    if siblings && compressible && range_header.is_none() && status == StatusCode::OK {
+        for (c, ext) in [(Coding::Br, "br"), (Coding::Gzip, "gz")] {
+            if !accepts(facts.accept_encoding(), c) {
+                continue;
+            }
+            let mut os = path.as_os_str().to_owned();
+            os.push(".");
+            os.push(ext);
+            let candidate = PathBuf::from(os);
+            if let Ok(m) = std::fs::metadata(&candidate) {
+                if m.is_file() {
+                    headers.insert(CONTENT_ENCODING, HeaderValue::from_static(c.token()));
+                    file_path = candidate;
+                    meta = m;
+                    break;
+                }
+            }
+        }
+    }
+    if compressible && (siblings || compression.is_some()) {
+        crate::compress::add_vary(&mut headers);
+    }
+
+    let len = meta.len();
+    let etag = etag_of(&meta);
+    let modified = meta.modified().ok();
+    if use_etag && !headers.contains_key(ETAG) {
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            headers.insert(ETAG, v);
+        }
+    }
+    if let Some(m) = modified {
+        if !headers.contains_key(LAST_MODIFIED) {
+            if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(m)) {
+                headers.insert(LAST_MODIFIED, v);
+            }
+        }
+    }
+    headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+
+    // Conditional GET/HEAD: If-None-Match wins over If-Modified-Since.
+    if status == StatusCode::OK && (facts.is_get || facts.is_head) {
+        let not_modified = if let Some(inm) = facts
+            .headers
+            .get(IF_NONE_MATCH)
+            .and_then(|v| v.to_str().ok())
+        {
+            use_etag && none_match(inm, &etag)
+        } else if let (Some(ims), Some(m)) = (
+            facts
+                .headers
+                .get(IF_MODIFIED_SINCE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|s| httpdate::parse_http_date(s).ok()),
+            modified,
+        ) {
+            secs(m) <= secs(ims)
+        } else {
+            false
+        };
+        if not_modified {
+            let mut res = Response::new(ResBody::Full(None));
+            *res.status_mut() = StatusCode::NOT_MODIFIED;
+            headers.remove(CONTENT_TYPE);
+            headers.remove(CONTENT_ENCODING);
+            *res.headers_mut() = headers;
+            return res;
+        }
+    }
+
+    let mut range = match range_header {
+        Some(h) if status == StatusCode::OK && facts.is_get => parse_range(h, len),
+        _ => RangeSpec::Whole,
+    };
+    // If-Range: the range applies only to the representation it names
+    // (a strong ETag or the exact Last-Modified date).
+    if range != RangeSpec::Whole {
+        if let Some(ir) = facts.headers.get(IF_RANGE).and_then(|v| v.to_str().ok()) {
+            let ir = ir.trim();
+            let same = if ir.starts_with('"') {
+                use_etag && ir == etag
+            } else {
+                match (httpdate::parse_http_date(ir).ok(), modified) {
+                    (Some(d), Some(m)) => secs(d) == secs(m),
+                    _ => false,
+                }
+            };
+            if !same {
+                range = RangeSpec::Whole;
+            }
+        }
+    }
+
+    let (status, start, count) = match range {
+        RangeSpec::Whole => (status, 0, len),
+        RangeSpec::Part(a, b) => {
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {a}-{b}/{len}")) {
+                headers.insert(CONTENT_RANGE, v);
+            }
+            (StatusCode::PARTIAL_CONTENT, a, b - a + 1)
+        }
+        RangeSpec::Unsatisfiable => {
+            let mut res = plain(StatusCode::RANGE_NOT_SATISFIABLE, "Range Not Satisfiable");
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                res.headers_mut().insert(CONTENT_RANGE, v);
+            }
+            res.headers_mut()
+                .insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+            return res;
+        }
+    };
+
+    let body = if facts.is_head {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(count));
+        ResBody::Full(None)
+    } else {
+        match open_body(&file_path, start, count) {
+            Ok(b) => b,
+            Err(_) => return not_found(),
+        }
+    };
+    if headers.contains_key(CONTENT_ENCODING) && !headers.contains_key(VARY) {
+        crate::compress::add_vary(&mut headers);
+    }
+    let mut res = Response::new(body);
+    *res.status_mut() = status;
+    *res.headers_mut() = headers;
+    res
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The bytes `start..start+count` of the file: read whole when small,
+/// otherwise streamed by a task that waits for the socket between chunks.
+fn open_body(path: &Path, start: u64, count: u64) -> std::io::Result<ResBody> {
+    let mut file = File::open(path)?;
+    if start > 0 {
+        file.seek(SeekFrom::Start(start))?;
+    }
+    if count <= WHOLE_MAX {
+        let mut buf = vec![0u8; count as usize];
+        file.read_exact(&mut buf)?;
+        return Ok(ResBody::full(buf));
+    }
+    let (tx, rx) = body_channel(Some(count), None);
+    tokio::spawn(async move {
+        let mut left = count;
+        while left > 0 {
+            let n = left.min(CHUNK) as usize;
+            let mut buf = BytesMut::zeroed(n);
+            if let Err(e) = file.read_exact(&mut buf) {
+                // The file shrank or failed under us: abort rather than
+                // send fewer bytes than announced.
+                tx.fail(e).await;
+                return;
+            }
+            left -= n as u64;
+            if !tx.write(buf.freeze()).await {
+                return;
+            }
+        }
+    });
+    Ok(ResBody::Stream(rx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), RangeSpec::Part(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), RangeSpec::Part(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), RangeSpec::Part(90, 99));
+        assert_eq!(parse_range("bytes=-500", 100), RangeSpec::Part(0, 99));
+        assert_eq!(parse_range("bytes=50-500", 100), RangeSpec::Part(50, 99));
+        assert_eq!(parse_range("bytes=100-", 100), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=-0", 100), RangeSpec::Unsatisfiable);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), RangeSpec::Whole);
+        assert_eq!(parse_range("bytes=9-2", 100), RangeSpec::Whole);
+        assert_eq!(parse_range("bytes=abc", 100), RangeSpec::Whole);
+        assert_eq!(parse_range("items=0-1", 100), RangeSpec::Whole);
+        assert_eq!(parse_range("bytes=+1-2", 100), RangeSpec::Whole);
+    }
+
+    #[test]
+    fn traversal_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = StaticMount::new(dir.path()).unwrap();
+        for bad in [
+            "../x",
+            "a/../../x",
+            "..",
+            "a/./b",
+            "a\\..\\b",
+            "a\0b",
+            ".env",
+            "a/.git/config",
+        ] {
+            assert!(resolve(&m, bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            resolve(&m, "/etc/passwd").unwrap(),
+            m.root.join("etc/passwd")
+        );
+        assert_eq!(resolve(&m, "a//b.txt").unwrap(), m.root.join("a/b.txt"));
+        let deny = StaticMount {
+            dotfiles: Dotfiles::Deny,
+            ..m.clone()
+        };
+        assert_eq!(resolve(&deny, ".env"), Err(StatusCode::FORBIDDEN));
+    }
+
+    #[test]
+    fn etags_compare_weakly_for_none_match() {
+        assert!(none_match("W/\"a\", \"b\"", "\"a\""));
+        assert!(none_match("*", "\"a\""));
+        assert!(!none_match("\"c\"", "\"a\""));
+    }
+}

@@ -17,6 +17,7 @@ mod ws;
 use httpy_core::{Bytes, Reply, Responder, Router, Server, ServerConfig};
 
 pub mod loadgen;
+mod native_path;
 mod production;
 pub mod testing;
 pub mod http3;
@@ -53,6 +54,7 @@ pub struct NativeOptions {
     pub tls: Option<tls::NativeTls>,
     pub http2: Option<tls::NativeHttp2>,
     pub http3: Option<http3::NativeHttp3>,
+    pub compression: Option<native_path::NativeCompression>,
 }
 
 #[napi(object)]
@@ -60,6 +62,10 @@ pub struct NativeRoute {
     pub method: String,
     pub pattern: String,
     pub id: u32,
+    /// Set on the catch-all route of a `serveStatic` mount.
+    pub static_files: Option<native_path::NativeStatic>,
+    /// Route cache ttl in milliseconds.
+    pub cache_ttl_ms: Option<f64>,
 }
 
 #[napi(object)]
@@ -114,6 +120,7 @@ fn build_router(routes: &[NativeRoute]) -> Result<Router> {
                 format!("ERR_HTTPY_INVALID_ROUTE: {e}"),
             )
         })?;
+        native_path::apply_extras(&mut router, r)?;
     }
     Ok(router)
 }
@@ -122,7 +129,14 @@ fn build_router(routes: &[NativeRoute]) -> Result<Router> {
 /// so a bad pattern fails where it is written).
 #[napi(catch_unwind)]
 pub fn validate_route(method: String, pattern: String) -> Result<()> {
-    build_router(&[NativeRoute { method, pattern, id: 0 }]).map(|_| ())
+    build_router(&[NativeRoute {
+        method,
+        pattern,
+        id: 0,
+        static_files: None,
+        cache_ttl_ms: None,
+    }])
+    .map(|_| ())
 }
 
 /// A no-op native call: the floor of any JS -> Rust crossing.
@@ -155,7 +169,7 @@ impl NativeServer {
     /// (call `drain`), `on_event(1)` means the close has finished.
     #[napi(factory, catch_unwind)]
     pub fn listen(
-        options: NativeOptions,
+        mut options: NativeOptions,
         routes: Vec<NativeRoute>,
         on_event: Function<u32, ()>,
     ) -> Result<NativeServer> {
@@ -177,6 +191,7 @@ impl NativeServer {
             threads: options.threads as usize,
             js_handles_misses: options.js_handles_misses,
             backlog: options.backlog,
+            compression: native_path::compression_config(options.compression.take()),
             ..ServerConfig::default()
         };
         production::apply(&options, &mut config)?;

@@ -4,8 +4,10 @@
  * core on `listen()` and again whenever it changes.
  */
 import { refuseWorkersInListen } from './cluster.js'
+import { statSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { HttpyTypeError, fromNative } from './errors.js'
-import { native, type NativeRoute } from './native.js'
+import { native, type NativeRoute, type NativeStatic } from './native.js'
 import { resolveOptions, type ServerOptions } from './options.js'
 import type { Request } from './request.js'
 import { Response } from './response.js'
@@ -27,6 +29,27 @@ export interface RouteOptions {
   cache?: CacheOptions
 }
 
+export interface StaticOptions {
+  /** Seconds for `Cache-Control: public, max-age=…`; unset sends no `Cache-Control`. */
+  maxAge?: number
+  /** Adds `immutable` to `Cache-Control` (with a one-year max-age when `maxAge` is unset). */
+  immutable?: boolean
+  /** Send a strong `ETag` and answer `If-None-Match`. Default true. */
+  etag?: boolean
+  /** File served for a directory; `false` disables. Default `'index.html'`. */
+  index?: string | false
+  /** Paths with a segment starting with `.`: `'ignore'` (404, default), `'deny'` (403) or `'allow'`. */
+  dotfiles?: 'ignore' | 'deny' | 'allow'
+}
+
+/** Marks a handler wrapped by `cached()`, so a route can cache it natively. */
+const CACHED = Symbol('httpy.cached')
+
+interface CachedTag {
+  ttl: number
+  handler: Handler
+}
+
 /** @internal */
 export interface RouteEntry {
   method: string
@@ -37,6 +60,10 @@ export interface RouteEntry {
   composed: (req: Request) => Response | Promise<Response>
   /** Set on WebSocket routes (method `WEBSOCKET`). */
   ws?: { handler: WebSocketHandler; options: WebSocketOptions | undefined }
+  /** Route cache ttl in seconds (answered by the core after the first response). */
+  cacheTtl?: number
+  /** Set on a `serveStatic` mount (answered by the core, never by JS). */
+  staticFiles?: NativeStatic
 }
 
 /** Route-table method of WebSocket routes (matched only by upgrade requests). */
@@ -92,12 +119,33 @@ export class App {
 
   /** Registers `handler` for `method(s)` on `path`. */
   route(methods: string | readonly string[], path: string, handler: Handler, opts?: RouteOptions): this {
+    return this.#add(methods, path, handler, opts, undefined)
+  }
+
+  #add(
+    methods: string | readonly string[],
+    path: string,
+    handler: Handler,
+    opts: RouteOptions | undefined,
+    staticFiles: NativeStatic | undefined,
+  ): this {
     if (typeof handler !== 'function') {
       throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', `handler for ${String(path)} must be a function`)
     }
     const list = typeof methods === 'string' ? [methods] : methods
+    // `cached(...)(handler)` and `{cache: {ttl}}` both become a native cache
+    // on the route; the JS wrapper is bypassed so entries are not kept twice.
     let fn = handler
-    if (opts?.cache) fn = cached(opts.cache)(fn)
+    let cacheTtl: number | undefined
+    const tag = (handler as Handler & { [CACHED]?: CachedTag })[CACHED]
+    if (tag) {
+      fn = tag.handler
+      cacheTtl = tag.ttl
+    }
+    if (opts?.cache) {
+      checkTtl(opts.cache)
+      cacheTtl = opts.cache.ttl
+    }
     for (const m of list) {
       const method = String(m).toUpperCase()
       if (method === WEBSOCKET) {
@@ -117,7 +165,7 @@ export class App {
       if (this.routes.some((r) => r.method === method && r.pattern === path)) {
         throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', `${method} ${path} is already registered`)
       }
-      this.routes.push({ method, pattern: path, handler: fn, paramNames: paramNamesOf(path), composed: fn })
+      this.routes.push({ method, pattern: path, handler: fn, paramNames: paramNamesOf(path), composed: fn, cacheTtl, staticFiles })
     }
     this.#changed(true)
     return this
@@ -198,6 +246,59 @@ export class App {
     return s._publish(topic, data)
   }
 
+  /**
+   * Serves the files under `dir` at `urlPrefix`, natively: content type,
+   * `ETag`/`Last-Modified`, 304, ranges, `index.html`, precompressed
+   * `.br`/`.gz` siblings. Paths that leave `dir` (`..`, encoded or not,
+   * symlinks out of it) give 404. Requests here do not enter JS, so
+   * middleware does not see them.
+   *
+   * ```ts
+   * app.serveStatic('/static', './public', { maxAge: 86400 })
+   * ```
+   */
+  serveStatic(urlPrefix: string, dir: string, opts: StaticOptions = {}): this {
+    if (typeof urlPrefix !== 'string' || !urlPrefix.startsWith('/')) {
+      throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'serveStatic: the URL prefix must be a string starting with "/"')
+    }
+    if (typeof dir !== 'string' || dir.length === 0) {
+      throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'serveStatic: dir must be a non-empty string')
+    }
+    const root = resolve(dir)
+    let isDir = false
+    try {
+      isDir = statSync(root).isDirectory()
+    } catch {
+      isDir = false
+    }
+    if (!isDir) throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', `serveStatic: ${JSON.stringify(dir)} is not a directory`)
+    if (typeof opts !== 'object' || opts === null) throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'serveStatic: options must be an object')
+    const { maxAge, immutable = false, etag = true, index = 'index.html', dotfiles = 'ignore' } = opts
+    if (maxAge !== undefined && (typeof maxAge !== 'number' || !Number.isFinite(maxAge) || maxAge < 0)) {
+      throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'serveStatic: "maxAge" must be a number of seconds >= 0')
+    }
+    if (typeof immutable !== 'boolean') throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'serveStatic: "immutable" must be a boolean')
+    if (typeof etag !== 'boolean') throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'serveStatic: "etag" must be a boolean')
+    if (index !== false && (typeof index !== 'string' || index.length === 0 || /[/\\\0]/.test(index))) {
+      throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'serveStatic: "index" must be a file name or false')
+    }
+    if (dotfiles !== 'ignore' && dotfiles !== 'deny' && dotfiles !== 'allow') {
+      throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'serveStatic: "dotfiles" must be "ignore", "deny" or "allow"')
+    }
+    const prefix = urlPrefix.replace(/\/+$/, '')
+    const spec: NativeStatic = {
+      dir: root,
+      maxAge: maxAge === undefined ? undefined : Math.floor(maxAge),
+      immutable,
+      etag,
+      index: index === false ? '' : index,
+      dotfiles,
+    }
+    // Never called: the core answers every request of a mount.
+    const unreachable: Handler = () => new Response('Not Found', { status: 404 })
+    return this.#add('GET', `${prefix}/{path:path}`, unreachable, undefined, spec)
+  }
+
   /** Adds a middleware; middleware runs in registration order around every request, 404s included. */
   use(mw: Middleware): this {
     if (typeof mw !== 'function') throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'middleware must be a function')
@@ -251,7 +352,13 @@ export class App {
 
   /** @internal */
   nativeRoutes(): NativeRoute[] {
-    return this.routes.map((r, id) => ({ method: r.method, pattern: r.pattern, id }))
+    return this.routes.map((r, id) => ({
+      method: r.method,
+      pattern: r.pattern,
+      id,
+      staticFiles: r.staticFiles,
+      cacheTtlMs: r.cacheTtl === undefined ? undefined : r.cacheTtl * 1000,
+    }))
   }
 
   #compose(): void {
@@ -282,54 +389,31 @@ export class App {
   }
 }
 
-interface CacheEntry {
-  expires: number
-  status: number
-  headers: [string, string][]
-  body: Response['body']
+function checkTtl(opts: CacheOptions): void {
+  if (!opts || typeof opts.ttl !== 'number' || !Number.isFinite(opts.ttl) || !(opts.ttl > 0)) {
+    throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'cached: "ttl" must be a positive number of seconds')
+  }
 }
 
 /**
- * Caches a handler's 200 responses for `ttl` seconds, keyed by path and
- * query (the guide's `@cached(ttl_seconds=…)`). Concurrent misses for one key
- * run the handler once.
+ * Caches a handler's 200 GET responses for `ttl` seconds, keyed by path and
+ * query (plus the request headers named in the response's `Vary`) — the
+ * guide's `@cached(ttl_seconds=…)`. Registered as a route handler, the cache
+ * lives in the core: hits are answered without entering JS, and concurrent
+ * misses for one key run the handler once. Same as `{cache: {ttl}}`.
  *
  * ```ts
  * get('/api/expensive-operation', cached({ ttl: 300 })(async () => Response.json({ result: 'expensive calculation' })))
  * ```
  */
 export function cached(opts: CacheOptions): (handler: Handler) => Handler {
-  if (!opts || typeof opts.ttl !== 'number' || !(opts.ttl > 0)) {
-    throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'cached: "ttl" must be a positive number of seconds')
-  }
-  const ttlMs = opts.ttl * 1000
+  checkTtl(opts)
+  const ttl = opts.ttl
   return (handler) => {
-    const cache = new Map<string, CacheEntry>()
-    const inflight = new Map<string, Promise<Response>>()
-    const replay = (e: CacheEntry) => new Response(e.body, { status: e.status, headers: e.headers })
-    return async (req) => {
-      if (req.method !== 'GET' && req.method !== 'HEAD') return handler(req)
-      const key = `${req.path}?${req.queryString}`
-      const hit = cache.get(key)
-      if (hit && hit.expires > Date.now()) return replay(hit)
-      let p = inflight.get(key)
-      if (!p) {
-        p = Promise.resolve(handler(req))
-        inflight.set(key, p)
-        p.then(
-          (res) => {
-            inflight.delete(key)
-            const cc = res.headers.get('cache-control') ?? ''
-            if (res.status === 200 && !/no-store|private/i.test(cc)) {
-              cache.set(key, { expires: Date.now() + ttlMs, status: res.status, headers: [...res.headers], body: res.body })
-            }
-          },
-          () => inflight.delete(key),
-        )
-        return p
-      }
-      const res = await p
-      return new Response(res.body, { status: res.status, headers: [...res.headers] })
-    }
+    if (typeof handler !== 'function') throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', 'cached: handler must be a function')
+    // Called directly (not as a route) it is simply the handler.
+    const wrapped: Handler & { [CACHED]?: CachedTag } = (req) => handler(req)
+    wrapped[CACHED] = { ttl, handler }
+    return wrapped
   }
 }

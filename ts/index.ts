@@ -5,19 +5,19 @@
  * act on one default `App`, mirroring the guide; `new App()` gives an
  * isolated one for tests and embedding.
  */
-import { App, cached, type Handler, type Middleware, type RouteOptions } from './app.js'
+import { App, cached, type Handler, type Middleware, type RouteOptions, type StaticOptions } from './app.js'
 import { runApp, type Supervisor } from './cluster.js'
 import type { ServerOptions } from './options.js'
 import type { Server } from './server.js'
 import type { WebSocketHandler, WebSocketOptions } from './websocket.js'
 
 export { App, cached }
-export type { Handler, Middleware, Next, RouteOptions, CacheOptions } from './app.js'
+export type { Handler, Middleware, Next, RouteOptions, CacheOptions, StaticOptions } from './app.js'
 export { Request, type HttpVersion } from './request.js'
-export { Response, type ResponseBody, type ResponseInit } from './response.js'
+export { Response, FileBody, type ResponseBody, type ResponseInit, type StreamBody } from './response.js'
 export { Headers, type HeadersInit, type ReadonlyHeaders } from './headers.js'
 export { Server, type CloseOptions, type ServerStats } from './server.js'
-export type { ServerOptions, MetricsOptions, MetricsRegistry, AccessLogOptions } from './options.js'
+export type { ServerOptions, CompressionOptions, MetricsOptions, MetricsRegistry, AccessLogOptions } from './options.js'
 export { Supervisor } from './cluster.js'
 export type { TrustProxy } from './proxy.js'
 export { HTTP3_AVAILABLE, type Http3Config } from './http3.js'
@@ -60,6 +60,9 @@ export const websocket = (path: string, handler: WebSocketHandler, opts?: WebSoc
 export const publish = (topic: string, data: string | Buffer | Uint8Array | ArrayBuffer): number =>
   defaultApp.publish(topic, data)
 export const addMiddleware = (mw: Middleware): App => defaultApp.use(mw)
+/** Serves the files under `dir` at `urlPrefix` natively; see `App.serveStatic`. */
+export const serveStatic = (urlPrefix: string, dir: string, opts?: StaticOptions): App =>
+  defaultApp.serveStatic(urlPrefix, dir, opts)
 
 /**
  * Starts the default app and closes it gracefully on SIGINT/SIGTERM

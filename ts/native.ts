@@ -36,6 +36,7 @@ export interface NativeOptions {
   tls?: NativeTls
   http2?: NativeHttp2
   http3?: NativeHttp3
+  compression?: NativeCompression
 }
 
 export interface NativeTls {
@@ -62,10 +63,40 @@ export interface NativeHttp2 {
   connectionWindow: number
 }
 
+export interface NativeCompression {
+  gzip: boolean
+  br: boolean
+  zstd: boolean
+  minSize: number
+  types: string[]
+  level?: number
+}
+
+export interface NativeStatic {
+  dir: string
+  maxAge?: number
+  immutable: boolean
+  etag: boolean
+  /** Empty disables index files. */
+  index: string
+  dotfiles: 'ignore' | 'deny' | 'allow'
+}
+
 export interface NativeRoute {
   method: string
   pattern: string
   id: number
+  staticFiles?: NativeStatic
+  cacheTtlMs?: number
+}
+
+/** A streamed response body; see `src/native_path.rs`. */
+export interface NativeStream {
+  /** 0 = taken, 1 = buffer full (write again after onWritable), 2 = client gone. */
+  write(chunk: Buffer): number
+  writeText(chunk: string): number
+  end(): void
+  abort(reason: string): void
 }
 
 export interface NativeStats {
@@ -102,6 +133,8 @@ export interface NativeServer {
   respondText(id: number, status: number, headers: string, body?: string | null): boolean
   respondBytes(id: number, status: number, headers: string, body: Buffer): boolean
   respondPush(id: number, status: number, headers: string, body: string | Buffer | null | undefined, push: string): boolean
+  respondFile(id: number, status: number, headers: string, path: string): boolean
+  respondStream(id: number, status: number, headers: string, onWritable: (event: number) => void): NativeStream | null
   abandon(id: number): void
   stats(): NativeStats
   close(graceMs: number): void

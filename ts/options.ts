@@ -6,7 +6,7 @@
 import cluster from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import { HttpyTypeError } from './errors.js'
-import type { NativeOptions } from './native.js'
+import type { NativeCompression, NativeOptions } from './native.js'
 import { compileTrust, type TrustFn, type TrustProxy } from './proxy.js'
 import { resolveHttp3, type Http3Config } from './http3.js'
 import { resolveTls, type TlsOptions } from './tls.js'
@@ -89,6 +89,11 @@ export interface ServerOptions {
   http2ConnectionWindowSize?: number
   /** Include stack traces in 500 responses. Default false. */
   debug?: boolean
+  /**
+   * Compress responses natively (off the JS thread). `true` enables gzip,
+   * brotli and zstd for text-like types of at least 1024 bytes.
+   */
+  compression?: boolean | CompressionOptions
   /** Called with every error a handler or middleware throws. */
   onError?: (error: unknown, request: Request | undefined) => void
   /** Defaults for every WebSocket route (each route may override them). */
@@ -113,6 +118,21 @@ export interface ServerOptions {
   accessLog?: boolean | AccessLogOptions
 }
 
+export interface CompressionOptions {
+  /** Offer gzip. Default true. */
+  gzip?: boolean
+  /** Offer brotli. Default true. */
+  br?: boolean
+  /** Offer zstd. Default true. */
+  zstd?: boolean
+  /** Smallest body compressed, in bytes. Default 1024. */
+  minSize?: number
+  /** Compressible media types (`'text/'` or `'text/*'` is a prefix). Default: text, JSON, JS, XML, SVG, WASM. */
+  types?: string[]
+  /** One level for every coding, clamped to each one's range (gzip 1-9, br 0-11, zstd 1-19). Default: fast levels. */
+  level?: number
+}
+
 export interface ResolvedOptions {
   native: NativeOptions
   debug: boolean
@@ -129,13 +149,13 @@ export interface ResolvedOptions {
 const KNOWN = new Set<string>([
   'host', 'port', 'readBufferSize', 'writeBufferSize', 'keepAlive', 'keepAliveTimeout', 'requestTimeout',
   'maxKeepAliveRequests', 'maxConnections', 'maxBodySize', 'maxHeaderSize', 'maxPendingRequests', 'threads',
-  'shutdownTimeout', 'backlog', 'debug', 'onError', 'websocket', 'tls', 'http2MaxConcurrentStreams',
+  'shutdownTimeout', 'backlog', 'debug', 'onError', 'websocket', 'compression', 'tls', 'http2MaxConcurrentStreams',
   'http2StreamWindowSize', 'http2ConnectionWindowSize', 'workers', 'reusePort', 'shutdownDelay', 'trustProxy',
   'metrics', 'accessLog', 'http3Port', 'http3Config',
 ])
 
 /** Options of the guide that later releases implement; named so the error says so. */
-const PLANNED = new Set<string>(['compression'])
+const PLANNED = new Set<string>([])
 
 function bad(name: string, want: string, got: unknown): never {
   throw new HttpyTypeError(
@@ -194,6 +214,41 @@ function accessLogOption(v: unknown): { format: 'combined' | 'json'; path: strin
   if (format !== 'combined' && format !== 'json') bad('accessLog.format', "'combined' or 'json'", format)
   if (a.path !== undefined && (typeof a.path !== 'string' || a.path === '')) bad('accessLog.path', 'a file path', a.path)
   return { format, path: a.path as string | undefined }
+}
+
+const COMPRESSION_KEYS = new Set(['gzip', 'br', 'zstd', 'minSize', 'types', 'level'])
+
+function compressionOf(v: unknown): NativeCompression | undefined {
+  if (v === undefined || v === false) return undefined
+  const base: NativeCompression = { gzip: true, br: true, zstd: true, minSize: 1024, types: [] }
+  if (v === true) return base
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) bad('compression', 'a boolean or an object', v)
+  const o = v as Record<string, unknown>
+  for (const k of Object.keys(o)) {
+    if (!COMPRESSION_KEYS.has(k)) throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', `unknown option "compression.${k}"`)
+  }
+  const flag = (k: 'gzip' | 'br' | 'zstd'): boolean => {
+    const x = o[k]
+    if (x === undefined) return true
+    if (typeof x !== 'boolean') bad(`compression.${k}`, 'a boolean', x)
+    return x
+  }
+  const types = o.types
+  if (types !== undefined && (!Array.isArray(types) || !types.every((t) => typeof t === 'string' && t.length > 0))) {
+    bad('compression.types', 'an array of media types', types)
+  }
+  const level = o.level
+  if (level !== undefined && (typeof level !== 'number' || !Number.isInteger(level) || level < 0 || level > 22)) {
+    bad('compression.level', 'an integer from 0 to 22', level)
+  }
+  return {
+    gzip: flag('gzip'),
+    br: flag('br'),
+    zstd: flag('zstd'),
+    minSize: o.minSize === undefined ? 1024 : int({ 'compression.minSize': o.minSize }, 'compression.minSize', 1024, 0, Number.MAX_SAFE_INTEGER),
+    types: (types as string[] | undefined) ?? [],
+    level: level as number | undefined,
+  }
 }
 
 /** Validates `options` and fills in defaults. Throws a `TypeError` naming the option. */
@@ -259,6 +314,7 @@ export function resolveOptions(options: ServerOptions | undefined, jsHandlesMiss
     metricsPath: metrics && !metrics.registry ? metrics.path : undefined,
     accessLogFormat: accessLog?.format,
     accessLogPath: accessLog?.path,
+    compression: compressionOf(o.compression),
   }
   const delay = o.shutdownDelay ?? 0
   if (typeof delay !== 'number' || !Number.isFinite(delay) || delay < 0) bad('shutdownDelay', 'a number of seconds >= 0', delay)

@@ -3,10 +3,31 @@
  * `headers`, `body`) so that middleware can rewrite it after the handler ran,
  * as the guide's compression middleware does.
  */
+import { resolve } from 'node:path'
+import type { Readable } from 'node:stream'
+import type { ReadableStream } from 'node:stream/web'
 import { Headers, type HeadersInit } from './headers.js'
 import { HttpyTypeError } from './errors.js'
 
-export type ResponseBody = string | Buffer | Uint8Array | null | undefined
+/**
+ * A file to be sent by the core (`Response.file`): read in chunks off the
+ * JS thread, with validators, ranges and conditional requests handled there.
+ */
+export class FileBody {
+  /** Absolute path of the file. */
+  readonly path: string
+  constructor(path: string) {
+    if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
+      throw new HttpyTypeError('ERR_HTTPY_INVALID_RESPONSE', 'Response.file: path must be a non-empty string without NUL')
+    }
+    this.path = resolve(path)
+  }
+}
+
+/** A body produced piece by piece: sent chunked (HTTP/1.1) or as DATA frames (HTTP/2). */
+export type StreamBody = AsyncIterable<Uint8Array | string> | ReadableStream<Uint8Array | string> | Readable
+
+export type ResponseBody = string | Buffer | Uint8Array | FileBody | StreamBody | null | undefined
 
 export interface ResponseInit {
   status?: number
@@ -85,6 +106,20 @@ export class Response {
   static text(text: string, statusOrInit?: StatusOrInit): Response {
     const init = initOf(statusOrInit)
     return new Response(text, { status: init.status, headers: withDefaults(TEXT, init.headers) })
+  }
+
+  /**
+   * Sends the file at `path` natively: content type from the extension,
+   * `ETag`/`Last-Modified`, 304 and 206 answers, chunked reads. A missing
+   * file gives 404. Headers set here win over the file's own.
+   *
+   * ```ts
+   * get('/report', () => Response.file('./reports/latest.pdf', { headers: { 'cache-control': 'no-cache' } }))
+   * ```
+   */
+  static file(path: string, statusOrInit?: StatusOrInit): Response {
+    const init = initOf(statusOrInit)
+    return new Response(new FileBody(path), init)
   }
 
   /** A redirect to `location` (302 unless told otherwise). */

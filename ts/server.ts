@@ -8,7 +8,8 @@ import { native, type NativeServer, type NativeStats } from './native.js'
 import type { ResolvedOptions } from './options.js'
 import { checkRegistry, mergeMetrics, METRICS_ROUTE } from './metrics.js'
 import { Request } from './request.js'
-import { Response } from './response.js'
+import { FileBody, Response } from './response.js'
+import { pumpStream, isStreamBody } from './stream.js'
 import { WebSocketSessions, resolveWsOptions } from './websocket.js'
 
 const EVENT_REQUESTS = 0
@@ -320,6 +321,10 @@ export class Server {
         n.respondBytes(req._id, res.status, headers, body)
       } else if (body instanceof Uint8Array) {
         n.respondBytes(req._id, res.status, headers, Buffer.from(body.buffer, body.byteOffset, body.byteLength))
+      } else if (body instanceof FileBody) {
+        n.respondFile(req._id, res.status, headers, body.path)
+      } else if (isStreamBody(body)) {
+        pumpStream(n, req._id, res.status, headers, body, (err) => this.#report(err, req))
       } else {
         throw new HttpyTypeError(
           'ERR_HTTPY_INVALID_RESPONSE',

@@ -259,6 +259,8 @@ describe('middleware', () => {
         contentType === 'application/xml' ||
         contentType === 'application/javascript'
       const body = response.body ?? ''
+      // Files and streams are not bytes in hand: leave them to the native compression.
+      if (typeof body !== 'string' && !(body instanceof Uint8Array)) return response
       const size = typeof body === 'string' ? Buffer.byteLength(body) : body.length
       if (compressible && size >= minSize) {
         const compressedBody = gzipSync(body)

@@ -23,7 +23,8 @@ function compressResponse(response: Response, minSize = 1024): Response {
     contentType === 'application/javascript'
 
   const body = response.body
-  const bytes = typeof body === 'string' ? Buffer.from(body) : body ? Buffer.from(body) : null
+  // Files and streams (Response.file, async iterables) are not bytes in hand.
+  const bytes = typeof body === 'string' ? Buffer.from(body) : body instanceof Uint8Array ? Buffer.from(body) : null
   if (compressible && bytes && bytes.length >= minSize) {
     const compressedBody = gzipSync(bytes)
     response.headers.set('Content-Encoding', 'gzip')

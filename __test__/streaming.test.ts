@@ -163,6 +163,23 @@ describe('streamed responses', () => {
     expect((await text('/gen')).body).toBe('hello streamed world')
   })
 
+  it('resets the HTTP/2 stream when the producer throws', async () => {
+    const client = http2.connect(url)
+    try {
+      const outcome = await new Promise<string>((resolve) => {
+        const req = client.request({ ':path': '/throws' })
+        req.on('data', () => {})
+        req.on('end', () => resolve(req.rstCode === 0 ? 'complete' : `reset ${req.rstCode}`))
+        req.on('error', () => resolve(`reset ${req.rstCode}`))
+        req.on('close', () => resolve(req.rstCode === 0 ? 'complete' : `reset ${req.rstCode}`))
+        req.end()
+      })
+      expect(outcome).toBe(`reset ${http2.constants.NGHTTP2_INTERNAL_ERROR}`)
+    } finally {
+      client.close()
+    }
+  })
+
   it('rejects a chunk that is not bytes or text with an abort and onError', async () => {
     const n = errors.length
     const r = await new Promise<string>((resolve) => {

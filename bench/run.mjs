@@ -51,6 +51,10 @@ const WORKLOADS = [
   },
   { id: 'cached', label: 'GET cached route', route: '/cached', baseline: 'node-http', needs: 'cache', baselineNote: 'computes per request' },
   { id: 'static', label: 'GET static 100 KB file', route: '/static/100k.bin', baseline: 'node-http', needs: 'serveStatic', concurrency: 16, baselineNote: 'file held in memory' },
+  {
+    id: 'gzip', label: 'GET 1 MB JSON, gzip', route: '/big-json', baseline: 'node-http', needs: 'compression', concurrency: 16,
+    headers: { 'accept-encoding': 'gzip' }, baselineNote: 'zlib.gzipSync per request',
+  },
   { id: 'ws', label: 'WebSocket echo 64×16 32 B', baseline: 'ws', needs: 'websocket', ws: { mode: 'echo', connections: 64, window: 16, size: 32 } },
   { id: 'ws-fanout', label: 'WebSocket pub/sub 256 subs', baseline: 'ws', needs: 'websocket', ws: { mode: 'fanout', connections: 256, window: 4, size: 32 } },
 ]

@@ -14,6 +14,10 @@ export const BIG = (() => {
   }
   return b
 })()
+/** About 1 MB of compressible JSON (the compression workload). */
+export const BIG_JSON = JSON.stringify(
+  Array.from({ length: 12_000 }, (_, i) => ({ id: i, name: `Item ${i}`, price: (i * 7) % 1000, tags: ['a', 'b'] })),
+)
 export const port = () => Number(process.env.PORT ?? 0)
 /** Tells the parent process where we listen and what we can do. */
 export function ready(info) {

@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { App, Response } from '../../dist/index.js'
-import { BIG, HELLO, port, ready } from './common.mjs'
+import { BIG, BIG_JSON, HELLO, port, ready } from './common.mjs'
 
 const app = new App()
 app.get('/plaintext', () => new Response(HELLO, { headers: { 'content-type': 'text/plain' } }))
@@ -14,7 +14,7 @@ app.get('/users/{id}', (req) => Response.json({ id: req.pathParams.id }))
 app.post('/echo', (req) => new Response(req.body, { headers: { 'content-type': 'application/json' } }))
 app.get('/100k', () => new Response(BIG, { headers: { 'content-type': 'application/octet-stream' } }))
 
-const features = { websocket: false, serveStatic: false, cache: false }
+const features = { websocket: false, serveStatic: false, cache: false, compression: false }
 
 // Hooks for features other parts of the project add; each is used only if present.
 if (typeof app.websocket === 'function') {
@@ -43,6 +43,10 @@ if (process.env.HTTPY_BENCH_CACHE !== '0') {
   features.cache = true
 }
 
-const server = await app.listen({ host: '127.0.0.1', port: port() })
+// Native compression; it only applies when a client sends Accept-Encoding,
+// which only the compression workload does.
+app.get('/big-json', () => new Response(BIG_JSON, { headers: { 'content-type': 'application/json' } }))
+features.compression = true
+const server = await app.listen({ host: '127.0.0.1', port: port(), compression: true })
 ready({ name: 'httpy', port: server.port, pid: process.pid, features })
 process.on('SIGTERM', () => void server.close({ timeout: 1 }).then(() => process.exit(0)))

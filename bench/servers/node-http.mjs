@@ -1,7 +1,8 @@
 // Pure-JS baseline: node:http with the same routes and bodies as
 // servers/httpy.mjs. Prints `READY {json}` once listening on $PORT.
 import http from 'node:http'
-import { BIG, HELLO, port, ready } from './common.mjs'
+import { gzipSync } from 'node:zlib'
+import { BIG, BIG_JSON, HELLO, port, ready } from './common.mjs'
 
 function send(res, status, type, body) {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) })
@@ -16,6 +17,13 @@ const server = http.createServer((req, res) => {
     if (path === '/plaintext') return send(res, 200, 'text/plain', HELLO)
     if (path === '/json' || path === '/cached') return send(res, 200, 'application/json', JSON.stringify({ message: HELLO }))
     if (path === '/100k' || path === '/static/100k.bin') return send(res, 200, 'application/octet-stream', BIG)
+    if (path === '/big-json') {
+      // The same work as HTTPy's compression: gzip per request at level 5.
+      if (!/\bgzip\b/.test(req.headers['accept-encoding'] ?? '')) return send(res, 200, 'application/json', BIG_JSON)
+      const z = gzipSync(BIG_JSON, { level: 5 })
+      res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip', vary: 'accept-encoding', 'content-length': z.length })
+      return res.end(z)
+    }
     if (path.startsWith('/users/') && path.indexOf('/', 7) < 0 && path.length > 7) {
       return send(res, 200, 'application/json', JSON.stringify({ id: decodeURIComponent(path.slice(7)) }))
     }

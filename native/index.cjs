@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativeServer = nativeBinding.NativeServer
+module.exports.NativeStream = nativeBinding.NativeStream
 module.exports.http3Available = nativeBinding.http3Available
 module.exports.injectPanic = nativeBinding.injectPanic
 module.exports.noop = nativeBinding.noop

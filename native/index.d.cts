@@ -43,6 +43,17 @@ export declare class NativeServer {
   /** Sends a binary message to every subscriber of `topic`; returns how many. */
   wsPublishBinary(topic: string, data: Buffer): number
   /**
+   * Answers request `id` with the file at `path` (served by the core:
+   * validators, ranges, conditional requests). False if the client is gone.
+   */
+  respondFile(id: number, status: number, headers: string, path: string): boolean
+  /**
+   * Starts a streamed answer to request `id`. `on_writable` is called
+   * after a `write` returned 1 and the buffer has room again. Returns
+   * `null` when the client is already gone.
+   */
+  respondStream(id: number, status: number, headers: string, onWritable: (arg: number) => void): NativeStream | null
+  /**
    * The Prometheus text of the native metrics (`null` when metrics are
    * off or the server is closed).
    */
@@ -95,6 +106,25 @@ export declare class NativeServer {
   close(graceMs: number): void
   /** Releases the runtime and the JS callback after `close` finished. */
   dispose(): void
+}
+
+/** One streamed response body, written from JS. */
+export declare class NativeStream {
+  /**
+   * Queues a chunk: 0 = taken, 1 = buffer full (not taken; write it
+   * again after `onWritable`), 2 = the client is gone.
+   */
+  write(chunk: Buffer): number
+  /** `write` for a string chunk (UTF-8). */
+  writeText(chunk: string): number
+  /** Ends the body cleanly. */
+  end(): void
+  /**
+   * Ends the body with an error: the connection is aborted (HTTP/1.1) or
+   * the stream reset (HTTP/2), so the client cannot mistake the part it
+   * got for the whole.
+   */
+  abort(reason: string): void
 }
 
 /** True when this binary was built with HTTP/3 (the `http3` Cargo feature). */
@@ -169,6 +199,16 @@ export interface LoadResult {
   connectionsOpened: number
 }
 
+/** The `compression` option, validated by the TS layer. */
+export interface NativeCompression {
+  gzip: boolean
+  br: boolean
+  zstd: boolean
+  minSize: number
+  types: Array<string>
+  level?: number
+}
+
 export interface NativeHttp2 {
   maxConcurrentStreams: number
   streamWindow: number
@@ -211,12 +251,29 @@ export interface NativeOptions {
   tls?: NativeTls
   http2?: NativeHttp2
   http3?: NativeHttp3
+  compression?: NativeCompression
 }
 
 export interface NativeRoute {
   method: string
   pattern: string
   id: number
+  /** Set on the catch-all route of a `serveStatic` mount. */
+  staticFiles?: NativeStatic
+  /** Route cache ttl in milliseconds. */
+  cacheTtlMs?: number
+}
+
+/** A `serveStatic` mount attached to its catch-all route. */
+export interface NativeStatic {
+  dir: string
+  maxAge?: number
+  immutable: boolean
+  etag: boolean
+  /** Index file name; empty disables index files. */
+  index: string
+  /** `ignore`, `deny` or `allow`. */
+  dotfiles: string
 }
 
 export interface NativeStats {

@@ -16,11 +16,11 @@ mod ws;
 
 use httpy_core::{Bytes, Reply, Responder, Router, Server, ServerConfig};
 
+pub mod http3;
 pub mod loadgen;
 mod native_path;
 mod production;
 pub mod testing;
-pub mod http3;
 mod tls;
 
 /// Bodies smaller than this are copied out of the JS buffer: a copy is
@@ -96,30 +96,33 @@ struct JsWaker(EventFn);
 
 impl httpy_core::Waker for JsWaker {
     fn wake(&self) {
-        self.0.call(EVENT_REQUESTS, ThreadsafeFunctionCallMode::NonBlocking);
+        self.0
+            .call(EVENT_REQUESTS, ThreadsafeFunctionCallMode::NonBlocking);
     }
     fn closed(&self) {
-        self.0.call(EVENT_CLOSED, ThreadsafeFunctionCallMode::NonBlocking);
+        self.0
+            .call(EVENT_CLOSED, ThreadsafeFunctionCallMode::NonBlocking);
     }
     fn wake_ws(&self) {
-        self.0.call(EVENT_WS, ThreadsafeFunctionCallMode::NonBlocking);
+        self.0
+            .call(EVENT_WS, ThreadsafeFunctionCallMode::NonBlocking);
     }
 }
 
 fn core_error(e: httpy_core::Error) -> Error {
     // The TS layer turns the "CODE: message" prefix into `err.code`.
-    Error::new(Status::GenericFailure, format!("{}: {}", e.code(), e.message()))
+    Error::new(
+        Status::GenericFailure,
+        format!("{}: {}", e.code(), e.message()),
+    )
 }
 
 fn build_router(routes: &[NativeRoute]) -> Result<Router> {
     let mut router = Router::new();
     for r in routes {
-        router.insert(&r.method, &r.pattern, r.id).map_err(|e| {
-            Error::new(
-                Status::InvalidArg,
-                format!("ERR_HTTPY_INVALID_ROUTE: {e}"),
-            )
-        })?;
+        router
+            .insert(&r.method, &r.pattern, r.id)
+            .map_err(|e| Error::new(Status::InvalidArg, format!("ERR_HTTPY_INVALID_ROUTE: {e}")))?;
         native_path::apply_extras(&mut router, r)?;
     }
     Ok(router)
@@ -147,7 +150,10 @@ pub fn noop() {}
 /// Rust -> JS hand-off that every request batch pays.
 #[napi(catch_unwind)]
 pub fn wake_once(callback: Function<u32, ()>) -> Result<()> {
-    let tsfn: EventFn = callback.build_threadsafe_function().callee_handled::<false>().build()?;
+    let tsfn: EventFn = callback
+        .build_threadsafe_function()
+        .callee_handled::<false>()
+        .build()?;
     std::thread::spawn(move || {
         tsfn.call(0, ThreadsafeFunctionCallMode::NonBlocking);
     });
@@ -260,22 +266,40 @@ impl NativeServer {
         out.push(Buffer::from(records));
         // `Vec::from(Bytes)` reuses the allocation when the body is uniquely
         // owned, so large bodies reach JS without a copy.
-        out.extend(external.into_iter().map(|b| Buffer::from(Vec::<u8>::from(b))));
+        out.extend(
+            external
+                .into_iter()
+                .map(|b| Buffer::from(Vec::<u8>::from(b))),
+        );
         out
     }
 
     /// Answers request `id` with a string body (or none). Returns false if
     /// the client is gone. Throws if status or headers are invalid.
     #[napi(catch_unwind)]
-    pub fn respond_text(&mut self, id: u32, status: u32, headers: String, body: Option<String>) -> Result<bool> {
-        let body = body.map(|s| Bytes::from(s.into_bytes())).unwrap_or_default();
+    pub fn respond_text(
+        &mut self,
+        id: u32,
+        status: u32,
+        headers: String,
+        body: Option<String>,
+    ) -> Result<bool> {
+        let body = body
+            .map(|s| Bytes::from(s.into_bytes()))
+            .unwrap_or_default();
         self.finish(id, status, &headers, body)
     }
 
     /// Answers request `id` with a binary body; large bodies are referenced,
     /// not copied.
     #[napi(catch_unwind)]
-    pub fn respond_bytes(&mut self, id: u32, status: u32, headers: String, body: Buffer) -> Result<bool> {
+    pub fn respond_bytes(
+        &mut self,
+        id: u32,
+        status: u32,
+        headers: String,
+        body: Buffer,
+    ) -> Result<bool> {
         let body = if body.len() >= ZERO_COPY_MIN {
             Bytes::from_owner(body)
         } else {
@@ -292,7 +316,10 @@ impl NativeServer {
     }
 
     fn finish(&mut self, id: u32, status: u32, headers: &str, body: Bytes) -> Result<bool> {
-        self.send_reply(id, Reply::from_parts(status.min(u16::MAX as u32) as u16, headers, body))
+        self.send_reply(
+            id,
+            Reply::from_parts(status.min(u16::MAX as u32) as u16, headers, body),
+        )
     }
 
     fn send_reply(&mut self, id: u32, reply: httpy_core::Result<Reply>) -> Result<bool> {
@@ -304,7 +331,10 @@ impl NativeServer {
             Err(e) => {
                 // Keep the request answerable: the caller turns the error into a 500.
                 self.responders.insert(id, responder);
-                Err(Error::new(Status::InvalidArg, format!("{}: {}", e.code(), e.message())))
+                Err(Error::new(
+                    Status::InvalidArg,
+                    format!("{}: {}", e.code(), e.message()),
+                ))
             }
         }
     }

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use crate::tls::TlsSettings;
 pub use crate::access_log::{AccessLogConfig, AccessLogFormat};
+use crate::tls::TlsSettings;
 
 /// Everything one listener needs. Durations and sizes use the units of the
 /// protocol layers; the public API converts seconds on the JS side.

@@ -121,7 +121,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write(cx, buf);
         self.watch_write(cx, res)
     }
@@ -183,7 +187,10 @@ enum Proto {
 /// silent past the idle timeout before sending anything.
 async fn sniff(stream: &mut TcpStream, shared: &Shared) -> Option<(Proto, Bytes)> {
     let mut buf = Vec::with_capacity(0);
-    let wait = shared.config.keep_alive_timeout.min(shared.config.request_timeout);
+    let wait = shared
+        .config
+        .keep_alive_timeout
+        .min(shared.config.request_timeout);
     let read = async {
         loop {
             // Allocate only once data is there: an idle connection holds no buffer.
@@ -257,7 +264,10 @@ async fn serve_plain(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketA
 /// HTTP/1.1. TLS runs over [`Rewind`] for its lingering close and its
 /// slow-reader cut-off.
 async fn serve_tls(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr, tls: TlsSettings) {
-    let wait = shared.config.keep_alive_timeout.min(shared.config.request_timeout);
+    let wait = shared
+        .config
+        .keep_alive_timeout
+        .min(shared.config.request_timeout);
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
     let io = Rewind::new(Bytes::new(), stream, shared.config.request_timeout);
     let handshake = tokio::time::timeout(wait, acceptor.accept(io));
@@ -272,7 +282,11 @@ async fn serve_tls(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr, t
     let info = conn_info(remote, true);
     let _open = crate::metrics::open_connection(
         &shared,
-        if is_h2 { crate::metrics::Protocol::Http2 } else { crate::metrics::Protocol::Http1 },
+        if is_h2 {
+            crate::metrics::Protocol::Http2
+        } else {
+            crate::metrics::Protocol::Http1
+        },
     );
     if is_h2 {
         proto::h2::serve(shared, info, stream).await

@@ -14,12 +14,12 @@ mod cache;
 mod compress;
 mod config;
 mod conn;
-mod proto;
 mod error;
 mod fault;
 mod metrics;
-mod observe;
 pub mod native_path;
+mod observe;
+mod proto;
 mod queue;
 pub mod record;
 mod reply;
@@ -28,8 +28,8 @@ mod server;
 mod service;
 mod static_files;
 mod stats;
-mod ws;
 mod tls;
+mod ws;
 
 pub use body::{body_channel, BodyReceiver, BodySender, WriteOutcome};
 pub use bytes::Bytes;
@@ -44,7 +44,7 @@ pub use router::{Match, PatternError, Router};
 pub use server::Server;
 pub use static_files::{Dotfiles, StaticMount};
 pub use stats::StatsSnapshot;
+pub use tls::TlsSettings;
 pub use ws::{
     encode_events as encode_ws_events, SendStatus, WsEvent, WsEventKind, WsFrame, WsOptions,
 };
-pub use tls::TlsSettings;

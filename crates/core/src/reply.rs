@@ -72,10 +72,16 @@ impl Reply {
             let mut parts = header_block.split('\n');
             while let Some(name) = parts.next() {
                 let value = parts.next().ok_or_else(|| {
-                    Error::new(ErrorKind::InvalidResponse, "header block has a name without a value")
+                    Error::new(
+                        ErrorKind::InvalidResponse,
+                        "header block has a name without a value",
+                    )
                 })?;
                 let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                    Error::new(ErrorKind::InvalidResponse, format!("invalid header name {name:?}"))
+                    Error::new(
+                        ErrorKind::InvalidResponse,
+                        format!("invalid header name {name:?}"),
+                    )
                 })?;
                 let value = HeaderValue::from_str(value).map_err(|_| {
                     Error::new(

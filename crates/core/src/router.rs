@@ -25,7 +25,11 @@ pub struct PatternError {
 
 impl fmt::Display for PatternError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid route pattern {:?}: {}", self.pattern, self.reason)
+        write!(
+            f,
+            "invalid route pattern {:?}: {}",
+            self.pattern, self.reason
+        )
     }
 }
 
@@ -36,10 +40,15 @@ impl std::error::Error for PatternError {}
 pub enum Match {
     /// A route for this method; parameter values in pattern order,
     /// percent-decoded.
-    Found { route: RouteId, params: Vec<String> },
+    Found {
+        route: RouteId,
+        params: Vec<String>,
+    },
     /// The path exists, but not for this method; `allow` lists the methods
     /// that do exist (HEAD included wherever GET is).
-    MethodNotAllowed { allow: Vec<String> },
+    MethodNotAllowed {
+        allow: Vec<String>,
+    },
     NotFound,
 }
 
@@ -190,7 +199,10 @@ impl Router {
         self.extras.insert(route, std::sync::Arc::new(extra));
     }
 
-    pub(crate) fn extra(&self, route: RouteId) -> Option<std::sync::Arc<crate::native_path::RouteExtra>> {
+    pub(crate) fn extra(
+        &self,
+        route: RouteId,
+    ) -> Option<std::sync::Arc<crate::native_path::RouteExtra>> {
         if self.extras.is_empty() {
             return None;
         }
@@ -208,7 +220,12 @@ impl Router {
 
     /// Adds `method pattern`. Registering the same method and pattern twice
     /// is an error, so a typo cannot silently shadow a route.
-    pub fn insert(&mut self, method: &str, pattern: &str, route: RouteId) -> Result<(), PatternError> {
+    pub fn insert(
+        &mut self,
+        method: &str,
+        pattern: &str,
+        route: RouteId,
+    ) -> Result<(), PatternError> {
         let segments = parse_pattern(pattern)?;
         let mut node = &mut self.root;
         let mut target: Option<&mut Endpoints> = None;
@@ -361,7 +378,14 @@ mod tests {
 
     #[test]
     fn guide_routes_in_every_order() {
-        let orders = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+        let orders = [
+            [0, 1, 2],
+            [0, 2, 1],
+            [1, 0, 2],
+            [1, 2, 0],
+            [2, 0, 1],
+            [2, 1, 0],
+        ];
         for order in orders {
             let mut r = Router::new();
             for i in order {
@@ -385,7 +409,10 @@ mod tests {
         assert_eq!(r.find("GET", "/files/special"), found(3, &[]));
         assert_eq!(r.find("GET", "/files/x/meta"), found(1, &["x"]));
         // literal 'special' fails deeper, param fails deeper, catch-all takes it
-        assert_eq!(r.find("GET", "/files/special/a/b"), found(0, &["special/a/b"]));
+        assert_eq!(
+            r.find("GET", "/files/special/a/b"),
+            found(0, &["special/a/b"])
+        );
         assert_eq!(r.find("GET", "/files/"), found(0, &[""]));
         assert_eq!(r.find("GET", "/files"), Match::NotFound);
     }
@@ -395,7 +422,10 @@ mod tests {
         let mut r = Router::new();
         r.insert("GET", "/u/{name}", 0).unwrap();
         r.insert("GET", "/s/{p:path}", 1).unwrap();
-        assert_eq!(r.find("GET", "/u/hello%20world"), found(0, &["hello world"]));
+        assert_eq!(
+            r.find("GET", "/u/hello%20world"),
+            found(0, &["hello world"])
+        );
         assert_eq!(r.find("GET", "/u/a%2Fb"), found(0, &["a/b"]));
         assert_eq!(r.find("GET", "/s/a/b%20c.css"), found(1, &["a/b c.css"]));
         assert_eq!(r.find("GET", "/u/"), Match::NotFound);
@@ -431,7 +461,14 @@ mod tests {
     #[test]
     fn bad_patterns_are_rejected_with_reason() {
         let mut r = Router::new();
-        for bad in ["x", "/a/{p:path}/b", "/a/{}", "/a/{x:int}", "/a/b{x}", "/{a}/{a}"] {
+        for bad in [
+            "x",
+            "/a/{p:path}/b",
+            "/a/{}",
+            "/a/{x:int}",
+            "/a/b{x}",
+            "/{a}/{a}",
+        ] {
             let e = r.insert("GET", bad, 0).unwrap_err();
             assert_eq!(e.pattern, bad);
             assert!(!e.reason.is_empty());

@@ -64,9 +64,19 @@ fn bind(config: &ServerConfig) -> Result<std::net::TcpListener> {
     let label = format!("{}:{}", config.host, config.port);
     let addr: SocketAddr = (config.host.as_str(), config.port)
         .to_socket_addrs()
-        .map_err(|e| Error::new(ErrorKind::AddrNotAvailable, format!("cannot resolve {label}: {e}")))?
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::AddrNotAvailable,
+                format!("cannot resolve {label}: {e}"),
+            )
+        })?
         .next()
-        .ok_or_else(|| Error::new(ErrorKind::AddrNotAvailable, format!("cannot resolve {label}")))?;
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::AddrNotAvailable,
+                format!("cannot resolve {label}"),
+            )
+        })?;
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
         .map_err(|e| Error::from_bind(e, &label))?;
     // SO_REUSEADDR lets a restarted server bind while old connections sit
@@ -95,16 +105,26 @@ fn bind(config: &ServerConfig) -> Result<std::net::TcpListener> {
 
 /// `SO_REUSEPORT`: every process that sets it (same user) may bind the
 /// port, and Linux balances new connections between their listeners.
-#[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))))]
+#[cfg(all(
+    unix,
+    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+))]
 fn set_reuse_port(socket: &socket2::Socket, label: &str) -> Result<()> {
-    socket.set_reuse_port(true).map_err(|e| Error::from_bind(e, label))
+    socket
+        .set_reuse_port(true)
+        .map_err(|e| Error::from_bind(e, label))
 }
 
-#[cfg(not(all(unix, not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin")))))]
+#[cfg(not(all(
+    unix,
+    not(any(target_os = "solaris", target_os = "illumos", target_os = "cygwin"))
+)))]
 fn set_reuse_port(_socket: &socket2::Socket, label: &str) -> Result<()> {
     Err(Error::new(
         ErrorKind::InvalidOption,
-        format!("cannot listen on {label}: reusePort (SO_REUSEPORT) is not available on this platform"),
+        format!(
+            "cannot listen on {label}: reusePort (SO_REUSEPORT) is not available on this platform"
+        ),
     ))
 }
 
@@ -116,7 +136,10 @@ impl Server {
             Some(c) => Some(crate::access_log::AccessLog::start(c)?),
             None => None,
         };
-        let metrics = config.metrics.as_ref().map(|m| crate::metrics::Metrics::new(m.path.clone()));
+        let metrics = config
+            .metrics
+            .as_ref()
+            .map(|m| crate::metrics::Metrics::new(m.path.clone()));
         let local_addr = std_listener
             .local_addr()
             .map_err(|e| Error::new(ErrorKind::Listen, e.to_string()))?;
@@ -130,7 +153,8 @@ impl Server {
             None => None,
         };
         // A day: clients re-check at least that often whether HTTP/3 is still on.
-        let alt_svc = http3_port.and_then(|p| http::HeaderValue::from_str(&format!("h3=\":{p}\"; ma=86400")).ok());
+        let alt_svc = http3_port
+            .and_then(|p| http::HeaderValue::from_str(&format!("h3=\":{p}\"; ma=86400")).ok());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads.max(1))
             .thread_name("httpy-io")
@@ -142,7 +166,10 @@ impl Server {
             router: ArcSwap::from_pointee(router),
             queue: Queue::new(waker, stats.clone()),
             stats,
-            cache: crate::cache::RouteCache::new(crate::cache::MAX_ENTRIES, crate::cache::MAX_BYTES),
+            cache: crate::cache::RouteCache::new(
+                crate::cache::MAX_ENTRIES,
+                crate::cache::MAX_BYTES,
+            ),
             shutdown: CancellationToken::new(),
             force: CancellationToken::new(),
             faults: crate::fault::Faults::from_env(),
@@ -293,7 +320,10 @@ impl Server {
         let shared = self.shared.clone();
         if let Some(rt) = &self.runtime {
             rt.spawn(async move {
-                if tokio::time::timeout(grace, shared.tracker.wait()).await.is_err() {
+                if tokio::time::timeout(grace, shared.tracker.wait())
+                    .await
+                    .is_err()
+                {
                     shared.force.cancel();
                     shared.tracker.wait().await;
                 }

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::body::ResBody;
-use crate::queue::{Incoming, Version};
 use crate::native_path;
+use crate::queue::{Incoming, Version};
 use crate::reply::{add_preload_links, PushList};
 use crate::router::Match;
 use crate::server::Shared;
@@ -114,7 +114,11 @@ where
     Ok(res)
 }
 
-async fn route_and_answer<B>(shared: &Arc<Shared>, conn: &ConnInfo, req: Request<B>) -> Response<ResBody>
+async fn route_and_answer<B>(
+    shared: &Arc<Shared>,
+    conn: &ConnInfo,
+    req: Request<B>,
+) -> Response<ResBody>
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::fmt::Display,
@@ -123,7 +127,10 @@ where
     let config = &shared.config;
     shared.faults.check(req.uri().path());
     if ambiguous_h1(&req) {
-        return close_after(native(StatusCode::BAD_REQUEST, "Bad Request: ambiguous message framing"));
+        return close_after(native(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: ambiguous message framing",
+        ));
     }
     // The protocol layers cannot bound a head below their 8 KiB buffer;
     // smaller limits are enforced here.
@@ -163,7 +170,17 @@ where
         Match::Found { route, params } => {
             if let Some(extra) = router.extra(route) {
                 let (path, query) = (req.uri().path(), req.uri().query().unwrap_or(""));
-                match native_path::before_js(shared, &extra, &params, path, query, req.headers(), &facts).await {
+                match native_path::before_js(
+                    shared,
+                    &extra,
+                    &params,
+                    path,
+                    query,
+                    req.headers(),
+                    &facts,
+                )
+                .await
+                {
                     native_path::Pre::Done(res) => return res,
                     native_path::Pre::Continue(f) => fill = f,
                 }
@@ -194,7 +211,10 @@ where
     // Overload: refuse at once rather than queue without bound.
     if shared.stats.pending.load(Ordering::Relaxed) >= config.max_pending_requests as u64 {
         Stats::inc(&shared.stats.rejected_overload);
-        let mut res = native(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: server overloaded");
+        let mut res = native(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable: server overloaded",
+        );
         res.headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from_static("1"));
         return res;
@@ -226,21 +246,22 @@ where
     }
 
     let deadline = started + config.request_timeout;
-    let body = match tokio::time::timeout_at(
-        deadline,
-        read_body(body, config.max_body_size, declared),
-    )
-    .await
-    {
-        Ok(Ok(b)) => b,
-        Ok(Err(BodyError::TooLarge)) => {
-            return close_after(native(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"))
-        }
-        Ok(Err(BodyError::Broken)) => {
-            return close_after(native(StatusCode::BAD_REQUEST, "Bad Request: malformed body"))
-        }
-        Err(_) => return close_after(native(StatusCode::REQUEST_TIMEOUT, "Request Timeout")),
-    };
+    let body =
+        match tokio::time::timeout_at(deadline, read_body(body, config.max_body_size, declared))
+            .await
+        {
+            Ok(Ok(b)) => b,
+            Ok(Err(BodyError::TooLarge)) => {
+                return close_after(native(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"))
+            }
+            Ok(Err(BodyError::Broken)) => {
+                return close_after(native(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: malformed body",
+                ))
+            }
+            Err(_) => return close_after(native(StatusCode::REQUEST_TIMEOUT, "Request Timeout")),
+        };
 
     let (id, responder, rx) = shared.queue.channel();
     let (path, query) = match parts.uri.path_and_query() {

@@ -37,7 +37,9 @@ where
         .pipeline_flush(false);
     // `with_upgrades`: a WebSocket handshake hands the transport over to
     // the WebSocket task once the 101 is written.
-    let mut conn = builder.serve_connection(TokioIo::new(io), svc).with_upgrades();
+    let mut conn = builder
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
     let mut draining = false;
     let result = loop {
         tokio::select! {

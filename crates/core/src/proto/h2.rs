@@ -334,7 +334,10 @@ async fn send<R: Respond>(
         // A HEAD answer from the core carries the length of the body it
         // leaves out; keep it.
         let head_len = no_body && parts.headers.contains_key(CONTENT_LENGTH);
-        if !head_len && parts.status != StatusCode::NO_CONTENT && parts.status != StatusCode::NOT_MODIFIED {
+        if !head_len
+            && parts.status != StatusCode::NO_CONTENT
+            && parts.status != StatusCode::NOT_MODIFIED
+        {
             parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
         }
     }

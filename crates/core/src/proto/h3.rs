@@ -204,7 +204,8 @@ async fn connection(shared: Arc<Shared>, incoming: quinn::Incoming, remote: Sock
     // A finished stream's last bytes may still be in flight, and closing the
     // connection discards them: give the peer a few round trips to receive
     // them (or to close first).
-    let settle = (conn.rtt() * 4 + std::time::Duration::from_millis(100)).min(std::time::Duration::from_secs(2));
+    let settle = (conn.rtt() * 4 + std::time::Duration::from_millis(100))
+        .min(std::time::Duration::from_secs(2));
     tokio::select! {
         _ = tokio::time::sleep(settle) => {}
         _ = conn.closed() => {}

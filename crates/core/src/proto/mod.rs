@@ -8,7 +8,9 @@ pub(crate) mod h3;
 
 /// Binds the HTTP/3 UDP socket when the configuration asks for one.
 #[cfg(feature = "http3")]
-pub(crate) fn bind_http3(config: &crate::ServerConfig) -> crate::Result<Option<std::net::UdpSocket>> {
+pub(crate) fn bind_http3(
+    config: &crate::ServerConfig,
+) -> crate::Result<Option<std::net::UdpSocket>> {
     match &config.http3 {
         None => Ok(None),
         Some(_) if config.tls.is_none() => Err(crate::Error::new(
@@ -23,7 +25,9 @@ pub(crate) fn bind_http3(config: &crate::ServerConfig) -> crate::Result<Option<s
 pub(crate) use h3::start as start_http3;
 
 #[cfg(not(feature = "http3"))]
-pub(crate) fn bind_http3(config: &crate::ServerConfig) -> crate::Result<Option<std::net::UdpSocket>> {
+pub(crate) fn bind_http3(
+    config: &crate::ServerConfig,
+) -> crate::Result<Option<std::net::UdpSocket>> {
     match config.http3 {
         None => Ok(None),
         Some(_) => Err(crate::Error::new(

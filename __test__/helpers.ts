@@ -54,3 +54,28 @@ export function rawRequest(
 export function statuses(raw: string): number[] {
   return [...raw.matchAll(/HTTP\/1\.[01] (\d{3})/g)].map((m) => Number(m[1]))
 }
+
+/**
+ * Opens a raw TCP connection and records what the server sends and when it
+ * closes; `waitFor` polls a condition up to `ms` milliseconds.
+ */
+export async function openRaw(port: number) {
+  const sock = net.connect(port, '127.0.0.1')
+  await new Promise<void>((resolve, reject) => {
+    sock.once('connect', () => resolve())
+    sock.once('error', reject)
+  })
+  const state = { text: '', closed: false, closedAt: 0 }
+  sock.on('data', (c: Buffer) => (state.text += c.toString('latin1')))
+  sock.on('error', () => {})
+  sock.on('close', () => {
+    state.closed = true
+    state.closedAt = Date.now()
+  })
+  const waitFor = async (cond: () => boolean, ms: number) => {
+    const end = Date.now() + ms
+    while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 5))
+    return cond()
+  }
+  return { sock, state, waitFor }
+}

@@ -7,32 +7,11 @@ import http from 'node:http'
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
-import { listen, rawRequest, statuses } from './helpers.js'
+import { listen, openRaw, rawRequest, statuses } from './helpers.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** Opens a raw connection and returns helpers to write and watch what comes back. */
-async function openRaw(port: number) {
-  const sock = net.connect(port, '127.0.0.1')
-  await new Promise<void>((resolve, reject) => {
-    sock.once('connect', () => resolve())
-    sock.once('error', reject)
-  })
-  const state = { text: '', closed: false, closedAt: 0 }
-  sock.on('data', (c: Buffer) => (state.text += c.toString('latin1')))
-  sock.on('error', () => {})
-  sock.on('close', () => {
-    state.closed = true
-    state.closedAt = Date.now()
-  })
-  const waitFor = async (cond: () => boolean, ms: number) => {
-    const end = Date.now() + ms
-    while (!cond() && Date.now() < end) await sleep(5)
-    return cond()
-  }
-  return { sock, state, waitFor }
-}
-
 function makeApp(): App {
   const app = new App()
   app.get('/ok', () => Response.text('ok'))

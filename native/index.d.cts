@@ -42,6 +42,8 @@ export declare class NativeServer {
   wsPublishText(topic: string, text: string): number
   /** Sends a binary message to every subscriber of `topic`; returns how many. */
   wsPublishBinary(topic: string, data: Buffer): number
+  /** The UDP port serving HTTP/3, or null when HTTP/3 is off. */
+  get http3Port(): number | null
   /**
    * Answers request `id` with the file at `path` (served by the core:
    * validators, ranges, conditional requests). False if the client is gone.
@@ -60,8 +62,6 @@ export declare class NativeServer {
   metricsText(): string | null
   /** Access log lines lost because the writer could not keep up. */
   accessLogDropped(): number
-  /** The UDP port serving HTTP/3, or null when HTTP/3 is off. */
-  get http3Port(): number | null
   /**
    * The served certificate chain (PEM) when TLS is on, so that a
    * generated development certificate can be trusted explicitly.
@@ -290,6 +290,8 @@ export interface NativeStats {
   /** WebSocket connections running now, and since the start. */
   websocketsOpen: number
   websocketsTotal: number
+  /** Open HTTP/1 connections parked while idle, holding no buffers. */
+  connectionsIdle: number
 }
 
 /** TLS material, already read by the JS side (which knows file names). */

@@ -83,6 +83,8 @@ pub struct NativeStats {
     /// WebSocket connections running now, and since the start.
     pub websockets_open: f64,
     pub websockets_total: f64,
+    /// Open HTTP/1 connections parked while idle, holding no buffers.
+    pub connections_idle: f64,
 }
 
 type EventFn = ThreadsafeFunction<u32, (), u32, Status, false>;
@@ -354,6 +356,7 @@ impl NativeServer {
             held_responders: self.responders.len() as f64,
             websockets_open: s.websockets_open as f64,
             websockets_total: s.websockets_total as f64,
+            connections_idle: s.connections_idle as f64,
         }
     }
 

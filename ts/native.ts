@@ -111,6 +111,8 @@ export interface NativeStats {
   heldResponders: number
   websocketsOpen: number
   websocketsTotal: number
+  /** Open HTTP/1 connections parked while idle (holding no buffers). */
+  connectionsIdle: number
 }
 
 export interface NativeWsOptions {

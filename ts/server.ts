@@ -136,6 +136,7 @@ export class Server {
       return {
         connectionsOpen: 0, connectionsTotal: 0, requestsTotal: 0, pending: 0, nativeResponses: 0,
         rejectedOverload: 0, timedOut: 0, panics: 0, heldResponders: 0, websocketsOpen: 0, websocketsTotal: 0,
+        connectionsIdle: 0,
       }
     }
     return this.#native.stats()

@@ -11,7 +11,6 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -43,6 +42,12 @@ pub(crate) struct Rewind<T> {
     /// is cut (slow-read protection; progress resets the clock).
     write_timeout: Duration,
     write_stall: Option<WriteStall>,
+    /// Set on plain HTTP/1 connections: reports I/O to the idle watch and
+    /// lets the driver take the stream back from hyper (see `proto::h1`).
+    watch: Option<Arc<ConnInfo>>,
+    /// hyper shut the stream down because the driver asked to park it: the
+    /// socket was left open.
+    parked: bool,
 }
 
 struct WriteStall {
@@ -65,6 +70,46 @@ impl<T> Rewind<T> {
             linger: None,
             write_timeout,
             write_stall: None,
+            watch: None,
+            parked: false,
+        }
+    }
+
+    /// Reports this stream's I/O to `info.idle` and honours its park requests.
+    pub(crate) fn watched(mut self, info: Arc<ConnInfo>) -> Self {
+        self.watch = Some(info);
+        self
+    }
+
+    /// Puts bytes back in front of the stream (hyper's unparsed input, when
+    /// a connection is parked mid-head).
+    pub(crate) fn unread(&mut self, bytes: Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.pre = Some(match self.pre.take() {
+            None => bytes,
+            Some(rest) => {
+                let mut joined = bytes::BytesMut::with_capacity(bytes.len() + rest.len());
+                joined.extend_from_slice(&bytes);
+                joined.extend_from_slice(&rest);
+                joined.freeze()
+            }
+        });
+    }
+
+    /// Whether the last shutdown was a park (the socket is still open); clears it.
+    pub(crate) fn take_parked(&mut self) -> bool {
+        std::mem::take(&mut self.parked)
+    }
+
+    fn report_write(&self, res: &Poll<io::Result<usize>>) {
+        if let Some(w) = &self.watch {
+            match res {
+                Poll::Ready(Ok(n)) => w.idle.wrote(Some(*n)),
+                Poll::Pending => w.idle.wrote(None),
+                Poll::Ready(Err(_)) => {}
+            }
         }
     }
 
@@ -116,7 +161,25 @@ impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
             }
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Some(w) = &self.watch {
+            if buf.filled().len() > before {
+                w.idle.read();
+            }
+        }
+        res
+    }
+}
+
+impl Rewind<TcpStream> {
+    /// Waits until the socket has input (or replayed bytes are queued),
+    /// holding no buffer meanwhile.
+    pub(crate) async fn readable(&self) -> io::Result<()> {
+        if self.pre.is_some() {
+            return Ok(());
+        }
+        self.inner.readable().await
     }
 }
 
@@ -127,6 +190,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.report_write(&res);
         self.watch_write(cx, res)
     }
     fn poll_write_vectored(
@@ -135,6 +199,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.report_write(&res);
         self.watch_write(cx, res)
     }
     fn is_write_vectored(&self) -> bool {
@@ -151,6 +216,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
     /// `Connection: close`, or the rest of a body refused with 413.
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        // A park keeps the socket open: hyper is done with it, we are not.
+        if this.linger.is_none() && this.watch.as_ref().is_some_and(|w| w.idle.park_requested()) {
+            this.parked = true;
+            return Poll::Ready(Ok(()));
+        }
         let linger = this.linger.get_or_insert_with(|| Linger {
             fin_sent: false,
             discarded: 0,
@@ -225,14 +295,6 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: Socket
     }
 }
 
-fn conn_info(remote: SocketAddr, tls: bool) -> Arc<ConnInfo> {
-    Arc::new(ConnInfo {
-        remote,
-        tls,
-        requests: AtomicU64::new(0),
-    })
-}
-
 async fn serve_plain(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketAddr) {
     // A connection that has sent nothing yet is idle: a graceful close
     // drops it at once instead of waiting out the idle timeout.
@@ -250,10 +312,10 @@ async fn serve_plain(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketA
             Proto::H2 => crate::metrics::Protocol::Http2,
         },
     );
-    let info = conn_info(remote, false);
+    let info = ConnInfo::new(remote, false);
     let io = Rewind::new(pre, stream, shared.config.request_timeout);
     match proto {
-        Proto::H1 => proto::h1::serve(shared, info, io).await,
+        Proto::H1 => proto::h1::serve_parkable(shared, info.clone(), io.watched(info)).await,
         Proto::H2 => proto::h2::serve(shared, info, io).await,
     }
 }
@@ -279,7 +341,7 @@ async fn serve_tls(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr, t
         _ = shared.shutdown.cancelled() => return,
     };
     let is_h2 = stream.get_ref().1.alpn_protocol() == Some(ALPN_H2);
-    let info = conn_info(remote, true);
+    let info = ConnInfo::new(remote, true);
     let _open = crate::metrics::open_connection(
         &shared,
         if is_h2 {

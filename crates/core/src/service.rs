@@ -43,6 +43,20 @@ pub(crate) struct ConnInfo {
     pub remote: SocketAddr,
     pub tls: bool,
     pub requests: AtomicU64,
+    /// What the HTTP/1 driver reads to decide that a connection is idle
+    /// and may give its buffers back (see `proto::h1`).
+    pub idle: crate::proto::h1::IdleWatch,
+}
+
+impl ConnInfo {
+    pub(crate) fn new(remote: SocketAddr, tls: bool) -> Arc<Self> {
+        Arc::new(Self {
+            remote,
+            tls,
+            requests: AtomicU64::new(0),
+            idle: Default::default(),
+        })
+    }
 }
 
 pub(crate) fn native(status: StatusCode, text: &'static str) -> Response<ResBody> {
@@ -71,6 +85,7 @@ where
     B::Error: std::fmt::Display,
 {
     let nth = conn.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let _busy = conn.idle.busy();
     Stats::inc(&shared.stats.requests_total);
     let is_h1 = req.version() <= http::Version::HTTP_11;
     let is_h3 = req.version() == http::Version::HTTP_3;

@@ -23,6 +23,9 @@ pub struct Stats {
     /// `connections_open` and is counted here instead).
     pub(crate) websockets_open: AtomicU64,
     pub(crate) websockets_total: AtomicU64,
+    /// Open HTTP/1 connections parked while idle (holding no buffers); a
+    /// subset of `connections_open`.
+    pub(crate) connections_idle: AtomicU64,
 }
 
 /// A point-in-time copy of [`Stats`].
@@ -38,6 +41,7 @@ pub struct StatsSnapshot {
     pub panics: u64,
     pub websockets_open: u64,
     pub websockets_total: u64,
+    pub connections_idle: u64,
 }
 
 impl Stats {
@@ -53,6 +57,7 @@ impl Stats {
             panics: self.panics.load(Relaxed),
             websockets_open: self.websockets_open.load(Relaxed),
             websockets_total: self.websockets_total.load(Relaxed),
+            connections_idle: self.connections_idle.load(Relaxed),
         }
     }
 

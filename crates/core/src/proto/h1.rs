@@ -1,23 +1,92 @@
 //! HTTP/1.x through hyper, over any byte stream (plain TCP or TLS).
+//!
+//! Idle keep-alive connections are *parked*: hyper keeps an 8 KiB read
+//! buffer and an 8 KiB write buffer for as long as a connection lives, which
+//! makes idle connections cost ~16 KiB each. A plain-TCP connection that has
+//! been quiet for [`PARK_AFTER`] with no request in flight is taken back from
+//! hyper (its buffers freed) and waits for input on the bare socket; the
+//! next byte starts a fresh hyper connection on the same socket. The client
+//! sees nothing of it.
 
+use bytes::Bytes;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 
+use crate::conn::Rewind;
 use crate::server::Shared;
 use crate::service::{handle, ConnInfo};
+use crate::stats::Stats;
 
-/// Serves HTTP/1.x on `io` until the peer closes, the connection idles out,
-/// or the server closes (gracefully: the request in flight finishes).
-pub(crate) async fn serve<T>(shared: Arc<Shared>, info: Arc<ConnInfo>, io: T)
-where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let svc = {
-        let shared = shared.clone();
-        service_fn(move |req| handle(shared.clone(), info.clone(), req))
-    };
+/// How long a connection must be quiet (no bytes either way, no request in
+/// flight, nothing waiting to be written) before it is parked. A connection
+/// is parked between one and two of these after its last I/O. Short enough
+/// that a burst of new connections gives its buffers back within a fraction
+/// of a second; long enough that a busy connection sees at most ten timer
+/// ticks a second.
+pub(crate) const PARK_AFTER: Duration = Duration::from_millis(100);
+
+/// What the driver reads to tell that a connection is idle. Written by the
+/// stream wrapper ([`Rewind`]) and the service; read by the driver. All of
+/// them run in the connection's own task, so plain loads and stores are
+/// enough (no read-modify-write on the hot path).
+#[derive(Default)]
+pub(crate) struct IdleWatch {
+    /// Bumped on every read that returned bytes and every write that took
+    /// some (not on flushes: hyper flushes on every poll).
+    io_events: AtomicU64,
+    /// Requests whose response has not been handed to hyper yet.
+    in_flight: AtomicU32,
+    /// The last write attempt found the socket full.
+    write_blocked: AtomicBool,
+    /// The driver asked hyper to stop; the stream must stay open.
+    park: AtomicBool,
+}
+
+/// Marks a request in flight until dropped.
+pub(crate) struct Busy<'a>(&'a IdleWatch);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Relaxed);
+    }
+}
+
+impl IdleWatch {
+    pub(crate) fn read(&self) {
+        self.io_events
+            .store(self.io_events.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+
+    /// A write attempt: `Some(n)` bytes taken, `None` the socket was full.
+    pub(crate) fn wrote(&self, taken: Option<usize>) {
+        if taken.is_some_and(|n| n > 0) {
+            self.read();
+        }
+        self.write_blocked.store(taken.is_none(), Relaxed);
+    }
+
+    /// Held by the service while a request is being answered. (The service
+    /// may run on another task for HTTP/2, hence the atomic add.)
+    pub(crate) fn busy(&self) -> Busy<'_> {
+        self.in_flight.fetch_add(1, Relaxed);
+        Busy(self)
+    }
+
+    pub(crate) fn park_requested(&self) -> bool {
+        self.park.load(Relaxed)
+    }
+
+    fn quiet(&self) -> bool {
+        self.in_flight.load(Relaxed) == 0 && !self.write_blocked.load(Relaxed)
+    }
+}
+
+fn builder(shared: &Shared) -> hyper::server::conn::http1::Builder {
     let cfg = &shared.config;
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -29,44 +98,151 @@ where
         .timer(TokioTimer::new())
         // Bounds both the idle gap between kept-alive requests and the time
         // to receive a request head.
-        .header_read_timeout(cfg.keep_alive_timeout.min(cfg.request_timeout))
+        .header_read_timeout(idle_limit(shared))
         .max_buf_size(cfg.max_header_size.max(crate::service::MIN_PROTOCOL_HEAD))
         // No `pipeline_flush`: with it, hyper 1 holds the response back while
         // more pipelined bytes are buffered, and a connection that closes
         // (`Connection: close`) then drops the response unsent.
         .pipeline_flush(false);
+    builder
+}
+
+fn idle_limit(shared: &Shared) -> Duration {
+    shared
+        .config
+        .keep_alive_timeout
+        .min(shared.config.request_timeout)
+}
+
+/// Serves HTTP/1.x on `io` until the peer closes, the connection idles out,
+/// or the server closes (gracefully: the request in flight finishes).
+pub(crate) async fn serve<T>(shared: Arc<Shared>, info: Arc<ConnInfo>, io: T)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    drive(&shared, &info, io, None).await;
+}
+
+/// [`serve`] for plain TCP, parking the connection whenever it idles.
+pub(crate) async fn serve_parkable(
+    shared: Arc<Shared>,
+    info: Arc<ConnInfo>,
+    io: Rewind<TcpStream>,
+) {
+    // Parked with half a request head: resume at once, and do not park again
+    // before that request arrives, so a client dribbling its head stays
+    // bounded by hyper's head timeout (plus one park interval).
+    let mut gate = 0;
+    let mut io = io;
+    loop {
+        let Some((mut back, unparsed)) = drive(&shared, &info, io, Some(gate)).await else {
+            return;
+        };
+        info.idle.park.store(false, Relaxed);
+        if !back.take_parked() {
+            return;
+        }
+        if !unparsed.is_empty() {
+            back.unread(unparsed);
+            gate = info.requests.load(Relaxed) + 1;
+            io = back;
+            continue;
+        }
+        gate = 0;
+        Stats::inc(&shared.stats.connections_idle);
+        // hyper's idle timer stopped with it; the rest of the keep-alive
+        // window is waited out here.
+        let wait = idle_limit(&shared).saturating_sub(PARK_AFTER);
+        let woke = tokio::select! {
+            r = back.readable() => r.is_ok(),
+            _ = tokio::time::sleep(wait) => false,
+            _ = shared.shutdown.cancelled() => false,
+            _ = shared.force.cancelled() => false,
+        };
+        Stats::dec(&shared.stats.connections_idle);
+        if !woke {
+            return;
+        }
+        io = back;
+    }
+}
+
+/// Runs one hyper connection on `io`. With `park: Some(gate)`, the
+/// connection is parked once idle (and once `info.requests` has reached
+/// `gate`): then the stream and hyper's unparsed input are returned.
+async fn drive<T>(
+    shared: &Arc<Shared>,
+    info: &Arc<ConnInfo>,
+    io: T,
+    park: Option<u64>,
+) -> Option<(T, Bytes)>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = {
+        let shared = shared.clone();
+        let info = info.clone();
+        service_fn(move |req| handle(shared.clone(), info.clone(), req))
+    };
     // `with_upgrades`: a WebSocket handshake hands the transport over to
-    // the WebSocket task once the 101 is written.
-    let mut conn = builder
-        .serve_connection(TokioIo::new(io), svc)
-        .with_upgrades();
+    // the WebSocket task once the 101 is written. Boxed so that a parked
+    // connection's task does not keep hyper's state in its own allocation.
+    let mut conn = Box::new(
+        builder(shared)
+            .serve_connection(TokioIo::new(io), svc)
+            .with_upgrades(),
+    );
+    let tick = tokio::time::sleep(PARK_AFTER);
+    tokio::pin!(tick);
+    let mut seen = info.idle.io_events.load(Relaxed);
     let mut draining = false;
+    let mut parking = false;
     let result = loop {
         tokio::select! {
-            r = &mut conn => break r,
+            r = Pin::new(&mut *conn) => break r,
+            _ = &mut tick, if park.is_some() && !parking && !draining => {
+                let now = info.idle.io_events.load(Relaxed);
+                let gate = park.unwrap_or(0);
+                if now == seen && info.idle.quiet() && info.requests.load(Relaxed) >= gate {
+                    // hyper closes an idle connection at once; the stream
+                    // wrapper turns that close into a park.
+                    parking = true;
+                    info.idle.park.store(true, Relaxed);
+                    Pin::new(&mut *conn).graceful_shutdown();
+                } else {
+                    seen = now;
+                    tick.as_mut().reset(tokio::time::Instant::now() + PARK_AFTER);
+                }
+            }
             _ = shared.shutdown.cancelled(), if !draining => {
                 draining = true;
-                Pin::new(&mut conn).graceful_shutdown();
+                Pin::new(&mut *conn).graceful_shutdown();
             }
-            _ = shared.force.cancelled() => return,
+            _ = shared.force.cancelled() => return None,
         }
     };
-    if let Err(e) = result {
+    match result {
+        Ok(()) if parking => {
+            let parts = conn.into_parts()?;
+            Some((parts.io.into_inner(), parts.read_buf))
+        }
+        Ok(()) => None,
         // A request head that stalled mid-way gets a 408 before the close; a
         // connection that was merely idle is closed silently.
-        if e.is_timeout() {
-            let Some(parts) = conn.into_parts() else {
-                return;
-            };
-            if !parts.read_buf.is_empty() {
-                let mut io = parts.io.into_inner();
-                let _ = io
-                    .write_all(
-                        b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
-                    )
-                    .await;
-                let _ = io.shutdown().await;
+        Err(e) => {
+            if e.is_timeout() {
+                let parts = conn.into_parts()?;
+                if !parts.read_buf.is_empty() {
+                    let mut io = parts.io.into_inner();
+                    let _ = io
+                        .write_all(
+                            b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+                        )
+                        .await;
+                    let _ = io.shutdown().await;
+                }
             }
+            None
         }
     }
 }

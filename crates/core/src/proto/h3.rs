@@ -23,7 +23,6 @@ use http_body_util::BodyExt;
 use quinn::crypto::rustls::QuicServerConfig;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::pin::Pin;
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::task::JoinSet;
@@ -156,11 +155,7 @@ async fn connection(shared: Arc<Shared>, incoming: quinn::Incoming, remote: Sock
         Ok(Ok(c)) => c,
         _ => return,
     };
-    let info = Arc::new(ConnInfo {
-        remote,
-        tls: true,
-        requests: AtomicU64::new(0),
-    });
+    let info = ConnInfo::new(remote, true);
     let close = |conn: &quinn::Connection| conn.close(quinn::VarInt::from_u32(H3_NO_ERROR), b"");
     let mut builder = h3::server::builder();
     builder.max_field_section_size(shared.config.max_header_size as u64);

@@ -1,15 +1,10 @@
-# HTTPy as a peer for the peers kit's run.sh (`server NAME PORT MODES --
-# COMMAND`; the command runs from the kit's work folder, so the path must be
-# absolute). This file computes that path from its own location, so it can
-# be passed as it is (after `npm run build`):
+# HTTPy for the peers kit's run.sh (/plaintext, /json, /users/42 with wrk,
+# /plaintext with h2load h2c): bench/servers/peer.mjs on port 38010.
+# Pass this file as it is (after `npm run build`), or use bench/peers.sh:
 #
 #   PEERS_EXTRA="$PWD/bench/peers-extra.sh" bash ../shared/peers/run.sh
 #
-# Run directly (`bash bench/peers-extra.sh`), it prints the line instead.
-_httpy_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [ "${BASH_SOURCE[0]}" = "$0" ]; then
-  echo "server httpy 38010 wrk,h2 -- node $_httpy_root/bench/servers/peer.mjs"
-else
-  server httpy 38010 wrk,h2 -- node "$_httpy_root/bench/servers/peer.mjs"
-fi
-unset _httpy_root
+# Run directly (`bash bench/peers-extra.sh`), it prints the line it adds.
+# shellcheck source=peers-lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/peers-lib.sh"
+httpy_peer httpy 38010 wrk,h2 peer.mjs

@@ -1,8 +1,9 @@
 // Builds the CommonJS flavour of the package into dist/cjs: every ts/ module
 // transformed one-to-one (same file names, so the .d.ts files tsc wrote for
-// the ESM build apply unchanged), with `import.meta.url` rewritten to the
-// CommonJS equivalent. Run after `tsc -p tsconfig.build.json`.
-import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+// the ESM build apply as they are, but for imports that leave dist/: one
+// level deeper here, they get one more `../`), with `import.meta.url`
+// rewritten to the CommonJS equivalent. Run after `tsc -p tsconfig.build.json`.
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
@@ -30,5 +31,7 @@ await build({
 })
 writeFileSync(join(out, 'package.json'), '{ "type": "commonjs" }\n')
 for (const f of readdirSync(esm)) {
-  if (f.endsWith('.d.ts')) copyFileSync(join(esm, f), join(out, f))
+  if (!f.endsWith('.d.ts')) continue
+  const types = readFileSync(join(esm, f), 'utf8').replace(/(from |import\()(['"])\.\.\//g, '$1$2../../')
+  writeFileSync(join(out, f), types)
 }

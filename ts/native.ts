@@ -12,210 +12,35 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { HttpyError } from './errors.js'
 
-export interface NativeOptions {
-  host: string
-  port: number
-  readBufferSize?: number
-  writeBufferSize?: number
-  keepAlive: boolean
-  keepAliveTimeoutMs: number
-  requestTimeoutMs: number
-  maxKeepAliveRequests: number
-  maxConnections: number
-  maxBodySize: number
-  maxHeaderSize: number
-  maxPendingRequests: number
-  threads: number
-  jsHandlesMisses: boolean
-  backlog: number
-  reusePort?: boolean
-  metrics?: boolean
-  metricsPath?: string
-  accessLogFormat?: 'combined' | 'json'
-  accessLogPath?: string
-  tls?: NativeTls
-  http2?: NativeHttp2
-  http3?: NativeHttp3
-  compression?: NativeCompression
-}
+// The shapes crossing into the core are the declarations napi-rs generates
+// from the Rust source (`native/index.d.cts`, shipped in the package, so the
+// published .d.ts files resolve them too). Only what the generator cannot
+// express is written here.
+import type * as Generated from '../native/index.cjs'
+import type { LoadOptions, LoadProgress, LoadResult } from '../native/index.cjs'
 
-export interface NativeTls {
-  selfSigned: boolean
-  cert?: Buffer
-  key?: Buffer
-  certName?: string
-  keyName?: string
-}
+export type {
+  LoadOptions,
+  LoadProgress,
+  LoadResult,
+  NativeCompression,
+  NativeHttp2,
+  NativeHttp3,
+  NativeOptions,
+  NativeRoute,
+  NativeServer,
+  NativeStatic,
+  NativeStats,
+  NativeStream,
+  NativeTls,
+  NativeWsOptions,
+} from '../native/index.cjs'
 
-export interface NativeHttp3 {
-  port: number
-  maxDatagramSize: number
-  streamWindow: number
-  connectionWindow: number
-  maxStreamsBidi: number
-  idleTimeoutMs: number
-  validateAddress: boolean
-}
-
-export interface NativeHttp2 {
-  maxConcurrentStreams: number
-  streamWindow: number
-  connectionWindow: number
-}
-
-export interface NativeCompression {
-  gzip: boolean
-  br: boolean
-  zstd: boolean
-  minSize: number
-  types: string[]
-  level?: number
-}
-
-export interface NativeStatic {
-  dir: string
-  maxAge?: number
-  immutable: boolean
-  etag: boolean
-  /** Empty disables index files. */
-  index: string
-  dotfiles: 'ignore' | 'deny' | 'allow'
-}
-
-export interface NativeRoute {
-  method: string
-  pattern: string
-  id: number
-  staticFiles?: NativeStatic
-  cacheTtlMs?: number
-}
-
-/** A streamed response body; see `src/native_path.rs`. */
-export interface NativeStream {
-  /** 0 = taken, 1 = buffer full (write again after onWritable), 2 = client gone. */
-  write(chunk: Buffer): number
-  writeText(chunk: string): number
-  end(): void
-  abort(reason: string): void
-}
-
-export interface NativeStats {
-  connectionsOpen: number
-  connectionsTotal: number
-  requestsTotal: number
-  pending: number
-  nativeResponses: number
-  rejectedOverload: number
-  timedOut: number
-  panics: number
-  heldResponders: number
-  websocketsOpen: number
-  websocketsTotal: number
-  /** Open HTTP/1 connections parked while idle (holding no buffers). */
-  connectionsIdle: number
-}
-
-export interface NativeWsOptions {
-  maxMessageSize: number
-  idleTimeoutMs: number
-  heartbeatMs: number
-  highWaterMark: number
-  maxBackpressure: number
-}
-
-export interface NativeServer {
-  readonly port: number
-  readonly address: string
-  /** PEM of the served certificate chain when TLS is on. */
-  readonly certificate: string | null
-  /** UDP port of HTTP/3, null when it is off. */
-  readonly http3Port: number | null
-  setRoutes(routes: NativeRoute[]): void
-  drain(): Buffer[]
-  respondText(id: number, status: number, headers: string, body?: string | null): boolean
-  respondBytes(id: number, status: number, headers: string, body: Buffer): boolean
-  respondPush(id: number, status: number, headers: string, body: string | Buffer | null | undefined, push: string): boolean
-  respondFile(id: number, status: number, headers: string, path: string): boolean
-  respondStream(id: number, status: number, headers: string, onWritable: (event: number) => void): NativeStream | null
-  abandon(id: number): void
-  stats(): NativeStats
-  close(graceMs: number): void
-  dispose(): void
-  wsAccept(id: number, headers: string, options: NativeWsOptions): boolean
-  wsDrain(): Buffer[]
-  /** 0 queued, 1 queued above the high-water mark (drain event follows), 2 closed. */
-  wsSendText(id: number, text: string): number
-  wsSendBinary(id: number, data: Buffer): number
-  wsPing(id: number, data?: Buffer | null): number
-  /** Hands frames queued by `wsSend*`/`wsPing` to their writers; call once per turn. */
-  wsFlush(): void
-  wsClose(id: number, code: number, reason: string): boolean
-  wsPause(id: number, paused: boolean): void
-  wsSubscribe(id: number, topic: string): boolean
-  wsUnsubscribe(id: number, topic: string): boolean
-  wsPublishText(topic: string, text: string): number
-  wsPublishBinary(topic: string, data: Buffer): number
-  /** Prometheus text of the native metrics, `null` when they are off. */
-  metricsText(): string | null
-  accessLogDropped(): number
-}
-
-/** Options of the built-in load generator (`crates/loadgen`). */
-export interface LoadOptions {
-  host: string
-  port: number
-  path: string
-  authority?: string
-  method: string
-  /** Flat `[name, value, name, value, …]`. */
-  headers: string[]
-  body?: Buffer
-  protocol: string
-  connections: number
-  concurrency: number
-  requests?: number
-  durationMs?: number
-  warmupMs: number
-  timeoutMs: number
-  threads: number
-}
-
-export interface LoadProgress {
-  warmup: boolean
-  done: number
-  errors: number
-  elapsed: number
-}
-
-export interface LoadResult {
-  elapsedMs: number
-  total: number
-  responses: number
-  /** `[status, count, …]` */
-  statuses: number[]
-  /** connect, timeout, io, protocol */
-  failures: number[]
-  /** `[kind, message, …]` */
-  failureMessages: string[]
-  bytesReceived: number
-  /** Microseconds. */
-  latency: { min: number; max: number; mean: number; stdev: number; p50: number; p90: number; p95: number; p99: number; p999: number }
-  connectionsOpened: number
-}
-
-export interface NativeBinding {
-  NativeServer: {
-    listen(options: NativeOptions, routes: NativeRoute[], onEvent: (event: number) => void): NativeServer
-  }
-  validateRoute(method: string, pattern: string): void
-  http3Available(): boolean
-  noop(): void
-  wakeOnce(callback: (event: number) => void): void
+export type NativeBinding = Omit<typeof Generated, '__napiBindingTarget' | 'version' | 'runLoad'> & {
   /** The version the binary was built as (absent in binaries older than 0.1.0's loader check). */
   version?(): string
+  /** Generated as `Promise<unknown>` (napi-rs does not type an `AsyncTask`); it resolves with `LoadTask`'s `LoadResult`. */
   runLoad(options: LoadOptions, onProgress?: ((p: LoadProgress) => void) | null): Promise<LoadResult>
-  /** Test-only: panics natively when HTTPY_TEST_PANIC_PATH is set, else throws. */
-  injectPanic(): void
 }
 
 /**

@@ -1,0 +1,15 @@
+// HTTPy as a peer of ../shared/peers/ws.sh: a WebSocket route on /ws that
+// echoes every message as it came (text as text, binary as binary), on
+// 127.0.0.1:$PORT (default 38110), default WebSocket options (no
+// compression is offered). See bench/peers-ws-extra.sh.
+import { App } from '../../dist/index.js'
+import { listenPeer } from './peer-listen.mjs'
+
+const app = new App()
+app.websocket('/ws', async (ws) => {
+  for await (const msg of ws) {
+    if (msg.type === 'text') await ws.sendText(msg.data)
+    else await ws.sendBinary(msg.data)
+  }
+})
+await listenPeer(app, 'httpy-ws', 38110)

@@ -288,9 +288,20 @@ async fn sniff(stream: &mut TcpStream, shared: &Shared) -> Option<(Proto, Bytes)
     Some((proto, Bytes::from(buf)))
 }
 
-pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr) {
+/// Serves one accepted connection; `_held` (the open-connection count and
+/// the connection-limit permit) is released when it ends.
+pub(crate) async fn serve<H: Send>(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    remote: SocketAddr,
+    _held: H,
+) {
+    // The task's allocation is as large as the largest state of this future
+    // and lives as long as the connection. TLS and HTTP/2 states are several
+    // KiB, so they are boxed: a plain HTTP/1 connection, the common case and
+    // the one that sits idle in thousands, then costs a few hundred bytes.
     match shared.config.tls.clone() {
-        Some(tls) => serve_tls(shared, stream, remote, tls).await,
+        Some(tls) => Box::pin(serve_tls(shared, stream, remote, tls)).await,
         None => serve_plain(shared, stream, remote).await,
     }
 }
@@ -298,10 +309,15 @@ pub(crate) async fn serve(shared: Arc<Shared>, stream: TcpStream, remote: Socket
 async fn serve_plain(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketAddr) {
     // A connection that has sent nothing yet is idle: a graceful close
     // drops it at once instead of waiting out the idle timeout.
-    let sniffed = tokio::select! {
-        r = sniff(&mut stream, &shared) => r,
-        _ = shared.shutdown.cancelled() => None,
-    };
+    // (Boxed: it is short-lived, and inline it would grow the task that
+    // stays allocated for the connection's whole life.)
+    let sniffed = Box::pin(async {
+        tokio::select! {
+            r = sniff(&mut stream, &shared) => r,
+            _ = shared.shutdown.cancelled() => None,
+        }
+    })
+    .await;
     let Some((proto, pre)) = sniffed else {
         return;
     };
@@ -316,7 +332,7 @@ async fn serve_plain(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketA
     let io = Rewind::new(pre, stream, shared.config.request_timeout);
     match proto {
         Proto::H1 => proto::h1::serve_parkable(shared, info.clone(), io.watched(info)).await,
-        Proto::H2 => proto::h2::serve(shared, info, io).await,
+        Proto::H2 => Box::pin(proto::h2::serve(shared, info, io)).await,
     }
 }
 

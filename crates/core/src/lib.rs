@@ -29,6 +29,7 @@ mod service;
 mod static_files;
 mod stats;
 mod tls;
+mod trim;
 mod ws;
 
 pub use body::{body_channel, BodyReceiver, BodySender, WriteOutcome};

@@ -190,6 +190,7 @@ impl Server {
             crate::proto::start_http3(shared.clone(), udp)?;
         }
         runtime.spawn(accept_loop(shared.clone(), listener));
+        runtime.spawn(crate::trim::run(shared.clone()));
         Ok(Server {
             shared,
             local_addr,
@@ -381,11 +382,15 @@ async fn accept_loop(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
         let task_shared = shared.clone();
         Stats::inc(&shared.stats.connections_total);
         let guard = OpenConnection::new(shared.stats.clone());
-        shared.tracker.spawn(async move {
-            crate::conn::serve(task_shared, stream, remote).await;
-            drop(guard);
-            drop(permit);
-        });
+        // Spawned as it is (no wrapping `async` block, which would hold a
+        // second copy of the future's state): the guard and the permit ride
+        // along as an argument and drop when the connection ends.
+        shared.tracker.spawn(crate::conn::serve(
+            task_shared,
+            stream,
+            remote,
+            (guard, permit),
+        ));
     }
     // Dropping the listener closes the port.
 }

@@ -24,11 +24,11 @@ use crate::stats::Stats;
 
 /// How long a connection must be quiet (no bytes either way, no request in
 /// flight, nothing waiting to be written) before it is parked. A connection
-/// is parked between one and two of these after its last I/O. Short enough
-/// that a burst of new connections gives its buffers back within a fraction
-/// of a second; long enough that a busy connection sees at most ten timer
-/// ticks a second.
-pub(crate) const PARK_AFTER: Duration = Duration::from_millis(100);
+/// is parked between one and two of these after its last I/O. Short, so that
+/// a burst of new connections holds few buffers at any moment (the peak is
+/// what the process's RSS keeps); long enough that a busy connection sees
+/// only twenty timer ticks a second, and back-to-back traffic never parks.
+pub(crate) const PARK_AFTER: Duration = Duration::from_millis(50);
 
 /// What the driver reads to tell that a connection is idle. Written by the
 /// stream wrapper ([`Rewind`]) and the service; read by the driver. All of
@@ -127,43 +127,53 @@ where
 pub(crate) async fn serve_parkable(
     shared: Arc<Shared>,
     info: Arc<ConnInfo>,
-    io: Rewind<TcpStream>,
+    mut io: Rewind<TcpStream>,
 ) {
     // Parked with half a request head: resume at once, and do not park again
     // before that request arrives, so a client dribbling its head stays
     // bounded by hyper's head timeout (plus one park interval).
     let mut gate = 0;
-    let mut io = io;
     loop {
-        let Some((mut back, unparsed)) = drive(&shared, &info, io, Some(gate)).await else {
+        // Boxed: the task then holds only the small parked state, and
+        // hyper's driver state exists only while the connection is active.
+        // (Only `io` lives across the awaits below, so that the task keeps a
+        // single copy of the stream.)
+        let Some((back, unparsed)) = Box::pin(drive(&shared, &info, io, Some(gate))).await else {
             return;
         };
+        io = back;
         info.idle.park.store(false, Relaxed);
-        if !back.take_parked() {
+        if !io.take_parked() {
             return;
         }
         if !unparsed.is_empty() {
-            back.unread(unparsed);
+            io.unread(unparsed);
             gate = info.requests.load(Relaxed) + 1;
-            io = back;
             continue;
         }
+        // Even empty, hyper's leftover may pin its whole read buffer.
+        drop(unparsed);
         gate = 0;
         Stats::inc(&shared.stats.connections_idle);
-        // hyper's idle timer stopped with it; the rest of the keep-alive
-        // window is waited out here.
-        let wait = idle_limit(&shared).saturating_sub(PARK_AFTER);
-        let woke = tokio::select! {
-            r = back.readable() => r.is_ok(),
-            _ = tokio::time::sleep(wait) => false,
-            _ = shared.shutdown.cancelled() => false,
-            _ = shared.force.cancelled() => false,
-        };
+        crate::trim::note_park();
+        let woke = wait_parked(&shared, &io).await;
         Stats::dec(&shared.stats.connections_idle);
         if !woke {
             return;
         }
-        io = back;
+    }
+}
+
+/// Waits on a parked connection for input (`true`), or for the end of the
+/// keep-alive window or a server close (`false`: close it). hyper's idle
+/// timer stopped with it, so the rest of the window is waited out here. (No
+/// `force` branch: a forced close always follows `shutdown`.)
+async fn wait_parked(shared: &Shared, io: &Rewind<TcpStream>) -> bool {
+    let wait = idle_limit(shared).saturating_sub(PARK_AFTER);
+    tokio::select! {
+        r = io.readable() => r.is_ok(),
+        _ = tokio::time::sleep(wait) => false,
+        _ = shared.shutdown.cancelled() => false,
     }
 }
 

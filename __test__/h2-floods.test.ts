@@ -1,15 +1,17 @@
 /**
  * HTTP/2 (h2c, prior knowledge) under hostile frame floods, sent as raw
- * frames: rapid reset, SETTINGS and PING floods without reading, and an
- * endless CONTINUATION sequence. Each must cost the server bounded work:
- * the flooding connection is closed (or throttled), and an ordinary HTTP/2
- * client on another connection keeps being served.
+ * frames: rapid reset, SETTINGS and PING floods (with and without reading
+ * the acks), and an endless CONTINUATION sequence. Each must cost the
+ * server bounded work: the flooding connection is closed, with
+ * GOAWAY(ENHANCE_YOUR_CALM) where it can still be written, and an ordinary
+ * HTTP/2 client on another connection keeps being served.
  */
 import http2 from 'node:http2'
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
 import { listen } from './helpers.js'
+import { waitFor } from './proc.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1')
@@ -33,17 +35,45 @@ const GET_ROOT = Buffer.from([0x82, 0x86, 0x84])
 const HEADERS = (stream: number, endHeaders = true) => frame(0x1, (endHeaders ? 0x4 : 0) | 0x1, stream, GET_ROOT)
 const RST = (stream: number) => frame(0x3, 0, stream, Buffer.from([0, 0, 0, 0x8])) // CANCEL
 
-/** Opens a raw h2c connection; collects what the server sends and whether it closed. */
+const ENHANCE_YOUR_CALM = 0xb
+
+/** Opens a raw h2c connection; follows the frames the server sends and whether it closed. */
 async function rawH2(port: number) {
   const sock = net.connect(port, '127.0.0.1')
   await new Promise((r) => sock.once('connect', r))
-  const st = { bytes: 0, closed: false, goaway: false, data: Buffer.alloc(0) }
+  const st = {
+    bytes: 0,
+    closed: false,
+    closedAt: 0,
+    /** Error code of the first GOAWAY, and when it arrived. */
+    goaway: null as number | null,
+    goawayAt: 0,
+    /** Streams that got a response HEADERS frame. */
+    answered: new Set<number>(),
+  }
+  let rest: Buffer = Buffer.alloc(0)
   sock.on('data', (c: Buffer) => {
     st.bytes += c.length
-    if (st.data.length < 65536) st.data = Buffer.concat([st.data, c])
+    rest = rest.length ? Buffer.concat([rest, c]) : c
+    let at = 0
+    while (at + 9 <= rest.length) {
+      const len = rest.readUIntBE(at, 3)
+      if (at + 9 + len > rest.length) break
+      const type = rest[at + 3]
+      if (type === 0x7 && st.goaway === null) {
+        st.goaway = rest.readUInt32BE(at + 9 + 4)
+        st.goawayAt = Date.now()
+      }
+      if (type === 0x1) st.answered.add(rest.readUInt32BE(at + 5) & 0x7fffffff)
+      at += 9 + len
+    }
+    rest = rest.subarray(at)
   })
   sock.on('error', () => {})
-  sock.on('close', () => (st.closed = true))
+  sock.on('close', () => {
+    st.closed = true
+    st.closedAt = Date.now()
+  })
   sock.write(Buffer.concat([PREFACE, SETTINGS()]))
   /** Writes as fast as the socket takes it, for at most `ms`, until closed. */
   const flood = async (make: (i: number) => Buffer, count: number, ms = 5000) => {
@@ -54,22 +84,14 @@ async function rawH2(port: number) {
       for (let k = 0; k < 256 && i < count; k++) batch.push(make(i++))
       if (!sock.write(Buffer.concat(batch))) {
         await Promise.race([new Promise((r) => sock.once('drain', r)), sleep(200)])
+      } else {
+        // Let the socket's reads run too, as a client's event loop would.
+        await new Promise((r) => setImmediate(r))
       }
     }
     return i
   }
-  const hasGoaway = () => {
-    // Walk the frames received so far looking for GOAWAY (type 7).
-    let at = 0
-    const d = st.data
-    while (at + 9 <= d.length) {
-      const len = d.readUIntBE(at, 3)
-      if (d[at + 3] === 0x7) return true
-      at += 9 + len
-    }
-    return false
-  }
-  return { sock, st, flood, hasGoaway }
+  return { sock, st, flood }
 }
 
 /** An ordinary client on its own connection: status of GET /. */
@@ -104,32 +126,63 @@ describe('HTTP/2 floods', () => {
     const end = Date.now() + 5000
     while (!c.st.closed && Date.now() < end) await sleep(20)
     expect(c.st.closed).toBe(true)
-    expect(c.hasGoaway()).toBe(true)
+    expect(c.st.goaway).toBe(ENHANCE_YOUR_CALM)
     // The flood was stopped early: few of the 100,000 streams became requests.
     expect(server.stats().requestsTotal - before).toBeLessThan(1000)
     expect(await normalClient(server.url)).toBe(200)
     c.sock.destroy()
   })
 
-  it('PING flood without reading the acks: bounded, others served', async () => {
-    const c = await rawH2(server.port)
-    c.sock.pause() // never read: the acks pile up on the server side
-    const rssBefore = process.memoryUsage().rss
-    await c.flood(PING, 500_000, 4000)
-    expect(await normalClient(server.url)).toBe(200)
-    // Whatever the server did (stopped reading, or closed), it did not
-    // buffer half a million acks: memory stays put.
-    expect((process.memoryUsage().rss - rssBefore) / 1024 / 1024).toBeLessThan(16)
-    c.sock.destroy()
-  })
+  // h2 keeps at most one PING or SETTINGS ack waiting and reads nothing
+  // more until it is written; past that, the server counts PING and
+  // SETTINGS frames (10,000 in a burst, then 1,000 a second) and ends the
+  // connection with GOAWAY(ENHANCE_YOUR_CALM).
+  const floods = { PING, SETTINGS: () => SETTINGS() }
+  for (const [name, make] of Object.entries(floods)) {
+    it(`${name} flood, acks read: GOAWAY(ENHANCE_YOUR_CALM) and close, others served meanwhile`, async () => {
+      const c = await rawH2(server.port)
+      const t0 = Date.now()
+      const [sent, status] = await Promise.all([c.flood(make, 2_000_000, 8000), normalClient(server.url)])
+      expect(status).toBe(200)
+      await waitFor(() => c.st.closed, 5000)
+      console.log(`${name} flood: ${sent} frames sent, GOAWAY ${c.st.goaway} after ${c.st.goawayAt - t0} ms, closed ${c.st.closedAt - c.st.goawayAt} ms later`)
+      expect(c.st.goaway, 'GOAWAY error code').toBe(ENHANCE_YOUR_CALM)
+      // Cut at the budget, not after millions of frames or seconds of acks.
+      expect(sent).toBeLessThan(2_000_000)
+      expect(c.st.goawayAt - t0).toBeLessThan(3000)
+      expect(c.st.closed).toBe(true)
+      // Close follows GOAWAY (after at most the 2 s lingering drain).
+      expect(c.st.closedAt - c.st.goawayAt).toBeLessThan(4000)
+      expect(await normalClient(server.url)).toBe(200)
+      c.sock.destroy()
+    })
 
-  it('SETTINGS flood without reading the acks: bounded, others served', async () => {
+    it(`${name} flood without reading the acks: closed, memory bounded, others served`, async () => {
+      const c = await rawH2(server.port)
+      c.sock.pause() // never read: the acks pile up in the socket buffers
+      const rssBefore = process.memoryUsage().rss
+      await c.flood(make, 500_000, 4000)
+      expect(await normalClient(server.url)).toBe(200)
+      // Whatever the server did (stopped reading, or closed), it did not
+      // buffer half a million acks: memory stays put.
+      expect((process.memoryUsage().rss - rssBefore) / 1024 / 1024).toBeLessThan(16)
+      // Reading now shows why: a GOAWAY after the acks, then the close.
+      c.sock.resume()
+      await waitFor(() => c.st.closed, 8000)
+      expect(c.st.closed).toBe(true)
+      expect(c.st.goaway).toBe(ENHANCE_YOUR_CALM)
+      c.sock.destroy()
+    })
+  }
+
+  it('a client under the control-frame budget is not cut: 2,000 PINGs, then its request is answered', async () => {
     const c = await rawH2(server.port)
-    c.sock.pause()
-    const rssBefore = process.memoryUsage().rss
-    await c.flood(() => SETTINGS(), 500_000, 4000)
-    expect(await normalClient(server.url)).toBe(200)
-    expect((process.memoryUsage().rss - rssBefore) / 1024 / 1024).toBeLessThan(16)
+    await c.flood(PING, 2000)
+    c.sock.write(HEADERS(1))
+    await waitFor(() => c.st.answered.has(1), 5000)
+    expect(c.st.answered.has(1)).toBe(true)
+    expect(c.st.goaway).toBe(null)
+    expect(c.st.closed).toBe(false)
     c.sock.destroy()
   })
 

@@ -277,6 +277,128 @@ describe('request smuggling corpus (HTTP/1.1)', () => {
     })
   }
 
+  // Both lengths, each shaped so that the framing not chosen would read S
+  // as a second request. hyper frames by Transfer-Encoding, drops the
+  // Content-Length header before the request reaches the service, and
+  // closes after the response, so the bytes that follow are never read as
+  // a request, whatever they are.
+  const hex = (n: number) => n.toString(16)
+  it('TE.CL shape: Content-Length ends inside the chunk that carries S → S stays body, then close', async () => {
+    hits.length = 0
+    const data = `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n` +
+      `${hex(S.length)}\r\n${S}\r\n0\r\n\r\n`
+    const { text, closed } = await rawRequest(server.port, data, 3000)
+    expect(statuses(text)).toEqual([200])
+    expect(closed).toBe(true)
+    expect(hits).toEqual([`echo:${S}`])
+    expect(text).not.toContain('SMUGGLED')
+  })
+
+  it('CL.TE shape: Content-Length covers S, chunked ends before it → S is never read, then close', async () => {
+    hits.length = 0
+    const body = `0\r\n\r\n${S}`
+    const data = `POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: ${body.length}\r\n\r\n${body}`
+    const { text, closed } = await rawRequest(server.port, data, 3000)
+    expect(statuses(text)).toEqual([200])
+    expect(closed).toBe(true)
+    expect(hits).toEqual(['echo:'])
+    expect(text).not.toContain('SMUGGLED')
+  })
+
+  it('CL + TE: a well-formed request pipelined after it is not served either (the connection is done)', async () => {
+    hits.length = 0
+    const data = post('Content-Length: 5\r\nTransfer-Encoding: chunked\r\n', '0\r\n\r\n') + 'GET /ok HTTP/1.1\r\nHost: x\r\n\r\n'
+    const { text, closed } = await rawRequest(server.port, data, 3000)
+    expect(statuses(text)).toEqual([200])
+    expect(text).toMatch(/\r\nconnection: close\r\n/i)
+    expect(closed).toBe(true)
+    expect(hits).toEqual(['echo:'])
+  })
+
+  it('CL + TE: the handler sees Transfer-Encoding only (hyper removed Content-Length)', async () => {
+    const app = new App()
+    let seen: Record<string, string | null> = {}
+    app.post('/h', (req) => {
+      seen = { cl: req.headers.get('content-length'), te: req.headers.get('transfer-encoding') }
+      return Response.text('h')
+    })
+    const own = await listen(app, { requestTimeout: 1, keepAliveTimeout: 1 })
+    try {
+      for (const order of ['Content-Length: 5\r\nTransfer-Encoding: chunked', 'Transfer-Encoding: chunked\r\nContent-Length: 5']) {
+        seen = {}
+        const { text } = await rawRequest(own.port, `POST /h HTTP/1.1\r\nHost: x\r\n${order}\r\n\r\n0\r\n\r\n`, 3000)
+        expect(statuses(text)).toEqual([200])
+        expect(seen).toEqual({ cl: null, te: 'chunked' })
+      }
+    } finally {
+      await own.close()
+    }
+  })
+
+  // RFC 9112 §2.2 lets a recipient take a lone LF as a line terminator in
+  // the head, and hyper does; in chunked framing it requires CRLF. Either
+  // way a message is read as one request or refused with 400 and a close,
+  // never split into two.
+  const oneOrRefused = async (data: string, body: string) => {
+    hits.length = 0
+    const { text, closed } = await rawRequest(server.port, data, 3000)
+    const st = statuses(text)
+    expect(text).not.toContain('SMUGGLED')
+    expect(hits).not.toContain('smuggled')
+    expect(st).toHaveLength(1)
+    if (st[0] === 400) {
+      expect(closed).toBe(true)
+      expect(hits).toEqual([])
+    } else {
+      expect(st[0]).toBe(200)
+      expect(hits).toEqual([`echo:${body}`])
+    }
+    return st[0]
+  }
+
+  it('bare LF line endings in the head: one request', async () => {
+    hits.length = 0
+    const { text } = await rawRequest(server.port, 'GET /ok HTTP/1.1\nHost: x\n\n', 1500)
+    expect(statuses(text)).toEqual([200])
+    expect(hits).toEqual(['ok'])
+    hits.length = 0
+    const mixed = await rawRequest(server.port, 'GET /ok HTTP/1.1\r\nHost: x\n\r\n', 1500)
+    expect(statuses(mixed.text)).toEqual([200])
+    expect(hits).toEqual(['ok'])
+  })
+
+  it('bare LF before Content-Length in the head: S is read as the body, not as a request', async () => {
+    // A CRLF-only reader would take "a\nContent-Length: …" as X-A's value and S as a second request.
+    const status = await oneOrRefused(`POST /echo HTTP/1.1\r\nHost: x\r\nX-A: a\nContent-Length: ${S.length}\r\n\r\n${S}`, S)
+    expect(status).toBe(200)
+  })
+
+  it('bare LF before Transfer-Encoding next to a Content-Length: one request, then close', async () => {
+    hits.length = 0
+    const data = `POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nX-A: a\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${S}`
+    const { text, closed } = await rawRequest(server.port, data, 3000)
+    expect(statuses(text)).toHaveLength(1)
+    expect(closed).toBe(true)
+    expect(hits).not.toContain('smuggled')
+  })
+
+  const te = (body: string) => post('Transfer-Encoding: chunked\r\n', body)
+  const bareLfChunks: Record<string, string> = {
+    'everywhere (5\\nhello\\n0\\n\\n)': '5\nhello\n0\n\n',
+    'after the chunk size': '5\nhello\r\n0\r\n\r\n',
+    'after the chunk data': '5\r\nhello\n0\r\n\r\n',
+    'after the last chunk': '5\r\nhello\r\n0\n\r\n',
+    'ending the trailer section': '5\r\nhello\r\n0\r\n\n',
+    'in a trailer field': '5\r\nhello\r\n0\r\nX-T: 1\n\r\n',
+    // LF-tolerant framing reads a 2-byte chunk; CRLF framing fails at "2\n".
+    'shaped to split differently': '2\nhi\r\n0\r\n\r\n',
+  }
+  for (const [where, body] of Object.entries(bareLfChunks)) {
+    it(`bare LF in chunked framing, ${where}: refused or one request, never two`, async () => {
+      await oneOrRefused(te(body), body.startsWith('2') ? 'hi' : 'hello')
+    })
+  }
+
   it('identical duplicate Content-Length is read as one length (no desync)', async () => {
     hits.length = 0
     const { text } = await rawRequest(server.port, post('Content-Length: 5\r\nContent-Length: 5\r\n', 'hello'), 2000)

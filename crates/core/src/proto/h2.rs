@@ -15,8 +15,12 @@
 //!   connection with GOAWAY(ENHANCE_YOUR_CALM) when exceeded.
 //!
 //! `h2` itself answers PINGs and SETTINGS (it reads no further frames while
-//! an acknowledgement is waiting to be written, so floods of either are
-//! throttled by the peer's own reading), checks that DATA matches
+//! an acknowledgement is waiting to be written, so a flooder that does not
+//! read its acks stalls its own connection, which the write timeout then
+//! cuts). A flooder that does read its acks would be answered for ever:
+//! [`ControlBudget`] counts PING and SETTINGS frames on the way in and ends
+//! the connection with GOAWAY(ENHANCE_YOUR_CALM) past a rate no ordinary
+//! client comes near. `h2` also checks that DATA matches
 //! `content-length`, bounds CONTINUATION sequences by the header list
 //! limit, and answers malformed frames with GOAWAY and the right error code.
 //!
@@ -37,10 +41,12 @@ use http_body_util::{BodyExt, Empty};
 use parking_lot::Mutex;
 use rustc_hash::FxHashSet;
 use std::future::poll_fn;
+use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::{sleep, Instant};
 
@@ -58,6 +64,12 @@ const MAX_LOCAL_ERROR_RESETS: usize = 256;
 const MAX_SEND_BUFFER: usize = 256 * 1024;
 /// Frame size we accept (the protocol's default is 16 KiB).
 const MAX_FRAME_SIZE: u32 = 64 * 1024;
+/// PING and SETTINGS frames (acks included) a peer may send in a burst, and
+/// per second after it, before the connection is closed as a flood. A
+/// browser sends a handful per connection; gRPC keepalive and
+/// bandwidth-probe pings stay far below this.
+const CONTROL_BURST: u32 = 10_000;
+const CONTROL_PER_SECOND: u32 = 1_000;
 
 /// Facts shared by the streams of one connection.
 struct ConnState {
@@ -82,6 +94,8 @@ where
         .max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
         .max_send_buffer_size(MAX_SEND_BUFFER);
     let idle = cfg.keep_alive_timeout;
+    let flood = Arc::new(Notify::new());
+    let io = ControlBudget::new(io, flood.clone());
     let handshake = tokio::time::timeout(
         idle.min(cfg.request_timeout),
         builder.handshake::<_, Bytes>(io),
@@ -100,12 +114,20 @@ where
     let mut streams: JoinSet<()> = JoinSet::new();
     let mut accepted: u64 = 0;
     let mut draining = false;
+    let mut flooded = false;
     let idle_timer = sleep(idle);
     tokio::pin!(idle_timer);
     loop {
         tokio::select! {
             biased;
             _ = shared.force.cancelled() => return,
+            _ = flood.notified(), if !flooded => {
+                // GOAWAY(ENHANCE_YOUR_CALM), then the connection closes once
+                // it is written; the budget reads nothing more meanwhile.
+                flooded = true;
+                draining = true;
+                conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+            }
             _ = shared.shutdown.cancelled(), if !draining => {
                 draining = true;
                 conn.graceful_shutdown();
@@ -136,6 +158,129 @@ where
     }
     // The connection is finished; any stream task still running can no
     // longer write and is aborted when `streams` drops.
+}
+
+const FRAME_PING: u8 = 0x6;
+const FRAME_SETTINGS: u8 = 0x4;
+const PREFACE_LEN: usize = 24;
+
+/// Follows the frame boundaries of the bytes `h2` reads (headers only, no
+/// copy) and spends a token for each PING or SETTINGS frame. The bucket
+/// holds [`CONTROL_BURST`] tokens and refills at [`CONTROL_PER_SECOND`].
+/// Once it is empty, `notify` fires and reading stops for good.
+struct ControlBudget<T> {
+    inner: T,
+    /// Bytes still to pass before the next frame header (the client
+    /// preface first, then each frame's payload).
+    skip: usize,
+    head: [u8; 9],
+    head_len: usize,
+    tokens: f64,
+    refilled: Instant,
+    tripped: bool,
+    notify: Arc<Notify>,
+}
+
+impl<T> ControlBudget<T> {
+    fn new(inner: T, notify: Arc<Notify>) -> Self {
+        Self {
+            inner,
+            skip: PREFACE_LEN,
+            head: [0; 9],
+            head_len: 0,
+            tokens: CONTROL_BURST as f64,
+            refilled: Instant::now(),
+            tripped: false,
+            notify,
+        }
+    }
+
+    /// Walks newly read bytes; returns how many control frames began in them.
+    fn scan(&mut self, mut data: &[u8]) -> u32 {
+        let mut control = 0;
+        while !data.is_empty() {
+            if self.skip > 0 {
+                let n = self.skip.min(data.len());
+                self.skip -= n;
+                data = &data[n..];
+                continue;
+            }
+            let n = (9 - self.head_len).min(data.len());
+            self.head[self.head_len..self.head_len + n].copy_from_slice(&data[..n]);
+            self.head_len += n;
+            data = &data[n..];
+            if self.head_len == 9 {
+                self.head_len = 0;
+                let h = &self.head;
+                self.skip = (h[0] as usize) << 16 | (h[1] as usize) << 8 | h[2] as usize;
+                if h[3] == FRAME_PING || h[3] == FRAME_SETTINGS {
+                    control += 1;
+                }
+            }
+        }
+        control
+    }
+
+    fn spend(&mut self, control: u32) {
+        if control == 0 || self.tripped {
+            return;
+        }
+        let now = Instant::now();
+        let earned = now.duration_since(self.refilled).as_secs_f64() * CONTROL_PER_SECOND as f64;
+        self.tokens = (self.tokens + earned).min(CONTROL_BURST as f64) - control as f64;
+        self.refilled = now;
+        if self.tokens < 0.0 {
+            self.tripped = true;
+            self.notify.notify_one();
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for ControlBudget<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.tripped {
+            // The flood is over for this connection: what it sends next is
+            // never parsed (the close drains it without looking).
+            return Poll::Pending;
+        }
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = res {
+            let control = self.scan(&buf.filled()[before..]);
+            self.spend(control);
+        }
+        res
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for ControlBudget<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// A request body that hands flow-control capacity back as it is read.
@@ -387,4 +532,70 @@ async fn send_data(
         out.send_data(chunk, end && data.is_empty())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(ty: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let n = payload.len();
+        let mut f = vec![
+            (n >> 16) as u8,
+            (n >> 8) as u8,
+            n as u8,
+            ty,
+            flags,
+            0,
+            0,
+            0,
+            0,
+        ];
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[tokio::test]
+    async fn control_frames_are_counted_across_read_boundaries() {
+        let mut b = ControlBudget::new((), Arc::new(Notify::new()));
+        let mut wire = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        wire.extend(frame(FRAME_SETTINGS, 0, &[0; 6]));
+        // A DATA frame whose payload looks like PING headers is not a PING.
+        wire.extend(frame(0x0, 0, &frame(FRAME_PING, 0, &[0; 8])));
+        wire.extend(frame(FRAME_PING, 0, &[0; 8]));
+        wire.extend(frame(FRAME_PING, 1, &[0; 8]));
+        wire.extend(frame(0x1, 4, &[0x82, 0x86, 0x84]));
+        // Byte by byte, then all at once: the same count.
+        let total: u32 = wire.chunks(1).map(|c| b.scan(c)).sum();
+        assert_eq!(total, 3);
+        let mut b = ControlBudget::new((), Arc::new(Notify::new()));
+        assert_eq!(b.scan(&wire), 3);
+        assert_eq!((b.skip, b.head_len), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn the_budget_trips_past_the_burst_and_notifies() {
+        let notify = Arc::new(Notify::new());
+        let mut b = ControlBudget::new((), notify.clone());
+        b.spend(CONTROL_BURST);
+        assert!(!b.tripped);
+        b.spend(2);
+        assert!(b.tripped);
+        // The permit is stored: a later waiter sees it at once.
+        tokio::time::timeout(std::time::Duration::from_millis(100), notify.notified())
+            .await
+            .expect("notified");
+    }
+
+    #[tokio::test]
+    async fn the_budget_refills_with_time() {
+        let mut b = ControlBudget::new((), Arc::new(Notify::new()));
+        b.spend(CONTROL_BURST);
+        // Two seconds later (moved back rather than waited for).
+        b.refilled -= std::time::Duration::from_secs(2);
+        b.spend(2 * CONTROL_PER_SECOND - 1);
+        assert!(!b.tripped);
+        b.spend(2);
+        assert!(b.tripped);
+    }
 }

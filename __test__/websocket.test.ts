@@ -734,3 +734,32 @@ describe('websocket: pub/sub and many connections', () => {
     expect(after.websocketsTotal).toBe(1000)
   }, 90_000)
 })
+
+describe('websocket: connection limit', () => {
+  it('issue-6 regression: upgraded connections keep their maxConnections slot', async () => {
+    const app = echoApp()
+    app.get('/ok', () => Response.text('ok'))
+    const server = await start(app, { maxConnections: 2, keepAliveTimeout: 10 })
+    const a = await connect(server, '/echo')
+    const b = await connect(server, '/echo')
+    await until(() => server.stats().websocketsOpen === 2)
+
+    // A third client is accepted by the kernel but not served while both
+    // WebSockets hold their slots...
+    const c = net.connect(server.port, '127.0.0.1')
+    let text = ''
+    c.on('data', (d: Buffer) => (text += d.toString('latin1')))
+    c.on('error', () => {})
+    c.write('GET /ok HTTP/1.1\r\nHost: x\r\n\r\n')
+    await sleep(400)
+    expect(text).toBe('')
+
+    // ...and is as soon as one of them closes.
+    a.ws.close(1000)
+    await until(() => text.includes('\r\n\r\nok'), 3000)
+    expect(text.startsWith('HTTP/1.1 200')).toBe(true)
+    b.ws.send('still here')
+    expect((await b.next()).data.toString()).toBe('still here')
+    c.destroy()
+  })
+})

@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::proto;
 use crate::server::Shared;
@@ -288,25 +289,32 @@ async fn sniff(stream: &mut TcpStream, shared: &Shared) -> Option<(Proto, Bytes)
     Some((proto, Bytes::from(buf)))
 }
 
-/// Serves one accepted connection; `_held` (the open-connection count and
-/// the connection-limit permit) is released when it ends.
+/// Serves one accepted connection; `_open` (the open-connection count) is
+/// released when it ends, and `slot` (its `maxConnections` permit) then too,
+/// unless a WebSocket upgrade took it over.
 pub(crate) async fn serve<H: Send>(
     shared: Arc<Shared>,
     stream: TcpStream,
     remote: SocketAddr,
-    _held: H,
+    _open: H,
+    slot: Option<OwnedSemaphorePermit>,
 ) {
     // The task's allocation is as large as the largest state of this future
     // and lives as long as the connection. TLS and HTTP/2 states are several
     // KiB, so they are boxed: a plain HTTP/1 connection, the common case and
     // the one that sits idle in thousands, then costs a few hundred bytes.
     match shared.config.tls.clone() {
-        Some(tls) => Box::pin(serve_tls(shared, stream, remote, tls)).await,
-        None => serve_plain(shared, stream, remote).await,
+        Some(tls) => Box::pin(serve_tls(shared, stream, remote, tls, slot)).await,
+        None => serve_plain(shared, stream, remote, slot).await,
     }
 }
 
-async fn serve_plain(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketAddr) {
+async fn serve_plain(
+    shared: Arc<Shared>,
+    mut stream: TcpStream,
+    remote: SocketAddr,
+    slot: Option<OwnedSemaphorePermit>,
+) {
     // A connection that has sent nothing yet is idle: a graceful close
     // drops it at once instead of waiting out the idle timeout.
     // (Boxed: it is short-lived, and inline it would grow the task that
@@ -329,6 +337,7 @@ async fn serve_plain(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketA
         },
     );
     let info = ConnInfo::new(remote, false);
+    *info.slot.lock() = slot;
     let io = Rewind::new(pre, stream, shared.config.request_timeout);
     match proto {
         Proto::H1 => proto::h1::serve_parkable(shared, info.clone(), io.watched(info)).await,
@@ -341,7 +350,13 @@ async fn serve_plain(shared: Arc<Shared>, mut stream: TcpStream, remote: SocketA
 /// its own connection. ALPN then picks the protocol; no ALPN means
 /// HTTP/1.1. TLS runs over [`Rewind`] for its lingering close and its
 /// slow-reader cut-off.
-async fn serve_tls(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr, tls: TlsSettings) {
+async fn serve_tls(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    remote: SocketAddr,
+    tls: TlsSettings,
+    slot: Option<OwnedSemaphorePermit>,
+) {
     let wait = shared
         .config
         .keep_alive_timeout
@@ -358,6 +373,7 @@ async fn serve_tls(shared: Arc<Shared>, stream: TcpStream, remote: SocketAddr, t
     };
     let is_h2 = stream.get_ref().1.alpn_protocol() == Some(ALPN_H2);
     let info = ConnInfo::new(remote, true);
+    *info.slot.lock() = slot;
     let _open = crate::metrics::open_connection(
         &shared,
         if is_h2 {

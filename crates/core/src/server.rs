@@ -384,12 +384,13 @@ async fn accept_loop(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
         let guard = OpenConnection::new(shared.stats.clone());
         // Spawned as it is (no wrapping `async` block, which would hold a
         // second copy of the future's state): the guard and the permit ride
-        // along as an argument and drop when the connection ends.
+        // along as arguments.
         shared.tracker.spawn(crate::conn::serve(
             task_shared,
             stream,
             remote,
-            (guard, permit),
+            guard,
+            permit,
         ));
     }
     // Dropping the listener closes the port.

@@ -46,6 +46,9 @@ pub(crate) struct ConnInfo {
     /// What the HTTP/1 driver reads to decide that a connection is idle
     /// and may give its buffers back (see `proto::h1`).
     pub idle: crate::proto::h1::IdleWatch,
+    /// The connection's `maxConnections` slot. A WebSocket upgrade takes it
+    /// with it, so upgraded connections stay counted against the limit.
+    pub slot: parking_lot::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
 }
 
 impl ConnInfo {
@@ -55,6 +58,7 @@ impl ConnInfo {
             tls,
             requests: AtomicU64::new(0),
             idle: Default::default(),
+            slot: parking_lot::Mutex::new(None),
         })
     }
 }
@@ -308,7 +312,10 @@ where
     match tokio::time::timeout_at(deadline, rx).await {
         Ok(Ok(reply)) if reply.status == StatusCode::SWITCHING_PROTOCOLS => {
             match (ws_key, on_upgrade) {
-                (Some(key), Some(on_upgrade)) => ws::switch(shared, id, &key, reply, on_upgrade),
+                (Some(key), Some(on_upgrade)) => {
+                    let slot = conn.slot.lock().take();
+                    ws::switch(shared, id, &key, reply, on_upgrade, slot)
+                }
                 _ => {
                     shared.hub.remove(id);
                     native(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")

@@ -765,13 +765,15 @@ pub(crate) fn check_handshake(headers: &HeaderMap) -> Result<String, Box<Respons
 }
 
 /// Builds the `101` response for an accepted upgrade and starts the
-/// connection's task, which runs once hyper hands the transport over.
+/// connection's task, which runs once hyper hands the transport over and
+/// holds the connection's `maxConnections` slot (`slot`) until it ends.
 pub(crate) fn switch(
     shared: &Arc<Shared>,
     id: u32,
     key: &str,
     reply: crate::Reply,
     on_upgrade: hyper::upgrade::OnUpgrade,
+    slot: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Response<ResBody> {
     let Some(conn) = shared.hub.get(id) else {
         return native(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
@@ -789,6 +791,8 @@ pub(crate) fn switch(
     }
     let task_shared = shared.clone();
     shared.tracker.spawn(async move {
+        // Held until the WebSocket ends: it still occupies a connection.
+        let _slot = slot;
         match on_upgrade.await {
             Ok(upgraded) => run(task_shared, conn, TokioIo::new(upgraded)).await,
             Err(_) => {

@@ -58,8 +58,7 @@ pub(crate) async fn before_js(
         RouteExtra::Static(mount) => {
             Stats::inc(&shared.stats.native_responses);
             let rel = params.last().map(String::as_str).unwrap_or("");
-            let cfg = shared.config.compression.as_ref();
-            let res = static_files::serve_mount(mount, rel, facts, cfg);
+            let res = static_files::serve_mount(&shared.files, mount, rel, facts);
             Pre::Done(compress_response(shared, res, facts).await)
         }
         RouteExtra::Cache { ttl } => {
@@ -123,9 +122,8 @@ pub(crate) async fn after_js(
             res
         }
         Source::File(path) => {
-            let cfg = shared.config.compression.as_ref();
             headers.remove(CONTENT_LENGTH);
-            static_files::serve_file(&path, status, headers, facts, cfg)
+            static_files::serve_file(&path, status, headers, facts)
         }
         Source::Stream(rx) => {
             headers.remove(CONTENT_LENGTH);

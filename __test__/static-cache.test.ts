@@ -8,9 +8,10 @@
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import http from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { gzipSync } from 'node:zlib'
+import { gunzipSync, gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, type Server } from '../ts/index.js'
 import { listen } from './helpers.js'
@@ -20,6 +21,7 @@ let base: string
 let root: string
 let server: Server
 let url: string
+let zserver: Server
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -55,10 +57,14 @@ beforeAll(async () => {
   app.serveStatic('/every', root, { revalidate: 0 })
   server = await listen(app)
   url = server.url
+  const zapp = new App()
+  zapp.serveStatic('/z', root)
+  zserver = await listen(zapp, { compression: true })
 })
 
 afterAll(async () => {
   await server?.close()
+  await zserver?.close()
   rmSync(base, { recursive: true, force: true })
 })
 
@@ -200,5 +206,46 @@ describe('serveStatic file cache', () => {
     // Evicted files are still served (read again).
     const again = await fetchBytes('/fresh/many/0.bin')
     expect(again.body.equals(chunk)).toBe(true)
+  })
+
+  it('compresses a held file once per coding and keeps the form with the entry', async () => {
+    const css = Buffer.from(Array.from({ length: 2000 }, (_, i) => `.c${i} { margin: ${i}px; }\n`).join(''))
+    writeFileSync(join(root, 'z.css'), css)
+    settle(join(root, 'z.css'))
+    const zurl = zserver.url
+    // node:http leaves the body encoded.
+    const get = (headers: Record<string, string>) =>
+      new Promise<{ headers: Headers; body: Buffer }>((resolve, reject) => {
+        http
+          .get(`${zurl}/z/z.css`, { headers, agent: false }, (res) => {
+            const chunks: Buffer[] = []
+            res.on('data', (c: Buffer) => chunks.push(c))
+            res.on('end', () => {
+              const h = new Headers()
+              for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') h.set(k, v)
+              resolve({ headers: h, body: Buffer.concat(chunks) })
+            })
+          })
+          .on('error', reject)
+      })
+    const first = await get({ 'accept-encoding': 'gzip' })
+    expect(first.headers.get('content-encoding')).toBe('gzip')
+    expect(first.headers.get('vary')).toMatch(/accept-encoding/i)
+    expect(first.headers.get('etag')).toMatch(/^W\//)
+    expect(gunzipSync(first.body).equals(css)).toBe(true)
+    const afterFirst = zserver.stats()
+    for (let i = 0; i < 5; i++) {
+      const again = await get({ 'accept-encoding': 'gzip' })
+      expect(again.body.equals(first.body)).toBe(true)
+    }
+    // Kept, not made again: the entry's charge did not grow.
+    expect(zserver.stats().staticCacheBytes).toBe(afterFirst.staticCacheBytes)
+    expect(afterFirst.staticCacheBytes).toBeGreaterThanOrEqual(css.length + first.body.length)
+    const plain = await get({})
+    expect(plain.headers.get('content-encoding')).toBeNull()
+    expect(plain.body.equals(css)).toBe(true)
+    const part = await get({ 'accept-encoding': 'gzip', range: 'bytes=0-9' })
+    expect(part.headers.get('content-encoding')).toBeNull()
+    expect(part.body.equals(css.subarray(0, 10))).toBe(true)
   })
 })

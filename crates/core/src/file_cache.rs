@@ -34,7 +34,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::compress::{Coding, CompressConfig};
+use crate::compress::{Coding, CompressConfig, Encodings};
 use crate::stats::Stats;
 
 /// Entries per server.
@@ -175,6 +175,9 @@ pub(crate) struct Resolved {
     pub(crate) compressible: bool,
     /// `.br` and `.gz` siblings found, in order of preference.
     pub(crate) siblings: Vec<(Coding, FileData)>,
+    /// Forms of the held bytes compressed by the `compression` option,
+    /// made once per entry.
+    pub(crate) encoded: Encodings,
 }
 
 /// Sibling codings in order of preference, with their file extensions.
@@ -236,6 +239,7 @@ impl Resolved {
             content_type,
             compressible,
             siblings,
+            encoded: Encodings::default(),
         })
     }
 
@@ -379,6 +383,27 @@ impl FileCache {
             g.bytes -= old.size;
         }
         if g.map.len() > self.max_entries || g.bytes > self.max_bytes {
+            self.shrink(&mut g, key);
+        }
+        self.publish(&g);
+    }
+
+    /// Charges `bytes` more to the entry for `key` if it still holds `res`
+    /// (a compressed form was added to it).
+    pub(crate) fn grow(&self, key: &[u8], res: &Arc<Resolved>, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        let mut g = self.inner.lock();
+        let Some(slot) = g.map.get_mut(key) else {
+            return;
+        };
+        if !Arc::ptr_eq(&slot.res, res) {
+            return;
+        }
+        slot.size += bytes;
+        g.bytes += bytes;
+        if g.bytes > self.max_bytes {
             self.shrink(&mut g, key);
         }
         self.publish(&g);

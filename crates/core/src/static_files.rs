@@ -22,6 +22,7 @@ use http::{HeaderMap, Response, StatusCode};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::body::{body_channel, ResBody};
@@ -165,12 +166,13 @@ pub(crate) fn resolve(mount: &StaticMount, rel: &str) -> Result<PathBuf, StatusC
 }
 
 /// Serves `rel` (the decoded catch-all of the mount's route), from `cache`
-/// when the file is there and fresh.
-pub(crate) fn serve_mount(
+/// when the file is there and fresh, compressed per `compression`.
+pub(crate) async fn serve_mount(
     cache: &FileCache,
     mount: &StaticMount,
     rel: &str,
     facts: &ReqFacts,
+    compression: Option<&CompressConfig>,
 ) -> Response<ResBody> {
     let path = match resolve(mount, rel) {
         Ok(p) => p,
@@ -191,11 +193,49 @@ pub(crate) fn serve_mount(
             facts,
             mount.etag,
         ) {
-            Ok(r) => return r,
+            Ok(r) => return compress_mount(cache, &key, &res, r, facts, compression).await,
             Err(Stale) => cache.remove(&key),
         }
     }
     not_found()
+}
+
+/// Compression of a mount's response: the whole held file gets its
+/// compressed forms made once and kept with the entry (charged to the
+/// cache's bounds); anything else (siblings, ranges, streamed files, 304)
+/// goes the general way.
+async fn compress_mount(
+    cache: &FileCache,
+    key: &[u8],
+    res: &Arc<Resolved>,
+    r: Response<ResBody>,
+    facts: &ReqFacts,
+    compression: Option<&CompressConfig>,
+) -> Response<ResBody> {
+    let Some(cfg) = compression else {
+        return r;
+    };
+    let accept = facts.accept_encoding();
+    let held = match (&res.file.bytes, r.body()) {
+        (Some(h), ResBody::Full(Some(b))) if h.len() == b.len() => h,
+        _ => return crate::compress::apply(cfg, r, accept, facts.is_head).await,
+    };
+    if r.status() != StatusCode::OK || r.headers().contains_key(CONTENT_ENCODING) {
+        return crate::compress::apply(cfg, r, accept, facts.is_head).await;
+    }
+    let (mut parts, _) = r.into_parts();
+    let (body, added) = crate::compress::apply_kept(
+        cfg,
+        parts.status,
+        &mut parts.headers,
+        held,
+        &res.encoded,
+        accept,
+        facts.is_head,
+    )
+    .await;
+    cache.grow(key, res, added);
+    Response::from_parts(parts, ResBody::full(body))
 }
 
 /// The cache key of a resolved path: the path itself, then what else

@@ -258,7 +258,9 @@ export class App {
    * `ETag`/`Last-Modified`, 304, ranges, `index.html`, precompressed
    * `.br`/`.gz` siblings. Paths that leave `dir` (`..`, encoded or not,
    * symlinks out of it) give 404. Requests here do not enter JS, so
-   * middleware does not see them.
+   * middleware does not see them. Files are cached by the core (small ones
+   * in memory, bounded per server) and checked against the disk again
+   * every `revalidate` ms.
    *
    * ```ts
    * app.serveStatic('/static', './public', { maxAge: 86400 })

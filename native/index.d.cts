@@ -274,6 +274,8 @@ export interface NativeStatic {
   index: string
   /** `ignore`, `deny` or `allow`. */
   dotfiles: string
+  /** Interval between checks of a cached file against the disk. */
+  revalidateMs: number
 }
 
 export interface NativeStats {
@@ -292,6 +294,15 @@ export interface NativeStats {
   websocketsTotal: number
   /** Open HTTP/1 connections parked while idle, holding no buffers. */
   connectionsIdle: number
+  /**
+   * Static file requests answered from the file cache, and those that
+   * resolved the file.
+   */
+  staticCacheHits: number
+  staticCacheMisses: number
+  /** Files in the file cache now, and the memory charged for them. */
+  staticCacheEntries: number
+  staticCacheBytes: number
 }
 
 /** TLS material, already read by the JS side (which knows file names). */

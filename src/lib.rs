@@ -85,6 +85,13 @@ pub struct NativeStats {
     pub websockets_total: f64,
     /// Open HTTP/1 connections parked while idle, holding no buffers.
     pub connections_idle: f64,
+    /// Static file requests answered from the file cache, and those that
+    /// resolved the file.
+    pub static_cache_hits: f64,
+    pub static_cache_misses: f64,
+    /// Files in the file cache now, and the memory charged for them.
+    pub static_cache_entries: f64,
+    pub static_cache_bytes: f64,
 }
 
 type EventFn = ThreadsafeFunction<u32, (), u32, Status, false>;
@@ -357,6 +364,10 @@ impl NativeServer {
             websockets_open: s.websockets_open as f64,
             websockets_total: s.websockets_total as f64,
             connections_idle: s.connections_idle as f64,
+            static_cache_hits: s.static_cache_hits as f64,
+            static_cache_misses: s.static_cache_misses as f64,
+            static_cache_entries: s.static_cache_entries as f64,
+            static_cache_bytes: s.static_cache_bytes as f64,
         }
     }
 

@@ -42,6 +42,8 @@ pub struct NativeStatic {
     pub index: String,
     /// `ignore`, `deny` or `allow`.
     pub dotfiles: String,
+    /// Interval between checks of a cached file against the disk.
+    pub revalidate_ms: f64,
 }
 
 pub(crate) fn compression_config(c: Option<NativeCompression>) -> Option<CompressConfig> {
@@ -76,6 +78,7 @@ pub(crate) fn apply_extras(router: &mut Router, r: &NativeRoute) -> Result<()> {
             "deny" => Dotfiles::Deny,
             _ => Dotfiles::Ignore,
         };
+        mount.revalidate = Duration::from_micros((s.revalidate_ms.max(0.0) * 1000.0) as u64);
         router.set_extra(r.id, RouteExtra::Static(mount));
     } else if let Some(ms) = r.cache_ttl_ms {
         if ms > 0.0 {

@@ -40,6 +40,13 @@ export interface StaticOptions {
   index?: string | false
   /** Paths with a segment starting with `.`: `'ignore'` (404, default), `'deny'` (403) or `'allow'`. */
   dotfiles?: 'ignore' | 'deny' | 'allow'
+  /**
+   * Milliseconds a file is served from the core's file cache before it is
+   * checked against the disk again (one `stat`); an edited file is served
+   * fresh at most this long after the change. `0` checks on every request.
+   * Default 1000.
+   */
+  revalidate?: number
 }
 
 /** Marks a handler wrapped by `cached()`, so a route can cache it natively. */
@@ -251,7 +258,9 @@ export class App {
    * `ETag`/`Last-Modified`, 304, ranges, `index.html`, precompressed
    * `.br`/`.gz` siblings. Paths that leave `dir` (`..`, encoded or not,
    * symlinks out of it) give 404. Requests here do not enter JS, so
-   * middleware does not see them.
+   * middleware does not see them. Files are cached by the core (small ones
+   * in memory, bounded per server) and checked against the disk again
+   * every `revalidate` ms.
    *
    * ```ts
    * app.serveStatic('/static', './public', { maxAge: 86400 })
@@ -273,7 +282,7 @@ export class App {
     }
     if (!isDir) throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', `serveStatic: ${JSON.stringify(dir)} is not a directory`)
     if (typeof opts !== 'object' || opts === null) throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'serveStatic: options must be an object')
-    const { maxAge, immutable = false, etag = true, index = 'index.html', dotfiles = 'ignore' } = opts
+    const { maxAge, immutable = false, etag = true, index = 'index.html', dotfiles = 'ignore', revalidate = 1000 } = opts
     if (maxAge !== undefined && (typeof maxAge !== 'number' || !Number.isFinite(maxAge) || maxAge < 0)) {
       throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'serveStatic: "maxAge" must be a number of seconds >= 0')
     }
@@ -285,6 +294,9 @@ export class App {
     if (dotfiles !== 'ignore' && dotfiles !== 'deny' && dotfiles !== 'allow') {
       throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'serveStatic: "dotfiles" must be "ignore", "deny" or "allow"')
     }
+    if (typeof revalidate !== 'number' || !Number.isFinite(revalidate) || revalidate < 0) {
+      throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'serveStatic: "revalidate" must be a number of milliseconds >= 0')
+    }
     const prefix = urlPrefix.replace(/\/+$/, '')
     const spec: NativeStatic = {
       dir: root,
@@ -293,6 +305,7 @@ export class App {
       etag,
       index: index === false ? '' : index,
       dotfiles,
+      revalidateMs: revalidate,
     }
     // Never called: the core answers every request of a mount.
     const unreachable: Handler = () => new Response('Not Found', { status: 404 })

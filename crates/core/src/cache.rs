@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::compress::Coding;
+use crate::compress::Encodings;
 
 /// Default bounds of one server's cache.
 pub(crate) const MAX_ENTRIES: usize = 10_000;
@@ -35,24 +35,7 @@ pub(crate) struct Variant {
     expires: Instant,
     size: usize,
     /// Compressed forms made on demand, so hits do not compress again.
-    encoded: Mutex<Vec<(Coding, Bytes)>>,
-}
-
-impl Variant {
-    pub(crate) fn encoded(&self, c: Coding) -> Option<Bytes> {
-        self.encoded
-            .lock()
-            .iter()
-            .find(|(k, _)| *k == c)
-            .map(|(_, b)| b.clone())
-    }
-
-    pub(crate) fn store_encoded(&self, c: Coding, b: Bytes) {
-        let mut e = self.encoded.lock();
-        if !e.iter().any(|(k, _)| *k == c) {
-            e.push((c, b));
-        }
-    }
+    pub(crate) encoded: Encodings,
 }
 
 struct Entry {
@@ -243,7 +226,7 @@ impl RouteCache {
             body: body.clone(),
             expires: Instant::now() + ttl,
             size,
-            encoded: Mutex::new(Vec::new()),
+            encoded: Encodings::default(),
         });
         fill.inner = None;
         let mut g = self.inner.lock();

@@ -363,6 +363,67 @@ pub(crate) fn mark(headers: &mut HeaderMap, c: Coding) {
     }
 }
 
+/// The compressed forms of one kept body (a route cache variant, a held
+/// static file), each made once and then reused.
+#[derive(Default)]
+pub(crate) struct Encodings(parking_lot::Mutex<Vec<(Coding, Bytes)>>);
+
+impl Encodings {
+    /// The `c` form of `data`, made now (on the blocking pool when large)
+    /// if no earlier call made it. Also returns how many bytes this call
+    /// added to the kept forms.
+    async fn get_or_make(&self, c: Coding, level: u32, data: &Bytes) -> Option<(Bytes, usize)> {
+        if let Some((_, z)) = self.0.lock().iter().find(|(k, _)| *k == c) {
+            return Some((z.clone(), 0));
+        }
+        let z = if data.len() >= OFFLOAD_MIN {
+            let d = data.clone();
+            tokio::task::spawn_blocking(move || compress_all(c, level, &d).ok())
+                .await
+                .ok()
+                .flatten()?
+        } else {
+            compress_all(c, level, data).ok()?
+        };
+        let mut kept = self.0.lock();
+        if let Some((_, z)) = kept.iter().find(|(k, _)| *k == c) {
+            return Some((z.clone(), 0)); // made meanwhile by another request
+        }
+        kept.push((c, z.clone()));
+        Some((z.clone(), z.len()))
+    }
+}
+
+/// Compression of a kept whole body: like [`apply`], but each compressed
+/// form is made once and kept in `forms`. Returns the body to send and the
+/// bytes this call added to `forms`.
+pub(crate) async fn apply_kept(
+    cfg: &CompressConfig,
+    status: StatusCode,
+    headers: &mut HeaderMap,
+    body: &Bytes,
+    forms: &Encodings,
+    accept: Option<&HeaderValue>,
+    is_head: bool,
+) -> (Bytes, usize) {
+    let len = Some(body.len() as u64);
+    match plan(cfg, status, headers, len, accept, is_head) {
+        Plan::Skip => (body.clone(), 0),
+        Plan::VaryOnly => {
+            add_vary(headers);
+            (body.clone(), 0)
+        }
+        Plan::Compress(c, level) => match forms.get_or_make(c, level, body).await {
+            Some((z, added)) => {
+                add_vary(headers);
+                mark(headers, c);
+                (z, added)
+            }
+            None => (body.clone(), 0),
+        },
+    }
+}
+
 /// Applies compression to a finished response when it is eligible.
 pub(crate) async fn apply(
     cfg: &CompressConfig,

@@ -16,6 +16,7 @@ mod config;
 mod conn;
 mod error;
 mod fault;
+mod file_cache;
 mod metrics;
 pub mod native_path;
 mod observe;

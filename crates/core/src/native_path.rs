@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::body::ResBody;
 use crate::cache::{Fill, Lookup, RouteCache, Variant};
-use crate::compress::{self, Plan};
+use crate::compress;
 use crate::reply::{PushList, Reply, Source};
 use crate::server::Shared;
 pub(crate) use crate::static_files::ReqFacts;
@@ -59,8 +59,8 @@ pub(crate) async fn before_js(
             Stats::inc(&shared.stats.native_responses);
             let rel = params.last().map(String::as_str).unwrap_or("");
             let cfg = shared.config.compression.as_ref();
-            let res = static_files::serve_mount(mount, rel, facts, cfg);
-            Pre::Done(compress_response(shared, res, facts).await)
+            let res = static_files::serve_mount(&shared.files, mount, rel, facts, cfg);
+            Pre::Done(res.await)
         }
         RouteExtra::Cache { ttl } => {
             if !facts.is_get && !facts.is_head {
@@ -123,9 +123,8 @@ pub(crate) async fn after_js(
             res
         }
         Source::File(path) => {
-            let cfg = shared.config.compression.as_ref();
             headers.remove(CONTENT_LENGTH);
-            static_files::serve_file(&path, status, headers, facts, cfg)
+            static_files::serve_file(&path, status, headers, facts)
         }
         Source::Stream(rx) => {
             headers.remove(CONTENT_LENGTH);
@@ -160,41 +159,17 @@ async fn hit_response(shared: &Shared, v: &Arc<Variant>, facts: &ReqFacts) -> Re
     headers.remove(CONTENT_LENGTH);
     let mut body = v.body.clone();
     if let Some(cfg) = &shared.config.compression {
-        let len = Some(body.len() as u64);
-        match compress::plan(
+        let accept = facts.accept_encoding();
+        (body, _) = compress::apply_kept(
             cfg,
             v.status,
-            &headers,
-            len,
-            facts.accept_encoding(),
+            &mut headers,
+            &body,
+            &v.encoded,
+            accept,
             facts.is_head,
-        ) {
-            Plan::Skip => {}
-            Plan::VaryOnly => compress::add_vary(&mut headers),
-            Plan::Compress(c, level) => {
-                let z = match v.encoded(c) {
-                    Some(z) => Some(z),
-                    None => {
-                        let data = body.clone();
-                        let z = tokio::task::spawn_blocking(move || {
-                            compress::compress_all(c, level, &data).ok()
-                        })
-                        .await
-                        .ok()
-                        .flatten();
-                        if let Some(z) = &z {
-                            v.store_encoded(c, z.clone());
-                        }
-                        z
-                    }
-                };
-                if let Some(z) = z {
-                    body = z;
-                    compress::add_vary(&mut headers);
-                    compress::mark(&mut headers, c);
-                }
-            }
-        }
+        )
+        .await;
     }
     if facts.is_head {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));

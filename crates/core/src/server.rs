@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     pub(crate) stats: Arc<Stats>,
     /// Route cache of the routes registered with a ttl.
     pub(crate) cache: crate::cache::RouteCache,
+    /// Files of the `serveStatic` mounts, resolved and (when small) held.
+    pub(crate) files: crate::file_cache::FileCache,
     /// Stop accepting; let connections finish what they have started.
     pub(crate) shutdown: CancellationToken,
     /// Drop every connection now.
@@ -165,6 +167,11 @@ impl Server {
         let shared = Arc::new(Shared {
             router: ArcSwap::from_pointee(router),
             queue: Queue::new(waker, stats.clone()),
+            files: crate::file_cache::FileCache::new(
+                crate::file_cache::MAX_ENTRIES,
+                crate::file_cache::MAX_BYTES,
+                stats.clone(),
+            ),
             stats,
             cache: crate::cache::RouteCache::new(
                 crate::cache::MAX_ENTRIES,

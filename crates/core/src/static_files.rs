@@ -4,8 +4,10 @@
 //! traversal trick refused), content type, validators (`ETag`,
 //! `Last-Modified`), conditional requests (304), byte ranges (206/416),
 //! `Cache-Control`, index files and precompressed `.br`/`.gz` siblings.
-//! Small files are read whole; larger ones are streamed in chunks through a
-//! bounded channel, so a file is never held in memory whole.
+//! What a mount's files are on disk is kept by the file cache
+//! ([`crate::file_cache`]): a hit of a small file is answered from memory;
+//! larger files are streamed in chunks through a bounded channel, so such a
+//! file is never held in memory whole.
 //!
 //! File system calls are made directly on the worker: for files in the page
 //! cache they cost less than a hop to the blocking pool.
@@ -17,16 +19,16 @@ use http::header::{
     LAST_MODIFIED, RANGE, VARY,
 };
 use http::{HeaderMap, Response, StatusCode};
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::body::{body_channel, ResBody};
 use crate::compress::{Coding, CompressConfig};
+use crate::file_cache::{self, FileCache, FileData, Resolved, Stamp};
 
-/// Files up to this size are read in one go and sent with one write.
-const WHOLE_MAX: u64 = 256 * 1024;
 /// Read size for streamed files.
 const CHUNK: u64 = 64 * 1024;
 
@@ -53,6 +55,9 @@ pub struct StaticMount {
     /// File served for a directory (`index.html`); `None` disables.
     pub index: Option<String>,
     pub dotfiles: Dotfiles,
+    /// How long a cached file is served before it is checked against the
+    /// disk again (a `stat`); zero checks on every request.
+    pub revalidate: Duration,
 }
 
 impl StaticMount {
@@ -78,6 +83,7 @@ impl StaticMount {
             etag: true,
             index: Some("index.html".into()),
             dotfiles: Dotfiles::Ignore,
+            revalidate: file_cache::DEFAULT_REVALIDATE,
         })
     }
 }
@@ -159,39 +165,110 @@ pub(crate) fn resolve(mount: &StaticMount, rel: &str) -> Result<PathBuf, StatusC
     Ok(path)
 }
 
-/// Serves `rel` (the decoded catch-all of the mount's route).
-pub(crate) fn serve_mount(
+/// Serves `rel` (the decoded catch-all of the mount's route), from `cache`
+/// when the file is there and fresh, compressed per `compression`.
+pub(crate) async fn serve_mount(
+    cache: &FileCache,
     mount: &StaticMount,
     rel: &str,
     facts: &ReqFacts,
     compression: Option<&CompressConfig>,
 ) -> Response<ResBody> {
-    let mut path = match resolve(mount, rel) {
+    let path = match resolve(mount, rel) {
         Ok(p) => p,
         Err(StatusCode::FORBIDDEN) => return plain(StatusCode::FORBIDDEN, "Forbidden"),
         Err(_) => return not_found(),
     };
-    let Ok(mut meta) = std::fs::metadata(&path) else {
-        return not_found();
-    };
-    if meta.is_dir() {
-        let Some(index) = &mount.index else {
+    let key = cache_key(mount, &path);
+    // A file that changes under a response being made is resolved again
+    // once; a second failure is a 404.
+    for _ in 0..2 {
+        let Some(res) = cache.get(&key, mount.revalidate, || load_mount(mount, &path)) else {
             return not_found();
         };
-        path.push(index);
-        match std::fs::metadata(&path) {
-            Ok(m) if m.is_file() => meta = m,
-            _ => return not_found(),
+        match respond(
+            &res,
+            StatusCode::OK,
+            cache_control(mount),
+            facts,
+            mount.etag,
+        ) {
+            Ok(r) => return compress_mount(cache, &key, &res, r, facts, compression).await,
+            Err(Stale) => cache.remove(&key),
         }
     }
-    if !meta.is_file() {
-        return not_found();
+    not_found()
+}
+
+/// Compression of a mount's response: the whole held file gets its
+/// compressed forms made once and kept with the entry (charged to the
+/// cache's bounds); anything else (siblings, ranges, streamed files, 304)
+/// goes the general way.
+async fn compress_mount(
+    cache: &FileCache,
+    key: &[u8],
+    res: &Arc<Resolved>,
+    r: Response<ResBody>,
+    facts: &ReqFacts,
+    compression: Option<&CompressConfig>,
+) -> Response<ResBody> {
+    let Some(cfg) = compression else {
+        return r;
+    };
+    let accept = facts.accept_encoding();
+    let held = match (&res.file.bytes, r.body()) {
+        (Some(h), ResBody::Full(Some(b))) if h.len() == b.len() => h,
+        _ => return crate::compress::apply(cfg, r, accept, facts.is_head).await,
+    };
+    if r.status() != StatusCode::OK || r.headers().contains_key(CONTENT_ENCODING) {
+        return crate::compress::apply(cfg, r, accept, facts.is_head).await;
+    }
+    let (mut parts, _) = r.into_parts();
+    let (body, added) = crate::compress::apply_kept(
+        cfg,
+        parts.status,
+        &mut parts.headers,
+        held,
+        &res.encoded,
+        accept,
+        facts.is_head,
+    )
+    .await;
+    cache.grow(key, res, added);
+    Response::from_parts(parts, ResBody::full(body))
+}
+
+/// The cache key of a resolved path: the path itself, then what else
+/// decides which file it names and whether it may be served (the length of
+/// the mount's root, a prefix of the path, and its index file). A path
+/// holds no NUL, so the parts cannot run into each other.
+fn cache_key(mount: &StaticMount, path: &Path) -> Vec<u8> {
+    let path = path.as_os_str().as_encoded_bytes();
+    let index = mount.index.as_deref().unwrap_or("").as_bytes();
+    let root_len = mount.root.as_os_str().len() as u64;
+    let mut key = Vec::with_capacity(path.len() + index.len() + 10);
+    key.extend_from_slice(path);
+    key.push(0);
+    key.extend_from_slice(&root_len.to_le_bytes());
+    key.extend_from_slice(index);
+    key
+}
+
+/// Finds the file `path` names under the mount (the index file for a
+/// directory), refusing symlinks that lead out of the root.
+fn load_mount(mount: &StaticMount, path: &Path) -> Option<Resolved> {
+    let mut path = path.to_path_buf();
+    if std::fs::metadata(&path).ok()?.is_dir() {
+        path.push(mount.index.as_ref()?);
     }
     // Symlinks inside the root are followed, but never out of it.
-    match std::fs::canonicalize(&path) {
-        Ok(real) if real.starts_with(&mount.root) => {}
-        _ => return not_found(),
+    if !file_cache::inside(&path, &mount.root) {
+        return None;
     }
+    Resolved::load(path, Some(&mount.root), true, |_| true)
+}
+
+fn cache_control(mount: &StaticMount) -> HeaderMap {
     let mut extra = HeaderMap::new();
     if let Some(age) = mount.max_age {
         let cc = if mount.immutable {
@@ -208,42 +285,28 @@ pub(crate) fn serve_mount(
             HeaderValue::from_static("public, max-age=31536000, immutable"),
         );
     }
-    serve_path(
-        &path,
-        meta,
-        StatusCode::OK,
-        extra,
-        facts,
-        mount.etag,
-        true,
-        compression,
-    )
+    extra
 }
 
 /// Serves the file at `path` (`Response.file`): `status` and `headers` come
 /// from the handler; the file's own headers fill in what they leave unset.
+/// Not cached: the path is the handler's, and it may name any file.
 pub(crate) fn serve_file(
     path: &Path,
     status: StatusCode,
     headers: HeaderMap,
     facts: &ReqFacts,
-    compression: Option<&CompressConfig>,
 ) -> Response<ResBody> {
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.is_file() => {
-            serve_path(path, meta, status, headers, facts, true, true, compression)
+    for _ in 0..2 {
+        let wanted = |c| accepts(facts.accept_encoding(), c);
+        let Some(res) = Resolved::load(path.to_path_buf(), None, false, wanted) else {
+            return not_found();
+        };
+        if let Ok(r) = respond(&res, status, headers.clone(), facts, true) {
+            return r;
         }
-        _ => not_found(),
     }
-}
-
-fn etag_of(meta: &Metadata) -> String {
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
-    format!("\"{:x}-{:x}\"", meta.len(), mtime)
+    not_found()
 }
 
 fn opaque(tag: &str) -> &str {
@@ -322,65 +385,48 @@ pub(crate) fn parse_range(header: &str, len: u64) -> RangeSpec {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn serve_path(
-    path: &Path,
-    meta: Metadata,
+/// The file changed between the moment it was described and the moment
+/// its bytes were to be read.
+struct Stale;
+
+/// The response for `res`: validators, conditionals, range and body.
+fn respond(
+    res: &Resolved,
     status: StatusCode,
     mut headers: HeaderMap,
     facts: &ReqFacts,
     use_etag: bool,
-    siblings: bool,
-    compression: Option<&CompressConfig>,
-) -> Response<ResBody> {
-    let mime = mime_guess::from_path(path).first_or_octet_stream();
+) -> Result<Response<ResBody>, Stale> {
     if !headers.contains_key(CONTENT_TYPE) {
-        if let Ok(v) = HeaderValue::from_str(mime.essence_str()) {
-            headers.insert(CONTENT_TYPE, v);
-        }
+        headers.insert(CONTENT_TYPE, res.content_type.clone());
     }
-    let compressible = CompressConfig::default().compressible(mime.essence_str());
     let range_header = facts.headers.get(RANGE).and_then(|v| v.to_str().ok());
 
     // A precompressed sibling replaces the file when the client takes it
     // (not for ranges: those address the identity bytes).
-    let (mut file_path, mut meta) = (path.to_path_buf(), meta);
-    if siblings && compressible && range_header.is_none() && status == StatusCode::OK {
-        for (c, ext) in [(Coding::Br, "br"), (Coding::Gzip, "gz")] {
-            if !accepts(facts.accept_encoding(), c) {
-                continue;
-            }
-            let mut os = path.as_os_str().to_owned();
-            os.push(".");
-            os.push(ext);
-            let candidate = PathBuf::from(os);
-            if let Ok(m) = std::fs::metadata(&candidate) {
-                if m.is_file() {
-                    headers.insert(CONTENT_ENCODING, HeaderValue::from_static(c.token()));
-                    file_path = candidate;
-                    meta = m;
-                    break;
-                }
-            }
+    let mut file = &res.file;
+    if range_header.is_none() && status == StatusCode::OK {
+        if let Some((c, sibling)) = res
+            .siblings
+            .iter()
+            .find(|(c, _)| accepts(facts.accept_encoding(), *c))
+        {
+            headers.insert(CONTENT_ENCODING, HeaderValue::from_static(c.token()));
+            file = sibling;
         }
     }
-    if compressible && (siblings || compression.is_some()) {
+    if res.compressible {
         crate::compress::add_vary(&mut headers);
     }
 
-    let len = meta.len();
-    let etag = etag_of(&meta);
-    let modified = meta.modified().ok();
+    let len = file.len;
+    let etag = file.etag.to_str().unwrap_or_default();
     if use_etag && !headers.contains_key(ETAG) {
-        if let Ok(v) = HeaderValue::from_str(&etag) {
-            headers.insert(ETAG, v);
-        }
+        headers.insert(ETAG, file.etag.clone());
     }
-    if let Some(m) = modified {
+    if let Some(v) = &file.last_modified {
         if !headers.contains_key(LAST_MODIFIED) {
-            if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(m)) {
-                headers.insert(LAST_MODIFIED, v);
-            }
+            headers.insert(LAST_MODIFIED, v.clone());
         }
     }
     headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -392,14 +438,14 @@ fn serve_path(
             .get(IF_NONE_MATCH)
             .and_then(|v| v.to_str().ok())
         {
-            use_etag && none_match(inm, &etag)
+            use_etag && none_match(inm, etag)
         } else if let (Some(ims), Some(m)) = (
             facts
                 .headers
                 .get(IF_MODIFIED_SINCE)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|s| httpdate::parse_http_date(s).ok()),
-            modified,
+            file.modified,
         ) {
             secs(m) <= secs(ims)
         } else {
@@ -411,7 +457,7 @@ fn serve_path(
             headers.remove(CONTENT_TYPE);
             headers.remove(CONTENT_ENCODING);
             *res.headers_mut() = headers;
-            return res;
+            return Ok(res);
         }
     }
 
@@ -427,7 +473,7 @@ fn serve_path(
             let same = if ir.starts_with('"') {
                 use_etag && ir == etag
             } else {
-                match (httpdate::parse_http_date(ir).ok(), modified) {
+                match (httpdate::parse_http_date(ir).ok(), file.modified) {
                     (Some(d), Some(m)) => secs(d) == secs(m),
                     _ => false,
                 }
@@ -453,18 +499,20 @@ fn serve_path(
             }
             res.headers_mut()
                 .insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-            return res;
+            return Ok(res);
         }
     };
 
     let body = if facts.is_head {
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(count));
+        let length = if count == len {
+            file.length.clone()
+        } else {
+            HeaderValue::from(count)
+        };
+        headers.insert(CONTENT_LENGTH, length);
         ResBody::Full(None)
     } else {
-        match open_body(&file_path, start, count) {
-            Ok(b) => b,
-            Err(_) => return not_found(),
-        }
+        body_of(file, start, count)?
     };
     if headers.contains_key(CONTENT_ENCODING) && !headers.contains_key(VARY) {
         crate::compress::add_vary(&mut headers);
@@ -472,23 +520,34 @@ fn serve_path(
     let mut res = Response::new(body);
     *res.status_mut() = status;
     *res.headers_mut() = headers;
-    res
+    Ok(res)
 }
 
 fn secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// The bytes `start..start+count` of the file: read whole when small,
-/// otherwise streamed by a task that waits for the socket between chunks.
-fn open_body(path: &Path, start: u64, count: u64) -> std::io::Result<ResBody> {
-    let mut file = File::open(path)?;
-    if start > 0 {
-        file.seek(SeekFrom::Start(start))?;
+/// The bytes `start..start+count` of `file`: a view of the held bytes,
+/// otherwise read from the file (whole when small, else streamed by a task
+/// that waits for the socket between chunks), once the open file is found
+/// to be the one `file` describes.
+fn body_of(file: &FileData, start: u64, count: u64) -> Result<ResBody, Stale> {
+    if let Some(b) = &file.bytes {
+        return Ok(ResBody::full(
+            b.slice(start as usize..(start + count) as usize),
+        ));
     }
-    if count <= WHOLE_MAX {
+    let mut f = File::open(&file.path).map_err(|_| Stale)?;
+    match f.metadata() {
+        Ok(m) if Stamp::of(&m) == file.stamp => {}
+        _ => return Err(Stale),
+    }
+    if start > 0 {
+        f.seek(SeekFrom::Start(start)).map_err(|_| Stale)?;
+    }
+    if count <= file_cache::MAX_FILE {
         let mut buf = vec![0u8; count as usize];
-        file.read_exact(&mut buf)?;
+        f.read_exact(&mut buf).map_err(|_| Stale)?;
         return Ok(ResBody::full(buf));
     }
     let (tx, rx) = body_channel(Some(count), None);
@@ -497,7 +556,7 @@ fn open_body(path: &Path, start: u64, count: u64) -> std::io::Result<ResBody> {
         while left > 0 {
             let n = left.min(CHUNK) as usize;
             let mut buf = BytesMut::zeroed(n);
-            if let Err(e) = file.read_exact(&mut buf) {
+            if let Err(e) = f.read_exact(&mut buf) {
                 // The file shrank or failed under us: abort rather than
                 // send fewer bytes than announced.
                 tx.fail(e).await;

@@ -26,6 +26,13 @@ pub struct Stats {
     /// Open HTTP/1 connections parked while idle (holding no buffers); a
     /// subset of `connections_open`.
     pub(crate) connections_idle: AtomicU64,
+    /// Static file requests answered from the file cache, and those that
+    /// had to resolve the file (first request, changed or evicted file).
+    pub(crate) static_cache_hits: AtomicU64,
+    pub(crate) static_cache_misses: AtomicU64,
+    /// Entries in the file cache now, and the memory charged for them.
+    pub(crate) static_cache_entries: AtomicU64,
+    pub(crate) static_cache_bytes: AtomicU64,
 }
 
 /// A point-in-time copy of [`Stats`].
@@ -42,6 +49,10 @@ pub struct StatsSnapshot {
     pub websockets_open: u64,
     pub websockets_total: u64,
     pub connections_idle: u64,
+    pub static_cache_hits: u64,
+    pub static_cache_misses: u64,
+    pub static_cache_entries: u64,
+    pub static_cache_bytes: u64,
 }
 
 impl Stats {
@@ -58,6 +69,10 @@ impl Stats {
             websockets_open: self.websockets_open.load(Relaxed),
             websockets_total: self.websockets_total.load(Relaxed),
             connections_idle: self.connections_idle.load(Relaxed),
+            static_cache_hits: self.static_cache_hits.load(Relaxed),
+            static_cache_misses: self.static_cache_misses.load(Relaxed),
+            static_cache_entries: self.static_cache_entries.load(Relaxed),
+            static_cache_bytes: self.static_cache_bytes.load(Relaxed),
         }
     }
 

@@ -2,8 +2,9 @@
 //! (h2c with prior knowledge) or TLS (ALPN `h2`).
 //!
 //! What hyper did for us and this module does itself:
-//! - one task per stream, all owned by a `JoinSet` so that dropping the
-//!   connection aborts them;
+//! - every stream is a future polled by the connection's own task (a
+//!   `FuturesUnordered`), not a task of its own: a response then wakes one
+//!   task instead of two, and dropping the connection drops its streams;
 //! - request bodies release flow-control capacity as they are consumed, so
 //!   the window reopens and large uploads keep moving;
 //! - response bodies are sent as the peer grants capacity (no unbounded
@@ -32,6 +33,7 @@
 
 use bytes::Bytes;
 use futures_util::future::join_all;
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use h2::server::{SendPushedResponse, SendResponse};
 use h2::{RecvStream, SendStream};
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, UPGRADE};
@@ -47,7 +49,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
-use tokio::task::JoinSet;
 use tokio::time::{sleep, Instant};
 
 use crate::body::ResBody;
@@ -111,7 +112,7 @@ where
         pushed: Mutex::new(FxHashSet::default()),
     });
     let limit = cfg.max_keep_alive_requests;
-    let mut streams: JoinSet<()> = JoinSet::new();
+    let mut streams = FuturesUnordered::new();
     let mut accepted: u64 = 0;
     let mut draining = false;
     let mut flooded = false;
@@ -132,7 +133,7 @@ where
                 draining = true;
                 conn.graceful_shutdown();
             }
-            Some(_) = streams.join_next(), if !streams.is_empty() => {
+            Some(()) = streams.next(), if !streams.is_empty() => {
                 if streams.is_empty() {
                     idle_timer.as_mut().reset(Instant::now() + idle);
                 }
@@ -149,7 +150,7 @@ where
                         draining = true;
                         conn.graceful_shutdown();
                     }
-                    streams.spawn(stream(shared.clone(), info.clone(), state.clone(), req, respond));
+                    streams.push(stream(shared.clone(), info.clone(), state.clone(), req, respond));
                 }
                 // Protocol errors have already been answered with GOAWAY by h2.
                 Some(Err(_)) | None => break,

@@ -763,3 +763,57 @@ describe('websocket: connection limit', () => {
     c.destroy()
   })
 })
+
+describe('websocket: onMessage listener', () => {
+  it('echoes through a synchronous listener, in order, including messages queued before it was set', async () => {
+    const app = new App()
+    app.websocket('/late', async (ws) => {
+      // Let the client's first messages queue up before the listener exists.
+      await sleep(200)
+      return ws.onMessage((m) => void (m.type === 'text' ? ws.sendText(m.data) : ws.sendBinary(m.data)))
+    })
+    const server = await start(app)
+    const c = await connect(server, '/late')
+    for (let i = 0; i < 5; i++) c.ws.send(`early-${i}`)
+    await sleep(300)
+    for (let i = 0; i < 5; i++) c.ws.send(`late-${i}`)
+    c.ws.send(Buffer.from([1, 2, 3]))
+    const got: string[] = []
+    for (let i = 0; i < 10; i++) got.push((await c.next()).data.toString())
+    expect(got).toEqual([...[0, 1, 2, 3, 4].map((i) => `early-${i}`), ...[0, 1, 2, 3, 4].map((i) => `late-${i}`)])
+    const bin = await c.next()
+    expect(bin.binary).toBe(true)
+    expect([...bin.data]).toEqual([1, 2, 3])
+  })
+
+  it('a listener that throws closes the connection with 1011 and reports the error', async () => {
+    const errors: unknown[] = []
+    const app = new App()
+    app.websocket('/boom', (ws) =>
+      ws.onMessage((m) => {
+        if (m.data.toString() === 'boom') throw new Error('listener failed')
+        void ws.sendText('ok')
+      }),
+    )
+    const server = await start(app, { onError: (e) => errors.push(e) })
+    const c = await connect(server, '/boom')
+    c.ws.send('fine')
+    expect((await c.next()).data.toString()).toBe('ok')
+    c.ws.send('boom')
+    expect((await c.closed).code).toBe(1011)
+    expect((errors[0] as Error).message).toBe('listener failed')
+  })
+
+  it('the promise it returns settles when the peer closes, ending the handler', async () => {
+    let info: unknown
+    const app = new App()
+    app.websocket('/end', async (ws) => {
+      info = await ws.onMessage(() => {})
+    })
+    const server = await start(app)
+    const c = await connect(server, '/end')
+    c.ws.close(4001, 'bye')
+    await until(() => info !== undefined)
+    expect(info).toMatchObject({ code: 4001, reason: 'bye' })
+  })
+})

@@ -18,12 +18,11 @@ const features = { websocket: false, serveStatic: false, cache: false, compressi
 
 // Hooks for features other parts of the project add; each is used only if present.
 if (typeof app.websocket === 'function') {
-  app.websocket('/ws', async (ws) => {
-    for await (const m of ws) {
-      if (m.type === 'text') await ws.sendText(m.data)
-      else await ws.sendBinary(m.data)
-    }
-  })
+  // The listener style, like the `ws` package's 'message' event it is
+  // compared with.
+  app.websocket('/ws', (ws) =>
+    ws.onMessage((m) => void (m.type === 'text' ? ws.sendText(m.data) : ws.sendBinary(m.data))),
+  )
   // Fan-out happens in Rust: one publish call per message, whatever the
   // number of subscribers.
   app.websocket('/pubsub', async (ws) => {

@@ -6,10 +6,16 @@ import { App } from '../../dist/index.js'
 import { listenPeer } from './peer-listen.mjs'
 
 const app = new App()
+// The listener style (`ws.onMessage`), like the other servers' callbacks;
+// `HTTPY_WS_STYLE=iterator` uses `for await` instead, to measure that path.
 app.websocket('/ws', async (ws) => {
-  for await (const msg of ws) {
-    if (msg.type === 'text') await ws.sendText(msg.data)
-    else await ws.sendBinary(msg.data)
+  if (process.env.HTTPY_WS_STYLE === 'iterator') {
+    for await (const msg of ws) {
+      if (msg.type === 'text') await ws.sendText(msg.data)
+      else await ws.sendBinary(msg.data)
+    }
+    return
   }
+  return ws.onMessage((msg) => void (msg.type === 'text' ? ws.sendText(msg.data) : ws.sendBinary(msg.data)))
 })
 await listenPeer(app, 'httpy-ws', 38110)

@@ -128,6 +128,20 @@ describe('graceful close', () => {
     expect(server.stats().connectionsOpen).toBe(0)
   })
 
+  it('issue-11 regression: stats() keeps the final totals after close', async () => {
+    const app = new App()
+    app.get('/ok', () => Response.text('ok'))
+    const server = await listen(app)
+    for (let i = 0; i < 3; i++) expect(await (await fetch(`${server.url}/ok`)).text()).toBe('ok')
+    expect((await fetch(`${server.url}/nope`)).status).toBe(404)
+    await server.close()
+    const s = server.stats()
+    expect(s.requestsTotal).toBe(4)
+    expect(s.nativeResponses).toBeGreaterThanOrEqual(1)
+    expect(s.connectionsTotal).toBeGreaterThanOrEqual(1)
+    expect(s).toMatchObject({ connectionsOpen: 0, connectionsIdle: 0, pending: 0, heldResponders: 0, websocketsOpen: 0 })
+  })
+
   it('close({ timeout }) drops a handler that outlives the grace period', async () => {
     const app = new App()
     app.get('/forever', () => new Promise<Response>(() => {}))

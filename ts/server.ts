@@ -31,10 +31,17 @@ export interface CloseOptions {
 
 export interface ServerStats extends NativeStats {}
 
+const ZERO_STATS: ServerStats = {
+  connectionsOpen: 0, connectionsTotal: 0, requestsTotal: 0, pending: 0, nativeResponses: 0,
+  rejectedOverload: 0, timedOut: 0, panics: 0, heldResponders: 0, websocketsOpen: 0, websocketsTotal: 0,
+  connectionsIdle: 0, staticCacheHits: 0, staticCacheMisses: 0, staticCacheEntries: 0, staticCacheBytes: 0,
+}
+
 export class Server {
   readonly #app: App
   readonly #opts: ResolvedOptions
   #native: NativeServer | undefined
+  #finalStats: ServerStats | undefined
   #routes: RouteEntry[]
   readonly #paramNamesOf: (route: number) => readonly string[]
   #closing = false
@@ -130,15 +137,13 @@ export class Server {
     return this.#native?.metricsText() ?? null
   }
 
-  /** Counters from the core (connections, pending requests, …). */
+  /**
+   * Counters from the core (connections, pending requests, …). After the
+   * server has closed, the last totals stay readable (gauges read 0).
+   */
   stats(): ServerStats {
     if (!this.#native) {
-      return {
-        connectionsOpen: 0, connectionsTotal: 0, requestsTotal: 0, pending: 0, nativeResponses: 0,
-        rejectedOverload: 0, timedOut: 0, panics: 0, heldResponders: 0, websocketsOpen: 0, websocketsTotal: 0,
-        connectionsIdle: 0,
-        staticCacheHits: 0, staticCacheMisses: 0, staticCacheEntries: 0, staticCacheBytes: 0,
-      }
+      return { ...(this.#finalStats ?? ZERO_STATS) }
     }
     return this.#native.stats()
   }
@@ -210,6 +215,12 @@ export class Server {
     const n = this.#native
     this.#native = undefined
     if (n) {
+      // What is open now is gone once the core is released; the totals stay.
+      this.#finalStats = {
+        ...n.stats(),
+        connectionsOpen: 0, connectionsIdle: 0, pending: 0, heldResponders: 0, websocketsOpen: 0,
+        staticCacheEntries: 0, staticCacheBytes: 0,
+      }
       // Close events queued before the end still reach their connections.
       const parts = n.wsDrain()
       if (parts.length !== 0) this.#ws.dispatch(parts)

@@ -8,3 +8,4 @@
 # shellcheck source=peers-lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/peers-lib.sh"
 httpy_peer httpy 38010 wrk,h2 peer.mjs
+httpy_peer httpy-native 38011 wrk,h2 peer-native.mjs

@@ -522,6 +522,32 @@ describe('access log', () => {
       await s.close()
     }
   })
+
+  it('issue-8 regression: behind a trusted proxy the log shows the client, for native answers too', async () => {
+    const file = join(dir, 'proxied.log')
+    const app = () => {
+      const a = new App()
+      a.get('/who', (req) => Response.text(req.ip))
+      return a
+    }
+    const s = await listen(app(), { accessLog: { format: 'json', path: file }, trustProxy: 'loopback' })
+    const plain = await listen(app(), { accessLog: { format: 'json', path: join(dir, 'direct.log') } })
+    try {
+      // The client prepends a fake hop; the trusted proxy (loopback) appended the real one.
+      const xff = { 'x-forwarded-for': '6.6.6.6, 203.0.113.7' }
+      expect(await (await fetch(`${s.url}/who`, { headers: xff })).text()).toBe('203.0.113.7')
+      expect((await fetch(`${s.url}/missing`, { headers: { forwarded: 'for="[2001:db8::7]:4711"' } })).status).toBe(404)
+      await fetch(`${plain.url}/who`, { headers: xff })
+      expect(await waitFor(() => lines(file).length === 2 && lines(join(dir, 'direct.log')).length === 1, 3000)).toBe(true)
+      const logged = lines(file).map((l) => (JSON.parse(l) as { remote_addr: string }).remote_addr)
+      expect(logged).toEqual(['203.0.113.7', '2001:db8::7'])
+      // Without trustProxy the headers are ignored: the TCP peer is logged.
+      expect((JSON.parse(lines(join(dir, 'direct.log'))[0] as string) as { remote_addr: string }).remote_addr).toBe('127.0.0.1')
+    } finally {
+      await s.close()
+      await plain.close()
+    }
+  })
 })
 
 describe('trustProxy', () => {

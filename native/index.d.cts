@@ -248,6 +248,13 @@ export interface NativeOptions {
   metricsPath?: string
   accessLogFormat?: string
   accessLogPath?: string
+  /**
+   * `trustProxy`, as the JS side validated it: every peer, the nearest
+   * `n` hops, or addresses/CIDRs (named ranges already expanded).
+   */
+  trustProxyAll?: boolean
+  trustProxyHops?: number
+  trustProxyNets?: Array<string>
   tls?: NativeTls
   http2?: NativeHttp2
   http3?: NativeHttp3

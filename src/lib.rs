@@ -51,6 +51,11 @@ pub struct NativeOptions {
     pub metrics_path: Option<String>,
     pub access_log_format: Option<String>,
     pub access_log_path: Option<String>,
+    /// `trustProxy`, as the JS side validated it: every peer, the nearest
+    /// `n` hops, or addresses/CIDRs (named ranges already expanded).
+    pub trust_proxy_all: Option<bool>,
+    pub trust_proxy_hops: Option<u32>,
+    pub trust_proxy_nets: Option<Vec<String>>,
     pub tls: Option<tls::NativeTls>,
     pub http2: Option<tls::NativeHttp2>,
     pub http3: Option<http3::NativeHttp3>,

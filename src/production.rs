@@ -4,13 +4,28 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use httpy_core::{AccessLogConfig, AccessLogFormat, MetricsConfig, ServerConfig};
+use httpy_core::{AccessLogConfig, AccessLogFormat, MetricsConfig, ServerConfig, TrustProxy};
 
 use crate::{NativeOptions, NativeServer};
 
 /// Copies the production options into `config`.
 pub(crate) fn apply(options: &NativeOptions, config: &mut ServerConfig) -> Result<()> {
     config.reuse_port = options.reuse_port.unwrap_or(false);
+    config.trust_proxy = if options.trust_proxy_all.unwrap_or(false) {
+        TrustProxy::All
+    } else if let Some(n) = options.trust_proxy_hops.filter(|n| *n > 0) {
+        TrustProxy::Hops(n)
+    } else if let Some(nets) = &options.trust_proxy_nets {
+        let nets: Vec<&str> = nets.iter().map(String::as_str).collect();
+        TrustProxy::nets(&nets).map_err(|e| {
+            Error::new(
+                Status::InvalidArg,
+                format!("ERR_HTTPY_INVALID_OPTION: trustProxy: {e}"),
+            )
+        })?
+    } else {
+        TrustProxy::None
+    };
     if options.metrics.unwrap_or(false) {
         config.metrics = Some(MetricsConfig {
             path: options.metrics_path.clone(),

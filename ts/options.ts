@@ -7,7 +7,7 @@ import cluster from 'node:cluster'
 import { availableParallelism } from 'node:os'
 import { HttpyTypeError } from './errors.js'
 import type { NativeCompression, NativeOptions } from './native.js'
-import { compileTrust, type TrustFn, type TrustProxy } from './proxy.js'
+import { compileTrust, trustSpec, type TrustFn, type TrustProxy } from './proxy.js'
 import { resolveHttp3, type Http3Config } from './http3.js'
 import { resolveTls, type TlsOptions } from './tls.js'
 import type { Request } from './request.js'
@@ -276,6 +276,9 @@ export function resolveOptions(options: ServerOptions | undefined, jsHandlesMiss
   const metrics = metricsOption(o.metrics)
   const accessLog = accessLogOption(o.accessLog)
   const trust = compileTrust(o.trustProxy)
+  // The core resolves the client too, for the access log (natively answered
+  // requests never reach JS).
+  const trustNative = trustSpec(o.trustProxy)
   const reusePort = bool(o, 'reusePort', cluster.isWorker || workers !== undefined)
   if ((reusePort || workers !== undefined) && process.platform === 'win32') {
     throw new HttpyTypeError('ERR_HTTPY_NOT_SUPPORTED', 'options "workers" and "reusePort" need SO_REUSEPORT, which Windows lacks')
@@ -314,6 +317,9 @@ export function resolveOptions(options: ServerOptions | undefined, jsHandlesMiss
     metricsPath: metrics && !metrics.registry ? metrics.path : undefined,
     accessLogFormat: accessLog?.format,
     accessLogPath: accessLog?.path,
+    trustProxyAll: trustNative !== undefined && 'all' in trustNative ? true : undefined,
+    trustProxyHops: trustNative !== undefined && 'hops' in trustNative ? trustNative.hops : undefined,
+    trustProxyNets: trustNative !== undefined && 'nets' in trustNative ? trustNative.nets : undefined,
     compression: compressionOf(o.compression),
   }
   const delay = o.shutdownDelay ?? 0

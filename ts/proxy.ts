@@ -38,18 +38,20 @@ function invalid(what: string): never {
   )
 }
 
-/** Compiles the option into a predicate; `undefined` when nothing is trusted. */
-export function compileTrust(value: unknown): TrustFn | undefined {
+/** The option, validated: every peer, the nearest `hops`, or `nets` (named ranges expanded). */
+export type TrustSpec = { all: true } | { hops: number } | { nets: string[] }
+
+/** Validates the option; `undefined` when nothing is trusted. */
+export function trustSpec(value: unknown): TrustSpec | undefined {
   if (value === undefined || value === false || value === 0) return undefined
-  if (value === true) return () => true
+  if (value === true) return { all: true }
   if (typeof value === 'number') {
     if (!Number.isInteger(value) || value < 0) invalid(`got ${value}`)
-    return (_addr, hop) => hop < value
+    return { hops: value }
   }
   const list = typeof value === 'string' ? value.split(',') : value
   if (!Array.isArray(list)) invalid(`got ${typeof value}`)
-  const blocks = new BlockList()
-  let any = false
+  const nets: string[] = []
   for (const raw of list as unknown[]) {
     if (typeof raw !== 'string') invalid(`got a list entry of type ${typeof raw}`)
     const item = raw.trim()
@@ -58,18 +60,28 @@ export function compileTrust(value: unknown): TrustFn | undefined {
       const [addr = '', bits, extra] = entry.split('/')
       const family = isIP(addr)
       if (family === 0 || extra !== undefined) invalid(`${JSON.stringify(item)} is not an address or CIDR`)
-      const type = family === 4 ? 'ipv4' : 'ipv6'
-      if (bits === undefined) {
-        blocks.addAddress(addr, type)
-      } else {
-        const prefix = Number(bits)
-        if (!/^\d+$/.test(bits) || prefix > (family === 4 ? 32 : 128)) invalid(`${JSON.stringify(item)} has a bad prefix`)
-        blocks.addSubnet(addr, prefix, type)
+      if (bits !== undefined && (!/^\d+$/.test(bits) || Number(bits) > (family === 4 ? 32 : 128))) {
+        invalid(`${JSON.stringify(item)} has a bad prefix`)
       }
-      any = true
+      nets.push(entry)
     }
   }
-  if (!any) return undefined
+  return nets.length === 0 ? undefined : { nets }
+}
+
+/** Compiles the option into a predicate; `undefined` when nothing is trusted. */
+export function compileTrust(value: unknown): TrustFn | undefined {
+  const spec = trustSpec(value)
+  if (spec === undefined) return undefined
+  if ('all' in spec) return () => true
+  if ('hops' in spec) return (_addr, hop) => hop < spec.hops
+  const blocks = new BlockList()
+  for (const entry of spec.nets) {
+    const [addr = '', bits] = entry.split('/')
+    const type = isIP(addr) === 4 ? 'ipv4' : 'ipv6'
+    if (bits === undefined) blocks.addAddress(addr, type)
+    else blocks.addSubnet(addr, Number(bits), type)
+  }
   return (addr) => {
     const family = isIP(addr)
     return family !== 0 && blocks.check(addr, family === 4 ? 'ipv4' : 'ipv6')

@@ -57,6 +57,8 @@ pub struct ServerConfig {
     pub metrics: Option<MetricsConfig>,
     /// Write an access log line per answered request.
     pub access_log: Option<AccessLogConfig>,
+    /// Which peers may name the client in the access log (`trustProxy`).
+    pub trust_proxy: crate::TrustProxy,
     /// HTTP/3 over QUIC on a UDP port (needs `tls` and the `http3` feature).
     pub http3: Option<Http3Config>,
     /// Response compression; `None` leaves bodies as they are.
@@ -130,6 +132,7 @@ impl Default for ServerConfig {
             reuse_port: false,
             metrics: None,
             access_log: None,
+            trust_proxy: crate::TrustProxy::None,
             http3: None,
             compression: None,
         }

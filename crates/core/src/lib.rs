@@ -11,6 +11,7 @@
 mod access_log;
 mod body;
 mod cache;
+mod client_ip;
 mod compress;
 mod config;
 mod conn;
@@ -35,6 +36,7 @@ mod ws;
 
 pub use body::{body_channel, BodyReceiver, BodySender, WriteOutcome};
 pub use bytes::Bytes;
+pub use client_ip::TrustProxy;
 pub use compress::{compress_all, Coding, CompressConfig};
 pub use config::{AccessLogConfig, AccessLogFormat, Http3Config, MetricsConfig, ServerConfig};
 pub use error::{Error, ErrorKind, Result};

@@ -18,6 +18,8 @@ use crate::service::ConnInfo;
 /// What the log line needs from the request, captured before the request
 /// is consumed.
 struct LogHead {
+    /// The client: the TCP peer, or who trusted proxies say it is.
+    client: std::net::IpAddr,
     target: String,
     version: http::Version,
     referer: Option<HeaderValue>,
@@ -32,7 +34,7 @@ pub(crate) struct Probe {
 }
 
 impl Probe {
-    pub(crate) fn begin<B>(shared: &Shared, req: &Request<B>) -> Option<Probe> {
+    pub(crate) fn begin<B>(shared: &Shared, conn: &ConnInfo, req: &Request<B>) -> Option<Probe> {
         if shared.metrics.is_none() && shared.access_log.is_none() {
             return None;
         }
@@ -52,6 +54,15 @@ impl Probe {
             }
         });
         let log = shared.access_log.as_ref().map(|_| LogHead {
+            client: if shared.config.trust_proxy.is_none() {
+                conn.remote.ip().to_canonical()
+            } else {
+                crate::client_ip::resolve(
+                    &shared.config.trust_proxy,
+                    conn.remote.ip(),
+                    req.headers(),
+                )
+            },
             target: req.uri().path_and_query().map_or_else(
                 || req.uri().path().to_string(),
                 |pq| pq.as_str().to_string(),
@@ -68,7 +79,7 @@ impl Probe {
         })
     }
 
-    pub(crate) fn finish(self, shared: &Shared, conn: &ConnInfo, res: &Response<ResBody>) {
+    pub(crate) fn finish(self, shared: &Shared, res: &Response<ResBody>) {
         let took = self.started.elapsed();
         let status = res.status().as_u16();
         if let Some(m) = &shared.metrics {
@@ -77,7 +88,7 @@ impl Probe {
         if let (Some(log), Some(head)) = (&shared.access_log, self.log) {
             log.log(Entry {
                 time: SystemTime::now(),
-                remote: conn.remote.ip().to_canonical(),
+                remote: head.client,
                 bytes: if self.method == Method::HEAD {
                     0
                 } else {

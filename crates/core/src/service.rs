@@ -94,7 +94,7 @@ where
     let is_h1 = req.version() <= http::Version::HTTP_11;
     let is_h3 = req.version() == http::Version::HTTP_3;
     let limit = shared.config.max_keep_alive_requests;
-    let probe = crate::observe::Probe::begin(&shared, &req);
+    let probe = crate::observe::Probe::begin(&shared, &conn, &req);
     let res = match crate::metrics::scrape(&shared, &req) {
         Some(res) => res,
         None => match AssertUnwindSafe(route_and_answer(&shared, &conn, req))
@@ -109,7 +109,7 @@ where
         },
     };
     if let Some(probe) = probe {
-        probe.finish(&shared, &conn, &res);
+        probe.finish(&shared, &res);
     }
     let mut res = res;
     // Over TCP, tell clients where HTTP/3 is (RFC 7838).

@@ -345,3 +345,26 @@ describe('handler failures → 500', () => {
     }
   })
 })
+
+describe('peer address in the request record', () => {
+  it('IPv4 and IPv6 peers reach the handler as text, with their port', async () => {
+    const app = () => {
+      const a = new App()
+      a.get('/who', (req) => Response.json({ ip: req.remoteAddress, port: req.remotePort }))
+      return a
+    }
+    const v4 = await listen(app())
+    const v6 = await listen(app(), { host: '::1' })
+    try {
+      const a = (await (await fetch(`http://127.0.0.1:${v4.port}/who`)).json()) as { ip: string; port: number }
+      expect(a.ip).toBe('127.0.0.1')
+      expect(a.port).toBeGreaterThan(0)
+      const b = (await (await fetch(`http://[::1]:${v6.port}/who`)).json()) as { ip: string; port: number }
+      expect(b.ip).toBe('::1')
+      expect(b.port).toBeGreaterThan(0)
+    } finally {
+      await v4.close()
+      await v6.close()
+    }
+  })
+})

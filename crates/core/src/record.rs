@@ -20,6 +20,7 @@
 //! flags: bit 0 = TLS, bit 1 = allow list present.
 
 use bytes::Bytes;
+use std::io::Write as _;
 
 use crate::queue::Incoming;
 
@@ -55,7 +56,15 @@ fn put_str32(out: &mut Vec<u8>, s: &[u8]) {
 
 /// Appends one request to `out`; a large body is moved to `external`.
 pub fn encode(req: &Incoming, out: &mut Vec<u8>, external: &mut Vec<Bytes>) {
-    let ip = req.remote.ip().to_string();
+    // Formatted on the stack: this runs once per request, and `to_string`
+    // would allocate each time. 45 bytes hold any IPv6 text form.
+    let mut ip_buf = [0u8; 48];
+    let ip_len = {
+        let mut w = &mut ip_buf[..];
+        let _ = write!(w, "{}", req.remote.ip());
+        48 - w.len()
+    };
+    let ip = &ip_buf[..ip_len];
     out.reserve(64 + req.path.len() + req.query.len() + req.headers.len() * 32);
     let start = out.len();
     put_u32(out, 0); // record length, filled in below
@@ -75,7 +84,7 @@ pub fn encode(req: &Incoming, out: &mut Vec<u8>, external: &mut Vec<Bytes>) {
     put_str16(out, req.method.as_str().as_bytes());
     put_str32(out, req.path.as_bytes());
     put_str32(out, req.query.as_bytes());
-    put_str16(out, ip.as_bytes());
+    put_str16(out, ip);
     put_u16(out, req.remote.port() as usize);
     for p in &req.params {
         put_str32(out, p.as_bytes());

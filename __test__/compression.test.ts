@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
-import { listen } from './helpers.js'
+import { listen, rawGet } from './helpers.js'
 
 const big = JSON.stringify(Array.from({ length: 20000 }, (_, i) => ({ id: i, name: `Item ${i}`, tags: ['a', 'b'] })))
 const small = 'x'.repeat(100)
@@ -21,17 +21,8 @@ let server: Server
 let url: string
 let dir: string
 
-function get(path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(`${url}${path}`, { headers, agent: false }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end()
-  })
+function get(path: string, headers: Record<string, string> = {}): ReturnType<typeof rawGet> {
+  return rawGet(`${url}${path}`, headers)
 }
 
 /** Node 20 has no zstd in zlib: the reference `zstd` tool decodes. */

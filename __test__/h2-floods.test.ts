@@ -10,20 +10,11 @@ import http2 from 'node:http2'
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
-import { listen } from './helpers.js'
+import { H2_PREFACE as PREFACE, h2frame as frame, listen } from './helpers.js'
 import { waitFor } from './proc.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1')
 
-function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const h = Buffer.alloc(9)
-  h.writeUIntBE(payload.length, 0, 3)
-  h[3] = type
-  h[4] = flags
-  h.writeUInt32BE(stream & 0x7fffffff, 5)
-  return Buffer.concat([h, payload])
-}
 const SETTINGS = (ack = false) => frame(0x4, ack ? 0x1 : 0, 0)
 const PING = (i: number) => {
   const p = Buffer.alloc(8)

@@ -2,6 +2,7 @@
  * Shared test helpers: start an app on a free port, talk raw TCP for input
  * that well-behaved clients refuse to send.
  */
+import http from 'node:http'
 import net from 'node:net'
 import { App, type Server, type ServerOptions } from '../ts/index.js'
 
@@ -78,4 +79,35 @@ export async function openRaw(port: number) {
     return cond()
   }
   return { sock, state, waitFor }
+}
+
+/** The HTTP/2 client connection preface. */
+export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1')
+
+/** One raw HTTP/2 frame (9-byte header + payload), for hostile sequences. */
+export function h2frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
+  const head = Buffer.alloc(9)
+  head.writeUIntBE(payload.length, 0, 3)
+  head[3] = type
+  head[4] = flags
+  head.writeUInt32BE(stream & 0x7fffffff, 5)
+  return Buffer.concat([head, payload])
+}
+
+/** A node:http request on a fresh connection that returns the raw (undecoded) body. */
+export function rawGet(
+  url: string,
+  headers: Record<string, string> = {},
+  method = 'GET',
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end()
+  })
 }

@@ -11,7 +11,7 @@ import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server, type ServerOptions } from '../ts/index.js'
 import { makeCerts, type TestCerts } from './certs.js'
-import { listen } from './helpers.js'
+import { H2_PREFACE as PREFACE, h2frame as frame, listen } from './helpers.js'
 
 const STYLE = 'body { color: #333 }'
 const SCRIPT = 'console.log("app")'
@@ -282,16 +282,7 @@ for (const variant of variants) {
 // ---------------------------------------------------------------------------
 // Hostile frame sequences, written by hand on a cleartext (h2c) socket.
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
 
-function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const head = Buffer.alloc(9)
-  head.writeUIntBE(payload.length, 0, 3)
-  head[3] = type
-  head[4] = flags
-  head.writeUInt32BE(stream & 0x7fffffff, 5)
-  return Buffer.concat([head, payload])
-}
 
 const SETTINGS = (payload = Buffer.alloc(0)): Buffer => frame(0x4, 0, 0, payload)
 const PING = (): Buffer => frame(0x6, 0, 0, Buffer.alloc(8, 7))

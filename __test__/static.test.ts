@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { brotliCompressSync, gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
-import { listen, rawRequest, statuses } from './helpers.js'
+import { listen, rawGet, rawRequest, statuses } from './helpers.js'
 
 const SECRET = 'TOP-SECRET-OUTSIDE-ROOT'
 let base: string
@@ -32,16 +32,7 @@ interface Got {
 
 /** node:http request that returns raw (undecoded) bytes. */
 function get(path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<Got> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(`${url}${path}`, { method, headers, agent: false }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end()
-  })
+  return rawGet(`${url}${path}`, headers, method)
 }
 
 beforeAll(async () => {

@@ -23,36 +23,41 @@ export function fixture(name: string): string {
   return fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
 }
 
-/** Starts `node --import tsx <fixture>` and waits for its listening line (or its exit). */
-export function startApp(name: string, env: Record<string, string>, timeoutMs = 20_000): Promise<AppProcess> {
+/** Spawns `node --import tsx <fixture>`, collecting its output. */
+function spawnFixture(name: string, env: Record<string, string>) {
   const child = spawn(process.execPath, ['--import', 'tsx', fixture(name)], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
-  let out = ''
-  let err = ''
-  child.stdout?.on('data', (c: Buffer) => (out += c.toString()))
-  child.stderr?.on('data', (c: Buffer) => (err += c.toString()))
+  const io = { out: '', err: '' }
+  child.stdout?.on('data', (c: Buffer) => (io.out += c.toString()))
+  child.stderr?.on('data', (c: Buffer) => (io.err += c.toString()))
+  return { child, io }
+}
+
+/** Starts `node --import tsx <fixture>` and waits for its listening line (or its exit). */
+export function startApp(name: string, env: Record<string, string>, timeoutMs = 20_000): Promise<AppProcess> {
+  const { child, io } = spawnFixture(name, env)
   const exited = new Promise<number | string>((resolve) => {
     child.on('exit', (code, signal) => resolve(code ?? signal ?? -1))
   })
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
-      reject(new Error(`${name} did not start within ${timeoutMs} ms\nstdout: ${out}\nstderr: ${err}`))
+      reject(new Error(`${name} did not start within ${timeoutMs} ms\nstdout: ${io.out}\nstderr: ${io.err}`))
     }, timeoutMs)
     const onData = (): void => {
-      const line = out.split('\n').find((l) => l.startsWith('{"event":"listening"'))
+      const line = io.out.split('\n').find((l) => l.startsWith('{"event":"listening"'))
       if (!line) return
       clearTimeout(timer)
       child.stdout?.off('data', onData)
       const info = JSON.parse(line) as { port: number; pid: number; workers: number[] }
-      resolve({ child, ...info, stdout: () => out, stderr: () => err, exited })
+      resolve({ child, ...info, stdout: () => io.out, stderr: () => io.err, exited })
     }
     child.stdout?.on('data', onData)
     void exited.then((code) => {
       clearTimeout(timer)
-      reject(Object.assign(new Error(`${name} exited with ${code} before listening\nstderr: ${err}`), { code, stderr: err }))
+      reject(Object.assign(new Error(`${name} exited with ${code} before listening\nstderr: ${io.err}`), { code, stderr: io.err }))
     })
   })
 }
@@ -64,19 +69,12 @@ export function runToExit(
   timeoutMs = 20_000,
 ): Promise<{ code: number | string; stdout: string; stderr: string; ms: number }> {
   const t0 = Date.now()
-  const child = spawn(process.execPath, ['--import', 'tsx', fixture(name)], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let out = ''
-  let err = ''
-  child.stdout?.on('data', (c: Buffer) => (out += c.toString()))
-  child.stderr?.on('data', (c: Buffer) => (err += c.toString()))
+  const { child, io } = spawnFixture(name, env)
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
     child.on('exit', (code, signal) => {
       clearTimeout(timer)
-      resolve({ code: code ?? signal ?? -1, stdout: out, stderr: err, ms: Date.now() - t0 })
+      resolve({ code: code ?? signal ?? -1, stdout: io.out, stderr: io.err, ms: Date.now() - t0 })
     })
   })
 }

@@ -249,3 +249,13 @@ describe('serveStatic file cache', () => {
     expect(part.body.equals(css.subarray(0, 10))).toBe(true)
   })
 })
+
+describe('revalidate option', () => {
+  it('rejects values that are not milliseconds >= 0, naming the option', () => {
+    for (const bad of [-1, Number.NaN, Infinity, '1000', null]) {
+      expect(() => new App().serveStatic('/s', tmpdir(), { revalidate: bad as never })).toThrow(
+        expect.objectContaining({ code: 'ERR_HTTPY_INVALID_OPTION', message: expect.stringContaining('revalidate') }),
+      )
+    }
+  })
+})

@@ -804,6 +804,22 @@ describe('websocket: onMessage listener', () => {
     expect((errors[0] as Error).message).toBe('listener failed')
   })
 
+  it('a listener that is not a function is a TypeError naming the method', async () => {
+    let err: unknown
+    const app = new App()
+    app.websocket('/bad', async (ws) => {
+      try {
+        await ws.onMessage('nope' as never)
+      } catch (e) {
+        err = e
+      }
+    })
+    const server = await start(app)
+    const c = await connect(server, '/bad')
+    await c.closed
+    expect(err).toMatchObject({ code: 'ERR_HTTPY_INVALID_OPTION', message: expect.stringContaining('onMessage') })
+  })
+
   it('the promise it returns settles when the peer closes, ending the handler', async () => {
     let info: unknown
     const app = new App()

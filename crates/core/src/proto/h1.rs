@@ -71,7 +71,7 @@ impl IdleWatch {
     }
 
     /// Held by the service while a request is being answered. (The service
-    /// may run on another task for HTTP/2, hence the atomic add.)
+    /// runs on a task per stream for HTTP/3, hence the atomic add.)
     pub(crate) fn busy(&self) -> Busy<'_> {
         self.in_flight.fetch_add(1, Relaxed);
         Busy(self)

@@ -6,63 +6,14 @@
  * parameters the client sees, Alt-Svc on TCP, garbage datagrams, graceful
  * close and option validation.
  */
-import { execFileSync, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import http2 from 'node:http2'
 import https from 'node:https'
-import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, HTTP3_AVAILABLE, Response, type Server } from '../ts/index.js'
 import { makeCerts, type TestCerts } from './certs.js'
 import { listen } from './helpers.js'
-
-const CLIENT = join(import.meta.dirname, 'fixtures', 'h3client.py')
-
-function hasAioquic(): boolean {
-  try {
-    execFileSync('python3', ['-c', 'import aioquic'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-}
-const haveClient = hasAioquic()
-
-interface H3Response {
-  status: number
-  headers: Record<string, string>
-  body: string
-  length: number
-  sha256: string
-}
-interface H3Result {
-  responses: H3Response[]
-  transport: Record<string, number | null>
-}
-interface H3Request {
-  method?: string
-  path: string
-  headers?: Record<string, string>
-  body_size?: number
-}
-
-/** Runs the aioquic client once (bounded in time). */
-function h3(port: number, requests: H3Request[], opts: { ca?: string; garbage?: number } = {}): Promise<H3Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('python3', [CLIENT], { stdio: ['pipe', 'pipe', 'pipe'] })
-    let out = ''
-    let err = ''
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()))
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()))
-    child.on('exit', (code) => {
-      clearTimeout(timer)
-      if (code === 0) resolve(JSON.parse(out) as H3Result)
-      else reject(new Error(`h3 client exited with ${code}: ${err.slice(-2000)}`))
-    })
-    child.stdin.end(JSON.stringify({ host: '127.0.0.1', port, requests, ca: opts.ca ?? null, garbage: opts.garbage ?? 0 }))
-  })
-}
+import { h3, haveAioquic as haveClient, type H3Response } from './h3client.js'
 
 function pattern(n: number): Buffer {
   const b = Buffer.alloc(n)

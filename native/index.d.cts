@@ -269,6 +269,12 @@ export interface NativeRoute {
   staticFiles?: NativeStatic
   /** Route cache ttl in milliseconds. */
   cacheTtlMs?: number
+  /**
+   * Request headers that join the route cache's key (lower case). A
+   * request carrying `Authorization` or `Cookie` is answered from the
+   * cache only when that header is named here.
+   */
+  cacheKeyHeaders?: Array<string>
 }
 
 /** A `serveStatic` mount attached to its catch-all route. */

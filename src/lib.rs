@@ -71,6 +71,10 @@ pub struct NativeRoute {
     pub static_files: Option<native_path::NativeStatic>,
     /// Route cache ttl in milliseconds.
     pub cache_ttl_ms: Option<f64>,
+    /// Request headers that join the route cache's key (lower case). A
+    /// request carrying `Authorization` or `Cookie` is answered from the
+    /// cache only when that header is named here.
+    pub cache_key_headers: Option<Vec<String>>,
 }
 
 #[napi(object)]
@@ -152,6 +156,7 @@ pub fn validate_route(method: String, pattern: String) -> Result<()> {
         id: 0,
         static_files: None,
         cache_ttl_ms: None,
+        cache_key_headers: None,
     }])
     .map(|_| ())
 }

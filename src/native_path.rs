@@ -83,7 +83,14 @@ pub(crate) fn apply_extras(router: &mut Router, r: &NativeRoute) -> Result<()> {
     } else if let Some(ms) = r.cache_ttl_ms {
         if ms > 0.0 {
             let ttl = Duration::from_micros((ms * 1000.0) as u64);
-            router.set_extra(r.id, RouteExtra::Cache { ttl });
+            let names = r.cache_key_headers.as_deref().unwrap_or_default();
+            let extra = RouteExtra::cache(ttl, names).map_err(|e| {
+                Error::new(
+                    Status::InvalidArg,
+                    format!("ERR_HTTPY_INVALID_OPTION: cache.key: {e}"),
+                )
+            })?;
+            router.set_extra(r.id, extra);
         }
     }
     Ok(())

@@ -9,6 +9,7 @@ import { resolve } from 'node:path'
 import { HttpyTypeError, fromNative } from './errors.js'
 import { native, type NativeRoute, type NativeStatic } from './native.js'
 import { resolveOptions, type ServerOptions } from './options.js'
+import { cachingHandler, type CachePolicy } from './route-cache.js'
 import type { Request } from './request.js'
 import { Response } from './response.js'
 import { Server } from './server.js'
@@ -22,6 +23,21 @@ export type Middleware = (req: Request, next: Next) => Response | Promise<Respon
 export interface CacheOptions {
   /** Seconds a cached response stays fresh. */
   ttl: number
+  /**
+   * Request headers whose values join the cache key (case-insensitive). A
+   * request carrying `Authorization` or `Cookie` is never answered from the
+   * cache unless that header is named here, so each credential gets its own
+   * entry: `key: ['authorization']`.
+   */
+  key?: readonly string[]
+  /**
+   * Answer hits without running the app's middleware (in the core, without
+   * entering JS). Only for routes whose middleware does nothing a cached
+   * answer needs — no authentication, no per-client headers: a hit skips
+   * every middleware of the app. Default false: when the app has middleware,
+   * it runs on every request and only the handler's answer is reused.
+   */
+  skipMiddleware?: boolean
 }
 
 export interface RouteOptions {
@@ -53,7 +69,7 @@ export interface StaticOptions {
 const CACHED = Symbol('httpy.cached')
 
 interface CachedTag {
-  ttl: number
+  policy: CachePolicy
   handler: Handler
 }
 
@@ -67,8 +83,10 @@ export interface RouteEntry {
   composed: (req: Request) => Response | Promise<Response>
   /** Set on WebSocket routes (method `WEBSOCKET`). */
   ws?: { handler: WebSocketHandler; options: WebSocketOptions | undefined }
-  /** Route cache ttl in seconds (answered by the core after the first response). */
-  cacheTtl?: number
+  /** Set on cached routes. */
+  cache?: CachePolicy
+  /** The handler behind the JS-side cache, used while the app has middleware the route may not skip. */
+  cachedHandler?: Handler
   /** Set on a `serveStatic` mount (answered by the core, never by JS). */
   staticFiles?: NativeStatic
 }
@@ -143,16 +161,13 @@ export class App {
     // `cached(...)(handler)` and `{cache: {ttl}}` both become a native cache
     // on the route; the JS wrapper is bypassed so entries are not kept twice.
     let fn = handler
-    let cacheTtl: number | undefined
+    let cache: CachePolicy | undefined
     const tag = (handler as Handler & { [CACHED]?: CachedTag })[CACHED]
     if (tag) {
       fn = tag.handler
-      cacheTtl = tag.ttl
+      cache = tag.policy
     }
-    if (opts?.cache) {
-      checkTtl(opts.cache)
-      cacheTtl = opts.cache.ttl
-    }
+    if (opts?.cache) cache = cachePolicy(opts.cache)
     for (const m of list) {
       const method = String(m).toUpperCase()
       if (method === WEBSOCKET) {
@@ -172,7 +187,8 @@ export class App {
       if (this.routes.some((r) => r.method === method && r.pattern === path)) {
         throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', `${method} ${path} is already registered`)
       }
-      this.routes.push({ method, pattern: path, handler: fn, paramNames: paramNamesOf(path), composed: fn, cacheTtl, staticFiles })
+      const cachedHandler = cache ? cachingHandler(fn, cache) : undefined
+      this.routes.push({ method, pattern: path, handler: fn, paramNames: paramNamesOf(path), composed: fn, cache, cachedHandler, staticFiles })
     }
     this.#changed(true)
     return this
@@ -316,7 +332,8 @@ export class App {
   use(mw: Middleware): this {
     if (typeof mw !== 'function') throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'middleware must be a function')
     this.middleware.push(mw)
-    this.#changed(false)
+    // Routes go to the core again: a cached route's hits may no longer skip JS.
+    this.#changed(true)
     return this
   }
 
@@ -365,13 +382,22 @@ export class App {
 
   /** @internal */
   nativeRoutes(): NativeRoute[] {
-    return this.routes.map((r, id) => ({
-      method: r.method,
-      pattern: r.pattern,
-      id,
-      staticFiles: r.staticFiles,
-      cacheTtlMs: r.cacheTtl === undefined ? undefined : r.cacheTtl * 1000,
-    }))
+    return this.routes.map((r, id) => {
+      const cache = r.cache && this.#nativeCache(r.cache) ? r.cache : undefined
+      return {
+        method: r.method,
+        pattern: r.pattern,
+        id,
+        staticFiles: r.staticFiles,
+        cacheTtlMs: cache ? cache.ttl * 1000 : undefined,
+        cacheKeyHeaders: cache ? [...cache.key] : undefined,
+      }
+    })
+  }
+
+  /** Whether the core answers this cached route's hits (no middleware would be skipped, or the route allows it). */
+  #nativeCache(policy: CachePolicy): boolean {
+    return policy.skipMiddleware || this.middleware.length === 0
   }
 
   #compose(): void {
@@ -391,7 +417,10 @@ export class App {
       }
       return fn
     }
-    for (const r of this.routes) r.composed = wrap(r.handler)
+    for (const r of this.routes) {
+      const inner = r.cache && r.cachedHandler && !this.#nativeCache(r.cache) ? r.cachedHandler : r.handler
+      r.composed = wrap(inner)
+    }
     this.missHandler = wrap(notFound)
   }
 
@@ -402,31 +431,41 @@ export class App {
   }
 }
 
-function checkTtl(opts: CacheOptions): void {
+function cachePolicy(opts: CacheOptions): CachePolicy {
   if (!opts || typeof opts.ttl !== 'number' || !Number.isFinite(opts.ttl) || !(opts.ttl > 0)) {
     throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'cached: "ttl" must be a positive number of seconds')
   }
+  const key = opts.key ?? []
+  if (!Array.isArray(key) || key.some((k) => typeof k !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(k))) {
+    throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'cached: "key" must be an array of header names')
+  }
+  if (opts.skipMiddleware !== undefined && typeof opts.skipMiddleware !== 'boolean') {
+    throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'cached: "skipMiddleware" must be a boolean')
+  }
+  return { ttl: opts.ttl, key: key.map((k) => k.toLowerCase()), skipMiddleware: opts.skipMiddleware === true }
 }
 
 /**
  * Caches a handler's 200 GET responses for `ttl` seconds, keyed by path and
- * query (plus the request headers named in the response's `Vary`) — the
- * guide's `@cached(ttl_seconds=…)`. Registered as a route handler, the cache
- * lives in the core: hits are answered without entering JS, and concurrent
- * misses for one key run the handler once. Same as `{cache: {ttl}}`.
+ * query (plus the request headers named in the response's `Vary` and in
+ * `key`) — the guide's `@cached(ttl_seconds=…)`. Same as `{cache: {ttl}}`.
+ * Requests with `Authorization` or `Cookie` bypass the cache unless `key`
+ * names that header. When the app has middleware, it runs on every request
+ * and only the handler's answer is reused; without middleware (or with
+ * `skipMiddleware: true`) hits are answered by the core without entering
+ * JS. Concurrent misses for one key run the handler once.
  *
  * ```ts
  * get('/api/expensive-operation', cached({ ttl: 300 })(async () => Response.json({ result: 'expensive calculation' })))
  * ```
  */
 export function cached(opts: CacheOptions): (handler: Handler) => Handler {
-  checkTtl(opts)
-  const ttl = opts.ttl
+  const policy = cachePolicy(opts)
   return (handler) => {
     if (typeof handler !== 'function') throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', 'cached: handler must be a function')
     // Called directly (not as a route) it is simply the handler.
     const wrapped: Handler & { [CACHED]?: CachedTag } = (req) => handler(req)
-    wrapped[CACHED] = { ttl, handler }
+    wrapped[CACHED] = { policy, handler }
     return wrapped
   }
 }

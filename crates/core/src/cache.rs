@@ -306,10 +306,10 @@ fn cacheable(status: StatusCode, headers: &HeaderMap) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn hm(pairs: &[(&str, &str)]) -> HeaderMap {
+    pub(crate) fn hm(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
             h.append(

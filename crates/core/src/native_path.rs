@@ -6,7 +6,7 @@
 //! compression. Keeping both here leaves `service.rs` with two small calls.
 
 use bytes::Bytes;
-use http::header::{HeaderValue, CONTENT_LENGTH};
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH, COOKIE};
 use http::{HeaderMap, Response};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,8 +26,63 @@ pub enum RouteExtra {
     /// A `serveStatic` mount: the route's last parameter is the file path
     /// under the mount. Answered natively, never by JS.
     Static(StaticMount),
-    /// Cache the route's 200 GET responses for `ttl`.
-    Cache { ttl: Duration },
+    /// Cache the route's 200 GET responses for `ttl`, keyed also by the
+    /// values of `key_headers`.
+    Cache {
+        ttl: Duration,
+        key_headers: Vec<HeaderName>,
+    },
+}
+
+impl RouteExtra {
+    /// A route cache; `key_headers` are header names (any case).
+    pub fn cache(ttl: Duration, key_headers: &[String]) -> Result<Self, String> {
+        let key_headers = key_headers
+            .iter()
+            .map(|n| {
+                HeaderName::from_bytes(n.to_ascii_lowercase().as_bytes())
+                    .map_err(|_| format!("{n:?} is not a header name"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(RouteExtra::Cache { ttl, key_headers })
+    }
+}
+
+/// Headers that carry who the client is. A shared cache must not answer a
+/// request bearing them with a response stored for someone else (RFC 9111
+/// §3.5), so such requests bypass the route cache unless the route keys
+/// its entries by that header.
+const CREDENTIALS: [HeaderName; 2] = [AUTHORIZATION, COOKIE];
+
+/// The cache key of a request, or `None` when it must bypass the cache
+/// because it carries credentials the key does not include.
+fn cache_key(
+    path: &str,
+    query: &str,
+    headers: &HeaderMap,
+    key_headers: &[HeaderName],
+) -> Option<String> {
+    if CREDENTIALS
+        .iter()
+        .any(|c| headers.contains_key(c) && !key_headers.contains(c))
+    {
+        return None;
+    }
+    let mut key = RouteCache::key(path, query);
+    // Each keyed header adds "\n" + its values; NUL and LF cannot occur in a
+    // header value, so distinct value lists never give one key. A value with
+    // bytes outside visible ASCII bypasses the cache rather than being
+    // folded into a key another value could share.
+    for name in key_headers {
+        key.push('\n');
+        for (i, v) in headers.get_all(name).iter().enumerate() {
+            if i > 0 {
+                key.push('\0');
+            }
+            key.push_str(v.to_str().ok()?);
+        }
+    }
+    Some(key)
 }
 
 /// A miss of a cached route that this request will fill.
@@ -62,11 +117,13 @@ pub(crate) async fn before_js(
             let res = static_files::serve_mount(&shared.files, mount, rel, facts, cfg);
             Pre::Done(res.await)
         }
-        RouteExtra::Cache { ttl } => {
+        RouteExtra::Cache { ttl, key_headers } => {
             if !facts.is_get && !facts.is_head {
                 return Pre::Continue(None);
             }
-            let key = RouteCache::key(path, query);
+            let Some(key) = cache_key(path, query, headers, key_headers) else {
+                return Pre::Continue(None);
+            };
             // A waiter looks again once the filler is done; after a second
             // wait it stops queueing behind others and asks the handler.
             for _ in 0..2 {
@@ -179,4 +236,39 @@ async fn hit_response(shared: &Shared, v: &Arc<Variant>, facts: &ReqFacts) -> Re
     *res.status_mut() = v.status;
     *res.headers_mut() = headers;
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::tests::hm;
+
+    #[test]
+    fn credentials_bypass_unless_keyed() {
+        let none: Vec<HeaderName> = Vec::new();
+        assert!(cache_key("/me", "", &hm(&[]), &none).is_some());
+        assert!(cache_key("/me", "", &hm(&[("authorization", "Bearer a")]), &none).is_none());
+        assert!(cache_key("/me", "", &hm(&[("cookie", "s=1")]), &none).is_none());
+        let auth = vec![AUTHORIZATION];
+        let a = cache_key("/me", "", &hm(&[("authorization", "Bearer a")]), &auth).unwrap();
+        let b = cache_key("/me", "", &hm(&[("authorization", "Bearer b")]), &auth).unwrap();
+        let anon = cache_key("/me", "", &hm(&[]), &auth).unwrap();
+        assert_ne!(a, b);
+        assert_ne!(a, anon);
+        // Keyed by Authorization only: a Cookie still bypasses.
+        let both = hm(&[("authorization", "Bearer a"), ("cookie", "s=1")]);
+        assert!(cache_key("/me", "", &both, &auth).is_none());
+    }
+
+    #[test]
+    fn keyed_values_do_not_collide() {
+        let k = vec![COOKIE, HeaderName::from_static("x-tenant")];
+        let one = cache_key("/a", "q", &hm(&[("cookie", "a"), ("x-tenant", "b")]), &k).unwrap();
+        // Moving a value from one keyed header to the other changes the key.
+        let swapped = cache_key("/a", "q", &hm(&[("cookie", "b"), ("x-tenant", "a")]), &k).unwrap();
+        assert_ne!(one, swapped);
+        let mut opaque = HeaderMap::new();
+        opaque.insert(COOKIE, HeaderValue::from_bytes(b"s=\xff").unwrap());
+        assert!(cache_key("/a", "", &opaque, &k).is_none());
+    }
 }

@@ -1,0 +1,55 @@
+/**
+ * Runs the independent HTTP/3 client (`fixtures/h3client.py`, Python's
+ * aioquic) for a test: one QUIC connection, the given requests sent
+ * concurrently, bounded in time.
+ */
+import { execFileSync, spawn } from 'node:child_process'
+import { join } from 'node:path'
+
+const CLIENT = join(import.meta.dirname, 'fixtures', 'h3client.py')
+
+/** Whether `python3 -c "import aioquic"` works here. */
+export const haveAioquic: boolean = (() => {
+  try {
+    execFileSync('python3', ['-c', 'import aioquic'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+})()
+
+export interface H3Response {
+  status: number
+  headers: Record<string, string>
+  body: string
+  length: number
+  sha256: string
+}
+export interface H3Result {
+  responses: H3Response[]
+  transport: Record<string, number | null>
+}
+export interface H3Request {
+  method?: string
+  path: string
+  headers?: Record<string, string>
+  body_size?: number
+}
+
+/** Runs the aioquic client once against 127.0.0.1:`port`. */
+export function h3(port: number, requests: H3Request[], opts: { ca?: string; garbage?: number } = {}): Promise<H3Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('python3', [CLIENT], { stdio: ['pipe', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()))
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()))
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      if (code === 0) resolve(JSON.parse(out) as H3Result)
+      else reject(new Error(`h3 client exited with ${code}: ${err.slice(-2000)}`))
+    })
+    child.stdin.end(JSON.stringify({ host: '127.0.0.1', port, requests, ca: opts.ca ?? null, garbage: opts.garbage ?? 0 }))
+  })
+}

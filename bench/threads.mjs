@@ -1,0 +1,99 @@
+// Server CPU per request, split by thread: where a JS-handled request costs
+// more than one answered in Rust. Starts one of the peers-kit servers
+// (bench/servers/peer.mjs: JS handlers, or peer-native.mjs: the route cache)
+// on 127.0.0.1, loads it with wrk for a few seconds after a warm-up, and
+// reads each thread's user and system time from /proc/PID/task/*/stat
+// before and after.
+//
+//   node bench/threads.mjs                      # JS handlers, /plaintext, 5 s
+//   node bench/threads.mjs --native --route /users/42 --seconds 8 --conns 64
+//
+// Needs the built package (`npm run build`; a release build for numbers)
+// and wrk. Prints one row per busy thread (µs of CPU per request, user and
+// system) and the total.
+import { spawn, execFileSync } from 'node:child_process'
+import { readFileSync, readdirSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const args = process.argv.slice(2)
+const flag = (name) => args.includes(name)
+const opt = (name, dflt) => {
+  const i = args.indexOf(name)
+  return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : dflt
+}
+if (flag('--help') || flag('-h')) {
+  console.log('usage: node bench/threads.mjs [--native] [--route /plaintext] [--seconds 5] [--conns 64] [--port 38020]')
+  process.exit(0)
+}
+const native = flag('--native')
+const route = opt('--route', '/plaintext')
+const seconds = Number(opt('--seconds', '5'))
+const conns = Number(opt('--conns', '64'))
+const port = Number(opt('--port', '38020'))
+const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim())
+
+/** utime and stime (µs) of every thread of `pid`, by thread id. */
+function threads(pid) {
+  const out = new Map()
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let stat
+    try {
+      stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+    } catch {
+      continue // the thread ended
+    }
+    const close = stat.lastIndexOf(')')
+    const name = stat.slice(stat.indexOf('(') + 1, close)
+    const f = stat.slice(close + 2).split(' ')
+    out.set(tid, { name, user: Number(f[11]) * TICK_US, sys: Number(f[12]) * TICK_US })
+  }
+  return out
+}
+
+function wrk(secs) {
+  const out = execFileSync('wrk', ['-t1', `-c${conns}`, `-d${secs}s`, `http://127.0.0.1:${port}${route}`], {
+    timeout: (secs + 30) * 1000,
+  }).toString()
+  const m = /(\d+) requests in/.exec(out)
+  if (!m) throw new Error(`cannot read wrk's output:\n${out}`)
+  if (/Non-2xx/.test(out)) throw new Error(`wrk saw errors:\n${out}`)
+  return Number(m[1])
+}
+
+const server = spawn(process.execPath, [join(HERE, 'servers', native ? 'peer-native.mjs' : 'peer.mjs')], {
+  env: { ...process.env, PORT: String(port) },
+  stdio: ['ignore', 'pipe', 'inherit'],
+})
+const stop = () => server.kill('SIGKILL')
+process.on('exit', stop)
+await new Promise((resolve, reject) => {
+  const t = setTimeout(() => reject(new Error('server did not start in 20 s')), 20_000)
+  server.stdout.on('data', (c) => {
+    if (c.toString().includes('listening')) {
+      clearTimeout(t)
+      resolve()
+    }
+  })
+  server.on('exit', (code) => reject(new Error(`server exited with ${code}`)))
+})
+wrk(2) // warm-up: JIT, connection setup, caches
+const before = threads(server.pid)
+const n = wrk(seconds)
+const after = threads(server.pid)
+stop()
+
+console.log(`# ${native ? 'native route cache' : 'JS handlers'} ${route}: ${n} requests in ${seconds} s (${Math.round(n / seconds)} req/s), wrk -t1 -c${conns}`)
+console.log('thread            user_us  sys_us  total_us   (CPU per request)')
+let user = 0
+let sys = 0
+for (const [tid, a] of after) {
+  const b = before.get(tid) ?? { user: 0, sys: 0 }
+  const du = (a.user - b.user) / n
+  const ds = (a.sys - b.sys) / n
+  user += du
+  sys += ds
+  if (du + ds >= 0.05) console.log(`${a.name.padEnd(16)} ${du.toFixed(2).padStart(8)} ${ds.toFixed(2).padStart(7)} ${(du + ds).toFixed(2).padStart(9)}`)
+}
+console.log(`${'all threads'.padEnd(16)} ${user.toFixed(2).padStart(8)} ${sys.toFixed(2).padStart(7)} ${(user + sys).toFixed(2).padStart(9)}`)

@@ -47,7 +47,14 @@ function threads(pid) {
     const close = stat.lastIndexOf(')')
     const name = stat.slice(stat.indexOf('(') + 1, close)
     const f = stat.slice(close + 2).split(' ')
-    out.set(tid, { name, user: Number(f[11]) * TICK_US, sys: Number(f[12]) * TICK_US })
+    let cs = 0
+    try {
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8')
+      cs = Number(/voluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0)
+    } catch {
+      // the thread ended
+    }
+    out.set(tid, { name, user: Number(f[11]) * TICK_US, sys: Number(f[12]) * TICK_US, cs })
   }
   return out
 }
@@ -85,15 +92,18 @@ const after = threads(server.pid)
 stop()
 
 console.log(`# ${native ? 'native route cache' : 'JS handlers'} ${route}: ${n} requests in ${seconds} s (${Math.round(n / seconds)} req/s), wrk -t1 -c${conns}`)
-console.log('thread            user_us  sys_us  total_us   (CPU per request)')
+console.log('thread            user_us  sys_us  total_us  sleeps/req   (CPU per request; sleeps = voluntary context switches)')
 let user = 0
 let sys = 0
 for (const [tid, a] of after) {
-  const b = before.get(tid) ?? { user: 0, sys: 0 }
+  const b = before.get(tid) ?? { user: 0, sys: 0, cs: 0 }
   const du = (a.user - b.user) / n
   const ds = (a.sys - b.sys) / n
+  const dc = (a.cs - b.cs) / n
   user += du
   sys += ds
-  if (du + ds >= 0.05) console.log(`${a.name.padEnd(16)} ${du.toFixed(2).padStart(8)} ${ds.toFixed(2).padStart(7)} ${(du + ds).toFixed(2).padStart(9)}`)
+  if (du + ds >= 0.05) {
+    console.log(`${a.name.padEnd(16)} ${du.toFixed(2).padStart(8)} ${ds.toFixed(2).padStart(7)} ${(du + ds).toFixed(2).padStart(9)} ${dc.toFixed(3).padStart(11)}`)
+  }
 }
 console.log(`${'all threads'.padEnd(16)} ${user.toFixed(2).padStart(8)} ${sys.toFixed(2).padStart(7)} ${(user + sys).toFixed(2).padStart(9)}`)

@@ -82,10 +82,21 @@ export declare class NativeServer {
   /** Replaces the route table of a running server. */
   setRoutes(routes: Array<NativeRoute>): void
   /**
-   * Takes the waiting requests: `[records, ...externalBodies]`, or an
-   * empty array when there are none. Layout: `crates/core/src/record.rs`.
+   * Takes the waiting requests into `out`, a buffer JS keeps and reuses:
+   * `u32 external body count` then the records (layout:
+   * `crates/core/src/record.rs`). Returns the bytes written, 0 when no
+   * request waits, or minus the size needed when `out` is too small (call
+   * again with a larger one; the batch is kept meanwhile). Large bodies
+   * follow with `takeBodies()`. Writing into a JS-owned buffer costs no
+   * external buffer and no finalizer per batch, unlike returning one.
    */
-  drain(): Array<Buffer>
+  drainInto(out: Uint8Array): number
+  /**
+   * The large bodies of the batch last taken by `drainInto`, in record
+   * order. `Vec::from(Bytes)` reuses the allocation when the body is
+   * uniquely owned, so they reach JS without a copy.
+   */
+  takeBodies(): Array<Buffer>
   /**
    * Answers request `id` with a string body (or none). Returns false if
    * the client is gone. Throws if status or headers are invalid.
@@ -96,6 +107,15 @@ export declare class NativeServer {
    * not copied.
    */
   respondBytes(id: number, status: number, headers: string, body: Buffer): boolean
+  /**
+   * Answers a batch of requests with whole bodies, written by JS into
+   * one buffer (layout: `ReplyBatch` in the core). One call per batch
+   * instead of one per response: the argument is read in place (a typed
+   * array costs no reference, unlike `Buffer`) and copied once. Returns
+   * the replies that were refused (bad status or header), by position
+   * in the batch; their requests stay answerable.
+   */
+  respondBatch(batch: Uint8Array): Array<BatchError> | null
   /**
    * Drops request `id` without an answer: the client gets a 500. Used
    * when the JS side cannot produce any response at all.
@@ -125,6 +145,14 @@ export declare class NativeStream {
    * got for the whole.
    */
   abort(reason: string): void
+}
+
+/** A reply of a `respondBatch` call that was refused. */
+export interface BatchError {
+  /** Position of the reply in the batch. */
+  index: number
+  /** `CODE: message`, as thrown by the single-reply calls. */
+  message: string
 }
 
 /** True when this binary was built with HTTP/3 (the `http3` Cargo feature). */

@@ -77,6 +77,15 @@ pub struct NativeRoute {
     pub cache_key_headers: Option<Vec<String>>,
 }
 
+/// A reply of a `respondBatch` call that was refused.
+#[napi(object)]
+pub struct BatchError {
+    /// Position of the reply in the batch.
+    pub index: u32,
+    /// `CODE: message`, as thrown by the single-reply calls.
+    pub message: String,
+}
+
 #[napi(object)]
 pub struct NativeStats {
     pub connections_open: f64,
@@ -184,6 +193,10 @@ pub struct NativeServer {
     pub(crate) server: Option<Server>,
     pub(crate) responders: FxHashMap<u32, Responder>,
     drains: u64,
+    /// Records of a batch taken but not yet copied out (`drainInto`).
+    carry: Vec<u8>,
+    /// Large bodies of the batch last drained, for `takeBodies`.
+    bodies: Vec<Bytes>,
     port: u32,
     address: String,
 }
@@ -234,6 +247,8 @@ impl NativeServer {
             server: Some(server),
             responders: FxHashMap::default(),
             drains: 0,
+            carry: Vec::with_capacity(16 * 1024),
+            bodies: Vec::new(),
         })
     }
 
@@ -257,40 +272,56 @@ impl NativeServer {
         Ok(())
     }
 
-    /// Takes the waiting requests: `[records, ...externalBodies]`, or an
-    /// empty array when there are none. Layout: `crates/core/src/record.rs`.
+    /// Takes the waiting requests into `out`, a buffer JS keeps and reuses:
+    /// `u32 external body count` then the records (layout:
+    /// `crates/core/src/record.rs`). Returns the bytes written, 0 when no
+    /// request waits, or minus the size needed when `out` is too small (call
+    /// again with a larger one; the batch is kept meanwhile). Large bodies
+    /// follow with `takeBodies()`. Writing into a JS-owned buffer costs no
+    /// external buffer and no finalizer per batch, unlike returning one.
     #[napi(catch_unwind)]
-    pub fn drain(&mut self) -> Vec<Buffer> {
-        let Some(server) = &self.server else {
-            return Vec::new();
-        };
-        let batch = server.take_batch();
-        self.drains += 1;
-        // A handler that never settles would keep its responder here after
-        // the core has already answered the client (requestTimeout). Sweep
-        // those now and then so the map cannot grow without bound.
-        if self.drains.is_multiple_of(256) && self.responders.len() > 256 {
-            self.responders.retain(|_, r| !r.is_abandoned());
+    pub fn drain_into(&mut self, mut out: Uint8ArraySlice) -> f64 {
+        // SAFETY: the slice is the caller's buffer, borrowed for this call
+        // only, on the JS thread; nothing else reads or writes it meanwhile.
+        let out = unsafe { out.as_mut() };
+        if self.carry.is_empty() {
+            let Some(server) = &self.server else {
+                return 0.0;
+            };
+            let batch = server.take_batch();
+            self.drains += 1;
+            if self.drains.is_multiple_of(256) && self.responders.len() > 256 {
+                self.responders.retain(|_, r| !r.is_abandoned());
+            }
+            if batch.is_empty() {
+                return 0.0;
+            }
+            self.carry.extend_from_slice(&[0; 4]);
+            for req in batch {
+                httpy_core::record::encode(&req, &mut self.carry, &mut self.bodies);
+                self.responders.insert(req.id, req.responder);
+            }
+            let n = self.bodies.len() as u32;
+            self.carry[..4].copy_from_slice(&n.to_le_bytes());
         }
-        if batch.is_empty() {
-            return Vec::new();
+        let len = self.carry.len();
+        if len > out.len() {
+            return -(len as f64);
         }
-        let mut records = Vec::with_capacity(batch.len() * 256);
-        let mut external: Vec<Bytes> = Vec::new();
-        for req in batch {
-            httpy_core::record::encode(&req, &mut records, &mut external);
-            self.responders.insert(req.id, req.responder);
-        }
-        let mut out = Vec::with_capacity(1 + external.len());
-        out.push(Buffer::from(records));
-        // `Vec::from(Bytes)` reuses the allocation when the body is uniquely
-        // owned, so large bodies reach JS without a copy.
-        out.extend(
-            external
-                .into_iter()
-                .map(|b| Buffer::from(Vec::<u8>::from(b))),
-        );
-        out
+        out[..len].copy_from_slice(&self.carry);
+        self.carry.clear();
+        len as f64
+    }
+
+    /// The large bodies of the batch last taken by `drainInto`, in record
+    /// order. `Vec::from(Bytes)` reuses the allocation when the body is
+    /// uniquely owned, so they reach JS without a copy.
+    #[napi(catch_unwind)]
+    pub fn take_bodies(&mut self) -> Vec<Buffer> {
+        self.bodies
+            .drain(..)
+            .map(|b| Buffer::from(Vec::<u8>::from(b)))
+            .collect()
     }
 
     /// Answers request `id` with a string body (or none). Returns false if
@@ -325,6 +356,26 @@ impl NativeServer {
             Bytes::copy_from_slice(&body)
         };
         self.finish(id, status, &headers, body)
+    }
+
+    /// Answers a batch of requests with whole bodies, written by JS into
+    /// one buffer (layout: `ReplyBatch` in the core). One call per batch
+    /// instead of one per response: the argument is read in place (a typed
+    /// array costs no reference, unlike `Buffer`) and copied once. Returns
+    /// the replies that were refused (bad status or header), by position
+    /// in the batch; their requests stay answerable.
+    #[napi(catch_unwind)]
+    pub fn respond_batch(&mut self, batch: &[u8]) -> Option<Vec<BatchError>> {
+        let mut errors: Option<Vec<BatchError>> = None;
+        for (index, (id, reply)) in httpy_core::ReplyBatch::new(batch).enumerate() {
+            if let Err(e) = self.send_reply(id, reply) {
+                errors.get_or_insert_with(Vec::new).push(BatchError {
+                    index: index as u32,
+                    message: e.reason.clone(),
+                });
+            }
+        }
+        errors
     }
 
     /// Drops request `id` without an answer: the client gets a 500. Used

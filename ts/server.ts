@@ -18,6 +18,9 @@ const EVENT_WS = 2
 const NO_ROUTE = 0xffffffff
 const EMPTY: readonly string[] = []
 const TEXT_500 = 'content-type\ntext/plain; charset=utf-8'
+/** Bodies up to this size are copied into the reply batch; larger ones cross on their own without a copy. */
+const BATCH_BODY_MAX = 16 * 1024
+const OUT_INITIAL = 64 * 1024
 
 export interface CloseOptions {
   /** Seconds to wait for in-flight requests before dropping connections (default: `shutdownTimeout`). */
@@ -51,6 +54,15 @@ export class Server {
   readonly closed: Promise<void>
   #resolveClosed!: () => void
   readonly #ws: WebSocketSessions
+  // Whole-body responses wait here and cross to the core together, one
+  // native call per batch (layout: `ReplyBatch` in crates/core/src/reply.rs)
+  // instead of one call with four converted arguments per response.
+  #in: Buffer = Buffer.allocUnsafeSlow(OUT_INITIAL)
+  #out: Buffer = Buffer.allocUnsafeSlow(OUT_INITIAL)
+  #outLen = 0
+  #outReqs: Request[] = []
+  #flushQueued = false
+  readonly #flush = (): void => this.#flushOut()
 
   /** @internal */
   static _start(app: App, opts: ResolvedOptions): Server {
@@ -233,11 +245,18 @@ export class Server {
   #drain(): void {
     const n = this.#native
     if (!n) return
-    const parts = n.drain()
-    if (parts.length === 0) return
-    const buf = parts[0] as Buffer
+    let len = n.drainInto(this.#in)
+    if (len < 0) {
+      this.#in = Buffer.allocUnsafeSlow(Math.max(-len, this.#in.length * 2))
+      len = n.drainInto(this.#in)
+    }
+    if (len <= 0) return
+    // The batch's own copy (pooled when small): requests read it lazily,
+    // after `#in` has been reused for later batches.
+    const buf = Buffer.from(this.#in.subarray(0, len))
+    const parts = buf.readUInt32LE(0) === 0 ? [buf] : [buf, ...n.takeBodies()]
     const end = buf.length
-    let at = 0
+    let at = 4
     while (at < end) {
       const len = (buf[at] as number) | ((buf[at + 1] as number) << 8) | ((buf[at + 2] as number) << 16) | ((buf[at + 3] as number) << 24)
       const req = new Request(buf, at, parts, this.#paramNamesOf, this.#opts.trust)
@@ -328,12 +347,14 @@ export class Server {
       const push = res.pushResources
       if (push !== undefined && push !== null && push.length > 0) {
         this.#sendWithPush(n, req, res, headers, pushBlock(push))
-      } else if (body === null || body === undefined || typeof body === 'string') {
-        n.respondText(req._id, res.status, headers, body)
-      } else if (Buffer.isBuffer(body)) {
-        n.respondBytes(req._id, res.status, headers, body)
+      } else if (body === null || body === undefined) {
+        this.#queue(req, res.status, headers, '')
+      } else if (typeof body === 'string') {
+        if (body.length <= BATCH_BODY_MAX) this.#queue(req, res.status, headers, body)
+        else n.respondText(req._id, res.status, headers, body)
       } else if (body instanceof Uint8Array) {
-        n.respondBytes(req._id, res.status, headers, Buffer.from(body.buffer, body.byteOffset, body.byteLength))
+        if (body.byteLength <= BATCH_BODY_MAX) this.#queue(req, res.status, headers, body)
+        else n.respondBytes(req._id, res.status, headers, Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength))
       } else if (body instanceof FileBody) {
         n.respondFile(req._id, res.status, headers, body.path)
       } else if (isStreamBody(body)) {
@@ -346,6 +367,67 @@ export class Server {
       }
     } catch (e) {
       this.#fail(req, fromNative(e))
+    }
+  }
+
+  /** Appends one whole-body response to the outgoing batch; the batch crosses in a microtask. */
+  #queue(req: Request, status: number, headers: string, body: string | Uint8Array): void {
+    // Worst case of the UTF-8 forms, so the writes below cannot overflow.
+    const need = 14 + headers.length * 3 + (typeof body === 'string' ? body.length * 3 : body.byteLength)
+    if (this.#outLen + need > this.#out.length) {
+      this.#flushOut()
+      if (need > this.#out.length) this.#out = Buffer.allocUnsafeSlow(Math.max(need, this.#out.length * 2))
+    }
+    const out = this.#out
+    let at = this.#outLen
+    const id = req._id
+    out[at] = id
+    out[at + 1] = id >>> 8
+    out[at + 2] = id >>> 16
+    out[at + 3] = id >>> 24
+    out[at + 4] = status
+    out[at + 5] = status >>> 8
+    const hlen = headers.length === 0 ? 0 : out.write(headers, at + 10)
+    out[at + 6] = hlen
+    out[at + 7] = hlen >>> 8
+    out[at + 8] = hlen >>> 16
+    out[at + 9] = hlen >>> 24
+    at += 10 + hlen
+    let blen: number
+    if (typeof body === 'string') {
+      blen = body.length === 0 ? 0 : out.write(body, at + 4)
+    } else {
+      out.set(body, at + 4)
+      blen = body.byteLength
+    }
+    out[at] = blen
+    out[at + 1] = blen >>> 8
+    out[at + 2] = blen >>> 16
+    out[at + 3] = blen >>> 24
+    this.#outLen = at + 4 + blen
+    this.#outReqs.push(req)
+    if (!this.#flushQueued) {
+      this.#flushQueued = true
+      queueMicrotask(this.#flush)
+    }
+  }
+
+  /** Hands the waiting responses to the core in one call. */
+  #flushOut(): void {
+    this.#flushQueued = false
+    const len = this.#outLen
+    if (len === 0) return
+    const reqs = this.#outReqs
+    this.#outLen = 0
+    this.#outReqs = []
+    const n = this.#native
+    if (!n) return
+    const refused = n.respondBatch(this.#out.subarray(0, len))
+    if (refused) {
+      for (const r of refused) {
+        const req = reqs[r.index]
+        if (req) this.#fail(req, fromNative(new Error(r.message)))
+      }
     }
   }
 
@@ -371,7 +453,7 @@ export class Server {
       ? `Internal Server Error\n\n${err instanceof Error ? (err.stack ?? err.message) : String(err)}`
       : 'Internal Server Error'
     try {
-      n.respondText(req._id, 500, TEXT_500, body)
+      this.#queue(req, 500, TEXT_500, body)
     } catch {
       n.abandon(req._id)
     }

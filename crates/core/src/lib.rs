@@ -43,7 +43,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use fault::{Faults, PANIC_PATH_ENV};
 pub use metrics::CONTENT_TYPE_TEXT as METRICS_CONTENT_TYPE;
 pub use queue::{Incoming, Responder, Version, Waker};
-pub use reply::Reply;
+pub use reply::{Reply, ReplyBatch};
 pub use router::{Match, PatternError, Router};
 pub use server::Server;
 pub use static_files::{Dotfiles, StaticMount};

@@ -95,7 +95,7 @@ pub(crate) struct Queue {
     items: Mutex<Vec<Incoming>>,
     scheduled: AtomicBool,
     next_id: AtomicU32,
-    waker: Box<dyn Waker>,
+    waker: Arc<dyn Waker>,
     stats: Arc<Stats>,
 }
 
@@ -105,7 +105,7 @@ impl Queue {
             items: Mutex::new(Vec::with_capacity(256)),
             scheduled: AtomicBool::new(false),
             next_id: AtomicU32::new(1),
-            waker,
+            waker: Arc::from(waker),
             stats,
         }
     }
@@ -128,7 +128,27 @@ impl Queue {
     pub(crate) fn push(&self, item: Incoming) {
         self.items.lock().push(item);
         if !self.scheduled.swap(true, Ordering::AcqRel) {
-            self.waker.wake();
+            self.wake_after_tick();
+        }
+    }
+
+    /// Wakes the consumer once this Tokio worker has run the tasks that are
+    /// ready now: the requests its other connections parse in the same turn
+    /// join the batch instead of each turn's first request waking the
+    /// consumer alone. A yielded task is woken only after the worker polls
+    /// its driver, i.e. at the end of the turn. Costs one small task per
+    /// batch; saves consumer wake-ups, each an eventfd write here and a
+    /// sleep and wake of the JS thread (several µs on a VM).
+    fn wake_after_tick(&self) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                let waker = self.waker.clone();
+                rt.spawn(async move {
+                    tokio::task::yield_now().await;
+                    waker.wake();
+                });
+            }
+            Err(_) => self.waker.wake(),
         }
     }
 

@@ -47,6 +47,79 @@ pub(crate) fn add_preload_links(headers: &mut HeaderMap, list: &[(String, String
     }
 }
 
+fn memchr_lf(b: &[u8], from: usize) -> Option<usize> {
+    b[from..].iter().position(|&c| c == b'\n').map(|i| from + i)
+}
+
+/// A batch of whole-body replies written by the embedder into one buffer,
+/// so that a batch of requests is answered with one call across the
+/// boundary instead of one per response. Little-endian, per reply:
+///
+/// ```text
+/// u32 id | u16 status | u32 header block length | header block (name\nvalue\n…) | u32 body length | body
+/// ```
+pub struct ReplyBatch {
+    data: Bytes,
+    at: usize,
+}
+
+impl ReplyBatch {
+    /// Takes a copy of `data`: header values and bodies of the replies
+    /// become views of that one allocation.
+    pub fn new(data: &[u8]) -> Self {
+        Self {
+            data: Bytes::copy_from_slice(data),
+            at: 0,
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<Bytes, Error> {
+        if self.data.len() - self.at < n {
+            return Err(Error::new(
+                ErrorKind::InvalidResponse,
+                "reply batch is truncated",
+            ));
+        }
+        let out = self.data.slice(self.at..self.at + n);
+        self.at += n;
+        Ok(out)
+    }
+
+    fn uint(&mut self, n: usize) -> Result<usize, Error> {
+        let b = self.take(n)?;
+        Ok(b.iter().rev().fold(0usize, |v, &x| (v << 8) | x as usize))
+    }
+}
+
+impl Iterator for ReplyBatch {
+    /// The request id and its reply (or why the reply is invalid). A
+    /// truncated batch ends the iteration with an error for id 0.
+    type Item = (u32, Result<Reply, Error>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.at >= self.data.len() {
+            return None;
+        }
+        let mut id = 0;
+        let mut read = || -> Result<Result<Reply, Error>, Error> {
+            id = self.uint(4)? as u32;
+            let status = self.uint(2)? as u16;
+            let hlen = self.uint(4)?;
+            let headers = self.take(hlen)?;
+            let blen = self.uint(4)?;
+            let body = self.take(blen)?;
+            Ok(Reply::from_shared(status, headers, body))
+        };
+        match read() {
+            Ok(r) => Some((id, r)),
+            Err(e) => {
+                self.at = self.data.len();
+                Some((id, Err(e)))
+            }
+        }
+    }
+}
+
 impl Reply {
     /// Builds a reply from a header block `name\nvalue\nname\nvalue…` (the
     /// form the JS side produces with one string join, so headers cross the
@@ -58,6 +131,18 @@ impl Reply {
     /// assert_eq!(r.headers["x-a"], "1");
     /// ```
     pub fn from_parts(status: u16, header_block: &str, body: Bytes) -> Result<Self, Error> {
+        Self::from_shared(
+            status,
+            Bytes::copy_from_slice(header_block.as_bytes()),
+            body,
+        )
+    }
+
+    /// Like [`Reply::from_parts`], with the header block in a shared buffer:
+    /// each header value becomes a view of it instead of a copy, which saves
+    /// one allocation per header on the hot path (a batch of responses is
+    /// one buffer, see [`ReplyBatch`]).
+    pub fn from_shared(status: u16, header_block: Bytes, body: Bytes) -> Result<Self, Error> {
         let status = StatusCode::from_u16(status)
             .ok()
             .filter(|s| s.as_u16() >= 200 || s.as_u16() == 101)
@@ -68,29 +153,35 @@ impl Reply {
                 )
             })?;
         let mut headers = HeaderMap::new();
-        if !header_block.is_empty() {
-            let mut parts = header_block.split('\n');
-            while let Some(name) = parts.next() {
-                let value = parts.next().ok_or_else(|| {
+        let mut at = 0;
+        let block = &header_block[..];
+        while at < block.len() {
+            let name_end = memchr_lf(block, at).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidResponse,
+                    "header block has a name without a value",
+                )
+            })?;
+            let value_end = memchr_lf(block, name_end + 1).unwrap_or(block.len());
+            let name = &block[at..name_end];
+            let name = HeaderName::from_bytes(name).map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidResponse,
+                    format!("invalid header name {:?}", String::from_utf8_lossy(name)),
+                )
+            })?;
+            let value = HeaderValue::from_maybe_shared(header_block.slice(name_end + 1..value_end))
+                .map_err(|_| {
                     Error::new(
                         ErrorKind::InvalidResponse,
-                        "header block has a name without a value",
+                        format!(
+                            "invalid value for header {name}: {:?}",
+                            String::from_utf8_lossy(&block[name_end + 1..value_end])
+                        ),
                     )
                 })?;
-                let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                    Error::new(
-                        ErrorKind::InvalidResponse,
-                        format!("invalid header name {name:?}"),
-                    )
-                })?;
-                let value = HeaderValue::from_str(value).map_err(|_| {
-                    Error::new(
-                        ErrorKind::InvalidResponse,
-                        format!("invalid value for header {name}: {value:?}"),
-                    )
-                })?;
-                headers.append(name, value);
-            }
+            headers.append(name, value);
+            at = value_end + 1;
         }
         Ok(Self {
             status,
@@ -198,5 +289,54 @@ mod tests {
         assert!(Reply::from_parts(200, "x-a", Bytes::new()).is_err());
         let ok = Reply::from_parts(200, "set-cookie\na=1\nset-cookie\nb=2", Bytes::new()).unwrap();
         assert_eq!(ok.headers.get_all("set-cookie").iter().count(), 2);
+        // An empty value, and a block ending in a value.
+        let ok = Reply::from_parts(200, "x-empty\n\nx-b\n2", Bytes::new()).unwrap();
+        assert_eq!(ok.headers["x-empty"], "");
+        assert_eq!(ok.headers["x-b"], "2");
+    }
+
+    fn encode(out: &mut Vec<u8>, id: u32, status: u16, headers: &str, body: &[u8]) {
+        out.extend_from_slice(&id.to_le_bytes());
+        out.extend_from_slice(&status.to_le_bytes());
+        out.extend_from_slice(&(headers.len() as u32).to_le_bytes());
+        out.extend_from_slice(headers.as_bytes());
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(body);
+    }
+
+    #[test]
+    fn batch_round_trip() {
+        let mut buf = Vec::new();
+        encode(&mut buf, 7, 200, "content-type\ntext/plain", b"hello");
+        encode(&mut buf, 9, 404, "", b"");
+        encode(&mut buf, 11, 200, "bad name\nx", b"x");
+        encode(&mut buf, 12, 201, "x-a\n1\nx-a\n2", &[0, 1, 2]);
+        let got: Vec<_> = ReplyBatch::new(&buf).collect();
+        assert_eq!(got.len(), 4);
+        let (id, r) = &got[0];
+        let r = r.as_ref().unwrap();
+        assert_eq!(
+            (*id, r.status.as_u16(), &r.body[..]),
+            (7, 200, &b"hello"[..])
+        );
+        assert_eq!(r.headers["content-type"], "text/plain");
+        assert_eq!(got[1].0, 9);
+        assert_eq!(got[1].1.as_ref().unwrap().status.as_u16(), 404);
+        // A bad reply fails alone; the next one still parses.
+        assert_eq!(got[2].0, 11);
+        assert!(got[2].1.is_err());
+        let r = got[3].1.as_ref().unwrap();
+        assert_eq!(r.headers.get_all("x-a").iter().count(), 2);
+        assert_eq!(&r.body[..], &[0, 1, 2]);
+    }
+
+    #[test]
+    fn truncated_batch_ends_with_an_error() {
+        let mut buf = Vec::new();
+        encode(&mut buf, 7, 200, "", b"hello");
+        buf.truncate(buf.len() - 2);
+        let got: Vec<_> = ReplyBatch::new(&buf).collect();
+        assert_eq!(got.len(), 1);
+        assert!(got[0].1.is_err());
     }
 }

@@ -1,0 +1,100 @@
+/**
+ * The crossing between the core and JS under batching: many requests per
+ * batch in both directions (records drained into one reused buffer, whole
+ * bodies answered through one reply batch), sizes around the thresholds
+ * where a body travels on its own, multi-byte text, a batch of records
+ * larger than the drain buffer, and a refused reply in the middle of a
+ * batch that must not take its neighbours with it.
+ */
+import http from 'node:http'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { App, Response, type Server } from '../ts/index.js'
+import { listen } from './helpers.js'
+
+let server: Server
+const errors: unknown[] = []
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 })
+
+function request(path: string, opts: { method?: string; headers?: Record<string, string>; body?: Buffer } = {}): Promise<{ status: number; body: Buffer; headers: http.IncomingHttpHeaders }> {
+  return new Promise((resolve, reject) => {
+    const r = http.request(`${server.url}${path}`, { method: opts.method ?? 'GET', headers: opts.headers, agent }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), headers: res.headers }))
+    })
+    r.on('error', reject)
+    r.end(opts.body)
+  })
+}
+
+beforeAll(async () => {
+  const app = new App()
+  app.get('/text/{n}', (req) => Response.text('é'.repeat(Number(req.pathParams.n))))
+  app.get('/bytes/{n}', (req) => new Response(Buffer.alloc(Number(req.pathParams.n), 7)))
+  app.get('/async/{n}', async (req) => {
+    await new Promise((r) => setTimeout(r, Number(req.pathParams.n) % 7))
+    return Response.json({ n: req.pathParams.n, h: req.headers.get('x-big')?.length ?? 0 })
+  })
+  app.get('/bad-status', () => {
+    const res = Response.text('never sent')
+    res.status = 42
+    return res
+  })
+  app.post('/echo', (req) => new Response(req.body, { headers: { 'x-len': String(req.body.length) } }))
+  server = await listen(app, { onError: (e) => void errors.push(e) })
+})
+
+afterAll(async () => {
+  agent.destroy()
+  await server?.close()
+})
+
+describe('batched crossing', () => {
+  it('answers a burst of concurrent requests, sync and async, each with its own body', async () => {
+    const jobs = Array.from({ length: 300 }, (_, i) =>
+      i % 3 === 0
+        ? request(`/text/${i}`).then((r) => expect(r.body.toString()).toBe('é'.repeat(i)))
+        : i % 3 === 1
+          ? request(`/bytes/${i * 11}`).then((r) => expect(r.body.equals(Buffer.alloc(i * 11, 7))).toBe(true))
+          : request(`/async/${i}`).then((r) => expect(JSON.parse(r.body.toString())).toEqual({ n: String(i), h: 0 })),
+    )
+    await Promise.all(jobs)
+  })
+
+  it('sends bodies on either side of the 16 KiB threshold intact', async () => {
+    for (const n of [16 * 1024 - 1, 16 * 1024, 16 * 1024 + 1, 100_000]) {
+      const b = await request(`/bytes/${n}`)
+      expect(b.body.length).toBe(n)
+      // Two bytes per 'é': the string form crosses the threshold at half the count.
+      const t = await request(`/text/${n}`)
+      expect(t.body.toString()).toBe('é'.repeat(n))
+    }
+  })
+
+  it('takes a batch of records larger than the drain buffer (big headers, many at once)', async () => {
+    const big = 'x'.repeat(6000)
+    const rs = await Promise.all(Array.from({ length: 40 }, (_, i) => request(`/async/${i}`, { headers: { 'x-big': big } })))
+    for (const [i, r] of rs.entries()) expect(JSON.parse(r.body.toString())).toEqual({ n: String(i), h: 6000 })
+  })
+
+  it('passes request bodies above and below the inline limit', async () => {
+    const sizes = [0, 1, 16 * 1024 - 1, 16 * 1024, 200_000]
+    const rs = await Promise.all(sizes.map((n) => request('/echo', { method: 'POST', body: Buffer.alloc(n, n % 251) })))
+    for (const [i, r] of rs.entries()) {
+      const n = sizes[i] as number
+      expect(r.headers['x-len']).toBe(String(n))
+      expect(r.body.equals(Buffer.alloc(n, n % 251))).toBe(true)
+    }
+  })
+
+  it('a refused reply in a batch becomes a 500 named in onError; its neighbours are answered', async () => {
+    errors.length = 0
+    const rs = await Promise.all([request('/text/3'), request('/bad-status'), request('/text/4'), request('/bad-status')])
+    expect(rs.map((r) => r.status)).toEqual([200, 500, 200, 500])
+    expect(rs[0]?.body.toString()).toBe('ééé')
+    expect(errors.length).toBe(2)
+    expect(String((errors[0] as Error).message)).toMatch(/invalid status code 42/)
+    expect((errors[0] as { code?: string }).code).toBe('ERR_HTTPY_INVALID_RESPONSE')
+    expect(server.stats().heldResponders).toBe(0)
+  })
+})

@@ -21,6 +21,7 @@ const TEXT_500 = 'content-type\ntext/plain; charset=utf-8'
 /** Bodies up to this size are copied into the reply batch; larger ones cross on their own without a copy. */
 const BATCH_BODY_MAX = 16 * 1024
 const OUT_INITIAL = 64 * 1024
+const MAX_BATCHES_PER_TURN = 16
 
 export interface CloseOptions {
   /** Seconds to wait for in-flight requests before dropping connections (default: `shutdownTimeout`). */
@@ -242,15 +243,32 @@ export class Server {
     this.#resolveClosed()
   }
 
+  /**
+   * Takes batches until the core has none left (only the empty take re-arms
+   * the core's wake-up, so requests arriving meanwhile cost no wake-up),
+   * answering each batch's synchronous responses before taking the next. At
+   * most MAX_BATCHES_PER_TURN per event-loop turn, so timers and I/O are not
+   * starved; the rest is taken on the next turn.
+   */
   #drain(): void {
-    const n = this.#native
-    if (!n) return
-    let len = n.drainInto(this.#in)
-    if (len < 0) {
-      this.#in = Buffer.allocUnsafeSlow(Math.max(-len, this.#in.length * 2))
-      len = n.drainInto(this.#in)
+    for (let i = 0; i < MAX_BATCHES_PER_TURN; i++) {
+      const n = this.#native
+      if (!n) return
+      let len = n.drainInto(this.#in)
+      if (len < 0) {
+        this.#in = Buffer.allocUnsafeSlow(Math.max(-len, this.#in.length * 2))
+        len = n.drainInto(this.#in)
+      }
+      if (len <= 0) return
+      this.#runBatch(n, len)
+      this.#flushOut()
     }
-    if (len <= 0) return
+    setImmediate(this.#drainLater)
+  }
+
+  readonly #drainLater = (): void => this.#drain()
+
+  #runBatch(n: NativeServer, len: number): void {
     // The batch's own copy (pooled when small): requests read it lazily,
     // after `#in` has been reused for later batches.
     const buf = Buffer.from(this.#in.subarray(0, len))

@@ -3,9 +3,10 @@
 //!
 //! Producers push parsed requests and wake the consumer only when the queue
 //! goes from "nobody scheduled" to "scheduled": under load many requests
-//! share one wake-up. The consumer clears the flag *before* taking the batch,
-//! so a push that races with the take either lands in this batch or causes
-//! one more (possibly empty) wake-up — never a lost one.
+//! share one wake-up. The consumer takes batches until one comes back empty,
+//! and only that empty take clears the flag, under the queue's lock: a push
+//! racing with it either lands in a batch still to be taken or finds the
+//! flag clear and wakes the consumer — never a lost wake-up.
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -152,9 +153,17 @@ impl Queue {
         }
     }
 
+    /// Takes what is queued. The consumer calls this until it comes back
+    /// empty: only then is the wake-up flag cleared (under the lock, so a
+    /// push either lands in a batch taken later or sees the flag clear and
+    /// wakes the consumer). While the consumer works through batches, pushes
+    /// find the flag set and cost no wake-up at all.
     pub(crate) fn take_batch(&self) -> Vec<Incoming> {
-        self.scheduled.store(false, Ordering::Release);
         let mut items = self.items.lock();
+        if items.is_empty() {
+            self.scheduled.store(false, Ordering::Release);
+            return Vec::new();
+        }
         let cap = items.capacity().clamp(64, 4096);
         std::mem::replace(&mut *items, Vec::with_capacity(cap))
     }
@@ -165,5 +174,127 @@ impl Queue {
 
     pub(crate) fn notify_closed(&self) {
         self.waker.closed();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+    struct CountWaker(Arc<Count>);
+    impl Waker for CountWaker {
+        fn wake(&self) {
+            self.0 .0.fetch_add(1, Ordering::SeqCst);
+        }
+        fn closed(&self) {}
+    }
+
+    fn item(q: &Queue) -> Incoming {
+        let (id, responder, _rx) = q.channel();
+        Incoming {
+            id,
+            route: Some(0),
+            allow: None,
+            method: http::Method::GET,
+            path: "/".into(),
+            query: String::new(),
+            params: Vec::new(),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            remote: "127.0.0.1:1".parse().unwrap(),
+            version: Version::Http11,
+            tls: false,
+            responder,
+        }
+    }
+
+    fn queue() -> (Queue, Arc<Count>) {
+        let count = Arc::new(Count::default());
+        let q = Queue::new(Box::new(CountWaker(count.clone())), Arc::default());
+        (q, count)
+    }
+
+    #[test]
+    fn one_wake_until_the_consumer_comes_back_empty() {
+        let (q, wakes) = queue();
+        let woken = || wakes.0.load(Ordering::SeqCst);
+        q.push(item(&q));
+        q.push(item(&q));
+        assert_eq!(woken(), 1);
+        assert_eq!(q.take_batch().len(), 2);
+        // The consumer is still at work: new requests join the next batch
+        // without another wake-up.
+        q.push(item(&q));
+        assert_eq!(woken(), 1);
+        assert_eq!(q.take_batch().len(), 1);
+        // The empty take re-arms the wake-up.
+        assert!(q.take_batch().is_empty());
+        q.push(item(&q));
+        assert_eq!(woken(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn inside_the_runtime_the_wake_comes_after_the_turn() {
+        let (q, wakes) = queue();
+        let q = Arc::new(q);
+        let q2 = q.clone();
+        tokio::spawn(async move {
+            for _ in 0..5 {
+                q2.push(item(&q2));
+            }
+        })
+        .await
+        .unwrap();
+        for _ in 0..100 {
+            if wakes.0.load(Ordering::SeqCst) > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        assert_eq!(q.take_batch().len(), 5);
+    }
+
+    #[test]
+    fn concurrent_pushes_never_lose_a_wake_up() {
+        // A consumer that takes until empty after each wake must see every
+        // item, however pushes interleave with its takes.
+        let (q, wakes) = queue();
+        let q = Arc::new(q);
+        let producers: Vec<_> = (0..4)
+            .map(|_| {
+                let q = q.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..2000 {
+                        q.push(item(&q));
+                    }
+                })
+            })
+            .collect();
+        let mut seen = 0;
+        let mut last_wakes = 0;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while seen < 8000 && std::time::Instant::now() < deadline {
+            let w = wakes.0.load(Ordering::SeqCst);
+            if w == last_wakes {
+                std::thread::yield_now();
+                continue;
+            }
+            last_wakes = w;
+            loop {
+                let b = q.take_batch();
+                if b.is_empty() {
+                    break;
+                }
+                seen += b.len();
+            }
+        }
+        for p in producers {
+            p.join().unwrap();
+        }
+        assert_eq!(seen, 8000);
     }
 }

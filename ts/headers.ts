@@ -23,11 +23,22 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 // Field values: visible ASCII, obs-text, space and tab; never CR, LF or NUL.
 const BAD_VALUE = /[\r\n\0]/
 
+// Names already checked, with their lower-case form: responses set the same
+// few names over and over, and a Map lookup costs less than the regular
+// expression and the case conversion. Bounded: past the limit, names are
+// checked every time.
+const CHECKED_NAMES = new Map<string, string>()
+const CHECKED_NAMES_MAX = 512
+
 function checkName(name: string): string {
-  if (!TOKEN.test(name)) {
+  const known = CHECKED_NAMES.get(name)
+  if (known !== undefined) return known
+  if (typeof name !== 'string' || !TOKEN.test(name)) {
     throw new HttpyTypeError('ERR_HTTPY_INVALID_HEADER', `invalid header name ${JSON.stringify(name)}`)
   }
-  return name.toLowerCase()
+  const lower = name.toLowerCase()
+  if (CHECKED_NAMES.size < CHECKED_NAMES_MAX) CHECKED_NAMES.set(name, lower)
+  return lower
 }
 
 function checkValue(name: string, value: string): string {
@@ -75,9 +86,13 @@ export class Headers implements ReadonlyHeaders {
       for (const [k, v] of init as Iterable<readonly [string, string]>) this.append(k, v)
       return
     }
-    for (const [k, v] of Object.entries(init as Record<string, string | number | readonly string[]>)) {
+    // for-in over an own-property object literal: no entries array per call.
+    const obj = init as Record<string, string | number | readonly string[]>
+    for (const k in obj) {
+      if (!Object.prototype.hasOwnProperty.call(obj, k)) continue
+      const v = obj[k] as string | number | readonly string[]
       if (Array.isArray(v)) for (const x of v) this.append(k, String(x))
-      else this.append(k, String(v))
+      else this.append(k, typeof v === 'string' ? v : String(v))
     }
   }
 

@@ -2,21 +2,17 @@
  * A running server: takes request batches from the core, runs the composed
  * handler for each, and hands every response back with one native call.
  */
-import type { App, RouteEntry } from './app.js'
 import { HttpyError, HttpyTypeError, fromNative } from './errors.js'
-import { native, type NativeServer, type NativeStats } from './native.js'
+import { native, ServerEvent, type NativeServer, type NativeStats } from './native.js'
 import type { ResolvedOptions } from './options.js'
 import { checkRegistry, mergeMetrics, METRICS_ROUTE } from './metrics.js'
+import { NO_ROUTE, recordLength } from './record.js'
 import { Request } from './request.js'
 import { FileBody, Response } from './response.js'
 import { pumpStream, isStreamBody } from './stream.js'
+import type { RouteEntry, RouteTable } from './routes.js'
 import { WebSocketSessions, resolveWsOptions } from './websocket.js'
 
-const EVENT_REQUESTS = 0
-const EVENT_CLOSED = 1
-const EVENT_WS = 2
-const NO_ROUTE = 0xffffffff
-const EMPTY: readonly string[] = []
 const TEXT_500 = 'content-type\ntext/plain; charset=utf-8'
 
 export interface CloseOptions {
@@ -38,11 +34,12 @@ const ZERO_STATS: ServerStats = {
 }
 
 export class Server {
-  readonly #app: App
+  readonly #table: RouteTable
   readonly #opts: ResolvedOptions
   #native: NativeServer | undefined
   #finalStats: ServerStats | undefined
-  #routes: RouteEntry[]
+  /** `#table.entries`, read per request. */
+  readonly #routes: RouteEntry[]
   readonly #paramNamesOf: (route: number) => readonly string[]
   #closing = false
   #closed = false
@@ -53,19 +50,19 @@ export class Server {
   readonly #ws: WebSocketSessions
 
   /** @internal */
-  static _start(app: App, opts: ResolvedOptions): Server {
-    return new Server(app, opts)
+  static _start(table: RouteTable, opts: ResolvedOptions): Server {
+    return new Server(table, opts)
   }
 
-  private constructor(app: App, opts: ResolvedOptions) {
-    this.#app = app
+  private constructor(table: RouteTable, opts: ResolvedOptions) {
+    this.#table = table
     this.#opts = opts
-    this.#routes = app.routes
+    this.#routes = table.entries
     this.closed = new Promise((resolve) => {
       this.#resolveClosed = resolve
     })
     this.#ws = new WebSocketSessions((err, req) => this.#report(err, req))
-    this.#paramNamesOf = (route) => (route === NO_ROUTE ? EMPTY : (this.#routes[route]?.paramNames ?? EMPTY))
+    this.#paramNamesOf = table.paramNamesOf
     checkRegistry(opts.metrics?.registry)
     try {
       this.#native = native.NativeServer.listen(opts.native, this.#nativeRoutes(), (event) => this.#onEvent(event))
@@ -181,16 +178,15 @@ export class Server {
 
   /** @internal */
   _routesChanged(routes: boolean): void {
-    this.#routes = this.#app.routes
     if (routes && this.#native) this.#native.setRoutes(this.#nativeRoutes())
   }
 
   /** The app's routes, plus the metrics endpoint when JS serves it (merged registry). */
   #nativeRoutes() {
-    const routes = this.#app.nativeRoutes()
+    const routes = this.#table.nativeRoutes()
     const m = this.#opts.metrics
     if (m) {
-      const clash = this.#app.routes.find((r) => r.pattern === m.path)
+      const clash = this.#routes.find((r) => r.pattern === m.path)
       if (clash) {
         throw new HttpyTypeError(
           'ERR_HTTPY_INVALID_OPTION',
@@ -203,9 +199,9 @@ export class Server {
   }
 
   #onEvent(event: number): void {
-    if (event === EVENT_REQUESTS) this.#drain()
-    else if (event === EVENT_WS) this.#drainWs()
-    else if (event === EVENT_CLOSED) this.#finishClose()
+    if (event === ServerEvent.Requests) this.#drain()
+    else if (event === ServerEvent.Ws) this.#drainWs()
+    else if (event === ServerEvent.Closed) this.#finishClose()
   }
 
   #finishClose(): void {
@@ -239,7 +235,7 @@ export class Server {
     const end = buf.length
     let at = 0
     while (at < end) {
-      const len = (buf[at] as number) | ((buf[at + 1] as number) << 8) | ((buf[at + 2] as number) << 16) | ((buf[at + 3] as number) << 24)
+      const len = recordLength(buf, at)
       const req = new Request(buf, at, parts, this.#paramNamesOf, this.#opts.trust)
       at += len
       this.#run(req)
@@ -271,7 +267,7 @@ export class Server {
       void this.#scrape(req)
       return
     }
-    const fn = route === NO_ROUTE ? this.#app.missHandler : (this.#routes[route] as RouteEntry).composed
+    const fn = route === NO_ROUTE ? this.#table.missHandler : (this.#routes[route] as RouteEntry).composed
     let out: Response | Promise<Response>
     try {
       out = fn(req)

@@ -9,7 +9,7 @@
  */
 import { HttpyTypeError } from './errors.js'
 import { SendResult, type NativeServer, type NativeWsOptions } from './native.js'
-import { EXTERNAL, u32, WS_BINARY, WS_CLOSE, WS_DATA, WS_DRAIN, WS_ID, WS_KIND, WS_LENGTH, WS_PLACEMENT, WS_TEXT } from './record.js'
+import { EXTERNAL, u16, u32, WS_BINARY, WS_CLOSE, WS_DATA, WS_DRAIN, WS_ID, WS_KIND, WS_LENGTH, WS_PLACEMENT, WS_TEXT } from './record.js'
 import type { Request } from './request.js'
 import type { ReadonlyHeaders } from './headers.js'
 
@@ -491,7 +491,7 @@ export class WebSocketSessions {
           break
         case WS_CLOSE:
           this.#conns.delete(id)
-          ws._closed({ code: data.length >= 2 ? (data[0] as number) | ((data[1] as number) << 8) : 1005, reason: data.toString('utf8', 2) })
+          ws._closed({ code: data.length >= 2 ? u16(data, 0) : 1005, reason: data.toString('utf8', 2) })
           break
         case WS_DRAIN:
           ws._drain()

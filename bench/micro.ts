@@ -81,7 +81,7 @@ app.use(passThrough).use(passThrough).use(async (req, next) => {
   return res
 })
 app.get('/users/{id}', (req) => Response.json({ id: req.pathParams.id }))
-const composed = app.routes[0]!.composed
+const composed = app.table.entries[0]!.composed
 
 const bench = new Bench({ time, warmupTime: Math.min(200, time) })
 bench

@@ -11,6 +11,92 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 export declare class NativeServer {
   /**
+   * Binds and starts serving. `on_event` is told a `ServerEvent`:
+   * requests are waiting (call `drain`), WebSocket events are waiting
+   * (call `wsDrain`), or the close has finished.
+   */
+  static listen(options: NativeOptions, routes: Array<NativeRoute>, onEvent: (arg: number) => void): NativeServer
+  get port(): number
+  get address(): string
+  /**
+   * The served certificate chain (PEM) when TLS is on, so that a
+   * generated development certificate can be trusted explicitly.
+   */
+  get certificate(): string | null
+  /** The UDP port serving HTTP/3, or null when HTTP/3 is off. */
+  get http3Port(): number | null
+  /** Replaces the route table of a running server. */
+  setRoutes(routes: Array<NativeRoute>): void
+  /**
+   * Takes the waiting requests into `out`, a buffer JS keeps and reuses:
+   * `u32 external body count`, then the records (layout: `RecordAt`,
+   * `contract.rs`). Returns the bytes written, 0 when no request waits,
+   * or minus the size needed when `out` is too small (call again with a
+   * larger one; the batch is kept meanwhile). Large bodies follow with
+   * `takeBodies()`. JS calls this until it returns 0: only that empty
+   * take re-arms the core's wake-up. Writing into a JS-owned buffer costs
+   * no external buffer and no finalizer per batch, unlike returning one.
+   */
+  drainInto(out: Uint8Array): number
+  /**
+   * The large bodies of the batch last taken by `drainInto`, in record
+   * order. `Vec::from(Bytes)` reuses the allocation when the body is
+   * uniquely owned, so they reach JS without a copy.
+   */
+  takeBodies(): Array<Buffer>
+  /**
+   * Answers a batch of requests with whole bodies, written by JS into
+   * one buffer (layout: `ReplyBatch` in the core). One call per batch
+   * instead of one per response: the argument is read in place (a typed
+   * array slice costs no reference, unlike `Buffer`) and copied once.
+   * Returns the replies that were refused (bad status or header), by
+   * position in the batch; their requests stay answerable.
+   */
+  respondBatch(batch: Uint8Array): Array<BatchError> | null
+  /**
+   * Answers request `id` with a string body (or none). Returns false if
+   * the client is gone. Throws if status or headers are invalid.
+   */
+  respondText(id: number, status: number, headers: string, body?: string | undefined | null): boolean
+  /**
+   * Answers request `id` with a binary body; large bodies are referenced,
+   * not copied.
+   */
+  respondBytes(id: number, status: number, headers: string, body: Buffer): boolean
+  /**
+   * Answers request `id` with the file at `path` (served by the core:
+   * validators, ranges, conditional requests). False if the client is gone.
+   */
+  respondFile(id: number, status: number, headers: string, path: string): boolean
+  /**
+   * Starts a streamed answer to request `id`. `on_writable` is called
+   * after a `write` returned `Full` and the buffer has room again.
+   * Returns `null` when the client is already gone.
+   */
+  respondStream(id: number, status: number, headers: string, onWritable: (arg: number) => void): NativeStream | null
+  /**
+   * Like `respondText`/`respondBytes`, with resources to push (HTTP/2):
+   * `push` holds path, as, path, as, … joined by newlines.
+   */
+  respondPush(id: number, status: number, headers: string, body: string | Buffer | undefined | null, push: string): boolean
+  /**
+   * Drops request `id` without an answer: the client gets a 500. Used
+   * when the JS side cannot produce any response at all.
+   */
+  abandon(id: number): void
+  /** Starts a graceful close; `ServerEvent.Closed` follows when it is done. */
+  close(graceMs: number): void
+  /** Releases the runtime and the JS callback after `close` finished. */
+  dispose(): void
+  stats(): NativeStats
+  /**
+   * The Prometheus text of the native metrics (`null` when metrics are
+   * off or the server is closed).
+   */
+  metricsText(): string | null
+  /** Access log lines lost because the writer could not keep up. */
+  accessLogDropped(): number
+  /**
    * Accepts the upgrade of request `id`, adding the response headers of
    * the header block (as in `respondText`). Returns false when the client
    * has gone.
@@ -18,18 +104,18 @@ export declare class NativeServer {
   wsAccept(id: number, headers: string, options: NativeWsOptions): boolean
   /**
    * Takes the waiting WebSocket events: `[records, ...largePayloads]`.
-   * Layout: `encode_ws_events` in `crates/core/src/ws.rs`.
+   * Layout: `WsEventAt` in `contract.rs`.
    */
   wsDrain(): Array<Buffer>
   /**
-   * Queues a text message. 0 = queued, 1 = queued above the high-water
-   * mark (a drain event follows), 2 = connection closed.
+   * Queues a text message: queued, queued above the high-water mark (a
+   * `Drain` event follows), or not at all (connection closed).
    */
-  wsSendText(id: number, text: string): number
+  wsSendText(id: number, text: string): SendResult
   /** Queues a binary message; same result as `wsSendText`. */
-  wsSendBinary(id: number, data: Buffer): number
+  wsSendBinary(id: number, data: Buffer): SendResult
   /** Queues a ping (payload at most 125 bytes, checked by the caller). */
-  wsPing(id: number, data?: Buffer | undefined | null): number
+  wsPing(id: number, data?: Buffer | undefined | null): SendResult
   /** Hands every frame queued since the last flush to its connection's writer. */
   wsFlush(): void
   /** Starts the closing handshake. False when already closing or gone. */
@@ -42,101 +128,17 @@ export declare class NativeServer {
   wsPublishText(topic: string, text: string): number
   /** Sends a binary message to every subscriber of `topic`; returns how many. */
   wsPublishBinary(topic: string, data: Buffer): number
-  /** The UDP port serving HTTP/3, or null when HTTP/3 is off. */
-  get http3Port(): number | null
-  /**
-   * Answers request `id` with the file at `path` (served by the core:
-   * validators, ranges, conditional requests). False if the client is gone.
-   */
-  respondFile(id: number, status: number, headers: string, path: string): boolean
-  /**
-   * Starts a streamed answer to request `id`. `on_writable` is called
-   * after a `write` returned 1 and the buffer has room again. Returns
-   * `null` when the client is already gone.
-   */
-  respondStream(id: number, status: number, headers: string, onWritable: (arg: number) => void): NativeStream | null
-  /**
-   * The Prometheus text of the native metrics (`null` when metrics are
-   * off or the server is closed).
-   */
-  metricsText(): string | null
-  /** Access log lines lost because the writer could not keep up. */
-  accessLogDropped(): number
-  /**
-   * The served certificate chain (PEM) when TLS is on, so that a
-   * generated development certificate can be trusted explicitly.
-   */
-  get certificate(): string | null
-  /**
-   * Like `respondText`/`respondBytes`, with resources to push: `push`
-   * holds path, as, path, as, … joined by newlines.
-   */
-  respondPush(id: number, status: number, headers: string, body: string | Buffer | undefined | null, push: string): boolean
-  /**
-   * Binds and starts serving. `on_event(0)` means requests are waiting
-   * (call `drain`), `on_event(1)` means the close has finished.
-   */
-  static listen(options: NativeOptions, routes: Array<NativeRoute>, onEvent: (arg: number) => void): NativeServer
-  get port(): number
-  get address(): string
-  /** Replaces the route table of a running server. */
-  setRoutes(routes: Array<NativeRoute>): void
-  /**
-   * Takes the waiting requests into `out`, a buffer JS keeps and reuses:
-   * `u32 external body count` then the records (layout:
-   * `crates/core/src/record.rs`). Returns the bytes written, 0 when no
-   * request waits, or minus the size needed when `out` is too small (call
-   * again with a larger one; the batch is kept meanwhile). Large bodies
-   * follow with `takeBodies()`. Writing into a JS-owned buffer costs no
-   * external buffer and no finalizer per batch, unlike returning one.
-   */
-  drainInto(out: Uint8Array): number
-  /**
-   * The large bodies of the batch last taken by `drainInto`, in record
-   * order. `Vec::from(Bytes)` reuses the allocation when the body is
-   * uniquely owned, so they reach JS without a copy.
-   */
-  takeBodies(): Array<Buffer>
-  /**
-   * Answers request `id` with a string body (or none). Returns false if
-   * the client is gone. Throws if status or headers are invalid.
-   */
-  respondText(id: number, status: number, headers: string, body?: string | undefined | null): boolean
-  /**
-   * Answers request `id` with a binary body; large bodies are referenced,
-   * not copied.
-   */
-  respondBytes(id: number, status: number, headers: string, body: Buffer): boolean
-  /**
-   * Answers a batch of requests with whole bodies, written by JS into
-   * one buffer (layout: `ReplyBatch` in the core). One call per batch
-   * instead of one per response: the argument is read in place (a typed
-   * array costs no reference, unlike `Buffer`) and copied once. Returns
-   * the replies that were refused (bad status or header), by position
-   * in the batch; their requests stay answerable.
-   */
-  respondBatch(batch: Uint8Array): Array<BatchError> | null
-  /**
-   * Drops request `id` without an answer: the client gets a 500. Used
-   * when the JS side cannot produce any response at all.
-   */
-  abandon(id: number): void
-  stats(): NativeStats
-  /** Starts a graceful close; `on_event(1)` follows when it is done. */
-  close(graceMs: number): void
-  /** Releases the runtime and the JS callback after `close` finished. */
-  dispose(): void
 }
 
 /** One streamed response body, written from JS. */
 export declare class NativeStream {
   /**
-   * Queues a chunk: 0 = taken, 1 = buffer full (not taken; write it
-   * again after `onWritable`), 2 = the client is gone.
+   * Queues a chunk. `Full`: not taken; write it again after
+   * `onWritable`. `Closed`: the client is gone.
    */
-  write(chunk: Buffer): number
+  write(chunk: Buffer): WriteResult
   /** `write` for a string chunk (UTF-8). */
-  writeText(chunk: string): number
+  writeText(chunk: string): WriteResult
   /** Ends the body cleanly. */
   end(): void
   /**
@@ -145,6 +147,16 @@ export declare class NativeStream {
    * got for the whole.
    */
   abort(reason: string): void
+}
+
+/**
+ * Byte offsets in a batch of request records as `drainInto` writes it:
+ * a count of the bodies that travel as their own buffers (`takeBodies`),
+ * then the records one after another.
+ */
+export declare enum BatchAt {
+  BodyCount = 0,
+  FirstRecord = 4,
 }
 
 /** A reply of a `respondBatch` call that was refused. */
@@ -160,7 +172,11 @@ export declare function http3Available(): boolean
 
 /**
  * Panics inside a `catch_unwind` binding when fault injection is armed;
- * otherwise throws `ERR_HTTPY_NOT_SUPPORTED`.
+ * otherwise throws `ERR_HTTPY_NOT_SUPPORTED`. Proves that a Rust panic
+ * inside a binding call becomes a JS exception instead of aborting Node.
+ *
+ * Inert unless `HTTPY_TEST_PANIC_PATH` is set (the same switch that arms the
+ * engine's panic route, see `httpy_core::Faults`).
  *
  * ```js
  * // HTTPY_TEST_PANIC_PATH=/__panic node app.js
@@ -270,7 +286,7 @@ export interface NativeOptions {
   threads: number
   jsHandlesMisses: boolean
   backlog: number
-  /** Production settings (`src/production.rs`). */
+  /** Production settings (`production` below: port sharing, metrics, access log, trusted proxies). */
   reusePort?: boolean
   metrics?: boolean
   metricsPath?: string
@@ -368,8 +384,100 @@ export interface NativeWsOptions {
   maxBackpressure: number
 }
 
+/**
+ * Route id of a request no route matched (`NativeOptions.jsHandlesMisses`);
+ * its record then may carry the methods allowed on the path, for a 405.
+ */
+export declare const NO_ROUTE: number
+
 /** A no-op native call: the floor of any JS -> Rust crossing. */
 export declare function noop(): void
+
+/**
+ * Where a request body or WebSocket payload travels: in the batch buffer,
+ * or as a buffer of its own (large ones, not copied).
+ */
+export declare enum Placement {
+  Inline = 0,
+  External = 1,
+}
+
+/**
+ * Byte offsets in a request record (`httpy_core::record`), from the
+ * record's start. The fixed part ends at `Method`; from there fields follow
+ * one another, each behind its length:
+ *
+ * ```text
+ * u16 len + method | u32 len + path | u32 len + query | u16 len + remote ip | u16 remote port
+ * params:          (u32 len + utf-8)*               (ParamCount of them)
+ * RecordFlag.Allow: u16 len + allow list ("GET, HEAD")
+ * headers:         (u16 len + name, u32 len + value)* (HeaderCount of them)
+ * u32 body len | u8 Placement | inline bytes, or u32 index into the batch's external buffers
+ * ```
+ */
+export declare enum RecordAt {
+  /** u32: the record's length, this field included. */
+  Length = 0,
+  /** u32: the request id every `respond*` call names. */
+  Id = 4,
+  /** u32: the matched route's id, or `NO_ROUTE`. */
+  Route = 8,
+  /** u8: a `RecordVersion`. */
+  Version = 12,
+  /** u8: `RecordFlag` bits. */
+  Flags = 13,
+  /** u16: path parameters. */
+  ParamCount = 14,
+  /** u16: header lines. */
+  HeaderCount = 16,
+  /** The first variable-length field. */
+  Method = 18,
+}
+
+/**
+ * The core's encoding of three known requests (`FIXTURE_REQUESTS`), made
+ * the way real ones are: a server on 127.0.0.1 parses them from a socket
+ * and `httpy_core::record::encode` writes their records into one batch.
+ * `__test__/record.test.ts` decodes every field with `ts/record.ts`.
+ */
+export declare function recordFixture(): RecordFixture
+
+export interface RecordFixture {
+  /** `[records, ...externalBodies]`, as `NativeServer.drain` returns them. */
+  parts: Array<Buffer>
+  /** The client's port, which the records carry as the remote port. */
+  remotePort: number
+}
+
+/** Bits of a request record's flags byte. */
+export declare enum RecordFlag {
+  /** The connection is TLS. */
+  Tls = 1,
+  /** An allow list follows the params. */
+  Allow = 2,
+}
+
+/** The version byte of a request record. */
+export declare enum RecordVersion {
+  Http10 = 0,
+  Http11 = 1,
+  Http2 = 2,
+  Http3 = 3,
+}
+
+/**
+ * Byte offsets in one reply of a `respondBatch` buffer (the core's
+ * `ReplyBatch`), from the reply's start: `u32 id | u16 status | u32 header
+ * block length | header block (name
+value
+…) | u32 body length | body`.
+ */
+export declare enum ReplyAt {
+  Id = 0,
+  Status = 4,
+  HeaderLength = 6,
+  Headers = 10,
+}
 
 /**
  * Runs a load in the background; resolves with the counts and latency
@@ -377,6 +485,25 @@ export declare function noop(): void
  * unresolvable host. `on_progress` gets a snapshot about 5 times a second.
  */
 export declare function runLoad(options: LoadOptions, onProgress?: ((arg: LoadProgress) => void) | undefined | null): Promise<unknown>
+
+/** What a WebSocket send (`wsSendText`, `wsSendBinary`, `wsPing`) did. */
+export declare enum SendResult {
+  Queued = 0,
+  /** Queued above the high-water mark: a `Drain` event follows. */
+  Backpressure = 1,
+  /** The connection is closed; nothing was queued. */
+  Closed = 2,
+}
+
+/** What the `onEvent` callback of `NativeServer.listen` is told. */
+export declare enum ServerEvent {
+  /** Requests are waiting: call `drain`. */
+  Requests = 0,
+  /** The close has finished; no event follows. */
+  Closed = 1,
+  /** WebSocket events are waiting: call `wsDrain`. */
+  Ws = 2,
+}
 
 /**
  * Checks route patterns without starting anything (used at registration
@@ -399,3 +526,37 @@ export declare function version(): string
  * Rust -> JS hand-off that every request batch pays.
  */
 export declare function wakeOnce(callback: (arg: number) => void): void
+
+/** What `NativeStream.write` did with a chunk. */
+export declare enum WriteResult {
+  /** Taken. */
+  Accepted = 0,
+  /** Not taken, the buffer is full: write it again after `onWritable`. */
+  Full = 1,
+  /** The client is gone. */
+  Closed = 2,
+}
+
+/** Byte offsets in one event of a `wsDrain` batch (`httpy_core::encode_ws_events`). */
+export declare enum WsEventAt {
+  /** u8: a `WsEventKind`. */
+  Kind = 0,
+  /** u32: the connection's id (the id of its upgrade request). */
+  Id = 1,
+  /** u32: payload length. */
+  Length = 5,
+  /** u8: a `Placement`. */
+  Placement = 9,
+  /** The inline payload, or a u32 index into the batch's external buffers. */
+  Data = 10,
+}
+
+/** Kinds of the events of a `wsDrain` batch. */
+export declare enum WsEventKind {
+  Text = 0,
+  Binary = 1,
+  /** The connection is over; the data is the close code (u16) then the reason. */
+  Close = 2,
+  /** Queued outbound bytes fell back under the high-water mark. */
+  Drain = 3,
+}

@@ -1,12 +1,11 @@
-//! Binding for the HTTP/3 settings and what JS needs to know about them
-//! (whether HTTP/3 is compiled in, which UDP port it is on).
+//! HTTP/3 settings: their part of the options → `ServerConfig` conversion,
+//! and whether HTTP/3 is compiled in at all.
 
 use napi_derive::napi;
-use std::time::Duration;
 
 use httpy_core::{Http3Config, ServerConfig};
 
-use crate::NativeServer;
+use crate::convert::ms;
 
 /// `http3Port` and `http3Config`, validated by the JS side.
 #[napi(object)]
@@ -27,7 +26,7 @@ pub(crate) fn apply(config: &mut ServerConfig, h3: Option<NativeHttp3>) {
         stream_window: h.stream_window.max(0.0) as u64,
         connection_window: h.connection_window.max(0.0) as u64,
         max_streams_bidi: h.max_streams_bidi.max(0.0) as u64,
-        idle_timeout: Duration::from_micros((h.idle_timeout_ms.max(0.0) * 1000.0) as u64),
+        idle_timeout: ms(h.idle_timeout_ms),
         validate_address: h.validate_address,
     });
 }
@@ -36,16 +35,4 @@ pub(crate) fn apply(config: &mut ServerConfig, h3: Option<NativeHttp3>) {
 #[napi]
 pub fn http3_available() -> bool {
     cfg!(feature = "http3")
-}
-
-#[napi]
-impl NativeServer {
-    /// The UDP port serving HTTP/3, or null when HTTP/3 is off.
-    #[napi(getter)]
-    pub fn http3_port(&self) -> Option<u32> {
-        self.server
-            .as_ref()
-            .and_then(|s| s.http3_port())
-            .map(u32::from)
-    }
 }

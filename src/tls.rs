@@ -1,12 +1,12 @@
-//! Binding for TLS settings, HTTP/2 settings and responses carrying a push
-//! list. Only value conversion; the protocol work is in `httpy-core`.
+//! TLS and HTTP/2 settings: their part of the options → `ServerConfig`
+//! conversion. Only value conversion; the protocol work is in `httpy-core`.
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use httpy_core::{Bytes, Reply, ServerConfig, TlsSettings};
+use httpy_core::{ServerConfig, TlsSettings};
 
-use crate::{NativeServer, ZERO_COPY_MIN};
+use crate::convert::core_error;
 
 /// TLS material, already read by the JS side (which knows file names).
 #[napi(object)]
@@ -28,7 +28,7 @@ pub struct NativeHttp2 {
 }
 
 fn tls_error(e: httpy_core::Error) -> Error {
-    Error::new(Status::InvalidArg, format!("{}: {}", e.code(), e.message()))
+    core_error(Status::InvalidArg, e)
 }
 
 /// Applies the TLS and HTTP/2 parts of the options to `config`.
@@ -63,38 +63,4 @@ pub(crate) fn apply(
         config.h2_connection_window = h.connection_window;
     }
     Ok(())
-}
-
-#[napi]
-impl NativeServer {
-    /// The served certificate chain (PEM) when TLS is on, so that a
-    /// generated development certificate can be trusted explicitly.
-    #[napi(getter)]
-    pub fn certificate(&self) -> Option<String> {
-        self.server
-            .as_ref()
-            .and_then(|s| s.tls_certificate_pem().map(str::to_string))
-    }
-
-    /// Like `respondText`/`respondBytes`, with resources to push: `push`
-    /// holds path, as, path, as, … joined by newlines.
-    #[napi(catch_unwind)]
-    pub fn respond_push(
-        &mut self,
-        id: u32,
-        status: u32,
-        headers: String,
-        body: Option<Either<String, Buffer>>,
-        push: String,
-    ) -> Result<bool> {
-        let body = match body {
-            None => Bytes::new(),
-            Some(Either::A(s)) => Bytes::from(s.into_bytes()),
-            Some(Either::B(b)) if b.len() >= ZERO_COPY_MIN => Bytes::from_owner(b),
-            Some(Either::B(b)) => Bytes::copy_from_slice(&b),
-        };
-        let reply = Reply::from_parts(status.min(u16::MAX as u32) as u16, &headers, body)
-            .and_then(|r| r.with_push(&push));
-        self.send_reply(id, reply)
-    }
 }

@@ -1,6 +1,6 @@
-//! WebSocket bindings: accept an upgrade, take event batches, send, close,
-//! flow control and pub/sub. Values are converted here; the protocol lives
-//! in `httpy-core`.
+//! `impl NativeServer`, WebSockets: accept an upgrade, take event batches
+//! (layout: `WsEventAt` in `contract.rs`), send, close, flow control and
+//! pub/sub. Values are converted here; the protocol lives in `httpy-core`.
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use httpy_core::{Bytes, Reply, SendStatus, WsFrame, WsOptions};
 
-use crate::{NativeServer, ZERO_COPY_MIN};
+use crate::contract::SendResult;
+use crate::convert::{self, bytes_of, core_error, ms, status};
+use crate::server::NativeServer;
 
 /// Per-connection settings, already validated by the TS layer.
 #[napi(object)]
@@ -23,22 +25,14 @@ pub struct NativeWsOptions {
 }
 
 fn opt_ms(v: f64) -> Option<Duration> {
-    (v > 0.0).then(|| Duration::from_micros((v * 1000.0) as u64))
+    (v > 0.0).then(|| ms(v))
 }
 
-fn status_code(s: SendStatus) -> u32 {
+fn send_result(s: SendStatus) -> SendResult {
     match s {
-        SendStatus::Queued => 0,
-        SendStatus::Backpressure => 1,
-        SendStatus::Closed => 2,
-    }
-}
-
-fn bytes_of(b: Buffer) -> Bytes {
-    if b.len() >= ZERO_COPY_MIN {
-        Bytes::from_owner(b)
-    } else {
-        Bytes::copy_from_slice(&b)
+        SendStatus::Queued => SendResult::Queued,
+        SendStatus::Backpressure => SendResult::Backpressure,
+        SendStatus::Closed => SendResult::Closed,
     }
 }
 
@@ -64,10 +58,7 @@ impl NativeServer {
             Ok(r) => r,
             Err(e) => {
                 self.responders.insert(id, responder);
-                return Err(Error::new(
-                    Status::InvalidArg,
-                    format!("{}: {}", e.code(), e.message()),
-                ));
+                return Err(core_error(Status::InvalidArg, e));
             }
         };
         let opts = WsOptions {
@@ -81,7 +72,7 @@ impl NativeServer {
     }
 
     /// Takes the waiting WebSocket events: `[records, ...largePayloads]`.
-    /// Layout: `encode_ws_events` in `crates/core/src/ws.rs`.
+    /// Layout: `WsEventAt` in `contract.rs`.
     #[napi(catch_unwind)]
     pub fn ws_drain(&self) -> Vec<Buffer> {
         let Some(server) = &self.server else {
@@ -95,42 +86,35 @@ impl NativeServer {
         let mut external: Vec<Bytes> = Vec::new();
         httpy_core::encode_ws_events(&events, &mut records, &mut external);
         drop(events);
-        let mut out = Vec::with_capacity(1 + external.len());
-        out.push(Buffer::from(records));
-        out.extend(
-            external
-                .into_iter()
-                .map(|b| Buffer::from(Vec::<u8>::from(b))),
-        );
-        out
+        convert::batch(records, external)
     }
 
-    /// Queues a text message. 0 = queued, 1 = queued above the high-water
-    /// mark (a drain event follows), 2 = connection closed.
+    /// Queues a text message: queued, queued above the high-water mark (a
+    /// `Drain` event follows), or not at all (connection closed).
     #[napi(catch_unwind)]
-    pub fn ws_send_text(&self, id: u32, text: String) -> u32 {
+    pub fn ws_send_text(&self, id: u32, text: String) -> SendResult {
         self.ws_send(id, WsFrame::Text(text))
     }
 
     /// Queues a binary message; same result as `wsSendText`.
     #[napi(catch_unwind)]
-    pub fn ws_send_binary(&self, id: u32, data: Buffer) -> u32 {
+    pub fn ws_send_binary(&self, id: u32, data: Buffer) -> SendResult {
         self.ws_send(id, WsFrame::Binary(bytes_of(data)))
     }
 
     /// Queues a ping (payload at most 125 bytes, checked by the caller).
     #[napi(catch_unwind)]
-    pub fn ws_ping(&self, id: u32, data: Option<Buffer>) -> u32 {
+    pub fn ws_ping(&self, id: u32, data: Option<Buffer>) -> SendResult {
         let payload = data.map(|b| Bytes::copy_from_slice(&b)).unwrap_or_default();
         self.ws_send(id, WsFrame::Ping(payload))
     }
 
     // Sends are deferred: the JS side calls `wsFlush` once per turn, so a
     // burst of sends wakes each connection's writer once.
-    fn ws_send(&self, id: u32, frame: WsFrame) -> u32 {
+    fn ws_send(&self, id: u32, frame: WsFrame) -> SendResult {
         match &self.server {
-            Some(s) => status_code(s.ws_send_deferred(id, frame)),
-            None => status_code(SendStatus::Closed),
+            Some(s) => send_result(s.ws_send_deferred(id, frame)),
+            None => SendResult::Closed,
         }
     }
 
@@ -147,7 +131,7 @@ impl NativeServer {
     pub fn ws_close(&self, id: u32, code: u32, reason: String) -> bool {
         self.server
             .as_ref()
-            .is_some_and(|s| s.ws_close(id, code.min(u16::MAX as u32) as u16, &reason))
+            .is_some_and(|s| s.ws_close(id, status(code), &reason))
     }
 
     /// Stops or resumes reading from the connection's socket.

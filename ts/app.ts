@@ -1,24 +1,22 @@
 /**
- * `App`: the route table and middleware of one server. Handlers are
- * registered here; matching happens natively, so the table is sent to the
- * core on `listen()` and again whenever it changes.
+ * `App`: registers the routes and middleware of one server (validating
+ * each where it is written) into its `RouteTable` (`routes.ts`), and starts
+ * the server. Matching happens natively, so the table is sent to the core on
+ * `listen()` and again whenever it changes.
  */
-import { refuseWorkersInListen } from './cluster.js'
+import { serve, refuseWorkersInListen, type Supervisor } from './cluster.js'
 import { statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { HttpyTypeError, fromNative } from './errors.js'
-import { native, type NativeRoute, type NativeStatic } from './native.js'
-import { resolveOptions, type ServerOptions } from './options.js'
+import { native, type NativeStatic } from './native.js'
+import { resolveOptions, type ResolvedOptions, type ServerOptions } from './options.js'
 import { cachingHandler, type CachePolicy } from './route-cache.js'
-import type { Request } from './request.js'
 import { Response } from './response.js'
+import { paramNamesOf, RouteTable, WEBSOCKET, type Handler, type Middleware } from './routes.js'
 import { Server } from './server.js'
 import { resolveWsOptions, type WebSocketHandler, type WebSocketOptions } from './websocket.js'
 
-export type Handler = (req: Request) => Response | Promise<Response>
-export type Next = (req: Request) => Promise<Response>
-/** `async (req, next) => { const res = await next(req); …; return res }` */
-export type Middleware = (req: Request, next: Next) => Response | Promise<Response>
+export type { Handler, Middleware, Next } from './routes.js'
 
 export interface CacheOptions {
   /** Seconds a cached response stays fresh. */
@@ -73,27 +71,6 @@ interface CachedTag {
   handler: Handler
 }
 
-/** @internal */
-export interface RouteEntry {
-  method: string
-  pattern: string
-  handler: Handler
-  paramNames: readonly string[]
-  /** The handler wrapped in every middleware, rebuilt when middleware changes. */
-  composed: (req: Request) => Response | Promise<Response>
-  /** Set on WebSocket routes (method `WEBSOCKET`). */
-  ws?: { handler: WebSocketHandler; options: WebSocketOptions | undefined }
-  /** Set on cached routes. */
-  cache?: CachePolicy
-  /** The handler behind the JS-side cache, used while the app has middleware the route may not skip. */
-  cachedHandler?: Handler
-  /** Set on a `serveStatic` mount (answered by the core, never by JS). */
-  staticFiles?: NativeStatic
-}
-
-/** Route-table method of WebSocket routes (matched only by upgrade requests). */
-const WEBSOCKET = 'WEBSOCKET'
-
 /**
  * The innermost handler of a WebSocket route: a `101` response that tells
  * the server to accept the upgrade. Middleware sees the upgrade request
@@ -108,25 +85,6 @@ function acceptUpgrade(): Response {
 
 const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
-function paramNamesOf(pattern: string): string[] {
-  const names: string[] = []
-  for (const seg of pattern.split('/')) {
-    if (seg.startsWith('{') && seg.endsWith('}')) names.push(seg.slice(1, -1).split(':')[0] as string)
-  }
-  return names
-}
-
-function notFound(req: Request): Response {
-  const allow = req._allow
-  if (allow !== null) {
-    return new Response('Method Not Allowed', {
-      status: 405,
-      headers: { allow, 'content-type': 'text/plain; charset=utf-8' },
-    })
-  }
-  return new Response('Not Found', { status: 404, headers: { 'content-type': 'text/plain; charset=utf-8' } })
-}
-
 /**
  * An isolated application: routes, middleware and its own server.
  *
@@ -137,9 +95,7 @@ function notFound(req: Request): Response {
  * ```
  */
 export class App {
-  /** @internal */ readonly routes: RouteEntry[] = []
-  /** @internal */ readonly middleware: Middleware[] = []
-  /** @internal */ missHandler: (req: Request) => Response | Promise<Response> = notFound
+  /** @internal */ readonly table = new RouteTable()
   #server: Server | undefined
 
   /** Registers `handler` for `method(s)` on `path`. */
@@ -184,11 +140,11 @@ export class App {
       if (running?.metricsPath === path) {
         throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', `${path} is the metrics endpoint of the running server`)
       }
-      if (this.routes.some((r) => r.method === method && r.pattern === path)) {
+      if (this.table.has(method, path)) {
         throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', `${method} ${path} is already registered`)
       }
       const cachedHandler = cache ? cachingHandler(fn, cache) : undefined
-      this.routes.push({ method, pattern: path, handler: fn, paramNames: paramNamesOf(path), composed: fn, cache, cachedHandler, staticFiles })
+      this.table.entries.push({ method, pattern: path, handler: fn, paramNames: paramNamesOf(path), composed: fn, cache, cachedHandler, staticFiles })
     }
     this.#changed(true)
     return this
@@ -243,10 +199,10 @@ export class App {
     } catch (e) {
       throw fromNative(e)
     }
-    if (this.routes.some((r) => r.method === WEBSOCKET && r.pattern === path)) {
+    if (this.table.has(WEBSOCKET, path)) {
       throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', `websocket ${path} is already registered`)
     }
-    this.routes.push({
+    this.table.entries.push({
       method: WEBSOCKET,
       pattern: path,
       handler: acceptUpgrade,
@@ -331,7 +287,7 @@ export class App {
   /** Adds a middleware; middleware runs in registration order around every request, 404s included. */
   use(mw: Middleware): this {
     if (typeof mw !== 'function') throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'middleware must be a function')
-    this.middleware.push(mw)
+    this.table.middleware.push(mw)
     // Routes go to the core again: a cached route's hits may no longer skip JS.
     this.#changed(true)
     return this
@@ -361,13 +317,38 @@ export class App {
 
   /** Starts serving. Resolves once the port is bound. */
   async listen(options?: ServerOptions): Promise<Server> {
+    this.#refuseIfListening()
+    const resolved = this.#resolve(options)
+    refuseWorkersInListen(resolved.workers)
+    return this.#start(resolved)
+  }
+
+  /**
+   * @internal `run()` for this app: one server in this process, or, with
+   * `workers` in the primary process, a supervisor of worker processes.
+   * The options are resolved once, here.
+   */
+  async _run(options?: ServerOptions): Promise<Server | Supervisor> {
+    const resolved = this.#resolve(options)
+    return serve(resolved, async () => {
+      this.#refuseIfListening()
+      return this.#start(resolved)
+    })
+  }
+
+  #refuseIfListening(): void {
     if (this.#server && !this.#server.isClosed) {
       throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'this app is already listening')
     }
-    const resolved = resolveOptions(options, this.middleware.length > 0)
-    refuseWorkersInListen(resolved.workers)
-    this.#compose()
-    const server = Server._start(this, resolved)
+  }
+
+  #resolve(options: ServerOptions | undefined): ResolvedOptions {
+    return resolveOptions(options, this.table.middleware.length > 0)
+  }
+
+  #start(resolved: ResolvedOptions): Server {
+    this.table.compose()
+    const server = Server._start(this.table, resolved)
     this.#server = server
     void server.closed.then(() => {
       if (this.#server === server) this.#server = undefined
@@ -380,52 +361,8 @@ export class App {
     return this.#server
   }
 
-  /** @internal */
-  nativeRoutes(): NativeRoute[] {
-    return this.routes.map((r, id) => {
-      const cache = r.cache && this.#nativeCache(r.cache) ? r.cache : undefined
-      return {
-        method: r.method,
-        pattern: r.pattern,
-        id,
-        staticFiles: r.staticFiles,
-        cacheTtlMs: cache ? cache.ttl * 1000 : undefined,
-        cacheKeyHeaders: cache ? [...cache.key] : undefined,
-      }
-    })
-  }
-
-  /** Whether the core answers this cached route's hits (no middleware would be skipped, or the route allows it). */
-  #nativeCache(policy: CachePolicy): boolean {
-    return policy.skipMiddleware || this.middleware.length === 0
-  }
-
-  #compose(): void {
-    const wrap = (inner: (req: Request) => Response | Promise<Response>) => {
-      let fn = inner
-      for (let i = this.middleware.length - 1; i >= 0; i--) {
-        const mw = this.middleware[i] as Middleware
-        const next = fn
-        const nextAsync: Next = (req) => {
-          try {
-            return Promise.resolve(next(req))
-          } catch (e) {
-            return Promise.reject(e)
-          }
-        }
-        fn = (req) => mw(req, nextAsync)
-      }
-      return fn
-    }
-    for (const r of this.routes) {
-      const inner = r.cache && r.cachedHandler && !this.#nativeCache(r.cache) ? r.cachedHandler : r.handler
-      r.composed = wrap(inner)
-    }
-    this.missHandler = wrap(notFound)
-  }
-
   #changed(routes: boolean): void {
-    this.#compose()
+    this.table.compose()
     const s = this.#server
     if (s && !s.isClosed) s._routesChanged(routes)
   }

@@ -5,7 +5,7 @@
  */
 import { App } from './app.js'
 import { HttpyError, HttpyTypeError, fromNative } from './errors.js'
-import { defaultApp } from './index.js'
+import { defaultApp } from './default-app.js'
 import { native, type LoadOptions, type LoadProgress, type LoadResult } from './native.js'
 
 export type BenchmarkProtocol = 'http1' | 'http2' | 'websocket'

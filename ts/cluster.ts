@@ -9,9 +9,8 @@
  * SIGTERM/SIGINT.
  */
 import cluster, { type Worker } from 'node:cluster'
-import type { App } from './app.js'
 import { HttpyTypeError } from './errors.js'
-import { resolveOptions, WORKER_PORT_ENV, type ResolvedOptions, type ServerOptions } from './options.js'
+import { WORKER_PORT_ENV, type ResolvedOptions } from './options.js'
 import type { Server } from './server.js'
 
 type WorkerMessage =
@@ -217,9 +216,12 @@ function exitOnSignals(server: Server, opts: ResolvedOptions, supervised: boolea
   })
 }
 
-/** `run()` for `app`: one server in this process, or a supervisor of workers. */
-export async function runApp(app: App, options?: ServerOptions): Promise<Server | Supervisor> {
-  const resolved = resolveOptions(options, app.middleware.length > 0)
+/**
+ * `run()` with options already resolved: in the primary process with
+ * `workers`, a supervisor of that many workers; otherwise `listen()`'s
+ * server, closed on signals (and, in a worker, reporting to the primary).
+ */
+export async function serve(resolved: ResolvedOptions, listen: () => Promise<Server>): Promise<Server | Supervisor> {
   if (resolved.workers !== undefined && cluster.isPrimary) {
     const sup = new Supervisor(resolved.workers, resolved)
     const onSignal = (signal: NodeJS.Signals): void => {
@@ -235,7 +237,7 @@ export async function runApp(app: App, options?: ServerOptions): Promise<Server 
   const supervised = resolved.workers !== undefined && cluster.isWorker
   let server: Server
   try {
-    server = await app.listen(options)
+    server = await listen()
   } catch (e) {
     if (supervised && process.send) {
       const err = e as { code?: unknown; message?: unknown }

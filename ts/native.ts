@@ -123,3 +123,23 @@ const loaded = load()
 export const native: NativeBinding = loaded.binding
 /** This package's version, which the binary has been checked against. */
 export const packageVersion: string = loaded.version
+
+/**
+ * The N-API contract: event codes, sentinels, layouts and result codes,
+ * defined once in Rust (`src/contract.rs`) and taken from the binary, so
+ * the two sides cannot drift apart. Types: `native/index.d.cts`.
+ */
+export const {
+  ServerEvent,
+  NO_ROUTE,
+  RecordAt,
+  RecordFlag,
+  Placement,
+  RecordVersion,
+  WsEventKind,
+  WsEventAt,
+  WriteResult,
+  SendResult,
+  BatchAt,
+  ReplyAt,
+} = native

@@ -1,22 +1,30 @@
 /**
  * The request seen by handlers. It wraps one record of a native batch
- * buffer (layout in `crates/core/src/record.rs`) and decodes each field only
- * when a handler first reads it: a handler that looks at nothing but a path
- * parameter never pays for headers, query parsing or strings it ignores.
+ * buffer (layout: `RecordAt` in `src/contract.rs`, read with `record.ts`)
+ * and decodes each field only when a handler first reads it: a handler that
+ * looks at nothing but a path parameter never pays for headers, query
+ * parsing or strings it ignores.
  */
 import type { ReadonlyHeaders } from './headers.js'
 import { resolveClient, type ClientView, type TrustFn } from './proxy.js'
+import {
+  EXTERNAL,
+  FLAG_ALLOW,
+  FLAG_TLS,
+  RECORD_FLAGS,
+  RECORD_HEADER_COUNT,
+  RECORD_ID,
+  RECORD_METHOD,
+  RECORD_PARAM_COUNT,
+  RECORD_ROUTE,
+  RECORD_VERSION,
+  u16,
+  u32,
+  VERSIONS,
+  type HttpVersion,
+} from './record.js'
 
-const VERSIONS = ['1.0', '1.1', '2', '3'] as const
-export type HttpVersion = (typeof VERSIONS)[number]
-
-// Hot path: manual little-endian reads beat DataView/readUInt32LE calls.
-function u16(b: Buffer, o: number): number {
-  return (b[o] as number) | ((b[o + 1] as number) << 8)
-}
-function u32(b: Buffer, o: number): number {
-  return ((b[o] as number) | ((b[o + 1] as number) << 8) | ((b[o + 2] as number) << 16)) + (b[o + 3] as number) * 0x1000000
-}
+export type { HttpVersion }
 
 /** Read-only, case-insensitive view of request headers. */
 class RequestHeaders implements ReadonlyHeaders {
@@ -114,13 +122,13 @@ export class Request {
     this.#trust = trust
     this.#buf = buf
     this.#external = external
-    this._id = u32(buf, at + 4)
-    this._route = u32(buf, at + 8)
-    this.#version = buf[at + 12] as number
-    this.#flags = buf[at + 13] as number
-    this.#paramCount = u16(buf, at + 14)
-    this.#headerCount = u16(buf, at + 16)
-    let o = at + 18
+    this._id = u32(buf, at + RECORD_ID)
+    this._route = u32(buf, at + RECORD_ROUTE)
+    this.#version = buf[at + RECORD_VERSION] as number
+    this.#flags = buf[at + RECORD_FLAGS] as number
+    this.#paramCount = u16(buf, at + RECORD_PARAM_COUNT)
+    this.#headerCount = u16(buf, at + RECORD_HEADER_COUNT)
+    let o = at + RECORD_METHOD
     this.#methodAt = o
     o += 2 + u16(buf, o)
     this.#pathAt = o
@@ -179,7 +187,7 @@ export class Request {
   #afterParams(): number {
     let o = this.#restAt
     for (let i = 0; i < this.#paramCount; i++) o += 4 + u32(this.#buf, o)
-    if (this.#flags & 2) {
+    if (this.#flags & FLAG_ALLOW) {
       const len = u16(this.#buf, o)
       this.#allow = this.#buf.latin1Slice(o + 2, o + 2 + len)
       o += 2 + len
@@ -216,7 +224,7 @@ export class Request {
     if (this.#bodyAt < 0) void this.headers
     const o = this.#bodyAt
     const len = u32(this.#buf, o)
-    if (this.#buf[o + 4] === 1) {
+    if (this.#buf[o + 4] === EXTERNAL) {
       this.#body = this.#external[1 + u32(this.#buf, o + 5)] as Buffer
     } else {
       this.#body = this.#buf.subarray(o + 5, o + 5 + len)
@@ -248,7 +256,7 @@ export class Request {
   }
 
   #ownScheme(): 'http' | 'https' {
-    return this.#flags & 1 ? 'https' : 'http'
+    return this.#flags & FLAG_TLS ? 'https' : 'http'
   }
 
   #fromProxy(): ClientView {

@@ -2,21 +2,17 @@
  * A running server: takes request batches from the core, runs the composed
  * handler for each, and hands every response back with one native call.
  */
-import type { App, RouteEntry } from './app.js'
 import { HttpyError, HttpyTypeError, fromNative } from './errors.js'
-import { native, type NativeServer, type NativeStats } from './native.js'
+import { native, ServerEvent, type NativeServer, type NativeStats } from './native.js'
 import type { ResolvedOptions } from './options.js'
 import { checkRegistry, mergeMetrics, METRICS_ROUTE } from './metrics.js'
+import { BATCH_BODY_COUNT, BATCH_FIRST_RECORD, NO_ROUTE, REPLY_HEADERS, REPLY_HEADER_LENGTH, REPLY_ID, REPLY_STATUS, recordLength, u32 } from './record.js'
 import { Request } from './request.js'
 import { FileBody, Response } from './response.js'
 import { pumpStream, isStreamBody } from './stream.js'
+import type { RouteEntry, RouteTable } from './routes.js'
 import { WebSocketSessions, resolveWsOptions } from './websocket.js'
 
-const EVENT_REQUESTS = 0
-const EVENT_CLOSED = 1
-const EVENT_WS = 2
-const NO_ROUTE = 0xffffffff
-const EMPTY: readonly string[] = []
 const TEXT_500 = 'content-type\ntext/plain; charset=utf-8'
 /** Bodies up to this size are copied into the reply batch; larger ones cross on their own without a copy. */
 const BATCH_BODY_MAX = 16 * 1024
@@ -42,11 +38,12 @@ const ZERO_STATS: ServerStats = {
 }
 
 export class Server {
-  readonly #app: App
+  readonly #table: RouteTable
   readonly #opts: ResolvedOptions
   #native: NativeServer | undefined
   #finalStats: ServerStats | undefined
-  #routes: RouteEntry[]
+  /** `#table.entries`, read per request. */
+  readonly #routes: RouteEntry[]
   readonly #paramNamesOf: (route: number) => readonly string[]
   #closing = false
   #closed = false
@@ -66,19 +63,19 @@ export class Server {
   readonly #flush = (): void => this.#flushOut()
 
   /** @internal */
-  static _start(app: App, opts: ResolvedOptions): Server {
-    return new Server(app, opts)
+  static _start(table: RouteTable, opts: ResolvedOptions): Server {
+    return new Server(table, opts)
   }
 
-  private constructor(app: App, opts: ResolvedOptions) {
-    this.#app = app
+  private constructor(table: RouteTable, opts: ResolvedOptions) {
+    this.#table = table
     this.#opts = opts
-    this.#routes = app.routes
+    this.#routes = table.entries
     this.closed = new Promise((resolve) => {
       this.#resolveClosed = resolve
     })
     this.#ws = new WebSocketSessions((err, req) => this.#report(err, req))
-    this.#paramNamesOf = (route) => (route === NO_ROUTE ? EMPTY : (this.#routes[route]?.paramNames ?? EMPTY))
+    this.#paramNamesOf = table.paramNamesOf
     checkRegistry(opts.metrics?.registry)
     try {
       this.#native = native.NativeServer.listen(opts.native, this.#nativeRoutes(), (event) => this.#onEvent(event))
@@ -194,16 +191,15 @@ export class Server {
 
   /** @internal */
   _routesChanged(routes: boolean): void {
-    this.#routes = this.#app.routes
     if (routes && this.#native) this.#native.setRoutes(this.#nativeRoutes())
   }
 
   /** The app's routes, plus the metrics endpoint when JS serves it (merged registry). */
   #nativeRoutes() {
-    const routes = this.#app.nativeRoutes()
+    const routes = this.#table.nativeRoutes()
     const m = this.#opts.metrics
     if (m) {
-      const clash = this.#app.routes.find((r) => r.pattern === m.path)
+      const clash = this.#routes.find((r) => r.pattern === m.path)
       if (clash) {
         throw new HttpyTypeError(
           'ERR_HTTPY_INVALID_OPTION',
@@ -216,9 +212,9 @@ export class Server {
   }
 
   #onEvent(event: number): void {
-    if (event === EVENT_REQUESTS) this.#drain()
-    else if (event === EVENT_WS) this.#drainWs()
-    else if (event === EVENT_CLOSED) this.#finishClose()
+    if (event === ServerEvent.Requests) this.#drain()
+    else if (event === ServerEvent.Ws) this.#drainWs()
+    else if (event === ServerEvent.Closed) this.#finishClose()
   }
 
   #finishClose(): void {
@@ -272,11 +268,11 @@ export class Server {
     // The batch's own copy (pooled when small): requests read it lazily,
     // after `#in` has been reused for later batches.
     const buf = Buffer.from(this.#in.subarray(0, len))
-    const parts = buf.readUInt32LE(0) === 0 ? [buf] : [buf, ...n.takeBodies()]
+    const parts = u32(buf, BATCH_BODY_COUNT) === 0 ? [buf] : [buf, ...n.takeBodies()]
     const end = buf.length
-    let at = 4
+    let at = BATCH_FIRST_RECORD
     while (at < end) {
-      const len = (buf[at] as number) | ((buf[at + 1] as number) << 8) | ((buf[at + 2] as number) << 16) | ((buf[at + 3] as number) << 24)
+      const len = recordLength(buf, at)
       const req = new Request(buf, at, parts, this.#paramNamesOf, this.#opts.trust)
       at += len
       this.#run(req)
@@ -308,7 +304,7 @@ export class Server {
       void this.#scrape(req)
       return
     }
-    const fn = route === NO_ROUTE ? this.#app.missHandler : (this.#routes[route] as RouteEntry).composed
+    const fn = route === NO_ROUTE ? this.#table.missHandler : (this.#routes[route] as RouteEntry).composed
     let out: Response | Promise<Response>
     try {
       out = fn(req)
@@ -391,26 +387,19 @@ export class Server {
   /** Appends one whole-body response to the outgoing batch; the batch crosses in a microtask. */
   #queue(req: Request, status: number, headers: string, body: string | Uint8Array): void {
     // Worst case of the UTF-8 forms, so the writes below cannot overflow.
-    const need = 14 + headers.length * 3 + (typeof body === 'string' ? body.length * 3 : body.byteLength)
+    const need = REPLY_HEADERS + 4 + headers.length * 3 + (typeof body === 'string' ? body.length * 3 : body.byteLength)
     if (this.#outLen + need > this.#out.length) {
       this.#flushOut()
       if (need > this.#out.length) this.#out = Buffer.allocUnsafeSlow(Math.max(need, this.#out.length * 2))
     }
     const out = this.#out
     let at = this.#outLen
-    const id = req._id
-    out[at] = id
-    out[at + 1] = id >>> 8
-    out[at + 2] = id >>> 16
-    out[at + 3] = id >>> 24
-    out[at + 4] = status
-    out[at + 5] = status >>> 8
-    const hlen = headers.length === 0 ? 0 : out.write(headers, at + 10)
-    out[at + 6] = hlen
-    out[at + 7] = hlen >>> 8
-    out[at + 8] = hlen >>> 16
-    out[at + 9] = hlen >>> 24
-    at += 10 + hlen
+    putU32(out, at + REPLY_ID, req._id)
+    out[at + REPLY_STATUS] = status
+    out[at + REPLY_STATUS + 1] = status >>> 8
+    const hlen = headers.length === 0 ? 0 : out.write(headers, at + REPLY_HEADERS)
+    putU32(out, at + REPLY_HEADER_LENGTH, hlen)
+    at += REPLY_HEADERS + hlen
     let blen: number
     if (typeof body === 'string') {
       blen = body.length === 0 ? 0 : out.write(body, at + 4)
@@ -418,10 +407,7 @@ export class Server {
       out.set(body, at + 4)
       blen = body.byteLength
     }
-    out[at] = blen
-    out[at + 1] = blen >>> 8
-    out[at + 2] = blen >>> 16
-    out[at + 3] = blen >>> 24
+    putU32(out, at, blen)
     this.#outLen = at + 4 + blen
     this.#outReqs.push(req)
     if (!this.#flushQueued) {
@@ -489,6 +475,13 @@ export class Server {
       console.error('httpy: handler error', err)
     }
   }
+}
+
+function putU32(b: Buffer, o: number, v: number): void {
+  b[o] = v
+  b[o + 1] = v >>> 8
+  b[o + 2] = v >>> 16
+  b[o + 3] = v >>> 24
 }
 
 /** `pushResources` as the core takes it: `path\nas\npath\nas…`. */

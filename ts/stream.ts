@@ -5,11 +5,8 @@
  * a slow client slows the producer down instead of filling memory.
  */
 import { HttpyTypeError } from './errors.js'
-import type { NativeServer } from './native.js'
+import { WriteResult, type NativeServer } from './native.js'
 import type { StreamBody } from './response.js'
-
-const WRITE_FULL = 1
-const WRITE_CLOSED = 2
 
 /** True for the body types sent as a stream. */
 export function isStreamBody(body: unknown): body is StreamBody {
@@ -61,14 +58,14 @@ export function pumpStream(
         const chunk = toChunk(raw)
         const write = () => (typeof chunk === 'string' ? stream.writeText(chunk) : stream.write(chunk))
         let r = write()
-        while (r === WRITE_FULL) {
+        while (r === WriteResult.Full) {
           await new Promise<void>((resolve) => {
             wake = resolve
           })
           r = write()
         }
         // Client gone: leaving the loop closes the iterator (and the source).
-        if (r === WRITE_CLOSED) break
+        if (r === WriteResult.Closed) break
       }
       stream.end()
     } catch (err) {

@@ -4,12 +4,12 @@
  * event batches into `WebSocketConnection` objects with a pull API
  * (`receive()`, `for await`) and push methods that respect backpressure.
  *
- * Event batch layout (written by `encode_events` in `crates/core/src/ws.rs`):
- * `u8 kind | u32 id | u32 len | u8 placement | inline bytes or u32 index`,
- * kinds 0 text, 1 binary, 2 close (u16 code + reason), 3 drain.
+ * Event batch layout: `WsEventAt` in `src/contract.rs`, read with
+ * `record.ts`.
  */
 import { HttpyTypeError } from './errors.js'
-import type { NativeServer, NativeWsOptions } from './native.js'
+import { SendResult, type NativeServer, type NativeWsOptions } from './native.js'
+import { EXTERNAL, u16, u32, WS_BINARY, WS_CLOSE, WS_DATA, WS_DRAIN, WS_ID, WS_KIND, WS_LENGTH, WS_PLACEMENT, WS_TEXT } from './record.js'
 import type { Request } from './request.js'
 import type { ReadonlyHeaders } from './headers.js'
 
@@ -299,8 +299,8 @@ export class WebSocketConnection implements AsyncIterable<WebSocketMessage> {
 
   #result(status: number): Promise<boolean> {
     this.#scheduleFlush()
-    if (status === 0) return SENT
-    if (status === 2) return DROPPED
+    if (status === SendResult.Queued) return SENT
+    if (status === SendResult.Closed) return DROPPED
     return new Promise((resolve) => this.#drainWaiters.push(resolve))
   }
 
@@ -399,10 +399,6 @@ export class WebSocketConnection implements AsyncIterable<WebSocketMessage> {
   }
 }
 
-function u32(b: Buffer, o: number): number {
-  return ((b[o] as number) | ((b[o + 1] as number) << 8) | ((b[o + 2] as number) << 16)) + (b[o + 3] as number) * 0x1000000
-}
-
 /**
  * @internal The JS half of a server's WebSocket connections: accepts
  * upgrades, runs handlers, dispatches event batches.
@@ -472,32 +468,32 @@ export class WebSocketSessions {
     const buf = parts[0] as Buffer
     let at = 0
     while (at < buf.length) {
-      const kind = buf[at] as number
-      const id = u32(buf, at + 1)
-      const len = u32(buf, at + 5)
-      const external = buf[at + 9] === 1
-      const start = at + 10
-      at += external ? 14 : 10 + len
+      const kind = buf[at + WS_KIND] as number
+      const id = u32(buf, at + WS_ID)
+      const len = u32(buf, at + WS_LENGTH)
+      const external = buf[at + WS_PLACEMENT] === EXTERNAL
+      const start = at + WS_DATA
+      at = start + (external ? 4 : len)
       const ws = this.#conns.get(id)
       if (!ws) continue
       // Text is decoded straight from the batch (no Buffer view per message).
-      if (kind === 0 && !external) {
+      if (kind === WS_TEXT && !external) {
         ws._message({ type: 'text', data: buf.utf8Slice(start, start + len) })
         continue
       }
       const data = external ? (parts[1 + u32(buf, start)] as Buffer) : buf.subarray(start, start + len)
       switch (kind) {
-        case 0:
+        case WS_TEXT:
           ws._message({ type: 'text', data: data.toString('utf8') })
           break
-        case 1:
+        case WS_BINARY:
           ws._message({ type: 'binary', data })
           break
-        case 2:
+        case WS_CLOSE:
           this.#conns.delete(id)
-          ws._closed({ code: data.length >= 2 ? (data[0] as number) | ((data[1] as number) << 8) : 1005, reason: data.toString('utf8', 2) })
+          ws._closed({ code: data.length >= 2 ? u16(data, 0) : 1005, reason: data.toString('utf8', 2) })
           break
-        case 3:
+        case WS_DRAIN:
           ws._drain()
           break
       }

@@ -1,0 +1,167 @@
+//! The N-API contract: every number the TypeScript side and this crate (or
+//! the core behind it) must agree on, defined once here. Each is a `#[napi]`
+//! const or enum, so its type lands in `native/index.d.cts` and its value on
+//! the loaded binding; `ts/native.ts` re-exports them and `ts/record.ts`,
+//! `ts/server.ts`, `ts/stream.ts` and `ts/websocket.ts` use them, never a
+//! literal of their own.
+//!
+//! Where the core owns a value, it is taken from the core or checked
+//! against it at compile time. The record layout is checked end to end by
+//! `recordFixture` (`testing.rs`): the core encodes real requests, and
+//! `__test__/record.test.ts` decodes every field with `ts/record.ts`.
+
+use napi_derive::napi;
+
+/// What the `onEvent` callback of `NativeServer.listen` is told.
+#[napi]
+pub enum ServerEvent {
+    /// Requests are waiting: call `drain`.
+    Requests = 0,
+    /// The close has finished; no event follows.
+    Closed = 1,
+    /// WebSocket events are waiting: call `wsDrain`.
+    Ws = 2,
+}
+
+/// Route id of a request no route matched (`NativeOptions.jsHandlesMisses`);
+/// its record then may carry the methods allowed on the path, for a 405.
+#[napi]
+pub const NO_ROUTE: u32 = httpy_core::record::NO_ROUTE;
+
+/// Byte offsets in a batch of request records as `drainInto` writes it:
+/// a count of the bodies that travel as their own buffers (`takeBodies`),
+/// then the records one after another.
+#[napi]
+pub enum BatchAt {
+    BodyCount = 0,
+    FirstRecord = 4,
+}
+
+/// Byte offsets in one reply of a `respondBatch` buffer (the core's
+/// `ReplyBatch`), from the reply's start: `u32 id | u16 status | u32 header
+/// block length | header block (name\nvalue\n…) | u32 body length | body`.
+#[napi]
+pub enum ReplyAt {
+    Id = 0,
+    Status = 4,
+    HeaderLength = 6,
+    Headers = 10,
+}
+
+/// Byte offsets in a request record (`httpy_core::record`), from the
+/// record's start. The fixed part ends at `Method`; from there fields follow
+/// one another, each behind its length:
+///
+/// ```text
+/// u16 len + method | u32 len + path | u32 len + query | u16 len + remote ip | u16 remote port
+/// params:          (u32 len + utf-8)*               (ParamCount of them)
+/// RecordFlag.Allow: u16 len + allow list ("GET, HEAD")
+/// headers:         (u16 len + name, u32 len + value)* (HeaderCount of them)
+/// u32 body len | u8 Placement | inline bytes, or u32 index into the batch's external buffers
+/// ```
+#[napi]
+pub enum RecordAt {
+    /// u32: the record's length, this field included.
+    Length = 0,
+    /// u32: the request id every `respond*` call names.
+    Id = 4,
+    /// u32: the matched route's id, or `NO_ROUTE`.
+    Route = 8,
+    /// u8: a `RecordVersion`.
+    Version = 12,
+    /// u8: `RecordFlag` bits.
+    Flags = 13,
+    /// u16: path parameters.
+    ParamCount = 14,
+    /// u16: header lines.
+    HeaderCount = 16,
+    /// The first variable-length field.
+    Method = 18,
+}
+
+/// Bits of a request record's flags byte.
+#[napi]
+pub enum RecordFlag {
+    /// The connection is TLS.
+    Tls = 1,
+    /// An allow list follows the params.
+    Allow = 2,
+}
+
+/// Where a request body or WebSocket payload travels: in the batch buffer,
+/// or as a buffer of its own (large ones, not copied).
+#[napi]
+pub enum Placement {
+    Inline = 0,
+    External = 1,
+}
+
+/// The version byte of a request record.
+#[napi]
+pub enum RecordVersion {
+    Http10 = 0,
+    Http11 = 1,
+    Http2 = 2,
+    Http3 = 3,
+}
+
+/// Kinds of the events of a `wsDrain` batch.
+#[napi]
+pub enum WsEventKind {
+    Text = 0,
+    Binary = 1,
+    /// The connection is over; the data is the close code (u16) then the reason.
+    Close = 2,
+    /// Queued outbound bytes fell back under the high-water mark.
+    Drain = 3,
+}
+
+/// Byte offsets in one event of a `wsDrain` batch (`httpy_core::encode_ws_events`).
+#[napi]
+pub enum WsEventAt {
+    /// u8: a `WsEventKind`.
+    Kind = 0,
+    /// u32: the connection's id (the id of its upgrade request).
+    Id = 1,
+    /// u32: payload length.
+    Length = 5,
+    /// u8: a `Placement`.
+    Placement = 9,
+    /// The inline payload, or a u32 index into the batch's external buffers.
+    Data = 10,
+}
+
+/// What `NativeStream.write` did with a chunk.
+#[napi]
+pub enum WriteResult {
+    /// Taken.
+    Accepted = 0,
+    /// Not taken, the buffer is full: write it again after `onWritable`.
+    Full = 1,
+    /// The client is gone.
+    Closed = 2,
+}
+
+/// What a WebSocket send (`wsSendText`, `wsSendBinary`, `wsPing`) did.
+#[napi]
+pub enum SendResult {
+    Queued = 0,
+    /// Queued above the high-water mark: a `Drain` event follows.
+    Backpressure = 1,
+    /// The connection is closed; nothing was queued.
+    Closed = 2,
+}
+
+// The core's own numbering of what it encodes must match the contract.
+const _: () = {
+    use httpy_core::Version as V;
+    assert!(V::Http10 as u8 == RecordVersion::Http10 as u8);
+    assert!(V::Http11 as u8 == RecordVersion::Http11 as u8);
+    assert!(V::Http2 as u8 == RecordVersion::Http2 as u8);
+    assert!(V::Http3 as u8 == RecordVersion::Http3 as u8);
+    use httpy_core::WsEventKind as K;
+    assert!(K::Text as u8 == WsEventKind::Text as u8);
+    assert!(K::Binary as u8 == WsEventKind::Binary as u8);
+    assert!(K::Close as u8 == WsEventKind::Close as u8);
+    assert!(K::Drain as u8 == WsEventKind::Drain as u8);
+};

@@ -1,0 +1,69 @@
+/**
+ * The one reader of what the core hands over in batches: request records
+ * (`drain`, read lazily by `Request`) and WebSocket events (`wsDrain`, read
+ * by `WebSocketSessions`). Offsets, flags and codes come from the binary
+ * (`src/contract.rs`, re-exported by `native.ts`); this module holds the
+ * little-endian readers and names the offsets once for the hot path.
+ */
+import { BatchAt, NO_ROUTE, Placement, RecordAt, ReplyAt, RecordFlag, RecordVersion, WsEventAt, WsEventKind } from './native.js'
+
+export { NO_ROUTE }
+
+// Hot path: manual little-endian reads beat DataView/readUInt32LE calls.
+export function u16(b: Buffer, o: number): number {
+  return (b[o] as number) | ((b[o + 1] as number) << 8)
+}
+export function u32(b: Buffer, o: number): number {
+  return ((b[o] as number) | ((b[o + 1] as number) << 8) | ((b[o + 2] as number) << 16)) + (b[o + 3] as number) * 0x1000000
+}
+
+// Request records: offsets from a record's start (`RecordAt`).
+export const RECORD_LENGTH: number = RecordAt.Length
+export const RECORD_ID: number = RecordAt.Id
+export const RECORD_ROUTE: number = RecordAt.Route
+export const RECORD_VERSION: number = RecordAt.Version
+export const RECORD_FLAGS: number = RecordAt.Flags
+export const RECORD_PARAM_COUNT: number = RecordAt.ParamCount
+export const RECORD_HEADER_COUNT: number = RecordAt.HeaderCount
+export const RECORD_METHOD: number = RecordAt.Method
+export const FLAG_TLS: number = RecordFlag.Tls
+export const FLAG_ALLOW: number = RecordFlag.Allow
+export const EXTERNAL: number = Placement.External
+
+export type HttpVersion = '1.0' | '1.1' | '2' | '3'
+
+/** `req.httpVersion` by the record's version byte. */
+export const VERSIONS: readonly HttpVersion[] = (() => {
+  const v: HttpVersion[] = []
+  v[RecordVersion.Http10] = '1.0'
+  v[RecordVersion.Http11] = '1.1'
+  v[RecordVersion.Http2] = '2'
+  v[RecordVersion.Http3] = '3'
+  return v
+})()
+
+// A drained batch: the count of bodies sent apart, then the records.
+export const BATCH_BODY_COUNT: number = BatchAt.BodyCount
+export const BATCH_FIRST_RECORD: number = BatchAt.FirstRecord
+
+// One reply of a reply batch (`respondBatch`), from the reply's start.
+export const REPLY_ID: number = ReplyAt.Id
+export const REPLY_STATUS: number = ReplyAt.Status
+export const REPLY_HEADER_LENGTH: number = ReplyAt.HeaderLength
+export const REPLY_HEADERS: number = ReplyAt.Headers
+
+/** Length of the record at `at` of a batch buffer (the step to the next one). */
+export function recordLength(buf: Buffer, at: number): number {
+  return u32(buf, at + RECORD_LENGTH)
+}
+
+// WebSocket events: offsets from an event's start (`WsEventAt`), kinds.
+export const WS_KIND: number = WsEventAt.Kind
+export const WS_ID: number = WsEventAt.Id
+export const WS_LENGTH: number = WsEventAt.Length
+export const WS_PLACEMENT: number = WsEventAt.Placement
+export const WS_DATA: number = WsEventAt.Data
+export const WS_TEXT: number = WsEventKind.Text
+export const WS_BINARY: number = WsEventKind.Binary
+export const WS_CLOSE: number = WsEventKind.Close
+export const WS_DRAIN: number = WsEventKind.Drain

@@ -12,7 +12,7 @@ use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 use std::time::Duration;
 
-use httpy_core::native_path::RouteExtra;
+use httpy_core::RouteExtra;
 use httpy_core::{
     body_channel, BodySender, Bytes, CompressConfig, Dotfiles, Reply, Router, StaticMount,
     WriteOutcome,

@@ -33,9 +33,11 @@ use http::{HeaderMap, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
 use crate::body::ResBody;
-use crate::server::Shared;
-use crate::service::native;
-use crate::stats::Stats;
+use crate::embedder::queue::Queue;
+use crate::lifecycle::Lifecycle;
+use crate::observe::metrics::{open_connection, websocket_message, Metrics, Protocol};
+use crate::observe::stats::Stats;
+use crate::respond::plain;
 
 /// How long one side of a closing connection waits for the other.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -231,6 +233,17 @@ impl WsConn {
 /// The connections subscribed to one topic.
 type Subscribers = FxHashMap<u32, Arc<WsConn>>;
 
+/// What the WebSocket layer needs from the server: the hub of open
+/// connections, the queue whose waker tells the embedder about events, the
+/// counters and the close signals.
+pub(crate) struct WsEnv {
+    pub(crate) hub: Hub,
+    pub(crate) queue: Arc<Queue>,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) metrics: Option<Arc<Metrics>>,
+    pub(crate) life: Lifecycle,
+}
+
 /// Every live WebSocket connection of a server, its topics, and the event
 /// queue towards the embedder.
 #[derive(Default)]
@@ -416,14 +429,14 @@ impl Hub {
     }
 }
 
-fn event(shared: &Shared, conn: &Arc<WsConn>, kind: WsEventKind, data: Bytes) {
+fn event(shared: &WsEnv, conn: &Arc<WsConn>, kind: WsEventKind, data: Bytes) {
     if shared.hub.push(conn, kind, data) {
         shared.queue.wake_ws();
     }
 }
 
 /// Queues the connection's one and only `Close` event.
-fn report_close(shared: &Shared, conn: &Arc<WsConn>, code: u16, reason: &str) {
+fn report_close(shared: &WsEnv, conn: &Arc<WsConn>, code: u16, reason: &str) {
     if conn.reported.swap(true, Ordering::AcqRel) {
         return;
     }
@@ -495,13 +508,13 @@ fn config(opts: &WsOptions) -> WebSocketConfig {
 }
 
 /// Runs one upgraded connection to its end, then frees everything it held.
-pub(crate) async fn run<S>(shared: Arc<Shared>, conn: Arc<WsConn>, io: S)
+pub(crate) async fn run<S>(shared: Arc<WsEnv>, conn: Arc<WsConn>, io: S)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     Stats::inc(&shared.stats.websockets_open);
     Stats::inc(&shared.stats.websockets_total);
-    let _open = crate::metrics::open_connection(&shared, crate::metrics::Protocol::WebSocket);
+    let _open = open_connection(&shared.metrics, Protocol::WebSocket);
     let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config(&conn.opts))).await;
     conn.touch();
     drive(&shared, &conn, ws).await;
@@ -510,7 +523,7 @@ where
     Stats::dec(&shared.stats.websockets_open);
 }
 
-async fn drive<S>(shared: &Arc<Shared>, conn: &Arc<WsConn>, ws: WebSocketStream<S>)
+async fn drive<S>(shared: &Arc<WsEnv>, conn: &Arc<WsConn>, ws: WebSocketStream<S>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -544,7 +557,7 @@ where
                 }
                 Some(Ok(msg)) => {
                     conn.touch();
-                    crate::metrics::websocket_message(shared, &msg, true);
+                    websocket_message(shared.metrics.as_deref(), &msg, true);
                     match msg {
                         Message::Text(t) => event(shared, conn, WsEventKind::Text, t.into()),
                         Message::Binary(b) => event(shared, conn, WsEventKind::Binary, b),
@@ -606,7 +619,7 @@ where
             let mut bytes = 0;
             let mut closed = false;
             for (msg, len) in batch {
-                crate::metrics::websocket_message(shared, &msg, false);
+                websocket_message(shared.metrics.as_deref(), &msg, false);
                 bytes += len;
                 closed |= matches!(msg, Message::Close(_));
                 if sink.feed(msg).await.is_err() {
@@ -658,20 +671,20 @@ where
                 grace.get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_GRACE)));
             }
             _ = async { grace.as_mut().expect("guarded").await }, if grace.is_some() => return,
-            _ = shared.shutdown.cancelled(), if !draining => {
+            _ = shared.life.shutdown.cancelled(), if !draining => {
                 draining = true;
                 if conn.enqueue_close(1001, "server shutting down") {
                     report_close(shared, conn, 1001, "server shutting down");
                 }
             }
-            _ = shared.force.cancelled() => return,
+            _ = shared.life.force.cancelled() => return,
         }
     }
 }
 
 /// After a locally started close frame went out: report it with the code
 /// that was sent (unless something was reported already).
-fn report_close_local(shared: &Shared, conn: &Arc<WsConn>) {
+fn report_close_local(shared: &WsEnv, conn: &Arc<WsConn>) {
     let (code, reason) = conn
         .sent_close
         .lock()
@@ -687,7 +700,7 @@ pub fn encode_events(events: &[WsEvent], out: &mut Vec<u8>, external: &mut Vec<B
         out.push(ev.kind as u8);
         out.extend_from_slice(&ev.id.to_le_bytes());
         out.extend_from_slice(&(ev.data.len() as u32).to_le_bytes());
-        if ev.data.len() >= crate::record::EXTERNAL_BODY_MIN {
+        if ev.data.len() >= crate::embedder::record::EXTERNAL_BODY_MIN {
             out.push(1);
             out.extend_from_slice(&(external.len() as u32).to_le_bytes());
             external.push(ev.data.clone());
@@ -708,7 +721,7 @@ pub const ROUTE_METHOD: &str = "WEBSOCKET";
 
 /// `426` for a plain request to a path that only has a WebSocket route.
 pub(crate) fn upgrade_required() -> Response<ResBody> {
-    let mut res = native(
+    let mut res = plain(
         StatusCode::UPGRADE_REQUIRED,
         "Upgrade Required: this path speaks WebSocket",
     );
@@ -731,7 +744,7 @@ pub(crate) fn check_handshake(headers: &HeaderMap) -> Result<String, Box<Respons
                 .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
         });
     if !connection_upgrade {
-        return Err(Box::new(native(
+        return Err(Box::new(plain(
             StatusCode::BAD_REQUEST,
             "Bad Request: missing Connection: upgrade",
         )));
@@ -741,7 +754,7 @@ pub(crate) fn check_handshake(headers: &HeaderMap) -> Result<String, Box<Respons
         .map(|v| v.as_bytes())
         != Some(b"13")
     {
-        let mut res = native(
+        let mut res = plain(
             StatusCode::UPGRADE_REQUIRED,
             "Upgrade Required: WebSocket version 13",
         );
@@ -757,7 +770,7 @@ pub(crate) fn check_handshake(headers: &HeaderMap) -> Result<String, Box<Respons
         .and_then(|v| v.to_str().ok())
     {
         Some(k) if k.len() == 24 && k.ends_with("==") => Ok(k.to_string()),
-        _ => Err(Box::new(native(
+        _ => Err(Box::new(plain(
             StatusCode::BAD_REQUEST,
             "Bad Request: invalid Sec-WebSocket-Key",
         ))),
@@ -768,7 +781,7 @@ pub(crate) fn check_handshake(headers: &HeaderMap) -> Result<String, Box<Respons
 /// connection's task, which runs once hyper hands the transport over and
 /// holds the connection's `maxConnections` slot (`slot`) until it ends.
 pub(crate) fn switch(
-    shared: &Arc<Shared>,
+    shared: &Arc<WsEnv>,
     id: u32,
     key: &str,
     reply: crate::Reply,
@@ -776,7 +789,7 @@ pub(crate) fn switch(
     slot: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Response<ResBody> {
     let Some(conn) = shared.hub.get(id) else {
-        return native(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+        return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
     };
     let mut res = Response::new(ResBody::full(Bytes::new()));
     *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
@@ -790,7 +803,7 @@ pub(crate) fn switch(
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
     }
     let task_shared = shared.clone();
-    shared.tracker.spawn(async move {
+    shared.life.tracker.spawn(async move {
         // Held until the WebSocket ends: it still occupies a connection.
         let _slot = slot;
         match on_upgrade.await {
@@ -870,7 +883,7 @@ mod tests {
         hub.push(
             &conn,
             WsEventKind::Binary,
-            Bytes::from(vec![1u8; crate::record::EXTERNAL_BODY_MIN]),
+            Bytes::from(vec![1u8; crate::embedder::record::EXTERNAL_BODY_MIN]),
         );
         let events = hub.take_events();
         assert_eq!(conn.undrained.load(Ordering::Relaxed), 0);

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-use crate::reply::Reply;
-use crate::stats::Stats;
+use crate::embedder::reply::Reply;
+use crate::observe::stats::Stats;
 
 /// Called by the engine from Tokio threads. Implementations must be cheap
 /// and must not block: they typically schedule a callback on another thread.

@@ -1,28 +1,64 @@
-//! One request, whatever the protocol: route it, answer natively when no JS
-//! is needed, otherwise read the body, queue it for the embedder and wait for
+//! One request, whatever the protocol: route it, answer directly when no
+//! handler is needed, otherwise read the body, queue it for the embedder and wait for
 //! its reply.
 
-use bytes::{Bytes, BytesMut};
+use arc_swap::ArcSwap;
+use bytes::Bytes;
 use futures_util::FutureExt;
-use http::header::{
-    HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, HOST, RETRY_AFTER, TRANSFER_ENCODING,
-};
+use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, RETRY_AFTER};
 use http::{Request, Response, StatusCode};
-use http_body_util::BodyExt;
-use std::net::SocketAddr;
+use std::convert::Infallible;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::time::Instant;
 
+use super::fault::Faults;
+use super::limits::{ambiguous_h1, head_size, read_body, BodyError, MIN_PROTOCOL_HEAD};
+use super::router::Match;
+use super::{ConnInfo, Dispatch};
 use crate::body::ResBody;
-use crate::native_path;
-use crate::queue::{Incoming, Version};
-use crate::reply::{add_preload_links, PushList};
-use crate::router::Match;
-use crate::server::Shared;
-use crate::stats::Stats;
-use crate::ws;
+use crate::config::ServerConfig;
+use crate::embedder::queue::{Incoming, Queue, Version};
+use crate::embedder::reply::{add_preload_links, PushList};
+use crate::observe::metrics::scrape;
+use crate::observe::probe::Probe;
+use crate::observe::stats::Stats;
+use crate::observe::Observers;
+use crate::respond::route::{self, ReqFacts};
+use crate::respond::{plain, Direct};
+use crate::ws::{self, WsEnv};
+use crate::Router;
+
+/// Everything a request may need on its way, built once per server (by
+/// `Server::start`) and shared by every connection through an `Arc`.
+pub(crate) struct Service {
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) router: ArcSwap<Router>,
+    pub(crate) queue: Arc<Queue>,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) faults: Faults,
+    pub(crate) direct: Direct,
+    pub(crate) ws: Arc<WsEnv>,
+    pub(crate) observe: Observers,
+    /// `Alt-Svc` advertising HTTP/3 on TCP responses, when it is on.
+    pub(crate) alt_svc: Option<HeaderValue>,
+}
+
+impl Dispatch for Arc<Service> {
+    fn call<B>(
+        &self,
+        conn: Arc<ConnInfo>,
+        req: Request<B>,
+    ) -> impl Future<Output = Result<Response<ResBody>, Infallible>> + Send + 'static + use<B>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: std::fmt::Display,
+    {
+        handle(self.clone(), conn, req)
+    }
+}
 
 /// An HTTP/1.1 `GET` asking to switch to WebSocket.
 pub(crate) fn is_ws_upgrade<B>(req: &Request<B>) -> bool {
@@ -38,52 +74,17 @@ pub(crate) fn is_ws_upgrade<B>(req: &Request<B>) -> bool {
             })
 }
 
-/// Per-connection facts the service needs.
-pub(crate) struct ConnInfo {
-    pub remote: SocketAddr,
-    pub tls: bool,
-    pub requests: AtomicU64,
-    /// What the HTTP/1 driver reads to decide that a connection is idle
-    /// and may give its buffers back (see `proto::h1`).
-    pub idle: crate::proto::h1::IdleWatch,
-    /// The connection's `maxConnections` slot. A WebSocket upgrade takes it
-    /// with it, so upgraded connections stay counted against the limit.
-    pub slot: parking_lot::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
-}
-
-impl ConnInfo {
-    pub(crate) fn new(remote: SocketAddr, tls: bool) -> Arc<Self> {
-        Arc::new(Self {
-            remote,
-            tls,
-            requests: AtomicU64::new(0),
-            idle: Default::default(),
-            slot: parking_lot::Mutex::new(None),
-        })
-    }
-}
-
-pub(crate) fn native(status: StatusCode, text: &'static str) -> Response<ResBody> {
-    let mut res = Response::new(ResBody::full(Bytes::from_static(text.as_bytes())));
-    *res.status_mut() = status;
-    res.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    res
-}
-
 fn close_after(mut res: Response<ResBody>) -> Response<ResBody> {
     res.headers_mut()
         .insert(CONNECTION, HeaderValue::from_static("close"));
     res
 }
 
-pub(crate) async fn handle<B>(
-    shared: Arc<Shared>,
+async fn handle<B>(
+    shared: Arc<Service>,
     conn: Arc<ConnInfo>,
     req: Request<B>,
-) -> Result<Response<ResBody>, std::convert::Infallible>
+) -> Result<Response<ResBody>, Infallible>
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::fmt::Display,
@@ -94,22 +95,27 @@ where
     let is_h1 = req.version() <= http::Version::HTTP_11;
     let is_h3 = req.version() == http::Version::HTTP_3;
     let limit = shared.config.max_keep_alive_requests;
-    let probe = crate::observe::Probe::begin(&shared, &conn, &req);
-    let res = match crate::metrics::scrape(&shared, &req) {
+    let mut probe = Probe::begin(
+        &shared.observe,
+        &shared.config.trust_proxy,
+        conn.remote,
+        &req,
+    );
+    let res = match scrape(shared.observe.metrics.as_deref(), &req) {
         Some(res) => res,
-        None => match AssertUnwindSafe(route_and_answer(&shared, &conn, req))
+        None => match AssertUnwindSafe(route_and_answer(&shared, &conn, req, &mut probe))
             .catch_unwind()
             .await
         {
             Ok(res) => res,
             Err(_) => {
                 Stats::inc(&shared.stats.panics);
-                native(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
             }
         },
     };
     if let Some(probe) = probe {
-        probe.finish(&shared, &res);
+        probe.finish(&shared.observe, &res);
     }
     let mut res = res;
     // Over TCP, tell clients where HTTP/3 is (RFC 7838).
@@ -134,9 +140,10 @@ where
 }
 
 async fn route_and_answer<B>(
-    shared: &Arc<Shared>,
+    shared: &Arc<Service>,
     conn: &ConnInfo,
     req: Request<B>,
+    probe: &mut Option<Probe>,
 ) -> Response<ResBody>
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
@@ -146,7 +153,7 @@ where
     let config = &shared.config;
     shared.faults.check(req.uri().path());
     if ambiguous_h1(&req) {
-        return close_after(native(
+        return close_after(plain(
             StatusCode::BAD_REQUEST,
             "Bad Request: ambiguous message framing",
         ));
@@ -154,7 +161,7 @@ where
     // The protocol layers cannot bound a head below their 8 KiB buffer;
     // smaller limits are enforced here.
     if config.max_header_size < MIN_PROTOCOL_HEAD && head_size(&req) > config.max_header_size {
-        return close_after(native(
+        return close_after(plain(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "Request Header Fields Too Large",
         ));
@@ -162,7 +169,7 @@ where
     // An owned handle: a cached route may wait for another request's reply
     // while holding it.
     let router = shared.router.load_full();
-    let facts = native_path::ReqFacts::of(&req);
+    let facts = ReqFacts::of(&req);
     let mut fill = None;
     let upgrade = is_ws_upgrade(&req);
     let method = if upgrade {
@@ -178,7 +185,7 @@ where
             allow.retain(|m| m != ws::ROUTE_METHOD);
             if allow.is_empty() {
                 // Only a WebSocket route lives here.
-                Stats::inc(&shared.stats.native_responses);
+                Stats::inc(&shared.stats.direct_responses);
                 return ws::upgrade_required();
             }
             Match::MethodNotAllowed { allow }
@@ -187,10 +194,14 @@ where
     };
     let (route, params, allow) = match found {
         Match::Found { route, params } => {
+            // The metrics label reuses this lookup.
+            if let Some(p) = probe.as_mut().filter(|p| p.wants_route()) {
+                p.set_route(router.pattern(route));
+            }
             if let Some(extra) = router.extra(route) {
                 let (path, query) = (req.uri().path(), req.uri().query().unwrap_or(""));
-                match native_path::before_js(
-                    shared,
+                match route::before_embedder(
+                    &shared.direct,
                     &extra,
                     &params,
                     path,
@@ -200,16 +211,16 @@ where
                 )
                 .await
                 {
-                    native_path::Pre::Done(res) => return res,
-                    native_path::Pre::Continue(f) => fill = f,
+                    route::Pre::Done(res) => return res,
+                    route::Pre::Continue(f) => fill = f,
                 }
             }
             (Some(route), params, None)
         }
         Match::MethodNotAllowed { allow } => {
             if !config.js_handles_misses {
-                Stats::inc(&shared.stats.native_responses);
-                let mut res = native(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+                Stats::inc(&shared.stats.direct_responses);
+                let mut res = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
                 if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
                     res.headers_mut().insert(ALLOW, v);
                 }
@@ -219,8 +230,8 @@ where
         }
         Match::NotFound => {
             if !config.js_handles_misses {
-                Stats::inc(&shared.stats.native_responses);
-                return native(StatusCode::NOT_FOUND, "Not Found");
+                Stats::inc(&shared.stats.direct_responses);
+                return plain(StatusCode::NOT_FOUND, "Not Found");
             }
             (None, Vec::new(), None)
         }
@@ -230,7 +241,7 @@ where
     // Overload: refuse at once rather than queue without bound.
     if shared.stats.pending.load(Ordering::Relaxed) >= config.max_pending_requests as u64 {
         Stats::inc(&shared.stats.rejected_overload);
-        let mut res = native(
+        let mut res = plain(
             StatusCode::SERVICE_UNAVAILABLE,
             "Service Unavailable: server overloaded",
         );
@@ -261,7 +272,7 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > config.max_body_size) {
-        return close_after(native(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"));
+        return close_after(plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"));
     }
 
     let deadline = started + config.request_timeout;
@@ -271,15 +282,15 @@ where
         {
             Ok(Ok(b)) => b,
             Ok(Err(BodyError::TooLarge)) => {
-                return close_after(native(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"))
+                return close_after(plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"))
             }
             Ok(Err(BodyError::Broken)) => {
-                return close_after(native(
+                return close_after(plain(
                     StatusCode::BAD_REQUEST,
                     "Bad Request: malformed body",
                 ))
             }
-            Err(_) => return close_after(native(StatusCode::REQUEST_TIMEOUT, "Request Timeout")),
+            Err(_) => return close_after(plain(StatusCode::REQUEST_TIMEOUT, "Request Timeout")),
         };
 
     let (id, responder, rx) = shared.queue.channel();
@@ -314,21 +325,21 @@ where
             match (ws_key, on_upgrade) {
                 (Some(key), Some(on_upgrade)) => {
                     let slot = conn.slot.lock().take();
-                    ws::switch(shared, id, &key, reply, on_upgrade, slot)
+                    ws::switch(&shared.ws, id, &key, reply, on_upgrade, slot)
                 }
                 _ => {
-                    shared.hub.remove(id);
-                    native(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                    shared.ws.hub.remove(id);
+                    plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
                 }
             }
         }
-        Ok(Ok(reply)) => native_path::after_js(shared, reply, &facts, fill).await,
+        Ok(Ok(reply)) => route::after_embedder(&shared.direct, reply, &facts, fill).await,
         // The responder was dropped without an answer (the embedder failed
         // to produce one, or is shutting down).
-        Ok(Err(_)) => native(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+        Ok(Err(_)) => plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
         Err(_) => {
             Stats::inc(&shared.stats.timed_out);
-            let mut res = native(
+            let mut res = plain(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Service Unavailable: the handler did not answer within requestTimeout",
             );
@@ -337,88 +348,4 @@ where
             res
         }
     }
-}
-
-/// An HTTP/1 request whose framing or target is ambiguous: `Transfer-Encoding`
-/// together with `Content-Length`, repeated or non-`chunked` framing headers,
-/// or an HTTP/1.1 request without exactly one `Host` (RFC 9112 §3.2, §6.1,
-/// §6.3). These are what request smuggling is built from, so they are
-/// refused with 400 and a close instead of being interpreted.
-fn ambiguous_h1<B>(req: &Request<B>) -> bool {
-    let version = req.version();
-    if version != http::Version::HTTP_11 && version != http::Version::HTTP_10 {
-        return false;
-    }
-    let h = req.headers();
-    if version == http::Version::HTTP_11 {
-        let mut hosts = h.get_all(HOST).iter();
-        if hosts.next().is_none() || hosts.next().is_some() {
-            return true;
-        }
-    }
-    let mut te = h.get_all(TRANSFER_ENCODING).iter();
-    if let Some(first) = te.next() {
-        return te.next().is_some()
-            || h.contains_key(CONTENT_LENGTH)
-            || !first.as_bytes().eq_ignore_ascii_case(b"chunked");
-    }
-    let mut cl = h.get_all(CONTENT_LENGTH).iter();
-    cl.next().is_some() && cl.next().is_some()
-}
-
-/// The smallest head limit hyper applies itself (its minimum read buffer).
-pub(crate) const MIN_PROTOCOL_HEAD: usize = 8192;
-
-/// Approximate size of the request head on the wire.
-fn head_size<B>(req: &Request<B>) -> usize {
-    let line = req.method().as_str().len() + req.uri().to_string().len() + 12;
-    req.headers()
-        .iter()
-        .fold(line, |n, (k, v)| n + k.as_str().len() + v.len() + 4)
-}
-
-enum BodyError {
-    TooLarge,
-    Broken,
-}
-
-async fn read_body<B>(mut body: B, max: u64, declared: Option<u64>) -> Result<Bytes, BodyError>
-where
-    B: http_body::Body<Data = Bytes> + Unpin,
-    B::Error: std::fmt::Display,
-{
-    if body.is_end_stream() {
-        return Ok(Bytes::new());
-    }
-    let mut first: Option<Bytes> = None;
-    let mut buf: Option<BytesMut> = None;
-    let mut total: u64 = 0;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| BodyError::Broken)?;
-        let Ok(data) = frame.into_data() else {
-            continue; // trailers are not exposed
-        };
-        total += data.len() as u64;
-        if total > max {
-            return Err(BodyError::TooLarge);
-        }
-        // A body that arrives in one piece is passed on without a copy.
-        match (&mut first, &mut buf) {
-            (None, None) => first = Some(data),
-            (Some(f), None) => {
-                let cap = declared.unwrap_or(0).max((f.len() + data.len()) as u64 * 2);
-                let mut b = BytesMut::with_capacity(cap.min(max) as usize);
-                b.extend_from_slice(f);
-                b.extend_from_slice(&data);
-                first = None;
-                buf = Some(b);
-            }
-            (_, Some(b)) => b.extend_from_slice(&data),
-        }
-    }
-    Ok(match (first, buf) {
-        (Some(f), _) => f,
-        (_, Some(b)) => b.freeze(),
-        _ => Bytes::new(),
-    })
 }

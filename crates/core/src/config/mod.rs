@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-pub use crate::access_log::{AccessLogConfig, AccessLogFormat};
-use crate::tls::TlsSettings;
+pub use crate::observe::access_log::{AccessLogConfig, AccessLogFormat};
+pub(crate) mod tls;
+
+use tls::TlsSettings;
 
 /// Everything one listener needs. Durations and sizes use the units of the
 /// protocol layers; the public API converts seconds on the JS side.
@@ -62,7 +64,7 @@ pub struct ServerConfig {
     /// HTTP/3 over QUIC on a UDP port (needs `tls` and the `http3` feature).
     pub http3: Option<Http3Config>,
     /// Response compression; `None` leaves bodies as they are.
-    pub compression: Option<crate::compress::CompressConfig>,
+    pub compression: Option<crate::respond::compress::CompressConfig>,
 }
 
 /// Metrics settings.

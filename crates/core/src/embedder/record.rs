@@ -22,7 +22,7 @@
 use bytes::Bytes;
 use std::io::Write as _;
 
-use crate::queue::Incoming;
+use crate::embedder::queue::Incoming;
 
 /// Bodies at least this large travel as their own buffer (no copy into the
 /// batch); smaller ones are copied inline, which is cheaper than a second

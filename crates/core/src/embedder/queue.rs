@@ -147,3 +147,109 @@ impl Queue {
         self.waker.closed();
     }
 }
+
+/// A [`Waker`] for tests: counts its calls.
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(crate) struct CountingWaker {
+    pub(crate) wakes: Arc<std::sync::atomic::AtomicUsize>,
+    pub(crate) closed: Arc<AtomicBool>,
+}
+
+#[cfg(test)]
+impl Waker for CountingWaker {
+    fn wake(&self) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+    }
+    fn closed(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use http::Method;
+
+    pub(crate) fn queue() -> (Queue, CountingWaker, Arc<Stats>) {
+        let waker = CountingWaker::default();
+        let stats = Arc::new(Stats::default());
+        (
+            Queue::new(Box::new(waker.clone()), stats.clone()),
+            waker,
+            stats,
+        )
+    }
+
+    pub(crate) fn incoming(q: &Queue, path: &str) -> (Incoming, oneshot::Receiver<Reply>) {
+        let (id, responder, rx) = q.channel();
+        let req = Incoming {
+            id,
+            route: Some(0),
+            allow: None,
+            method: Method::GET,
+            path: path.to_string(),
+            query: String::new(),
+            params: Vec::new(),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            remote: "127.0.0.1:4000".parse().unwrap(),
+            version: Version::Http11,
+            tls: false,
+            responder,
+        };
+        (req, rx)
+    }
+
+    #[test]
+    fn ids_are_distinct_and_pending_follows_responders() {
+        let (q, _, stats) = queue();
+        let (a, _ra) = incoming(&q, "/a");
+        let (b, _rb) = incoming(&q, "/b");
+        assert_ne!(a.id, b.id);
+        assert_eq!(stats.snapshot().pending, 2);
+        assert!(a.responder.send(Reply::text(http::StatusCode::OK, "ok")));
+        assert_eq!(stats.snapshot().pending, 1);
+        drop(b);
+        assert_eq!(stats.snapshot().pending, 0);
+    }
+
+    #[test]
+    fn many_pushes_share_one_wake_until_the_batch_is_taken() {
+        let (q, waker, _) = queue();
+        for i in 0..5 {
+            let (req, _) = incoming(&q, &format!("/{i}"));
+            q.push(req);
+        }
+        assert_eq!(waker.wakes.load(Ordering::SeqCst), 1);
+        let batch = q.take_batch();
+        assert_eq!(
+            batch.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(),
+            ["/0", "/1", "/2", "/3", "/4"]
+        );
+        assert!(q.take_batch().is_empty());
+        let (req, _) = incoming(&q, "/again");
+        q.push(req);
+        assert_eq!(waker.wakes.load(Ordering::SeqCst), 2);
+        q.notify_closed();
+        assert!(waker.closed.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_reply_reaches_the_waiting_side_and_an_abandoned_one_says_so() {
+        let (q, _, _) = queue();
+        let (req, rx) = incoming(&q, "/");
+        assert!(!req.responder.is_abandoned());
+        assert!(req
+            .responder
+            .send(Reply::text(http::StatusCode::CREATED, "made")));
+        let reply = rx.blocking_recv().unwrap();
+        assert_eq!(reply.status, http::StatusCode::CREATED);
+        let (req, rx) = incoming(&q, "/");
+        drop(rx);
+        assert!(req.responder.is_abandoned());
+        assert!(!req
+            .responder
+            .send(Reply::text(http::StatusCode::OK, "late")));
+    }
+}

@@ -70,7 +70,7 @@ pub struct ServerConfig {
 /// Metrics settings.
 #[derive(Debug, Clone, Default)]
 pub struct MetricsConfig {
-    /// Path answered natively with the Prometheus text (GET/HEAD); `None`
+    /// Path answered directly with the Prometheus text (GET/HEAD); `None`
     /// when the embedder serves it (to merge its own registry).
     pub path: Option<String>,
 }

@@ -349,3 +349,177 @@ where
         }
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::embedder::queue::CountingWaker;
+    use crate::embedder::reply::Reply;
+    use crate::lifecycle::Lifecycle;
+    use crate::observe::metrics::Metrics;
+    use crate::ws::Hub;
+    use http_body_util::{BodyExt, Full};
+
+    /// A service as `Server::start` builds it, without a socket or runtime.
+    pub(crate) fn service(config: ServerConfig, router: Router) -> Arc<Service> {
+        let config = Arc::new(config);
+        let stats = Arc::new(Stats::default());
+        let queue = Arc::new(Queue::new(
+            Box::new(CountingWaker::default()),
+            stats.clone(),
+        ));
+        let metrics = config
+            .metrics
+            .as_ref()
+            .map(|m| Arc::new(Metrics::new(m.path.clone())));
+        Arc::new(Service {
+            router: ArcSwap::from_pointee(router),
+            queue: queue.clone(),
+            direct: Direct::new(stats.clone(), None, config.request_timeout),
+            faults: Faults::default(),
+            ws: Arc::new(WsEnv {
+                hub: Hub::default(),
+                queue,
+                stats: stats.clone(),
+                metrics: metrics.clone(),
+                life: Lifecycle::default(),
+            }),
+            observe: Observers {
+                metrics,
+                access_log: None,
+            },
+            stats,
+            alt_svc: None,
+            config,
+        })
+    }
+
+    /// Stands in for the embedder: answers every queued request with its
+    /// path and route id, until the test ends.
+    fn stub_embedder(svc: &Arc<Service>) -> tokio::task::JoinHandle<()> {
+        let svc = svc.clone();
+        tokio::spawn(async move {
+            loop {
+                for req in svc.queue.take_batch() {
+                    let body = format!("{} {:?} {:?}", req.path, req.route, req.params);
+                    let reply = Reply::from_parts(200, "x-by\nembedder", body.into()).unwrap();
+                    req.responder.send(reply);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        })
+    }
+
+    fn get(path: &str) -> Request<Full<Bytes>> {
+        Request::builder()
+            .uri(path)
+            .header("host", "x")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    }
+
+    async fn call(
+        svc: &Arc<Service>,
+        req: Request<Full<Bytes>>,
+    ) -> (StatusCode, HeaderMapLite, String) {
+        let conn = ConnInfo::new("127.0.0.1:5000".parse().unwrap(), false);
+        let res = svc.call(conn, req).await.unwrap();
+        let status = res.status();
+        let headers = res
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    type HeaderMapLite = Vec<(String, String)>;
+
+    fn header<'a>(h: &'a HeaderMapLite, name: &str) -> Option<&'a str> {
+        h.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    fn router() -> Router {
+        let mut r = Router::new();
+        r.insert("GET", "/users/{id}", 3).unwrap();
+        r.insert("POST", "/users/{id}", 4).unwrap();
+        r
+    }
+
+    #[tokio::test]
+    async fn routed_requests_go_to_the_embedder_and_come_back() {
+        let svc = service(ServerConfig::default(), router());
+        let embedder = stub_embedder(&svc);
+        let (status, headers, body) = call(&svc, get("/users/7")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(header(&headers, "x-by"), Some("embedder"));
+        assert_eq!(body, "/users/7 Some(3) [\"7\"]");
+        let s = svc.stats.snapshot();
+        assert_eq!((s.requests_total, s.pending, s.direct_responses), (1, 0, 0));
+        embedder.abort();
+    }
+
+    #[tokio::test]
+    async fn misses_are_answered_directly() {
+        let svc = service(ServerConfig::default(), router());
+        let (status, _, _) = call(&svc, get("/nowhere")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let mut del = get("/users/7");
+        *del.method_mut() = http::Method::DELETE;
+        let (status, headers, _) = call(&svc, del).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(header(&headers, "allow"), Some("GET, HEAD, POST"));
+        assert_eq!(svc.stats.snapshot().direct_responses, 2);
+        assert!(
+            svc.queue.take_batch().is_empty(),
+            "nothing reached the embedder"
+        );
+    }
+
+    #[tokio::test]
+    async fn limits_refuse_before_the_embedder() {
+        let config = ServerConfig {
+            max_pending_requests: 0,
+            ..Default::default()
+        };
+        let svc = service(config, router());
+        let (status, headers, _) = call(&svc, get("/users/1")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(header(&headers, "retry-after"), Some("1"));
+        assert_eq!(svc.stats.snapshot().rejected_overload, 1);
+
+        let svc = service(ServerConfig::default(), router());
+        let no_host = Request::builder()
+            .uri("/users/1")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let (status, headers, _) = call(&svc, no_host).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(header(&headers, "connection"), Some("close"));
+    }
+
+    #[tokio::test]
+    async fn metrics_label_the_route_of_the_one_lookup() {
+        let config = ServerConfig {
+            metrics: Some(crate::MetricsConfig {
+                path: Some("/metrics".into()),
+            }),
+            ..Default::default()
+        };
+        let svc = service(config, router());
+        let embedder = stub_embedder(&svc);
+        call(&svc, get("/users/7")).await;
+        call(&svc, get("/users/8")).await;
+        call(&svc, get("/nowhere")).await;
+        let (status, _, text) = call(&svc, get("/metrics")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(text.contains(
+            "http_requests_total{method=\"GET\",route=\"/users/{id}\",status=\"200\"} 2\n"
+        ));
+        assert!(text.contains(
+            "http_requests_total{method=\"GET\",route=\"<unmatched>\",status=\"404\"} 1\n"
+        ));
+        embedder.abort();
+    }
+}

@@ -626,4 +626,39 @@ mod tests {
         assert!(none_match("*", "\"a\""));
         assert!(!none_match("\"c\"", "\"a\""));
     }
+
+    proptest::proptest! {
+        /// Any header, any length: a part is always inside the file, and
+        /// well-formed single ranges mean what RFC 9110 says.
+        #[test]
+        fn any_range_header_stays_inside_the_file(header in "(?s).{0,30}", len in 0u64..1_000_000) {
+            if let RangeSpec::Part(a, b) = parse_range(&header, len) {
+                proptest::prop_assert!(a <= b && b < len);
+            }
+        }
+
+        #[test]
+        fn well_formed_ranges_mean_what_they_say(
+            start in 0u64..2000,
+            span in proptest::option::of(0u64..2000),
+            suffix in 0u64..3000,
+            len in 0u64..2000,
+        ) {
+            let header = match span {
+                Some(s) => format!("bytes={start}-{}", start + s),
+                None => format!("bytes={start}-"),
+            };
+            let want = if start >= len {
+                RangeSpec::Unsatisfiable
+            } else {
+                RangeSpec::Part(start, span.map_or(len - 1, |s| (start + s).min(len - 1)))
+            };
+            proptest::prop_assert_eq!(parse_range(&header, len), want);
+            let want = match (suffix, len) {
+                (0, _) | (_, 0) => RangeSpec::Unsatisfiable,
+                (n, len) => RangeSpec::Part(len.saturating_sub(n), len - 1),
+            };
+            proptest::prop_assert_eq!(parse_range(&format!("bytes=-{suffix}"), len), want);
+        }
+    }
 }

@@ -37,7 +37,7 @@ pub struct ServerConfig {
     pub max_pending_requests: usize,
     /// Tokio worker threads.
     pub threads: usize,
-    /// When false, requests that match no route are answered natively
+    /// When false, requests that match no route are answered directly
     /// (404/405) without entering JS; when true they go to JS so middleware
     /// sees every request.
     pub js_handles_misses: bool,

@@ -151,6 +151,23 @@ where
 {
     let started = Instant::now();
     let config = &shared.config;
+    // An owned handle: a cached route may wait for another request's reply
+    // while holding it.
+    let router = shared.router.load_full();
+    let upgrade = is_ws_upgrade(&req);
+    let method = if upgrade {
+        ws::ROUTE_METHOD
+    } else {
+        req.method().as_str()
+    };
+    // The one lookup of this request; the metrics label reuses it, also
+    // for the requests refused below.
+    let matched = router.find(method, req.uri().path());
+    if let (Match::Found { route, .. }, Some(p)) = (&matched, probe.as_mut()) {
+        if p.wants_route() {
+            p.set_route(router.pattern(*route));
+        }
+    }
     shared.faults.check(req.uri().path());
     if ambiguous_h1(&req) {
         return close_after(plain(
@@ -166,18 +183,9 @@ where
             "Request Header Fields Too Large",
         ));
     }
-    // An owned handle: a cached route may wait for another request's reply
-    // while holding it.
-    let router = shared.router.load_full();
     let facts = ReqFacts::of(&req);
     let mut fill = None;
-    let upgrade = is_ws_upgrade(&req);
-    let method = if upgrade {
-        ws::ROUTE_METHOD
-    } else {
-        req.method().as_str()
-    };
-    let found = match router.find(method, req.uri().path()) {
+    let found = match matched {
         // An upgrade to a path without a WebSocket route is a miss, even
         // when plain HTTP routes exist there.
         Match::MethodNotAllowed { .. } if upgrade => Match::NotFound,
@@ -194,10 +202,6 @@ where
     };
     let (route, params, allow) = match found {
         Match::Found { route, params } => {
-            // The metrics label reuses this lookup.
-            if let Some(p) = probe.as_mut().filter(|p| p.wants_route()) {
-                p.set_route(router.pattern(route));
-            }
             if let Some(extra) = router.extra(route) {
                 let (path, query) = (req.uri().path(), req.uri().query().unwrap_or(""));
                 match route::before_embedder(
@@ -512,6 +516,12 @@ pub(crate) mod tests {
         call(&svc, get("/users/7")).await;
         call(&svc, get("/users/8")).await;
         call(&svc, get("/nowhere")).await;
+        // Refused before the embedder, still labelled with its route.
+        let no_host = Request::builder()
+            .uri("/users/9")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        call(&svc, no_host).await;
         let (status, _, text) = call(&svc, get("/metrics")).await;
         assert_eq!(status, StatusCode::OK);
         assert!(text.contains(
@@ -519,6 +529,9 @@ pub(crate) mod tests {
         ));
         assert!(text.contains(
             "http_requests_total{method=\"GET\",route=\"<unmatched>\",status=\"404\"} 1\n"
+        ));
+        assert!(text.contains(
+            "http_requests_total{method=\"GET\",route=\"/users/{id}\",status=\"400\"} 1\n"
         ));
         embedder.abort();
     }

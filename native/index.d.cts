@@ -443,7 +443,10 @@ export declare enum RecordAt {
 export declare function recordFixture(): RecordFixture
 
 export interface RecordFixture {
-  /** `[records, ...externalBodies]`, as `NativeServer.drain` returns them. */
+  /**
+   * `[records, ...externalBodies]`: the records as `NativeServer.drainInto`
+   * writes them after the body count, and the bodies `takeBodies` returns.
+   */
   parts: Array<Buffer>
   /** The client's port, which the records carry as the remote port. */
   remotePort: number
@@ -497,7 +500,7 @@ export declare enum SendResult {
 
 /** What the `onEvent` callback of `NativeServer.listen` is told. */
 export declare enum ServerEvent {
-  /** Requests are waiting: call `drain`. */
+  /** Requests are waiting: call `drainInto` until it returns 0. */
   Requests = 0,
   /** The close has finished; no event follows. */
   Closed = 1,

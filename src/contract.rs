@@ -15,7 +15,7 @@ use napi_derive::napi;
 /// What the `onEvent` callback of `NativeServer.listen` is told.
 #[napi]
 pub enum ServerEvent {
-    /// Requests are waiting: call `drain`.
+    /// Requests are waiting: call `drainInto` until it returns 0.
     Requests = 0,
     /// The close has finished; no event follows.
     Closed = 1,

@@ -6,7 +6,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::time::Duration;
 
-use httpy_core::native_path::RouteExtra;
+use httpy_core::RouteExtra;
 use httpy_core::{Dotfiles, Router, StaticMount};
 
 use crate::convert::{invalid, ms};

@@ -42,7 +42,7 @@ impl NativeServer {
             connections_total: s.connections_total as f64,
             requests_total: s.requests_total as f64,
             pending: s.pending as f64,
-            native_responses: s.native_responses as f64,
+            native_responses: s.direct_responses as f64,
             rejected_overload: s.rejected_overload as f64,
             timed_out: s.timed_out as f64,
             panics: s.panics as f64,

@@ -81,7 +81,8 @@ const FIXTURE_BIG_BODY: usize = 20_000;
 
 #[napi(object)]
 pub struct RecordFixture {
-    /// `[records, ...externalBodies]`, as `NativeServer.drain` returns them.
+    /// `[records, ...externalBodies]`: the records as `NativeServer.drainInto`
+    /// writes them after the body count, and the bodies `takeBodies` returns.
     pub parts: Vec<Buffer>,
     /// The client's port, which the records carry as the remote port.
     pub remote_port: u32,

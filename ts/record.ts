@@ -1,6 +1,6 @@
 /**
  * The one reader of what the core hands over in batches: request records
- * (`drain`, read lazily by `Request`) and WebSocket events (`wsDrain`, read
+ * (`drainInto`, read lazily by `Request`) and WebSocket events (`wsDrain`, read
  * by `WebSocketSessions`). Offsets, flags and codes come from the binary
  * (`src/contract.rs`, re-exported by `native.ts`); this module holds the
  * little-endian readers and names the offsets once for the hot path.

@@ -4,6 +4,9 @@
 
 use std::fmt;
 
+/// Any error a body producer or encoder may fail with.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ErrorKind {

@@ -1,54 +1,57 @@
 //! HTTPy's engine: everything between the socket and the embedder's
 //! handlers, with no knowledge of N-API or JavaScript.
 //!
-//! A [`Server`] owns a Tokio runtime, accepts connections, speaks HTTP/1.1
-//! and HTTP/2 (h2c, or TLS by ALPN), matches routes with a [`Router`], answers what needs no
-//! handler (404/405, overload, limits) and queues the rest. The embedder is
+//! A [`Server`] owns a Tokio runtime, accepts connections, speaks HTTP/1.1,
+//! HTTP/2 (h2c, or TLS by ALPN) and HTTP/3, matches routes with a
+//! [`Router`], answers directly what needs no handler (404/405, overload,
+//! limits, static files, cached routes) and queues the rest. The embedder is
 //! told through a [`Waker`] that work is waiting, takes it in batches with
 //! [`Server::take_batch`], and answers each request through its
 //! [`Responder`].
+//!
+//! The modules below are listed in the order a request travels through
+//! them; each depends only on those after it.
 
-mod access_log;
 mod body;
-mod cache;
-mod client_ip;
-mod compress;
 mod config;
-mod conn;
+mod dispatch;
+mod embedder;
 mod error;
-mod fault;
-mod file_cache;
-mod metrics;
-pub mod native_path;
+mod lifecycle;
+mod net;
 mod observe;
 mod proto;
-mod queue;
-pub mod record;
-mod reply;
-pub mod router;
+mod respond;
 mod server;
-mod service;
-mod static_files;
-mod stats;
-mod tls;
-mod trim;
 mod ws;
 
+pub use body::encoder::{compress_all, Coding};
 pub use body::{body_channel, BodyReceiver, BodySender, WriteOutcome};
 pub use bytes::Bytes;
-pub use client_ip::TrustProxy;
-pub use compress::{compress_all, Coding, CompressConfig};
+pub use config::tls::TlsSettings;
 pub use config::{AccessLogConfig, AccessLogFormat, Http3Config, MetricsConfig, ServerConfig};
+pub use dispatch::fault::{Faults, PANIC_PATH_ENV};
+pub use dispatch::router::{Match, PatternError, RouteId};
+pub use embedder::queue::{Incoming, Responder, Version, Waker};
+pub use embedder::record;
+pub use embedder::reply::{Reply, ReplyBatch};
 pub use error::{Error, ErrorKind, Result};
-pub use fault::{Faults, PANIC_PATH_ENV};
-pub use metrics::CONTENT_TYPE_TEXT as METRICS_CONTENT_TYPE;
-pub use queue::{Incoming, Responder, Version, Waker};
-pub use reply::{Reply, ReplyBatch};
-pub use router::{Match, PatternError, Router};
+pub use observe::client_ip::TrustProxy;
+pub use observe::metrics::CONTENT_TYPE_TEXT as METRICS_CONTENT_TYPE;
+pub use observe::stats::StatsSnapshot;
+pub use respond::compress::CompressConfig;
+pub use respond::route::RouteExtra;
+pub use respond::static_files::{Dotfiles, StaticMount};
 pub use server::Server;
-pub use static_files::{Dotfiles, StaticMount};
-pub use stats::StatsSnapshot;
-pub use tls::TlsSettings;
-pub use ws::{
-    encode_events as encode_ws_events, SendStatus, WsEvent, WsEventKind, WsFrame, WsOptions,
-};
+pub use ws::encode_events as encode_ws_events;
+pub use ws::{SendStatus, WsEvent, WsEventKind, WsFrame, WsOptions};
+
+/// The route table the server matches against: each route may carry a
+/// [`RouteExtra`] saying what the core answers for it directly.
+pub type Router = dispatch::router::Router<RouteExtra>;
+
+/// Route matching, as the embedder sees it.
+pub mod router {
+    pub use crate::dispatch::router::{Match, PatternError, RouteId};
+    pub use crate::Router;
+}

@@ -11,16 +11,17 @@
 use bytes::Bytes;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::conn::Rewind;
-use crate::server::Shared;
-use crate::service::{handle, ConnInfo};
-use crate::stats::Stats;
+use super::io::Rewind;
+use super::Env;
+use crate::dispatch::ConnInfo;
+use crate::dispatch::Dispatch;
+use crate::observe::stats::Stats;
 
 /// How long a connection must be quiet (no bytes either way, no request in
 /// flight, nothing waiting to be written) before it is parked. A connection
@@ -30,63 +31,7 @@ use crate::stats::Stats;
 /// only twenty timer ticks a second, and back-to-back traffic never parks.
 pub(crate) const PARK_AFTER: Duration = Duration::from_millis(50);
 
-/// What the driver reads to tell that a connection is idle. Written by the
-/// stream wrapper ([`Rewind`]) and the service; read by the driver. All of
-/// them run in the connection's own task, so plain loads and stores are
-/// enough (no read-modify-write on the hot path).
-#[derive(Default)]
-pub(crate) struct IdleWatch {
-    /// Bumped on every read that returned bytes and every write that took
-    /// some (not on flushes: hyper flushes on every poll).
-    io_events: AtomicU64,
-    /// Requests whose response has not been handed to hyper yet.
-    in_flight: AtomicU32,
-    /// The last write attempt found the socket full.
-    write_blocked: AtomicBool,
-    /// The driver asked hyper to stop; the stream must stay open.
-    park: AtomicBool,
-}
-
-/// Marks a request in flight until dropped.
-pub(crate) struct Busy<'a>(&'a IdleWatch);
-
-impl Drop for Busy<'_> {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Relaxed);
-    }
-}
-
-impl IdleWatch {
-    pub(crate) fn read(&self) {
-        self.io_events
-            .store(self.io_events.load(Relaxed).wrapping_add(1), Relaxed);
-    }
-
-    /// A write attempt: `Some(n)` bytes taken, `None` the socket was full.
-    pub(crate) fn wrote(&self, taken: Option<usize>) {
-        if taken.is_some_and(|n| n > 0) {
-            self.read();
-        }
-        self.write_blocked.store(taken.is_none(), Relaxed);
-    }
-
-    /// Held by the service while a request is being answered. (The service
-    /// runs on a task per stream for HTTP/3, hence the atomic add.)
-    pub(crate) fn busy(&self) -> Busy<'_> {
-        self.in_flight.fetch_add(1, Relaxed);
-        Busy(self)
-    }
-
-    pub(crate) fn park_requested(&self) -> bool {
-        self.park.load(Relaxed)
-    }
-
-    fn quiet(&self) -> bool {
-        self.in_flight.load(Relaxed) == 0 && !self.write_blocked.load(Relaxed)
-    }
-}
-
-fn builder(shared: &Shared) -> hyper::server::conn::http1::Builder {
+fn builder<D: Dispatch>(shared: &Env<D>) -> hyper::server::conn::http1::Builder {
     let cfg = &shared.config;
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -98,8 +43,11 @@ fn builder(shared: &Shared) -> hyper::server::conn::http1::Builder {
         .timer(TokioTimer::new())
         // Bounds both the idle gap between kept-alive requests and the time
         // to receive a request head.
-        .header_read_timeout(idle_limit(shared))
-        .max_buf_size(cfg.max_header_size.max(crate::service::MIN_PROTOCOL_HEAD))
+        .header_read_timeout(shared.idle_limit())
+        .max_buf_size(
+            cfg.max_header_size
+                .max(crate::dispatch::limits::MIN_PROTOCOL_HEAD),
+        )
         // No `pipeline_flush`: with it, hyper 1 holds the response back while
         // more pipelined bytes are buffered, and a connection that closes
         // (`Connection: close`) then drops the response unsent.
@@ -107,16 +55,9 @@ fn builder(shared: &Shared) -> hyper::server::conn::http1::Builder {
     builder
 }
 
-fn idle_limit(shared: &Shared) -> Duration {
-    shared
-        .config
-        .keep_alive_timeout
-        .min(shared.config.request_timeout)
-}
-
 /// Serves HTTP/1.x on `io` until the peer closes, the connection idles out,
 /// or the server closes (gracefully: the request in flight finishes).
-pub(crate) async fn serve<T>(shared: Arc<Shared>, info: Arc<ConnInfo>, io: T)
+pub(crate) async fn serve<D: Dispatch, T>(shared: Arc<Env<D>>, info: Arc<ConnInfo>, io: T)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -124,8 +65,8 @@ where
 }
 
 /// [`serve`] for plain TCP, parking the connection whenever it idles.
-pub(crate) async fn serve_parkable(
-    shared: Arc<Shared>,
+pub(crate) async fn serve_parkable<D: Dispatch>(
+    shared: Arc<Env<D>>,
     info: Arc<ConnInfo>,
     mut io: Rewind<TcpStream>,
 ) {
@@ -155,7 +96,7 @@ pub(crate) async fn serve_parkable(
         drop(unparsed);
         gate = 0;
         Stats::inc(&shared.stats.connections_idle);
-        crate::trim::note_park();
+        super::trim::note_park();
         let woke = wait_parked(&shared, &io).await;
         Stats::dec(&shared.stats.connections_idle);
         if !woke {
@@ -168,20 +109,20 @@ pub(crate) async fn serve_parkable(
 /// keep-alive window or a server close (`false`: close it). hyper's idle
 /// timer stopped with it, so the rest of the window is waited out here. (No
 /// `force` branch: a forced close always follows `shutdown`.)
-async fn wait_parked(shared: &Shared, io: &Rewind<TcpStream>) -> bool {
-    let wait = idle_limit(shared).saturating_sub(PARK_AFTER);
+async fn wait_parked<D: Dispatch>(shared: &Env<D>, io: &Rewind<TcpStream>) -> bool {
+    let wait = shared.idle_limit().saturating_sub(PARK_AFTER);
     tokio::select! {
         r = io.readable() => r.is_ok(),
         _ = tokio::time::sleep(wait) => false,
-        _ = shared.shutdown.cancelled() => false,
+        _ = shared.life.shutdown.cancelled() => false,
     }
 }
 
 /// Runs one hyper connection on `io`. With `park: Some(gate)`, the
 /// connection is parked once idle (and once `info.requests` has reached
 /// `gate`): then the stream and hyper's unparsed input are returned.
-async fn drive<T>(
-    shared: &Arc<Shared>,
+async fn drive<D: Dispatch, T>(
+    shared: &Arc<Env<D>>,
     info: &Arc<ConnInfo>,
     io: T,
     park: Option<u64>,
@@ -190,9 +131,9 @@ where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let svc = {
-        let shared = shared.clone();
+        let dispatch = shared.dispatch.clone();
         let info = info.clone();
-        service_fn(move |req| handle(shared.clone(), info.clone(), req))
+        service_fn(move |req| dispatch.call(info.clone(), req))
     };
     // `with_upgrades`: a WebSocket handshake hands the transport over to
     // the WebSocket task once the 101 is written. Boxed so that a parked
@@ -224,11 +165,11 @@ where
                     tick.as_mut().reset(tokio::time::Instant::now() + PARK_AFTER);
                 }
             }
-            _ = shared.shutdown.cancelled(), if !draining => {
+            _ = shared.life.shutdown.cancelled(), if !draining => {
                 draining = true;
                 Pin::new(&mut *conn).graceful_shutdown();
             }
-            _ = shared.force.cancelled() => return None,
+            _ = shared.life.force.cancelled() => return None,
         }
     };
     match result {
@@ -254,5 +195,150 @@ where
             }
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::ResBody;
+    use crate::config::ServerConfig;
+    use crate::lifecycle::Lifecycle;
+    use crate::observe::stats::Stats;
+    use http::{Request, Response};
+    use std::convert::Infallible;
+    use std::future::Future;
+    use std::sync::atomic::AtomicU64;
+    use tokio::io::{AsyncReadExt, DuplexStream};
+
+    /// A dispatcher that answers each request with its path and its number
+    /// on the connection, so tests see order and keep-alive.
+    #[derive(Clone, Default)]
+    struct Numbering(Arc<AtomicU64>);
+
+    impl Dispatch for Numbering {
+        fn call<B>(
+            &self,
+            _conn: Arc<ConnInfo>,
+            req: Request<B>,
+        ) -> impl Future<Output = Result<Response<ResBody>, Infallible>> + Send + 'static + use<B>
+        where
+            B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+            B::Error: std::fmt::Display,
+        {
+            let n = self.0.fetch_add(1, Relaxed) + 1;
+            let text = format!("{} #{n}", req.uri().path());
+            async move { Ok(Response::new(ResBody::full(Bytes::from(text)))) }
+        }
+    }
+
+    fn env() -> Arc<Env<Numbering>> {
+        Arc::new(Env {
+            config: Arc::new(ServerConfig::default()),
+            life: Lifecycle::default(),
+            stats: Arc::new(Stats::default()),
+            metrics: None,
+            dispatch: Numbering::default(),
+        })
+    }
+
+    /// Starts the driver on one end of an in-memory stream.
+    fn connect(env: &Arc<Env<Numbering>>) -> (DuplexStream, tokio::task::JoinHandle<()>) {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let info = ConnInfo::new("127.0.0.1:6000".parse().unwrap(), false);
+        let task = tokio::spawn(serve(env.clone(), info, server));
+        (client, task)
+    }
+
+    /// Reads until `n` whole responses (each with a body of known length)
+    /// have arrived; returns their bodies.
+    async fn responses(client: &mut DuplexStream, n: usize) -> Vec<String> {
+        let mut buf = Vec::new();
+        let mut bodies = Vec::new();
+        while bodies.len() < n {
+            let mut chunk = [0u8; 4096];
+            let k = tokio::time::timeout(Duration::from_secs(5), client.read(&mut chunk))
+                .await
+                .expect("a response in time")
+                .unwrap();
+            assert!(k > 0, "connection closed after {} responses", bodies.len());
+            buf.extend_from_slice(&chunk[..k]);
+            bodies.clear();
+            let text = String::from_utf8_lossy(&buf).to_string();
+            let mut rest = text.as_str();
+            while let Some(end) = rest.find("\r\n\r\n") {
+                let head = &rest[..end];
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .map_or(0, |v| v.parse().unwrap());
+                if rest.len() < end + 4 + len {
+                    break;
+                }
+                assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+                bodies.push(rest[end + 4..end + 4 + len].to_string());
+                rest = &rest[end + 4 + len..];
+            }
+        }
+        bodies
+    }
+
+    async fn send(client: &mut DuplexStream, bytes: &[u8]) {
+        client.write_all(bytes).await.unwrap();
+    }
+
+    /// Waits (boundedly) for the driver's task to end.
+    async fn ended(task: tokio::task::JoinHandle<()>) {
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the driver ends in time")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn keep_alive_serves_request_after_request_on_one_connection() {
+        let env = env();
+        let (mut client, task) = connect(&env);
+        send(&mut client, b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        assert_eq!(responses(&mut client, 1).await, ["/a #1"]);
+        send(&mut client, b"GET /b HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        assert_eq!(responses(&mut client, 1).await, ["/b #2"]);
+        // The client closes: the driver ends.
+        drop(client);
+        ended(task).await;
+    }
+
+    #[tokio::test]
+    async fn pipelined_requests_are_answered_in_order() {
+        let env = env();
+        let (mut client, _task) = connect(&env);
+        send(&mut client, b"GET /1 HTTP/1.1\r\nhost: x\r\n\r\nGET /2 HTTP/1.1\r\nhost: x\r\n\r\nGET /3 HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        assert_eq!(responses(&mut client, 3).await, ["/1 #1", "/2 #2", "/3 #3"]);
+    }
+
+    #[tokio::test]
+    async fn connection_close_ends_the_connection_after_its_response() {
+        let env = env();
+        let (mut client, task) = connect(&env);
+        send(&mut client, b"GET /last HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\nGET /never HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        assert_eq!(responses(&mut client, 1).await, ["/last #1"]);
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(rest.is_empty(), "nothing after the closing response");
+        ended(task).await;
+        assert_eq!(env.dispatch.0.load(Relaxed), 1);
+    }
+
+    #[tokio::test]
+    async fn a_graceful_close_lets_the_connection_finish() {
+        let env = env();
+        let (mut client, task) = connect(&env);
+        send(&mut client, b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        assert_eq!(responses(&mut client, 1).await, ["/a #1"]);
+        env.life.shutdown.cancel();
+        ended(task).await;
     }
 }

@@ -51,10 +51,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio::time::{sleep, Instant};
 
+use super::Env;
 use crate::body::ResBody;
-use crate::reply::{add_preload_links, PushList};
-use crate::server::Shared;
-use crate::service::{handle, ConnInfo};
+use crate::dispatch::ConnInfo;
+use crate::dispatch::Dispatch;
+use crate::embedder::reply::{add_preload_links, PushList};
 
 /// Streams a client may reset before the server has accepted them; beyond
 /// it the connection is closed (the "rapid reset" attack).
@@ -79,7 +80,7 @@ struct ConnState {
 }
 
 /// Serves HTTP/2 on `io` (whose first bytes are the client preface).
-pub(crate) async fn serve<T>(shared: Arc<Shared>, info: Arc<ConnInfo>, io: T)
+pub(crate) async fn serve<D: Dispatch, T>(shared: Arc<Env<D>>, info: Arc<ConnInfo>, io: T)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -106,7 +107,7 @@ where
             Ok(Ok(c)) => c,
             _ => return,
         },
-        _ = shared.force.cancelled() => return,
+        _ = shared.life.force.cancelled() => return,
     };
     let state = Arc::new(ConnState {
         pushed: Mutex::new(FxHashSet::default()),
@@ -121,7 +122,7 @@ where
     loop {
         tokio::select! {
             biased;
-            _ = shared.force.cancelled() => return,
+            _ = shared.life.force.cancelled() => return,
             _ = flood.notified(), if !flooded => {
                 // GOAWAY(ENHANCE_YOUR_CALM), then the connection closes once
                 // it is written; the budget reads nothing more meanwhile.
@@ -129,7 +130,7 @@ where
                 draining = true;
                 conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
             }
-            _ = shared.shutdown.cancelled(), if !draining => {
+            _ = shared.life.shutdown.cancelled(), if !draining => {
                 draining = true;
                 conn.graceful_shutdown();
             }
@@ -325,8 +326,8 @@ fn has_no_body(status: StatusCode, method: &Method) -> bool {
     method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
 }
 
-async fn stream(
-    shared: Arc<Shared>,
+async fn stream<D: Dispatch>(
+    shared: Arc<Env<D>>,
     info: Arc<ConnInfo>,
     state: Arc<ConnState>,
     req: Request<RecvStream>,
@@ -345,7 +346,7 @@ async fn stream(
             }
         }
     }
-    let work = handle(shared.clone(), info.clone(), req);
+    let work = shared.dispatch.call(info.clone(), req);
     // A client that resets the stream no longer wants the answer: stop
     // waiting (dropping the work drops the request's responder).
     let res = tokio::select! {
@@ -419,8 +420,8 @@ fn promise(
 
 /// Produces a pushed resource through the normal request path (routing,
 /// middleware, handler) and writes it on the promised stream.
-async fn produce_pushed(
-    shared: Arc<Shared>,
+async fn produce_pushed<D: Dispatch>(
+    shared: Arc<Env<D>>,
     info: Arc<ConnInfo>,
     uri: Uri,
     mut pushed: SendPushedResponse<Bytes>,
@@ -434,7 +435,7 @@ async fn produce_pushed(
         }
     }
     let res = tokio::select! {
-        r = handle(shared, info, req) => match r { Ok(r) => r, Err(never) => match never {} },
+        r = shared.dispatch.call(info, req) => match r { Ok(r) => r, Err(never) => match never {} },
         _ = poll_fn(|cx| pushed.poll_reset(cx)) => return,
     };
     let (mut parts, body) = res.into_parts();

@@ -27,12 +27,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::task::JoinSet;
 
+use super::Env;
+use crate::config::tls::ALPN_H3;
 use crate::config::{Http3Config, ServerConfig};
+use crate::dispatch::ConnInfo;
+use crate::dispatch::Dispatch;
+use crate::embedder::reply::{add_preload_links, PushList};
 use crate::error::{Error, ErrorKind, Result};
-use crate::reply::{add_preload_links, PushList};
-use crate::server::Shared;
-use crate::service::{handle, ConnInfo};
-use crate::tls::ALPN_H3;
+use crate::observe::metrics::{open_connection, Protocol};
+use crate::observe::stats::{OpenConnection, Stats};
 
 /// HTTP/3 application error code for a clean close (RFC 9114 §8.1).
 const H3_NO_ERROR: u32 = 0x100;
@@ -99,7 +102,7 @@ fn quinn_config(
 
 /// Creates the QUIC endpoint on `socket` and starts accepting. Must run
 /// inside the server's runtime.
-pub(crate) fn start(shared: Arc<Shared>, socket: UdpSocket) -> Result<()> {
+pub(crate) fn start<D: Dispatch>(shared: Arc<Env<D>>, socket: UdpSocket) -> Result<()> {
     let Some(h3) = shared.config.http3.clone() else {
         return Ok(());
     };
@@ -111,19 +114,19 @@ pub(crate) fn start(shared: Arc<Shared>, socket: UdpSocket) -> Result<()> {
         Arc::new(quinn::TokioRuntime),
     )
     .map_err(|e| Error::new(ErrorKind::Listen, format!("HTTP/3 endpoint: {e}")))?;
-    let tracker = shared.tracker.clone();
+    let tracker = shared.life.tracker.clone();
     tracker.spawn(accept_loop(shared, endpoint, h3.validate_address));
     Ok(())
 }
 
-async fn accept_loop(shared: Arc<Shared>, endpoint: quinn::Endpoint, validate: bool) {
+async fn accept_loop<D: Dispatch>(shared: Arc<Env<D>>, endpoint: quinn::Endpoint, validate: bool) {
     loop {
         let incoming = tokio::select! {
             i = endpoint.accept() => match i {
                 Some(i) => i,
                 None => break,
             },
-            _ = shared.shutdown.cancelled() => break,
+            _ = shared.life.shutdown.cancelled() => break,
         };
         if validate && !incoming.remote_address_validated() {
             // Costs a spoofing client nothing but us no state either: only
@@ -134,6 +137,7 @@ async fn accept_loop(shared: Arc<Shared>, endpoint: quinn::Endpoint, validate: b
         let remote = incoming.remote_address();
         let task_shared = shared.clone();
         shared
+            .life
             .tracker
             .spawn(connection(task_shared, incoming, remote));
     }
@@ -142,19 +146,24 @@ async fn accept_loop(shared: Arc<Shared>, endpoint: quinn::Endpoint, validate: b
     endpoint.set_server_config(None);
     tokio::select! {
         _ = endpoint.wait_idle() => {}
-        _ = shared.force.cancelled() => endpoint.close(quinn::VarInt::from_u32(H3_NO_ERROR), b"server closed"),
+        _ = shared.life.force.cancelled() => endpoint.close(quinn::VarInt::from_u32(H3_NO_ERROR), b"server closed"),
     }
 }
 
-async fn connection(shared: Arc<Shared>, incoming: quinn::Incoming, remote: SocketAddr) {
-    let wait = shared
-        .config
-        .keep_alive_timeout
-        .min(shared.config.request_timeout);
+async fn connection<D: Dispatch>(
+    shared: Arc<Env<D>>,
+    incoming: quinn::Incoming,
+    remote: SocketAddr,
+) {
+    let wait = shared.idle_limit();
     let conn = match tokio::time::timeout(wait, async { incoming.accept()?.await }).await {
         Ok(Ok(c)) => c,
         _ => return,
     };
+    // Counted like a TCP connection, from the finished QUIC handshake on.
+    Stats::inc(&shared.stats.connections_total);
+    let _open = OpenConnection::new(shared.stats.clone());
+    let _open_metric = open_connection(&shared.metrics, Protocol::Http3);
     let info = ConnInfo::new(remote, true);
     let close = |conn: &quinn::Connection| conn.close(quinn::VarInt::from_u32(H3_NO_ERROR), b"");
     let mut builder = h3::server::builder();
@@ -171,8 +180,8 @@ async fn connection(shared: Arc<Shared>, incoming: quinn::Incoming, remote: Sock
     loop {
         tokio::select! {
             biased;
-            _ = shared.force.cancelled() => return close(&conn),
-            _ = shared.shutdown.cancelled(), if !draining => {
+            _ = shared.life.force.cancelled() => return close(&conn),
+            _ = shared.life.shutdown.cancelled(), if !draining => {
                 draining = true;
                 // GOAWAY: requests already accepted are still answered.
                 let _ = h3conn.shutdown(0).await;
@@ -194,7 +203,7 @@ async fn connection(shared: Arc<Shared>, incoming: quinn::Incoming, remote: Sock
     // Let streams already running finish (bounded by the server's grace).
     tokio::select! {
         _ = async { while streams.join_next().await.is_some() {} } => {}
-        _ = shared.force.cancelled() => return close(&conn),
+        _ = shared.life.force.cancelled() => return close(&conn),
     }
     // A finished stream's last bytes may still be in flight, and closing the
     // connection discards them: give the peer a few round trips to receive
@@ -204,7 +213,7 @@ async fn connection(shared: Arc<Shared>, incoming: quinn::Incoming, remote: Sock
     tokio::select! {
         _ = tokio::time::sleep(settle) => {}
         _ = conn.closed() => {}
-        _ = shared.force.cancelled() => {}
+        _ = shared.life.force.cancelled() => {}
     }
     close(&conn);
 }
@@ -241,8 +250,8 @@ fn strip_connection_headers(headers: &mut HeaderMap) {
     headers.remove("proxy-connection");
 }
 
-async fn request(
-    shared: Arc<Shared>,
+async fn request<D: Dispatch>(
+    shared: Arc<Env<D>>,
     info: Arc<ConnInfo>,
     resolver: RequestResolver<H3Conn, Bytes>,
 ) {
@@ -261,7 +270,7 @@ async fn request(
             }
         }
     }
-    let res = match handle(shared, info, req).await {
+    let res = match shared.dispatch.call(info, req).await {
         Ok(r) => r,
         Err(never) => match never {},
     };

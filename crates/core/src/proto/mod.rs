@@ -1,10 +1,43 @@
 //! The HTTP protocol drivers. Each one turns a connection's byte stream
-//! into requests for `service::handle` and writes its responses back.
+//! into requests for the dispatcher (through [`Dispatch`]) and writes its
+//! responses back; none of them knows what the dispatcher does.
 
 pub(crate) mod h1;
 pub(crate) mod h2;
 #[cfg(feature = "http3")]
 pub(crate) mod h3;
+pub(crate) mod io;
+pub(crate) mod trim;
+
+use std::sync::Arc;
+
+use crate::config::ServerConfig;
+#[cfg(not(feature = "http3"))]
+use crate::dispatch::Dispatch;
+use crate::lifecycle::Lifecycle;
+use crate::observe::metrics::Metrics;
+use crate::observe::stats::Stats;
+
+/// What the listener and the protocol drivers get from the server: the
+/// settings, the close signals, the counters, and the dispatcher `D` every
+/// request goes to.
+pub(crate) struct Env<D> {
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) life: Lifecycle,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) metrics: Option<Arc<Metrics>>,
+    pub(crate) dispatch: D,
+}
+
+impl<D> Env<D> {
+    /// How long a connection may wait for a request head (or its first
+    /// bytes) before it is closed.
+    pub(crate) fn idle_limit(&self) -> std::time::Duration {
+        self.config
+            .keep_alive_timeout
+            .min(self.config.request_timeout)
+    }
+}
 
 /// Binds the HTTP/3 UDP socket when the configuration asks for one.
 #[cfg(feature = "http3")]
@@ -38,8 +71,8 @@ pub(crate) fn bind_http3(
 }
 
 #[cfg(not(feature = "http3"))]
-pub(crate) fn start_http3(
-    _shared: std::sync::Arc<crate::server::Shared>,
+pub(crate) fn start_http3<D: Dispatch>(
+    _env: Arc<Env<D>>,
     _socket: std::net::UdpSocket,
 ) -> crate::Result<()> {
     Ok(())

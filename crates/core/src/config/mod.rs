@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-pub use crate::access_log::{AccessLogConfig, AccessLogFormat};
-use crate::tls::TlsSettings;
+pub use crate::observe::access_log::{AccessLogConfig, AccessLogFormat};
+pub(crate) mod tls;
+
+use tls::TlsSettings;
 
 /// Everything one listener needs. Durations and sizes use the units of the
 /// protocol layers; the public API converts seconds on the JS side.
@@ -35,7 +37,7 @@ pub struct ServerConfig {
     pub max_pending_requests: usize,
     /// Tokio worker threads.
     pub threads: usize,
-    /// When false, requests that match no route are answered natively
+    /// When false, requests that match no route are answered directly
     /// (404/405) without entering JS; when true they go to JS so middleware
     /// sees every request.
     pub js_handles_misses: bool,
@@ -62,13 +64,13 @@ pub struct ServerConfig {
     /// HTTP/3 over QUIC on a UDP port (needs `tls` and the `http3` feature).
     pub http3: Option<Http3Config>,
     /// Response compression; `None` leaves bodies as they are.
-    pub compression: Option<crate::compress::CompressConfig>,
+    pub compression: Option<crate::respond::compress::CompressConfig>,
 }
 
 /// Metrics settings.
 #[derive(Debug, Clone, Default)]
 pub struct MetricsConfig {
-    /// Path answered natively with the Prometheus text (GET/HEAD); `None`
+    /// Path answered directly with the Prometheus text (GET/HEAD); `None`
     /// when the embedder serves it (to merge its own registry).
     pub path: Option<String>,
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::compress::Encodings;
+use crate::respond::compress::Encodings;
 
 /// Default bounds of one server's cache.
 pub(crate) const MAX_ENTRIES: usize = 10_000;

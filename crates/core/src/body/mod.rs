@@ -16,9 +16,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 
-use crate::compress::Encoder;
+pub(crate) mod encoder;
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::error::BoxError;
+use encoder::Encoder;
 
 /// Chunks in flight per streamed body: with 64 KiB chunks, at most a few
 /// hundred KiB wait for a slow reader.

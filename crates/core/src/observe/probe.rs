@@ -1,19 +1,20 @@
 //! The per-request hook that feeds metrics and the access log: taken when
 //! a request arrives, finished with its response. Costs nothing when both
-//! are off (`begin` returns `None` before touching the request).
+//! are off (`begin` returns `None` before touching the request). The route
+//! label comes from the dispatcher's own lookup: a request is routed once.
 
 use http::header::{REFERER, USER_AGENT};
 use http::{HeaderValue, Method, Request, Response};
 use http_body::Body as _;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 use tokio::time::Instant;
 
-use crate::access_log::Entry;
+use super::access_log::Entry;
+use super::client_ip::{resolve, TrustProxy};
+use super::Observers;
 use crate::body::ResBody;
-use crate::router::Match;
-use crate::server::Shared;
-use crate::service::ConnInfo;
 
 /// What the log line needs from the request, captured before the request
 /// is consumed.
@@ -29,39 +30,30 @@ struct LogHead {
 pub(crate) struct Probe {
     started: Instant,
     method: Method,
+    /// The matched route's pattern, when metrics are on and it matched.
     route: Option<Arc<str>>,
+    /// Metrics are on.
+    counts: bool,
     log: Option<LogHead>,
 }
 
 impl Probe {
-    pub(crate) fn begin<B>(shared: &Shared, conn: &ConnInfo, req: &Request<B>) -> Option<Probe> {
-        if shared.metrics.is_none() && shared.access_log.is_none() {
+    /// Starts timing `req`; `None` (before touching the request) when
+    /// neither metrics nor the access log are on.
+    pub(crate) fn begin<B>(
+        obs: &Observers,
+        trust_proxy: &TrustProxy,
+        remote: SocketAddr,
+        req: &Request<B>,
+    ) -> Option<Probe> {
+        if obs.metrics.is_none() && obs.access_log.is_none() {
             return None;
         }
-        // The route label is the pattern, looked up again here so the
-        // service's own routing stays untouched; only paid with metrics on.
-        let route = shared.metrics.as_ref().and_then(|_| {
-            let router = shared.router.load();
-            // WebSocket routes live under their own method, as in the service.
-            let method = if crate::service::is_ws_upgrade(req) {
-                crate::ws::ROUTE_METHOD
+        let log = obs.access_log.as_ref().map(|_| LogHead {
+            client: if trust_proxy.is_none() {
+                remote.ip().to_canonical()
             } else {
-                req.method().as_str()
-            };
-            match router.find(method, req.uri().path()) {
-                Match::Found { route, .. } => router.pattern(route),
-                _ => None,
-            }
-        });
-        let log = shared.access_log.as_ref().map(|_| LogHead {
-            client: if shared.config.trust_proxy.is_none() {
-                conn.remote.ip().to_canonical()
-            } else {
-                crate::client_ip::resolve(
-                    &shared.config.trust_proxy,
-                    conn.remote.ip(),
-                    req.headers(),
-                )
+                resolve(trust_proxy, remote.ip(), req.headers())
             },
             target: req.uri().path_and_query().map_or_else(
                 || req.uri().path().to_string(),
@@ -74,18 +66,30 @@ impl Probe {
         Some(Probe {
             started: Instant::now(),
             method: req.method().clone(),
-            route,
+            route: None,
+            counts: obs.metrics.is_some(),
             log,
         })
     }
 
-    pub(crate) fn finish(self, shared: &Shared, res: &Response<ResBody>) {
+    /// Names the route the request matched (its pattern, the metrics
+    /// label): the dispatcher reports its one lookup here.
+    pub(crate) fn set_route(&mut self, pattern: Option<Arc<str>>) {
+        self.route = pattern;
+    }
+
+    /// Whether the route label is wanted (metrics are on).
+    pub(crate) fn wants_route(&self) -> bool {
+        self.counts
+    }
+
+    pub(crate) fn finish(self, obs: &Observers, res: &Response<ResBody>) {
         let took = self.started.elapsed();
         let status = res.status().as_u16();
-        if let Some(m) = &shared.metrics {
+        if let Some(m) = &obs.metrics {
             m.observe(&self.method, self.route, status, took);
         }
-        if let (Some(log), Some(head)) = (&shared.access_log, self.log) {
+        if let (Some(log), Some(head)) = (&obs.access_log, self.log) {
             log.log(Entry {
                 time: SystemTime::now(),
                 remote: head.client,

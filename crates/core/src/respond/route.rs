@@ -1,7 +1,8 @@
-//! The native response path: the two hooks the request service calls.
+//! Routes the core answers itself, wholly or partly: the two hooks the
+//! request service calls around the embedder.
 //!
-//! [`before_js`] answers what needs no handler (a static mount, a cache
-//! hit); [`after_js`] turns the embedder's reply into the response on the
+//! [`before_embedder`] answers what needs no handler (a static mount, a cache
+//! hit); [`after_embedder`] turns the embedder's reply into the response on the
 //! wire (a whole body, a file or a stream), fills the route cache and applies
 //! compression. Keeping both here leaves `service.rs` with two small calls.
 
@@ -11,20 +12,20 @@ use http::{HeaderMap, Response};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::compress;
+use super::Direct;
 use crate::body::ResBody;
-use crate::cache::{Fill, Lookup, RouteCache, Variant};
-use crate::compress;
-use crate::reply::{PushList, Reply, Source};
-use crate::server::Shared;
-pub(crate) use crate::static_files::ReqFacts;
-use crate::static_files::{self, StaticMount};
-use crate::stats::Stats;
+use crate::embedder::reply::{PushList, Reply, Source};
+use crate::observe::stats::Stats;
+use crate::respond::cache::{Fill, Lookup, RouteCache, Variant};
+pub(crate) use crate::respond::static_files::ReqFacts;
+use crate::respond::static_files::{self, StaticMount};
 
 /// What the core does for a route besides handing it to the embedder.
 #[derive(Debug, Clone)]
 pub enum RouteExtra {
     /// A `serveStatic` mount: the route's last parameter is the file path
-    /// under the mount. Answered natively, never by JS.
+    /// under the mount. Answered directly, never by the embedder.
     Static(StaticMount),
     /// Cache the route's 200 GET responses for `ttl`, keyed also by the
     /// values of `key_headers`.
@@ -98,10 +99,10 @@ pub(crate) enum Pre {
     Continue(Option<CacheFill>),
 }
 
-/// Answers a request natively when its route allows; otherwise says how to
+/// Answers a request directly when its route allows; otherwise says how to
 /// continue.
-pub(crate) async fn before_js(
-    shared: &Shared,
+pub(crate) async fn before_embedder(
+    direct: &Direct,
     extra: &RouteExtra,
     params: &[String],
     path: &str,
@@ -111,10 +112,10 @@ pub(crate) async fn before_js(
 ) -> Pre {
     match extra {
         RouteExtra::Static(mount) => {
-            Stats::inc(&shared.stats.native_responses);
+            Stats::inc(&direct.stats.direct_responses);
             let rel = params.last().map(String::as_str).unwrap_or("");
-            let cfg = shared.config.compression.as_ref();
-            let res = static_files::serve_mount(&shared.files, mount, rel, facts, cfg);
+            let cfg = direct.compression.as_ref();
+            let res = static_files::serve_mount(&direct.files, mount, rel, facts, cfg);
             Pre::Done(res.await)
         }
         RouteExtra::Cache { ttl, key_headers } => {
@@ -127,10 +128,10 @@ pub(crate) async fn before_js(
             // A waiter looks again once the filler is done; after a second
             // wait it stops queueing behind others and asks the handler.
             for _ in 0..2 {
-                match shared.cache.lookup(&key, headers, facts.is_get) {
+                match direct.cache.lookup(&key, headers, facts.is_get) {
                     Lookup::Hit(v) => {
-                        Stats::inc(&shared.stats.native_responses);
-                        return Pre::Done(hit_response(shared, &v, facts).await);
+                        Stats::inc(&direct.stats.direct_responses);
+                        return Pre::Done(hit_response(direct, &v, facts).await);
                     }
                     Lookup::Fill(fill) => {
                         return Pre::Continue(Some(CacheFill {
@@ -140,8 +141,7 @@ pub(crate) async fn before_js(
                         }))
                     }
                     Lookup::Wait(mut rx) => {
-                        let _ =
-                            tokio::time::timeout(shared.config.request_timeout, rx.changed()).await;
+                        let _ = tokio::time::timeout(direct.request_timeout, rx.changed()).await;
                     }
                 }
             }
@@ -151,8 +151,8 @@ pub(crate) async fn before_js(
 }
 
 /// The response for the embedder's reply.
-pub(crate) async fn after_js(
-    shared: &Shared,
+pub(crate) async fn after_embedder(
+    direct: &Direct,
     reply: Reply,
     facts: &ReqFacts,
     fill: Option<CacheFill>,
@@ -167,7 +167,7 @@ pub(crate) async fn after_js(
     let res = match source {
         Source::Bytes => {
             if let Some(f) = fill {
-                shared
+                direct
                     .cache
                     .store(f.fill, &f.headers, status, &headers, &body, f.ttl);
             }
@@ -191,7 +191,7 @@ pub(crate) async fn after_js(
             res
         }
     };
-    let mut res = compress_response(shared, res, facts).await;
+    let mut res = compress_response(direct, res, facts).await;
     if !push.is_empty() {
         res.extensions_mut().insert(PushList(push));
     }
@@ -199,11 +199,11 @@ pub(crate) async fn after_js(
 }
 
 async fn compress_response(
-    shared: &Shared,
+    direct: &Direct,
     res: Response<ResBody>,
     facts: &ReqFacts,
 ) -> Response<ResBody> {
-    match &shared.config.compression {
+    match &direct.compression {
         Some(cfg) => compress::apply(cfg, res, facts.accept_encoding(), facts.is_head).await,
         None => res,
     }
@@ -211,11 +211,11 @@ async fn compress_response(
 
 /// A cache hit, compressed from the variant's stored encodings when the
 /// client accepts one (each encoding is made once per variant).
-async fn hit_response(shared: &Shared, v: &Arc<Variant>, facts: &ReqFacts) -> Response<ResBody> {
+async fn hit_response(direct: &Direct, v: &Arc<Variant>, facts: &ReqFacts) -> Response<ResBody> {
     let mut headers = v.headers.clone();
     headers.remove(CONTENT_LENGTH);
     let mut body = v.body.clone();
-    if let Some(cfg) = &shared.config.compression {
+    if let Some(cfg) = &direct.compression {
         let accept = facts.accept_encoding();
         (body, _) = compress::apply_kept(
             cfg,
@@ -241,7 +241,7 @@ async fn hit_response(shared: &Shared, v: &Arc<Variant>, facts: &ReqFacts) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::tests::hm;
+    use crate::respond::cache::tests::hm;
 
     #[test]
     fn credentials_bypass_unless_keyed() {

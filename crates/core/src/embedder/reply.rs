@@ -339,4 +339,50 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert!(got[0].1.is_err());
     }
+
+    #[test]
+    fn status_must_be_final_or_switching_protocols() {
+        for ok in [101, 200, 204, 404, 599, 999] {
+            assert!(Reply::from_parts(ok, "", Bytes::new()).is_ok(), "{ok}");
+        }
+        for bad in [0, 99, 100, 102, 199, 1000, u16::MAX] {
+            let e = Reply::from_parts(bad, "", Bytes::new()).err().unwrap();
+            assert_eq!(e.kind(), ErrorKind::InvalidResponse, "{bad}");
+        }
+    }
+
+    #[test]
+    fn push_lists_become_preload_links() {
+        let r = Reply::from_parts(200, "", Bytes::new())
+            .unwrap()
+            .with_push("/a.css\nstyle\n/b.js?v=2\nscript")
+            .unwrap();
+        let mut headers = HeaderMap::new();
+        add_preload_links(&mut headers, &r.push);
+        let links: Vec<_> = headers.get_all("link").iter().collect();
+        assert_eq!(
+            links,
+            [
+                "</a.css>; rel=preload; as=style",
+                "</b.js?v=2>; rel=preload; as=script"
+            ]
+        );
+        for bad in ["/a.css", "//evil/x\nstyle", "/a\nsty le", "/a\n"] {
+            assert!(
+                Reply::from_parts(200, "", Bytes::new())
+                    .unwrap()
+                    .with_push(bad)
+                    .is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_reply_names_its_source() {
+        let r = Reply::from_parts(200, "", Bytes::new())
+            .unwrap()
+            .with_file("/tmp/x");
+        assert!(matches!(r.source, Source::File(ref p) if p == std::path::Path::new("/tmp/x")));
+    }
 }

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
-use crate::reply::Reply;
-use crate::stats::Stats;
+use crate::embedder::reply::Reply;
+use crate::observe::stats::Stats;
 
 /// Called by the engine from Tokio threads. Implementations must be cheap
 /// and must not block: they typically schedule a callback on another thread.
@@ -177,84 +177,148 @@ impl Queue {
     }
 }
 
+/// A [`Waker`] for tests: counts its calls.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::AtomicUsize;
+#[derive(Clone, Default)]
+pub(crate) struct CountingWaker {
+    pub(crate) wakes: Arc<std::sync::atomic::AtomicUsize>,
+    pub(crate) closed: Arc<AtomicBool>,
+}
 
-    #[derive(Default)]
-    struct Count(AtomicUsize);
-    struct CountWaker(Arc<Count>);
-    impl Waker for CountWaker {
-        fn wake(&self) {
-            self.0 .0.fetch_add(1, Ordering::SeqCst);
-        }
-        fn closed(&self) {}
+#[cfg(test)]
+impl Waker for CountingWaker {
+    fn wake(&self) {
+        self.wakes.fetch_add(1, Ordering::SeqCst);
+    }
+    fn closed(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use http::Method;
+
+    pub(crate) fn queue() -> (Queue, CountingWaker, Arc<Stats>) {
+        let waker = CountingWaker::default();
+        let stats = Arc::new(Stats::default());
+        (
+            Queue::new(Box::new(waker.clone()), stats.clone()),
+            waker,
+            stats,
+        )
     }
 
-    fn item(q: &Queue) -> Incoming {
-        let (id, responder, _rx) = q.channel();
-        Incoming {
+    pub(crate) fn incoming(q: &Queue, path: &str) -> (Incoming, oneshot::Receiver<Reply>) {
+        let (id, responder, rx) = q.channel();
+        let req = Incoming {
             id,
             route: Some(0),
             allow: None,
-            method: http::Method::GET,
-            path: "/".into(),
+            method: Method::GET,
+            path: path.to_string(),
             query: String::new(),
             params: Vec::new(),
             headers: HeaderMap::new(),
             body: Bytes::new(),
-            remote: "127.0.0.1:1".parse().unwrap(),
+            remote: "127.0.0.1:4000".parse().unwrap(),
             version: Version::Http11,
             tls: false,
             responder,
-        }
-    }
-
-    fn queue() -> (Queue, Arc<Count>) {
-        let count = Arc::new(Count::default());
-        let q = Queue::new(Box::new(CountWaker(count.clone())), Arc::default());
-        (q, count)
+        };
+        (req, rx)
     }
 
     #[test]
-    fn one_wake_until_the_consumer_comes_back_empty() {
-        let (q, wakes) = queue();
-        let woken = || wakes.0.load(Ordering::SeqCst);
-        q.push(item(&q));
-        q.push(item(&q));
-        assert_eq!(woken(), 1);
-        assert_eq!(q.take_batch().len(), 2);
-        // The consumer is still at work: new requests join the next batch
-        // without another wake-up.
-        q.push(item(&q));
+    fn ids_are_distinct_and_pending_follows_responders() {
+        let (q, _, stats) = queue();
+        let (a, _ra) = incoming(&q, "/a");
+        let (b, _rb) = incoming(&q, "/b");
+        assert_ne!(a.id, b.id);
+        assert_eq!(stats.snapshot().pending, 2);
+        assert!(a.responder.send(Reply::text(http::StatusCode::OK, "ok")));
+        assert_eq!(stats.snapshot().pending, 1);
+        drop(b);
+        assert_eq!(stats.snapshot().pending, 0);
+    }
+
+    #[test]
+    fn many_pushes_share_one_wake_until_the_batch_is_taken() {
+        let (q, waker, _) = queue();
+        for i in 0..5 {
+            let (req, _) = incoming(&q, &format!("/{i}"));
+            q.push(req);
+        }
+        assert_eq!(waker.wakes.load(Ordering::SeqCst), 1);
+        let batch = q.take_batch();
+        assert_eq!(
+            batch.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(),
+            ["/0", "/1", "/2", "/3", "/4"]
+        );
+        assert!(q.take_batch().is_empty());
+        let (req, _) = incoming(&q, "/again");
+        q.push(req);
+        assert_eq!(waker.wakes.load(Ordering::SeqCst), 2);
+        q.notify_closed();
+        assert!(waker.closed.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_reply_reaches_the_waiting_side_and_an_abandoned_one_says_so() {
+        let (q, _, _) = queue();
+        let (req, rx) = incoming(&q, "/");
+        assert!(!req.responder.is_abandoned());
+        assert!(req
+            .responder
+            .send(Reply::text(http::StatusCode::CREATED, "made")));
+        let reply = rx.blocking_recv().unwrap();
+        assert_eq!(reply.status, http::StatusCode::CREATED);
+        let (req, rx) = incoming(&q, "/");
+        drop(rx);
+        assert!(req.responder.is_abandoned());
+        assert!(!req
+            .responder
+            .send(Reply::text(http::StatusCode::OK, "late")));
+    }
+
+    #[test]
+    fn no_wake_while_the_consumer_still_takes() {
+        let (q, waker, _) = queue();
+        let woken = || waker.wakes.load(Ordering::SeqCst);
+        q.push(incoming(&q, "/1").0);
         assert_eq!(woken(), 1);
         assert_eq!(q.take_batch().len(), 1);
-        // The empty take re-arms the wake-up.
+        // The consumer is still at work: new requests join the next batch
+        // without another wake-up.
+        q.push(incoming(&q, "/2").0);
+        assert_eq!(woken(), 1);
+        assert_eq!(q.take_batch().len(), 1);
+        // Only the empty take re-arms the wake-up.
         assert!(q.take_batch().is_empty());
-        q.push(item(&q));
+        q.push(incoming(&q, "/3").0);
         assert_eq!(woken(), 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
     async fn inside_the_runtime_the_wake_comes_after_the_turn() {
-        let (q, wakes) = queue();
+        let (q, waker, _) = queue();
         let q = Arc::new(q);
         let q2 = q.clone();
         tokio::spawn(async move {
-            for _ in 0..5 {
-                q2.push(item(&q2));
+            for i in 0..5 {
+                q2.push(incoming(&q2, &format!("/{i}")).0);
             }
         })
         .await
         .unwrap();
         for _ in 0..100 {
-            if wakes.0.load(Ordering::SeqCst) > 0 {
+            if waker.wakes.load(Ordering::SeqCst) > 0 {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
-        assert_eq!(wakes.0.load(Ordering::SeqCst), 1);
+        assert_eq!(waker.wakes.load(Ordering::SeqCst), 1);
         assert_eq!(q.take_batch().len(), 5);
     }
 
@@ -262,14 +326,14 @@ mod tests {
     fn concurrent_pushes_never_lose_a_wake_up() {
         // A consumer that takes until empty after each wake must see every
         // item, however pushes interleave with its takes.
-        let (q, wakes) = queue();
+        let (q, waker, _) = queue();
         let q = Arc::new(q);
         let producers: Vec<_> = (0..4)
             .map(|_| {
                 let q = q.clone();
                 std::thread::spawn(move || {
                     for _ in 0..2000 {
-                        q.push(item(&q));
+                        q.push(incoming(&q, "/").0);
                     }
                 })
             })
@@ -278,7 +342,7 @@ mod tests {
         let mut last_wakes = 0;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while seen < 8000 && std::time::Instant::now() < deadline {
-            let w = wakes.0.load(Ordering::SeqCst);
+            let w = waker.wakes.load(Ordering::SeqCst);
             if w == last_wakes {
                 std::thread::yield_now();
                 continue;

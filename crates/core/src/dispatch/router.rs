@@ -1,4 +1,6 @@
-//! Route matching.
+//! Route matching: method and path to a route id and its parameters.
+//! Generic over what a route carries (`T`), so it knows nothing of what the
+//! server does with a match.
 //!
 //! Patterns are `/`-separated segments; a segment is literal text, a
 //! parameter `{name}` (one non-empty segment) or, in last position only, a
@@ -177,32 +179,41 @@ fn decode(segment: &str) -> String {
 /// assert_eq!(r.find("GET", "/users/me"), Match::Found { route: 1, params: vec![] });
 /// assert_eq!(r.find("GET", "/users/7"), Match::Found { route: 0, params: vec!["7".into()] });
 /// ```
-#[derive(Default)]
-pub struct Router {
+pub struct Router<T> {
     root: Node,
     len: usize,
     /// Pattern text of each route, for labels that must stay bounded
     /// (metrics name the pattern, never the raw path).
     patterns: FxHashMap<RouteId, std::sync::Arc<str>>,
-    /// Routes the core answers itself (static mounts, cached routes); kept
-    /// here so they change atomically with the table.
-    extras: FxHashMap<RouteId, std::sync::Arc<crate::native_path::RouteExtra>>,
+    /// What some routes carry besides their id (the server keeps there what
+    /// it answers directly); kept here so it changes atomically with the
+    /// table. The router never looks inside.
+    extras: FxHashMap<RouteId, std::sync::Arc<T>>,
 }
 
-impl Router {
+impl<T> Default for Router<T> {
+    fn default() -> Self {
+        Self {
+            root: Node::default(),
+            len: 0,
+            patterns: FxHashMap::default(),
+            extras: FxHashMap::default(),
+        }
+    }
+}
+
+impl<T> Router<T> {
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Marks `route` as answered (wholly or partly) by the core.
-    pub fn set_extra(&mut self, route: RouteId, extra: crate::native_path::RouteExtra) {
+    /// Attaches `extra` to `route`.
+    pub fn set_extra(&mut self, route: RouteId, extra: T) {
         self.extras.insert(route, std::sync::Arc::new(extra));
     }
 
-    pub(crate) fn extra(
-        &self,
-        route: RouteId,
-    ) -> Option<std::sync::Arc<crate::native_path::RouteExtra>> {
+    /// What `route` carries, if anything.
+    pub fn extra(&self, route: RouteId) -> Option<std::sync::Arc<T>> {
         if self.extras.is_empty() {
             return None;
         }
@@ -387,7 +398,7 @@ mod tests {
             [2, 1, 0],
         ];
         for order in orders {
-            let mut r = Router::new();
+            let mut r = Router::<()>::new();
             for i in order {
                 r.insert(GUIDE[i].0, GUIDE[i].1, i as u32).unwrap();
             }
@@ -400,7 +411,7 @@ mod tests {
 
     #[test]
     fn literal_beats_param_beats_catch_all_with_backtracking() {
-        let mut r = Router::new();
+        let mut r = Router::<()>::new();
         r.insert("GET", "/files/{path:path}", 0).unwrap();
         r.insert("GET", "/files/{id}/meta", 1).unwrap();
         r.insert("GET", "/files/special/meta", 2).unwrap();
@@ -419,7 +430,7 @@ mod tests {
 
     #[test]
     fn percent_decoding_of_params() {
-        let mut r = Router::new();
+        let mut r = Router::<()>::new();
         r.insert("GET", "/u/{name}", 0).unwrap();
         r.insert("GET", "/s/{p:path}", 1).unwrap();
         assert_eq!(
@@ -433,7 +444,7 @@ mod tests {
 
     #[test]
     fn method_not_allowed_lists_methods_and_head_falls_back_to_get() {
-        let mut r = Router::new();
+        let mut r = Router::<()>::new();
         r.insert("GET", "/x", 0).unwrap();
         r.insert("post", "/x", 1).unwrap();
         assert_eq!(r.find("HEAD", "/x"), found(0, &[]));
@@ -448,7 +459,7 @@ mod tests {
 
     #[test]
     fn root_and_trailing_slash_are_distinct() {
-        let mut r = Router::new();
+        let mut r = Router::<()>::new();
         r.insert("GET", "/", 0).unwrap();
         r.insert("GET", "/a", 1).unwrap();
         assert_eq!(r.find("GET", "/"), found(0, &[]));
@@ -460,7 +471,7 @@ mod tests {
 
     #[test]
     fn bad_patterns_are_rejected_with_reason() {
-        let mut r = Router::new();
+        let mut r = Router::<()>::new();
         for bad in [
             "x",
             "/a/{p:path}/b",

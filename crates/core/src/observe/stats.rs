@@ -3,6 +3,7 @@
 //! independent and read for reporting only.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 
 #[derive(Default)]
 pub struct Stats {
@@ -11,8 +12,9 @@ pub struct Stats {
     pub(crate) requests_total: AtomicU64,
     /// Requests handed to the embedder and not yet answered (or dropped).
     pub(crate) pending: AtomicU64,
-    /// Requests answered without entering JS.
-    pub(crate) native_responses: AtomicU64,
+    /// Requests answered directly by the core, without the embedder
+    /// (`nativeResponses` in the JS `stats()`, a name kept as API).
+    pub(crate) direct_responses: AtomicU64,
     /// Requests refused because the queue was full.
     pub(crate) rejected_overload: AtomicU64,
     /// Requests whose handler missed `request_timeout`.
@@ -42,7 +44,7 @@ pub struct StatsSnapshot {
     pub connections_total: u64,
     pub requests_total: u64,
     pub pending: u64,
-    pub native_responses: u64,
+    pub direct_responses: u64,
     pub rejected_overload: u64,
     pub timed_out: u64,
     pub panics: u64,
@@ -62,7 +64,7 @@ impl Stats {
             connections_total: self.connections_total.load(Relaxed),
             requests_total: self.requests_total.load(Relaxed),
             pending: self.pending.load(Relaxed),
-            native_responses: self.native_responses.load(Relaxed),
+            direct_responses: self.direct_responses.load(Relaxed),
             rejected_overload: self.rejected_overload.load(Relaxed),
             timed_out: self.timed_out.load(Relaxed),
             panics: self.panics.load(Relaxed),
@@ -82,5 +84,22 @@ impl Stats {
 
     pub(crate) fn dec(c: &AtomicU64) {
         c.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Counts an open connection for as long as its task lives, even if the
+/// task ends by panic or by runtime shutdown.
+pub(crate) struct OpenConnection(Arc<Stats>);
+
+impl OpenConnection {
+    pub(crate) fn new(stats: Arc<Stats>) -> Self {
+        Stats::inc(&stats.connections_open);
+        Self(stats)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        Stats::dec(&self.0.connections_open);
     }
 }

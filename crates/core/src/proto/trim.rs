@@ -9,10 +9,9 @@
 //! platforms return memory by themselves; there this is a no-op.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::server::Shared;
+use tokio_util::sync::CancellationToken;
 
 /// Parks since the last trim, across servers in the process.
 static PARKED: AtomicU64 = AtomicU64::new(0);
@@ -25,11 +24,11 @@ pub(crate) fn note_park() {
 }
 
 /// Runs until the server shuts down.
-pub(crate) async fn run(shared: Arc<Shared>) {
+pub(crate) async fn run(shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = shared.shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return,
         }
         if PARKED.load(Relaxed) >= WORTH_TRIMMING {
             PARKED.store(0, Relaxed);

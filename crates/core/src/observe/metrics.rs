@@ -17,13 +17,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::body::ResBody;
-use crate::server::Shared;
 
 /// Route label of requests that matched no route.
 pub(crate) const UNMATCHED: &str = "<unmatched>";
 
 /// Upper bounds (seconds) of the latency histogram: Prometheus' defaults,
-/// which cover a sub-millisecond native answer up to a slow handler.
+/// which cover a sub-millisecond direct answer up to a slow handler.
 const BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -33,7 +32,6 @@ pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Transport of an open client connection, for the `protocol` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(dead_code)] // Http3 is counted once HTTP/3 serves connections.
 pub(crate) enum Protocol {
     Http1 = 0,
     Http2 = 1,
@@ -62,7 +60,7 @@ struct Series {
 
 /// Every metric of one server.
 pub(crate) struct Metrics {
-    /// Path served natively, when no JS registry is merged into it.
+    /// Path answered directly, when no JS registry is merged into it.
     pub(crate) path: Option<String>,
     series: Mutex<FxHashMap<SeriesKey, Series>>,
     open: [AtomicU64; 4],
@@ -71,32 +69,33 @@ pub(crate) struct Metrics {
 }
 
 /// Keeps one connection counted as open until dropped.
-pub(crate) struct OpenGuard(Arc<Shared>, Protocol);
+pub(crate) struct OpenGuard(Arc<Metrics>, Protocol);
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        if let Some(m) = &self.0.metrics {
-            m.open[self.1 as usize].fetch_sub(1, Relaxed);
-        }
+        self.0.open[self.1 as usize].fetch_sub(1, Relaxed);
     }
 }
 
 /// Counts a connection of `proto` as open for the guard's lifetime; `None`
 /// when metrics are off.
-pub(crate) fn open_connection(shared: &Arc<Shared>, proto: Protocol) -> Option<OpenGuard> {
-    let m = shared.metrics.as_ref()?;
+pub(crate) fn open_connection(
+    metrics: &Option<Arc<Metrics>>,
+    proto: Protocol,
+) -> Option<OpenGuard> {
+    let m = metrics.as_ref()?;
     m.open[proto as usize].fetch_add(1, Relaxed);
-    Some(OpenGuard(shared.clone(), proto))
+    Some(OpenGuard(m.clone(), proto))
 }
 
 /// Counts one WebSocket message; control frames (ping, pong, close) are not
 /// data and are not counted.
 pub(crate) fn websocket_message(
-    shared: &Shared,
+    metrics: Option<&Metrics>,
     msg: &tokio_tungstenite::tungstenite::Message,
     inbound: bool,
 ) {
-    if let Some(m) = &shared.metrics {
+    if let Some(m) = metrics {
         if msg.is_text() || msg.is_binary() {
             m.ws_messages[usize::from(!inbound)].fetch_add(1, Relaxed);
         }
@@ -249,9 +248,9 @@ fn escape(v: &str) -> std::borrow::Cow<'_, str> {
         .into()
 }
 
-/// Answers a scrape of the native metrics path; `None` for any other request.
-pub(crate) fn scrape<B>(shared: &Shared, req: &Request<B>) -> Option<Response<ResBody>> {
-    let m = shared.metrics.as_ref()?;
+/// Answers a scrape of the metrics path served directly; `None` for any other request.
+pub(crate) fn scrape<B>(metrics: Option<&Metrics>, req: &Request<B>) -> Option<Response<ResBody>> {
+    let m = metrics?;
     let path = m.path.as_deref()?;
     if req.uri().path() != path || !(req.method() == Method::GET || req.method() == Method::HEAD) {
         return None;

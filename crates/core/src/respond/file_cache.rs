@@ -34,8 +34,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::compress::{Coding, CompressConfig, Encodings};
-use crate::stats::Stats;
+use crate::body::encoder::Coding;
+use crate::observe::stats::Stats;
+use crate::respond::compress::{CompressConfig, Encodings};
 
 /// Entries per server.
 pub(crate) const MAX_ENTRIES: usize = 10_000;

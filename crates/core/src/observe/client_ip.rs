@@ -5,7 +5,7 @@
 //! else `X-Forwarded-For`, else `X-Real-IP`) count only when the TCP peer is
 //! trusted, and the chain is read from the right: a client can prepend
 //! anything, so the first address that is not a trusted proxy is the client.
-//! Natively answered requests (404, cache hits, static files) never reach
+//! Directly answered requests (404, cache hits, static files) never reach
 //! JS, so the log resolves the address here.
 
 use http::HeaderMap;

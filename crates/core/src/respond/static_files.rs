@@ -5,7 +5,7 @@
 //! `Last-Modified`), conditional requests (304), byte ranges (206/416),
 //! `Cache-Control`, index files and precompressed `.br`/`.gz` siblings.
 //! What a mount's files are on disk is kept by the file cache
-//! ([`crate::file_cache`]): a hit of a small file is answered from memory;
+//! ([`crate::respond::file_cache`]): a hit of a small file is answered from memory;
 //! larger files are streamed in chunks through a bounded channel, so such a
 //! file is never held in memory whole.
 //!
@@ -25,9 +25,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::body::encoder::Coding;
 use crate::body::{body_channel, ResBody};
-use crate::compress::{Coding, CompressConfig};
-use crate::file_cache::{self, FileCache, FileData, Resolved, Stamp};
+use crate::respond::compress::CompressConfig;
+use crate::respond::file_cache::{self, FileCache, FileData, Resolved, Stamp};
 
 /// Read size for streamed files.
 const CHUNK: u64 = 64 * 1024;
@@ -218,13 +219,13 @@ async fn compress_mount(
     let accept = facts.accept_encoding();
     let held = match (&res.file.bytes, r.body()) {
         (Some(h), ResBody::Full(Some(b))) if h.len() == b.len() => h,
-        _ => return crate::compress::apply(cfg, r, accept, facts.is_head).await,
+        _ => return crate::respond::compress::apply(cfg, r, accept, facts.is_head).await,
     };
     if r.status() != StatusCode::OK || r.headers().contains_key(CONTENT_ENCODING) {
-        return crate::compress::apply(cfg, r, accept, facts.is_head).await;
+        return crate::respond::compress::apply(cfg, r, accept, facts.is_head).await;
     }
     let (mut parts, _) = r.into_parts();
-    let (body, added) = crate::compress::apply_kept(
+    let (body, added) = crate::respond::compress::apply_kept(
         cfg,
         parts.status,
         &mut parts.headers,
@@ -416,7 +417,7 @@ fn respond(
         }
     }
     if res.compressible {
-        crate::compress::add_vary(&mut headers);
+        crate::respond::compress::add_vary(&mut headers);
     }
 
     let len = file.len;
@@ -515,7 +516,7 @@ fn respond(
         body_of(file, start, count)?
     };
     if headers.contains_key(CONTENT_ENCODING) && !headers.contains_key(VARY) {
-        crate::compress::add_vary(&mut headers);
+        crate::respond::compress::add_vary(&mut headers);
     }
     let mut res = Response::new(body);
     *res.status_mut() = status;
@@ -624,5 +625,40 @@ mod tests {
         assert!(none_match("W/\"a\", \"b\"", "\"a\""));
         assert!(none_match("*", "\"a\""));
         assert!(!none_match("\"c\"", "\"a\""));
+    }
+
+    proptest::proptest! {
+        /// Any header, any length: a part is always inside the file, and
+        /// well-formed single ranges mean what RFC 9110 says.
+        #[test]
+        fn any_range_header_stays_inside_the_file(header in "(?s).{0,30}", len in 0u64..1_000_000) {
+            if let RangeSpec::Part(a, b) = parse_range(&header, len) {
+                proptest::prop_assert!(a <= b && b < len);
+            }
+        }
+
+        #[test]
+        fn well_formed_ranges_mean_what_they_say(
+            start in 0u64..2000,
+            span in proptest::option::of(0u64..2000),
+            suffix in 0u64..3000,
+            len in 0u64..2000,
+        ) {
+            let header = match span {
+                Some(s) => format!("bytes={start}-{}", start + s),
+                None => format!("bytes={start}-"),
+            };
+            let want = if start >= len {
+                RangeSpec::Unsatisfiable
+            } else {
+                RangeSpec::Part(start, span.map_or(len - 1, |s| (start + s).min(len - 1)))
+            };
+            proptest::prop_assert_eq!(parse_range(&header, len), want);
+            let want = match (suffix, len) {
+                (0, _) | (_, 0) => RangeSpec::Unsatisfiable,
+                (n, len) => RangeSpec::Part(len.saturating_sub(n), len - 1),
+            };
+            proptest::prop_assert_eq!(parse_range(&format!("bytes=-{suffix}"), len), want);
+        }
     }
 }

@@ -1,0 +1,538 @@
+//! One request, whatever the protocol: route it, answer directly when no
+//! handler is needed, otherwise read the body, queue it for the embedder and wait for
+//! its reply.
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, RETRY_AFTER};
+use http::{Request, Response, StatusCode};
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::time::Instant;
+
+use super::fault::Faults;
+use super::limits::{ambiguous_h1, head_size, read_body, BodyError, MIN_PROTOCOL_HEAD};
+use super::router::Match;
+use super::{ConnInfo, Dispatch};
+use crate::body::ResBody;
+use crate::config::ServerConfig;
+use crate::embedder::queue::{Incoming, Queue, Version};
+use crate::embedder::reply::{add_preload_links, PushList};
+use crate::observe::metrics::scrape;
+use crate::observe::probe::Probe;
+use crate::observe::stats::Stats;
+use crate::observe::Observers;
+use crate::respond::route::{self, ReqFacts};
+use crate::respond::{plain, Direct};
+use crate::ws::{self, WsEnv};
+use crate::Router;
+
+/// Everything a request may need on its way, built once per server (by
+/// `Server::start`) and shared by every connection through an `Arc`.
+pub(crate) struct Service {
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) router: ArcSwap<Router>,
+    pub(crate) queue: Arc<Queue>,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) faults: Faults,
+    pub(crate) direct: Direct,
+    pub(crate) ws: Arc<WsEnv>,
+    pub(crate) observe: Observers,
+    /// `Alt-Svc` advertising HTTP/3 on TCP responses, when it is on.
+    pub(crate) alt_svc: Option<HeaderValue>,
+}
+
+impl Dispatch for Arc<Service> {
+    fn call<B>(
+        &self,
+        conn: Arc<ConnInfo>,
+        req: Request<B>,
+    ) -> impl Future<Output = Result<Response<ResBody>, Infallible>> + Send + 'static + use<B>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: std::fmt::Display,
+    {
+        handle(self.clone(), conn, req)
+    }
+}
+
+/// An HTTP/1.1 `GET` asking to switch to WebSocket.
+pub(crate) fn is_ws_upgrade<B>(req: &Request<B>) -> bool {
+    req.method() == http::Method::GET
+        && req.version() == http::Version::HTTP_11
+        && req
+            .headers()
+            .get(http::header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+            })
+}
+
+fn close_after(mut res: Response<ResBody>) -> Response<ResBody> {
+    res.headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    res
+}
+
+async fn handle<B>(
+    shared: Arc<Service>,
+    conn: Arc<ConnInfo>,
+    req: Request<B>,
+) -> Result<Response<ResBody>, Infallible>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::fmt::Display,
+{
+    let nth = conn.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let _busy = conn.idle.busy();
+    Stats::inc(&shared.stats.requests_total);
+    let is_h1 = req.version() <= http::Version::HTTP_11;
+    let is_h3 = req.version() == http::Version::HTTP_3;
+    let limit = shared.config.max_keep_alive_requests;
+    let mut probe = Probe::begin(
+        &shared.observe,
+        &shared.config.trust_proxy,
+        conn.remote,
+        &req,
+    );
+    let res = match scrape(shared.observe.metrics.as_deref(), &req) {
+        Some(res) => res,
+        None => match AssertUnwindSafe(route_and_answer(&shared, &conn, req, &mut probe))
+            .catch_unwind()
+            .await
+        {
+            Ok(res) => res,
+            Err(_) => {
+                Stats::inc(&shared.stats.panics);
+                plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            }
+        },
+    };
+    if let Some(probe) = probe {
+        probe.finish(&shared.observe, &res);
+    }
+    let mut res = res;
+    // Over TCP, tell clients where HTTP/3 is (RFC 7838).
+    if !is_h3 {
+        if let Some(v) = &shared.alt_svc {
+            res.headers_mut().insert(http::header::ALT_SVC, v.clone());
+        }
+    }
+    // HTTP/1.x cannot push: the push list becomes preload links. (The
+    // HTTP/2 layer takes the list from the extensions and decides itself.)
+    if is_h1 {
+        if let Some(PushList(list)) = res.extensions_mut().remove::<PushList>() {
+            add_preload_links(res.headers_mut(), &list);
+        }
+    }
+    // The per-connection request limit: the response that reaches it closes
+    // the connection (HTTP/2 limits are applied by the connection driver).
+    if is_h1 && limit > 0 && nth >= limit {
+        return Ok(close_after(res));
+    }
+    Ok(res)
+}
+
+async fn route_and_answer<B>(
+    shared: &Arc<Service>,
+    conn: &ConnInfo,
+    req: Request<B>,
+    probe: &mut Option<Probe>,
+) -> Response<ResBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::fmt::Display,
+{
+    let started = Instant::now();
+    let config = &shared.config;
+    // An owned handle: a cached route may wait for another request's reply
+    // while holding it.
+    let router = shared.router.load_full();
+    let upgrade = is_ws_upgrade(&req);
+    let method = if upgrade {
+        ws::ROUTE_METHOD
+    } else {
+        req.method().as_str()
+    };
+    // The one lookup of this request; the metrics label reuses it, also
+    // for the requests refused below.
+    let matched = router.find(method, req.uri().path());
+    if let (Match::Found { route, .. }, Some(p)) = (&matched, probe.as_mut()) {
+        if p.wants_route() {
+            p.set_route(router.pattern(*route));
+        }
+    }
+    shared.faults.check(req.uri().path());
+    if ambiguous_h1(&req) {
+        return close_after(plain(
+            StatusCode::BAD_REQUEST,
+            "Bad Request: ambiguous message framing",
+        ));
+    }
+    // The protocol layers cannot bound a head below their 8 KiB buffer;
+    // smaller limits are enforced here.
+    if config.max_header_size < MIN_PROTOCOL_HEAD && head_size(&req) > config.max_header_size {
+        return close_after(plain(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "Request Header Fields Too Large",
+        ));
+    }
+    let facts = ReqFacts::of(&req);
+    let mut fill = None;
+    let found = match matched {
+        // An upgrade to a path without a WebSocket route is a miss, even
+        // when plain HTTP routes exist there.
+        Match::MethodNotAllowed { .. } if upgrade => Match::NotFound,
+        Match::MethodNotAllowed { mut allow } => {
+            allow.retain(|m| m != ws::ROUTE_METHOD);
+            if allow.is_empty() {
+                // Only a WebSocket route lives here.
+                Stats::inc(&shared.stats.direct_responses);
+                return ws::upgrade_required();
+            }
+            Match::MethodNotAllowed { allow }
+        }
+        other => other,
+    };
+    let (route, params, allow) = match found {
+        Match::Found { route, params } => {
+            if let Some(extra) = router.extra(route) {
+                let (path, query) = (req.uri().path(), req.uri().query().unwrap_or(""));
+                match route::before_embedder(
+                    &shared.direct,
+                    &extra,
+                    &params,
+                    path,
+                    query,
+                    req.headers(),
+                    &facts,
+                )
+                .await
+                {
+                    route::Pre::Done(res) => return res,
+                    route::Pre::Continue(f) => fill = f,
+                }
+            }
+            (Some(route), params, None)
+        }
+        Match::MethodNotAllowed { allow } => {
+            if !config.js_handles_misses {
+                Stats::inc(&shared.stats.direct_responses);
+                let mut res = plain(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+                if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
+                    res.headers_mut().insert(ALLOW, v);
+                }
+                return res;
+            }
+            (None, Vec::new(), Some(allow))
+        }
+        Match::NotFound => {
+            if !config.js_handles_misses {
+                Stats::inc(&shared.stats.direct_responses);
+                return plain(StatusCode::NOT_FOUND, "Not Found");
+            }
+            (None, Vec::new(), None)
+        }
+    };
+    drop(router);
+
+    // Overload: refuse at once rather than queue without bound.
+    if shared.stats.pending.load(Ordering::Relaxed) >= config.max_pending_requests as u64 {
+        Stats::inc(&shared.stats.rejected_overload);
+        let mut res = plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable: server overloaded",
+        );
+        res.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+        return res;
+    }
+
+    let ws_key = if upgrade && route.is_some() {
+        match ws::check_handshake(req.headers()) {
+            Ok(key) => Some(key),
+            // The client expected to switch protocols: do not keep the connection.
+            Err(res) => return close_after(*res),
+        }
+    } else {
+        None
+    };
+
+    let (mut parts, body) = req.into_parts();
+    let on_upgrade = ws_key
+        .as_ref()
+        .and_then(|_| parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
+
+    // Refuse an announced oversize body before reading any of it.
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > config.max_body_size) {
+        return close_after(plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"));
+    }
+
+    let deadline = started + config.request_timeout;
+    let body =
+        match tokio::time::timeout_at(deadline, read_body(body, config.max_body_size, declared))
+            .await
+        {
+            Ok(Ok(b)) => b,
+            Ok(Err(BodyError::TooLarge)) => {
+                return close_after(plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"))
+            }
+            Ok(Err(BodyError::Broken)) => {
+                return close_after(plain(
+                    StatusCode::BAD_REQUEST,
+                    "Bad Request: malformed body",
+                ))
+            }
+            Err(_) => return close_after(plain(StatusCode::REQUEST_TIMEOUT, "Request Timeout")),
+        };
+
+    let (id, responder, rx) = shared.queue.channel();
+    let (path, query) = match parts.uri.path_and_query() {
+        Some(pq) => (pq.path().to_string(), pq.query().unwrap_or("").to_string()),
+        None => (parts.uri.path().to_string(), String::new()),
+    };
+    let version = match parts.version {
+        http::Version::HTTP_10 | http::Version::HTTP_09 => Version::Http10,
+        http::Version::HTTP_2 => Version::Http2,
+        http::Version::HTTP_3 => Version::Http3,
+        _ => Version::Http11,
+    };
+    shared.queue.push(Incoming {
+        id,
+        route,
+        allow,
+        method: parts.method,
+        path,
+        query,
+        params,
+        headers: parts.headers,
+        body,
+        remote: conn.remote,
+        version,
+        tls: conn.tls,
+        responder,
+    });
+
+    match tokio::time::timeout_at(deadline, rx).await {
+        Ok(Ok(reply)) if reply.status == StatusCode::SWITCHING_PROTOCOLS => {
+            match (ws_key, on_upgrade) {
+                (Some(key), Some(on_upgrade)) => {
+                    let slot = conn.slot.lock().take();
+                    ws::switch(&shared.ws, id, &key, reply, on_upgrade, slot)
+                }
+                _ => {
+                    shared.ws.hub.remove(id);
+                    plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                }
+            }
+        }
+        Ok(Ok(reply)) => route::after_embedder(&shared.direct, reply, &facts, fill).await,
+        // The responder was dropped without an answer (the embedder failed
+        // to produce one, or is shutting down).
+        Ok(Err(_)) => plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
+        Err(_) => {
+            Stats::inc(&shared.stats.timed_out);
+            let mut res = plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable: the handler did not answer within requestTimeout",
+            );
+            res.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            res
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::embedder::queue::CountingWaker;
+    use crate::embedder::reply::Reply;
+    use crate::lifecycle::Lifecycle;
+    use crate::observe::metrics::Metrics;
+    use crate::ws::Hub;
+    use http_body_util::{BodyExt, Full};
+
+    /// A service as `Server::start` builds it, without a socket or runtime.
+    pub(crate) fn service(config: ServerConfig, router: Router) -> Arc<Service> {
+        let config = Arc::new(config);
+        let stats = Arc::new(Stats::default());
+        let queue = Arc::new(Queue::new(
+            Box::new(CountingWaker::default()),
+            stats.clone(),
+        ));
+        let metrics = config
+            .metrics
+            .as_ref()
+            .map(|m| Arc::new(Metrics::new(m.path.clone())));
+        Arc::new(Service {
+            router: ArcSwap::from_pointee(router),
+            queue: queue.clone(),
+            direct: Direct::new(stats.clone(), None, config.request_timeout),
+            faults: Faults::default(),
+            ws: Arc::new(WsEnv {
+                hub: Hub::default(),
+                queue,
+                stats: stats.clone(),
+                metrics: metrics.clone(),
+                life: Lifecycle::default(),
+            }),
+            observe: Observers {
+                metrics,
+                access_log: None,
+            },
+            stats,
+            alt_svc: None,
+            config,
+        })
+    }
+
+    /// Stands in for the embedder: answers every queued request with its
+    /// path and route id, until the test ends.
+    fn stub_embedder(svc: &Arc<Service>) -> tokio::task::JoinHandle<()> {
+        let svc = svc.clone();
+        tokio::spawn(async move {
+            loop {
+                for req in svc.queue.take_batch() {
+                    let body = format!("{} {:?} {:?}", req.path, req.route, req.params);
+                    let reply = Reply::from_parts(200, "x-by\nembedder", body.into()).unwrap();
+                    req.responder.send(reply);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        })
+    }
+
+    fn get(path: &str) -> Request<Full<Bytes>> {
+        Request::builder()
+            .uri(path)
+            .header("host", "x")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    }
+
+    async fn call(
+        svc: &Arc<Service>,
+        req: Request<Full<Bytes>>,
+    ) -> (StatusCode, HeaderMapLite, String) {
+        let conn = ConnInfo::new("127.0.0.1:5000".parse().unwrap(), false);
+        let res = svc.call(conn, req).await.unwrap();
+        let status = res.status();
+        let headers = res
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    type HeaderMapLite = Vec<(String, String)>;
+
+    fn header<'a>(h: &'a HeaderMapLite, name: &str) -> Option<&'a str> {
+        h.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    fn router() -> Router {
+        let mut r = Router::new();
+        r.insert("GET", "/users/{id}", 3).unwrap();
+        r.insert("POST", "/users/{id}", 4).unwrap();
+        r
+    }
+
+    #[tokio::test]
+    async fn routed_requests_go_to_the_embedder_and_come_back() {
+        let svc = service(ServerConfig::default(), router());
+        let embedder = stub_embedder(&svc);
+        let (status, headers, body) = call(&svc, get("/users/7")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(header(&headers, "x-by"), Some("embedder"));
+        assert_eq!(body, "/users/7 Some(3) [\"7\"]");
+        let s = svc.stats.snapshot();
+        assert_eq!((s.requests_total, s.pending, s.direct_responses), (1, 0, 0));
+        embedder.abort();
+    }
+
+    #[tokio::test]
+    async fn misses_are_answered_directly() {
+        let svc = service(ServerConfig::default(), router());
+        let (status, _, _) = call(&svc, get("/nowhere")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let mut del = get("/users/7");
+        *del.method_mut() = http::Method::DELETE;
+        let (status, headers, _) = call(&svc, del).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(header(&headers, "allow"), Some("GET, HEAD, POST"));
+        assert_eq!(svc.stats.snapshot().direct_responses, 2);
+        assert!(
+            svc.queue.take_batch().is_empty(),
+            "nothing reached the embedder"
+        );
+    }
+
+    #[tokio::test]
+    async fn limits_refuse_before_the_embedder() {
+        let config = ServerConfig {
+            max_pending_requests: 0,
+            ..Default::default()
+        };
+        let svc = service(config, router());
+        let (status, headers, _) = call(&svc, get("/users/1")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(header(&headers, "retry-after"), Some("1"));
+        assert_eq!(svc.stats.snapshot().rejected_overload, 1);
+
+        let svc = service(ServerConfig::default(), router());
+        let no_host = Request::builder()
+            .uri("/users/1")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let (status, headers, _) = call(&svc, no_host).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(header(&headers, "connection"), Some("close"));
+    }
+
+    #[tokio::test]
+    async fn metrics_label_the_route_of_the_one_lookup() {
+        let config = ServerConfig {
+            metrics: Some(crate::MetricsConfig {
+                path: Some("/metrics".into()),
+            }),
+            ..Default::default()
+        };
+        let svc = service(config, router());
+        let embedder = stub_embedder(&svc);
+        call(&svc, get("/users/7")).await;
+        call(&svc, get("/users/8")).await;
+        call(&svc, get("/nowhere")).await;
+        // Refused before the embedder, still labelled with its route.
+        let no_host = Request::builder()
+            .uri("/users/9")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        call(&svc, no_host).await;
+        let (status, _, text) = call(&svc, get("/metrics")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(text.contains(
+            "http_requests_total{method=\"GET\",route=\"/users/{id}\",status=\"200\"} 2\n"
+        ));
+        assert!(text.contains(
+            "http_requests_total{method=\"GET\",route=\"<unmatched>\",status=\"404\"} 1\n"
+        ));
+        assert!(text.contains(
+            "http_requests_total{method=\"GET\",route=\"/users/{id}\",status=\"400\"} 1\n"
+        ));
+        embedder.abort();
+    }
+}

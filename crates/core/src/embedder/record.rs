@@ -1,0 +1,304 @@
+//! Compact binary records for a batch of requests.
+//!
+//! One batch becomes one byte buffer (and a list of large bodies passed
+//! separately), so crossing into JS costs one buffer for the whole batch
+//! instead of a JS object per field per request. The JS side decodes fields
+//! lazily, only when a handler touches them.
+//!
+//! Layout of one record, little-endian (the TS server, `ts/server.ts`,
+//! reads the same; the decoder in this file's tests checks the round trip):
+//!
+//! ```text
+//! u32 record length (this field included) | u32 id | u32 route (u32::MAX = none) | u8 version | u8 flags
+//! u16 param count | u16 header count
+//! u16 len + method | u32 len + path | u32 len + query
+//! u16 len + remote ip | u16 remote port
+//! params:  (u32 len + utf-8)*
+//! flags&2: u16 len + allow list ("GET, HEAD")
+//! headers: (u16 len + name, u32 len + value)*
+//! u32 body len | u8 placement (0 inline, 1 external) | inline bytes or u32 index
+//! ```
+//! flags: bit 0 = TLS, bit 1 = allow list present.
+
+use bytes::Bytes;
+use std::io::Write as _;
+
+use crate::embedder::queue::Incoming;
+
+/// Bodies at least this large travel as their own buffer (no copy into the
+/// batch); smaller ones are copied inline, which is cheaper than a second
+/// JS object.
+pub const EXTERNAL_BODY_MIN: usize = 16 * 1024;
+
+pub const NO_ROUTE: u32 = u32::MAX;
+
+#[inline]
+fn put_u16(out: &mut Vec<u8>, v: usize) {
+    out.extend_from_slice(&(v.min(u16::MAX as usize) as u16).to_le_bytes());
+}
+
+#[inline]
+fn put_u32(out: &mut Vec<u8>, v: usize) {
+    out.extend_from_slice(&(v as u32).to_le_bytes());
+}
+
+#[inline]
+fn put_str16(out: &mut Vec<u8>, s: &[u8]) {
+    let s = &s[..s.len().min(u16::MAX as usize)];
+    put_u16(out, s.len());
+    out.extend_from_slice(s);
+}
+
+#[inline]
+fn put_str32(out: &mut Vec<u8>, s: &[u8]) {
+    put_u32(out, s.len());
+    out.extend_from_slice(s);
+}
+
+/// Appends one request to `out`; a large body is moved to `external`.
+pub fn encode(req: &Incoming, out: &mut Vec<u8>, external: &mut Vec<Bytes>) {
+    // Formatted on the stack: this runs once per request, and `to_string`
+    // would allocate each time. 45 bytes hold any IPv6 text form.
+    let mut ip_buf = [0u8; 48];
+    let ip_len = {
+        let mut w = &mut ip_buf[..];
+        let _ = write!(w, "{}", req.remote.ip());
+        48 - w.len()
+    };
+    let ip = &ip_buf[..ip_len];
+    out.reserve(64 + req.path.len() + req.query.len() + req.headers.len() * 32);
+    let start = out.len();
+    put_u32(out, 0); // record length, filled in below
+    put_u32(out, req.id as usize);
+    put_u32(out, req.route.unwrap_or(NO_ROUTE) as usize);
+    out.push(req.version as u8);
+    let mut flags = 0u8;
+    if req.tls {
+        flags |= 1;
+    }
+    if req.allow.is_some() {
+        flags |= 2;
+    }
+    out.push(flags);
+    put_u16(out, req.params.len());
+    put_u16(out, req.headers.len());
+    put_str16(out, req.method.as_str().as_bytes());
+    put_str32(out, req.path.as_bytes());
+    put_str32(out, req.query.as_bytes());
+    put_str16(out, ip);
+    put_u16(out, req.remote.port() as usize);
+    for p in &req.params {
+        put_str32(out, p.as_bytes());
+    }
+    if let Some(allow) = &req.allow {
+        put_str16(out, allow.join(", ").as_bytes());
+    }
+    for (name, value) in req.headers.iter() {
+        put_str16(out, name.as_str().as_bytes());
+        put_str32(out, value.as_bytes());
+    }
+    put_u32(out, req.body.len());
+    if req.body.len() >= EXTERNAL_BODY_MIN {
+        out.push(1);
+        put_u32(out, external.len());
+        external.push(req.body.clone());
+    } else {
+        out.push(0);
+        out.extend_from_slice(&req.body);
+    }
+    let len = (out.len() - start) as u32;
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedder::queue::tests::{incoming, queue};
+    use crate::embedder::queue::Version;
+    use http::{HeaderMap, HeaderName, HeaderValue, Method};
+    use proptest::prelude::*;
+    use std::net::{IpAddr, SocketAddr};
+
+    /// What a reader of the layout gets back from one record.
+    #[derive(Debug, PartialEq)]
+    struct Decoded {
+        id: u32,
+        route: Option<u32>,
+        version: u8,
+        tls: bool,
+        method: String,
+        path: String,
+        query: String,
+        ip: String,
+        port: u16,
+        params: Vec<String>,
+        allow: Option<String>,
+        headers: Vec<(String, Vec<u8>)>,
+        body: Vec<u8>,
+    }
+
+    struct Reader<'a>(&'a [u8]);
+
+    impl Reader<'_> {
+        fn take(&mut self, n: usize) -> &[u8] {
+            let (head, rest) = self.0.split_at(n);
+            self.0 = rest;
+            head
+        }
+        fn u8(&mut self) -> u8 {
+            self.take(1)[0]
+        }
+        fn u16(&mut self) -> u16 {
+            u16::from_le_bytes(self.take(2).try_into().unwrap())
+        }
+        fn u32(&mut self) -> u32 {
+            u32::from_le_bytes(self.take(4).try_into().unwrap())
+        }
+        fn bytes16(&mut self) -> Vec<u8> {
+            let n = self.u16() as usize;
+            self.take(n).to_vec()
+        }
+        fn bytes32(&mut self) -> Vec<u8> {
+            let n = self.u32() as usize;
+            self.take(n).to_vec()
+        }
+        fn str16(&mut self) -> String {
+            String::from_utf8(self.bytes16()).unwrap()
+        }
+        fn str32(&mut self) -> String {
+            String::from_utf8(self.bytes32()).unwrap()
+        }
+    }
+
+    /// Reads one record from the front of `buf`; returns it and its length.
+    fn decode(buf: &[u8], external: &[Bytes]) -> (Decoded, usize) {
+        let mut r = Reader(buf);
+        let len = r.u32() as usize;
+        let id = r.u32();
+        let route = Some(r.u32()).filter(|&n| n != NO_ROUTE);
+        let version = r.u8();
+        let flags = r.u8();
+        let (nparams, nheaders) = (r.u16(), r.u16());
+        let method = r.str16();
+        let path = r.str32();
+        let query = r.str32();
+        let ip = r.str16();
+        let port = r.u16();
+        let params = (0..nparams).map(|_| r.str32()).collect();
+        let allow = (flags & 2 != 0).then(|| r.str16());
+        let headers = (0..nheaders).map(|_| (r.str16(), r.bytes32())).collect();
+        let body_len = r.u32() as usize;
+        let body = match r.u8() {
+            0 => r.take(body_len).to_vec(),
+            _ => external[r.u32() as usize].to_vec(),
+        };
+        assert_eq!(
+            buf.len() - r.0.len(),
+            len,
+            "the length field covers the record"
+        );
+        let d = Decoded {
+            id,
+            route,
+            version,
+            tls: flags & 1 != 0,
+            method,
+            path,
+            query,
+            ip,
+            port,
+            params,
+            allow,
+            headers,
+            body,
+        };
+        (d, len)
+    }
+
+    fn header_map(pairs: &[(String, String)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn version() -> impl Strategy<Value = Version> {
+        prop_oneof![
+            Just(Version::Http10),
+            Just(Version::Http11),
+            Just(Version::Http2),
+            Just(Version::Http3)
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn records_round_trip(
+            route in proptest::option::of(0u32..1000),
+            method in "[A-Z]{1,10}",
+            path in "/[ -~]{0,60}",
+            query in "[ -~]{0,40}",
+            params in prop::collection::vec(".{0,20}", 0..4),
+            allow in proptest::option::of(prop::collection::vec("[A-Z]{3,7}", 1..4)),
+            headers in prop::collection::vec(("[a-z][a-z0-9-]{0,15}", "[!-~]([ -~]{0,30}[!-~])?"), 0..8),
+            ip in any::<IpAddr>(),
+            port in any::<u16>(),
+            tls in any::<bool>(),
+            version in version(),
+            body_len in prop_oneof![0usize..64, Just(EXTERNAL_BODY_MIN - 1), Just(EXTERNAL_BODY_MIN)],
+            second_body in 0usize..32,
+        ) {
+            let (q, _, _) = queue();
+            let (mut req, _rx) = incoming(&q, &path);
+            req.route = route;
+            req.method = Method::from_bytes(method.as_bytes()).unwrap();
+            req.query = query.clone();
+            req.params = params.clone();
+            req.allow = allow.clone();
+            req.headers = header_map(&headers);
+            req.remote = SocketAddr::new(ip, port);
+            req.tls = tls;
+            req.version = version;
+            req.body = Bytes::from(vec![7u8; body_len]);
+            let (mut other, _rx2) = incoming(&q, "/next");
+            other.body = Bytes::from(vec![1u8; second_body]);
+
+            let (mut out, mut external) = (Vec::new(), Vec::new());
+            encode(&req, &mut out, &mut external);
+            encode(&other, &mut out, &mut external);
+
+            let (first, used) = decode(&out, &external);
+            let (second, rest) = decode(&out[used..], &external);
+            prop_assert_eq!(used + rest, out.len());
+            prop_assert_eq!(external.len(), usize::from(body_len >= EXTERNAL_BODY_MIN));
+            prop_assert_eq!(&second.path, "/next");
+            prop_assert_eq!(second.body.len(), second_body);
+            let want = Decoded {
+                id: req.id,
+                route,
+                version: version as u8,
+                tls,
+                method,
+                path,
+                query,
+                ip: ip.to_string(),
+                port,
+                params,
+                allow: allow.map(|a| a.join(", ")),
+                headers: req
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
+                    .collect(),
+                body: vec![7u8; body_len],
+            };
+            prop_assert_eq!(first, want);
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Serving one accepted TCP connection: pick the protocol, drive it, and
+//! stop it gracefully (or by force) when the server closes.
+//!
+//! Over TLS the negotiated ALPN protocol decides. In cleartext the first
+//! bytes do: the HTTP/2 connection preface means h2c with prior knowledge;
+//! anything else is HTTP/1.x. Bytes read while deciding are replayed to the
+//! protocol layer by [`Rewind`].
+
+use bytes::Bytes;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::config::tls::{TlsSettings, ALPN_H2};
+use crate::dispatch::ConnInfo;
+use crate::dispatch::Dispatch;
+use crate::observe::metrics::{open_connection, Protocol};
+use crate::proto::Env;
+use crate::proto::{self, io::Rewind};
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+enum Proto {
+    H1,
+    H2,
+}
+
+/// Reads until the protocol is known. `None`: the peer closed or stayed
+/// silent past the idle timeout before sending anything.
+async fn sniff<D: Dispatch>(stream: &mut TcpStream, shared: &Env<D>) -> Option<(Proto, Bytes)> {
+    let mut buf = Vec::with_capacity(0);
+    let wait = shared.idle_limit();
+    let read = async {
+        loop {
+            // Allocate only once data is there: an idle connection holds no buffer.
+            stream.readable().await.ok()?;
+            if buf.capacity() == 0 {
+                buf.reserve_exact(4096);
+            }
+            let n = stream.read_buf(&mut buf).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            let k = buf.len().min(H2_PREFACE.len());
+            if buf[..k] != H2_PREFACE[..k] {
+                return Some(Proto::H1);
+            }
+            if buf.len() >= H2_PREFACE.len() {
+                return Some(Proto::H2);
+            }
+            if buf.len() == buf.capacity() {
+                buf.reserve(4096);
+            }
+        }
+    };
+    let proto = tokio::time::timeout(wait, read).await.ok()??;
+    Some((proto, Bytes::from(buf)))
+}
+
+/// Serves one accepted connection; `_open` (the open-connection count) is
+/// released when it ends, and `slot` (its `maxConnections` permit) then too,
+/// unless a WebSocket upgrade took it over.
+pub(crate) async fn serve<D: Dispatch, H: Send>(
+    shared: Arc<Env<D>>,
+    stream: TcpStream,
+    remote: SocketAddr,
+    _open: H,
+    slot: Option<OwnedSemaphorePermit>,
+) {
+    // The task's allocation is as large as the largest state of this future
+    // and lives as long as the connection. TLS and HTTP/2 states are several
+    // KiB, so they are boxed: a plain HTTP/1 connection, the common case and
+    // the one that sits idle in thousands, then costs a few hundred bytes.
+    match shared.config.tls.clone() {
+        Some(tls) => Box::pin(serve_tls(shared, stream, remote, tls, slot)).await,
+        None => serve_plain(shared, stream, remote, slot).await,
+    }
+}
+
+async fn serve_plain<D: Dispatch>(
+    shared: Arc<Env<D>>,
+    mut stream: TcpStream,
+    remote: SocketAddr,
+    slot: Option<OwnedSemaphorePermit>,
+) {
+    // A connection that has sent nothing yet is idle: a graceful close
+    // drops it at once instead of waiting out the idle timeout.
+    // (Boxed: it is short-lived, and inline it would grow the task that
+    // stays allocated for the connection's whole life.)
+    let sniffed = Box::pin(async {
+        tokio::select! {
+            r = sniff(&mut stream, &shared) => r,
+            _ = shared.life.shutdown.cancelled() => None,
+        }
+    })
+    .await;
+    let Some((proto, pre)) = sniffed else {
+        return;
+    };
+    let _open = open_connection(
+        &shared.metrics,
+        match proto {
+            Proto::H1 => Protocol::Http1,
+            Proto::H2 => Protocol::Http2,
+        },
+    );
+    let info = ConnInfo::new(remote, false);
+    *info.slot.lock() = slot;
+    let io = Rewind::new(pre, stream, shared.config.request_timeout);
+    match proto {
+        Proto::H1 => proto::h1::serve_parkable(shared, info.clone(), io.watched(info)).await,
+        Proto::H2 => Box::pin(proto::h2::serve(shared, info, io)).await,
+    }
+}
+
+/// TLS: the handshake must finish within the idle timeout; a client that
+/// fails it (garbage, plain HTTP, no common protocol version) loses only
+/// its own connection. ALPN then picks the protocol; no ALPN means
+/// HTTP/1.1. TLS runs over [`Rewind`] for its lingering close and its
+/// slow-reader cut-off.
+async fn serve_tls<D: Dispatch>(
+    shared: Arc<Env<D>>,
+    stream: TcpStream,
+    remote: SocketAddr,
+    tls: TlsSettings,
+    slot: Option<OwnedSemaphorePermit>,
+) {
+    let wait = shared.idle_limit();
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
+    let io = Rewind::new(Bytes::new(), stream, shared.config.request_timeout);
+    let handshake = tokio::time::timeout(wait, acceptor.accept(io));
+    let stream = tokio::select! {
+        r = handshake => match r {
+            Ok(Ok(s)) => s,
+            _ => return,
+        },
+        _ = shared.life.shutdown.cancelled() => return,
+    };
+    let is_h2 = stream.get_ref().1.alpn_protocol() == Some(ALPN_H2);
+    let info = ConnInfo::new(remote, true);
+    *info.slot.lock() = slot;
+    let _open = open_connection(
+        &shared.metrics,
+        if is_h2 {
+            Protocol::Http2
+        } else {
+            Protocol::Http1
+        },
+    );
+    if is_h2 {
+        proto::h2::serve(shared, info, stream).await
+    } else {
+        proto::h1::serve(shared, info, stream).await
+    }
+}

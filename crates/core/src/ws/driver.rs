@@ -1,0 +1,298 @@
+//! One upgraded connection's task: reads frames into events for the
+//! embedder, writes what was queued for it, runs heartbeats and the closing
+//! handshake, and stops with the server.
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use super::hub::{Hub, WsConn, WsEventKind, WsOptions};
+use crate::embedder::queue::Queue;
+use crate::lifecycle::Lifecycle;
+use crate::observe::metrics::{open_connection, websocket_message, Metrics, Protocol};
+use crate::observe::stats::Stats;
+
+/// How long one side of a closing connection waits for the other.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// What the WebSocket layer needs from the server: the hub of open
+/// connections, the queue whose waker tells the embedder about events, the
+/// counters and the close signals.
+pub(crate) struct WsEnv {
+    pub(crate) hub: Hub,
+    pub(crate) queue: Arc<Queue>,
+    pub(crate) stats: Arc<Stats>,
+    pub(crate) metrics: Option<Arc<Metrics>>,
+    pub(crate) life: Lifecycle,
+}
+
+fn event(shared: &WsEnv, conn: &Arc<WsConn>, kind: WsEventKind, data: Bytes) {
+    if shared.hub.push(conn, kind, data) {
+        shared.queue.wake_ws();
+    }
+}
+
+/// Queues the connection's one and only `Close` event.
+pub(super) fn report_close(shared: &WsEnv, conn: &Arc<WsConn>, code: u16, reason: &str) {
+    if conn.reported.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    conn.stop_sending();
+    let mut data = Vec::with_capacity(2 + reason.len());
+    data.extend_from_slice(&code.to_le_bytes());
+    data.extend_from_slice(reason.as_bytes());
+    event(shared, conn, WsEventKind::Close, Bytes::from(data));
+}
+
+/// Close code for a read error, per RFC 6455 section 7.4.1.
+fn error_close(e: &WsError) -> Option<(u16, &'static str)> {
+    match e {
+        WsError::Utf8(_) => Some((1007, "invalid UTF-8 in text message")),
+        WsError::Capacity(_) => Some((1009, "message too big")),
+        WsError::Protocol(p) => {
+            use tokio_tungstenite::tungstenite::error::ProtocolError as P;
+            match p {
+                P::ResetWithoutClosingHandshake => None,
+                _ => Some((1002, "protocol error")),
+            }
+        }
+        WsError::AttackAttempt => Some((1008, "policy violation")),
+        _ => None,
+    }
+}
+
+/// Lets the reader go on only while the embedder keeps up.
+async fn wait_for_credit(conn: &WsConn) {
+    loop {
+        let resumed = conn.resume.notified();
+        tokio::pin!(resumed);
+        resumed.as_mut().enable();
+        // A closing connection reads on: the peer's close reply must be seen.
+        if !conn.reading_paused() || conn.is_closing() {
+            return;
+        }
+        resumed.await;
+    }
+}
+
+enum ReadEnd {
+    /// Close frame received (and answered by tungstenite).
+    PeerClosed,
+    /// We decided to close (bad input, idle): a close frame is queued.
+    Closing,
+    /// The transport is gone.
+    Gone,
+}
+
+enum WriteEnd {
+    /// Our close frame went out.
+    CloseSent,
+    /// Writing failed (transport gone, or the connection already closing).
+    Failed,
+    /// The peer stopped answering pings: drop it now.
+    Dead,
+}
+
+/// The WebSocket settings tungstenite applies to a connection.
+fn config(opts: &WsOptions) -> WebSocketConfig {
+    WebSocketConfig::default()
+        // Small buffers: idle connections should cost little; a batch is
+        // flushed at once anyway.
+        .read_buffer_size(8 * 1024)
+        .write_buffer_size(16 * 1024)
+        .max_message_size(Some(opts.max_message_size))
+        .max_frame_size(Some(opts.max_message_size))
+}
+
+/// Runs one upgraded connection to its end, then frees everything it held.
+pub(crate) async fn run<S>(shared: Arc<WsEnv>, conn: Arc<WsConn>, io: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    Stats::inc(&shared.stats.websockets_open);
+    Stats::inc(&shared.stats.websockets_total);
+    let _open = open_connection(&shared.metrics, Protocol::WebSocket);
+    let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config(&conn.opts))).await;
+    conn.touch();
+    drive(&shared, &conn, ws).await;
+    report_close(&shared, &conn, 1006, "connection lost");
+    shared.hub.remove(conn.id);
+    Stats::dec(&shared.stats.websockets_open);
+}
+
+async fn drive<S>(shared: &Arc<WsEnv>, conn: &Arc<WsConn>, ws: WebSocketStream<S>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut sink, mut stream) = ws.split();
+    let reader = async {
+        loop {
+            wait_for_credit(conn).await;
+            let next = match conn.opts.idle_timeout {
+                Some(d) => match tokio::time::timeout(d, stream.next()).await {
+                    Ok(n) => n,
+                    Err(_) => {
+                        if conn.enqueue_close(1001, "idle timeout") {
+                            report_close(shared, conn, 1001, "idle timeout");
+                        }
+                        return ReadEnd::Closing;
+                    }
+                },
+                None => stream.next().await,
+            };
+            match next {
+                None => return ReadEnd::Gone,
+                Some(Err(e)) => {
+                    return match error_close(&e) {
+                        Some((code, reason)) => {
+                            conn.enqueue_close(code, reason);
+                            report_close(shared, conn, code, reason);
+                            ReadEnd::Closing
+                        }
+                        None => ReadEnd::Gone,
+                    }
+                }
+                Some(Ok(msg)) => {
+                    conn.touch();
+                    websocket_message(shared.metrics.as_deref(), &msg, true);
+                    match msg {
+                        Message::Text(t) => event(shared, conn, WsEventKind::Text, t.into()),
+                        Message::Binary(b) => event(shared, conn, WsEventKind::Binary, b),
+                        Message::Close(frame) => {
+                            let (code, reason) = match &frame {
+                                Some(f) => (u16::from(f.code), f.reason.as_str().to_string()),
+                                None => (1005, String::new()),
+                            };
+                            report_close(shared, conn, code, &reason);
+                            // Keep reading: that flushes tungstenite's close
+                            // reply, then the stream ends.
+                            let rest = async { while let Some(Ok(_)) = stream.next().await {} };
+                            let _ = tokio::time::timeout(CLOSE_GRACE, rest).await;
+                            return ReadEnd::PeerClosed;
+                        }
+                        Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+                    }
+                }
+            }
+        }
+    };
+    let writer = async {
+        let mut beat = conn.opts.heartbeat.map(|d| {
+            let mut i = tokio::time::interval_at(Instant::now() + d, d);
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            (i, d)
+        });
+        loop {
+            let ready = conn.out_ready.notified();
+            tokio::pin!(ready);
+            ready.as_mut().enable();
+            let batch: Vec<(Message, usize)> = conn.out.lock().frames.drain(..).collect();
+            if batch.is_empty() {
+                match &mut beat {
+                    Some((tick, every)) => {
+                        tokio::select! {
+                            _ = &mut ready => {}
+                            _ = tick.tick() => {
+                                // While reading is paused for the embedder, pongs sit
+                                // unread: silence then proves nothing.
+                                if conn.reading_paused() {
+                                    conn.touch();
+                                }
+                                // No frame since the previous ping: the peer is gone.
+                                if conn.silent_for() > *every + Duration::from_millis(50) {
+                                    report_close(shared, conn, 1006, "heartbeat timeout");
+                                    return WriteEnd::Dead;
+                                }
+                                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                                    return WriteEnd::Failed;
+                                }
+                            }
+                        }
+                    }
+                    None => ready.await,
+                }
+                continue;
+            }
+            let mut bytes = 0;
+            let mut closed = false;
+            for (msg, len) in batch {
+                websocket_message(shared.metrics.as_deref(), &msg, false);
+                bytes += len;
+                closed |= matches!(msg, Message::Close(_));
+                if sink.feed(msg).await.is_err() {
+                    return WriteEnd::Failed;
+                }
+                if closed {
+                    break;
+                }
+            }
+            if sink.flush().await.is_err() {
+                return WriteEnd::Failed;
+            }
+            let left = conn.buffered.fetch_sub(bytes, Ordering::AcqRel) - bytes;
+            if left <= conn.opts.high_water_mark && conn.want_drain.swap(false, Ordering::AcqRel) {
+                event(shared, conn, WsEventKind::Drain, Bytes::new());
+            }
+            if closed {
+                return WriteEnd::CloseSent;
+            }
+        }
+    };
+    tokio::pin!(reader, writer);
+    let mut read_end: Option<ReadEnd> = None;
+    let mut writer_done = false;
+    let mut draining = false;
+    // Once a side has finished, the other gets this long to complete the
+    // closing handshake.
+    let mut grace: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    loop {
+        tokio::select! {
+            r = &mut reader, if read_end.is_none() => {
+                match r {
+                    ReadEnd::Gone | ReadEnd::PeerClosed => return,
+                    ReadEnd::Closing => {
+                        read_end = Some(r);
+                        if writer_done { return; }
+                        grace.get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_GRACE)));
+                    }
+                }
+            }
+            w = &mut writer, if !writer_done => {
+                writer_done = true;
+                match w {
+                    WriteEnd::Dead => return,
+                    WriteEnd::CloseSent => report_close_local(shared, conn),
+                    WriteEnd::Failed => {}
+                }
+                if read_end.is_some() { return; }
+                grace.get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_GRACE)));
+            }
+            _ = async { grace.as_mut().expect("guarded").await }, if grace.is_some() => return,
+            _ = shared.life.shutdown.cancelled(), if !draining => {
+                draining = true;
+                if conn.enqueue_close(1001, "server shutting down") {
+                    report_close(shared, conn, 1001, "server shutting down");
+                }
+            }
+            _ = shared.life.force.cancelled() => return,
+        }
+    }
+}
+
+/// After a locally started close frame went out: report it with the code
+/// that was sent (unless something was reported already).
+fn report_close_local(shared: &WsEnv, conn: &Arc<WsConn>) {
+    let (code, reason) = conn
+        .sent_close
+        .lock()
+        .clone()
+        .unwrap_or((1000, String::new()));
+    report_close(shared, conn, code, &reason);
+}

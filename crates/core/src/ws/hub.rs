@@ -1,0 +1,428 @@
+//! The hub: every live WebSocket connection of a server with its outbound
+//! queue and backpressure account, the pub/sub topics, and the event queue
+//! towards the embedder. The embedder's calls (`Server::ws_*`) land here.
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Settings of one WebSocket connection (per route, defaults per server).
+///
+/// ```
+/// let o = httpy_core::WsOptions { heartbeat: Some(std::time::Duration::from_secs(30)), ..Default::default() };
+/// assert_eq!(o.max_message_size, 16 * 1024 * 1024);
+/// ```
+#[derive(Debug, Clone)]
+pub struct WsOptions {
+    /// Largest message (and frame) accepted; a larger one closes with 1009.
+    pub max_message_size: usize,
+    /// Close (1001) a connection that receives nothing for this long.
+    pub idle_timeout: Option<Duration>,
+    /// Ping this often; a peer that has not answered by the next ping is dropped.
+    pub heartbeat: Option<Duration>,
+    /// Queued outbound bytes above which the embedder should wait for `Drain`.
+    pub high_water_mark: usize,
+    /// Queued outbound bytes beyond which the connection is closed (1008).
+    pub max_backpressure: usize,
+}
+
+impl Default for WsOptions {
+    fn default() -> Self {
+        Self {
+            max_message_size: 16 * 1024 * 1024,
+            idle_timeout: Some(Duration::from_secs(120)),
+            heartbeat: None,
+            high_water_mark: 1024 * 1024,
+            max_backpressure: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Kind of a [`WsEvent`]; the numbers are part of the record layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum WsEventKind {
+    Text = 0,
+    Binary = 1,
+    /// The connection is over; `data` is the close code (u16 LE) then the reason.
+    Close = 2,
+    /// Queued outbound bytes fell back under the high-water mark.
+    Drain = 3,
+}
+
+/// Something that happened on a WebSocket connection, for the embedder.
+pub struct WsEvent {
+    pub id: u32,
+    pub kind: WsEventKind,
+    pub data: Bytes,
+    conn: Arc<WsConn>,
+}
+
+/// What the embedder can send.
+pub enum WsFrame {
+    Text(String),
+    Binary(Bytes),
+    Ping(Bytes),
+}
+
+impl WsFrame {
+    fn into_message(self) -> Message {
+        match self {
+            WsFrame::Text(s) => Message::Text(s.into()),
+            WsFrame::Binary(b) => Message::Binary(b),
+            WsFrame::Ping(b) => Message::Ping(b),
+        }
+    }
+}
+
+/// Result of queueing a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendStatus {
+    /// Queued; the connection's outbound buffer is under the high-water mark.
+    Queued,
+    /// Queued, but the buffer is above the high-water mark: a `Drain` event
+    /// will follow once it is back under.
+    Backpressure,
+    /// The connection is closed (or unknown); nothing was queued.
+    Closed,
+}
+
+pub(super) struct Outbound {
+    pub(super) frames: VecDeque<(Message, usize)>,
+    /// A close frame is queued; nothing more is accepted.
+    closing: bool,
+}
+
+pub(crate) struct WsConn {
+    pub(super) id: u32,
+    pub(super) opts: WsOptions,
+    pub(super) out: Mutex<Outbound>,
+    pub(super) buffered: AtomicUsize,
+    pub(super) out_ready: Notify,
+    pub(super) want_drain: AtomicBool,
+    pub(super) paused: AtomicBool,
+    /// Bytes of events queued for the embedder and not yet taken.
+    pub(super) undrained: AtomicUsize,
+    pub(super) resume: Notify,
+    /// The single `Close` event has been queued.
+    pub(super) reported: AtomicBool,
+    /// Frames were queued without waking the writer; it is in `Hub::dirty`.
+    pub(super) wake_pending: AtomicBool,
+    pub(super) topics: Mutex<FxHashSet<Arc<str>>>,
+    /// Code and reason of the close frame we queued, if any.
+    pub(super) sent_close: Mutex<Option<(u16, String)>>,
+    /// Milliseconds since `born` at which the last frame arrived.
+    pub(super) last_seen: AtomicU64,
+    pub(super) born: Instant,
+}
+
+impl WsConn {
+    pub(super) fn touch(&self) {
+        self.last_seen
+            .store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    pub(super) fn silent_for(&self) -> Duration {
+        let now = self.born.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_seen.load(Ordering::Relaxed)))
+    }
+
+    pub(super) fn reading_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+            || self.undrained.load(Ordering::Acquire) > self.opts.high_water_mark
+    }
+
+    pub(super) fn is_closing(&self) -> bool {
+        self.out.lock().closing
+    }
+
+    /// Queues a frame unless a close is already queued; `wake` tells the
+    /// writer at once (otherwise [`Hub::flush`] does, for a whole burst).
+    pub(super) fn enqueue(&self, msg: Message, wake: bool) -> SendStatus {
+        let len = msg.len();
+        {
+            let mut out = self.out.lock();
+            if out.closing {
+                return SendStatus::Closed;
+            }
+            out.frames.push_back((msg, len));
+        }
+        let now = self.buffered.fetch_add(len, Ordering::AcqRel) + len;
+        if wake {
+            self.out_ready.notify_one();
+        }
+        if now > self.opts.max_backpressure {
+            self.enqueue_close(1008, "backpressure limit exceeded");
+            return SendStatus::Closed;
+        }
+        if now > self.opts.high_water_mark {
+            self.want_drain.store(true, Ordering::Release);
+            // The writer may have emptied the queue between the add and the
+            // flag; re-check so a Drain is never missed.
+            if self.buffered.load(Ordering::Acquire) <= self.opts.high_water_mark
+                && self.want_drain.swap(false, Ordering::AcqRel)
+            {
+                return SendStatus::Queued;
+            }
+            return SendStatus::Backpressure;
+        }
+        SendStatus::Queued
+    }
+
+    /// Queues a close frame (first one wins). Returns false if one was queued already.
+    pub(super) fn enqueue_close(&self, code: u16, reason: &str) -> bool {
+        {
+            let mut out = self.out.lock();
+            if out.closing {
+                return false;
+            }
+            out.closing = true;
+            *self.sent_close.lock() = Some((code, reason.to_string()));
+            let frame = CloseFrame {
+                code: CloseCode::from(code),
+                reason: reason.to_string().into(),
+            };
+            out.frames.push_back((Message::Close(Some(frame)), 0));
+        }
+        self.out_ready.notify_one();
+        self.resume.notify_one();
+        true
+    }
+
+    pub(super) fn stop_sending(&self) {
+        self.out.lock().closing = true;
+    }
+}
+
+/// The connections subscribed to one topic.
+type Subscribers = FxHashMap<u32, Arc<WsConn>>;
+
+/// Every live WebSocket connection of a server, its topics, and the event
+/// queue towards the embedder.
+#[derive(Default)]
+pub(crate) struct Hub {
+    conns: RwLock<FxHashMap<u32, Arc<WsConn>>>,
+    topics: RwLock<FxHashMap<Arc<str>, Subscribers>>,
+    events: Mutex<Vec<WsEvent>>,
+    /// Connections with frames queued by `send_deferred` and no wake-up yet.
+    dirty: Mutex<Vec<Arc<WsConn>>>,
+    scheduled: AtomicBool,
+}
+
+impl Hub {
+    /// Registers a connection that is about to be upgraded, so the embedder
+    /// can send to it before the upgrade has completed.
+    pub(crate) fn register(&self, id: u32, opts: WsOptions) -> Arc<WsConn> {
+        let conn = Arc::new(WsConn {
+            id,
+            opts,
+            out: Mutex::new(Outbound {
+                frames: VecDeque::new(),
+                closing: false,
+            }),
+            buffered: AtomicUsize::new(0),
+            out_ready: Notify::new(),
+            want_drain: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
+            undrained: AtomicUsize::new(0),
+            resume: Notify::new(),
+            reported: AtomicBool::new(false),
+            wake_pending: AtomicBool::new(false),
+            topics: Mutex::new(FxHashSet::default()),
+            sent_close: Mutex::new(None),
+            last_seen: AtomicU64::new(0),
+            born: Instant::now(),
+        });
+        self.conns.write().insert(id, conn.clone());
+        conn
+    }
+
+    pub(crate) fn get(&self, id: u32) -> Option<Arc<WsConn>> {
+        self.conns.read().get(&id).cloned()
+    }
+
+    /// Forgets a connection and its subscriptions.
+    pub(crate) fn remove(&self, id: u32) {
+        let Some(conn) = self.conns.write().remove(&id) else {
+            return;
+        };
+        let topics: Vec<Arc<str>> = conn.topics.lock().drain().collect();
+        if !topics.is_empty() {
+            let mut map = self.topics.write();
+            for t in topics {
+                if let Some(subs) = map.get_mut(&t) {
+                    subs.remove(&id);
+                    if subs.is_empty() {
+                        map.remove(&t);
+                    }
+                }
+            }
+        }
+    }
+
+    pub(crate) fn send(&self, id: u32, frame: WsFrame) -> SendStatus {
+        match self.get(id) {
+            Some(c) => c.enqueue(frame.into_message(), true),
+            None => SendStatus::Closed,
+        }
+    }
+
+    /// Like `send`, but the writer is only woken by the next [`Hub::flush`]:
+    /// a burst of sends from one embedder turn costs one wake-up per
+    /// connection instead of one per frame.
+    pub(crate) fn send_deferred(&self, id: u32, frame: WsFrame) -> SendStatus {
+        let Some(c) = self.get(id) else {
+            return SendStatus::Closed;
+        };
+        let status = c.enqueue(frame.into_message(), false);
+        if status != SendStatus::Closed && !c.wake_pending.swap(true, Ordering::AcqRel) {
+            self.dirty.lock().push(c);
+        }
+        status
+    }
+
+    /// Wakes the writers of every connection `send_deferred` queued for.
+    pub(crate) fn flush(&self) {
+        let dirty = std::mem::take(&mut *self.dirty.lock());
+        for c in dirty {
+            c.wake_pending.store(false, Ordering::Release);
+            c.out_ready.notify_one();
+        }
+    }
+
+    /// Starts the closing handshake. False when already closing or gone.
+    pub(crate) fn close(&self, id: u32, code: u16, reason: &str) -> bool {
+        self.get(id).is_some_and(|c| c.enqueue_close(code, reason))
+    }
+
+    pub(crate) fn set_paused(&self, id: u32, paused: bool) {
+        if let Some(c) = self.get(id) {
+            c.paused.store(paused, Ordering::Release);
+            if !paused {
+                c.resume.notify_one();
+            }
+        }
+    }
+
+    pub(crate) fn subscribe(&self, id: u32, topic: &str) -> bool {
+        let Some(conn) = self.get(id) else {
+            return false;
+        };
+        if conn.is_closing() {
+            return false;
+        }
+        let topic: Arc<str> = Arc::from(topic);
+        if !conn.topics.lock().insert(topic.clone()) {
+            return true;
+        }
+        self.topics
+            .write()
+            .entry(topic)
+            .or_default()
+            .insert(id, conn);
+        true
+    }
+
+    pub(crate) fn unsubscribe(&self, id: u32, topic: &str) -> bool {
+        let Some(conn) = self.get(id) else {
+            return false;
+        };
+        if !conn.topics.lock().remove(topic) {
+            return false;
+        }
+        let mut map = self.topics.write();
+        if let Some(subs) = map.get_mut(topic) {
+            subs.remove(&id);
+            if subs.is_empty() {
+                map.remove(topic);
+            }
+        }
+        true
+    }
+
+    /// Queues `frame` for every subscriber of `topic`; returns how many got it.
+    pub(crate) fn publish(&self, topic: &str, frame: WsFrame) -> usize {
+        let msg = frame.into_message();
+        let subs: Vec<Arc<WsConn>> = match self.topics.read().get(topic) {
+            Some(s) => s.values().cloned().collect(),
+            None => return 0,
+        };
+        // Message clones share the payload (`Bytes`), so fan-out copies nothing.
+        subs.iter()
+            .filter(|c| c.enqueue(msg.clone(), true) != SendStatus::Closed)
+            .count()
+    }
+
+    pub(crate) fn open_count(&self) -> usize {
+        self.conns.read().len()
+    }
+
+    /// Queues an event; true when the embedder must be woken.
+    pub(super) fn push(&self, conn: &Arc<WsConn>, kind: WsEventKind, data: Bytes) -> bool {
+        conn.undrained.fetch_add(data.len(), Ordering::AcqRel);
+        self.events.lock().push(WsEvent {
+            id: conn.id,
+            kind,
+            data,
+            conn: conn.clone(),
+        });
+        !self.scheduled.swap(true, Ordering::AcqRel)
+    }
+
+    pub(crate) fn take_events(&self) -> Vec<WsEvent> {
+        self.scheduled.store(false, Ordering::Release);
+        let events = std::mem::take(&mut *self.events.lock());
+        for ev in &events {
+            let before = ev.conn.undrained.fetch_sub(ev.data.len(), Ordering::AcqRel);
+            if before > ev.conn.opts.high_water_mark {
+                ev.conn.resume.notify_one();
+            }
+        }
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backpressure_and_pubsub_bookkeeping() {
+        let hub = Hub::default();
+        let opts = WsOptions {
+            high_water_mark: 10,
+            max_backpressure: 30,
+            ..Default::default()
+        };
+        hub.register(1, opts.clone());
+        hub.register(2, opts);
+        assert_eq!(
+            hub.send(1, WsFrame::Binary(Bytes::from_static(&[0; 8]))),
+            SendStatus::Queued
+        );
+        assert_eq!(
+            hub.send(1, WsFrame::Binary(Bytes::from_static(&[0; 8]))),
+            SendStatus::Backpressure
+        );
+        assert!(hub.subscribe(1, "t") && hub.subscribe(2, "t"));
+        assert_eq!(hub.publish("t", WsFrame::Text("x".repeat(5))), 2);
+        // Connection 1 passes max_backpressure: it is closed and counted out.
+        assert_eq!(hub.publish("t", WsFrame::Text("y".repeat(20))), 1);
+        assert_eq!(hub.send(1, WsFrame::Text("z".into())), SendStatus::Closed);
+        assert!(hub.unsubscribe(2, "t"));
+        assert_eq!(hub.publish("t", WsFrame::Text("z".into())), 0);
+        hub.remove(1);
+        hub.remove(2);
+        assert_eq!(hub.open_count(), 0);
+        assert!(hub.topics.read().is_empty());
+    }
+}

@@ -1,0 +1,24 @@
+//! WebSocket connections, after the HTTP upgrade: one task per connection
+//! reads frames into a batched event queue for the embedder and writes what
+//! the embedder (or a pub/sub publish) queued for it.
+//!
+//! The transport is whatever hyper hands over on upgrade (plain TCP or TLS),
+//! so nothing here depends on it. Flow control both ways:
+//! - outbound, every connection counts the bytes queued for it; the embedder
+//!   is told when the count falls back under the high-water mark (a `Drain`
+//!   event) and a peer that lets the count pass `max_backpressure` is closed
+//!   with 1008, so a slow reader cannot make the server buffer without bound;
+//! - inbound, the reader stops reading the socket (TCP pushes back on the
+//!   peer) while the embedder has paused the connection or has not yet taken
+//!   a high-water mark's worth of events.
+
+mod driver;
+mod events;
+mod handshake;
+mod hub;
+
+pub(crate) use driver::WsEnv;
+pub use events::encode as encode_events;
+pub(crate) use handshake::{check_handshake, switch, upgrade_required, ROUTE_METHOD};
+pub(crate) use hub::Hub;
+pub use hub::{SendStatus, WsEvent, WsEventKind, WsFrame, WsOptions};

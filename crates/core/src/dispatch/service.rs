@@ -102,7 +102,20 @@ where
         &req,
     );
     let res = match scrape(shared.observe.metrics.as_deref(), &req) {
-        Some(res) => res,
+        Some(res) => {
+            // The scrape is counted under its own path, not as a miss.
+            if let (Some(p), Some(path)) = (
+                probe.as_mut(),
+                shared
+                    .observe
+                    .metrics
+                    .as_ref()
+                    .and_then(|m| m.path.as_deref()),
+            ) {
+                p.set_route(Some(Arc::from(path)));
+            }
+            res
+        }
         None => match AssertUnwindSafe(route_and_answer(&shared, &conn, req, &mut probe))
             .catch_unwind()
             .await

@@ -36,8 +36,8 @@ use futures_util::future::join_all;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use h2::server::{SendPushedResponse, SendResponse};
 use h2::{RecvStream, SendStream};
-use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, UPGRADE};
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http::header::{HeaderValue, CONTENT_LENGTH, HOST};
+use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Empty};
 use parking_lot::Mutex;
@@ -56,6 +56,7 @@ use crate::body::ResBody;
 use crate::dispatch::ConnInfo;
 use crate::dispatch::Dispatch;
 use crate::embedder::reply::{add_preload_links, PushList};
+use crate::proto::head::{add_date, strip_connection_headers};
 
 /// Streams a client may reset before the server has accepted them; beyond
 /// it the connection is closed (the "rapid reset" attack).
@@ -312,16 +313,6 @@ impl Body for H2Body {
     }
 }
 
-/// Header fields HTTP/2 forbids (RFC 9113 §8.2.2); HTTP/1.x-minded code
-/// (ours included: `connection: close` after a 413) may have set them.
-fn strip_connection_headers(headers: &mut HeaderMap) {
-    for name in [CONNECTION, TRANSFER_ENCODING, UPGRADE] {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
-}
-
 fn has_no_body(status: StatusCode, method: &Method) -> bool {
     method == Method::HEAD || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED
 }
@@ -356,6 +347,7 @@ async fn stream<D: Dispatch>(
     let (mut parts, body) = res.into_parts();
     let push = parts.extensions.remove::<PushList>();
     strip_connection_headers(&mut parts.headers);
+    add_date(&mut parts.headers);
 
     let mut promised: Vec<(Uri, SendPushedResponse<Bytes>)> = Vec::new();
     if let Some(PushList(list)) = push {
@@ -442,6 +434,7 @@ async fn produce_pushed<D: Dispatch>(
     // No pushes from a pushed response.
     parts.extensions.remove::<PushList>();
     strip_connection_headers(&mut parts.headers);
+    add_date(&mut parts.headers);
     let _ = send_pushed(&mut pushed, Response::from_parts(parts, body)).await;
 }
 

@@ -16,8 +16,8 @@
 
 use bytes::{Buf, Bytes};
 use h3::server::RequestResolver;
-use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING, UPGRADE};
-use http::{HeaderMap, Method, Response, StatusCode};
+use http::header::{HeaderValue, CONTENT_LENGTH, HOST};
+use http::{Method, Response, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use quinn::crypto::rustls::QuicServerConfig;
@@ -36,6 +36,7 @@ use crate::embedder::reply::{add_preload_links, PushList};
 use crate::error::{Error, ErrorKind, Result};
 use crate::observe::metrics::{open_connection, Protocol};
 use crate::observe::stats::{OpenConnection, Stats};
+use crate::proto::head::{add_date, strip_connection_headers};
 
 /// HTTP/3 application error code for a clean close (RFC 9114 §8.1).
 const H3_NO_ERROR: u32 = 0x100;
@@ -242,14 +243,6 @@ impl Body for H3Body {
     }
 }
 
-fn strip_connection_headers(headers: &mut HeaderMap) {
-    for name in [CONNECTION, TRANSFER_ENCODING, UPGRADE] {
-        headers.remove(name);
-    }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
-}
-
 async fn request<D: Dispatch>(
     shared: Arc<Env<D>>,
     info: Arc<ConnInfo>,
@@ -279,6 +272,7 @@ async fn request<D: Dispatch>(
         add_preload_links(&mut parts.headers, &list);
     }
     strip_connection_headers(&mut parts.headers);
+    add_date(&mut parts.headers);
     let no_body = method == Method::HEAD
         || parts.status == StatusCode::NO_CONTENT
         || parts.status == StatusCode::NOT_MODIFIED;

@@ -1,0 +1,88 @@
+//! Response head fields the HTTP/2 and HTTP/3 drivers settle themselves,
+//! where hyper does it for HTTP/1.1: the connection-specific fields those
+//! protocols forbid are dropped, and `Date` is added (RFC 9110 §6.6.1: an
+//! origin server with a clock must send it).
+
+use http::header::{HeaderValue, CONNECTION, DATE, TRANSFER_ENCODING, UPGRADE};
+use http::HeaderMap;
+use std::cell::RefCell;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Header fields HTTP/2 and HTTP/3 forbid (RFC 9113 §8.2.2, RFC 9114
+/// §4.2); HTTP/1.x-minded code (ours included: `connection: close` after a
+/// 413) may have set them.
+pub(crate) fn strip_connection_headers(headers: &mut HeaderMap) {
+    for name in [CONNECTION, TRANSFER_ENCODING, UPGRADE] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+thread_local! {
+    /// The `Date` value of the current second, per thread: formatting it
+    /// costs ~100 ns, a clock read and a comparison cost a few.
+    static DATE_NOW: RefCell<(u64, HeaderValue)> =
+        const { RefCell::new((u64::MAX, HeaderValue::from_static(""))) };
+}
+
+/// Adds `Date` (the current second) unless the response has one.
+pub(crate) fn add_date(headers: &mut HeaderMap) {
+    if headers.contains_key(DATE) {
+        return;
+    }
+    let now = SystemTime::now();
+    let secs = now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    let value = DATE_NOW.with(|cell| {
+        let mut c = cell.borrow_mut();
+        if c.0 != secs {
+            let text = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs));
+            if let Ok(v) = HeaderValue::from_str(&text) {
+                *c = (secs, v);
+            }
+        }
+        c.1.clone()
+    });
+    if !value.is_empty() {
+        headers.insert(DATE, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn date_is_added_once_and_kept_when_set() {
+        let mut h = HeaderMap::new();
+        add_date(&mut h);
+        let v = h.get(DATE).unwrap().to_str().unwrap().to_string();
+        let parsed = httpdate::parse_http_date(&v).unwrap();
+        let age = SystemTime::now().duration_since(parsed).unwrap_or_default();
+        assert!(age < Duration::from_secs(3), "{v}");
+        let mut set = HeaderMap::new();
+        set.insert(
+            DATE,
+            HeaderValue::from_static("Tue, 01 Jan 2030 00:00:00 GMT"),
+        );
+        add_date(&mut set);
+        assert_eq!(set[DATE], "Tue, 01 Jan 2030 00:00:00 GMT");
+        assert_eq!(set.get_all(DATE).iter().count(), 1);
+    }
+
+    #[test]
+    fn connection_fields_are_dropped() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [("connection", "close"), ("keep-alive", "5"), ("x-a", "1")] {
+            h.insert(
+                http::HeaderName::from_static(k),
+                HeaderValue::from_static(v),
+            );
+        }
+        strip_connection_headers(&mut h);
+        assert_eq!(h.len(), 1);
+    }
+}

@@ -41,7 +41,7 @@ async function exchange(frames: Buffer[], waitMs = 5000): Promise<Seen> {
       const len = got.readUIntBE(at, 3)
       if (at + 9 + len > got.length) break
       const type = got[at + 3]
-      if (type === 0x4 && (got[at + 4] as number & 1) === 0 && !seen.settings) seen.settings = got.subarray(at + 9, at + 9 + len)
+      if (type === 0x4 && ((got[at + 4] as number) & 1) === 0 && !seen.settings) seen.settings = got.subarray(at + 9, at + 9 + len)
       if (type === 0x7 && seen.goaway === undefined) seen.goaway = got.readUInt32BE(at + 9 + 4)
       if (type === 0x1) seen.headersOn.push(got.readUInt32BE(at + 5) & 0x7fffffff)
       got = got.subarray(at + 9 + len)

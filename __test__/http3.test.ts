@@ -55,9 +55,9 @@ function makeApp(): App {
 }
 
 let certs: TestCerts
-const haveTools = requireTool('openssl') && requireTool('aioquic')
+const haveOpenssl = requireTool('openssl')
 beforeAll(() => {
-  if (haveTools) certs = makeCerts()
+  if (haveOpenssl) certs = makeCerts()
 })
 afterAll(() => certs?.cleanup())
 
@@ -67,7 +67,7 @@ describe('HTTP3_AVAILABLE', () => {
   })
 })
 
-describe.skipIf(!haveTools)('HTTP/3 with aioquic', () => {
+describe.skipIf(!haveOpenssl || !requireTool('aioquic'))('HTTP/3 with aioquic', () => {
   let server: Server
   const http3Config = {
     maxDatagramSize: 1350,
@@ -180,7 +180,7 @@ describe.skipIf(!haveTools)('HTTP/3 with aioquic', () => {
   }, 45_000)
 })
 
-describe.skipIf(!haveTools)('HTTP/3 option validation', () => {
+describe.skipIf(!haveOpenssl)('HTTP/3 option validation', () => {
   const tls = (): { cert: string; key: string } => ({ cert: certs.certFile, key: certs.keyFile })
   it('rejects http3Port without tls, naming both', async () => {
     await expect(listen(new App(), { http3Port: 0 })).rejects.toMatchObject({

@@ -134,7 +134,7 @@ for (const variant of variants) {
     let server: Server
     const connect = (settings?: http2.Settings): http2.ClientHttp2Session => {
       const url = `${variant.tls ? 'https' : 'http'}://127.0.0.1:${server.port}`
-      const s = http2.connect(url, { ca: certs.ca, servername: 'localhost', settings })
+      const s = http2.connect(url, { ca: certs?.ca, servername: 'localhost', settings })
       s.on('error', () => {})
       return s
     }
@@ -223,7 +223,7 @@ for (const variant of variants) {
     it('sends GOAWAY on graceful close and lets the open stream finish', async () => {
       const own = await start()
       const url = `${variant.tls ? 'https' : 'http'}://127.0.0.1:${own.port}`
-      const session = http2.connect(url, { ca: certs.ca, servername: 'localhost' })
+      const session = http2.connect(url, { ca: certs?.ca, servername: 'localhost' })
       session.on('error', () => {})
       let goaway = -1
       session.on('goaway', (code) => {
@@ -247,7 +247,7 @@ for (const variant of variants) {
     it('counts streams toward maxKeepAliveRequests and then sends GOAWAY', async () => {
       const own = await start({ maxKeepAliveRequests: 3 })
       const url = `${variant.tls ? 'https' : 'http'}://127.0.0.1:${own.port}`
-      const session = http2.connect(url, { ca: certs.ca, servername: 'localhost' })
+      const session = http2.connect(url, { ca: certs?.ca, servername: 'localhost' })
       session.on('error', () => {})
       let goaway = false
       session.on('goaway', () => {
@@ -269,7 +269,7 @@ for (const variant of variants) {
     it('sends GOAWAY to a connection idle past keepAliveTimeout', async () => {
       const own = await start({ keepAliveTimeout: 0.3 })
       const url = `${variant.tls ? 'https' : 'http'}://127.0.0.1:${own.port}`
-      const session = http2.connect(url, { ca: certs.ca, servername: 'localhost' })
+      const session = http2.connect(url, { ca: certs?.ca, servername: 'localhost' })
       session.on('error', () => {})
       let goaway = false
       session.on('goaway', () => {

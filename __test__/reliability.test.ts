@@ -534,8 +534,7 @@ describe('slow clients', () => {
       sock.on('close', () => (closed = true))
       sock.pause() // never read
       sock.write('GET /big HTTP/1.1\r\nHost: x\r\n\r\n')
-      await sleep(300)
-      expect(server.stats().connectionsOpen).toBe(1)
+      expect(await waitFor(() => server.stats().connectionsOpen === 1, 3000, 5)).toBe(true)
       expect(await (await fetch(`${server.url}/ok`)).text()).toBe('ok')
       const end = Date.now() + 6000
       while (server.stats().connectionsOpen > 0 && Date.now() < end) await sleep(50)

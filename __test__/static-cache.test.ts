@@ -43,7 +43,7 @@ function settle(path: string) {
  * bound promises that none sent later than the bound gets it, however long
  * each request takes on a busy machine.
  */
-async function waitFor(path: string, ok: (r: Awaited<ReturnType<typeof fetchBytes>>) => boolean, limitMs: number) {
+async function lastStaleUntil(path: string, ok: (r: Awaited<ReturnType<typeof fetchBytes>>) => boolean, limitMs: number) {
   const started = Date.now()
   let lastStale = 0
   for (;;) {
@@ -141,7 +141,7 @@ describe('serveStatic file cache', () => {
     expect((await fetchBytes('/fresh/edit.txt')).body.toString()).toBe('version one')
     // Same size, new content: only the modification time tells them apart.
     writeFileSync(path, 'version two')
-    const lastStale = await waitFor('/fresh/edit.txt', (r) => r.body.toString() === 'version two', BOUND + 2000)
+    const lastStale = await lastStaleUntil('/fresh/edit.txt', (r) => r.body.toString() === 'version two', BOUND + 2000)
     expect(lastStale).toBeLessThanOrEqual(BOUND + SLACK)
     // Once seen, never the old bytes again.
     for (let i = 0; i < 5; i++) expect((await fetchBytes('/fresh/edit.txt')).body.toString()).toBe('version two')
@@ -165,7 +165,7 @@ describe('serveStatic file cache', () => {
     expect((await fetchBytes('/every/gone.txt')).status).toBe(200)
     unlinkSync(path)
     expect((await fetchBytes('/every/gone.txt')).status).toBe(404)
-    const lastStale = await waitFor('/fresh/gone.txt', (r) => r.status === 404, BOUND + 2000)
+    const lastStale = await lastStaleUntil('/fresh/gone.txt', (r) => r.status === 404, BOUND + 2000)
     expect(lastStale).toBeLessThanOrEqual(BOUND + SLACK)
     // And back again.
     writeFileSync(path, 'back')

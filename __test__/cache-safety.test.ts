@@ -11,7 +11,8 @@ import http2 from 'node:http2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, HTTP3_AVAILABLE, Response, cached, type Middleware, type Server } from '../ts/index.js'
 import { makeCerts, type TestCerts } from './certs.js'
-import { h3, haveAioquic } from './h3client.js'
+import { h3 } from './h3client.js'
+import { requireTool } from './tools.js'
 import { listen } from './helpers.js'
 
 interface Res {
@@ -191,6 +192,8 @@ describe('cached route in an app with middleware (the JS-side cache)', () => {
     app.get('/short', () => Response.text(String(count('js-short'))), { cache: { ttl: 0.2 } })
     app.get('/setcookie', () => new Response(String(count('js-setcookie')), { headers: { 'set-cookie': 'a=1' } }), { cache: { ttl: 60 } })
     app.get('/private', () => new Response(String(count('js-private')), { headers: { 'cache-control': 'private' } }), { cache: { ttl: 60 } })
+    app.get('/nocache', () => new Response(String(count('js-nocache')), { headers: { 'cache-control': 'no-cache' } }), { cache: { ttl: 60 } })
+    app.get('/varystar', () => new Response(String(count('js-varystar')), { headers: { vary: '*' } }), { cache: { ttl: 60 } })
     server = await listen(app)
     url = server.url
   })
@@ -213,12 +216,12 @@ describe('cached route in an app with middleware (the JS-side cache)', () => {
     expect(server.stats().nativeResponses - before).toBe(0)
   })
 
-  it('expires after ttl, never stores Set-Cookie or private answers', async () => {
+  it('expires after ttl, never stores Set-Cookie, private, no-cache or Vary: * answers', async () => {
     const a = await get(url, '/short')
     expect((await get(url, '/short')).body).toBe(a.body)
     await new Promise((r) => setTimeout(r, 300))
     expect((await get(url, '/short')).body).not.toBe(a.body)
-    for (const p of ['/setcookie', '/private']) {
+    for (const p of ['/setcookie', '/private', '/nocache', '/varystar']) {
       const x = await get(url, p)
       const y = await get(url, p)
       expect(Number(y.body)).toBe(Number(x.body) + 1)
@@ -248,7 +251,7 @@ describe('cached route in an app with middleware (the JS-side cache)', () => {
   })
 })
 
-describe('the auth sequence over HTTP/2 and HTTP/3', () => {
+describe.skipIf(!requireTool('openssl'))('the auth sequence over HTTP/2 and HTTP/3', () => {
   let certs: TestCerts
   let server: Server
   beforeAll(async () => {
@@ -272,7 +275,7 @@ describe('the auth sequence over HTTP/2 and HTTP/3', () => {
     }
   })
 
-  it.skipIf(!HTTP3_AVAILABLE || !haveAioquic)('HTTP/3 (aioquic; skipped only when python3 -c "import aioquic" fails)', async () => {
+  it.skipIf(!HTTP3_AVAILABLE || !requireTool('aioquic'))('HTTP/3 (aioquic client; skipped only in a build without HTTP/3)', async () => {
     const port = server.http3Port as number
     await authSequence((headers) => h3get(port, certs.ca, headers))
   })

@@ -44,6 +44,8 @@ beforeAll(async () => {
   )
   app.get('/nostore', () => new Response(String(count('nostore')), { headers: { 'cache-control': 'no-store' } }), { cache: { ttl: 60 } })
   app.get('/private', () => new Response(String(count('private')), { headers: { 'cache-control': 'private' } }), { cache: { ttl: 60 } })
+  app.get('/nocache', () => new Response(String(count('nocache')), { headers: { 'cache-control': 'no-cache' } }), { cache: { ttl: 60 } })
+  app.get('/varystar', () => new Response(String(count('varystar')), { headers: { vary: '*' } }), { cache: { ttl: 60 } })
   app.get('/created', () => new Response(String(count('created')), { status: 201 }), { cache: { ttl: 60 } })
   app.get('/cookie', () => new Response(String(count('cookie')), { headers: { 'set-cookie': 'a=1' } }), { cache: { ttl: 60 } })
   app.route(['GET', 'POST'], '/both', (r) => Response.text(`${r.method} ${count('both')}`), { cache: { ttl: 60 } })
@@ -91,8 +93,8 @@ describe('route cache', () => {
     expect(calls.guide).toBe(1)
   })
 
-  it('does not keep no-store, private, non-200 or Set-Cookie responses', async () => {
-    for (const k of ['nostore', 'private', 'created', 'cookie']) {
+  it('does not keep no-store, private, no-cache, Vary: *, non-200 or Set-Cookie responses', async () => {
+    for (const k of ['nostore', 'private', 'nocache', 'varystar', 'created', 'cookie']) {
       await req(`/${k}`)
       await req(`/${k}`)
       expect(calls[k], k).toBe(2)

@@ -14,6 +14,7 @@ import { brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
 import { listen, rawGet } from './helpers.js'
+import { requireTool } from './tools.js'
 
 const big = JSON.stringify(Array.from({ length: 20000 }, (_, i) => ({ id: i, name: `Item ${i}`, tags: ['a', 'b'] })))
 const small = 'x'.repeat(100)
@@ -25,7 +26,9 @@ function get(path: string, headers: Record<string, string> = {}): ReturnType<typ
   return rawGet(`${url}${path}`, headers)
 }
 
-/** Node 20 has no zstd in zlib: the reference `zstd` tool decodes. */
+/** Node 20 has no zstd in zlib: the reference `zstd` tool decodes (without it, zstd is left out). */
+const CODINGS = requireTool('zstd', 'compression.test.ts (zstd decoding)') ? ['gzip', 'br', 'zstd'] : ['gzip', 'br']
+
 function unzstd(b: Buffer): Buffer {
   return execFileSync('zstd', ['-d', '-c', '-q'], { input: b, maxBuffer: 64 * 1024 * 1024 })
 }
@@ -87,7 +90,7 @@ afterAll(async () => {
 
 describe('compression', () => {
   it('compresses with each coding and the bytes decompress to the original', async () => {
-    for (const enc of ['gzip', 'br', 'zstd']) {
+    for (const enc of CODINGS) {
       const r = await get('/big', { 'accept-encoding': enc })
       expect(r.status).toBe(200)
       expect(r.headers['content-encoding']).toBe(enc)
@@ -114,7 +117,8 @@ describe('compression', () => {
     for (const [accept, want] of cases) {
       const r = await get('/big', { 'accept-encoding': accept })
       expect(r.headers['content-encoding'], accept).toBe(want)
-      expect(decode(want, r.body).toString(), accept).toBe(big)
+      if (want === 'zstd' && !CODINGS.includes('zstd')) expect(r.body.subarray(0, 4).toString('hex'), 'zstd frame magic').toBe('28b52ffd')
+      else expect(decode(want, r.body).toString(), accept).toBe(big)
     }
     const none = await get('/big')
     expect(none.headers['content-encoding']).toBeUndefined()
@@ -146,7 +150,7 @@ describe('compression', () => {
 
   it('compresses streamed bodies and files', async () => {
     const want = Array.from({ length: 50 }, (_, i) => `line ${i} ${'lorem ipsum '.repeat(100)}\n`).join('')
-    for (const enc of ['gzip', 'br', 'zstd']) {
+    for (const enc of CODINGS) {
       const r = await get('/stream', { 'accept-encoding': enc })
       expect(r.headers['content-encoding']).toBe(enc)
       expect(decode(enc, r.body).toString()).toBe(want)
@@ -155,7 +159,7 @@ describe('compression', () => {
     for (const path of ['/file', '/static/page.html']) {
       const r = await get(path, { 'accept-encoding': 'gzip' })
       expect(r.headers['content-encoding'], path).toBe('gzip')
-      expect(r.headers.etag ?? 'W/', path).toMatch(/^W\//)
+      expect(r.headers.etag, path).toMatch(/^W\//)
       expect(gunzipSync(r.body).toString(), path).toBe(page)
     }
   })

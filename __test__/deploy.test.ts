@@ -4,14 +4,16 @@
  * root, the same build command produces `dist/`, and `deploy/app.mjs` runs
  * with the image's and the manifest's environment as an unprivileged user;
  * `deploy/k8s.yaml` parses and its probes hit routes that answer as the
- * manifest expects, through a shutdown.
+ * manifest expects, through a shutdown. dist/ is built once by the global
+ * setup (`npm run build:ts`, the TypeScript half of `prepare`).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { accessSync, constants, existsSync, readFileSync } from 'node:fs'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadAll } from 'js-yaml'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { freePort, getOnce, waitFor } from './proc.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -59,10 +61,14 @@ afterEach(() => {
 })
 
 /** `node deploy/app.mjs` as the image's CMD runs it; resolves once it answers. */
-async function startDeployApp(env: Record<string, string>, uid?: number): Promise<{ child: ChildProcess; port: number; exited: Promise<number | null>; err: () => string }> {
+async function startDeployApp(
+  env: Record<string, string>,
+  opts: { uid?: number; cwd?: string } = {},
+): Promise<{ child: ChildProcess; port: number; exited: Promise<number | null>; err: () => string }> {
+  const { uid, cwd = root } = opts
   const port = await freePort()
   const child = spawn(process.execPath, ['deploy/app.mjs'], {
-    cwd: root,
+    cwd,
     env: { PATH: process.env.PATH ?? '', ...env, HOST: '127.0.0.1', PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(uid === undefined ? {} : { uid, gid: uid }),
@@ -114,26 +120,38 @@ describe('deploy/Dockerfile', () => {
   })
 
   describe('the same commands outside Docker', () => {
+    // The runtime stage's /app, laid out from what the build stage made
+    // (dist/ from the global setup's `npm run build:ts`, native/ from the
+    // binary the suite runs on; production has no node_modules to copy),
+    // in a directory any user can read, wherever the checkout is.
+    let image: string
     beforeAll(() => {
-      // `npm run build:ts`, the TypeScript half of `prepare` (the native half
-      // is the binary the suite already runs on).
-      execFileSync('npm', ['run', 'build:ts'], { cwd: root, stdio: 'pipe' })
-    }, 120_000)
+      image = mkdtempSync(join(tmpdir(), 'httpy-image-'))
+      for (const from of ['package.json', 'dist', 'native']) cpSync(join(root, from), join(image, from), { recursive: true })
+      mkdirSync(join(image, 'deploy'))
+      cpSync(join(root, 'deploy/app.mjs'), join(image, 'deploy/app.mjs'))
+      const open = (p: string): void => {
+        chmodSync(p, 0o755)
+        for (const e of readdirSync(p, { withFileTypes: true })) {
+          if (e.isDirectory()) open(join(p, e.name))
+          else chmodSync(join(p, e.name), 0o644)
+        }
+      }
+      open(image)
+    })
+    afterAll(() => rmSync(image, { recursive: true, force: true }))
 
     it("runs the image's CMD with its environment, as an unprivileged user", async () => {
       const cmd = runtime.filter((i) => i.op === 'CMD').pop()?.args
       expect(JSON.parse(cmd as string)).toEqual(['node', 'deploy/app.mjs'])
-      // Run as `nobody` when this machine lets us (root, and the checkout readable).
-      let uid: number | undefined
-      if (process.getuid?.() === 0) {
-        try {
-          execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'test', '-r', join(root, 'deploy/app.mjs')])
-          uid = 65534
-        } catch {
-          uid = undefined
-        }
-      }
-      const app = await startDeployApp(envOf(runtime), uid)
+      // As root, drop to `nobody` (the image's USER is not root either); a
+      // failure to do so fails the test rather than running as root.
+      const uid = process.getuid?.() === 0 ? 65534 : undefined
+      const app = await startDeployApp(envOf(runtime), { uid, cwd: image })
+      const status = readFileSync(`/proc/${app.child.pid}/status`, 'utf8')
+      const [, real, effective] = /^Uid:\s+(\d+)\s+(\d+)/m.exec(status) ?? []
+      expect(Number(real), 'real uid of the app').not.toBe(0)
+      expect(Number(effective), 'effective uid of the app').not.toBe(0)
       expect(await getOnce(app.port, '/')).toEqual({ status: 200, body: 'Hello from HTTPy\n' })
       expect((await getOnce(app.port, '/metrics')).body).toContain('http_requests_total{method="GET",route="/",status="200"} 1')
       app.child.kill('SIGTERM')
@@ -172,8 +190,8 @@ describe('deploy/k8s.yaml', () => {
     expect((await getOnce(app.port, live)).status).toBe(200)
     const t0 = Date.now()
     app.child.kill('SIGTERM')
-    await new Promise((r) => setTimeout(r, 300))
-    expect((await getOnce(app.port, ready)).status).toBe(503)
+    // Readiness turns 503 as soon as the shutdown begins, within SHUTDOWN_DELAY.
+    expect(await waitFor(() => getOnce(app.port, ready, 500).then((r) => r.status === 503, () => false), 900, 20)).toBe(true)
     expect((await getOnce(app.port, live)).status).toBe(200)
     expect(await app.exited).toBe(0)
     expect(Date.now() - t0).toBeLessThan(pod.terminationGracePeriodSeconds * 1000)

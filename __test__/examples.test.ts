@@ -4,8 +4,8 @@
  * documented request. Each run is bounded in time and the child is stopped
  * with SIGTERM, which also proves `run()` closes gracefully.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, readdirSync } from 'node:fs'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { readdirSync } from 'node:fs'
 import http from 'node:http'
 import http2 from 'node:http2'
 import https from 'node:https'
@@ -13,6 +13,9 @@ import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
+import { HTTP3_AVAILABLE } from '../ts/index.js'
+import { freePort, waitFor } from './proc.js'
+import { requireTool } from './tools.js'
 
 const root = join(import.meta.dirname, '..')
 const tsx = join(root, 'node_modules', '.bin', 'tsx')
@@ -102,56 +105,24 @@ function rawGet(url: string, headers: Record<string, string> = {}): Promise<{ st
   })
 }
 
-/**
- * What an example prints when the feature it demonstrates is not in this
- * build: an unsupported option, a missing export or subpath, or a binary
- * without HTTP/3.
- */
-const NOT_IN_BUILD =
-  /ERR_HTTPY_NOT_SUPPORTED|does not provide an export named|ERR_MODULE_NOT_FOUND|Cannot find module|has no HTTP\/3/
-
 const tested = new Set<string>()
 /**
- * One test per documented request. `needs` names the feature an example
- * depends on; only such an example may be skipped, and only when it fails
- * because that feature is absent from this build (the reason is printed).
+ * One test per documented request. A broken import or a missing export
+ * fails like any other error: every example is part of the build.
  */
 function example(
   file: string,
   title: string,
   fn: (ctx: { skip: () => never }) => Promise<void>,
-  opts: { needs?: string; timeout?: number } = {},
+  opts: { timeout?: number } = {},
 ): void {
   tested.add(file)
-  it(
-    `${file}: ${title}`,
-    async (ctx) => {
-      try {
-        await fn(ctx as unknown as { skip: () => never })
-      } catch (e) {
-        if (opts.needs && NOT_IN_BUILD.test(String(e))) {
-          console.warn(`examples/${file} skipped: it needs ${opts.needs}, which this build does not have yet`)
-          ctx.skip()
-        }
-        throw e
-      }
-    },
-    opts.timeout ?? 40_000,
-  )
+  it(`${file}: ${title}`, async (ctx) => fn(ctx as unknown as { skip: () => never }), opts.timeout ?? 40_000)
 }
 
 // HTTP/3 client: the aioquic fixture of the HTTP/3 suite (independent of
-// the quinn/h3 server stack), when python3 has aioquic.
+// the quinn/h3 server stack); tools.ts decides what a missing one does.
 const H3_CLIENT = join(root, '__test__', 'fixtures', 'h3client.py')
-const haveH3Client = (() => {
-  if (!existsSync(H3_CLIENT)) return false
-  try {
-    execFileSync('python3', ['-c', 'import aioquic'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-})()
 
 function h3Get(port: number, path: string): Promise<{ responses: { status: number; body: string }[]; transport: Record<string, number | null> }> {
   return new Promise((resolve, reject) => {
@@ -268,8 +239,8 @@ describe('examples', () => {
     // SIGTERM to the whole group (as a terminal's Ctrl+C would): the app closes
     // and the port stops answering.
     await stop(child, true)
-    await new Promise((r) => setTimeout(r, 500))
-    await expect(fetch(`${url}/api/users/3`)).rejects.toThrow()
+    const refused = () => fetch(`${url}/api/users/3`).then(() => false, (e: Error) => (e.cause as NodeJS.ErrnoException)?.code === 'ECONNREFUSED')
+    expect(await waitFor(refused, 5000)).toBe(true)
   })
 
   example('buffer-sizes.ts', 'answers GET /', async () => {
@@ -409,43 +380,44 @@ describe('examples', () => {
       }
       expect(pids.has(primary)).toBe(false)
     },
-    { needs: 'the workers option' },
   )
 
   example(
     'all-protocols.ts',
     'serves HTTP/2 and HTTP/1.1 over TLS on one port, and HTTP/3 when built in',
-    async () => {
-      const s = await start('all-protocols.ts')
+    async (ctx) => {
+      // A fixed port (not 0), so that "the same port number" can be checked.
+      const port = await freePort()
+      const s = await start('all-protocols.ts', { PORT: String(port) })
       const h2 = await h2Get(s.url, '/')
       expect(h2.status).toBe(200)
       expect(JSON.parse(h2.body)).toEqual({ protocol: 'HTTP/2', scheme: 'https' })
       const h1 = await h1sGet(`${s.url}/`)
       expect(JSON.parse(h1.body)).toEqual({ protocol: 'HTTP/1.1', scheme: 'https' })
       // With HTTP/3 built in, the same port number answers over QUIC too.
-      const udp = /HTTP\/3 on udp (\d+)/.exec(s.output())
-      if (udp && haveH3Client) {
-        const r = await h3Get(Number(udp[1]), '/')
-        expect(JSON.parse(r.responses[0]!.body)).toEqual({ protocol: 'HTTP/3', scheme: 'https' })
-      } else {
-        expect(s.output()).toMatch(/HTTP\/3 not built in|HTTP\/3 on udp/)
+      if (!HTTP3_AVAILABLE) {
+        expect(s.output()).toMatch(/HTTP\/3 not built in/)
+        return
       }
+      const udp = Number(/HTTP\/3 on udp (\d+)/.exec(s.output())?.[1])
+      expect(Number(new URL(s.url).port)).toBe(port)
+      expect(udp).toBe(port)
+      if (!requireTool('aioquic', 'examples.test.ts (all-protocols.ts over HTTP/3)')) ctx.skip()
+      const r = await h3Get(udp, '/')
+      expect(JSON.parse(r.responses[0]!.body)).toEqual({ protocol: 'HTTP/3', scheme: 'https' })
     },
-    { needs: 'TLS, HTTP/2 and the HTTP3_AVAILABLE export' },
   )
 
   example(
     'http3-config.ts',
     'answers over HTTP/3 with the configured QUIC limits, and over HTTPS on TCP',
     async (ctx) => {
+      // The one honest skip: a build without HTTP/3 (HTTP3_AVAILABLE false).
+      if (!HTTP3_AVAILABLE || !requireTool('aioquic', 'examples.test.ts (http3-config.ts)')) ctx.skip()
       const s = await start('http3-config.ts')
       const udp = Number(/HTTP\/3 on udp (\d+)/.exec(s.output())?.[1])
       expect(udp).toBeGreaterThan(0)
       expect((await h2Get(s.url, '/')).status).toBe(200)
-      if (!haveH3Client) {
-        console.warn('examples/http3-config.ts: HTTP/3 request not made, the aioquic client (python3 + aioquic) is missing')
-        ctx.skip()
-      }
       const r = await h3Get(udp, '/')
       expect(r.responses[0]).toMatchObject({ status: 200 })
       expect(JSON.parse(r.responses[0]!.body)).toEqual({ protocol: 'HTTP/3' })
@@ -456,7 +428,6 @@ describe('examples', () => {
         max_idle_timeout: 30_000,
       })
     },
-    { needs: 'HTTP/3' },
   )
 
   example(
@@ -473,7 +444,6 @@ describe('examples', () => {
       expect(link).toMatch(/<\/static\/style\.css>;\s*rel=preload;\s*as=style/)
       expect(link).toMatch(/<\/static\/app\.js>;\s*rel=preload;\s*as=script/)
     },
-    { needs: 'TLS and HTTP/2 server push' },
   )
 
   example(
@@ -494,7 +464,6 @@ describe('examples', () => {
       expect(b.messages.map((m) => JSON.parse(m.data.toString()).id)).toEqual([0, 1, 2, 3, 4])
       b.sock.close()
     },
-    { needs: 'WebSocket support' },
   )
 
   example(
@@ -512,7 +481,6 @@ describe('examples', () => {
       expect(m.data.readDoubleLE(12 + 16 * 10)).toBeCloseTo(Math.sin(1))
       c.sock.close()
     },
-    { needs: 'WebSocket support' },
   )
 
   example(
@@ -533,7 +501,6 @@ describe('examples', () => {
       c.sock.close(1000, 'bye')
       await s.lines(/WebSocket closed/)
     },
-    { needs: 'WebSocket support' },
   )
 
   example(
@@ -548,7 +515,6 @@ describe('examples', () => {
       const code = s.child.exitCode ?? (await new Promise((r) => s.child.once('exit', r)))
       expect(code).toBe(0)
     },
-    { needs: 'httpy/benchmark' },
   )
 
   it('covers every example file', () => {

@@ -8,7 +8,7 @@
  */
 import http2 from 'node:http2'
 import net from 'node:net'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
 import { H2_PREFACE as PREFACE, h2frame as frame, listen } from './helpers.js'
 import { waitFor } from './proc.js'
@@ -24,13 +24,24 @@ const PING = (i: number) => {
 // HPACK, static table only: :method GET, :scheme http, :path /.
 const GET_ROOT = Buffer.from([0x82, 0x86, 0x84])
 const HEADERS = (stream: number, endHeaders = true) => frame(0x1, (endHeaders ? 0x4 : 0) | 0x1, stream, GET_ROOT)
+// A malformed request (a connection-specific header, RFC 9113 §8.2.2): the
+// server must reset the stream, which counts toward its reset bound.
+const BAD_BLOCK = Buffer.concat([GET_ROOT, Buffer.from([0x00, 10]), Buffer.from('connection'), Buffer.from([5]), Buffer.from('close')])
+const BAD = (stream: number) => frame(0x1, 0x4 | 0x1, stream, BAD_BLOCK)
 const RST = (stream: number) => frame(0x3, 0, stream, Buffer.from([0, 0, 0, 0x8])) // CANCEL
 
 const ENHANCE_YOUR_CALM = 0xb
 
+/** Raw connections of the running test, destroyed after it whatever its outcome. */
+const opened: net.Socket[] = []
+afterEach(() => {
+  for (const s of opened.splice(0)) s.destroy()
+})
+
 /** Opens a raw h2c connection; follows the frames the server sends and whether it closed. */
 async function rawH2(port: number) {
   const sock = net.connect(port, '127.0.0.1')
+  opened.push(sock)
   await new Promise((r) => sock.once('connect', r))
   const st = {
     bytes: 0,
@@ -39,8 +50,12 @@ async function rawH2(port: number) {
     /** Error code of the first GOAWAY, and when it arrived. */
     goaway: null as number | null,
     goawayAt: 0,
+    /** Last stream id the GOAWAY says the server processed. */
+    goawayLast: 0,
     /** Streams that got a response HEADERS frame. */
     answered: new Set<number>(),
+    /** RST_STREAM frames the server sent. */
+    resets: 0,
   }
   let rest: Buffer = Buffer.alloc(0)
   sock.on('data', (c: Buffer) => {
@@ -54,8 +69,10 @@ async function rawH2(port: number) {
       if (type === 0x7 && st.goaway === null) {
         st.goaway = rest.readUInt32BE(at + 9 + 4)
         st.goawayAt = Date.now()
+        st.goawayLast = rest.readUInt32BE(at + 9) & 0x7fffffff
       }
       if (type === 0x1) st.answered.add(rest.readUInt32BE(at + 5) & 0x7fffffff)
+      if (type === 0x3) st.resets++
       at += 9 + len
     }
     rest = rest.subarray(at)
@@ -182,14 +199,60 @@ describe('HTTP/2 floods', () => {
     // A literal header with a 1000-byte value, repeated in CONTINUATION frames.
     const field = Buffer.concat([Buffer.from([0x40, 0x03]), Buffer.from('x-a'), Buffer.from([0x7f, 0xe9, 0x06]), Buffer.alloc(1000, 0x61)])
     c.sock.write(HEADERS(1, false))
-    const sent = await c.flood(() => frame(0x9, 0, 1, field), 100_000, 5000)
+    // One frame at a time, so the count when the GOAWAY arrives tells where the cut was.
+    let sent = 0
     const end = Date.now() + 5000
-    while (!c.st.closed && Date.now() < end) await sleep(20)
-    expect(c.st.closed).toBe(true)
-    // Cut long before 100 MB of header block.
-    expect(sent).toBeLessThan(100_000)
-    expect(await normalClient(server.url)).toBe(200)
-    c.sock.destroy()
+    while (c.st.goaway === null && !c.st.closed && Date.now() < end && sent < 1000) {
+      c.sock.write(frame(0x9, 0, 1, field))
+      sent++
+      await sleep(2)
+    }
+    await waitFor(() => c.st.closed, 5000)
+    try {
+      expect(c.st.closed).toBe(true)
+      expect(c.st.goaway).toBe(ENHANCE_YOUR_CALM)
+      // Cut no later than maxHeaderSize (16 KiB by default), frames in
+      // flight aside. (h2 ends a header block after 5 CONTINUATION frames
+      // whatever their size, so with 1 KB frames the cut comes earlier.)
+      const block = sent * field.length
+      expect(block).toBeLessThan(4 * 16_384)
+      expect(await normalClient(server.url)).toBe(200)
+    } finally {
+      c.sock.destroy()
+    }
+  })
+
+  // limits.md: more than 256 streams the server had to reset because of
+  // client errors, over the connection's life, end it with
+  // GOAWAY(ENHANCE_YOUR_CALM) ("MadeYouReset").
+  it('streams the server had to reset: 200 are tolerated, past 256 the connection is ended', async () => {
+    const under = await rawH2(server.port)
+    try {
+      for (let i = 0; i < 200; i++) under.sock.write(BAD(1 + 2 * i))
+      under.sock.write(HEADERS(401))
+      expect(await waitFor(() => under.st.answered.has(401), 5000), 'a valid request after 200 resets').toBe(true)
+      expect(under.st.resets).toBe(200)
+      expect(under.st.goaway).toBe(null)
+    } finally {
+      under.sock.destroy()
+    }
+    const over = await rawH2(server.port)
+    try {
+      for (let i = 0; i < 400 && !over.st.closed; i++) {
+        over.sock.write(BAD(1 + 2 * i))
+        if (i % 50 === 49) await sleep(5)
+      }
+      expect(await waitFor(() => over.st.closed, 5000)).toBe(true)
+      expect(over.st.goaway).toBe(ENHANCE_YOUR_CALM)
+      // Cut at the bound: never more than 257 resets; the last few RST_STREAM
+      // frames may be dropped with the connection, so fewer may be read here.
+      expect(over.st.resets).toBeGreaterThan(200)
+      expect(over.st.resets).toBeLessThanOrEqual(257)
+      expect(over.st.goawayLast, 'no malformed stream became a request').toBe(0)
+      expect(await normalClient(server.url)).toBe(200)
+    } finally {
+      over.sock.destroy()
+    }
   })
 
   it('after the floods: nothing is left open or pending', async () => {

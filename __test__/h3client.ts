@@ -3,20 +3,11 @@
  * aioquic) for a test: one QUIC connection, the given requests sent
  * concurrently, bounded in time.
  */
-import { execFileSync, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 
 const CLIENT = join(import.meta.dirname, 'fixtures', 'h3client.py')
 
-/** Whether `python3 -c "import aioquic"` works here. */
-export const haveAioquic: boolean = (() => {
-  try {
-    execFileSync('python3', ['-c', 'import aioquic'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-})()
 
 export interface H3Response {
   status: number

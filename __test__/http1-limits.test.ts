@@ -168,9 +168,10 @@ describe('size limits', () => {
 })
 
 describe('timeouts', () => {
+  const KEEP_ALIVE_S = 0.4
   let server: Server
   beforeAll(async () => {
-    server = await listen(makeApp(), { requestTimeout: 0.6, keepAliveTimeout: 0.4 })
+    server = await listen(makeApp(), { requestTimeout: 0.6, keepAliveTimeout: KEEP_ALIVE_S })
   })
   afterAll(() => server.close())
 
@@ -227,11 +228,16 @@ describe('timeouts', () => {
   it('a kept-alive connection in use stays open', async () => {
     const c = await openRaw(server.port)
     try {
-      for (let i = 0; i < 6; i++) {
+      // Each request a quarter of keepAliveTimeout after the previous answer:
+      // together they last longer than keepAliveTimeout, so the idle timer must
+      // restart with each request.
+      const t0 = Date.now()
+      for (let i = 1; i <= 6; i++) {
         c.sock.write('GET /ok HTTP/1.1\r\nHost: x\r\n\r\n')
-        await sleep(150)
+        expect(await c.waitFor(() => statuses(c.state.text).length === i, 2000)).toBe(true)
+        await sleep((KEEP_ALIVE_S * 1000) / 4)
       }
-      expect(await c.waitFor(() => statuses(c.state.text).length === 6, 2000)).toBe(true)
+      expect(Date.now() - t0).toBeGreaterThan(KEEP_ALIVE_S * 1000)
       expect(c.state.closed).toBe(false)
     } finally {
       c.sock.destroy()

@@ -300,7 +300,15 @@ describe('handler failures → 500', () => {
     await debugServer.close()
   })
 
-  for (const path of ['/throws', '/rejects', '/not-a-response', '/undefined', '/bad-header']) {
+  // What onError receives for each: the handler's own error, or the one naming what was wrong.
+  const reported: Record<string, RegExp> = {
+    '/throws': /^secret-detail-throw$/,
+    '/rejects': /^secret-detail-reject$/,
+    '/not-a-response': /Response/,
+    '/undefined': /Response/,
+    '/bad-header': /header/i,
+  }
+  for (const path of Object.keys(reported)) {
     it(`${path}: 500 without details, onError called, server keeps serving`, async () => {
       errors.length = 0
       const r = await fetch(`${server.url}${path}`)
@@ -311,6 +319,7 @@ describe('handler failures → 500', () => {
       expect(errors.length).toBe(1)
       expect(errors[0]?.path).toBe(path)
       expect(errors[0]?.err).toBeInstanceOf(Error)
+      expect((errors[0]?.err as Error).message).toMatch(reported[path] as RegExp)
       const ok = await fetch(`${server.url}/ok`)
       expect(await ok.text()).toBe('still fine')
     })

@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, HTTP3_AVAILABLE, Response, type Server } from '../ts/index.js'
 import { makeCerts, type TestCerts } from './certs.js'
 import { listen } from './helpers.js'
-import { h3, haveAioquic as haveClient, type H3Response } from './h3client.js'
+import { h3, type H3Response } from './h3client.js'
+import { requireTool } from './tools.js'
 
 function pattern(n: number): Buffer {
   const b = Buffer.alloc(n)
@@ -54,8 +55,9 @@ function makeApp(): App {
 }
 
 let certs: TestCerts
+const haveOpenssl = requireTool('openssl')
 beforeAll(() => {
-  certs = makeCerts()
+  if (haveOpenssl) certs = makeCerts()
 })
 afterAll(() => certs?.cleanup())
 
@@ -65,7 +67,7 @@ describe('HTTP3_AVAILABLE', () => {
   })
 })
 
-describe.skipIf(!haveClient)('HTTP/3 with aioquic (skipped only when python3 -c "import aioquic" fails)', () => {
+describe.skipIf(!haveOpenssl || !requireTool('aioquic'))('HTTP/3 with aioquic', () => {
   let server: Server
   const http3Config = {
     maxDatagramSize: 1350,
@@ -178,7 +180,7 @@ describe.skipIf(!haveClient)('HTTP/3 with aioquic (skipped only when python3 -c 
   }, 45_000)
 })
 
-describe('HTTP/3 option validation', () => {
+describe.skipIf(!haveOpenssl)('HTTP/3 option validation', () => {
   const tls = (): { cert: string; key: string } => ({ cert: certs.certFile, key: certs.keyFile })
   it('rejects http3Port without tls, naming both', async () => {
     await expect(listen(new App(), { http3Port: 0 })).rejects.toMatchObject({

@@ -6,24 +6,24 @@
  * invalid read or write and nothing definitely lost (one allocation made
  * once at module load by napi-rs is suppressed, see valgrind.supp).
  *
- * Skipped, with the reason printed, when valgrind or the built package
- * (dist/, made by `npm run build`) is missing. Under valgrind node runs
- * about thirty times slower: the whole check takes about a minute.
+ * The fixture runs the built package (dist/, which the global setup builds
+ * before any file runs); valgrind is an external tool (see tools.ts). Under
+ * valgrind node runs about thirty times slower: the check takes about a
+ * minute.
  */
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import http2 from 'node:http2'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
+import { requireTool } from './tools.js'
 
-const valgrind = spawnSync('valgrind', ['--version'], { encoding: 'utf8' })
 const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url))
-const why = valgrind.status !== 0 ? 'valgrind is not installed' : !existsSync(dist) ? 'dist/ is not built (npm run build)' : ''
-if (why) console.log(`leak check skipped: ${why}`)
 
-describe.skipIf(why !== '')('leak check (valgrind memcheck)', () => {
+describe.skipIf(!requireTool('valgrind'))('leak check (valgrind memcheck)', () => {
   it('a few hundred mixed requests: no invalid access, nothing definitely lost', async () => {
+    expect(existsSync(dist), 'dist/index.js (built by the global setup)').toBe(true)
     const child = spawn(
       'valgrind',
       [

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { App, Response, run, type ServerOptions } from '../ts/index.js'
 import { listen } from './helpers.js'
+import { waitFor } from './proc.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -116,10 +117,9 @@ describe('graceful close', () => {
     const server = await listen(app)
     const port = server.port
     const inflight = fetch(`${server.url}/slow`).then(async (r) => ({ status: r.status, body: await r.text() }))
-    await sleep(150)
+    expect(await waitFor(() => server.stats().pending === 1, 3000, 5), 'the slow handler is running').toBe(true)
     const closing = server.close()
-    await sleep(100)
-    expect(await accepts(port)).toBe(false)
+    expect(await waitFor(async () => !(await accepts(port)), 1000, 10), 'new connections refused').toBe(true)
     expect(finished).toBe(false)
     expect(await inflight).toEqual({ status: 200, body: 'done' })
     await closing
@@ -150,7 +150,7 @@ describe('graceful close', () => {
       (r) => r.status,
       () => 'dropped',
     )
-    await sleep(100)
+    expect(await waitFor(() => server.stats().pending === 1, 3000, 5), 'the handler is running').toBe(true)
     const t0 = Date.now()
     await server.close({ timeout: 0.3 })
     expect(Date.now() - t0).toBeLessThan(3000)
@@ -197,7 +197,7 @@ describe('run() and signals', () => {
         expect(await (await fetch(`http://127.0.0.1:${port}/ok`)).text()).toBe('ok')
 
         const slow = fetch(`http://127.0.0.1:${port}/slow`).then(async (r) => ({ s: r.status, b: await r.text() }))
-        await sleep(150)
+        expect(await waitFor(() => out.includes('slow started\n'), 5000, 5), 'the slow handler is running').toBe(true)
         child.kill(signal)
         expect(await slow).toEqual({ s: 200, b: 'finished' })
         const { code } = await exited

@@ -4,7 +4,7 @@
  * the deployment docs show, with only the ports changed. The client
  * connects from 127.0.0.2 so that its address differs from nginx's.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import { tmpdir } from 'node:os'
@@ -14,9 +14,9 @@ import WebSocket from 'ws'
 import { App, Response, type Server } from '../ts/index.js'
 import { listen } from './helpers.js'
 import { freePort, waitFor } from './proc.js'
+import { nginxBin, requireTool } from './tools.js'
 
 const CLIENT_ADDR = '127.0.0.2'
-const nginxBin = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => spawnSync(p, ['-v']).status === 0)
 
 function get(
   port: number,
@@ -35,8 +35,8 @@ function get(
   })
 }
 
-// nginx is a system package that .ci/run installs; without it the suite cannot run at all.
-describe.skipIf(!nginxBin)('behind nginx (deploy/nginx.conf)', () => {
+// nginx is a system package that .ci/run installs (see tools.ts for what a missing one does).
+describe.skipIf(!requireTool('nginx'))('behind nginx (deploy/nginx.conf)', () => {
   let dir: string
   let nginx: ChildProcess
   let server: Server

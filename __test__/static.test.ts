@@ -5,8 +5,9 @@
  * `/static/{path:path}` handler giving the same answers.
  */
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
+import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { brotliCompressSync, gzipSync } from 'node:zlib'
@@ -276,4 +277,62 @@ describe("the guide's hand-written /static handler", () => {
     const g = await get('/guide/style.css')
     expect((await get('/guide/style.css', { 'if-none-match': g.headers.etag as string })).status).toBe(304)
   })
+})
+
+describe('a large static file to a client that reads slowly', () => {
+  it('is sent as the client reads (bounded memory), and arrives whole', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'httpy-static-big-'))
+    const size = 64 * 1024 * 1024
+    const chunk = randomBytes(1024 * 1024)
+    const want = createHash('sha256')
+    for (let i = 0; i < size / chunk.length; i++) {
+      appendFileSync(join(dir, 'huge.bin'), chunk)
+      want.update(chunk)
+    }
+    const app = new App()
+    app.serveStatic('/files', dir)
+    const own = await listen(app, { requestTimeout: 30 })
+    const sock = net.connect(own.port, '127.0.0.1')
+    try {
+      await new Promise((r) => sock.once('connect', r))
+      sock.pause()
+      const rss0 = process.memoryUsage().rss
+      sock.write('GET /files/huge.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+      // Not reading for a second: the server may only fill the socket buffers.
+      await new Promise((r) => setTimeout(r, 1000))
+      const grown = process.memoryUsage().rss - rss0
+      expect(grown, `RSS grew by ${(grown / 1048576).toFixed(1)} MiB`).toBeLessThan(size / 2)
+      expect(own.stats().staticCacheBytes).toBeLessThan(size)
+      // Then reading: every byte arrives, in order.
+      const got = createHash('sha256')
+      let head = ''
+      let bodyBytes = 0
+      let inBody = false
+      sock.on('data', (c: Buffer) => {
+        if (inBody) {
+          got.update(c)
+          bodyBytes += c.length
+          return
+        }
+        head += c.toString('latin1')
+        const end = head.indexOf('\r\n\r\n')
+        if (end < 0) return
+        inBody = true
+        const rest = Buffer.from(head.slice(end + 4), 'latin1')
+        head = head.slice(0, end)
+        got.update(rest)
+        bodyBytes += rest.length
+      })
+      sock.resume()
+      await new Promise((r) => sock.once('close', r))
+      expect(head).toMatch(/^HTTP\/1\.1 200 /)
+      expect(head.toLowerCase()).toContain(`content-length: ${size}`)
+      expect(bodyBytes).toBe(size)
+      expect(got.digest('hex')).toBe(want.digest('hex'))
+    } finally {
+      sock.destroy()
+      await own.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }, 30_000)
 })

@@ -25,8 +25,8 @@ const host = process.env.HOST ?? '127.0.0.1'
 const port = Number(process.env.PORT ?? 8443)
 
 // Run with all protocols when HTTP/3 is available, otherwise HTTP/1.1 and HTTP/2.
-const server = HTTP3_AVAILABLE
-  ? await run({ host, port, tls, http3Port: port })
-  : await run({ host, port, tls })
+if (HTTP3_AVAILABLE) await run({ host, port, tls, http3Port: port })
+else await run({ host, port, tls })
 
-console.log(`listening on https://${host}:${server.port}` + (HTTP3_AVAILABLE ? ` (HTTP/3 on udp ${server.http3Port})` : ' (HTTP/3 not built in)'))
+// run() prints the URL (and the HTTP/3 port); say when HTTP/3 is missing.
+if (!HTTP3_AVAILABLE) console.log('HTTP/3 not built in: serving HTTP/1.1 and HTTP/2 only')

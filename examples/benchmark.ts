@@ -16,7 +16,6 @@ get('/api/users', () => Response.json([{ id: 1, name: 'Ada' }, { id: 2, name: 'G
 
 const host = process.env.HOST ?? '127.0.0.1'
 const server = await run({ host, port: Number(process.env.PORT ?? 8080) })
-console.log(`listening on http://${host}:${server.port}`)
 
 // Benchmark a specific route.
 const results = await benchmarkRoute({

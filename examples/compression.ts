@@ -50,5 +50,4 @@ get('/api/report', () =>
 get('/api/tiny', () => Response.json({ ok: true })) // below minSize: sent as is
 
 const host = process.env.HOST ?? '127.0.0.1'
-const server = await run({ host, port: Number(process.env.PORT ?? 8080) })
-console.log(`listening on http://${host}:${server.port}`)
+await run({ host, port: Number(process.env.PORT ?? 8080) })

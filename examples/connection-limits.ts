@@ -10,9 +10,8 @@ import { Response, get, run } from 'httpy'
 get('/', () => Response.text('Hello within the connection limit'))
 
 const host = process.env.HOST ?? '127.0.0.1'
-const server = await run({
+await run({
   host,
   port: Number(process.env.PORT ?? 8080),
   maxConnections: 10000, // maximum concurrent connections
 })
-console.log(`listening on http://${host}:${server.port}`)

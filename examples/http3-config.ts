@@ -25,5 +25,4 @@ if (!HTTP3_AVAILABLE) {
 
 const host = process.env.HOST ?? '127.0.0.1'
 const port = Number(process.env.PORT ?? 8443)
-const server = await run({ host, port, tls: 'self-signed', http3Port: port, http3Config })
-console.log(`listening on https://${host}:${server.port} (HTTP/3 on udp ${server.http3Port})`)
+await run({ host, port, tls: 'self-signed', http3Port: port, http3Config })

@@ -10,11 +10,10 @@ import { Response, get, run } from 'httpy'
 get('/', () => Response.text('Hello over a kept-alive connection'))
 
 const host = process.env.HOST ?? '127.0.0.1'
-const server = await run({
+await run({
   host,
   port: Number(process.env.PORT ?? 8080),
   keepAlive: true, // the default
   keepAliveTimeout: 120, // 2 minutes
   maxKeepAliveRequests: 1000, // then the connection is closed after its response
 })
-console.log(`listening on http://${host}:${server.port}`)

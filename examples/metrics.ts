@@ -86,4 +86,3 @@ get('/api/users', () => Response.json([{ id: 1, name: 'Ada' }]))
 const host = process.env.HOST ?? '127.0.0.1'
 await startMetricsServer(host, Number(process.env.METRICS_PORT ?? 8000))
 const server = await run({ host, port: Number(process.env.PORT ?? 8080) })
-console.log(`listening on http://${host}:${server.port}`)

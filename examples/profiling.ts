@@ -73,5 +73,4 @@ if (process.env.PROFILE === '1') {
 }
 
 const host = process.env.HOST ?? '127.0.0.1'
-const server = await run({ host, port: Number(process.env.PORT ?? 8080) })
-console.log(`listening on http://${host}:${server.port}`)
+await run({ host, port: Number(process.env.PORT ?? 8080) })

@@ -42,5 +42,4 @@ get('/api/expensive-operation', cachedRoute(300)(expensiveOperation))
 get('/api/expensive-builtin', cached({ ttl: 300 })(expensiveOperation))
 
 const host = process.env.HOST ?? '127.0.0.1'
-const server = await run({ host, port: Number(process.env.PORT ?? 8080) })
-console.log(`listening on http://${host}:${server.port}`)
+await run({ host, port: Number(process.env.PORT ?? 8080) })

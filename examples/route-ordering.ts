@@ -19,5 +19,4 @@ get('/api/users/{id}', (req) => Response.json({ route: 'user', id: req.pathParam
 get('/api/users', () => Response.json({ route: 'list' }))
 
 const host = process.env.HOST ?? '127.0.0.1'
-const server = await run({ host, port: Number(process.env.PORT ?? 8080) })
-console.log(`listening on http://${host}:${server.port}`)
+await run({ host, port: Number(process.env.PORT ?? 8080) })

@@ -38,4 +38,3 @@ get('/static/app.js', () =>
 
 const host = process.env.HOST ?? '127.0.0.1'
 const server = await run({ host, port: Number(process.env.PORT ?? 8443), tls: 'self-signed' })
-console.log(`listening on https://${host}:${server.port}`)

@@ -10,10 +10,9 @@ import { Response, get, run } from 'httpy'
 get('/', () => Response.text('Hello with custom timeouts'))
 
 const host = process.env.HOST ?? '127.0.0.1'
-const server = await run({
+await run({
   host,
   port: Number(process.env.PORT ?? 8080),
   keepAliveTimeout: 60, // seconds (default: 5)
   requestTimeout: 30, // seconds (default: 60)
 })
-console.log(`listening on http://${host}:${server.port}`)

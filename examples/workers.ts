@@ -20,7 +20,6 @@ get('/', () => Response.text(`hello from worker ${process.pid}`))
 const numWorkers = Number(process.env.WORKERS ?? availableParallelism())
 
 const host = process.env.HOST ?? '127.0.0.1'
-const server = await run({ host, port: Number(process.env.PORT ?? 8080), workers: numWorkers })
-if (cluster.isPrimary) {
-  console.log(`listening on http://${host}:${server.port} (primary ${process.pid}, ${numWorkers} workers)`)
-}
+// The primary only supervises; run() prints the URL once every worker listens.
+if (cluster.isPrimary) console.log(`primary ${process.pid} starts ${numWorkers} workers`)
+await run({ host, port: Number(process.env.PORT ?? 8080), workers: numWorkers })

@@ -10,13 +10,14 @@ import { resolve } from 'node:path'
 import { HttpyTypeError, fromNative } from './errors.js'
 import { native, type NativeStatic } from './native.js'
 import { resolveOptions, type ResolvedOptions, type ServerOptions } from './options.js'
+import { acceptsPolicy } from './accepts.js'
 import { cachingHandler, type CachePolicy } from './route-cache.js'
 import { Response } from './response.js'
-import { paramNamesOf, RouteTable, WEBSOCKET, type Handler, type Middleware } from './routes.js'
+import { paramNamesOf, RouteTable, WEBSOCKET, type ErrorHandler, type Handler, type Middleware } from './routes.js'
 import { Server } from './server.js'
 import { resolveWsOptions, type WebSocketHandler, type WebSocketOptions } from './websocket.js'
 
-export type { Handler, Middleware, Next } from './routes.js'
+export type { ErrorHandler, Handler, Middleware, Next } from './routes.js'
 
 export interface CacheOptions {
   /** Seconds a cached response stays fresh. */
@@ -41,6 +42,14 @@ export interface CacheOptions {
 export interface RouteOptions {
   /** Cache 200 GET/HEAD responses of this route for `ttl` seconds. */
   cache?: CacheOptions
+  /**
+   * Media types the route takes as request body, e.g. `'application/json'`
+   * or `['text/*', 'application/xml']` (parameters such as `charset` are
+   * ignored). A request with a non-empty body of another type, or without
+   * `Content-Type`, gets `415 Unsupported Media Type` (with `Accept-Post` /
+   * `Accept-Patch`) before the handler runs. Requests without a body pass.
+   */
+  accepts?: string | readonly string[]
 }
 
 export interface StaticOptions {
@@ -124,6 +133,7 @@ export class App {
       cache = tag.policy
     }
     if (opts?.cache) cache = cachePolicy(opts.cache)
+    const accepts = opts?.accepts === undefined ? undefined : acceptsPolicy(opts.accepts)
     for (const m of list) {
       const method = String(m).toUpperCase()
       if (method === WEBSOCKET) {
@@ -131,6 +141,7 @@ export class App {
       }
       if (!METHOD.test(method)) throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', `invalid method ${JSON.stringify(m)}`)
       if (typeof path !== 'string') throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', 'path must be a string')
+      refuseForeignSyntax(path)
       try {
         native.validateRoute(method, path)
       } catch (e) {
@@ -144,7 +155,7 @@ export class App {
         throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', `${method} ${path} is already registered`)
       }
       const cachedHandler = cache ? cachingHandler(fn, cache) : undefined
-      this.table.entries.push({ method, pattern: path, handler: fn, paramNames: paramNamesOf(path), composed: fn, cache, cachedHandler, staticFiles })
+      this.table.entries.push({ method, pattern: path, handler: fn, paramNames: paramNamesOf(path), composed: fn, cache, cachedHandler, staticFiles, accepts })
     }
     this.#changed(true)
     return this
@@ -193,6 +204,7 @@ export class App {
       throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', `websocket handler for ${String(path)} must be a function`)
     }
     if (typeof path !== 'string') throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', 'path must be a string')
+    refuseForeignSyntax(path)
     resolveWsOptions(opts, undefined, `websocket ${path}`)
     try {
       native.validateRoute(WEBSOCKET, path)
@@ -293,6 +305,29 @@ export class App {
     return this
   }
 
+  /**
+   * Sets the handler that makes the response for an error thrown (or a
+   * promise rejected) by a handler or middleware, `HttpError`s included.
+   * Its response passes back through the middleware outside the failure,
+   * like any other. It replaces the default log of failures to stderr; the
+   * `onError` server option, when set, still receives them. If it throws or
+   * returns no Response, the client gets a plain 500 and that error is
+   * logged.
+   *
+   * ```ts
+   * app.onError((err, req) => {
+   *   if (err instanceof HttpError) return Response.json({ error: err.message }, { status: err.status, headers: err.headers })
+   *   console.error(req.method, req.path, err)
+   *   return Response.json({ error: 'internal error' }, 500)
+   * })
+   * ```
+   */
+  onError(handler: ErrorHandler): this {
+    if (typeof handler !== 'function') throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'onError: the error handler must be a function')
+    this.table.errorHandler = handler
+    return this
+  }
+
   /** Same as `use` (the guide's `add_middleware`). */
   addMiddleware(mw: Middleware): this {
     return this.use(mw)
@@ -365,6 +400,34 @@ export class App {
     this.table.compose()
     const s = this.#server
     if (s && !s.isClosed) s._routesChanged(routes)
+  }
+}
+
+/**
+ * Route parameters are written `{name}` (and a catch-all `{name:path}`).
+ * Express/Hono's `:name` and `*` would be taken as literal segments that
+ * never match, so they are refused with the pattern to write instead.
+ */
+function refuseForeignSyntax(path: string): void {
+  const segments = path.split('/')
+  let foreign = false
+  const fixed = segments.map((seg) => {
+    const param = /^:([A-Za-z_$][\w$]*)(?:\(.*\))?\??$/.exec(seg)
+    if (param) {
+      foreign = true
+      return `{${param[1]}}`
+    }
+    if (seg === '*' || /^\*[A-Za-z_$][\w$]*$/.test(seg)) {
+      foreign = true
+      return `{${seg.length > 1 ? seg.slice(1) : 'rest'}:path}`
+    }
+    return seg
+  })
+  if (foreign) {
+    throw new HttpyTypeError(
+      'ERR_HTTPY_INVALID_ROUTE',
+      `route ${JSON.stringify(path)} uses Express-style :param or * segments, which HTTPy would match literally; write ${JSON.stringify(fixed.join('/'))}`,
+    )
   }
 }
 

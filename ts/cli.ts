@@ -26,11 +26,15 @@ const USAGE = `Usage: httpy bench <url> [options]
       --json              print the results as JSON
       --max-error-rate X  exit 1 when errors / requests > X (default 0)
 
+  -h, --help              print this help
+
 Exit codes: 0 ok, 1 errors above the threshold or target unreachable, 2 bad usage.`
 
 class UsageError extends Error {}
 
 interface Parsed {
+  /** `-h` / `--help` was given: print the usage, nothing else. */
+  help: boolean
   url: string
   opts: BenchmarkOptions
   json: boolean
@@ -58,6 +62,9 @@ export function parseBenchArgs(argv: string[]): Parsed {
     const flag = eq > 0 ? a.slice(0, eq) : a
     const value = (): string | undefined => (eq > 0 ? a.slice(eq + 1) : argv[++i])
     switch (flag) {
+      case '-h':
+      case '--help':
+        return { help: true, url: '', opts: {}, json: false, maxErrorRate: 0 }
       case '-n':
       case '--requests':
         opts.numRequests = num(flag, value(), true)
@@ -132,7 +139,7 @@ export function parseBenchArgs(argv: string[]): Parsed {
   if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) url = `http://${url}`
   if (/^wss?:/i.test(url)) opts.protocol ??= 'websocket'
   if (headers.length) opts.headers = headers
-  return { url, opts, json, maxErrorRate }
+  return { help: false, url, opts, json, maxErrorRate }
 }
 
 const ms = (s: number) => `${(s * 1000).toFixed(2)}ms`
@@ -186,7 +193,11 @@ function progressReporter(opts: BenchmarkOptions): { onProgress: NonNullable<Ben
 }
 
 async function bench(argv: string[]): Promise<number> {
-  const { url, opts, json, maxErrorRate } = parseBenchArgs(argv)
+  const { help, url, opts, json, maxErrorRate } = parseBenchArgs(argv)
+  if (help) {
+    console.log(USAGE)
+    return 0
+  }
   const parsed = new URL(url)
   const route = parsed.pathname + parsed.search
   const progress = progressReporter(opts)

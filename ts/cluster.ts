@@ -232,6 +232,7 @@ export async function serve(resolved: ResolvedOptions, listen: () => Promise<Ser
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
     await sup._start()
+    if (!resolved.quiet) console.log(`httpy listening on ${sup.url} (${resolved.workers} workers)`)
     return sup
   }
   const supervised = resolved.workers !== undefined && cluster.isWorker
@@ -247,6 +248,9 @@ export async function serve(resolved: ResolvedOptions, listen: () => Promise<Ser
   }
   if (supervised && process.send) {
     process.send({ httpy: 'listening', port: server.port, address: server.address } satisfies WorkerMessage)
+  } else if (!resolved.quiet) {
+    const h3 = server.http3Port
+    console.log(`httpy listening on ${server.url}${h3 === undefined ? '' : ` (HTTP/3 on udp ${h3})`}`)
   }
   exitOnSignals(server, resolved, supervised)
   return server

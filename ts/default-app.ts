@@ -4,7 +4,7 @@
  * `index.ts` re-exports all of it; `benchmark.ts` loads this app when given
  * no other.
  */
-import { App, type Handler, type Middleware, type RouteOptions, type StaticOptions } from './app.js'
+import { App, type ErrorHandler, type Handler, type Middleware, type RouteOptions, type StaticOptions } from './app.js'
 import type { Supervisor } from './cluster.js'
 import type { ServerOptions } from './options.js'
 import type { Server } from './server.js'
@@ -38,6 +38,8 @@ export const websocket = (path: string, handler: WebSocketHandler, opts?: WebSoc
 export const publish = (topic: string, data: string | Buffer | Uint8Array | ArrayBuffer): number =>
   defaultApp.publish(topic, data)
 export const addMiddleware = (mw: Middleware): App => defaultApp.use(mw)
+/** Sets the default app's error handler (see `App.onError`). */
+export const onError = (handler: ErrorHandler): App => defaultApp.onError(handler)
 /** Serves the files under `dir` at `urlPrefix` natively; see `App.serveStatic`. */
 export const serveStatic = (urlPrefix: string, dir: string, opts?: StaticOptions): App =>
   defaultApp.serveStatic(urlPrefix, dir, opts)

@@ -56,3 +56,11 @@ export function fromNative(err: unknown): Error {
   }
   return new HttpyError(code, message, { cause: err })
 }
+
+/** The error for a handler (or middleware) whose value is not a `Response`, naming the route it answered. */
+export function notAResponse(req: { readonly method: string; readonly path: string }, value: unknown, who = 'handler'): HttpyTypeError {
+  return new HttpyTypeError(
+    'ERR_HTTPY_INVALID_RESPONSE',
+    `${who} for ${req.method} ${req.path} returned ${value === null ? 'null' : typeof value}, not a Response`,
+  )
+}

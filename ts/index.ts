@@ -6,7 +6,7 @@
  * isolated one for tests and embedding.
  */
 export { App, cached } from './app.js'
-export type { Handler, Middleware, Next, RouteOptions, CacheOptions, StaticOptions } from './app.js'
+export type { ErrorHandler, Handler, Middleware, Next, RouteOptions, CacheOptions, StaticOptions } from './app.js'
 export { Request, type HttpVersion } from './request.js'
 export { Response, FileBody, type ResponseBody, type ResponseInit, type StreamBody } from './response.js'
 export { Headers, type HeadersInit, type ReadonlyHeaders } from './headers.js'
@@ -25,6 +25,7 @@ export {
   type WebSocketCloseInfo,
 } from './websocket.js'
 export { HttpyError, HttpyTypeError, type HttpyErrorCode } from './errors.js'
+export { HttpError, type HttpErrorOptions } from './http-error.js'
 
 export {
   defaultApp,
@@ -39,6 +40,7 @@ export {
   websocket,
   publish,
   addMiddleware,
+  onError,
   serveStatic,
   run,
   healthCheck,

@@ -43,7 +43,7 @@ export interface ServerOptions {
   port?: number
   /** Socket receive buffer (SO_RCVBUF) in bytes. Default 16384 in the guide; unset keeps kernel autotuning. */
   readBufferSize?: number
-  /** Socket send buffer (SO_SNDBUF) in bytes. */
+  /** Socket send buffer (SO_SNDBUF) in bytes. Unset keeps kernel autotuning. */
   writeBufferSize?: number
   /** Keep connections open between requests. Default true. */
   keepAlive?: boolean
@@ -87,14 +87,19 @@ export interface ServerOptions {
   http2StreamWindowSize?: number
   /** HTTP/2 receive window per connection, bytes. Default 4 MiB. */
   http2ConnectionWindowSize?: number
-  /** Include stack traces in 500 responses. Default false. */
+  /** Include stack traces in 500 responses (failures are logged to stderr either way). Default false. */
   debug?: boolean
   /**
    * Compress responses natively (off the JS thread). `true` enables gzip,
    * brotli and zstd for text-like types of at least 1024 bytes.
    */
   compression?: boolean | CompressionOptions
-  /** Called with every error a handler or middleware throws. */
+  /**
+   * Called with every failure: what a handler, middleware or WebSocket
+   * handler throws (not `HttpError`s below 500), a stream body that fails.
+   * Replaces the default log to stderr; to shape the response, use
+   * `app.onError`.
+   */
   onError?: (error: unknown, request: Request | undefined) => void
   /** Defaults for every WebSocket route (each route may override them). */
   websocket?: WebSocketOptions
@@ -116,6 +121,12 @@ export interface ServerOptions {
   metrics?: boolean | MetricsOptions
   /** One log line per request, written off the JS thread: `true` is combined format on stdout. Default false. */
   accessLog?: boolean | AccessLogOptions
+  /**
+   * `run()` prints one line once it listens (`httpy listening on
+   * http://127.0.0.1:8080`; with workers, once, from the primary); `true`
+   * prints nothing. `app.listen()` never prints. Default false.
+   */
+  quiet?: boolean
 }
 
 export interface CompressionOptions {
@@ -136,6 +147,7 @@ export interface CompressionOptions {
 export interface ResolvedOptions {
   native: NativeOptions
   debug: boolean
+  quiet: boolean
   shutdownTimeout: number
   shutdownDelay: number
   onError: ((error: unknown, request: Request | undefined) => void) | undefined
@@ -151,7 +163,7 @@ const KNOWN = new Set<string>([
   'maxKeepAliveRequests', 'maxConnections', 'maxBodySize', 'maxHeaderSize', 'maxPendingRequests', 'threads',
   'shutdownTimeout', 'backlog', 'debug', 'onError', 'websocket', 'compression', 'tls', 'http2MaxConcurrentStreams',
   'http2StreamWindowSize', 'http2ConnectionWindowSize', 'workers', 'reusePort', 'shutdownDelay', 'trustProxy',
-  'metrics', 'accessLog', 'http3Port', 'http3Config',
+  'metrics', 'accessLog', 'http3Port', 'http3Config', 'quiet',
 ])
 
 /** Options of the guide that later releases implement; named so the error says so. */
@@ -332,6 +344,7 @@ export function resolveOptions(options: ServerOptions | undefined, jsHandlesMiss
   return {
     native,
     debug: bool(o, 'debug', false),
+    quiet: bool(o, 'quiet', false),
     shutdownTimeout: seconds(o, 'shutdownTimeout', 10),
     shutdownDelay: delay,
     onError: onError as ResolvedOptions['onError'],

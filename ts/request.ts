@@ -6,6 +6,7 @@
  * parsing or strings it ignores.
  */
 import type { ReadonlyHeaders } from './headers.js'
+import { HttpError } from './http-error.js'
 import { resolveClient, type ClientView, type TrustFn } from './proxy.js'
 import {
   EXTERNAL,
@@ -237,9 +238,18 @@ export class Request {
     return this.body.toString('utf8')
   }
 
-  /** The body parsed as JSON; rejects with a SyntaxError on invalid JSON. */
+  /**
+   * The body parsed as JSON. Invalid JSON (an empty body included) rejects
+   * with `HttpError(400)`, so a handler that lets it propagate answers
+   * `400 invalid JSON body: …` rather than a 500; the `SyntaxError` is its
+   * `cause`.
+   */
   async json<T = unknown>(): Promise<T> {
-    return JSON.parse(this.body.toString('utf8')) as T
+    try {
+      return JSON.parse(this.body.toString('utf8')) as T
+    } catch (e) {
+      throw new HttpError(400, `invalid JSON body: ${e instanceof Error ? e.message : String(e)}`, { cause: e })
+    }
   }
 
   /** `'1.0'`, `'1.1'`, `'2'` or `'3'`. */

@@ -4,6 +4,9 @@
  * function each request runs. `App` fills it; `Server` reads it and sends
  * its native form (`nativeRoutes`) to the core.
  */
+import { guardAccepts } from './accepts.js'
+import { notAResponse } from './errors.js'
+import { defaultErrorResponse } from './http-error.js'
 import type { NativeRoute, NativeStatic } from './native.js'
 import { NO_ROUTE } from './record.js'
 import type { Request } from './request.js'
@@ -15,6 +18,10 @@ export type Handler = (req: Request) => Response | Promise<Response>
 export type Next = (req: Request) => Promise<Response>
 /** `async (req, next) => { const res = await next(req); …; return res }` */
 export type Middleware = (req: Request, next: Next) => Response | Promise<Response>
+/** `app.onError`: makes the response for an error thrown by a handler or middleware. */
+export type ErrorHandler = (error: unknown, req: Request) => Response | Promise<Response>
+/** Turns an error into its response; never throws nor rejects. */
+type Fail = (error: unknown, req: Request) => Response | Promise<Response>
 
 /** @internal */
 export interface RouteEntry {
@@ -32,6 +39,8 @@ export interface RouteEntry {
   cachedHandler?: Handler
   /** Set on a `serveStatic` mount (answered by the core, never by JS). */
   staticFiles?: NativeStatic
+  /** Media types the route takes as request body (`accepts` option); others get 415. */
+  accepts?: readonly string[]
 }
 
 /** Route-table method of WebSocket routes (matched only by upgrade requests). */
@@ -46,6 +55,42 @@ export function paramNamesOf(pattern: string): string[] {
     if (seg.startsWith('{') && seg.endsWith('}')) names.push(seg.slice(1, -1).split(':')[0] as string)
   }
   return names
+}
+
+/** A middleware chain as the `next` of the middleware outside it. */
+function asNext(fn: (req: Request) => Response | Promise<Response>): Next {
+  return (req) => {
+    try {
+      return Promise.resolve(fn(req))
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+}
+
+/**
+ * The handler as the innermost middleware's `next`: always a promise of a
+ * `Response`. What the handler throws or rejects with, and a value that is
+ * not a Response, becomes its error response here, so the middleware sees a
+ * Response and can add its headers to it.
+ */
+function settled(fn: (req: Request) => Response | Promise<Response>, fail: Fail): Next {
+  return (req) => {
+    let out: Response | Promise<Response>
+    try {
+      out = fn(req)
+    } catch (e) {
+      return Promise.resolve(fail(e, req))
+    }
+    if (out instanceof Response) return Promise.resolve(out)
+    if (out !== null && typeof out === 'object' && typeof (out as Promise<Response>).then === 'function') {
+      return Promise.resolve(out).then(
+        (res: unknown) => (res instanceof Response ? res : fail(notAResponse(req, res), req)),
+        (e: unknown) => fail(e, req),
+      )
+    }
+    return Promise.resolve(fail(notAResponse(req, out), req))
+  }
 }
 
 function notFound(req: Request): Response {
@@ -66,6 +111,10 @@ export class RouteTable {
   readonly middleware: Middleware[] = []
   /** What runs when no route matched (404/405 unless middleware answers). */
   missHandler: (req: Request) => Response | Promise<Response> = notFound
+  /** `app.onError`'s handler. */
+  errorHandler: ErrorHandler | undefined
+  /** Set by the running server: an error's response (via `errorHandler`), logged or reported as it sees fit. */
+  fail: Fail = (err) => defaultErrorResponse(err, false)
 
   /** Parameter names of route `route` (none for a miss or an id JS did not assign). */
   readonly paramNamesOf = (route: number): readonly string[] =>
@@ -80,26 +129,31 @@ export class RouteTable {
     return policy.skipMiddleware || this.middleware.length === 0
   }
 
-  /** Wraps every route's handler, and the miss handler, in the middleware. */
+  /**
+   * Wraps every route's handler, and the miss handler, in the middleware.
+   * With middleware, the handler's errors and non-Response values become
+   * error responses before the innermost middleware sees them. What a
+   * middleware itself throws is answered by the server directly, without
+   * the middleware outside it: catching at every level would cost a
+   * promise per middleware on every request.
+   */
   compose(): void {
+    const fail: Fail = (err, req) => this.fail(err, req)
     const wrap = (inner: (req: Request) => Response | Promise<Response>) => {
+      if (this.middleware.length === 0) return inner
       let fn = inner
+      let next = settled(inner, fail)
       for (let i = this.middleware.length - 1; i >= 0; i--) {
         const mw = this.middleware[i] as Middleware
-        const next = fn
-        const nextAsync: Next = (req) => {
-          try {
-            return Promise.resolve(next(req))
-          } catch (e) {
-            return Promise.reject(e)
-          }
-        }
-        fn = (req) => mw(req, nextAsync)
+        const n = next
+        fn = (req) => mw(req, n)
+        if (i > 0) next = asNext(fn)
       }
       return fn
     }
     for (const r of this.entries) {
-      const inner = r.cache && r.cachedHandler && !this.nativeCache(r.cache) ? r.cachedHandler : r.handler
+      let inner = r.cache && r.cachedHandler && !this.nativeCache(r.cache) ? r.cachedHandler : r.handler
+      if (r.accepts) inner = guardAccepts(inner, r.accepts)
       r.composed = wrap(inner)
     }
     this.missHandler = wrap(notFound)

@@ -2,7 +2,8 @@
  * A running server: takes request batches from the core, runs the composed
  * handler for each, and hands every response back with one native call.
  */
-import { HttpyError, HttpyTypeError, fromNative } from './errors.js'
+import { HttpyError, HttpyTypeError, fromNative, notAResponse } from './errors.js'
+import { defaultErrorResponse, internalError, isFailure } from './http-error.js'
 import { native, ServerEvent, type NativeServer, type NativeStats } from './native.js'
 import type { ResolvedOptions } from './options.js'
 import { checkRegistry, mergeMetrics, METRICS_ROUTE } from './metrics.js'
@@ -14,6 +15,7 @@ import type { RouteEntry, RouteTable } from './routes.js'
 import { WebSocketSessions, resolveWsOptions } from './websocket.js'
 
 const TEXT_500 = 'content-type\ntext/plain; charset=utf-8'
+const INTERNAL_500 = 'Internal Server Error'
 /** Bodies up to this size are copied into the reply batch; larger ones cross on their own without a copy. */
 const BATCH_BODY_MAX = 16 * 1024
 const OUT_INITIAL = 64 * 1024
@@ -76,6 +78,7 @@ export class Server {
     })
     this.#ws = new WebSocketSessions((err, req) => this.#report(err, req))
     this.#paramNamesOf = table.paramNamesOf
+    table.fail = (err, req) => this.#errorResponse(err, req)
     checkRegistry(opts.metrics?.registry)
     try {
       this.#native = native.NativeServer.listen(opts.native, this.#nativeRoutes(), (event) => this.#onEvent(event))
@@ -339,13 +342,7 @@ export class Server {
     const n = this.#native
     if (!n) return
     if (!(res instanceof Response)) {
-      this.#fail(
-        req,
-        new HttpyTypeError(
-          'ERR_HTTPY_INVALID_RESPONSE',
-          `handler for ${req.method} ${req.path} returned ${res === null ? 'null' : typeof res}, not a Response`,
-        ),
-      )
+      this.#fail(req, notAResponse(req, res))
       return
     }
     try {
@@ -449,21 +446,79 @@ export class Server {
     }
   }
 
+  /**
+   * Answers `req` with the response for `err` (`app.onError`'s, or the
+   * default). When sending that response fails too, a plain 500 goes out.
+   */
   #fail(req: Request, err: unknown): void {
-    this.#report(err, req)
+    if (this.#failed.has(req)) {
+      this.#report(err, req)
+      this.#plain500(req)
+      return
+    }
+    this.#failed.add(req)
+    const out = this.#errorResponse(err, req)
+    if (out instanceof Response) this.#send(req, out)
+    else void out.then((res) => this.#send(req, res))
+  }
+
+  /** Requests already answered with an error response (error path only). */
+  readonly #failed = new WeakSet<Request>()
+
+  #plain500(req: Request): void {
     const n = this.#native
     if (!n) return
-    const body = this.#opts.debug
-      ? `Internal Server Error\n\n${err instanceof Error ? (err.stack ?? err.message) : String(err)}`
-      : 'Internal Server Error'
     try {
-      this.#queue(req, 500, TEXT_500, body)
+      this.#queue(req, 500, TEXT_500, INTERNAL_500)
     } catch {
       n.abandon(req._id)
     }
   }
 
+  /**
+   * The response for an error thrown by a handler or middleware: from
+   * `app.onError` when the app has one (an `onError` that fails gives a
+   * plain 500, logged), otherwise `HttpError`'s own or a 500, the error
+   * logged (or given to the `onError` option). Never throws nor rejects.
+   */
+  #errorResponse(err: unknown, req: Request): Response | Promise<Response> {
+    const handler = this.#table.errorHandler
+    if (handler === undefined) {
+      this.#report(err, req)
+      return defaultErrorResponse(err, this.#opts.debug)
+    }
+    // The app's handler replaces the default log; the onError option still observes.
+    if (this.#opts.onError) this.#report(err, req)
+    let out: Response | Promise<Response>
+    try {
+      out = handler(err, req)
+    } catch (e) {
+      return this.#handlerFailed(e, req)
+    }
+    if (out instanceof Response) return out
+    if (out !== null && typeof out === 'object' && typeof (out as Promise<Response>).then === 'function') {
+      return Promise.resolve(out).then(
+        (res: unknown) => (res instanceof Response ? res : this.#handlerFailed(notAResponse(req, res, 'app.onError'), req)),
+        (e: unknown) => this.#handlerFailed(e, req),
+      )
+    }
+    return this.#handlerFailed(notAResponse(req, out, 'app.onError'), req)
+  }
+
+  #handlerFailed(err: unknown, req: Request): Response {
+    const onError = this.#opts.onError
+    if (onError) this.#report(err, req)
+    else console.error(`httpy: app.onError failed for ${req.method} ${req.path}:`, err)
+    return internalError(this.#opts.debug ? err : undefined)
+  }
+
+  /**
+   * Reports an error to the `onError` option, or by default logs it to
+   * stderr with the request's method and path. Deliberate 4xx answers
+   * (`HttpError` below 500) are neither.
+   */
   #report(err: unknown, req: Request | undefined): void {
+    if (!isFailure(err)) return
     const onError = this.#opts.onError
     if (onError) {
       try {
@@ -471,8 +526,8 @@ export class Server {
       } catch (e) {
         console.error('httpy: onError threw', e)
       }
-    } else if (this.#opts.debug) {
-      console.error('httpy: handler error', err)
+    } else {
+      console.error(`httpy: error in ${req ? `${req.method} ${req.path}` : 'the server'}:`, err)
     }
   }
 }

@@ -19,6 +19,12 @@ pub(crate) trait Client: Send + 'static {
     /// Forgets in-flight state after a timeout: the connection (HTTP/1.1)
     /// or stream (HTTP/2) is in an unknown state and must not be reused.
     fn reset(&mut self);
+    /// Ends the client's connection politely once the run is over (after
+    /// the measured phase; its time is not counted). Default: nothing, the
+    /// connection is simply dropped.
+    fn finish(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// Everything a client needs, resolved and encoded once per run.

@@ -158,13 +158,18 @@ async fn run_async(config: LoadConfig, progress: Option<ProgressFn>) -> Result<R
     });
 
     let mut stats = Vec::with_capacity(tasks.len());
+    // The measured phase ends when the last client stops sending requests,
+    // not when the last connection has finished closing.
+    let mut end = measure_start;
     for t in tasks {
         match t.await {
-            Ok(s) => stats.push(s),
+            Ok((s, stopped)) => {
+                stats.push(s);
+                end = end.max(stopped);
+            }
             Err(e) => return Err(LoadError::Runtime(format!("a load task failed: {e}"))),
         }
     }
-    let end = Instant::now();
     finished.store(true, Ordering::Relaxed);
     if let Some(t) = ticker {
         t.abort();
@@ -187,7 +192,9 @@ fn snapshot(s: &Shared) -> Progress {
     }
 }
 
-async fn worker<C: Client>(mut client: C, shared: Arc<Shared>) -> WorkerStats {
+/// Runs requests until the run is over, then lets the client close its
+/// connection; returns the statistics and when the last request ended.
+async fn worker<C: Client>(mut client: C, shared: Arc<Shared>) -> (WorkerStats, Instant) {
     let mut stats = WorkerStats::new();
     loop {
         let now = Instant::now();
@@ -238,5 +245,7 @@ async fn worker<C: Client>(mut client: C, shared: Arc<Shared>) -> WorkerStats {
             }
         }
     }
-    stats
+    let stopped = Instant::now();
+    client.finish().await;
+    (stats, stopped)
 }

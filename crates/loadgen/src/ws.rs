@@ -4,6 +4,7 @@
 //! and latency the echo round trip.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,6 +21,10 @@ const OP_PING: u8 = 0x9;
 const OP_PONG: u8 = 0xA;
 /// Echoes larger than this are a protocol error (we send small messages).
 const MAX_MESSAGE: usize = 16 * 1024 * 1024;
+/// How long the closing handshake may wait for the server's close frame.
+const CLOSE_WAIT: Duration = Duration::from_millis(500);
+/// Normal closure (RFC 6455 §7.4.1).
+const CLOSE_NORMAL: u16 = 1000;
 
 struct Conn {
     stream: TcpStream,
@@ -258,6 +263,43 @@ impl Client for WsClient {
 
     fn reset(&mut self) {
         self.conn = None;
+    }
+
+    /// The closing handshake (RFC 6455 §7.1.2): a close frame with 1000,
+    /// then the server's close frame (or its end of the stream), for at most
+    /// `CLOSE_WAIT`, so the server sees a normal closure rather than 1006.
+    async fn finish(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let _ = tokio::time::timeout(CLOSE_WAIT, close(&mut conn)).await;
+        let _ = conn.stream.shutdown().await;
+    }
+}
+
+/// Sends a normal close frame and reads until the server's close frame.
+async fn close(conn: &mut Conn) {
+    let mask = next_mask(&mut conn.mask_state);
+    conn.frame.clear();
+    encode_frame(&mut conn.frame, OP_CLOSE, &CLOSE_NORMAL.to_be_bytes(), mask);
+    if conn.stream.write_all(&conn.frame).await.is_err() {
+        return;
+    }
+    loop {
+        match parse_frame(&conn.buf) {
+            Ok(Some((_, opcode, head, len))) => {
+                conn.buf.advance(head + len);
+                if opcode == OP_CLOSE {
+                    return;
+                }
+            }
+            Ok(None) => {
+                if fill(conn).await.is_err() {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
     }
 }
 

@@ -66,6 +66,8 @@ export class RouteTable {
   readonly middleware: Middleware[] = []
   /** What runs when no route matched (404/405 unless middleware answers). */
   missHandler: (req: Request) => Response | Promise<Response> = notFound
+  /** What answers requests no route matched, instead of 404/405 (`App.fetch`). */
+  fallback: Handler | undefined
 
   /** Parameter names of route `route` (none for a miss or an id JS did not assign). */
   readonly paramNamesOf = (route: number): readonly string[] =>
@@ -102,7 +104,7 @@ export class RouteTable {
       const inner = r.cache && r.cachedHandler && !this.nativeCache(r.cache) ? r.cachedHandler : r.handler
       r.composed = wrap(inner)
     }
-    this.missHandler = wrap(notFound)
+    this.missHandler = wrap(this.fallback ?? notFound)
   }
 
   /** The table as the core takes it. */

@@ -6,6 +6,7 @@
  * server as HTTPy's own (`web-response.ts`).
  */
 import { isIP } from 'node:net'
+import { defaultToLightResponse, PlatformResponse } from './light-response.js'
 import type { Request as HttpyRequest } from './request.js'
 import type { Response as HttpyResponse } from './response.js'
 import type { Handler } from './routes.js'
@@ -83,10 +84,11 @@ function authorityOf(server: Server | undefined): string {
  * server (for `info.server` and URLs of requests without a `Host`).
  */
 export function fromFetch(handler: FetchHandler, server: () => Server | undefined): Handler {
+  defaultToLightResponse()
   const fallback = (): string => authorityOf(server())
   return (req: HttpyRequest): HttpyResponse | Promise<HttpyResponse> => {
     const out = handler(new WebRequest(req, fallback) as unknown as Request, new Info(req, server))
-    if (out instanceof Response) return toHttpyResponse(out)
+    if (out instanceof PlatformResponse) return toHttpyResponse(out)
     if (out !== null && typeof out === 'object' && typeof (out as Promise<Response>).then === 'function') {
       return (out as Promise<Response>).then(toHttpyResponse)
     }

@@ -9,6 +9,7 @@
  * then on. The object's prototype chain includes `Request.prototype`, so
  * `request instanceof Request` holds.
  */
+import { delegateRest } from './delegate.js'
 import type { Request as HttpyRequest } from './request.js'
 
 const GlobalRequest = globalThis.Request
@@ -152,31 +153,5 @@ export class WebRequest {
   }
 }
 
-// Everything else a `Request` has is answered by the real one.
-const own = new Set(Object.getOwnPropertyNames(WebRequest.prototype))
-for (const name of Object.getOwnPropertyNames(GlobalRequest.prototype)) {
-  if (own.has(name) || name === 'constructor') continue
-  const d = Object.getOwnPropertyDescriptor(GlobalRequest.prototype, name)
-  if (!d) continue
-  if (d.get) {
-    const get = d.get
-    Object.defineProperty(WebRequest.prototype, name, {
-      configurable: true,
-      enumerable: d.enumerable ?? false,
-      get(this: WebRequest) {
-        return get.call(WebRequest.real(this))
-      },
-    })
-  } else if (typeof d.value === 'function') {
-    const fn = d.value as (...args: unknown[]) => unknown
-    Object.defineProperty(WebRequest.prototype, name, {
-      configurable: true,
-      writable: true,
-      enumerable: d.enumerable ?? false,
-      value(this: WebRequest, ...args: unknown[]) {
-        return fn.apply(WebRequest.real(this), args)
-      },
-    })
-  }
-}
-Object.setPrototypeOf(WebRequest.prototype, GlobalRequest.prototype)
+// Everything else is answered by the platform's request.
+delegateRest(WebRequest, GlobalRequest, (r) => WebRequest.real(r))

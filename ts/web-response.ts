@@ -6,10 +6,9 @@
  * (a `Blob`, `FormData`, a used-then-rebuilt stream) is read whole first.
  */
 import { HttpyTypeError } from './errors.js'
-import { Headers as HttpyHeaders } from './headers.js'
+import { Headers as HttpyHeaders, type HeadersInit as HttpyHeadersInit } from './headers.js'
+import { LightResponse, PlatformResponse } from './light-response.js'
 import { Response as HttpyResponse } from './response.js'
-
-const GlobalResponse = globalThis.Response
 
 /** The shape of the platform's internal body record that this module reads. */
 interface BodyState {
@@ -29,7 +28,7 @@ interface ResponseState {
  */
 const STATE: symbol | undefined = (() => {
   try {
-    const probe = new GlobalResponse('x')
+    const probe = new PlatformResponse('x')
     for (const k of Object.getOwnPropertySymbols(probe)) {
       const v = (probe as unknown as Record<symbol, unknown>)[k] as ResponseState | undefined
       if (String(k) === 'Symbol(state)' && v && typeof v === 'object' && v.body && v.body.source === 'x') return k
@@ -70,11 +69,19 @@ function known(source: unknown): source is string | Uint8Array {
 
 /** `res` as HTTPy's Response; a promise only when the body has to be read first. */
 export function toHttpyResponse(res: unknown): HttpyResponse | Promise<HttpyResponse> {
-  if (!(res instanceof GlobalResponse)) {
+  if (!(res instanceof PlatformResponse)) {
     throw new HttpyTypeError(
       'ERR_HTTPY_INVALID_RESPONSE',
       `fetch handler returned ${describe(res)}, not a Response (globalThis.Response)`,
     )
+  }
+  const light = LightResponse.parts(res)
+  if (light !== undefined) {
+    // Never realised: the constructor's arguments are all there is.
+    const headers = new HttpyHeaders(light.headers as HttpyHeadersInit | undefined)
+    if (light.defaultType !== undefined && !headers.has('content-type')) headers.set('content-type', light.defaultType)
+    if (headers.has('content-length')) headers.delete('content-length')
+    return new HttpyResponse(light.body, { status: light.status, headers })
   }
   const status = statusOf(res)
   const state = STATE === undefined ? undefined : ((res as unknown as Record<symbol, unknown>)[STATE] as ResponseState | undefined)

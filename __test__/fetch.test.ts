@@ -8,7 +8,7 @@
 import http from 'node:http'
 import http2 from 'node:http2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { App, Response as HttpyResponse, serve, type FetchInfo, type Server } from '../ts/index.js'
+import { App, Response as HttpyResponse, overrideGlobalResponse, serve, type FetchInfo, type Server } from '../ts/index.js'
 import { rawRequest } from './helpers.js'
 
 /** Whatever the handler saw, for the assertions. */
@@ -111,6 +111,18 @@ async function handler(req: Request, info: FetchInfo): Promise<Response> {
     }
     case '/length':
       return new Response('four', { headers: { 'content-length': '4' } })
+    case '/late-header': {
+      const r = new Response('late')
+      r.headers.set('x-late', '1')
+      return r
+    }
+    case '/read-first': {
+      const r = new Response('abc')
+      const copy = await r.clone().text()
+      return new Response(`${copy}!`, { headers: [['x-pairs', 'yes']] })
+    }
+    case '/platform':
+      return Response.json({ platform: true }, { headers: { 'x-given': 'g' } })
     case '/empty':
       return new Response(null, { status: 204 })
     case '/not-a-response':
@@ -236,6 +248,49 @@ describe('standard Responses', () => {
     const e = await fetch(`${base}/empty`)
     expect(e.status).toBe(204)
     expect(await e.text()).toBe('')
+  })
+})
+
+describe('the lightweight global Response', () => {
+  it('headers set after construction, a response read before it is sent, header pairs', async () => {
+    const late = await fetch(`${base}/late-header`)
+    expect([late.headers.get('x-late'), late.headers.get('content-type'), await late.text()]).toEqual([
+      '1',
+      'text/plain;charset=UTF-8',
+      'late',
+    ])
+    const read = await fetch(`${base}/read-first`)
+    expect([await read.text(), read.headers.get('x-pairs')]).toEqual(['abc!', 'yes'])
+    const j = await fetch(`${base}/platform`)
+    expect([j.headers.get('content-type'), j.headers.get('x-given'), await j.json()]).toEqual([
+      'application/json',
+      'g',
+      { platform: true },
+    ])
+  })
+
+  it('behaves as the standard Response: instanceof, checks, subclasses, body methods', async () => {
+    const light = new Response('x', { status: 201, statusText: 'Made' })
+    expect(light instanceof Response).toBe(true)
+    expect(Object.prototype.toString.call(light)).toBe('[object Response]')
+    expect([light.status, light.ok, light.statusText, light.bodyUsed]).toEqual([201, true, 'Made', false])
+    expect(await light.text()).toBe('x')
+    expect(light.bodyUsed).toBe(true)
+    expect(await fetch(`${base}/string`)).toBeInstanceOf(Response) // a platform response
+    expect(() => new Response('x', { status: 700 })).toThrow(RangeError)
+    expect(() => new Response('x', { status: 204 })).toThrow(TypeError)
+    class Mine extends Response {}
+    const mine = new Mine('m')
+    expect([mine instanceof Mine, mine instanceof Response, light instanceof Mine]).toEqual([true, true, false])
+    expect(await new Response(new Uint8Array([104, 105])).text()).toBe('hi')
+    expect(Response.redirect('http://a.test/', 301).status).toBe(301)
+    overrideGlobalResponse(false)
+    try {
+      expect(Response.name).not.toBe('LightResponse')
+      expect(light instanceof Response).toBe(true)
+    } finally {
+      overrideGlobalResponse(true)
+    }
   })
 })
 

@@ -26,7 +26,7 @@ function start(args: string[]): Promise<string> {
     const timer = setTimeout(() => reject(new Error(`no URL printed; stderr: ${err}`)), 20_000)
     child.stdout?.on('data', (c: Buffer) => {
       out += c.toString()
-      const m = /serving .* on (http\S+)/.exec(out)
+      const m = /listening on (http\S+)/.exec(out)
       if (m) {
         clearTimeout(timer)
         resolve(m[1] as string)

@@ -165,6 +165,6 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const { file, overrides } = parseServeArgs(argv)
   const { fetch, options } = fromModule(await load(file), file)
   const server = await serve({ ...options, ...overrides, fetch })
-  console.log(`httpy: serving ${file} on ${server.url}`)
+  console.log(`httpy: ${file} listening on ${server.url}`)
   return 0
 }

@@ -3,7 +3,8 @@
  * routing with params, middleware (its own and `hono/cors`), cookies
  * (`hono/cookie`), a validated JSON body (`hono/validator`), streaming
  * (`hono/streaming`), form bodies (`parseBody`), 404 and `onError`, with
- * `fetch`, `node:http` and `node:http2` as clients.
+ * `fetch`, `node:http`, `node:http2` and an HTTP/3 client (aioquic) as
+ * clients.
  */
 import http from 'node:http'
 import http2 from 'node:http2'
@@ -14,6 +15,7 @@ import { stream } from 'hono/streaming'
 import { validator } from 'hono/validator'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { serve, type FetchInfo, type Server } from '../ts/index.js'
+import { h3, haveAioquic, type H3Response } from './h3client.js'
 
 function makeApp(): Hono<{ Bindings: FetchInfo }> {
   const app = new Hono<{ Bindings: FetchInfo }>()
@@ -162,6 +164,21 @@ describe('Hono on HTTPy', () => {
       ])
     } finally {
       client.close()
+    }
+  })
+
+  it.skipIf(!haveAioquic)('the same app over HTTP/3 (skipped only without python3 aioquic)', async () => {
+    const s = await serve({ fetch: makeApp().fetch, host: '127.0.0.1', port: 0, tls: 'self-signed', http3Port: 0 })
+    try {
+      const port = s.http3Port as number
+      const r = await h3(port, [{ path: '/users/3?q=h3' }, { method: 'POST', path: '/api/items', headers: { 'content-type': 'application/json' }, body_size: 0 }, { path: '/nope' }])
+      const [user, bad, missing] = r.responses as [H3Response, H3Response, H3Response]
+      expect([user.status, JSON.parse(user.body)]).toEqual([200, { id: '3', q: 'h3' }])
+      expect(user.headers['x-powered-by']).toBe('hono-on-httpy')
+      expect(bad.status).toBe(500) // an empty body is not JSON: Hono's validator throws, onError answers
+      expect(missing.status).toBe(404)
+    } finally {
+      await s.close()
     }
   })
 })

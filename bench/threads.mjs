@@ -7,7 +7,7 @@
 //
 //   node bench/threads.mjs                      # JS handlers, /plaintext, 5 s
 //   node bench/threads.mjs --native --route /users/42 --seconds 8 --conns 64
-//   FETCH_APP=hono node bench/threads.mjs --server peer-fetch.mjs   # any file of bench/servers
+//   node bench/threads.mjs --server peer-hono.mjs   # any file of bench/servers
 //
 // Needs the built package (`npm run build`; a release build for numbers)
 // and wrk. Prints one row per busy thread (µs of CPU per request, user and
@@ -93,7 +93,7 @@ const n = wrk(seconds)
 const after = threads(server.pid)
 stop()
 
-console.log(`# ${serverFile}${process.env.FETCH_APP ? ` (FETCH_APP=${process.env.FETCH_APP})` : ''} ${route}: ${n} requests in ${seconds} s (${Math.round(n / seconds)} req/s), wrk -t1 -c${conns}`)
+console.log(`# ${serverFile} ${route}: ${n} requests in ${seconds} s (${Math.round(n / seconds)} req/s), wrk -t1 -c${conns}`)
 console.log('thread            user_us  sys_us  total_us  sleeps/req   (CPU per request; sleeps = voluntary context switches)')
 let user = 0
 let sys = 0

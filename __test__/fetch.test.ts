@@ -22,6 +22,8 @@ interface Seen {
 }
 
 const errors: unknown[] = []
+/** Chunks pulled from the endless stream, and whether it was cancelled. */
+const endless = { pulled: 0, cancelled: false }
 let server: Server
 let base: string
 
@@ -95,6 +97,25 @@ async function handler(req: Request, info: FetchInfo): Promise<Response> {
           },
         }),
         { headers: { 'content-type': 'text/plain' } },
+      )
+    }
+    case '/endless': {
+      endless.pulled = 0
+      endless.cancelled = false
+      const chunk = new Uint8Array(64 * 1024)
+      return new Response(
+        new ReadableStream<Uint8Array>(
+          {
+            pull(c) {
+              endless.pulled++
+              c.enqueue(chunk)
+            },
+            cancel() {
+              endless.cancelled = true
+            },
+          },
+          { highWaterMark: 0 },
+        ),
       )
     }
     case '/big':
@@ -226,6 +247,23 @@ describe('standard Responses', () => {
     })
     expect(res.headers['transfer-encoding']).toBe('chunked')
     expect(res.body).toBe('chunk0;chunk1;chunk2;chunk3;chunk4;')
+  })
+
+  it('a ReadableStream is pulled only as fast as the client reads, and cancelled when it leaves', async () => {
+    const req = http.get(`${base}/endless`)
+    const res = await new Promise<http.IncomingMessage>((resolve) => req.on('response', resolve))
+    res.pause() // a client that stops reading
+    await new Promise((r) => setTimeout(r, 600))
+    const stalled = endless.pulled
+    await new Promise((r) => setTimeout(r, 400))
+    // Socket buffers and the core's small per-stream buffer fill, then pulling stops.
+    expect(endless.pulled).toBe(stalled)
+    expect(stalled * 64 * 1024).toBeLessThan(32 * 1024 * 1024)
+    req.destroy()
+    const until = Date.now() + 5000
+    while (!endless.cancelled && Date.now() < until) await new Promise((r) => setTimeout(r, 20))
+    expect(endless.cancelled).toBe(true)
+    expect((await fetch(`${base}/string`)).status).toBe(201)
   })
 
   it('a large string body and Response.json with a status', async () => {

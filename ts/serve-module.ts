@@ -5,6 +5,7 @@
  * (`port`, `hostname`/`host`, any `run()` option) and from the command line
  * (which wins). TypeScript modules load through `tsx` when it is installed.
  */
+import cluster from 'node:cluster'
 import { extname, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { HttpyTypeError } from './errors.js'
@@ -165,6 +166,7 @@ export async function serveCommand(argv: string[]): Promise<number> {
   const { file, overrides } = parseServeArgs(argv)
   const { fetch, options } = fromModule(await load(file), file)
   const server = await serve({ ...options, ...overrides, fetch })
-  console.log(`httpy: ${file} listening on ${server.url}`)
+  // With workers, the primary speaks for them.
+  if (!cluster.isWorker) console.log(`httpy: ${file} listening on ${server.url}`)
   return 0
 }

@@ -44,11 +44,6 @@ export class WebRequest {
     this.#fallback = fallback
   }
 
-  /** HTTPy's request behind this one. */
-  static httpyRequest(r: WebRequest): HttpyRequest {
-    return r.#req
-  }
-
   /** The platform `Request`, created on first need. */
   static real(r: WebRequest): Request {
     return r.#realRequest()

@@ -52,6 +52,12 @@ describe('httpy serve', () => {
     expect(await (await fetch(`${url}/hello/ts`)).text()).toBe('hello ts')
   })
 
+  it('serves with worker processes', async () => {
+    const url = await start([join(FIXTURES, 'module.mjs'), '--workers', '2'])
+    const answers = await Promise.all([1, 2, 3, 4].map(async (i) => (await fetch(`${url}/w${i}`)).json()))
+    expect(answers).toEqual([1, 2, 3, 4].map((i) => ({ path: `/w${i}`, client: '127.0.0.1' })))
+  })
+
   it('names what is missing', () => {
     expect(() => fromModule({ default: { port: 1 } }, 'x.mjs')).toThrow(/x\.mjs exports no fetch handler/)
     expect(() => parseServeArgs([])).toThrow(/missing <module>/)

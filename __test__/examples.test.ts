@@ -517,6 +517,20 @@ describe('examples', () => {
     },
   )
 
+  example('hono.ts', 'serves the Hono app unchanged', async () => {
+    const { url } = await start('hono.ts')
+    expect(await (await fetch(`${url}/`)).text()).toBe('Hello from Hono on HTTPy')
+    expect(await (await fetch(`${url}/users/7`)).json()).toEqual({ id: '7', client: '127.0.0.1' })
+  })
+
+  example('fetch-module.ts', 'httpy serve runs the export default { fetch } module', async () => {
+    const file = join(root, 'examples', 'fetch-module.ts')
+    const { url } = await start('fetch-module.ts', {}, [tsx, join(root, 'ts', 'cli.ts'), 'serve', file])
+    expect(await (await fetch(`${url}/x`)).text()).toBe('Hello from /x')
+    const r = await fetch(`${url}/double`, { method: 'POST', body: JSON.stringify({ n: 21 }) })
+    expect(await r.json()).toEqual({ result: 42 })
+  })
+
   it('covers every example file', () => {
     const files = readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.ts'))
     expect(files.filter((f) => !tested.has(f))).toEqual([])

@@ -1,5 +1,7 @@
 # HTTPy for the peers kit's run.sh (/plaintext, /json, /users/42 with wrk,
-# /plaintext with h2load h2c): bench/servers/peer.mjs on port 38010.
+# /plaintext with h2load h2c): bench/servers/peer.mjs on port 38010, the
+# route cache (peer-native.mjs, 38011), a fetch handler (peer-fetch.mjs,
+# 38012) and the kit's Hono app on serve({ fetch }) (peer-hono.mjs, 38013).
 # Pass this file as it is (after `npm run build`), or use bench/peers.sh:
 #
 #   PEERS_EXTRA="$PWD/bench/peers-extra.sh" bash ../shared/peers/run.sh
@@ -9,3 +11,5 @@
 . "$(dirname "${BASH_SOURCE[0]}")/peers-lib.sh"
 httpy_peer httpy 38010 wrk,h2 peer.mjs
 httpy_peer httpy-native 38011 wrk,h2 peer-native.mjs
+httpy_peer httpy-fetch 38012 wrk,h2 peer-fetch.mjs
+httpy_peer httpy-hono 38013 wrk,h2 peer-hono.mjs

@@ -7,6 +7,7 @@
 //
 //   node bench/threads.mjs                      # JS handlers, /plaintext, 5 s
 //   node bench/threads.mjs --native --route /users/42 --seconds 8 --conns 64
+//   node bench/threads.mjs --server peer-hono.mjs   # any file of bench/servers
 //
 // Needs the built package (`npm run build`; a release build for numbers)
 // and wrk. Prints one row per busy thread (µs of CPU per request, user and
@@ -24,10 +25,11 @@ const opt = (name, dflt) => {
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : dflt
 }
 if (flag('--help') || flag('-h')) {
-  console.log('usage: node bench/threads.mjs [--native] [--route /plaintext] [--seconds 5] [--conns 64] [--port 38020]')
+  console.log('usage: node bench/threads.mjs [--native | --server FILE] [--route /plaintext] [--seconds 5] [--conns 64] [--port 38020]')
   process.exit(0)
 }
 const native = flag('--native')
+const serverFile = opt('--server', native ? 'peer-native.mjs' : 'peer.mjs')
 const route = opt('--route', '/plaintext')
 const seconds = Number(opt('--seconds', '5'))
 const conns = Number(opt('--conns', '64'))
@@ -69,7 +71,7 @@ function wrk(secs) {
   return Number(m[1])
 }
 
-const server = spawn(process.execPath, [join(HERE, 'servers', native ? 'peer-native.mjs' : 'peer.mjs')], {
+const server = spawn(process.execPath, [join(HERE, 'servers', serverFile)], {
   env: { ...process.env, PORT: String(port) },
   stdio: ['ignore', 'pipe', 'inherit'],
 })
@@ -91,7 +93,7 @@ const n = wrk(seconds)
 const after = threads(server.pid)
 stop()
 
-console.log(`# ${native ? 'native route cache' : 'JS handlers'} ${route}: ${n} requests in ${seconds} s (${Math.round(n / seconds)} req/s), wrk -t1 -c${conns}`)
+console.log(`# ${serverFile} ${route}: ${n} requests in ${seconds} s (${Math.round(n / seconds)} req/s), wrk -t1 -c${conns}`)
 console.log('thread            user_us  sys_us  total_us  sleeps/req   (CPU per request; sleeps = voluntary context switches)')
 let user = 0
 let sys = 0

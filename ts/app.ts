@@ -8,6 +8,7 @@ import { serve, refuseWorkersInListen, type Supervisor } from './cluster.js'
 import { statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { HttpyTypeError, fromNative } from './errors.js'
+import { fromFetch, type FetchHandler } from './fetch.js'
 import { native, type NativeStatic } from './native.js'
 import { resolveOptions, type ResolvedOptions, type ServerOptions } from './options.js'
 import { acceptsPolicy } from './accepts.js'
@@ -91,6 +92,9 @@ function acceptUpgrade(): Response {
   res.status = 101
   return res
 }
+
+/** The methods a mounted fetch handler (`app.fetch(path, handler)`) answers. */
+const FETCH_METHODS: readonly string[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']
 
 const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
@@ -296,6 +300,40 @@ export class App {
     return this.#add('GET', `${prefix}/{path:path}`, unreachable, undefined, spec)
   }
 
+  /**
+   * Serves a WHATWG fetch-style handler, `(request, info) => Response`
+   * (Hono's `app.fetch`, itty-router, a Bun/Deno/Workers module's
+   * `fetch`). With a path, it answers that route for the usual methods
+   * (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS); without one it answers
+   * every request no route matched (any method), in place of 404/405. The
+   * catch-all must be set before `listen()`. Middleware wraps it as it
+   * wraps any route.
+   *
+   * ```ts
+   * app.get('/health', () => Response.text('ok'))
+   * app.fetch(hono.fetch)                          // everything else
+   * app.fetch('/legacy/{rest:path}', legacy.fetch) // one mount
+   * ```
+   */
+  fetch(handler: FetchHandler): this
+  fetch(path: string, handler: FetchHandler): this
+  fetch(pathOrHandler: string | FetchHandler, maybeHandler?: FetchHandler): this {
+    const path = typeof pathOrHandler === 'string' ? pathOrHandler : undefined
+    const handler = path === undefined ? pathOrHandler : maybeHandler
+    if (typeof handler !== 'function') {
+      throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', `fetch handler${path === undefined ? '' : ` for ${path}`} must be a function`)
+    }
+    const adapted = fromFetch(handler as FetchHandler, () => this.#server)
+    if (path !== undefined) return this.route(FETCH_METHODS, path, adapted)
+    if (this.#server && !this.#server.isClosed) {
+      throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', 'the catch-all fetch handler must be set before listen()')
+    }
+    if (this.table.fallback) throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', 'a catch-all fetch handler is already set')
+    this.table.fallback = adapted
+    this.#changed(true)
+    return this
+  }
+
   /** Adds a middleware; middleware runs in registration order around every request, 404s included. */
   use(mw: Middleware): this {
     if (typeof mw !== 'function') throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'middleware must be a function')
@@ -378,7 +416,7 @@ export class App {
   }
 
   #resolve(options: ServerOptions | undefined): ResolvedOptions {
-    return resolveOptions(options, this.table.middleware.length > 0)
+    return resolveOptions(options, this.table.middleware.length > 0 || this.table.fallback !== undefined)
   }
 
   #start(resolved: ResolvedOptions): Server {

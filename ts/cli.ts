@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url'
 import { benchmarkRoute, BenchmarkError, type BenchmarkOptions, type BenchmarkResults } from './benchmark.js'
 
 const USAGE = `Usage: httpy bench <url> [options]
+       httpy serve <module> [options]   (httpy serve --help)
 
   -n, --requests N        measured requests (default 1000)
   -d, --duration SECONDS  measure for a time instead of a count
@@ -224,11 +225,30 @@ async function bench(argv: string[]): Promise<number> {
   return 0
 }
 
+async function serveModule(argv: string[]): Promise<number> {
+  // Loaded on use: `bench` needs none of the server.
+  const { serveCommand, ServeUsageError, SERVE_USAGE } = await import('./serve-module.js')
+  if (argv[0] === '-h' || argv[0] === '--help') {
+    console.log(SERVE_USAGE)
+    return 0
+  }
+  try {
+    return await serveCommand(argv)
+  } catch (e) {
+    if (e instanceof ServeUsageError) {
+      console.error(`httpy serve: ${e.message}\n\n${SERVE_USAGE}`)
+      return 2
+    }
+    throw e
+  }
+}
+
 /** Runs the CLI with `argv` (without node and script) and returns the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv
   try {
     if (cmd === 'bench') return await bench(rest)
+    if (cmd === 'serve') return await serveModule(rest)
     if (cmd === undefined || cmd === '-h' || cmd === '--help' || cmd === 'help') {
       console.log(USAGE)
       return cmd === undefined ? 2 : 0

@@ -115,6 +115,8 @@ export class RouteTable {
   errorHandler: ErrorHandler | undefined
   /** Set by the running server: an error's response (via `errorHandler`), logged or reported as it sees fit. */
   fail: Fail = (err) => defaultErrorResponse(err, false)
+  /** What answers requests no route matched, instead of 404/405 (`App.fetch`). */
+  fallback: Handler | undefined
 
   /** Parameter names of route `route` (none for a miss or an id JS did not assign). */
   readonly paramNamesOf = (route: number): readonly string[] =>
@@ -156,7 +158,7 @@ export class RouteTable {
       if (r.accepts) inner = guardAccepts(inner, r.accepts)
       r.composed = wrap(inner)
     }
-    this.missHandler = wrap(notFound)
+    this.missHandler = wrap(this.fallback ?? notFound)
   }
 
   /** The table as the core takes it. */

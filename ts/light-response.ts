@@ -1,0 +1,159 @@
+/**
+ * A lightweight standard `Response`. Creating the platform's `Response`
+ * costs several microseconds (Web IDL conversions, a header list, a body
+ * record); most handlers create one per request and the server only needs
+ * its status, headers and a string or bytes body. `LightResponse` keeps the
+ * constructor's arguments and creates the platform's `Response` only when
+ * something beyond those is touched (`body`, `clone()`, `text()`, …).
+ *
+ * Frameworks call the global `Response`, so the fast path needs the global
+ * replaced: `overrideGlobalResponse()` does it (the fetch handlers of
+ * `serve()` and `app.fetch()` turn it on unless it was turned off first).
+ * `instanceof Response` stays true for light and platform responses alike,
+ * and every property and method behaves as the platform's.
+ */
+import { delegateRest } from './delegate.js'
+
+const PlatformResponse: typeof Response = globalThis.Response
+const PlatformHeaders: typeof Headers = globalThis.Headers
+
+/** Statuses whose responses have no body (a body with them is an error, as standard). */
+const NULL_BODY = new Set([101, 103, 204, 205, 304])
+
+/** What the server reads from a light response that was never realised. */
+export interface LightParts {
+  status: number
+  /** Headers as given to the constructor (or the `Headers` they became). */
+  headers: HeadersInit | undefined
+  body: string | Uint8Array | null
+  /** The content type the platform would add: for a string body without one. */
+  defaultType: string | undefined
+}
+
+const TEXT = 'text/plain;charset=UTF-8'
+/** Shared, never mutated: a response's own `Headers` is made from it on first access. */
+const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'content-type': 'application/json' })
+
+function isSimpleBody(body: unknown): body is string | Uint8Array | ArrayBuffer | null | undefined {
+  return body === null || body === undefined || typeof body === 'string' || body instanceof Uint8Array || body instanceof ArrayBuffer
+}
+
+export class LightResponse {
+  #body: string | Uint8Array | null = null
+  #init: ResponseInit | undefined
+  #headers: Headers | undefined
+  #real: Response | undefined
+
+  constructor(body?: BodyInit | null, init?: ResponseInit) {
+    const status = init?.status
+    const plain =
+      isSimpleBody(body) &&
+      (init === undefined ||
+        (typeof init === 'object' &&
+          !(init instanceof PlatformResponse) &&
+          (status === undefined || (Number.isInteger(status) && status >= 200 && status <= 599 && !(body != null && NULL_BODY.has(status))))))
+    if (!plain) {
+      // Anything else is built (and checked) by the platform at once.
+      this.#real = new PlatformResponse(body, init)
+      return
+    }
+    this.#init = init
+    const b = body as string | Uint8Array | ArrayBuffer | null | undefined
+    if (b instanceof ArrayBuffer) this.#body = new Uint8Array(b.slice(0))
+    else if (b instanceof Uint8Array) this.#body = new Uint8Array(b) // a copy, as the platform's
+    else this.#body = b ?? null
+  }
+
+  /** The platform response behind `r`, created on first need. */
+  static real(r: LightResponse): Response {
+    if (r.#real) return r.#real
+    const init = r.#headers ? { ...r.#init, headers: r.#headers } : r.#init
+    r.#real = new PlatformResponse(r.#body as BodyInit | null, init)
+    r.#headers = undefined
+    return r.#real
+  }
+
+  /** Status, headers and body of a response never realised; `undefined` once it was. */
+  static parts(r: object): LightParts | undefined {
+    if (!(#real in r) || r.#real) return undefined
+    const body = r.#body
+    return {
+      status: r.#init?.status ?? 200,
+      headers: r.#headers ?? r.#init?.headers,
+      body,
+      defaultType: typeof body === 'string' ? TEXT : undefined,
+    }
+  }
+
+  get status(): number {
+    return this.#real ? this.#real.status : (this.#init?.status ?? 200)
+  }
+
+  get ok(): boolean {
+    const s = this.status
+    return s >= 200 && s <= 299
+  }
+
+  get statusText(): string {
+    return this.#real ? this.#real.statusText : (this.#init?.statusText ?? '')
+  }
+
+  get headers(): Headers {
+    if (this.#real) return this.#real.headers
+    if (this.#headers) return this.#headers
+    const h = new PlatformHeaders(this.#init?.headers)
+    if (typeof this.#body === 'string' && !h.has('content-type')) h.set('content-type', TEXT)
+    return (this.#headers = h)
+  }
+
+  get [Symbol.toStringTag](): string {
+    return 'Response'
+  }
+
+  /** `Response.json(data, init)` without the platform's response. */
+  static json(data: unknown, init?: ResponseInit): Response {
+    const body = JSON.stringify(data)
+    if (body === undefined) throw new TypeError('Response.json: the value is not JSON-serialisable')
+    let headers: HeadersInit = JSON_HEADERS
+    if (init?.headers !== undefined) {
+      const h = new PlatformHeaders(init.headers)
+      if (!h.has('content-type')) h.set('content-type', 'application/json')
+      headers = h
+    }
+    return new LightResponse(body, { ...init, headers }) as unknown as Response
+  }
+
+  static [Symbol.hasInstance](v: unknown): boolean {
+    // `instanceof Response` (the replaced global) holds for platform responses too.
+    if (this === LightResponse) return v instanceof PlatformResponse
+    return Function.prototype[Symbol.hasInstance].call(this, v)
+  }
+}
+
+// Everything else is answered by the platform's response.
+delegateRest(LightResponse, PlatformResponse, (r) => LightResponse.real(r))
+// Static methods not defined here (`redirect`, `error`) are the platform's.
+Object.setPrototypeOf(LightResponse, PlatformResponse)
+
+let choice: boolean | undefined
+
+/**
+ * Replaces `globalThis.Response` with the lightweight one (`true`) or puts
+ * the platform's back (`false`). The fetch handlers of `serve()` and
+ * `app.fetch()` turn it on when nothing chose before them.
+ */
+export function overrideGlobalResponse(on: boolean): void {
+  choice = on
+  const want = on ? (LightResponse as unknown as typeof Response) : PlatformResponse
+  if (globalThis.Response !== want) {
+    Object.defineProperty(globalThis, 'Response', { value: want, writable: true, configurable: true, enumerable: false })
+  }
+}
+
+/** Turns the override on unless a choice was made already. */
+export function defaultToLightResponse(): void {
+  if (choice === undefined) overrideGlobalResponse(true)
+}
+
+/** The platform's own `Response`, whatever the global is now. */
+export { PlatformResponse }

@@ -1,0 +1,152 @@
+/**
+ * A standard (WHATWG) `Request` over HTTPy's own request, built lazily.
+ *
+ * `method`, `url` and `headers` are answered from the native record
+ * without creating the platform's `Request`; `text()`, `json()` and
+ * `arrayBuffer()` read the body HTTPy already holds. Anything else
+ * (`body` as a stream, `formData()`, `clone()`, `cache`, …) creates the
+ * real `Request` once, from those same values, and is answered by it from
+ * then on. The object's prototype chain includes `Request.prototype`, so
+ * `request instanceof Request` holds.
+ */
+import { delegateRest } from './delegate.js'
+import type { Request as HttpyRequest } from './request.js'
+
+const GlobalRequest = globalThis.Request
+const GlobalHeaders = globalThis.Headers
+
+/** Characters allowed in a `Host` value used to build the request URL. */
+const HOST = /^[A-Za-z0-9\-._~%!$&'()*+,;=:[\]]+$/
+
+/** Methods whose requests carry no body in a standard `Request`. */
+function bodyless(method: string): boolean {
+  return method === 'GET' || method === 'HEAD'
+}
+
+/**
+ * Where a request's URL comes from when the request has no usable `Host`
+ * (an HTTP/1.0 client, a malformed value): the listening address.
+ */
+export type FallbackAuthority = () => string
+
+/** The lazy request. Built by `fetch.ts` per request; its type to users is `globalThis.Request`. */
+export class WebRequest {
+  readonly #req: HttpyRequest
+  readonly #fallback: FallbackAuthority
+  #url: string | undefined
+  #headers: Headers | undefined
+  #controller: AbortController | undefined
+  #real: Request | undefined
+  #used = false
+
+  constructor(req: HttpyRequest, fallback: FallbackAuthority) {
+    this.#req = req
+    this.#fallback = fallback
+  }
+
+  /** The platform `Request`, created on first need. */
+  static real(r: WebRequest): Request {
+    return r.#realRequest()
+  }
+
+  #realRequest(): Request {
+    if (this.#real) return this.#real
+    const method = this.#req.method
+    const init: RequestInit & { duplex?: 'half' } = {
+      method,
+      headers: this.headers,
+      signal: this.signal,
+    }
+    if (!bodyless(method)) {
+      const body = this.#req.body
+      if (this.#used) {
+        // The body was read through the fast path: the real request's is
+        // consumed too, so `bodyUsed` and a second read behave as standard.
+        init.body = new ReadableStream({ start: (c) => c.close() })
+        init.duplex = 'half'
+      } else if (body.byteLength > 0) {
+        init.body = body as unknown as BodyInit
+      }
+    }
+    const real = new GlobalRequest(this.url, init)
+    if (this.#used && !real.bodyUsed && real.body) void real.body.getReader().read().catch(() => {})
+    this.#real = real
+    return real
+  }
+
+  get method(): string {
+    return this.#req.method
+  }
+
+  /** Absolute URL: scheme (proxy-aware with `trustProxy`), `Host` (or the listening address), path and query. */
+  get url(): string {
+    if (this.#url !== undefined) return this.#url
+    const req = this.#req
+    const host = req.host
+    const authority = host !== null && host.length > 0 && HOST.test(host) ? host : this.#fallback()
+    return (this.#url = `${req.scheme}://${authority}${req.url}`)
+  }
+
+  get headers(): Headers {
+    if (this.#real) return this.#real.headers
+    if (this.#headers) return this.#headers
+    const h = new GlobalHeaders()
+    for (const [name, value] of this.#req.headers) h.append(name, value)
+    return (this.#headers = h)
+  }
+
+  /**
+   * Never aborted by a client leaving before the response: the core does
+   * not report that for whole requests (see docs/fetch.md). A streamed
+   * response stops when the client goes away.
+   */
+  get signal(): AbortSignal {
+    if (this.#real) return this.#real.signal
+    return (this.#controller ??= new AbortController()).signal
+  }
+
+  get bodyUsed(): boolean {
+    return this.#real ? this.#real.bodyUsed : this.#used
+  }
+
+  #take(): Buffer | null {
+    if (this.#used) throw new TypeError('Body is unusable: Body has already been read')
+    this.#used = true
+    return bodyless(this.#req.method) ? null : this.#req.body
+  }
+
+  /** Reads the body HTTPy holds, once, as the standard body methods do. */
+  #read<T>(convert: (body: Buffer | null) => T): Promise<T> {
+    try {
+      return Promise.resolve(convert(this.#take()))
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
+  text(): Promise<string> {
+    if (this.#real) return this.#real.text()
+    return this.#read((b) => (b === null ? '' : b.toString('utf8')))
+  }
+
+  json(): Promise<unknown> {
+    if (this.#real) return this.#real.json()
+    return this.#read((b) => JSON.parse(b === null ? '' : b.toString('utf8')) as unknown)
+  }
+
+  arrayBuffer(): Promise<ArrayBuffer> {
+    if (this.#real) return this.#real.arrayBuffer()
+    return this.#read((b) => {
+      const out = new ArrayBuffer(b === null ? 0 : b.byteLength)
+      if (b !== null) new Uint8Array(out).set(b)
+      return out
+    })
+  }
+
+  get [Symbol.toStringTag](): string {
+    return 'Request'
+  }
+}
+
+// Everything else is answered by the platform's request.
+delegateRest(WebRequest, GlobalRequest, (r) => WebRequest.real(r))

@@ -1,0 +1,123 @@
+/**
+ * A standard (WHATWG) `Response` turned into HTTPy's own, for the server's
+ * usual paths: a body the platform holds as a string or bytes goes through
+ * the batched whole-body path without being read through a stream; a
+ * `ReadableStream` body is streamed with backpressure; any other body
+ * (a `Blob`, `FormData`, a used-then-rebuilt stream) is read whole first.
+ */
+import { HttpyTypeError } from './errors.js'
+import { Headers as HttpyHeaders, type HeadersInit as HttpyHeadersInit } from './headers.js'
+import { LightResponse, PlatformResponse } from './light-response.js'
+import { Response as HttpyResponse } from './response.js'
+
+/** The shape of the platform's internal body record that this module reads. */
+interface BodyState {
+  stream?: ReadableStream<Uint8Array> | null
+  source?: unknown
+}
+interface ResponseState {
+  body?: BodyState | null
+}
+
+/**
+ * The key under which Node's `Response` keeps its state. Reading the body's
+ * source from it avoids creating and draining a stream for the common
+ * `new Response('text')` / `Response.json(…)`. When a Node version stores
+ * it differently, the key is not found and every body takes the general
+ * path below (correct, only slower).
+ */
+const STATE: symbol | undefined = (() => {
+  try {
+    const probe = new PlatformResponse('x')
+    for (const k of Object.getOwnPropertySymbols(probe)) {
+      const v = (probe as unknown as Record<symbol, unknown>)[k] as ResponseState | undefined
+      if (String(k) === 'Symbol(state)' && v && typeof v === 'object' && v.body && v.body.source === 'x') return k
+    }
+  } catch {
+    // fall through: no fast path
+  }
+  return undefined
+})()
+
+function statusOf(res: Response): number {
+  const status = res.status
+  if (status < 200 || status > 999) {
+    throw new HttpyTypeError(
+      'ERR_HTTPY_INVALID_RESPONSE',
+      res.type === 'error'
+        ? 'fetch handler returned Response.error(), which has no status to send'
+        : `fetch handler returned a Response with status ${status}`,
+    )
+  }
+  return status
+}
+
+function headersOf(res: Response, wholeBody: boolean): HttpyHeaders {
+  const out = new HttpyHeaders()
+  // Iteration yields each Set-Cookie on its own and the others joined.
+  for (const [name, value] of res.headers) {
+    // The core frames whole bodies itself.
+    if (wholeBody && name === 'content-length') continue
+    out.append(name, value)
+  }
+  return out
+}
+
+function known(source: unknown): source is string | Uint8Array {
+  return typeof source === 'string' || source instanceof Uint8Array
+}
+
+/** `res` as HTTPy's Response; a promise only when the body has to be read first. */
+export function toHttpyResponse(res: unknown): HttpyResponse | Promise<HttpyResponse> {
+  if (!(res instanceof PlatformResponse)) {
+    throw new HttpyTypeError(
+      'ERR_HTTPY_INVALID_RESPONSE',
+      `fetch handler returned ${describe(res)}, not a Response (globalThis.Response)`,
+    )
+  }
+  const light = LightResponse.parts(res)
+  if (light !== undefined) {
+    // Never realised: the constructor's arguments are all there is.
+    const headers = new HttpyHeaders(light.headers as HttpyHeadersInit | undefined)
+    if (light.defaultType !== undefined && !headers.has('content-type')) headers.set('content-type', light.defaultType)
+    if (headers.has('content-length')) headers.delete('content-length')
+    return new HttpyResponse(light.body, { status: light.status, headers })
+  }
+  const status = statusOf(res)
+  const state = STATE === undefined ? undefined : ((res as unknown as Record<symbol, unknown>)[STATE] as ResponseState | undefined)
+  const body = state?.body
+  if (state !== undefined && (body === null || body === undefined)) {
+    return new HttpyResponse(null, { status, headers: headersOf(res, true) })
+  }
+  if (res.bodyUsed) {
+    throw new HttpyTypeError('ERR_HTTPY_INVALID_RESPONSE', 'fetch handler returned a Response whose body was already read')
+  }
+  if (body && known(body.source) && (body.stream === undefined || body.stream === null || !body.stream.locked)) {
+    return new HttpyResponse(body.source, { status, headers: headersOf(res, true) })
+  }
+  if (body && body.source === null) {
+    // Made from a ReadableStream: stream it out.
+    return new HttpyResponse(res.body as unknown as AsyncIterable<Uint8Array>, { status, headers: headersOf(res, false) })
+  }
+  if (state === undefined && res.body === null) {
+    return new HttpyResponse(null, { status, headers: headersOf(res, true) })
+  }
+  if (state === undefined) {
+    // Without the platform's state nothing tells a stream from a string:
+    // stream everything (the chunks come as they were given).
+    return new HttpyResponse(res.body as unknown as AsyncIterable<Uint8Array>, { status, headers: headersOf(res, false) })
+  }
+  // Blob, FormData, URLSearchParams and the like: read whole.
+  const headers = headersOf(res, true)
+  return res.arrayBuffer().then((ab) => new HttpyResponse(Buffer.from(ab), { status, headers }))
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null'
+  if (v === undefined) return 'undefined'
+  if (typeof v === 'object') {
+    const name = (v as { constructor?: { name?: unknown } }).constructor?.name
+    return typeof name === 'string' && name.length > 0 ? `an object (${name})` : 'an object'
+  }
+  return `a ${typeof v}`
+}

@@ -1,8 +1,10 @@
 /**
  * `npm run bench:micro`: tinybench micro-benchmarks of the TypeScript hot
- * path, each step a request pays on the JS side: decoding the request
- * record, building the response, the middleware chain, and the two N-API
- * crossings (JS -> Rust no-op call, Rust thread -> JS wake-up).
+ * path, each step a JS-handled request pays on the JS side: decoding the
+ * request record, the handler call, building the Response and its header
+ * block, writing the reply into the outgoing batch buffer (what the
+ * server's private `#queue` does), and the N-API crossings (a JS -> Rust
+ * no-op call, a Rust thread -> JS wake-up).
  *
  *   npm run bench:micro
  *   npm run bench:micro -- --time 2000   # ms per task
@@ -10,6 +12,7 @@
 import { Bench } from 'tinybench'
 import { App } from '../ts/app.js'
 import { native } from '../ts/native.js'
+import { REPLY_HEADERS, REPLY_HEADER_LENGTH, REPLY_ID, REPLY_STATUS } from '../ts/record.js'
 import { Request } from '../ts/request.js'
 import { Response } from '../ts/response.js'
 
@@ -17,61 +20,44 @@ const timeArg = process.argv.indexOf('--time')
 const time = timeArg > 0 ? Number(process.argv[timeArg + 1]) : 500
 
 /**
- * One request record in the layout of `crates/core/src/record.rs`, as the
- * core would hand it over for `GET /users/42?x=1` with a few headers.
+ * A real record: the core parses known requests from a socket and encodes
+ * them (`recordFixture`, the encoder `drainInto` uses). The first one is
+ * `POST /users/42/café?x=1&y=%20z` with 4 headers and a 5-byte body, on a
+ * route with two parameters.
  */
-function record(): Buffer {
-  const parts: Buffer[] = []
-  const u8 = (v: number) => parts.push(Buffer.from([v]))
-  const u16 = (v: number) => {
-    const b = Buffer.alloc(2)
-    b.writeUInt16LE(v)
-    parts.push(b)
-  }
-  const u32 = (v: number) => {
-    const b = Buffer.alloc(4)
-    b.writeUInt32LE(v)
-    parts.push(b)
-  }
-  const s16 = (s: string) => {
-    u16(Buffer.byteLength(s))
-    parts.push(Buffer.from(s))
-  }
-  const s32 = (s: string) => {
-    u32(Buffer.byteLength(s))
-    parts.push(Buffer.from(s))
-  }
-  const headers: Array<[string, string]> = [
-    ['host', '127.0.0.1:8080'],
-    ['user-agent', 'bench/1.0'],
-    ['accept', '*/*'],
-  ]
-  u32(0) // length, patched below
-  u32(7) // id
-  u32(0) // route
-  u8(1) // HTTP/1.1
-  u8(0) // flags
-  u16(1) // params
-  u16(headers.length)
-  s16('GET')
-  s32('/users/42')
-  s32('x=1')
-  s16('127.0.0.1')
-  u16(50000)
-  s32('42')
-  for (const [n, v] of headers) {
-    s16(n)
-    s32(v)
-  }
-  u32(0) // body length
-  u8(0) // inline
-  const buf = Buffer.concat(parts)
-  buf.writeUInt32LE(buf.length, 0)
-  return buf
+const { parts } = native.recordFixture()
+const rec = parts[0] as Buffer
+const names = (): readonly string[] => ['id', 'name']
+
+/** The reply batch layout (`ReplyBatch` in the core), written as the server's `#queue` writes it. */
+const out = Buffer.allocUnsafeSlow(64 * 1024)
+let outLen = 0
+function putU32(b: Buffer, at: number, v: number): void {
+  b[at] = v
+  b[at + 1] = v >>> 8
+  b[at + 2] = v >>> 16
+  b[at + 3] = v >>> 24
+}
+function queueReply(id: number, status: number, headers: string, body: string): void {
+  const need = REPLY_HEADERS + 4 + headers.length * 3 + body.length * 3
+  if (outLen + need > out.length) outLen = 0
+  let at = outLen
+  putU32(out, at + REPLY_ID, id)
+  out[at + REPLY_STATUS] = status
+  out[at + REPLY_STATUS + 1] = status >>> 8
+  const hlen = headers.length === 0 ? 0 : out.write(headers, at + REPLY_HEADERS)
+  putU32(out, at + REPLY_HEADER_LENGTH, hlen)
+  at += REPLY_HEADERS + hlen
+  const blen = body.length === 0 ? 0 : out.write(body, at + 4)
+  putU32(out, at, blen)
+  outLen = at + 4 + blen
 }
 
-const rec = record()
-const names = () => ['id'] as const
+const HELLO = 'Hello, World!'
+const plaintext = (_req: Request): Response => new Response(HELLO, { headers: { 'content-type': 'text/plain' } })
+const plainReq = new Request(rec, 0, parts, names)
+const plainRes = plaintext(plainReq)
+const plainWire = plainRes.headers.toWire()
 
 const app = new App()
 const passThrough = (req: Request, next: (r: Request) => Promise<Response>) => next(req)
@@ -80,18 +66,24 @@ app.use(passThrough).use(passThrough).use(async (req, next) => {
   res.headers.set('x-request-path', req.path)
   return res
 })
-app.get('/users/{id}', (req) => Response.json({ id: req.pathParams.id }))
+app.post('/users/{id}/{name}', (req) => Response.json({ id: req.pathParams.id }))
 const composed = app.table.entries[0]!.composed
 
 const bench = new Bench({ time, warmupTime: Math.min(200, time) })
 bench
-  .add('Request from a record (method, path, param)', () => {
-    const req = new Request(rec, 0, [], names)
+  .add('decode: Request from a record (method, path, param)', () => {
+    const req = new Request(rec, 0, parts, names)
     if (req.method.length + req.path.length + (req.pathParams.id as string).length === 0) throw new Error('unreachable')
   })
-  .add('Request from a record + one header', () => {
-    const req = new Request(rec, 0, [], names)
-    if (req.headers.get('user-agent') === null) throw new Error('header missing')
+  .add('decode: Request from a record + one header', () => {
+    const req = new Request(rec, 0, parts, names)
+    if (req.headers.get('content-type') === null) throw new Error('header missing')
+  })
+  .add('handler call: plaintext handler (new Response, headers object)', () => {
+    if (plaintext(plainReq).status !== 200) throw new Error('unreachable')
+  })
+  .add('Response: header block of a plaintext response (toWire)', () => {
+    plaintext(plainReq).headers.toWire()
   })
   .add('Response.json({message})', () => {
     Response.json({ message: 'Hello, World!' })
@@ -100,7 +92,15 @@ bench
     Response.json({ message: 'Hello, World!' }).headers.toWire()
   })
   .add('handler + 3 middleware (async chain)', async () => {
-    await composed(new Request(rec, 0, [], names))
+    await composed(new Request(rec, 0, parts, names))
+  })
+  .add('batch write: one reply into the outgoing buffer (as #queue)', () => {
+    queueReply(7, 200, plainWire, HELLO)
+  })
+  .add('one request, JS side: decode + handler + toWire + batch write', () => {
+    const req = new Request(rec, 0, parts, names)
+    const res = plaintext(req)
+    queueReply(req._id, res.status, res.headers.toWire(), res.body as string)
   })
   .add('native.noop() (JS -> Rust call)', () => {
     native.noop()
@@ -110,12 +110,13 @@ bench
   })
 
 await bench.run()
-console.log(`tinybench, ${time} ms per task, node ${process.version}`)
+console.log(`tinybench, ${time} ms per task, node ${process.version} (the median is the steadier figure on a busy machine)`)
 console.table(
   bench.tasks.map((t) => {
-    const r = t.result as { latency?: { mean?: number; p99?: number }; throughput?: { mean?: number } } | undefined
+    const r = t.result as { latency?: { mean?: number; p50?: number; p99?: number }; throughput?: { mean?: number } } | undefined
     return {
       task: t.name,
+      'ns/op (median)': r?.latency?.p50 !== undefined ? Math.round(r.latency.p50 * 1e6) : '-',
       'ns/op (mean)': r?.latency?.mean !== undefined ? Math.round(r.latency.mean * 1e6) : '-',
       'ns/op (p99)': r?.latency?.p99 !== undefined ? Math.round(r.latency.p99 * 1e6) : '-',
       'ops/s': r?.throughput?.mean !== undefined ? Math.round(r.throughput.mean).toLocaleString('en-US') : '-',

@@ -3,12 +3,17 @@
 // Each server runs in its own process; each workload is loaded from a
 // third process (bench/load.mjs, the built-in Rust generator). Server CPU
 // time comes from /proc/<pid>/stat (utime + stime) before and after each
-// load. Prints a table, a markdown table for the README, and writes
-// bench/results/latest.json.
+// load. When `perf` can attach to the server, syscalls and context switches
+// are counted during the measured window too (`perf stat -p`; "n/a"
+// otherwise). Prints a table, a markdown table for the README, a
+// "JS − native" row (/plaintext through a JS handler minus /plaintext from
+// the native route cache, same run: the cost of the crossing), and writes
+// bench/results/latest.json and an SVG chart of it, bench/results/latest.svg.
 //
 //   npm run bench                 # ~3 minutes
 //   npm run bench -- --quick      # under a minute
 //   npm run bench -- --only json,h2
+//   npm run bench -- --no-perf    # no syscall counting (perf adds a little CPU)
 import { spawn, execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus } from 'node:os'
@@ -19,6 +24,7 @@ const here = dirname(fileURLToPath(import.meta.url))
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
 const onlyArg = args.find((a) => a.startsWith('--only'))
+const noPerf = args.includes('--no-perf')
 const only = onlyArg ? (onlyArg.includes('=') ? onlyArg.split('=')[1] : args[args.indexOf(onlyArg) + 1]).split(',') : null
 
 if (!existsSync(join(here, '../dist/benchmark.js'))) {
@@ -38,6 +44,10 @@ const ECHO_BODY = JSON.stringify({ data: 'x'.repeat(1024 - 12) }) // exactly 1 K
  */
 const WORKLOADS = [
   { id: 'plaintext', label: 'GET /plaintext', route: '/plaintext', baseline: 'node-http' },
+  {
+    id: 'plaintext-cached', label: 'GET /plaintext, native route cache', route: '/plaintext-cached', baseline: 'node-http', needs: 'cache',
+    baselineNote: 'computes per request',
+  },
   { id: 'json', label: 'GET /json', route: '/json', baseline: 'node-http' },
   { id: 'params', label: 'GET /users/{id}', route: '/users/42', baseline: 'node-http' },
   {
@@ -73,6 +83,74 @@ function cpuSeconds(pid) {
   // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return (Number(f[11]) + Number(f[12])) / CLK_TCK
+}
+
+/** The syscalls counted one by one (all of them are counted together by raw_syscalls:sys_enter). */
+const NAMED_SYSCALLS = ['read', 'write', 'writev', 'recvfrom', 'sendto', 'futex', 'epoll_wait', 'epoll_pwait']
+
+/**
+ * What `perf stat` can count here: syscalls (the sys_enter tracepoints,
+ * which need root or a permissive perf_event_paranoid) and context
+ * switches. Either may be missing; the bench then says "n/a".
+ */
+const PERF = (() => {
+  const none = { syscalls: false, switches: false }
+  if (noPerf) return none
+  const tries = (events) => {
+    try {
+      execFileSync('perf', ['stat', '-x,', '-e', events, '--', 'true'], { stdio: 'ignore', timeout: 10_000 })
+      return true
+    } catch {
+      return false
+    }
+  }
+  return { syscalls: tries('raw_syscalls:sys_enter'), switches: tries('context-switches') }
+})()
+
+/**
+ * Starts counting the server's syscalls and context switches for `seconds`
+ * after `delay` seconds (the measured window, after the warm-up). Resolves
+ * to { seconds, syscalls, switches, top: [[name, count]…] } or null.
+ */
+function perfStat(pid, delay, seconds) {
+  if (!PERF.syscalls && !PERF.switches) return Promise.resolve(null)
+  // A handful of tracepoints: perf takes seconds to set up hundreds of them.
+  const named = PERF.syscalls ? NAMED_SYSCALLS.map((n) => `syscalls:sys_enter_${n}`) : []
+  const events = [PERF.syscalls && 'raw_syscalls:sys_enter', ...named, PERF.switches && 'context-switches'].filter(Boolean).join(',')
+  return new Promise((resolve) => {
+    setTimeout(() => {
+      const child = spawn('perf', ['stat', '-x,', '-e', events, '-p', String(pid), '--', 'sleep', String(seconds)], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      })
+      let err = ''
+      child.stderr.on('data', (c) => (err += c))
+      const killer = setTimeout(() => child.kill('SIGKILL'), (seconds + 20) * 1000)
+      child.on('error', () => resolve(null))
+      child.on('exit', () => {
+        clearTimeout(killer)
+        const counts = new Map()
+        for (const line of err.split('\n')) {
+          const f = line.split(',')
+          const n = Number(f[0])
+          if (f.length < 3 || !Number.isFinite(n)) continue
+          counts.set(f[2], n)
+        }
+        if (counts.size === 0) return resolve(null)
+        const syscalls = counts.get('raw_syscalls:sys_enter')
+        const top = []
+        for (const [name, n] of counts) {
+          if (name.startsWith('syscalls:sys_enter_') && n > 0) top.push([name.slice('syscalls:sys_enter_'.length), n])
+        }
+        top.sort((a, b) => b[1] - a[1])
+        resolve({
+          seconds,
+          syscalls: PERF.syscalls ? syscalls : undefined,
+          switches: PERF.switches ? counts.get('context-switches') : undefined,
+          top,
+        })
+      })
+    }, delay * 1000)
+  })
 }
 
 const children = []
@@ -128,6 +206,10 @@ function load(opts, script = 'load.mjs') {
 
 async function measure(server, w) {
   const before = cpuSeconds(server.pid)
+  // Counted inside the measured window (perf needs a few tenths of a
+  // second to attach), so that it ends before the load does.
+  const perfWindow = Math.max(1, DURATION - 1.5)
+  const counting = perfStat(server.pid, WARMUP + 0.5, perfWindow)
   const r = w.ws
     ? await load({ port: server.port, ...w.ws, duration: DURATION, warmup: WARMUP }, 'ws-load.mjs')
     : await load({
@@ -144,12 +226,25 @@ async function measure(server, w) {
         timeout: 5,
       })
   const after = cpuSeconds(server.pid)
+  const counted = await counting
   if (r.error) return { error: r.error }
   // CPU of the warm-up is excluded by scaling: only the measured share counts.
   const measuredShare = r.duration / (r.duration + WARMUP)
   const cpu = (after - before) * measuredShare
   const usPerReq = r.totalRequests > 0 ? (cpu * 1e6) / r.totalRequests : NaN
-  return { rps: r.requestsPerSecond, p99: r.p99ResponseTime, usPerReq, errors: r.errors, total: r.totalRequests, statusCounts: r.statusCounts }
+  // Requests in the counting window, from the run's mean rate.
+  const perReq = (n) => (counted && n !== undefined && r.requestsPerSecond > 0 ? n / (r.requestsPerSecond * counted.seconds) : undefined)
+  return {
+    rps: r.requestsPerSecond,
+    p99: r.p99ResponseTime,
+    usPerReq,
+    syscallsPerReq: perReq(counted?.syscalls),
+    switchesPerReq: perReq(counted?.switches),
+    topSyscallsPerReq: counted?.top.map(([name, n]) => [name, perReq(n)]),
+    errors: r.errors,
+    total: r.totalRequests,
+    statusCounts: r.statusCounts,
+  }
 }
 
 const fmt = {
@@ -157,9 +252,13 @@ const fmt = {
   ms: (v) => (v === undefined ? '-' : (v * 1000).toFixed(2)),
   us: (v) => (v === undefined || Number.isNaN(v) ? '-' : v.toFixed(1)),
   ratio: (a, b) => (a && b ? `${(a / b).toFixed(2)}x` : '-'),
+  perReq: (v) => (v === undefined || Number.isNaN(v) ? 'n/a' : v.toFixed(2)),
 }
 
-console.log(`HTTPy benchmark${quick ? ' (quick)' : ''}: ${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown CPU'}), node ${process.version}, ${DURATION}s per workload after ${WARMUP}s warm-up, concurrency ${CONCURRENCY}`)
+const perfNote = noPerf
+  ? 'syscall counting off (--no-perf)'
+  : `perf: ${PERF.syscalls ? 'syscalls' : 'no syscall tracepoints'}, ${PERF.switches ? 'context switches' : 'no context-switch counter'}`
+console.log(`HTTPy benchmark${quick ? ' (quick)' : ''}: ${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown CPU'}), node ${process.version}, ${DURATION}s per workload after ${WARMUP}s warm-up, concurrency ${CONCURRENCY}; ${perfNote}`)
 const httpy = await startServer('httpy.mjs')
 const baselines = {
   'node-http': await startServer('node-http.mjs'),
@@ -186,10 +285,28 @@ for (const w of WORKLOADS) {
 }
 stopAll()
 
-const header = ['workload', 'HTTPy req/s', 'baseline', 'baseline req/s', 'ratio', 'HTTPy p99 ms', 'baseline p99 ms', 'HTTPy CPU µs/req', 'baseline CPU µs/req']
+// The crossing: what a request costs more when a JS handler answers it than
+// when the core answers it from the route cache, in the same run.
+const byId = new Map(rows.filter((r) => !r.skipped).map((r) => [r.id, r]))
+const js = byId.get('plaintext')?.httpy
+const nat = byId.get('plaintext-cached')?.httpy
+const crossing =
+  js && nat && !js.error && !nat.error
+    ? {
+        usPerReq: js.usPerReq - nat.usPerReq,
+        syscallsPerReq: js.syscallsPerReq !== undefined && nat.syscallsPerReq !== undefined ? js.syscallsPerReq - nat.syscallsPerReq : undefined,
+        switchesPerReq: js.switchesPerReq !== undefined && nat.switchesPerReq !== undefined ? js.switchesPerReq - nat.switchesPerReq : undefined,
+      }
+    : undefined
+
+const header = [
+  'workload', 'HTTPy req/s', 'baseline', 'baseline req/s', 'ratio', 'HTTPy p99 ms', 'baseline p99 ms', 'HTTPy CPU µs/req', 'baseline CPU µs/req',
+  'HTTPy syscalls/req', 'baseline syscalls/req', 'HTTPy ctx sw/req', 'baseline ctx sw/req',
+]
+const blank = header.map(() => '')
 const table = rows.map((r) =>
   r.skipped
-    ? [r.workload, `skipped: ${r.skipped}`, '', '', '', '', '', '', '']
+    ? [r.workload, `skipped: ${r.skipped}`, ...blank.slice(2)]
     : [
         r.workload,
         r.httpy.error ? `error: ${r.httpy.error}` : fmt.rps(r.httpy.rps) + (r.httpy.errors ? ` (${r.httpy.errors} err)` : ''),
@@ -200,8 +317,23 @@ const table = rows.map((r) =>
         fmt.ms(r.base.p99),
         fmt.us(r.httpy.usPerReq),
         fmt.us(r.base.usPerReq),
+        fmt.perReq(r.httpy.syscallsPerReq),
+        fmt.perReq(r.base.syscallsPerReq),
+        fmt.perReq(r.httpy.switchesPerReq),
+        fmt.perReq(r.base.switchesPerReq),
       ],
 )
+{
+  const c = ['JS − native (/plaintext minus its cached row)', ...blank.slice(1)]
+  if (crossing) {
+    c[7] = fmt.us(crossing.usPerReq)
+    c[9] = fmt.perReq(crossing.syscallsPerReq)
+    c[11] = fmt.perReq(crossing.switchesPerReq)
+  } else {
+    c[1] = 'n/a: needs the plaintext and plaintext-cached rows'
+  }
+  table.push(c)
+}
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => String(r[i]).length)))
 const line = (cells) => cells.map((c, i) => String(c).padEnd(widths[i])).join('  ')
 console.log('\n' + line(header))
@@ -229,10 +361,62 @@ writeFileSync(
       duration: DURATION,
       concurrency: CONCURRENCY,
       features: httpy.features,
+      perf: PERF,
+      crossing,
       rows,
     },
     null,
     2,
   ) + '\n',
 )
-console.log(`\nResults written to bench/results/latest.json`)
+writeFileSync(join(outDir, 'latest.svg'), chart(rows, { date, cores: availableParallelism(), quick, crossing }))
+console.log(`\nResults written to bench/results/latest.json and bench/results/latest.svg`)
+
+/** Escapes text for SVG. */
+function esc(s) {
+  return String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c])
+}
+
+/**
+ * A horizontal bar chart of server CPU µs per request (shorter is better),
+ * HTTPy and its baseline for each workload, as plain SVG text. Each pair is
+ * drawn to its own scale (the longer bar is full width): the workloads
+ * differ by three orders of magnitude; the numbers are printed.
+ */
+function chart(rows, { date, cores, quick, crossing }) {
+  const measured = rows.filter((r) => !r.skipped && !r.httpy.error && !r.base.error)
+  const W = 760
+  const left = 250
+  const barH = 12
+  const groupH = 2 * barH + 12
+  const top = 70
+  const H = top + measured.length * groupH + 40
+  const full = W - left - 70
+  const colors = { httpy: '#2f6fde', base: '#a0a0a0' }
+  const bar = (y, v, max, color) => {
+    if (!Number.isFinite(v)) return `<text x="${left + 4}" y="${y + barH - 2}" class="v">n/a</text>`
+    const w = Math.max(1, (v / max) * full)
+    return `<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${barH}" fill="${color}"/>` +
+      `<text x="${(left + w + 4).toFixed(1)}" y="${y + barH - 2}" class="v">${v.toFixed(1)}</text>`
+  }
+  const groups = measured.map((r, i) => {
+    const y = top + i * groupH
+    const max = Math.max(...[r.httpy.usPerReq, r.base.usPerReq].filter(Number.isFinite), 1e-9)
+    return [
+      `<text x="${left - 8}" y="${y + barH + 4}" class="l" text-anchor="end">${esc(r.workload)}</text>`,
+      bar(y, r.httpy.usPerReq, max, colors.httpy),
+      bar(y + barH, r.base.usPerReq, max, colors.base),
+    ].join('\n')
+  })
+  const note = crossing ? ` · JS − native: ${crossing.usPerReq.toFixed(1)} µs/req` : ''
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif">
+<style>.l{font-size:12px;fill:#222}.v{font-size:11px;fill:#444}.t{font-size:14px;font-weight:bold;fill:#222}.s{font-size:11px;fill:#555}</style>
+<rect width="${W}" height="${H}" fill="#fff"/>
+<text x="12" y="20" class="t">Server CPU µs per request, per message for WebSocket (shorter is better)</text>
+<text x="12" y="38" class="s">npm run bench${quick ? ' -- --quick' : ''}, ${esc(date)}, ${cores} cores${esc(note)}; each pair to its own scale</text>
+<rect x="12" y="46" width="10" height="10" fill="${colors.httpy}"/><text x="26" y="55" class="s">HTTPy</text>
+<rect x="82" y="46" width="10" height="10" fill="${colors.base}"/><text x="96" y="55" class="s">baseline (node:http, node:http2, ws)</text>
+${groups.join('\n')}
+</svg>
+`
+}

@@ -39,6 +39,9 @@ if (typeof app.serveStatic === 'function') {
 }
 if (process.env.HTTPY_BENCH_CACHE !== '0') {
   app.get('/cached', () => Response.json({ message: HELLO }), { cache: { ttl: 3600 } })
+  // /plaintext answered from the native route cache: the "JS − native" row
+  // of `npm run bench` is /plaintext minus this one.
+  app.get('/plaintext-cached', () => new Response(HELLO, { headers: { 'content-type': 'text/plain' } }), { cache: { ttl: 3600 } })
   features.cache = true
 }
 

@@ -14,7 +14,7 @@ const server = http.createServer((req, res) => {
   const q = url.indexOf('?')
   const path = q < 0 ? url : url.slice(0, q)
   if (req.method === 'GET') {
-    if (path === '/plaintext') return send(res, 200, 'text/plain', HELLO)
+    if (path === '/plaintext' || path === '/plaintext-cached') return send(res, 200, 'text/plain', HELLO)
     if (path === '/json' || path === '/cached') return send(res, 200, 'application/json', JSON.stringify({ message: HELLO }))
     if (path === '/100k' || path === '/static/100k.bin') return send(res, 200, 'application/octet-stream', BIG)
     if (path === '/big-json') {

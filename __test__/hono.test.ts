@@ -15,7 +15,8 @@ import { stream } from 'hono/streaming'
 import { validator } from 'hono/validator'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { serve, type FetchInfo, type Server } from '../ts/index.js'
-import { h3, haveAioquic, type H3Response } from './h3client.js'
+import { h3, type H3Response } from './h3client.js'
+import { requireTool } from './tools.js'
 
 function makeApp(): Hono<{ Bindings: FetchInfo }> {
   const app = new Hono<{ Bindings: FetchInfo }>()
@@ -167,7 +168,7 @@ describe('Hono on HTTPy', () => {
     }
   })
 
-  it.skipIf(!haveAioquic)('the same app over HTTP/3 (skipped only without python3 aioquic)', async () => {
+  it.skipIf(!requireTool('aioquic'))('the same app over HTTP/3 (aioquic client)', async () => {
     const s = await serve({ fetch: makeApp().fetch, host: '127.0.0.1', port: 0, tls: 'self-signed', http3Port: 0 })
     try {
       const port = s.http3Port as number

@@ -7,7 +7,8 @@ import http2 from 'node:http2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, HTTP3_AVAILABLE, Response, type Server } from '../ts/index.js'
 import { makeCerts, type TestCerts } from './certs.js'
-import { h3, haveAioquic } from './h3client.js'
+import { h3 } from './h3client.js'
+import { requireTool } from './tools.js'
 import { listen } from './helpers.js'
 
 /** The `Date` value is a valid HTTP date within a few seconds of now. */
@@ -19,7 +20,7 @@ function expectFreshDate(value: unknown): void {
   expect(value as string).toMatch(/^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/)
 }
 
-describe('Date on every protocol', () => {
+describe.skipIf(!requireTool('openssl'))('Date on every protocol', () => {
   let certs: TestCerts
   let server: Server
   let plain: Server
@@ -67,7 +68,7 @@ describe('Date on every protocol', () => {
     })
   }
 
-  it.skipIf(!HTTP3_AVAILABLE || !haveAioquic)('HTTP/3 (aioquic; skipped only when python3 -c "import aioquic" fails)', async () => {
+  it.skipIf(!HTTP3_AVAILABLE || !requireTool('aioquic'))('HTTP/3 (aioquic client; skipped only in a build without HTTP/3)', async () => {
     const r = await h3(server.http3Port as number, [{ path: '/hello' }, { path: '/dated' }], { ca: certs.ca })
     expectFreshDate(r.responses[0]?.headers.date)
     expect(r.responses[1]?.headers.date).toBe('Tue, 01 Jan 2030 00:00:00 GMT')

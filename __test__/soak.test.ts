@@ -23,13 +23,13 @@ import net from 'node:net'
 import { describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { App, Response } from '../ts/index.js'
-import { listen } from './helpers.js'
-import { waitFor } from './proc.js'
+import { listen } from './helpers/index.js'
+import { waitFor } from './helpers/proc.js'
+import { sleep } from './helpers/wait.js'
 
 const TARGET = Number(process.env.HTTPY_SOAK_REQUESTS ?? 0)
 const LONG = process.env.HTTPY_SOAK === '1' || TARGET > 0
 const SECONDS = LONG ? Number(process.env.HTTPY_SOAK_SECONDS ?? (TARGET > 0 ? 4 * 3600 : 600)) : 12
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const fds = () => readdirSync('/proc/self/fd').length
 // A full GC before each memory sample, so that garbage is not mistaken for a leak.
 v8.setFlagsFromString('--expose-gc')

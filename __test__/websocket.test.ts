@@ -6,7 +6,8 @@ import net from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { App, Response, WebSocketClosedError, type Server, type WebSocketConnection } from '../ts/index.js'
-import { listen } from './helpers.js'
+import { listen } from './helpers/index.js'
+import { sleep } from './helpers/wait.js'
 
 const servers: Server[] = []
 const clients: WebSocket[] = []
@@ -84,7 +85,6 @@ async function until(cond: () => boolean, ms = 5000): Promise<void> {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 function echoApp(): App {
   const app = new App()

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { App, Response, WebSocketClosedError, type Server, type WebSocketConnection } from '../ts/index.js'
 import { listen } from './helpers/index.js'
-import { sleep } from './helpers/wait.js'
+import { sleep, until } from './helpers/wait.js'
 
 const servers: Server[] = []
 const clients: WebSocket[] = []
@@ -75,14 +75,6 @@ function refusal(server: Server, path: string, headers: Record<string, string> =
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
     })
   })
-}
-
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not reached in time')
-    await new Promise((r) => setTimeout(r, 10))
-  }
 }
 
 

@@ -2,11 +2,12 @@
  * Test helpers, one module per concern:
  * - `h1.ts`: start an app (`listen`), raw TCP (`rawRequest`, `openRaw`,
  *   `statuses`), GET without decoding (`rawGet`, `rawGetTimed`);
- * - `h2.ts`: raw HTTP/2 frames (`H2_PREFACE`, `h2frame`);
+ * - `h2.ts`: `h2Connect`, `h2Request`, raw HTTP/2 frames (`H2_PREFACE`,
+ *   `h2frame`);
  * - `h3.ts`: the independent aioquic HTTP/3 client (`h3`);
  * - `proc.ts`: fixture processes, `freePort`, `waitFor`;
  * - `tools.ts`: external tools (`requireTool`);
- * - `wait.ts`: `sleep`.
+ * - `wait.ts`: `sleep`, `until` (throws on timeout).
  */
 export * from './h1.js'
 export * from './h2.js'

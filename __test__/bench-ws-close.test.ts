@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, type Server, type WebSocketCloseInfo } from '../ts/index.js'
 import { benchmarkRoute } from '../ts/benchmark.js'
-import { listen } from './helpers.js'
+import { listen } from './helpers/index.js'
 
 describe('WebSocket load generator closes cleanly', () => {
   let server: Server

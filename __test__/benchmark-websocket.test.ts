@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocketServer } from 'ws'
 import { App, Response, type Server } from '../ts/index.js'
 import { BenchmarkError, benchmarkRoute } from '../ts/benchmark.js'
-import { listen } from './helpers.js'
+import { listen } from './helpers/index.js'
 
 describe('benchmarkRoute WebSocket echo mode', () => {
   let plain: http.Server

@@ -2,7 +2,7 @@ import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, defaultApp, get, type Server } from '../ts/index.js'
 import { BenchmarkError, benchmarkRoute } from '../ts/benchmark.js'
-import { listen } from './helpers.js'
+import { listen } from './helpers/index.js'
 
 /** A port nothing listens on: bound, then closed. */
 async function closedPort(): Promise<number> {

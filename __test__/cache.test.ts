@@ -7,7 +7,8 @@ import http from 'node:http'
 import { gunzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, cached, type Server } from '../ts/index.js'
-import { listen } from './helpers.js'
+import { listen } from './helpers/index.js'
+import { sleep } from './helpers/wait.js'
 
 let server: Server
 let url: string
@@ -16,7 +17,6 @@ const count = (k: string) => {
   calls[k] = (calls[k] ?? 0) + 1
   return calls[k]
 }
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 function req(path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
   return new Promise((resolve, reject) => {

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
 import { profileRoute } from '../ts/profile.js'
-import { listen } from './helpers.js'
+import { listen } from './helpers/index.js'
 
 const CLI = join(__dirname, '..', 'ts', 'cli.ts')
 

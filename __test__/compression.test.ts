@@ -13,8 +13,8 @@ import { join } from 'node:path'
 import { brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
-import { listen, rawGet } from './helpers.js'
-import { requireTool } from './tools.js'
+import { listen, rawGet } from './helpers/index.js'
+import { requireTool } from './helpers/tools.js'
 
 const big = JSON.stringify(Array.from({ length: 20000 }, (_, i) => ({ id: i, name: `Item ${i}`, tags: ['a', 'b'] })))
 const small = 'x'.repeat(100)

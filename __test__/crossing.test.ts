@@ -9,7 +9,7 @@
 import http from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
-import { listen } from './helpers.js'
+import { listen } from './helpers/index.js'
 
 let server: Server
 const errors: unknown[] = []

@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadAll } from 'js-yaml'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { freePort, getOnce, waitFor } from './proc.js'
+import { freePort, getOnce, waitFor } from './helpers/proc.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const dockerfile = readFileSync(join(root, 'deploy/Dockerfile'), 'utf8')

@@ -7,7 +7,7 @@
  */
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { App, HttpError, HttpyTypeError, Response, type Request, type Server, type ServerOptions } from '../ts/index.js'
-import { listen } from './helpers.js'
+import { listen } from './helpers/index.js'
 
 const servers: Server[] = []
 async function start(app: App, opts: ServerOptions = {}): Promise<Server> {

@@ -14,8 +14,10 @@ import { gunzipSync } from 'node:zlib'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { HTTP3_AVAILABLE } from '../ts/index.js'
-import { freePort, waitFor } from './proc.js'
-import { requireTool } from './tools.js'
+import { freePort, waitFor } from './helpers/proc.js'
+import { rawGetTimed } from './helpers/h1.js'
+import { h3 } from './helpers/h3.js'
+import { requireTool } from './helpers/tools.js'
 
 const root = join(import.meta.dirname, '..')
 const tsx = join(root, 'node_modules', '.bin', 'tsx')
@@ -92,19 +94,6 @@ async function start(file: string, env: Record<string, string> = {}, command?: s
   return { url: m[1] as string, child, output: () => out, lines }
 }
 
-/** A GET through node:http, so content-encoding is seen as sent (fetch would decode it). */
-function rawGet(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { headers, agent: false, timeout: 10_000 }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
-    })
-    req.on('timeout', () => req.destroy(new Error('timeout')))
-    req.on('error', reject)
-  })
-}
-
 const tested = new Set<string>()
 /**
  * One test per documented request. A broken import or a missing export
@@ -120,26 +109,12 @@ function example(
   it(`${file}: ${title}`, async (ctx) => fn(ctx as unknown as { skip: () => never }), opts.timeout ?? 40_000)
 }
 
-// HTTP/3 client: the aioquic fixture of the HTTP/3 suite (independent of
-// the quinn/h3 server stack); tools.ts decides what a missing one does.
-const H3_CLIENT = join(root, '__test__', 'fixtures', 'h3client.py')
-
-function h3Get(port: number, path: string): Promise<{ responses: { status: number; body: string }[]; transport: Record<string, number | null> }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('python3', [H3_CLIENT], { stdio: ['pipe', 'pipe', 'pipe'] })
-    let out = ''
-    let err = ''
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()))
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()))
-    child.on('exit', (code) => {
-      clearTimeout(timer)
-      if (code === 0) resolve(JSON.parse(out))
-      else reject(new Error(`h3 client exited with ${code}: ${err.slice(-2000)}`))
-    })
-    child.stdin.end(JSON.stringify({ host: '127.0.0.1', port, requests: [{ path }], ca: null, garbage: 0 }))
-  })
-}
+/**
+ * One GET over HTTP/3 with the aioquic client of the HTTP/3 suite
+ * (independent of the quinn/h3 server stack), killed after 20 s;
+ * helpers/tools.ts decides what a missing one does.
+ */
+const h3Get = (port: number, path: string) => h3(port, [{ path }], { timeoutMs: 20_000 })
 
 /** GET over HTTP/2 with TLS (self-signed certificates accepted); collects pushed streams. */
 async function h2Get(url: string, path: string): Promise<{ status: number; body: string; pushed: string[] }> {
@@ -300,17 +275,17 @@ describe('examples', () => {
 
   example('compression.ts', 'gzips large JSON for clients that accept it, and only for them', async () => {
     const { url } = await start('compression.ts')
-    const gz = await rawGet(`${url}/api/report`, { 'accept-encoding': 'gzip' })
+    const gz = await rawGetTimed(`${url}/api/report`, { 'accept-encoding': 'gzip' })
     expect(gz.status).toBe(200)
     expect(gz.headers['content-encoding']).toBe('gzip')
     expect(Number(gz.headers['content-length'])).toBe(gz.body.length)
     const data = JSON.parse(gunzipSync(gz.body).toString()) as { rows: unknown[] }
     expect(data.rows.length).toBe(500)
-    const plain = await rawGet(`${url}/api/report`)
+    const plain = await rawGetTimed(`${url}/api/report`)
     expect(plain.headers['content-encoding']).toBeUndefined()
     expect(JSON.parse(plain.body.toString())).toEqual(data)
     expect(plain.body.length).toBeGreaterThan(gz.body.length * 5)
-    const tiny = await rawGet(`${url}/api/tiny`, { 'accept-encoding': 'gzip' })
+    const tiny = await rawGetTimed(`${url}/api/tiny`, { 'accept-encoding': 'gzip' })
     expect(tiny.headers['content-encoding']).toBeUndefined()
     expect(JSON.parse(tiny.body.toString())).toEqual({ ok: true })
   })
@@ -326,22 +301,22 @@ describe('examples', () => {
 
   example('static-files.ts', 'serves a file with ETag, answers 304 to If-None-Match, 404 otherwise', async () => {
     const { url } = await start('static-files.ts')
-    const r = await rawGet(`${url}/static/style.css`)
+    const r = await rawGetTimed(`${url}/static/style.css`)
     expect(r.status).toBe(200)
     expect(r.headers['content-type']).toBe('text/css')
     expect(r.headers['cache-control']).toBe('max-age=86400')
     expect(r.body.toString()).toContain('font-family')
     const etag = r.headers.etag as string
     expect(etag).toMatch(/^".+"$/)
-    const again = await rawGet(`${url}/static/style.css`, { 'if-none-match': etag })
+    const again = await rawGetTimed(`${url}/static/style.css`, { 'if-none-match': etag })
     expect(again.status).toBe(304)
     expect(again.body.length).toBe(0)
-    expect((await rawGet(`${url}/static/app.js`)).headers['content-type']).toBe('application/javascript')
-    const missing = await rawGet(`${url}/static/nope.css`)
+    expect((await rawGetTimed(`${url}/static/app.js`)).headers['content-type']).toBe('application/javascript')
+    const missing = await rawGetTimed(`${url}/static/nope.css`)
     expect(missing.status).toBe(404)
     expect(JSON.parse(missing.body.toString())).toEqual({ error: 'File not found' })
     // Encoded dot segments reach the handler as `..`; they must not escape the directory.
-    expect((await rawGet(`${url}/static/%2e%2e/app.ts`)).status).toBe(404)
+    expect((await rawGetTimed(`${url}/static/%2e%2e/app.ts`)).status).toBe(404)
   })
 
   example('profiling.ts', 'with PROFILE=1 answers and prints a CPU profile of the handler', async () => {
@@ -372,7 +347,7 @@ describe('examples', () => {
       expect(primary).toBeGreaterThan(0)
       const pids = new Set<number>()
       for (let i = 0; i < 12; i++) {
-        const r = await rawGet(`${s.url}/`)
+        const r = await rawGetTimed(`${s.url}/`)
         expect(r.status).toBe(200)
         const pid = Number(/^hello from worker (\d+)$/.exec(r.body.toString())?.[1])
         expect(pid).toBeGreaterThan(0)

@@ -9,7 +9,7 @@ import http from 'node:http'
 import http2 from 'node:http2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response as HttpyResponse, overrideGlobalResponse, serve, type FetchInfo, type Server } from '../ts/index.js'
-import { rawRequest } from './helpers.js'
+import { rawRequest } from './helpers/index.js'
 
 /** Whatever the handler saw, for the assertions. */
 interface Seen {

@@ -3,14 +3,14 @@
  * the TypeScript half of `npm run build`), so that every file that runs the
  * built package (leak check, deployment, packaging) sees the same, current
  * build whatever the file order. Afterwards, prints one line naming the
- * tests skipped because an external tool is missing (see tools.ts).
+ * tests skipped because an external tool is missing (see helpers/tools.ts).
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { SKIP_LOG_ENV, skipSummary } from './tools.js'
+import { SKIP_LOG_ENV, skipSummary } from './helpers/tools.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 

@@ -10,10 +10,10 @@ import http2 from 'node:http2'
 import net from 'node:net'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
-import { H2_PREFACE as PREFACE, h2frame as frame, listen } from './helpers.js'
-import { waitFor } from './proc.js'
+import { H2_PREFACE as PREFACE, h2frame as frame, listen } from './helpers/index.js'
+import { waitFor } from './helpers/proc.js'
+import { sleep } from './helpers/wait.js'
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 const SETTINGS = (ack = false) => frame(0x4, ack ? 0x1 : 0, 0)
 const PING = (i: number) => {

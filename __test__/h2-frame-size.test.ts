@@ -8,7 +8,7 @@
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
-import { H2_PREFACE, h2frame, listen } from './helpers.js'
+import { H2_PREFACE, h2frame, listen } from './helpers/index.js'
 
 const FRAME_SIZE_ERROR = 0x6
 const ADVERTISED = 65_536

@@ -15,8 +15,8 @@ import { stream } from 'hono/streaming'
 import { validator } from 'hono/validator'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { serve, type FetchInfo, type Server } from '../ts/index.js'
-import { h3, type H3Response } from './h3client.js'
-import { requireTool } from './tools.js'
+import { h3, type H3Response } from './helpers/h3.js'
+import { requireTool } from './helpers/tools.js'
 
 function makeApp(): Hono<{ Bindings: FetchInfo }> {
   const app = new Hono<{ Bindings: FetchInfo }>()

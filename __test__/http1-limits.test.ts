@@ -7,9 +7,9 @@ import http from 'node:http'
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
-import { listen, openRaw, rawRequest, statuses } from './helpers.js'
+import { listen, openRaw, rawRequest, statuses } from './helpers/index.js'
+import { sleep } from './helpers/wait.js'
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /** Opens a raw connection and returns helpers to write and watch what comes back. */
 function makeApp(): App {

@@ -8,7 +8,7 @@ import http from 'node:http'
 import { randomBytes, createHash } from 'node:crypto'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Handler, type Middleware, type Server } from '../ts/index.js'
-import { listen } from './helpers.js'
+import { listen } from './helpers/index.js'
 
 describe('path parameters', () => {
   let server: Server

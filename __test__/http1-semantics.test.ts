@@ -8,7 +8,7 @@ import http from 'node:http'
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Request, type Server } from '../ts/index.js'
-import { listen, rawRequest, statuses } from './helpers.js'
+import { listen, rawRequest, statuses } from './helpers/index.js'
 
 /** Splits raw HTTP/1.1 output into heads (lower-cased header map) and the bytes after each head. */
 function parseHead(raw: string): { status: number; headers: Record<string, string>; rest: string } {

@@ -11,9 +11,9 @@ import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server, type ServerOptions } from '../ts/index.js'
 import { makeCerts, type TestCerts } from './certs.js'
-import { waitFor } from './proc.js'
-import { requireTool } from './tools.js'
-import { H2_PREFACE as PREFACE, h2frame as frame, listen } from './helpers.js'
+import { waitFor } from './helpers/proc.js'
+import { requireTool } from './helpers/tools.js'
+import { H2_PREFACE as PREFACE, h2frame as frame, listen } from './helpers/index.js'
 
 const STYLE = 'body { color: #333 }'
 const SCRIPT = 'console.log("app")'
@@ -112,11 +112,6 @@ function collectPushes(session: http2.ClientHttp2Session): Pushed[] {
   return pushed
 }
 
-const until = async (cond: () => boolean, ms = 3000): Promise<void> => {
-  const end = Date.now() + ms
-  while (!cond() && Date.now() < end) await new Promise((r) => setTimeout(r, 10))
-}
-
 let certs: TestCerts
 const haveOpenssl = requireTool('openssl')
 beforeAll(() => {
@@ -188,7 +183,7 @@ for (const variant of variants) {
         expect(r.headers[':status']).toBe(200)
         expect(r.body.toString()).toBe(HOMEPAGE)
         expect(r.headers.link).toBeUndefined()
-        await until(() => pushed.length === 2)
+        await waitFor(() => pushed.length === 2, 3000, 10)
         const byPath = Object.fromEntries(pushed.map((p) => [p.path, p]))
         expect(Object.keys(byPath).sort()).toEqual(['/static/app.js', '/static/style.css'])
         expect(byPath['/static/style.css']?.body).toBe(STYLE)
@@ -258,7 +253,7 @@ for (const variant of variants) {
           const r = await request(session, { ':path': `/echo/${i}` })
           expect(r.headers[':status']).toBe(200)
         }
-        await until(() => goaway)
+        await waitFor(() => goaway, 3000, 10)
         expect(goaway).toBe(true)
       } finally {
         session.destroy()
@@ -277,7 +272,7 @@ for (const variant of variants) {
       })
       try {
         await request(session, { ':path': '/echo/1' })
-        await until(() => goaway, 3000)
+        await waitFor(() => goaway, 3000, 10)
         expect(goaway).toBe(true)
       } finally {
         session.destroy()
@@ -410,7 +405,7 @@ describe('HTTP/2 bad input (h2c, raw frames)', () => {
     expect(out.goaway).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM)
     expect(out.closed).toBe(true)
     await stillServing()
-    await until(() => server.stats().pending === 0)
+    await waitFor(() => server.stats().pending === 0, 3000, 10)
     expect(server.stats().pending).toBe(0)
   }, 15_000)
 

@@ -12,9 +12,9 @@ import https from 'node:https'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, HTTP3_AVAILABLE, Response, type Server } from '../ts/index.js'
 import { makeCerts, type TestCerts } from './certs.js'
-import { listen } from './helpers.js'
-import { h3, type H3Response } from './h3client.js'
-import { requireTool } from './tools.js'
+import { listen } from './helpers/index.js'
+import { h3, type H3Response } from './helpers/h3.js'
+import { requireTool } from './helpers/tools.js'
 
 function pattern(n: number): Buffer {
   const b = Buffer.alloc(n)

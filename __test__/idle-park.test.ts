@@ -9,9 +9,9 @@
 import http from 'node:http'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
-import { listen, openRaw, statuses } from './helpers.js'
+import { listen, openRaw, statuses } from './helpers/index.js'
+import { sleep } from './helpers/wait.js'
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const GET = (path: string) => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`
 
 function makeApp(): App {

@@ -7,7 +7,7 @@
  * once at module load by napi-rs is suppressed, see valgrind.supp).
  *
  * The fixture runs the built package (dist/, which the global setup builds
- * before any file runs); valgrind is an external tool (see tools.ts). Under
+ * before any file runs); valgrind is an external tool (see helpers/tools.ts). Under
  * valgrind node runs about thirty times slower: the check takes about a
  * minute.
  */
@@ -17,7 +17,7 @@ import http2 from 'node:http2'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { requireTool } from './tools.js'
+import { requireTool } from './helpers/tools.js'
 
 const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url))
 

@@ -8,19 +8,9 @@ import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { App, Response, run, type ServerOptions } from '../ts/index.js'
-import { listen } from './helpers.js'
-import { waitFor } from './proc.js'
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-/** A port that was free a moment ago. */
-async function freePort(): Promise<number> {
-  const srv = net.createServer()
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))
-  const port = (srv.address() as net.AddressInfo).port
-  await new Promise((r) => srv.close(r))
-  return port
-}
+import { listen } from './helpers/index.js'
+import { freePort, waitFor } from './helpers/proc.js'
+import { sleep } from './helpers/wait.js'
 
 /** True when a TCP connection to `port` is accepted. */
 function accepts(port: number): Promise<boolean> {

@@ -12,9 +12,9 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { App, Response, type Server } from '../ts/index.js'
-import { listen } from './helpers.js'
-import { freePort, waitFor } from './proc.js'
-import { nginxBin, requireTool } from './tools.js'
+import { listen } from './helpers/index.js'
+import { freePort, waitFor } from './helpers/proc.js'
+import { nginxBin, requireTool } from './helpers/tools.js'
 
 const CLIENT_ADDR = '127.0.0.2'
 
@@ -35,7 +35,7 @@ function get(
   })
 }
 
-// nginx is a system package that .ci/run installs (see tools.ts for what a missing one does).
+// nginx is a system package that .ci/run installs (see helpers/tools.ts for what a missing one does).
 describe.skipIf(!requireTool('nginx'))('behind nginx (deploy/nginx.conf)', () => {
   let dir: string
   let nginx: ChildProcess

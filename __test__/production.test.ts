@@ -14,8 +14,8 @@ import { Counter, Histogram, Registry } from 'prom-client'
 import WebSocket from 'ws'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, run, type Server } from '../ts/index.js'
-import { listen } from './helpers.js'
-import { alive, freePort, getOnce, runToExit, startApp, waitFor, type AppProcess } from './proc.js'
+import { listen } from './helpers/index.js'
+import { alive, freePort, getOnce, runToExit, startApp, waitFor, type AppProcess } from './helpers/proc.js'
 import { parsePrometheus, sampleValue } from './prometheus.js'
 
 const procs: AppProcess[] = []

@@ -7,9 +7,9 @@ import http2 from 'node:http2'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, HTTP3_AVAILABLE, Response, type Server } from '../ts/index.js'
 import { makeCerts, type TestCerts } from './certs.js'
-import { h3 } from './h3client.js'
-import { requireTool } from './tools.js'
-import { listen } from './helpers.js'
+import { h3 } from './helpers/h3.js'
+import { requireTool } from './helpers/tools.js'
+import { listen } from './helpers/index.js'
 
 /** The `Date` value is a valid HTTP date within a few seconds of now. */
 function expectFreshDate(value: unknown): void {

@@ -10,10 +10,10 @@ import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
 import { native } from '../ts/native.js'
-import { listen, rawRequest, statuses } from './helpers.js'
-import { waitFor } from './proc.js'
+import { listen, rawRequest, statuses } from './helpers/index.js'
+import { waitFor } from './helpers/proc.js'
+import { sleep } from './helpers/wait.js'
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 async function settle(server: Server, ms = 3000): Promise<void> {
   const end = Date.now() + ms

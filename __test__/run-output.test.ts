@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { afterEach, describe, expect, it } from 'vitest'
-import { fixture } from './proc.js'
+import { fixture } from './helpers/proc.js'
 
 interface Started {
   child: ChildProcess

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
-import { listen } from './helpers.js'
+import { listen } from './helpers/index.js'
 
 describe('smoke', () => {
   let server: Server

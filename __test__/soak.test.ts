@@ -23,13 +23,14 @@ import net from 'node:net'
 import { describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { App, Response } from '../ts/index.js'
-import { listen } from './helpers.js'
-import { waitFor } from './proc.js'
+import { listen } from './helpers/index.js'
+import { waitFor } from './helpers/proc.js'
+import { h2Connect, h2Request } from './helpers/h2.js'
+import { sleep } from './helpers/wait.js'
 
 const TARGET = Number(process.env.HTTPY_SOAK_REQUESTS ?? 0)
 const LONG = process.env.HTTPY_SOAK === '1' || TARGET > 0
 const SECONDS = LONG ? Number(process.env.HTTPY_SOAK_SECONDS ?? (TARGET > 0 ? 4 * 3600 : 600)) : 12
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const fds = () => readdirSync('/proc/self/fd').length
 // A full GC before each memory sample, so that garbage is not mistaken for a leak.
 v8.setFlagsFromString('--expose-gc')
@@ -40,36 +41,6 @@ const memory = () => {
   const m = process.memoryUsage()
   return { rss: m.rss / 1024 / 1024, heap: m.heapUsed / 1024 / 1024 }
 }
-
-/** One HTTP/2 stream: status and body. Errors after the response head (a
- * stream reset by the server after an early answer, as a 413 does) count
- * as the end of the body. */
-function h2Request(
-  session: http2.ClientHttp2Session,
-  headers: http2.OutgoingHttpHeaders,
-  body?: Buffer,
-): Promise<{ status: number; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = session.request(headers, { endStream: body === undefined })
-    const chunks: Buffer[] = []
-    let status = 0
-    req.on('response', (h) => (status = Number(h[':status'])))
-    req.on('data', (c: Buffer) => chunks.push(c))
-    req.on('end', () => resolve({ status, body: Buffer.concat(chunks) }))
-    req.on('error', (e) => (status ? resolve({ status, body: Buffer.concat(chunks) }) : reject(e)))
-    req.on('close', () =>
-      status ? resolve({ status, body: Buffer.concat(chunks) }) : reject(new Error(`stream closed, code ${req.rstCode}`)),
-    )
-    if (body !== undefined) req.end(body)
-  })
-}
-
-const h2Connect = (url: string) =>
-  new Promise<http2.ClientHttp2Session>((resolve, reject) => {
-    const s = http2.connect(url)
-    s.once('connect', () => resolve(s))
-    s.once('error', reject)
-  })
 
 /** A `ws` client, open; messages are queued from the first frame. */
 function wsConnect(url: string): Promise<{ ws: WebSocket; next: () => Promise<Buffer> }> {

@@ -14,8 +14,9 @@ import { join } from 'node:path'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, type Server } from '../ts/index.js'
-import { listen } from './helpers.js'
-import { requireTool } from './tools.js'
+import { listen } from './helpers/index.js'
+import { requireTool } from './helpers/tools.js'
+import { sleep } from './helpers/wait.js'
 
 const BOUND = 300 // ms, the `revalidate` of the /fresh mount
 let base: string
@@ -24,7 +25,6 @@ let server: Server
 let url: string
 let zserver: Server
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 async function fetchBytes(path: string, headers: Record<string, string> = {}, method = 'GET') {
   const res = await fetch(`${url}${path}`, { method, headers })

@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { brotliCompressSync, gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
-import { listen, rawGet, rawRequest, statuses } from './helpers.js'
+import { listen, rawGet, rawRequest, statuses } from './helpers/index.js'
 
 const SECRET = 'TOP-SECRET-OUTSIDE-ROOT'
 let base: string

@@ -14,7 +14,7 @@ import { Readable } from 'node:stream'
 import { ReadableStream } from 'node:stream/web'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
-import { listen } from './helpers.js'
+import { listen } from './helpers/index.js'
 
 const TOTAL_MB = Number(process.env.HTTPY_STREAM_MB ?? 200)
 const CHUNK = 64 * 1024

@@ -13,8 +13,8 @@ import tls from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
 import { makeCerts, type TestCerts } from './certs.js'
-import { requireTool } from './tools.js'
-import { listen } from './helpers.js'
+import { requireTool } from './helpers/tools.js'
+import { listen } from './helpers/index.js'
 
 function info(app: App): App {
   return app.get('/info', (req) =>

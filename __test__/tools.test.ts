@@ -1,9 +1,9 @@
 /**
- * The rule for external tools (tools.ts): which environments require every
+ * The rule for external tools (helpers/tools.ts): which environments require every
  * tool, and the one summary line a run without some of them ends with.
  */
 import { describe, expect, it } from 'vitest'
-import { requireAll, skipSummary, TOOLS } from './tools.js'
+import { requireAll, skipSummary, TOOLS } from './helpers/tools.js'
 
 describe('requireTool policy', () => {
   it('requires every tool under CI or HTTPY_REQUIRE_ALL, not otherwise', () => {

@@ -6,7 +6,8 @@ import net from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { App, Response, WebSocketClosedError, type Server, type WebSocketConnection } from '../ts/index.js'
-import { listen } from './helpers.js'
+import { listen } from './helpers/index.js'
+import { sleep, until } from './helpers/wait.js'
 
 const servers: Server[] = []
 const clients: WebSocket[] = []
@@ -76,15 +77,6 @@ function refusal(server: Server, path: string, headers: Record<string, string> =
   })
 }
 
-async function until(cond: () => boolean, ms = 5000): Promise<void> {
-  const end = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > end) throw new Error('condition not reached in time')
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 function echoApp(): App {
   const app = new App()

@@ -1,13 +1,12 @@
 /**
- * Runs the independent HTTP/3 client (`fixtures/h3client.py`, Python's
+ * Runs the independent HTTP/3 client (`__test__/fixtures/h3client.py`, Python's
  * aioquic) for a test: one QUIC connection, the given requests sent
  * concurrently, bounded in time.
  */
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
 
-const CLIENT = join(import.meta.dirname, 'fixtures', 'h3client.py')
-
+const CLIENT = join(import.meta.dirname, '..', 'fixtures', 'h3client.py')
 
 export interface H3Response {
   status: number
@@ -27,13 +26,20 @@ export interface H3Request {
   body_size?: number
 }
 
-/** Runs the aioquic client once against 127.0.0.1:`port`. */
-export function h3(port: number, requests: H3Request[], opts: { ca?: string; garbage?: number } = {}): Promise<H3Result> {
+/**
+ * Runs the aioquic client once against 127.0.0.1:`port`; the client is
+ * killed after `timeoutMs` (60 s by default).
+ */
+export function h3(
+  port: number,
+  requests: H3Request[],
+  opts: { ca?: string; garbage?: number; timeoutMs?: number } = {},
+): Promise<H3Result> {
   return new Promise((resolve, reject) => {
     const child = spawn('python3', [CLIENT], { stdio: ['pipe', 'pipe', 'pipe'] })
     let out = ''
     let err = ''
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000)
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000)
     child.stdout.on('data', (c: Buffer) => (out += c.toString()))
     child.stderr.on('data', (c: Buffer) => (err += c.toString()))
     child.on('exit', (code) => {

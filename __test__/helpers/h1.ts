@@ -1,10 +1,10 @@
 /**
- * Shared test helpers: start an app on a free port, talk raw TCP for input
- * that well-behaved clients refuse to send.
+ * HTTP/1.1 helpers: start an app on a free port, talk raw TCP for input
+ * that well-behaved clients refuse to send, GET without decoding the body.
  */
 import http from 'node:http'
 import net from 'node:net'
-import { App, type Server, type ServerOptions } from '../ts/index.js'
+import { App, type Server, type ServerOptions } from '../../ts/index.js'
 
 /** Starts `app` on 127.0.0.1 with a free port; remember to close it. */
 export async function listen(app: App, opts: ServerOptions = {}): Promise<Server> {
@@ -81,19 +81,6 @@ export async function openRaw(port: number) {
   return { sock, state, waitFor }
 }
 
-/** The HTTP/2 client connection preface. */
-export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1')
-
-/** One raw HTTP/2 frame (9-byte header + payload), for hostile sequences. */
-export function h2frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const head = Buffer.alloc(9)
-  head.writeUIntBE(payload.length, 0, 3)
-  head[3] = type
-  head[4] = flags
-  head.writeUInt32BE(stream & 0x7fffffff, 5)
-  return Buffer.concat([head, payload])
-}
-
 /** A node:http request on a fresh connection that returns the raw (undecoded) body. */
 export function rawGet(
   url: string,
@@ -109,5 +96,24 @@ export function rawGet(
     })
     req.on('error', reject)
     req.end()
+  })
+}
+
+/**
+ * Like `rawGet` (GET only), but the request fails after 10 s of socket
+ * inactivity instead of waiting for the test timeout.
+ */
+export function rawGetTimed(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { headers, agent: false, timeout: 10_000 }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
+    })
+    req.on('timeout', () => req.destroy(new Error('timeout')))
+    req.on('error', reject)
   })
 }

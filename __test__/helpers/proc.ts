@@ -20,7 +20,7 @@ export interface AppProcess {
 }
 
 export function fixture(name: string): string {
-  return fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
+  return fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url))
 }
 
 /** Spawns `node --import tsx <fixture>`, collecting its output. */

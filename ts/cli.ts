@@ -6,6 +6,7 @@
  */
 import { readFileSync, realpathSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { args, numberArg } from './argv.js'
 import { benchmarkRoute, BenchmarkError, type BenchmarkOptions, type BenchmarkResults } from './benchmark.js'
 
 const USAGE = `Usage: httpy bench <url> [options]
@@ -43,10 +44,8 @@ interface Parsed {
 }
 
 function num(flag: string, v: string | undefined, integer: boolean): number {
-  const n = Number(v)
-  if (v === undefined || v === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
-    throw new UsageError(`${flag} needs ${integer ? 'an integer' : 'a number'} (got ${v === undefined ? 'nothing' : JSON.stringify(v)})`)
-  }
+  const n = numberArg(flag, v, integer ? 'integer' : 'number')
+  if (typeof n === 'string') throw new UsageError(n)
   return n
 }
 
@@ -57,11 +56,7 @@ export function parseBenchArgs(argv: string[]): Parsed {
   const headers: Array<[string, string]> = []
   let json = false
   let maxErrorRate = 0
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string
-    const eq = a.startsWith('--') ? a.indexOf('=') : -1
-    const flag = eq > 0 ? a.slice(0, eq) : a
-    const value = (): string | undefined => (eq > 0 ? a.slice(eq + 1) : argv[++i])
+  for (const { flag, raw: a, value } of args(argv)) {
     switch (flag) {
       case '-h':
       case '--help':

@@ -8,6 +8,7 @@
 import cluster from 'node:cluster'
 import { extname, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { args, numberArg } from './argv.js'
 import { HttpyTypeError } from './errors.js'
 import type { FetchHandler } from './fetch.js'
 import type { ServerOptions } from './options.js'
@@ -39,10 +40,8 @@ interface ServeArgs {
 }
 
 function intArg(flag: string, v: string | undefined): number {
-  const n = Number(v)
-  if (v === undefined || v === '' || !Number.isInteger(n) || n < 0) {
-    throw new ServeUsageError(`${flag} needs a whole number (got ${v === undefined ? 'nothing' : JSON.stringify(v)})`)
-  }
+  const n = numberArg(flag, v, 'whole')
+  if (typeof n === 'string') throw new ServeUsageError(n)
   return n
 }
 
@@ -52,11 +51,7 @@ export function parseServeArgs(argv: string[]): ServeArgs {
   const o: ServerOptions = {}
   let cert: string | undefined
   let key: string | undefined
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i] as string
-    const eq = a.startsWith('--') ? a.indexOf('=') : -1
-    const flag = eq > 0 ? a.slice(0, eq) : a
-    const value = (): string | undefined => (eq > 0 ? a.slice(eq + 1) : argv[++i])
+  for (const { flag, raw: a, value } of args(argv)) {
     switch (flag) {
       case '-p':
       case '--port':

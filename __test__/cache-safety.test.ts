@@ -287,3 +287,25 @@ async function h3get(port: number, ca: string, headers: Record<string, string>):
   if (!r) throw new Error('the HTTP/3 client gave no response')
   return { status: r.status, headers: r.headers, body: r.body }
 }
+
+describe('the JS-side cache keeps what was sent', () => {
+  it('a handler that changes its buffer after returning it does not change the cached answer', async () => {
+    const shared = Buffer.from('first')
+    const app = new App()
+    app.use((req, next) => next(req))
+    app.get('/buf', () => {
+      const res = new Response(shared)
+      // The handler's buffer changes after the answer was made.
+      setImmediate(() => shared.write('xxxxx'))
+      return res
+    }, { cache: { ttl: 60 } })
+    const s = await listen(app)
+    try {
+      expect((await get(s.url, '/buf')).body).toBe('first')
+      await new Promise((r) => setTimeout(r, 20))
+      expect((await get(s.url, '/buf')).body).toBe('first')
+    } finally {
+      await s.close()
+    }
+  })
+})

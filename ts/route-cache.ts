@@ -123,7 +123,10 @@ export function cachingHandler(handler: Answer, policy: CachePolicy): Answer {
     vary.set(base, names)
     const k = `${base}\n\n${varyKey(req, names)}`
     drop(k)
-    const e: Stored = { status: res.status, headers: new Headers(res.headers), body, expires: Date.now() + policy.ttl * 1000, size }
+    // A binary body is copied once: the handler may reuse or change its
+    // buffer after returning it, and the entry must keep what was sent.
+    const kept = body instanceof Uint8Array ? Buffer.from(body) : body
+    const e: Stored = { status: res.status, headers: new Headers(res.headers), body: kept, expires: Date.now() + policy.ttl * 1000, size }
     entries.set(k, e)
     bytes += size
     for (const old of entries.keys()) {

@@ -80,7 +80,7 @@ process.on('exit', stop)
 await new Promise((resolve, reject) => {
   const t = setTimeout(() => reject(new Error('server did not start in 20 s')), 20_000)
   server.stdout.on('data', (c) => {
-    if (c.toString().includes('listening')) {
+    if (/listening|READY/.test(c.toString())) {
       clearTimeout(t)
       resolve()
     }

@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 use httpy_core::{body_channel, Bytes, Reply, Responder, Server};
 
 use crate::contract::{BatchAt, ServerEvent};
-use crate::convert::{bytes_of, core_error, event_fn, ms, status, EventFn};
+use crate::convert::{core_error, event_fn, ms, status, EventFn, Releases};
 use crate::options::{server_config, NativeOptions};
 use crate::routes::{build_router, NativeRoute};
 use crate::streams::NativeStream;
@@ -50,6 +50,8 @@ pub struct NativeServer {
     bodies: Vec<Bytes>,
     port: u32,
     address: String,
+    /// Large JS bodies the core has written, released on this thread.
+    pub(crate) releases: Releases,
 }
 
 /// A reply of a `respondBatch` call that was refused.
@@ -86,6 +88,7 @@ impl NativeServer {
             drains: 0,
             carry: Vec::with_capacity(16 * 1024),
             bodies: Vec::new(),
+            releases: Releases::default(),
         })
     }
 
@@ -140,6 +143,7 @@ impl NativeServer {
         // SAFETY: the slice is the caller's buffer, borrowed for this call
         // only, on the JS thread; nothing else reads or writes it meanwhile.
         let out = unsafe { out.as_mut() };
+        self.releases.release();
         if self.carry.is_empty() {
             let Some(server) = &self.server else {
                 return 0.0;
@@ -194,6 +198,7 @@ impl NativeServer {
     /// position in the batch; their requests stay answerable.
     #[napi(catch_unwind)]
     pub fn respond_batch(&mut self, batch: &[u8]) -> Option<Vec<BatchError>> {
+        self.releases.release();
         let mut errors: Option<Vec<BatchError>> = None;
         for (index, (id, reply)) in httpy_core::ReplyBatch::new(batch).enumerate() {
             match reply {
@@ -237,7 +242,8 @@ impl NativeServer {
         headers: String,
         body: Buffer,
     ) -> Result<bool> {
-        self.respond(id, status, &headers, bytes_of(body), Ok)
+        let body = self.releases.bytes_of(body);
+        self.respond(id, status, &headers, body, Ok)
     }
 
     /// Answers request `id` with the file at `path` (served by the core:
@@ -299,7 +305,7 @@ impl NativeServer {
         let body = match body {
             None => Bytes::new(),
             Some(Either::A(s)) => Bytes::from(s.into_bytes()),
-            Some(Either::B(b)) => bytes_of(b),
+            Some(Either::B(b)) => self.releases.bytes_of(b),
         };
         self.respond(id, status, &headers, body, |r| r.with_push(&push))
     }
@@ -324,6 +330,7 @@ impl NativeServer {
     pub fn dispose(&mut self) {
         self.responders.clear();
         self.server = None;
+        self.releases.release();
     }
 }
 
@@ -340,6 +347,7 @@ impl NativeServer {
         body: Bytes,
         with: impl FnOnce(Reply) -> httpy_core::Result<Reply>,
     ) -> Result<bool> {
+        self.releases.release();
         let Some(responder) = self.responders.remove(&id) else {
             return Ok(false);
         };

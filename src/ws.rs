@@ -9,7 +9,7 @@ use std::time::Duration;
 use httpy_core::{Bytes, Reply, SendStatus, WsFrame, WsOptions};
 
 use crate::contract::SendResult;
-use crate::convert::{self, bytes_of, core_error, ms, status};
+use crate::convert::{self, core_error, ms, status};
 use crate::server::NativeServer;
 
 /// Per-connection settings, already validated by the TS layer.
@@ -75,6 +75,7 @@ impl NativeServer {
     /// Layout: `WsEventAt` in `contract.rs`.
     #[napi(catch_unwind)]
     pub fn ws_drain(&self) -> Vec<Buffer> {
+        self.releases.release();
         let Some(server) = &self.server else {
             return Vec::new();
         };
@@ -99,7 +100,7 @@ impl NativeServer {
     /// Queues a binary message; same result as `wsSendText`.
     #[napi(catch_unwind)]
     pub fn ws_send_binary(&self, id: u32, data: Buffer) -> SendResult {
-        self.ws_send(id, WsFrame::Binary(bytes_of(data)))
+        self.ws_send(id, WsFrame::Binary(self.releases.bytes_of(data)))
     }
 
     /// Queues a ping (payload at most 125 bytes, checked by the caller).
@@ -168,7 +169,7 @@ impl NativeServer {
     #[napi(catch_unwind)]
     pub fn ws_publish_binary(&self, topic: String, data: Buffer) -> u32 {
         self.server.as_ref().map_or(0, |s| {
-            s.ws_publish(&topic, WsFrame::Binary(bytes_of(data))) as u32
+            s.ws_publish(&topic, WsFrame::Binary(self.releases.bytes_of(data))) as u32
         })
     }
 }

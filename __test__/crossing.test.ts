@@ -10,6 +10,7 @@ import http from 'node:http'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
 import { App, Response, type Server } from '../ts/index.js'
 import { listen } from './helpers/index.js'
 
@@ -46,6 +47,24 @@ beforeAll(async () => {
   // than copied (16 KiB and up): the core hands it back to this thread for
   // release once written.
   app.get('/fresh/{i}', (req) => new Response(Buffer.alloc(256 * 1024, Number(req.pathParams.i) % 251)))
+  // Every way a WebSocket message leaves, in one turn: small messages travel
+  // in the turn's batch, a large binary, a ping, a publish and the close on
+  // their own; the client must see them in the order they were made.
+  app.websocket('/ws-order', (ws) => {
+    ws.subscribe('order')
+    return ws.onMessage((m) => {
+      const n = Number(m.data)
+      void ws.sendText(`a${n}`)
+      void ws.sendBinary(Buffer.alloc(20_000, n))
+      void ws.sendText(`b${n}`)
+      void ws.ping('p')
+      void ws.sendBinary(Buffer.from(`c${n}`))
+      app.publish('order', `d${n}`)
+      void ws.sendText('é'.repeat(9000))
+      void ws.sendText(`e${n}`)
+      if (n === 2) void ws.close(4000, 'done')
+    })
+  })
   app.post('/echo', (req) => new Response(req.body, { headers: { 'x-len': String(req.body.length) } }))
   server = await listen(app, { onError: (e) => void errors.push(e) })
 })
@@ -131,5 +150,21 @@ describe('batched crossing', () => {
     expect(String((errors[0] as Error).message)).toMatch(/invalid status code 42/)
     expect((errors[0] as { code?: string }).code).toBe('ERR_HTTPY_INVALID_RESPONSE')
     expect(server.stats().heldResponders).toBe(0)
+  })
+
+  it('keeps the order of WebSocket messages sent in one turn by every path (batched, large, ping, publish, close)', async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws-order`)
+    const got: string[] = []
+    const closed = new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)))
+    ws.on('message', (data: Buffer, binary: boolean) => {
+      if (binary && data.length === 20_000) got.push(`big${data[0]}`)
+      else if (!binary && data.length === 18_000) got.push(data.toString() === 'é'.repeat(9000) ? 'long' : 'long?')
+      else got.push(data.toString())
+    })
+    await new Promise((r) => ws.on('open', r))
+    for (const n of [1, 2]) ws.send(String(n))
+    expect(await closed).toBe(4000)
+    const turn = (n: number) => [`a${n}`, `big${n}`, `b${n}`, `c${n}`, `d${n}`, 'long', `e${n}`]
+    expect(got).toEqual([...turn(1), ...turn(2)])
   })
 })

@@ -857,3 +857,4 @@ module.exports.wakeOnce = nativeBinding.wakeOnce
 module.exports.WriteResult = nativeBinding.WriteResult
 module.exports.WsEventAt = nativeBinding.WsEventAt
 module.exports.WsEventKind = nativeBinding.WsEventKind
+module.exports.WsSendAt = nativeBinding.WsSendAt

@@ -114,6 +114,18 @@ export declare class NativeServer {
   wsSendText(id: number, text: string): SendResult
   /** Queues a binary message; same result as `wsSendText`. */
   wsSendBinary(id: number, data: Buffer): SendResult
+  /**
+   * Queues a batch of messages written by the JS side in one buffer
+   * (layout: `WsSendAt`) and wakes their writers, as `wsFlush` does.
+   * One call per event-loop turn instead of one per message: a call
+   * costs ~0.2 µs of N-API and napi-rs bookkeeping (borrow tracking,
+   * unwrapping, string conversion) before any work, which was a sixth
+   * of a WebSocket echo's server CPU. Returns the ids of connections
+   * whose queue went above its high-water mark (a `Drain` event follows);
+   * messages to closed connections are dropped, as with `wsSendText`.
+   * Throws on a malformed batch (the messages before the fault are sent).
+   */
+  wsSendBatch(batch: Uint8Array): Array<number>
   /** Queues a ping (payload at most 125 bytes, checked by the caller). */
   wsPing(id: number, data?: Buffer | undefined | null): SendResult
   /** Hands every frame queued since the last flush to its connection's writer. */
@@ -562,4 +574,19 @@ export declare enum WsEventKind {
   Close = 2,
   /** Queued outbound bytes fell back under the high-water mark. */
   Drain = 3,
+}
+
+/**
+ * Byte offsets in one message of a `wsSendBatch` buffer, from the
+ * message's start: `u8 kind | u32 connection id | u32 length | payload`.
+ */
+export declare enum WsSendAt {
+  /** u8: `WsEventKind.Text` or `WsEventKind.Binary`. */
+  Kind = 0,
+  /** u32: the connection's id. */
+  Id = 1,
+  /** u32: payload length. */
+  Length = 5,
+  /** The payload (UTF-8 for text). */
+  Data = 9,
 }

@@ -131,6 +131,20 @@ pub enum WsEventAt {
     Data = 10,
 }
 
+/// Byte offsets in one message of a `wsSendBatch` buffer, from the
+/// message's start: `u8 kind | u32 connection id | u32 length | payload`.
+#[napi]
+pub enum WsSendAt {
+    /// u8: `WsEventKind.Text` or `WsEventKind.Binary`.
+    Kind = 0,
+    /// u32: the connection's id.
+    Id = 1,
+    /// u32: payload length.
+    Length = 5,
+    /// The payload (UTF-8 for text).
+    Data = 9,
+}
+
 /// What `NativeStream.write` did with a chunk.
 #[napi]
 pub enum WriteResult {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use httpy_core::{Bytes, Reply, SendStatus, WsFrame, WsOptions};
 
-use crate::contract::SendResult;
+use crate::contract::{SendResult, WsEventKind, WsSendAt};
 use crate::convert::{self, core_error, ms, status};
 use crate::server::NativeServer;
 
@@ -101,6 +101,62 @@ impl NativeServer {
     #[napi(catch_unwind)]
     pub fn ws_send_binary(&self, id: u32, data: Buffer) -> SendResult {
         self.ws_send(id, WsFrame::Binary(self.releases.bytes_of(data)))
+    }
+
+    /// Queues a batch of messages written by the JS side in one buffer
+    /// (layout: `WsSendAt`) and wakes their writers, as `wsFlush` does.
+    /// One call per event-loop turn instead of one per message: a call
+    /// costs ~0.2 µs of N-API and napi-rs bookkeeping (borrow tracking,
+    /// unwrapping, string conversion) before any work, which was a sixth
+    /// of a WebSocket echo's server CPU. Returns the ids of connections
+    /// whose queue went above its high-water mark (a `Drain` event follows);
+    /// messages to closed connections are dropped, as with `wsSendText`.
+    /// Throws on a malformed batch (the messages before the fault are sent).
+    #[napi(catch_unwind)]
+    pub fn ws_send_batch(&self, batch: &[u8]) -> Result<Vec<u32>> {
+        let Some(server) = &self.server else {
+            return Ok(Vec::new());
+        };
+        let mut full = Vec::new();
+        let mut at = 0;
+        let result = loop {
+            if at == batch.len() {
+                break Ok(());
+            }
+            let head = at + WsSendAt::Data as usize;
+            if head > batch.len() {
+                break Err("truncated message head");
+            }
+            let word = |o: WsSendAt| {
+                let i = at + o as usize;
+                u32::from_le_bytes([batch[i], batch[i + 1], batch[i + 2], batch[i + 3]])
+            };
+            let (id, len) = (word(WsSendAt::Id), word(WsSendAt::Length) as usize);
+            let Some(payload) = batch.get(head..head + len) else {
+                break Err("truncated payload");
+            };
+            let frame = match batch[at + WsSendAt::Kind as usize] {
+                k if k == WsEventKind::Text as u8 => match std::str::from_utf8(payload) {
+                    Ok(text) => WsFrame::Text(text.to_owned()),
+                    Err(_) => break Err("text message is not UTF-8"),
+                },
+                k if k == WsEventKind::Binary as u8 => {
+                    WsFrame::Binary(Bytes::copy_from_slice(payload))
+                }
+                _ => break Err("unknown message kind"),
+            };
+            if server.ws_send_deferred(id, frame) == SendStatus::Backpressure {
+                full.push(id);
+            }
+            at = head + len;
+        };
+        server.ws_flush();
+        result.map(|()| full).map_err(|m| {
+            Error::new(
+                Status::InvalidArg,
+                format!("ERR_HTTPY_INTERNAL: wsSendBatch: {m} at byte {at}"),
+            )
+        })
     }
 
     /// Queues a ping (payload at most 125 bytes, checked by the caller).

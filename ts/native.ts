@@ -138,6 +138,7 @@ export const {
   RecordVersion,
   WsEventKind,
   WsEventAt,
+  WsSendAt,
   WriteResult,
   SendResult,
   BatchAt,

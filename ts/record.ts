@@ -5,7 +5,7 @@
  * (`src/contract.rs`, re-exported by `native.ts`); this module holds the
  * little-endian readers and names the offsets once for the hot path.
  */
-import { BatchAt, NO_ROUTE, Placement, RecordAt, ReplyAt, RecordFlag, RecordVersion, WsEventAt, WsEventKind } from './native.js'
+import { BatchAt, NO_ROUTE, Placement, RecordAt, ReplyAt, RecordFlag, RecordVersion, WsEventAt, WsEventKind, WsSendAt } from './native.js'
 
 export { NO_ROUTE }
 
@@ -67,3 +67,16 @@ export const WS_TEXT: number = WsEventKind.Text
 export const WS_BINARY: number = WsEventKind.Binary
 export const WS_CLOSE: number = WsEventKind.Close
 export const WS_DRAIN: number = WsEventKind.Drain
+// Outgoing WebSocket messages of a `wsSendBatch` buffer (`WsSendAt`).
+export const WS_SEND_KIND: number = WsSendAt.Kind
+export const WS_SEND_ID: number = WsSendAt.Id
+export const WS_SEND_LENGTH: number = WsSendAt.Length
+export const WS_SEND_DATA: number = WsSendAt.Data
+
+/** Writes a little-endian u32 (the layouts' integers). */
+export function putU32(b: Buffer, o: number, v: number): void {
+  b[o] = v
+  b[o + 1] = v >>> 8
+  b[o + 2] = v >>> 16
+  b[o + 3] = v >>> 24
+}

@@ -7,7 +7,7 @@ import { defaultErrorResponse, internalError, isFailure } from './http-error.js'
 import { native, ServerEvent, type NativeServer, type NativeStats } from './native.js'
 import type { ResolvedOptions } from './options.js'
 import { checkRegistry, mergeMetrics, METRICS_ROUTE } from './metrics.js'
-import { BATCH_BODY_COUNT, BATCH_FIRST_RECORD, NO_ROUTE, REPLY_HEADERS, REPLY_HEADER_LENGTH, REPLY_ID, REPLY_STATUS, recordLength, u32 } from './record.js'
+import { BATCH_BODY_COUNT, BATCH_FIRST_RECORD, NO_ROUTE, REPLY_HEADERS, REPLY_HEADER_LENGTH, REPLY_ID, REPLY_STATUS, putU32, recordLength, u32 } from './record.js'
 import { Request } from './request.js'
 import { FileBody, Response } from './response.js'
 import { pumpStream, isStreamBody } from './stream.js'
@@ -294,6 +294,8 @@ export class Server {
     if (typeof topic !== 'string') throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'publish: topic must be a string')
     const n = this.#native
     if (!n) return 0
+    // Messages already sent on connections go first, in order.
+    this.#ws.flushSends()
     if (typeof data === 'string') return n.wsPublishText(topic, data)
     if (Buffer.isBuffer(data)) return n.wsPublishBinary(topic, data)
     if (data instanceof Uint8Array) return n.wsPublishBinary(topic, Buffer.from(data.buffer, data.byteOffset, data.byteLength))
@@ -530,13 +532,6 @@ export class Server {
       console.error(`httpy: error in ${req ? `${req.method} ${req.path}` : 'the server'}:`, err)
     }
   }
-}
-
-function putU32(b: Buffer, o: number, v: number): void {
-  b[o] = v
-  b[o + 1] = v >>> 8
-  b[o + 2] = v >>> 16
-  b[o + 3] = v >>> 24
 }
 
 /** `pushResources` as the core takes it: `path\nas\npath\nas…`. */

@@ -9,7 +9,10 @@
  */
 import { HttpyTypeError } from './errors.js'
 import { SendResult, type NativeServer, type NativeWsOptions } from './native.js'
-import { EXTERNAL, u16, u32, WS_BINARY, WS_CLOSE, WS_DATA, WS_DRAIN, WS_ID, WS_KIND, WS_LENGTH, WS_PLACEMENT, WS_TEXT } from './record.js'
+import {
+  EXTERNAL, putU32, u16, u32, WS_BINARY, WS_CLOSE, WS_DATA, WS_DRAIN, WS_ID, WS_KIND, WS_LENGTH, WS_PLACEMENT,
+  WS_SEND_DATA, WS_SEND_ID, WS_SEND_KIND, WS_SEND_LENGTH, WS_TEXT,
+} from './record.js'
 import type { Request } from './request.js'
 import type { ReadonlyHeaders } from './headers.js'
 
@@ -112,6 +115,27 @@ export function nativeWsOptions(o: Required<WebSocketOptions>): NativeWsOptions 
 const SENT = Promise.resolve(true)
 const DROPPED = Promise.resolve(false)
 
+/**
+ * @internal Where a connection's messages go: small ones are written into
+ * one buffer per event-loop turn and handed over in one native call
+ * (`WebSocketSessions`); the rest, and everything that must not overtake
+ * them, flush that buffer first.
+ */
+interface SendQueue {
+  /** Appends a message to the turn's batch; false when it is too large to batch. */
+  queueText(id: number, text: string): boolean
+  queueBinary(id: number, data: Buffer): boolean
+  /** Hands the batch over now (before a call that must not overtake it). */
+  flushSends(): void
+  /** Makes sure the turn's batch (and deferred frames) go out this turn. */
+  schedule(): void
+}
+
+// A text of more UTF-16 units than this, or a binary message of more bytes,
+// goes in its own call (large binaries are then lent, not copied).
+const BATCH_TEXT_MAX = 8 * 1024
+const BATCH_BINARY_MAX = 16 * 1024 - 1
+
 function toBuffer(data: unknown, what: string): Buffer {
   if (Buffer.isBuffer(data)) return data
   if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
@@ -150,8 +174,14 @@ export class WebSocketConnection implements AsyncIterable<WebSocketMessage> {
   readonly #id: number
   readonly #request: Request
   readonly #opts: Required<WebSocketOptions>
-  readonly #scheduleFlush: () => void
+  readonly #out: SendQueue
   #native: NativeServer | undefined
+  /**
+   * Set when a batch left this connection's queue above its high-water
+   * mark, cleared by the `Drain` event: meanwhile sends go one by one, so
+   * each learns whether it must wait.
+   */
+  #full = false
   #inbox: WebSocketMessage[] = []
   #head = 0
   #inboxBytes = 0
@@ -172,10 +202,10 @@ export class WebSocketConnection implements AsyncIterable<WebSocketMessage> {
     request: Request,
     native: NativeServer,
     opts: Required<WebSocketOptions>,
-    scheduleFlush: () => void,
+    out: SendQueue,
   ) {
     this.#id = id
-    this.#scheduleFlush = scheduleFlush
+    this.#out = out
     this.#request = request
     this.#native = native
     this.#opts = opts
@@ -237,13 +267,21 @@ export class WebSocketConnection implements AsyncIterable<WebSocketMessage> {
     }
   }
 
-  /** Sends a text message. Resolves `true` once queued under the high-water mark, `false` if the connection is closed. */
+  /**
+   * Sends a text message. Resolves `true` once queued, `false` if the
+   * connection is closed. While the connection's outgoing queue is above
+   * the high-water mark, the promise waits until it has drained (sends made
+   * in the event-loop turn that took it over the mark still resolve at once:
+   * the server learns of the mark when the turn's messages are handed over).
+   */
   sendText(data: string): Promise<boolean> {
     if (typeof data !== 'string') {
       throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'sendText: data must be a string')
     }
     const n = this.#native
     if (!n || this.closed) return DROPPED
+    if (!this.#full && this.#out.queueText(this.#id, data)) return SENT
+    this.#out.flushSends()
     return this.#result(n.wsSendText(this.#id, data))
   }
 
@@ -252,6 +290,8 @@ export class WebSocketConnection implements AsyncIterable<WebSocketMessage> {
     const buf = toBuffer(data, 'sendBinary')
     const n = this.#native
     if (!n || this.closed) return DROPPED
+    if (!this.#full && this.#out.queueBinary(this.#id, buf)) return SENT
+    this.#out.flushSends()
     return this.#result(n.wsSendBinary(this.#id, buf))
   }
 
@@ -263,6 +303,7 @@ export class WebSocketConnection implements AsyncIterable<WebSocketMessage> {
     }
     const n = this.#native
     if (!n || this.closed) return DROPPED
+    this.#out.flushSends()
     return this.#result(n.wsPing(this.#id, buf ?? null))
   }
 
@@ -280,6 +321,7 @@ export class WebSocketConnection implements AsyncIterable<WebSocketMessage> {
     }
     if (!this.closed && this.#native) {
       this.#closing = true
+      this.#out.flushSends()
       this.#native.wsClose(this.#id, code, reason)
     }
     return this.closedPromise.then(() => undefined)
@@ -298,8 +340,11 @@ export class WebSocketConnection implements AsyncIterable<WebSocketMessage> {
   }
 
   #result(status: number): Promise<boolean> {
-    this.#scheduleFlush()
-    if (status === SendResult.Queued) return SENT
+    this.#out.schedule()
+    if (status === SendResult.Queued) {
+      this.#full = false
+      return SENT
+    }
     if (status === SendResult.Closed) return DROPPED
     return new Promise((resolve) => this.#drainWaiters.push(resolve))
   }
@@ -380,9 +425,15 @@ export class WebSocketConnection implements AsyncIterable<WebSocketMessage> {
 
   /** @internal */
   _drain(): void {
+    this.#full = false
     const ws = this.#drainWaiters
     this.#drainWaiters = []
     for (const r of ws) r(true)
+  }
+
+  /** @internal A batch left the queue above the high-water mark. */
+  _full(): void {
+    this.#full = true
   }
 
   /** @internal */
@@ -403,21 +454,66 @@ export class WebSocketConnection implements AsyncIterable<WebSocketMessage> {
  * @internal The JS half of a server's WebSocket connections: accepts
  * upgrades, runs handlers, dispatches event batches.
  */
-export class WebSocketSessions {
+export class WebSocketSessions implements SendQueue {
   readonly #conns = new Map<number, WebSocketConnection>()
   readonly #report: (err: unknown, req: Request) => void
   #native: NativeServer | undefined
   #flushScheduled = false
+  /** The turn's small messages (`WsSendAt` layout), handed over in one call. */
+  #out = Buffer.allocUnsafeSlow(64 * 1024)
+  #outLen = 0
   // Sends queue frames without waking the writers; one flush per event-loop
   // turn hands them over, so a burst costs one wake-up per connection.
   readonly #flush = (): void => {
     this.#flushScheduled = false
-    this.#native?.wsFlush()
+    if (this.#outLen !== 0) this.flushSends()
+    else this.#native?.wsFlush()
   }
-  readonly #scheduleFlush = (): void => {
+
+  schedule(): void {
     if (this.#flushScheduled) return
     this.#flushScheduled = true
     setImmediate(this.#flush)
+  }
+
+  queueText(id: number, text: string): boolean {
+    if (text.length > BATCH_TEXT_MAX) return false
+    // Worst case of the UTF-8 form, so the write cannot overflow.
+    const at = this.#reserve(WS_SEND_DATA + text.length * 3)
+    const len = text.length === 0 ? 0 : this.#out.write(text, at + WS_SEND_DATA)
+    this.#put(at, WS_TEXT, id, len)
+    return true
+  }
+
+  queueBinary(id: number, data: Buffer): boolean {
+    if (data.length > BATCH_BINARY_MAX) return false
+    const at = this.#reserve(WS_SEND_DATA + data.length)
+    this.#out.set(data, at + WS_SEND_DATA)
+    this.#put(at, WS_BINARY, id, data.length)
+    return true
+  }
+
+  /** Room for `need` bytes at the end of the batch (handing it over first if full). */
+  #reserve(need: number): number {
+    if (this.#outLen + need > this.#out.length) this.flushSends()
+    return this.#outLen
+  }
+
+  #put(at: number, kind: number, id: number, len: number): void {
+    const out = this.#out
+    out[at + WS_SEND_KIND] = kind
+    putU32(out, at + WS_SEND_ID, id)
+    putU32(out, at + WS_SEND_LENGTH, len)
+    this.#outLen = at + WS_SEND_DATA + len
+    this.schedule()
+  }
+
+  flushSends(): void {
+    const len = this.#outLen
+    if (len === 0) return
+    this.#outLen = 0
+    const full = this.#native?.wsSendBatch(this.#out.subarray(0, len))
+    if (full) for (const id of full) this.#conns.get(id)?._full()
   }
 
   constructor(report: (err: unknown, req: Request) => void) {
@@ -438,7 +534,7 @@ export class WebSocketSessions {
   ): void {
     if (!n.wsAccept(req._id, headers, nativeWsOptions(opts))) return
     this.#native = n
-    const ws = new WebSocketConnection(req._id, req, n, opts, this.#scheduleFlush)
+    const ws = new WebSocketConnection(req._id, req, n, opts, this)
     this.#conns.set(req._id, ws)
     let out: void | Promise<unknown>
     try {
@@ -503,6 +599,7 @@ export class WebSocketSessions {
   /** The server is gone: end every connection still known. */
   closeAll(): void {
     this.#native = undefined
+    this.#outLen = 0
     for (const ws of this.#conns.values()) ws._closed({ code: 1006, reason: 'server closed' })
     this.#conns.clear()
   }

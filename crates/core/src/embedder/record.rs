@@ -55,15 +55,42 @@ fn put_str32(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
+/// Writes the dotted form of an IPv4 address into `out`, returning its
+/// length. The `fmt` machinery took ~0.035 µs per request of the JS thread
+/// (a profile of /plaintext); this takes a few nanoseconds.
+fn ipv4_text(octets: [u8; 4], out: &mut [u8; 48]) -> usize {
+    let mut n = 0;
+    for (i, o) in octets.into_iter().enumerate() {
+        if i > 0 {
+            out[n] = b'.';
+            n += 1;
+        }
+        if o >= 100 {
+            out[n] = b'0' + o / 100;
+            n += 1;
+        }
+        if o >= 10 {
+            out[n] = b'0' + o / 10 % 10;
+            n += 1;
+        }
+        out[n] = b'0' + o % 10;
+        n += 1;
+    }
+    n
+}
+
 /// Appends one request to `out`; a large body is moved to `external`.
 pub fn encode(req: &Incoming, out: &mut Vec<u8>, external: &mut Vec<Bytes>) {
     // Formatted on the stack: this runs once per request, and `to_string`
     // would allocate each time. 45 bytes hold any IPv6 text form.
     let mut ip_buf = [0u8; 48];
-    let ip_len = {
-        let mut w = &mut ip_buf[..];
-        let _ = write!(w, "{}", req.remote.ip());
-        48 - w.len()
+    let ip_len = match req.remote.ip() {
+        std::net::IpAddr::V4(v4) => ipv4_text(v4.octets(), &mut ip_buf),
+        ip => {
+            let mut w = &mut ip_buf[..];
+            let _ = write!(w, "{ip}");
+            48 - w.len()
+        }
     };
     let ip = &ip_buf[..ip_len];
     out.reserve(64 + req.path.len() + req.query.len() + req.headers.len() * 32);
@@ -299,6 +326,22 @@ mod tests {
                 body: vec![7u8; body_len],
             };
             prop_assert_eq!(first, want);
+        }
+    }
+
+    #[test]
+    fn ipv4_text_matches_display() {
+        let mut buf = [0u8; 48];
+        for a in [
+            [0, 0, 0, 0],
+            [127, 0, 0, 1],
+            [10, 99, 100, 9],
+            [255, 255, 255, 255],
+            [1, 20, 200, 109],
+        ] {
+            let n = ipv4_text(a, &mut buf);
+            let want = std::net::Ipv4Addr::from(a).to_string();
+            assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), want);
         }
     }
 }

@@ -73,21 +73,34 @@ impl ReplyBatch {
         }
     }
 
-    fn take(&mut self, n: usize) -> Result<Bytes, Error> {
+    /// The next `n` bytes, as a range of `data`.
+    fn span(&mut self, n: usize) -> Result<std::ops::Range<usize>, Error> {
         if self.data.len() - self.at < n {
             return Err(Error::new(
                 ErrorKind::InvalidResponse,
                 "reply batch is truncated",
             ));
         }
-        let out = self.data.slice(self.at..self.at + n);
         self.at += n;
-        Ok(out)
+        Ok(self.at - n..self.at)
     }
 
+    /// The next `n` bytes as a view of the batch (a reference count taken).
+    fn take(&mut self, n: usize) -> Result<Bytes, Error> {
+        let r = self.span(n)?;
+        Ok(self.data.slice(r))
+    }
+
+    /// A little-endian integer, read in place: taking a view for it would
+    /// cost an atomic increment and decrement of the batch's count, shared
+    /// with the I/O threads that drop the bodies (three per reply, ~0.09 µs
+    /// of the JS thread per request in a profile of /plaintext).
     fn uint(&mut self, n: usize) -> Result<usize, Error> {
-        let b = self.take(n)?;
-        Ok(b.iter().rev().fold(0usize, |v, &x| (v << 8) | x as usize))
+        let r = self.span(n)?;
+        Ok(self.data[r]
+            .iter()
+            .rev()
+            .fold(0usize, |v, &x| (v << 8) | x as usize))
     }
 }
 

@@ -32,7 +32,7 @@
 //! and on a `103 Early Hints` sent just before it.
 
 use bytes::Bytes;
-use futures_util::future::join_all;
+use futures_util::future::{join_all, FutureExt};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use h2::server::{SendPushedResponse, SendResponse};
 use h2::{RecvStream, SendStream};
@@ -120,7 +120,7 @@ where
     let mut flooded = false;
     let idle_timer = sleep(idle);
     tokio::pin!(idle_timer);
-    loop {
+    'conn: loop {
         tokio::select! {
             biased;
             _ = shared.life.force.cancelled() => return,
@@ -136,6 +136,9 @@ where
                 conn.graceful_shutdown();
             }
             Some(()) = streams.next(), if !streams.is_empty() => {
+                // Finish every stream that is ready now before `accept`
+                // polls the connection again (see below).
+                while let Some(Some(())) = streams.next().now_or_never() {}
                 if streams.is_empty() {
                     idle_timer.as_mut().reset(Instant::now() + idle);
                 }
@@ -144,18 +147,31 @@ where
                 draining = true;
                 conn.graceful_shutdown();
             }
-            r = conn.accept() => match r {
-                Some(Ok((req, respond))) => {
-                    accepted += 1;
-                    if limit > 0 && accepted >= limit && !draining {
-                        // This stream is still served; GOAWAY refuses later ones.
-                        draining = true;
-                        conn.graceful_shutdown();
+            r = conn.accept() => {
+                // Take every stream whose request has already been read, then
+                // let them all answer before the connection is polled again:
+                // each poll of the connection flushes what the streams have
+                // queued, so accepting and answering one stream at a time cost
+                // a `writev` per response (h2load -c64 -m10 on a route-cache
+                // hit: 7.3 `writev`s for every one of the JS-handled route,
+                // whose answers arrive together).
+                let mut next = Some(r);
+                while let Some(r) = next.take() {
+                    match r {
+                        Some(Ok((req, respond))) => {
+                            accepted += 1;
+                            if limit > 0 && accepted >= limit && !draining {
+                                // This stream is still served; GOAWAY refuses later ones.
+                                draining = true;
+                                conn.graceful_shutdown();
+                            }
+                            streams.push(stream(shared.clone(), info.clone(), state.clone(), req, respond));
+                            next = conn.accept().now_or_never();
+                        }
+                        // Protocol errors have already been answered with GOAWAY by h2.
+                        Some(Err(_)) | None => break 'conn,
                     }
-                    streams.push(stream(shared.clone(), info.clone(), state.clone(), req, respond));
                 }
-                // Protocol errors have already been answered with GOAWAY by h2.
-                Some(Err(_)) | None => break,
             },
         }
     }

@@ -6,17 +6,20 @@
  * between them without passing sockets through the primary. The primary
  * only supervises: it restarts a worker that dies (with back-off), refuses
  * to loop on a worker that cannot start, and drains every worker on
- * SIGTERM/SIGINT.
+ * SIGTERM/SIGINT. With `tls`, SIGHUP reloads the certificates (in the
+ * primary: in every worker).
  */
 import cluster, { type Worker } from 'node:cluster'
 import { HttpyTypeError } from './errors.js'
 import { WORKER_PORT_ENV, type ResolvedOptions } from './options.js'
 import type { Server } from './server.js'
+import type { TlsOptions } from './tls.js'
 
 type WorkerMessage =
   | { httpy: 'listening'; port: number; address: string }
   | { httpy: 'error'; code: string; message: string }
   | { httpy: 'shutdown' }
+  | { httpy: 'reload-tls' }
 
 function isMessage(m: unknown): m is WorkerMessage {
   return typeof m === 'object' && m !== null && typeof (m as { httpy?: unknown }).httpy === 'string'
@@ -149,6 +152,20 @@ export class Supervisor {
   }
 
   /**
+   * Makes every worker read its `tls` files again (what SIGHUP does); each
+   * reports a failure on stderr and keeps its current certificates.
+   */
+  reloadTls(): void {
+    for (const s of this.#slots) {
+      try {
+        s.worker?.send({ httpy: 'reload-tls' } satisfies WorkerMessage)
+      } catch {
+        // A worker exiting meanwhile is restarted with the files as they are now.
+      }
+    }
+  }
+
+  /**
    * Drains every worker (each closes gracefully within `shutdownTimeout`)
    * and resolves once all have exited; stragglers are killed.
    */
@@ -205,15 +222,32 @@ function exitOnSignals(server: Server, opts: ResolvedOptions, supervised: boolea
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  const tls = opts.tls
+  const onReload = (): void => {
+    if (tls !== undefined && !begun) reloadTls(server, tls)
+  }
+  if (tls !== undefined) process.on('SIGHUP', onReload)
   const onMessage = (m: unknown): void => {
     if (isMessage(m) && m.httpy === 'shutdown') onSignal('SIGTERM')
+    if (isMessage(m) && m.httpy === 'reload-tls') onReload()
   }
   if (supervised) process.on('message', onMessage)
   void server.closed.then(() => {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
+    process.off('SIGHUP', onReload)
     process.off('message', onMessage)
   })
+}
+
+/** SIGHUP: the `tls` option read again; a failure keeps the current certificates. */
+function reloadTls(server: Server, tls: TlsOptions): void {
+  try {
+    server.setTls(tls)
+    console.error(`httpy: pid ${process.pid}: TLS certificates reloaded`)
+  } catch (e) {
+    console.error(`httpy: pid ${process.pid}: TLS reload failed, the current certificates stay in use: ${(e as Error).message}`)
+  }
 }
 
 /**
@@ -231,6 +265,7 @@ export async function serve(resolved: ResolvedOptions, listen: () => Promise<Ser
     }
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
+    if (resolved.tls !== undefined) process.on('SIGHUP', () => sup.reloadTls())
     await sup._start()
     if (!resolved.quiet) console.log(`httpy listening on ${sup.url} (${resolved.workers} workers)`)
     return sup

@@ -70,8 +70,11 @@ export interface ServerOptions {
   /**
    * Serve HTTPS: HTTP/2 and HTTP/1.1 on one port, chosen by ALPN.
    * `{cert, key}` as PEM text, Buffers or file paths (`cert` may hold a
-   * chain, leaf first), or `'self-signed'` to generate a localhost
-   * certificate at start (development only).
+   * chain, leaf first); a list of `{serverName, cert, key}` chosen by SNI
+   * (an entry without `serverName` is the default); `ca`, `requestCert`
+   * and `rejectUnauthorized` for client certificates; or `'self-signed'`
+   * to generate a localhost certificate at start (development only).
+   * Replace it while running with `server.setTls()` or SIGHUP.
    */
   tls?: TlsOptions
   /**
@@ -156,6 +159,8 @@ export interface ResolvedOptions {
   trust: TrustFn | undefined
   /** Set when metrics are on; `registry` set means JS serves the path. */
   metrics: { path: string; registry: MetricsRegistry | undefined } | undefined
+  /** The `tls` option as given: SIGHUP reads its files again. */
+  tls: TlsOptions | undefined
 }
 
 const KNOWN = new Set<string>([
@@ -352,5 +357,6 @@ export function resolveOptions(options: ServerOptions | undefined, jsHandlesMiss
     workers,
     trust,
     metrics,
+    tls: tls ? (o.tls as TlsOptions) : undefined,
   }
 }

@@ -141,13 +141,26 @@ impl Server {
         self.http3_port
     }
 
-    /// The certificate chain served over TLS (PEM), if TLS is on.
-    pub fn tls_certificate_pem(&self) -> Option<&str> {
+    /// The default certificate chain served over TLS (PEM), if TLS is on.
+    pub fn tls_certificate_pem(&self) -> Option<String> {
         self.service
             .config
             .tls
             .as_ref()
             .map(|t| t.certificate_pem())
+    }
+
+    /// Replaces the certificates (and client-certificate settings) for every
+    /// later handshake, TCP and QUIC; open connections keep theirs. On error
+    /// nothing changes.
+    pub fn set_tls(&self, source: &crate::TlsSource) -> Result<()> {
+        match &self.service.config.tls {
+            Some(tls) => tls.replace(source),
+            None => Err(Error::new(
+                ErrorKind::Tls,
+                "this server was started without tls: it cannot switch to TLS while running",
+            )),
+        }
     }
 
     /// Replaces the route table; requests already routed keep their match.

@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 pub use crate::observe::access_log::{AccessLogConfig, AccessLogFormat};
+pub(crate) mod client_auth;
+pub(crate) mod sni;
 pub(crate) mod tls;
 
 use tls::TlsSettings;

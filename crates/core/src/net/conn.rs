@@ -13,6 +13,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::config::client_auth;
 use crate::config::tls::{TlsSettings, ALPN_H2};
 use crate::dispatch::ConnInfo;
 use crate::dispatch::Dispatch;
@@ -128,7 +129,10 @@ async fn serve_tls<D: Dispatch>(
     slot: Option<OwnedSemaphorePermit>,
 ) {
     let wait = shared.idle_limit();
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
+    // The configuration current at accept time: a reload meanwhile applies
+    // to the next connection. (One lock-free load, an Arc count.)
+    let built = tls.current();
+    let acceptor = tokio_rustls::TlsAcceptor::from(built.config.clone());
     let io = Rewind::new(Bytes::new(), stream, shared.config.request_timeout);
     let handshake = tokio::time::timeout(wait, acceptor.accept(io));
     let stream = tokio::select! {
@@ -138,8 +142,15 @@ async fn serve_tls<D: Dispatch>(
         },
         _ = shared.life.shutdown.cancelled() => return,
     };
-    let is_h2 = stream.get_ref().1.alpn_protocol() == Some(ALPN_H2);
-    let info = ConnInfo::new(remote, true);
+    let session = stream.get_ref().1;
+    let is_h2 = session.alpn_protocol() == Some(ALPN_H2);
+    let peer = client_auth::peer(
+        session.server_name(),
+        session.peer_certificates(),
+        built.client_check.as_ref(),
+    );
+    drop(built);
+    let info = ConnInfo::with_peer(remote, true, peer);
     *info.slot.lock() = slot;
     let _open = open_connection(
         &shared.metrics,

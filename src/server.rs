@@ -78,9 +78,14 @@ impl NativeServer {
         let server = Server::start(config, router, waker)
             .map_err(|e| core_error(Status::GenericFailure, e))?;
         let addr = server.local_addr();
+        // On a Unix socket the address is its path (and the port 0).
+        let address = match server.unix_path() {
+            Some(p) => p.to_string_lossy().into_owned(),
+            None => addr.ip().to_string(),
+        };
         Ok(NativeServer {
             port: addr.port() as u32,
-            address: addr.ip().to_string(),
+            address,
             server: Some(server),
             responders: FxHashMap::default(),
             drains: 0,

@@ -139,8 +139,14 @@ export class Server {
     return this.#native?.address ?? ''
   }
 
-  /** `http://address:port`, or `https://…` with TLS. */
+  /**
+   * `http://address:port`, or `https://…` with TLS; on a Unix socket
+   * `http+unix://` and the percent-encoded path (the address is the path,
+   * the port 0).
+   */
   get url(): string {
+    const scheme = this.#opts.native.tls ? 'https' : 'http'
+    if (this.#opts.native.unixPath !== undefined) return `${scheme}+unix://${encodeURIComponent(this.address)}`
     const a = this.address.includes(':') ? `[${this.address}]` : this.address
     return `${this.#opts.native.tls ? 'https' : 'http'}://${a}:${this.port}`
   }

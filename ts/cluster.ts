@@ -192,6 +192,9 @@ export class Supervisor {
   async #rollAll(): Promise<boolean> {
     for (const slot of this.#slots) {
       if (this.#stopping) return false
+      // A worker waiting to be restarted after a crash is started by the reload instead.
+      if (slot.restart) clearTimeout(slot.restart)
+      slot.restart = undefined
       const old = slot.worker
       if (old) this.#retired.add(old)
       let failed = ''

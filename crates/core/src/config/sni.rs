@@ -220,9 +220,10 @@ mod tests {
     }
 
     fn key_for(names: &[&str]) -> (Arc<CertifiedKey>, CertificateDer<'static>) {
-        let made =
-            rcgen::generate_simple_self_signed(names.iter().map(|s| s.to_string()).collect())
-                .unwrap();
+        let made = rcgen::generate_simple_self_signed(
+            names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
+        .unwrap();
         let der = made.cert.der().clone();
         let key =
             rustls_pki_types::PrivateKeyDer::try_from(made.signing_key.serialize_der()).unwrap();

@@ -4,8 +4,7 @@
  * the deployment docs show, with only the ports changed. The client
  * connects from 127.0.0.2 so that its address differs from nginx's.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,8 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { App, Response, type Server } from '../ts/index.js'
 import { listen } from './helpers/index.js'
-import { freePort, waitFor } from './helpers/proc.js'
-import { nginxBin, requireTool } from './helpers/tools.js'
+import { startNginx, type Nginx } from './helpers/nginx.js'
+import { freePort } from './helpers/proc.js'
+import { requireTool } from './helpers/tools.js'
 
 const CLIENT_ADDR = '127.0.0.2'
 
@@ -38,11 +38,10 @@ function get(
 // nginx is a system package that .ci/run installs (see helpers/tools.ts for what a missing one does).
 describe.skipIf(!requireTool('nginx'))('behind nginx (deploy/nginx.conf)', () => {
   let dir: string
-  let nginx: ChildProcess
+  let nginx: Nginx | undefined
   let server: Server
   let plain: Server
   let port: number
-  let nginxLog = ''
 
   beforeAll(async () => {
     const app = new App()
@@ -63,7 +62,6 @@ describe.skipIf(!requireTool('nginx'))('behind nginx (deploy/nginx.conf)', () =>
 
     dir = mkdtempSync(join(tmpdir(), 'httpy-nginx-'))
     chmodSync(dir, 0o755) // nginx workers run as an unprivileged user
-    mkdirSync(join(dir, 'tmp'))
     port = await freePort()
     const recipe = readFileSync(new URL('../deploy/nginx.conf', import.meta.url), 'utf8')
     expect(recipe).toContain('listen 80;')
@@ -72,42 +70,14 @@ describe.skipIf(!requireTool('nginx'))('behind nginx (deploy/nginx.conf)', () =>
       .replace('listen 80;', `listen 127.0.0.1:${port};`)
       .replace('server 127.0.0.1:8080;', `server 127.0.0.1:${server.port};`)
     writeFileSync(join(dir, 'site.conf'), site)
-    writeFileSync(
-      join(dir, 'nginx.conf'),
-      [
-        'daemon off;',
-        'worker_processes 1;',
-        `pid ${dir}/nginx.pid;`,
-        `error_log ${dir}/error.log warn;`,
-        'events { worker_connections 256; }',
-        'http {',
-        `  access_log ${dir}/access.log;`,
-        ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${dir}/tmp/${t};`),
-        `  include ${dir}/site.conf;`,
-        '}',
-      ].join('\n'),
-    )
-    nginx = spawn(nginxBin as string, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+    nginx = await startNginx(dir, [`include ${dir}/site.conf;`], async () => {
+      await get(port, '/who')
+      return true
     })
-    nginx.stderr?.on('data', (c: Buffer) => (nginxLog += c.toString()))
-    const up = await waitFor(async () => {
-      try {
-        await get(port, '/who')
-        return true
-      } catch {
-        return false
-      }
-    }, 10_000)
-    if (!up) throw new Error(`nginx did not start: ${nginxLog}\n${readFileSync(join(dir, 'error.log'), 'utf8')}`)
   })
 
   afterAll(async () => {
-    if (nginx && nginx.exitCode === null) {
-      const gone = new Promise((r) => nginx.on('exit', r))
-      nginx.kill('SIGQUIT')
-      await gone
-    }
+    await nginx?.stop()
     await server?.close()
     await plain?.close()
     if (dir) rmSync(dir, { recursive: true, force: true })

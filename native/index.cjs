@@ -838,6 +838,7 @@ module.exports = nativeBinding
 module.exports.NativeServer = nativeBinding.NativeServer
 module.exports.NativeStream = nativeBinding.NativeStream
 module.exports.BatchAt = nativeBinding.BatchAt
+module.exports.ClientCert = nativeBinding.ClientCert
 module.exports.http3Available = nativeBinding.http3Available
 module.exports.injectPanic = nativeBinding.injectPanic
 module.exports.NO_ROUTE = nativeBinding.NO_ROUTE

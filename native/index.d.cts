@@ -23,6 +23,12 @@ export declare class NativeServer {
    * generated development certificate can be trusted explicitly.
    */
   get certificate(): string | null
+  /**
+   * Replaces the TLS certificates for every later handshake (TCP and
+   * QUIC); open connections keep theirs. Throws `ERR_HTTPY_TLS` naming
+   * the file at fault, and then the old certificates stay in use.
+   */
+  setTls(tls: NativeTls): void
   /** The UDP port serving HTTP/3, or null when HTTP/3 is off. */
   get http3Port(): number | null
   /** Replaces the route table of a running server. */
@@ -179,6 +185,15 @@ export interface BatchError {
   message: string
 }
 
+/** The client-certificate byte of the TLS peer facts. */
+export declare enum ClientCert {
+  None = 0,
+  /** Sent, and it chains to `tls.ca`. */
+  Verified = 1,
+  /** Sent, but it does not chain to `tls.ca` (`rejectUnauthorized: false`). */
+  Unverified = 2,
+}
+
 /** True when this binary was built with HTTP/3 (the `http3` Cargo feature). */
 export declare function http3Available(): boolean
 
@@ -255,6 +270,20 @@ export interface LoadResult {
   connectionsOpened: number
 }
 
+/**
+ * One certificate chain and key, already read by the JS side (which
+ * knows file names).
+ */
+export interface NativeCert {
+  /** The SNI name (or `*.name`) it serves; absent for the default. */
+  serverName?: string
+  cert: Buffer
+  key: Buffer
+  /** Where `cert`/`key` came from, for error messages. */
+  certName: string
+  keyName: string
+}
+
 /** The `compression` option, validated by the TS layer. */
 export interface NativeCompression {
   gzip: boolean
@@ -285,6 +314,10 @@ export interface NativeHttp3 {
 export interface NativeOptions {
   host: string
   port: number
+  /** Listen on this Unix domain socket instead of `host:port`. */
+  unixPath?: string
+  /** File mode of the Unix socket (e.g. 0o660). */
+  unixPermissions?: number
   readBufferSize?: number
   writeBufferSize?: number
   keepAlive: boolean
@@ -374,15 +407,16 @@ export interface NativeStats {
   staticCacheBytes: number
 }
 
-/** TLS material, already read by the JS side (which knows file names). */
+/** The `tls` option, validated and read by the JS side. */
 export interface NativeTls {
-  /** Generate a development certificate instead of using `cert`/`key`. */
+  /** Generate a development certificate (the default one). */
   selfSigned: boolean
-  cert?: Buffer
-  key?: Buffer
-  /** Where `cert`/`key` came from, for error messages. */
-  certName?: string
-  keyName?: string
+  certs?: Array<NativeCert>
+  /** CA certificates for client certificates (with `request_cert`). */
+  ca?: Buffer
+  caName?: string
+  requestCert?: boolean
+  rejectUnauthorized?: boolean
 }
 
 /** Per-connection settings, already validated by the TS layer. */
@@ -423,6 +457,7 @@ export declare enum Placement {
  * u16 len + method | u32 len + path | u32 len + query | u16 len + remote ip | u16 remote port
  * params:          (u32 len + utf-8)*               (ParamCount of them)
  * RecordFlag.Allow: u16 len + allow list ("GET, HEAD")
+ * RecordFlag.TlsPeer: u16 len + SNI | u8 ClientCert [u16 len + subject | u16 len + fingerprint]
  * headers:         (u16 len + name, u32 len + value)* (HeaderCount of them)
  * u32 body len | u8 Placement | inline bytes, or u32 index into the batch's external buffers
  * ```
@@ -470,6 +505,12 @@ export declare enum RecordFlag {
   Tls = 1,
   /** An allow list follows the params. */
   Allow = 2,
+  /**
+   * TLS peer facts follow the allow list: u16 len + SNI name, u8 client
+   * certificate (`ClientCert`), then for one: u16 len + subject, u16 len
+   * + SHA-256 fingerprint.
+   */
+  TlsPeer = 4,
 }
 
 /** The version byte of a request record. */

@@ -56,6 +56,7 @@ pub enum ReplyAt {
 /// u16 len + method | u32 len + path | u32 len + query | u16 len + remote ip | u16 remote port
 /// params:          (u32 len + utf-8)*               (ParamCount of them)
 /// RecordFlag.Allow: u16 len + allow list ("GET, HEAD")
+/// RecordFlag.TlsPeer: u16 len + SNI | u8 ClientCert [u16 len + subject | u16 len + fingerprint]
 /// headers:         (u16 len + name, u32 len + value)* (HeaderCount of them)
 /// u32 body len | u8 Placement | inline bytes, or u32 index into the batch's external buffers
 /// ```
@@ -86,6 +87,20 @@ pub enum RecordFlag {
     Tls = 1,
     /// An allow list follows the params.
     Allow = 2,
+    /// TLS peer facts follow the allow list: u16 len + SNI name, u8 client
+    /// certificate (`ClientCert`), then for one: u16 len + subject, u16 len
+    /// + SHA-256 fingerprint.
+    TlsPeer = 4,
+}
+
+/// The client-certificate byte of the TLS peer facts.
+#[napi]
+pub enum ClientCert {
+    None = 0,
+    /// Sent, and it chains to `tls.ca`.
+    Verified = 1,
+    /// Sent, but it does not chain to `tls.ca` (`rejectUnauthorized: false`).
+    Unverified = 2,
 }
 
 /// Where a request body or WebSocket payload travels: in the batch buffer,

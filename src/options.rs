@@ -17,6 +17,10 @@ use crate::{http3, tls};
 pub struct NativeOptions {
     pub host: String,
     pub port: u32,
+    /// Listen on this Unix domain socket instead of `host:port`.
+    pub unix_path: Option<String>,
+    /// File mode of the Unix socket (e.g. 0o660).
+    pub unix_permissions: Option<u32>,
     pub read_buffer_size: Option<u32>,
     pub write_buffer_size: Option<u32>,
     pub keep_alive: bool,
@@ -78,6 +82,13 @@ pub(crate) fn server_config(mut options: NativeOptions) -> Result<ServerConfig> 
         js_handles_misses: options.js_handles_misses,
         backlog: options.backlog,
         compression: options.compression.take().map(compression),
+        unix_socket: options
+            .unix_path
+            .take()
+            .map(|path| httpy_core::UnixSocketConfig {
+                path: path.into(),
+                permissions: options.unix_permissions,
+            }),
         ..ServerConfig::default()
     };
     production(&options, &mut config)?;

@@ -80,9 +80,14 @@ impl NativeServer {
         let server = Server::start(config, router, waker)
             .map_err(|e| core_error(Status::GenericFailure, e))?;
         let addr = server.local_addr();
+        // On a Unix socket the address is its path (and the port 0).
+        let address = match server.unix_path() {
+            Some(p) => p.to_string_lossy().into_owned(),
+            None => addr.ip().to_string(),
+        };
         Ok(NativeServer {
             port: addr.port() as u32,
-            address: addr.ip().to_string(),
+            address,
             server: Some(server),
             responders: FxHashMap::default(),
             drains: 0,
@@ -106,9 +111,22 @@ impl NativeServer {
     /// generated development certificate can be trusted explicitly.
     #[napi(getter)]
     pub fn certificate(&self) -> Option<String> {
-        self.server
-            .as_ref()
-            .and_then(|s| s.tls_certificate_pem().map(str::to_string))
+        self.server.as_ref().and_then(|s| s.tls_certificate_pem())
+    }
+
+    /// Replaces the TLS certificates for every later handshake (TCP and
+    /// QUIC); open connections keep theirs. Throws `ERR_HTTPY_TLS` naming
+    /// the file at fault, and then the old certificates stay in use.
+    #[napi(catch_unwind)]
+    pub fn set_tls(&self, tls: crate::tls::NativeTls) -> Result<()> {
+        let source = crate::tls::source(tls)?;
+        match &self.server {
+            Some(s) => s.set_tls(&source).map_err(crate::tls::tls_error),
+            None => Err(Error::new(
+                Status::GenericFailure,
+                "ERR_HTTPY_SERVER_CLOSED: the server is closed",
+            )),
+        }
     }
 
     /// The UDP port serving HTTP/3, or null when HTTP/3 is off.

@@ -4,20 +4,69 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use httpy_core::{ServerConfig, TlsSettings};
+use httpy_core::{CertSource, ClientAuthSource, ServerConfig, TlsSettings, TlsSource};
 
 use crate::convert::core_error;
 
-/// TLS material, already read by the JS side (which knows file names).
+/// One certificate chain and key, already read by the JS side (which
+/// knows file names).
+#[napi(object)]
+pub struct NativeCert {
+    /// The SNI name (or `*.name`) it serves; absent for the default.
+    pub server_name: Option<String>,
+    pub cert: Buffer,
+    pub key: Buffer,
+    /// Where `cert`/`key` came from, for error messages.
+    pub cert_name: String,
+    pub key_name: String,
+}
+
+/// The `tls` option, validated and read by the JS side.
 #[napi(object)]
 pub struct NativeTls {
-    /// Generate a development certificate instead of using `cert`/`key`.
+    /// Generate a development certificate (the default one).
     pub self_signed: bool,
-    pub cert: Option<Buffer>,
-    pub key: Option<Buffer>,
-    /// Where `cert`/`key` came from, for error messages.
-    pub cert_name: Option<String>,
-    pub key_name: Option<String>,
+    pub certs: Option<Vec<NativeCert>>,
+    /// CA certificates for client certificates (with `request_cert`).
+    pub ca: Option<Buffer>,
+    pub ca_name: Option<String>,
+    pub request_cert: Option<bool>,
+    pub reject_unauthorized: Option<bool>,
+}
+
+/// The core's description of the same settings.
+pub(crate) fn source(t: NativeTls) -> Result<TlsSource> {
+    let certs = t
+        .certs
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| CertSource {
+            server_name: c.server_name,
+            cert: c.cert.to_vec(),
+            key: c.key.to_vec(),
+            cert_name: c.cert_name,
+            key_name: c.key_name,
+        })
+        .collect();
+    let client_auth = match (t.request_cert.unwrap_or(false), t.ca) {
+        (false, _) => None,
+        (true, Some(ca)) => Some(ClientAuthSource {
+            ca: ca.to_vec(),
+            ca_name: t.ca_name.unwrap_or_else(|| "tls.ca".to_string()),
+            reject_unauthorized: t.reject_unauthorized.unwrap_or(true),
+        }),
+        (true, None) => {
+            return Err(Error::new(
+                Status::InvalidArg,
+                "ERR_HTTPY_TLS: tls.requestCert needs tls.ca (the CA certificates client certificates must chain to)",
+            ))
+        }
+    };
+    Ok(TlsSource {
+        certs,
+        self_signed: t.self_signed,
+        client_auth,
+    })
 }
 
 #[napi(object)]
@@ -27,7 +76,7 @@ pub struct NativeHttp2 {
     pub connection_window: u32,
 }
 
-fn tls_error(e: httpy_core::Error) -> Error {
+pub(crate) fn tls_error(e: httpy_core::Error) -> Error {
     core_error(Status::InvalidArg, e)
 }
 
@@ -38,24 +87,7 @@ pub(crate) fn apply(
     http2: Option<NativeHttp2>,
 ) -> Result<()> {
     if let Some(t) = tls {
-        let settings = if t.self_signed {
-            TlsSettings::self_signed().map_err(tls_error)?
-        } else {
-            let (Some(cert), Some(key)) = (t.cert, t.key) else {
-                return Err(Error::new(
-                    Status::InvalidArg,
-                    "ERR_HTTPY_TLS: both cert and key are required",
-                ));
-            };
-            TlsSettings::from_pem(
-                &cert,
-                &key,
-                t.cert_name.as_deref().unwrap_or("cert"),
-                t.key_name.as_deref().unwrap_or("key"),
-            )
-            .map_err(tls_error)?
-        };
-        config.tls = Some(settings);
+        config.tls = Some(TlsSettings::new(&source(t)?).map_err(tls_error)?);
     }
     if let Some(h) = http2 {
         config.h2_max_concurrent_streams = h.max_concurrent_streams;

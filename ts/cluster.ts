@@ -6,17 +6,22 @@
  * between them without passing sockets through the primary. The primary
  * only supervises: it restarts a worker that dies (with back-off), refuses
  * to loop on a worker that cannot start, and drains every worker on
- * SIGTERM/SIGINT.
+ * SIGTERM/SIGINT. With `tls`, SIGHUP reloads the certificates (in the
+ * primary: in every worker). SIGUSR2 (or `reload()`) replaces the workers
+ * one by one with fresh copies of the program: each new worker listens
+ * before its predecessor drains, so the port never goes unserved.
  */
 import cluster, { type Worker } from 'node:cluster'
 import { HttpyTypeError } from './errors.js'
 import { WORKER_PORT_ENV, type ResolvedOptions } from './options.js'
 import type { Server } from './server.js'
+import type { TlsOptions } from './tls.js'
 
 type WorkerMessage =
   | { httpy: 'listening'; port: number; address: string }
   | { httpy: 'error'; code: string; message: string }
   | { httpy: 'shutdown' }
+  | { httpy: 'reload-tls' }
 
 function isMessage(m: unknown): m is WorkerMessage {
   return typeof m === 'object' && m !== null && typeof (m as { httpy?: unknown }).httpy === 'string'
@@ -49,6 +54,9 @@ export class Supervisor {
   readonly #slots: Slot[]
   readonly #opts: ResolvedOptions
   #stopping = false
+  /** Workers being replaced by `reload()`: their exit is expected. */
+  readonly #retired = new Set<Worker>()
+  #reloading: Promise<boolean> | undefined
   readonly closed: Promise<void>
   #resolveClosed!: () => void
 
@@ -94,7 +102,13 @@ export class Supervisor {
     await Promise.all(rest.map((s) => this.#spawn(s)))
   }
 
-  #spawn(slot: Slot): Promise<void> {
+  /**
+   * Starts a worker in `slot`; resolves true once it listens. A worker that
+   * exits before listening ends the primary (`#abort`), unless
+   * `onFailedStart` is given: then it is reported there and the promise
+   * resolves false.
+   */
+  #spawn(slot: Slot, onFailedStart?: (message: string) => void): Promise<boolean> {
     return new Promise((resolve) => {
       const env: Record<string, string> = { HTTPY_WORKER_ID: String(slot.id) }
       if (this.#port !== 0) env[WORKER_PORT_ENV] = String(this.#port)
@@ -111,10 +125,14 @@ export class Supervisor {
             this.#port = m.port
             this.#address = m.address
           }
-          resolve()
+          resolve(true)
         } else if (m.httpy === 'error') {
           failure = `${m.code}: ${m.message}`
         }
+      })
+      let listened = false
+      worker.on('message', (m: unknown) => {
+        if (isMessage(m) && m.httpy === 'listening') listened = true
       })
       worker.on('exit', (code, signal) => {
         if (slot.worker === worker) slot.worker = undefined
@@ -122,11 +140,18 @@ export class Supervisor {
           if (this.workers.length === 0) this.#resolveClosed()
           return
         }
+        if (this.#retired.delete(worker)) return
         const how = signal ? `signal ${signal}` : `code ${code}`
-        if (!slot.listening) {
+        if (!listened) {
+          const message = `httpy: worker ${slot.id} (pid ${worker.process.pid}) failed to start: ${failure ?? `exited with ${how}`}`
+          if (onFailedStart) {
+            onFailedStart(message)
+            resolve(false)
+            return
+          }
           // A worker that cannot even start would fail the same way again:
           // report it and stop, rather than restart it forever.
-          this.#abort(`httpy: worker ${slot.id} (pid ${worker.process.pid}) failed to start: ${failure ?? `exited with ${how}`}`)
+          this.#abort(message)
           return
         }
         if (Date.now() - slot.startedAt >= STABLE_MS) slot.crashes = 0
@@ -146,6 +171,65 @@ export class Supervisor {
     this.#stopping = true
     for (const s of this.#slots) s.worker?.process.kill('SIGKILL')
     process.exit(1)
+  }
+
+  /**
+   * Rolling restart (what SIGUSR2 does): for each worker in turn, starts a
+   * fresh copy of the program, waits until it listens, then drains the old
+   * one (in-flight requests finish, HTTP/1.1 responses carry `Connection:
+   * close`, HTTP/2 gets GOAWAY, WebSockets close with 1001). If a new
+   * worker fails to start, the reload stops there, the old workers keep
+   * serving, and the promise resolves false. Resolves true when every
+   * worker has been replaced.
+   */
+  reload(): Promise<boolean> {
+    this.#reloading ??= this.#rollAll().finally(() => {
+      this.#reloading = undefined
+    })
+    return this.#reloading
+  }
+
+  async #rollAll(): Promise<boolean> {
+    for (const slot of this.#slots) {
+      if (this.#stopping) return false
+      // A worker waiting to be restarted after a crash is started by the reload instead.
+      if (slot.restart) clearTimeout(slot.restart)
+      slot.restart = undefined
+      const old = slot.worker
+      if (old) this.#retired.add(old)
+      let failed = ''
+      const ok = await this.#spawn(slot, (message) => (failed = message))
+      if (!ok) {
+        if (old) this.#retired.delete(old)
+        slot.worker = old
+        console.error(`${failed}; reload stopped, the previous workers keep serving`)
+        return false
+      }
+      if (old && old.isConnected()) {
+        try {
+          old.send({ httpy: 'shutdown' } satisfies WorkerMessage)
+        } catch {
+          old.process.kill('SIGTERM')
+        }
+        const limit = (this.#opts.shutdownDelay + this.#opts.shutdownTimeout) * 1000 + 2000
+        setTimeout(() => old.process.kill('SIGKILL'), limit).unref()
+      }
+    }
+    return true
+  }
+
+  /**
+   * Makes every worker read its `tls` files again (what SIGHUP does); each
+   * reports a failure on stderr and keeps its current certificates.
+   */
+  reloadTls(): void {
+    for (const s of this.#slots) {
+      try {
+        s.worker?.send({ httpy: 'reload-tls' } satisfies WorkerMessage)
+      } catch {
+        // A worker exiting meanwhile is restarted with the files as they are now.
+      }
+    }
   }
 
   /**
@@ -205,15 +289,32 @@ function exitOnSignals(server: Server, opts: ResolvedOptions, supervised: boolea
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  const tls = opts.tls
+  const onReload = (): void => {
+    if (tls !== undefined && !begun) reloadTls(server, tls)
+  }
+  if (tls !== undefined) process.on('SIGHUP', onReload)
   const onMessage = (m: unknown): void => {
     if (isMessage(m) && m.httpy === 'shutdown') onSignal('SIGTERM')
+    if (isMessage(m) && m.httpy === 'reload-tls') onReload()
   }
   if (supervised) process.on('message', onMessage)
   void server.closed.then(() => {
     process.off('SIGINT', onSignal)
     process.off('SIGTERM', onSignal)
+    process.off('SIGHUP', onReload)
     process.off('message', onMessage)
   })
+}
+
+/** SIGHUP: the `tls` option read again; a failure keeps the current certificates. */
+function reloadTls(server: Server, tls: TlsOptions): void {
+  try {
+    server.setTls(tls)
+    console.error(`httpy: pid ${process.pid}: TLS certificates reloaded`)
+  } catch (e) {
+    console.error(`httpy: pid ${process.pid}: TLS reload failed, the current certificates stay in use: ${(e as Error).message}`)
+  }
 }
 
 /**
@@ -231,6 +332,12 @@ export async function serve(resolved: ResolvedOptions, listen: () => Promise<Ser
     }
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
+    if (resolved.tls !== undefined) process.on('SIGHUP', () => sup.reloadTls())
+    process.on('SIGUSR2', () => {
+      void sup.reload().then((ok) => {
+        if (ok) console.error(`httpy: rolling restart done, workers ${sup.workers.join(', ')}`)
+      })
+    })
     await sup._start()
     if (!resolved.quiet) console.log(`httpy listening on ${sup.url} (${resolved.workers} workers)`)
     return sup

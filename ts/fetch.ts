@@ -5,6 +5,7 @@
  * goes in, and the standard `Response` that comes out is handed to the
  * server as HTTPy's own (`web-response.ts`).
  */
+import type { TlsInfo } from './tls.js'
 import { isIP } from 'node:net'
 import { defaultToLightResponse, PlatformResponse } from './light-response.js'
 import type { Request as HttpyRequest } from './request.js'
@@ -35,6 +36,8 @@ export interface FetchInfo {
   readonly httpVersion: string
   /** HTTPy's own view of the request (path parameters of a mounted route, `ip`, …). */
   readonly httpyRequest: HttpyRequest
+  /** SNI name and client certificate of a TLS connection (`null` in cleartext); as `req.tls`. */
+  readonly tls: TlsInfo | null
   /** Same as `remoteAddress` (Bun's name, for code written against it). */
   requestIP(request?: Request): SocketAddress
 }
@@ -66,6 +69,9 @@ class Info implements FetchInfo {
   }
   get httpyRequest(): HttpyRequest {
     return this.#req
+  }
+  get tls(): TlsInfo | null {
+    return this.#req.tls
   }
   requestIP(): SocketAddress {
     return this.remoteAddress

@@ -18,7 +18,7 @@ export type { ServerOptions, CompressionOptions, MetricsOptions, MetricsRegistry
 export { Supervisor } from './cluster.js'
 export type { TrustProxy } from './proxy.js'
 export { HTTP3_AVAILABLE, type Http3Config } from './http3.js'
-export type { TlsOptions, PemSource } from './tls.js'
+export type { TlsOptions, PemSource, CertificateOptions, ClientAuthOptions, TlsInfo, ClientCertificate } from './tls.js'
 export {
   WebSocketConnection,
   WebSocketClosedError,

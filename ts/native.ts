@@ -32,6 +32,7 @@ export type {
   NativeStatic,
   NativeStats,
   NativeStream,
+  NativeCert,
   NativeTls,
   NativeWsOptions,
 } from '../native/index.cjs'
@@ -134,6 +135,7 @@ export const {
   NO_ROUTE,
   RecordAt,
   RecordFlag,
+  ClientCert,
   Placement,
   RecordVersion,
   WsEventKind,

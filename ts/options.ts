@@ -39,6 +39,14 @@ export const WORKER_PORT_ENV = 'HTTPY_WORKER_PORT'
 export interface ServerOptions {
   /** Interface to bind. Default `'127.0.0.1'`. */
   host?: string
+  /**
+   * Listen on a Unix domain socket at this path instead of `host:port`
+   * (Linux, macOS). A socket file left by a server that is gone is
+   * replaced; a live one is `EADDRINUSE`; the file is removed on close.
+   */
+  path?: string
+  /** File mode of the Unix socket, e.g. `0o660` (default: from the umask). */
+  permissions?: number
   /** TCP port; 0 picks a free one. Default 8080. */
   port?: number
   /** Socket receive buffer (SO_RCVBUF) in bytes. Default 16384 in the guide; unset keeps kernel autotuning. */
@@ -70,8 +78,11 @@ export interface ServerOptions {
   /**
    * Serve HTTPS: HTTP/2 and HTTP/1.1 on one port, chosen by ALPN.
    * `{cert, key}` as PEM text, Buffers or file paths (`cert` may hold a
-   * chain, leaf first), or `'self-signed'` to generate a localhost
-   * certificate at start (development only).
+   * chain, leaf first); a list of `{serverName, cert, key}` chosen by SNI
+   * (an entry without `serverName` is the default); `ca`, `requestCert`
+   * and `rejectUnauthorized` for client certificates; or `'self-signed'`
+   * to generate a localhost certificate at start (development only).
+   * Replace it while running with `server.setTls()` or SIGHUP.
    */
   tls?: TlsOptions
   /**
@@ -156,6 +167,8 @@ export interface ResolvedOptions {
   trust: TrustFn | undefined
   /** Set when metrics are on; `registry` set means JS serves the path. */
   metrics: { path: string; registry: MetricsRegistry | undefined } | undefined
+  /** The `tls` option as given: SIGHUP reads its files again. */
+  tls: TlsOptions | undefined
 }
 
 const KNOWN = new Set<string>([
@@ -163,7 +176,7 @@ const KNOWN = new Set<string>([
   'maxKeepAliveRequests', 'maxConnections', 'maxBodySize', 'maxHeaderSize', 'maxPendingRequests', 'threads',
   'shutdownTimeout', 'backlog', 'debug', 'onError', 'websocket', 'compression', 'tls', 'http2MaxConcurrentStreams',
   'http2StreamWindowSize', 'http2ConnectionWindowSize', 'workers', 'reusePort', 'shutdownDelay', 'trustProxy',
-  'metrics', 'accessLog', 'http3Port', 'http3Config', 'quiet',
+  'metrics', 'accessLog', 'http3Port', 'http3Config', 'quiet', 'path', 'permissions',
 ])
 
 /** Options of the guide that later releases implement; named so the error says so. */
@@ -263,6 +276,25 @@ function compressionOf(v: unknown): NativeCompression | undefined {
   }
 }
 
+/** `path` and `permissions`: a Unix domain socket instead of TCP. */
+function unixSocket(o: Record<string, unknown>, workers: number | undefined): { unixPath?: string; unixPermissions?: number } {
+  if (o.path === undefined) {
+    if (o.permissions !== undefined) bad('permissions', 'used with "path" (a Unix socket)', o.permissions)
+    return {}
+  }
+  if (typeof o.path !== 'string' || o.path.length === 0 || o.path.includes('\0')) bad('path', 'a file path for a Unix socket', o.path)
+  if (process.platform === 'win32') throw new HttpyTypeError('ERR_HTTPY_NOT_SUPPORTED', 'option "path" (Unix domain sockets) is not available on Windows')
+  if (o.port !== undefined) bad('path', 'used without "port" (a server listens on a Unix socket or a TCP port)', `${o.path} with port ${String(o.port)}`)
+  if (workers !== undefined) {
+    bad('path', 'used without "workers" (processes cannot share one Unix socket; give each its own path)', o.path)
+  }
+  // sockaddr_un holds 108 bytes on Linux (104 on macOS), the final NUL included.
+  if (Buffer.byteLength(o.path) > 103) bad('path', 'at most 103 bytes long (the limit of a Unix socket address)', o.path)
+  const out: { unixPath: string; unixPermissions?: number } = { unixPath: o.path }
+  if (o.permissions !== undefined) out.unixPermissions = int(o, 'permissions', 0, 0, 0o777)
+  return out
+}
+
 /** Validates `options` and fills in defaults. Throws a `TypeError` naming the option. */
 export function resolveOptions(options: ServerOptions | undefined, jsHandlesMisses: boolean): ResolvedOptions {
   if (options !== undefined && (typeof options !== 'object' || options === null)) {
@@ -299,10 +331,12 @@ export function resolveOptions(options: ServerOptions | undefined, jsHandlesMiss
   // A supervised worker shares the port its first sibling bound (`port: 0` included).
   const shared = process.env[WORKER_PORT_ENV]
   if (workers !== undefined && cluster.isWorker && shared !== undefined && /^\d+$/.test(shared)) port = Number(shared)
+  const unix = unixSocket(o, workers)
   const readBufferSize = o.readBufferSize === undefined ? undefined : int(o, 'readBufferSize', 0, 1024, 64 * 1024 * 1024)
   const writeBufferSize = o.writeBufferSize === undefined ? undefined : int(o, 'writeBufferSize', 0, 1024, 64 * 1024 * 1024)
   const native: NativeOptions = {
     host,
+    ...unix,
     port,
     readBufferSize,
     writeBufferSize,
@@ -352,5 +386,6 @@ export function resolveOptions(options: ServerOptions | undefined, jsHandlesMiss
     workers,
     trust,
     metrics,
+    tls: tls ? (o.tls as TlsOptions) : undefined,
   }
 }

@@ -5,7 +5,7 @@
  * (`src/contract.rs`, re-exported by `native.ts`); this module holds the
  * little-endian readers and names the offsets once for the hot path.
  */
-import { BatchAt, NO_ROUTE, Placement, RecordAt, ReplyAt, RecordFlag, RecordVersion, WsEventAt, WsEventKind, WsSendAt } from './native.js'
+import { BatchAt, ClientCert, NO_ROUTE, Placement, RecordAt, ReplyAt, RecordFlag, RecordVersion, WsEventAt, WsEventKind, WsSendAt } from './native.js'
 
 export { NO_ROUTE }
 
@@ -28,6 +28,9 @@ export const RECORD_HEADER_COUNT: number = RecordAt.HeaderCount
 export const RECORD_METHOD: number = RecordAt.Method
 export const FLAG_TLS: number = RecordFlag.Tls
 export const FLAG_ALLOW: number = RecordFlag.Allow
+export const FLAG_TLS_PEER: number = RecordFlag.TlsPeer
+export const CLIENT_CERT_NONE: number = ClientCert.None
+export const CLIENT_CERT_VERIFIED: number = ClientCert.Verified
 export const EXTERNAL: number = Placement.External
 
 export type HttpVersion = '1.0' | '1.1' | '2' | '3'

@@ -8,10 +8,14 @@
 import type { ReadonlyHeaders } from './headers.js'
 import { HttpError } from './http-error.js'
 import { resolveClient, type ClientView, type TrustFn } from './proxy.js'
+import type { TlsInfo } from './tls.js'
 import {
+  CLIENT_CERT_NONE,
+  CLIENT_CERT_VERIFIED,
   EXTERNAL,
   FLAG_ALLOW,
   FLAG_TLS,
+  FLAG_TLS_PEER,
   RECORD_FLAGS,
   RECORD_HEADER_COUNT,
   RECORD_ID,
@@ -108,6 +112,9 @@ export class Request {
   #headers?: RequestHeaders
   #body?: Buffer
   #allow?: string | null
+  #tls?: TlsInfo | null
+  /** Offset of the TLS peer facts (set by `#afterParams`), -1 when absent. */
+  #peerAt = -1
   #ip?: string
   readonly #trust: TrustFn | undefined
   #client?: ClientView
@@ -195,7 +202,40 @@ export class Request {
     } else {
       this.#allow = null
     }
+    if (this.#flags & FLAG_TLS_PEER) {
+      this.#peerAt = o
+      o += 2 + u16(this.#buf, o)
+      if (this.#buf[o++] !== CLIENT_CERT_NONE) {
+        o += 2 + u16(this.#buf, o)
+        o += 2 + u16(this.#buf, o)
+      }
+    }
     return o
+  }
+
+  /**
+   * The TLS connection's SNI name and client certificate (`null` in
+   * cleartext). The certificate is there when the client sent one (`tls:
+   * { requestCert: true, ca }`).
+   */
+  get tls(): TlsInfo | null {
+    if (this.#tls !== undefined) return this.#tls
+    if (!(this.#flags & FLAG_TLS)) return (this.#tls = null)
+    if (this.#allow === undefined) this.#afterParams()
+    let o = this.#peerAt
+    if (o < 0) return (this.#tls = { servername: null, clientCertificate: null })
+    const b = this.#buf
+    const str = (at: number): string => b.utf8Slice(at + 2, at + 2 + u16(b, at))
+    const servername = str(o) || null
+    o += 2 + u16(b, o)
+    const kind = b[o++]
+    if (kind === CLIENT_CERT_NONE) return (this.#tls = { servername, clientCertificate: null })
+    const subject = str(o)
+    o += 2 + u16(b, o)
+    return (this.#tls = {
+      servername,
+      clientCertificate: { subject, fingerprint256: str(o), authorized: kind === CLIENT_CERT_VERIFIED },
+    })
   }
 
   /** Request headers (names are lower-case). */

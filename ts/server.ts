@@ -6,6 +6,7 @@ import { HttpyError, HttpyTypeError, fromNative, notAResponse } from './errors.j
 import { defaultErrorResponse, internalError, isFailure } from './http-error.js'
 import { native, ServerEvent, type NativeServer, type NativeStats } from './native.js'
 import type { ResolvedOptions } from './options.js'
+import { resolveTls, type TlsOptions } from './tls.js'
 import { checkRegistry, mergeMetrics, METRICS_ROUTE } from './metrics.js'
 import { BATCH_BODY_COUNT, BATCH_FIRST_RECORD, NO_ROUTE, REPLY_HEADERS, REPLY_HEADER_LENGTH, REPLY_ID, REPLY_STATUS, putU32, recordLength, u32 } from './record.js'
 import { Request } from './request.js'
@@ -102,9 +103,30 @@ export class Server {
     return this.#native?.http3Port ?? undefined
   }
 
-  /** PEM of the certificate chain served over TLS (`null` without TLS). */
+  /** PEM of the (default) certificate chain served over TLS (`null` without TLS). */
   get certificate(): string | null {
     return this.#native?.certificate ?? null
+  }
+
+  /**
+   * Replaces the TLS certificates (and client-certificate settings) without
+   * a restart: every later handshake, HTTP/3 included, uses the new ones;
+   * open connections keep theirs. Takes the same forms as the `tls`
+   * option. A certificate that cannot be used throws (`ERR_HTTPY_TLS`,
+   * naming the file and the cause) and the current ones stay in use.
+   */
+  setTls(tls: TlsOptions): void {
+    if (!this.#opts.native.tls) {
+      throw new HttpyError('ERR_HTTPY_TLS', 'setTls: this server was started without tls; it cannot switch to TLS while running')
+    }
+    const resolved = resolveTls(tls)
+    if (!resolved) throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'setTls: expected the same forms as the "tls" option')
+    if (!this.#native) throw new HttpyError('ERR_HTTPY_SERVER_CLOSED', 'setTls: the server is closed')
+    try {
+      this.#native.setTls(resolved)
+    } catch (e) {
+      throw fromNative(e)
+    }
   }
 
   /** The bound TCP port (useful with `port: 0`). */
@@ -117,8 +139,14 @@ export class Server {
     return this.#native?.address ?? ''
   }
 
-  /** `http://address:port`, or `https://…` with TLS. */
+  /**
+   * `http://address:port`, or `https://…` with TLS; on a Unix socket
+   * `http+unix://` and the percent-encoded path (the address is the path,
+   * the port 0).
+   */
   get url(): string {
+    const scheme = this.#opts.native.tls ? 'https' : 'http'
+    if (this.#opts.native.unixPath !== undefined) return `${scheme}+unix://${encodeURIComponent(this.address)}`
     const a = this.address.includes(':') ? `[${this.address}]` : this.address
     return `${this.#opts.native.tls ? 'https' : 'http'}://${a}:${this.port}`
   }

@@ -12,6 +12,20 @@ export async function listen(app: App, opts: ServerOptions = {}): Promise<Server
 }
 
 /**
+ * Starts `app` with options expected to be refused; returns the error
+ * (`null`, after closing it, if the server started after all).
+ */
+export async function listenError(app: App, opts: ServerOptions): Promise<{ code?: string; message: string } | null> {
+  try {
+    const s = await app.listen(opts)
+    await s.close()
+    return null
+  } catch (e) {
+    return e as { code?: string; message: string }
+  }
+}
+
+/**
  * Sends `data` on a new TCP connection and collects everything the server
  * writes until it closes the connection or `timeoutMs` passes.
  */

@@ -28,8 +28,11 @@ mod ws;
 pub use body::encoder::{compress_all, Coding};
 pub use body::{body_channel, BodyReceiver, BodySender, WriteOutcome};
 pub use bytes::Bytes;
-pub use config::tls::TlsSettings;
-pub use config::{AccessLogConfig, AccessLogFormat, Http3Config, MetricsConfig, ServerConfig};
+pub use config::client_auth::{ClientAuthSource, ClientCert, TlsPeer};
+pub use config::tls::{CertSource, TlsSettings, TlsSource};
+pub use config::{
+    AccessLogConfig, AccessLogFormat, Http3Config, MetricsConfig, ServerConfig, UnixSocketConfig,
+};
 pub use dispatch::fault::{Faults, PANIC_PATH_ENV};
 pub use dispatch::router::{Match, PatternError, RouteId};
 pub use embedder::queue::{Incoming, Responder, Version, Waker};

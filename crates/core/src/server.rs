@@ -39,6 +39,7 @@ pub struct Server {
     service: Arc<Service>,
     life: Lifecycle,
     local_addr: SocketAddr,
+    unix_path: Option<std::path::PathBuf>,
     http3_port: Option<u16>,
     runtime: Option<Runtime>,
 }
@@ -46,7 +47,24 @@ pub struct Server {
 impl Server {
     /// Binds, starts the runtime and begins accepting.
     pub fn start(config: ServerConfig, router: Router, waker: Box<dyn Waker>) -> Result<Server> {
-        let std_listener = crate::net::listener::bind(&config)?;
+        #[cfg(unix)]
+        let unix = match &config.unix_socket {
+            Some(u) => Some(crate::net::listener::bind_unix(u)?),
+            None => None,
+        };
+        #[cfg(not(unix))]
+        if config.unix_socket.is_some() {
+            return Err(Error::new(
+                ErrorKind::InvalidOption,
+                "Unix domain sockets are not available on this platform",
+            ));
+        }
+        #[cfg(not(unix))]
+        let unix: Option<std::convert::Infallible> = None;
+        let std_listener = match unix {
+            Some(_) => None,
+            None => Some(crate::net::listener::bind(&config)?),
+        };
         let access_log = match &config.access_log {
             Some(c) => Some(AccessLog::start(c)?),
             None => None,
@@ -55,9 +73,16 @@ impl Server {
             .metrics
             .as_ref()
             .map(|m| Arc::new(Metrics::new(m.path.clone())));
-        let local_addr = std_listener
-            .local_addr()
-            .map_err(|e| Error::new(ErrorKind::Listen, e.to_string()))?;
+        let local_addr = match &std_listener {
+            Some(l) => l
+                .local_addr()
+                .map_err(|e| Error::new(ErrorKind::Listen, e.to_string()))?,
+            None => SocketAddr::from(([0, 0, 0, 0], 0)),
+        };
+        #[cfg(unix)]
+        let unix_path = unix.as_ref().map(|u| u.file.path().to_path_buf());
+        #[cfg(not(unix))]
+        let unix_path = None;
         let udp = crate::proto::bind_http3(&config)?;
         let http3_port = match &udp {
             Some(sock) => Some(
@@ -112,24 +137,41 @@ impl Server {
             metrics,
             dispatch: service.clone(),
         });
-        let listener = {
-            let _guard = runtime.enter();
-            tokio::net::TcpListener::from_std(std_listener)
-                .map_err(|e| Error::new(ErrorKind::Listen, e.to_string()))?
-        };
         if let Some(udp) = udp {
             let _guard = runtime.enter();
             crate::proto::start_http3(env.clone(), udp)?;
         }
-        runtime.spawn(crate::net::listener::accept_loop(env, listener));
+        let listen_err = |e: std::io::Error| Error::new(ErrorKind::Listen, e.to_string());
+        if let Some(std_listener) = std_listener {
+            let _guard = runtime.enter();
+            let listener = tokio::net::TcpListener::from_std(std_listener).map_err(listen_err)?;
+            runtime.spawn(crate::net::listener::accept_loop(env, listener));
+        } else {
+            #[cfg(unix)]
+            if let Some(u) = unix {
+                let _guard = runtime.enter();
+                let listener =
+                    tokio::net::UnixListener::from_std(u.listener).map_err(listen_err)?;
+                runtime.spawn(crate::net::listener::accept_unix_loop(
+                    env, listener, u.file,
+                ));
+            }
+        }
         runtime.spawn(crate::proto::trim::run(life.shutdown.clone()));
         Ok(Server {
             service,
             life,
             local_addr,
+            unix_path,
             http3_port,
             runtime: Some(runtime),
         })
+    }
+
+    /// The Unix socket's path, when listening on one (then `local_addr` is
+    /// `0.0.0.0:0`).
+    pub fn unix_path(&self) -> Option<&std::path::Path> {
+        self.unix_path.as_deref()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -141,13 +183,26 @@ impl Server {
         self.http3_port
     }
 
-    /// The certificate chain served over TLS (PEM), if TLS is on.
-    pub fn tls_certificate_pem(&self) -> Option<&str> {
+    /// The default certificate chain served over TLS (PEM), if TLS is on.
+    pub fn tls_certificate_pem(&self) -> Option<String> {
         self.service
             .config
             .tls
             .as_ref()
             .map(|t| t.certificate_pem())
+    }
+
+    /// Replaces the certificates (and client-certificate settings) for every
+    /// later handshake, TCP and QUIC; open connections keep theirs. On error
+    /// nothing changes.
+    pub fn set_tls(&self, source: &crate::TlsSource) -> Result<()> {
+        match &self.service.config.tls {
+            Some(tls) => tls.replace(source),
+            None => Err(Error::new(
+                ErrorKind::Tls,
+                "this server was started without tls: it cannot switch to TLS while running",
+            )),
+        }
     }
 
     /// Replaces the route table; requests already routed keep their match.

@@ -57,7 +57,7 @@ async fn http3_connections_are_counted() {
     let port = server.http3_port().unwrap();
 
     let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    endpoint.set_default_client_config(client_config(server.tls_certificate_pem().unwrap()));
+    endpoint.set_default_client_config(client_config(&server.tls_certificate_pem().unwrap()));
     let conn = endpoint
         .connect(([127, 0, 0, 1], port).into(), "localhost")
         .unwrap()

@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 pub use crate::observe::access_log::{AccessLogConfig, AccessLogFormat};
+pub(crate) mod client_auth;
+pub(crate) mod sni;
 pub(crate) mod tls;
 
 use tls::TlsSettings;
@@ -65,6 +67,16 @@ pub struct ServerConfig {
     pub http3: Option<Http3Config>,
     /// Response compression; `None` leaves bodies as they are.
     pub compression: Option<crate::respond::compress::CompressConfig>,
+    /// Listen on a Unix domain socket instead of `host:port` (Unix only).
+    pub unix_socket: Option<UnixSocketConfig>,
+}
+
+/// A Unix domain socket to listen on.
+#[derive(Debug, Clone)]
+pub struct UnixSocketConfig {
+    pub path: std::path::PathBuf,
+    /// File mode of the socket (e.g. `0o660`); `None` keeps the umask's.
+    pub permissions: Option<u32>,
 }
 
 /// Metrics settings.
@@ -136,6 +148,7 @@ impl Default for ServerConfig {
             access_log: None,
             trust_proxy: crate::TrustProxy::None,
             http3: None,
+            unix_socket: None,
             compression: None,
         }
     }

@@ -1,17 +1,29 @@
-//! TLS settings: a certificate chain and key from PEM, or a freshly made
-//! development certificate, turned into one rustls configuration that
-//! offers HTTP/2 and HTTP/1.1 by ALPN.
+//! TLS settings: certificate chains and keys from PEM (one, or several
+//! chosen by SNI), or a freshly made development certificate, optionally
+//! client certificates (mTLS), turned into one rustls configuration that
+//! offers HTTP/2 and HTTP/1.1 by ALPN (HTTP/3 derives its own from it).
+//!
+//! The settings can be replaced while the server runs (`setTls`, SIGHUP):
+//! the new configuration is built and checked completely first, so a bad
+//! certificate leaves the old one in place; then it is swapped in, and
+//! every later handshake (TCP and QUIC) uses it while open connections keep
+//! the keys they agreed on.
 //!
 //! The ring provider is passed explicitly to every rustls builder: with a
 //! second provider compiled in by some other crate, relying on the process
 //! default would panic at start.
 
+use arc_swap::ArcSwap;
 use rustls::crypto::CryptoProvider;
+use rustls::server::danger::ClientCertVerifier;
+use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::fmt;
 use std::sync::Arc;
 
+use super::client_auth::{self, ClientAuthSource};
+use super::sni::{check_leaf, SniResolver};
 use crate::error::{Error, ErrorKind, Result};
 
 /// ALPN protocol ids, most preferred first.
@@ -20,7 +32,39 @@ pub(crate) const ALPN_H1: &[u8] = b"http/1.1";
 #[cfg(feature = "http3")]
 pub(crate) const ALPN_H3: &[u8] = b"h3";
 
-/// A ready-to-use TLS configuration (cheap to clone).
+/// One certificate chain and its key, as PEM.
+#[derive(Debug, Clone, Default)]
+pub struct CertSource {
+    /// The name (or `*.name` wildcard) this certificate serves; `None`
+    /// makes it the default for every other name.
+    pub server_name: Option<String>,
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+    /// Where `cert`/`key` came from (file names), for error messages.
+    pub cert_name: String,
+    pub key_name: String,
+}
+
+/// Everything the `tls` option says.
+#[derive(Debug, Clone, Default)]
+pub struct TlsSource {
+    pub certs: Vec<CertSource>,
+    /// Add a generated development certificate as the default.
+    pub self_signed: bool,
+    pub client_auth: Option<ClientAuthSource>,
+}
+
+/// One complete, checked configuration.
+pub(crate) struct Built {
+    pub(crate) config: Arc<rustls::ServerConfig>,
+    /// Set with `rejectUnauthorized: false`: the chain check run after the
+    /// handshake to tell the application whether the client verified.
+    pub(crate) client_check: Option<Arc<dyn ClientCertVerifier>>,
+    cert_pem: String,
+}
+
+/// The TLS configuration in use, replaceable at run time (cheap to clone:
+/// clones share it).
 ///
 /// ```
 /// let tls = httpy_core::TlsSettings::self_signed().unwrap();
@@ -28,8 +72,13 @@ pub(crate) const ALPN_H3: &[u8] = b"h3";
 /// ```
 #[derive(Clone)]
 pub struct TlsSettings {
-    pub(crate) config: Arc<rustls::ServerConfig>,
-    cert_pem: String,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    current: ArcSwap<Built>,
+    /// Bumped on every replacement; the HTTP/3 endpoint watches it.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl fmt::Debug for TlsSettings {
@@ -58,75 +107,164 @@ impl TlsSettings {
     /// assert!(err.message().contains("cert.pem"));
     /// ```
     pub fn from_pem(cert: &[u8], key: &[u8], cert_name: &str, key_name: &str) -> Result<Self> {
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(|e| tls_error(format!("cannot parse certificate {cert_name}: {e}")))?;
-        if chain.is_empty() {
-            return Err(tls_error(format!(
-                "no certificate found in {cert_name} (expected a PEM \"BEGIN CERTIFICATE\" block)"
-            )));
-        }
-        let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| {
-            tls_error(format!(
-                "cannot read a private key from {key_name}: {e} (expected a PEM private key block)"
-            ))
-        })?;
-        let cert_pem = String::from_utf8_lossy(cert).into_owned();
-        Self::build(chain, key, cert_pem, cert_name, key_name)
+        Self::new(&TlsSource {
+            certs: vec![CertSource {
+                server_name: None,
+                cert: cert.to_vec(),
+                key: key.to_vec(),
+                cert_name: cert_name.to_string(),
+                key_name: key_name.to_string(),
+            }],
+            ..Default::default()
+        })
     }
 
     /// Generates a certificate for `localhost`, `127.0.0.1` and `::1`, for
     /// development only: no client trusts it unless told to.
     pub fn self_signed() -> Result<Self> {
-        let names = vec![
-            "localhost".to_string(),
-            "127.0.0.1".to_string(),
-            "::1".to_string(),
-        ];
-        let made = rcgen::generate_simple_self_signed(names)
-            .map_err(|e| tls_error(format!("cannot generate a self-signed certificate: {e}")))?;
-        let cert_pem = made.cert.pem();
-        let chain = vec![made.cert.der().clone()];
-        let key = PrivateKeyDer::try_from(made.signing_key.serialize_der())
-            .map_err(|e| tls_error(format!("generated key unusable: {e}")))?;
-        Self::build(
-            chain,
-            key,
-            cert_pem,
-            "the generated certificate",
-            "the generated key",
-        )
-    }
-
-    fn build(
-        chain: Vec<CertificateDer<'static>>,
-        key: PrivateKeyDer<'static>,
-        cert_pem: String,
-        cert_name: &str,
-        key_name: &str,
-    ) -> Result<Self> {
-        let mut config = rustls::ServerConfig::builder_with_provider(provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| tls_error(format!("TLS set-up failed: {e}")))?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .map_err(|e| match e {
-                rustls::Error::InconsistentKeys(_) => tls_error(format!(
-                    "the private key in {key_name} does not match the certificate in {cert_name}"
-                )),
-                e => tls_error(format!("cannot use {cert_name} with {key_name}: {e}")),
-            })?;
-        config.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_H1.to_vec()];
-        Ok(Self {
-            config: Arc::new(config),
-            cert_pem,
+        Self::new(&TlsSource {
+            self_signed: true,
+            ..Default::default()
         })
     }
 
-    /// The certificate chain in PEM form (useful to trust a self-signed one).
-    pub fn certificate_pem(&self) -> &str {
-        &self.cert_pem
+    /// Builds and checks every certificate of `source`.
+    pub fn new(source: &TlsSource) -> Result<Self> {
+        let built = build(source)?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                current: ArcSwap::from_pointee(built),
+                changes: tokio::sync::watch::Sender::new(0),
+            }),
+        })
     }
+
+    /// Replaces the configuration for every later handshake. On error the
+    /// current one stays in use.
+    pub fn replace(&self, source: &TlsSource) -> Result<()> {
+        let built = build(source)?;
+        self.shared.current.store(Arc::new(built));
+        self.shared.changes.send_modify(|n| *n += 1);
+        Ok(())
+    }
+
+    /// The configuration for a handshake starting now.
+    pub(crate) fn current(&self) -> Arc<Built> {
+        self.shared.current.load_full()
+    }
+
+    /// Signals each replacement (for listeners that hold their own copy).
+    #[cfg(feature = "http3")]
+    pub(crate) fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.changes.subscribe()
+    }
+
+    /// The default certificate chain in PEM form (else the first listed),
+    /// useful to trust a self-signed one.
+    pub fn certificate_pem(&self) -> String {
+        self.shared.current.load().cert_pem.clone()
+    }
+}
+
+/// Parses one chain and key and checks them (validity, names, key match).
+fn certified_key(src: &CertSource) -> Result<(Arc<CertifiedKey>, String)> {
+    let (cert_name, key_name) = (src.cert_name.as_str(), src.key_name.as_str());
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&src.cert)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| tls_error(format!("cannot parse certificate {cert_name}: {e}")))?;
+    if chain.is_empty() {
+        return Err(tls_error(format!(
+            "no certificate found in {cert_name} (expected a PEM \"BEGIN CERTIFICATE\" block)"
+        )));
+    }
+    let key = PrivateKeyDer::from_pem_slice(&src.key).map_err(|e| {
+        tls_error(format!(
+            "cannot read a private key from {key_name}: {e} (expected a PEM private key block)"
+        ))
+    })?;
+    check_leaf(&chain, src.server_name.as_deref(), cert_name)?;
+    let pem = String::from_utf8_lossy(&src.cert).into_owned();
+    Ok((certified(chain, key, cert_name, key_name)?, pem))
+}
+
+fn certified(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    cert_name: &str,
+    key_name: &str,
+) -> Result<Arc<CertifiedKey>> {
+    CertifiedKey::from_der(chain, key, &provider())
+        .map(Arc::new)
+        .map_err(|e| match e {
+            rustls::Error::InconsistentKeys(_) => tls_error(format!(
+                "the private key in {key_name} does not match the certificate in {cert_name}"
+            )),
+            e => tls_error(format!("cannot use {cert_name} with {key_name}: {e}")),
+        })
+}
+
+fn generated() -> Result<(Arc<CertifiedKey>, String)> {
+    let names = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    let made = rcgen::generate_simple_self_signed(names)
+        .map_err(|e| tls_error(format!("cannot generate a self-signed certificate: {e}")))?;
+    let key = PrivateKeyDer::try_from(made.signing_key.serialize_der())
+        .map_err(|e| tls_error(format!("generated key unusable: {e}")))?;
+    let ck = certified(
+        vec![made.cert.der().clone()],
+        key,
+        "the generated certificate",
+        "the generated key",
+    )?;
+    Ok((ck, made.cert.pem()))
+}
+
+fn build(source: &TlsSource) -> Result<Built> {
+    let mut resolver = SniResolver::default();
+    let mut first_pem = None;
+    let mut default_pem = None;
+    if source.self_signed {
+        let (ck, pem) = generated()?;
+        resolver.add(None, ck, "the generated certificate")?;
+        default_pem = Some(pem);
+    }
+    for src in &source.certs {
+        let (ck, pem) = certified_key(src)?;
+        resolver.add(src.server_name.as_deref(), ck, &src.cert_name)?;
+        if src.server_name.is_none() {
+            default_pem = Some(pem);
+        } else if first_pem.is_none() {
+            first_pem = Some(pem);
+        }
+    }
+    let Some(cert_pem) = default_pem.or(first_pem) else {
+        return Err(tls_error(
+            "tls needs at least one certificate and key".to_string(),
+        ));
+    };
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error(format!("TLS set-up failed: {e}")))?;
+    let (builder, client_check) = match &source.client_auth {
+        Some(ca) => {
+            let auth = client_auth::build(ca, provider())?;
+            (
+                builder.with_client_cert_verifier(auth.handshake),
+                auth.after,
+            )
+        }
+        None => (builder.with_no_client_auth(), None),
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(resolver));
+    config.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_H1.to_vec()];
+    Ok(Built {
+        config: Arc::new(config),
+        client_check,
+        cert_pem,
+    })
 }
 
 #[cfg(test)]

@@ -6,10 +6,14 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
+use crate::config::client_auth::TlsPeer;
+
 /// Per-connection facts the service needs.
 pub(crate) struct ConnInfo {
     pub remote: SocketAddr,
     pub tls: bool,
+    /// SNI name and client certificate of a TLS connection.
+    pub tls_peer: Option<Arc<TlsPeer>>,
     pub requests: AtomicU64,
     /// What the HTTP/1 driver reads to decide that a connection is idle
     /// and may give its buffers back (see `proto::h1`).
@@ -21,9 +25,18 @@ pub(crate) struct ConnInfo {
 
 impl ConnInfo {
     pub(crate) fn new(remote: SocketAddr, tls: bool) -> Arc<Self> {
+        Self::with_peer(remote, tls, None)
+    }
+
+    pub(crate) fn with_peer(
+        remote: SocketAddr,
+        tls: bool,
+        tls_peer: Option<Arc<TlsPeer>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             remote,
             tls,
+            tls_peer,
             requests: AtomicU64::new(0),
             idle: Default::default(),
             slot: parking_lot::Mutex::new(None),

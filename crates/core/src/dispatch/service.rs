@@ -334,6 +334,9 @@ where
         remote: conn.remote,
         version,
         tls: conn.tls,
+        // An atomic increment per request, only on TLS connections with SNI
+        // or a client certificate: nothing next to the record's encryption.
+        tls_peer: conn.tls_peer.clone(),
         responder,
     });
 

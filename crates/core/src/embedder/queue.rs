@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
+use crate::config::client_auth::TlsPeer;
 use crate::embedder::reply::Reply;
 use crate::observe::stats::Stats;
 
@@ -60,6 +61,9 @@ pub struct Incoming {
     pub remote: SocketAddr,
     pub version: Version,
     pub tls: bool,
+    /// SNI name and client certificate, when the TLS connection has either
+    /// (one shared copy per connection).
+    pub tls_peer: Option<Arc<TlsPeer>>,
     pub responder: Responder,
 }
 
@@ -225,6 +229,7 @@ pub(crate) mod tests {
             remote: "127.0.0.1:4000".parse().unwrap(),
             version: Version::Http11,
             tls: false,
+            tls_peer: None,
             responder,
         };
         (req, rx)

@@ -15,10 +15,12 @@
 //! u16 len + remote ip | u16 remote port
 //! params:  (u32 len + utf-8)*
 //! flags&2: u16 len + allow list ("GET, HEAD")
+//! flags&4: u16 len + SNI name | u8 client cert (0 none, 1 verified, 2 not verified)
+//!          [u16 len + subject | u16 len + SHA-256 fingerprint]
 //! headers: (u16 len + name, u32 len + value)*
 //! u32 body len | u8 placement (0 inline, 1 external) | inline bytes or u32 index
 //! ```
-//! flags: bit 0 = TLS, bit 1 = allow list present.
+//! flags: bit 0 = TLS, bit 1 = allow list present, bit 2 = TLS peer facts present.
 
 use bytes::Bytes;
 use std::io::Write as _;
@@ -106,6 +108,9 @@ pub fn encode(req: &Incoming, out: &mut Vec<u8>, external: &mut Vec<Bytes>) {
     if req.allow.is_some() {
         flags |= 2;
     }
+    if req.tls_peer.is_some() {
+        flags |= 4;
+    }
     out.push(flags);
     put_u16(out, req.params.len());
     put_u16(out, req.headers.len());
@@ -119,6 +124,17 @@ pub fn encode(req: &Incoming, out: &mut Vec<u8>, external: &mut Vec<Bytes>) {
     }
     if let Some(allow) = &req.allow {
         put_str16(out, allow.join(", ").as_bytes());
+    }
+    if let Some(peer) = &req.tls_peer {
+        put_str16(out, peer.server_name.as_deref().unwrap_or("").as_bytes());
+        match &peer.client_cert {
+            None => out.push(0),
+            Some(c) => {
+                out.push(if c.authorized { 1 } else { 2 });
+                put_str16(out, c.subject.as_bytes());
+                put_str16(out, c.fingerprint256.as_bytes());
+            }
+        }
     }
     for (name, value) in req.headers.iter() {
         put_str16(out, name.as_str().as_bytes());
@@ -160,6 +176,8 @@ mod tests {
         port: u16,
         params: Vec<String>,
         allow: Option<String>,
+        /// SNI name, then (verified, subject, fingerprint) of a client cert.
+        peer: Option<(String, Option<(bool, String, String)>)>,
         headers: Vec<(String, Vec<u8>)>,
         body: Vec<u8>,
     }
@@ -213,6 +231,14 @@ mod tests {
         let port = r.u16();
         let params = (0..nparams).map(|_| r.str32()).collect();
         let allow = (flags & 2 != 0).then(|| r.str16());
+        let peer = (flags & 4 != 0).then(|| {
+            let sni = r.str16();
+            let cert = match r.u8() {
+                0 => None,
+                v => Some((v == 1, r.str16(), r.str16())),
+            };
+            (sni, cert)
+        });
         let headers = (0..nheaders).map(|_| (r.str16(), r.bytes32())).collect();
         let body_len = r.u32() as usize;
         let body = match r.u8() {
@@ -236,6 +262,7 @@ mod tests {
             port,
             params,
             allow,
+            peer,
             headers,
             body,
         };
@@ -277,6 +304,7 @@ mod tests {
             ip in any::<IpAddr>(),
             port in any::<u16>(),
             tls in any::<bool>(),
+            peer in proptest::option::of(("[a-z.]{0,20}", proptest::option::of((any::<bool>(), "[ -~]{0,30}", "[0-9A-F:]{0,20}")))),
             version in version(),
             body_len in prop_oneof![0usize..64, Just(EXTERNAL_BODY_MIN - 1), Just(EXTERNAL_BODY_MIN)],
             second_body in 0usize..32,
@@ -291,6 +319,16 @@ mod tests {
             req.headers = header_map(&headers);
             req.remote = SocketAddr::new(ip, port);
             req.tls = tls;
+            req.tls_peer = peer.clone().map(|(sni, cert)| {
+                std::sync::Arc::new(crate::TlsPeer {
+                    server_name: Some(sni).filter(|s| !s.is_empty()).map(String::into_boxed_str),
+                    client_cert: cert.map(|(authorized, subject, fingerprint256)| crate::ClientCert {
+                        subject,
+                        fingerprint256,
+                        authorized,
+                    }),
+                })
+            });
             req.version = version;
             req.body = Bytes::from(vec![7u8; body_len]);
             let (mut other, _rx2) = incoming(&q, "/next");
@@ -318,6 +356,7 @@ mod tests {
                 port,
                 params,
                 allow: allow.map(|a| a.join(", ")),
+                peer,
                 headers: req
                     .headers
                     .iter()

@@ -1,5 +1,6 @@
-//! Serving one accepted TCP connection: pick the protocol, drive it, and
-//! stop it gracefully (or by force) when the server closes.
+//! Serving one accepted connection (TCP, or a Unix domain socket): pick the
+//! protocol, drive it, and stop it gracefully (or by force) when the server
+//! closes.
 //!
 //! Over TLS the negotiated ALPN protocol decides. In cleartext the first
 //! bytes do: the HTTP/2 connection preface means h2c with prior knowledge;
@@ -9,10 +10,11 @@
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::config::client_auth;
 use crate::config::tls::{TlsSettings, ALPN_H2};
 use crate::dispatch::ConnInfo;
 use crate::dispatch::Dispatch;
@@ -27,15 +29,54 @@ enum Proto {
     H2,
 }
 
+/// A stream the server accepts: TCP, or a Unix domain socket.
+pub(crate) trait Accepted: AsyncRead + AsyncWrite + Unpin + Send + 'static + Sized {
+    /// Waits for input without reading it (so an idle connection holds no buffer).
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+
+    /// Serves HTTP/1.x on the stream.
+    fn serve_h1<D: Dispatch>(
+        shared: Arc<Env<D>>,
+        info: Arc<ConnInfo>,
+        io: Rewind<Self>,
+    ) -> impl std::future::Future<Output = ()> + Send;
+}
+
+impl Accepted for TcpStream {
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
+        TcpStream::readable(self)
+    }
+
+    async fn serve_h1<D: Dispatch>(shared: Arc<Env<D>>, info: Arc<ConnInfo>, io: Rewind<Self>) {
+        proto::h1::serve_parkable(shared, info.clone(), io.watched(info)).await
+    }
+}
+
+/// Unix sockets are not parked when idle (they serve a local proxy, which
+/// keeps few connections).
+#[cfg(unix)]
+impl Accepted for tokio::net::UnixStream {
+    fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
+        tokio::net::UnixStream::readable(self)
+    }
+
+    async fn serve_h1<D: Dispatch>(shared: Arc<Env<D>>, info: Arc<ConnInfo>, io: Rewind<Self>) {
+        proto::h1::serve(shared, info, io).await
+    }
+}
+
 /// Reads until the protocol is known. `None`: the peer closed or stayed
 /// silent past the idle timeout before sending anything.
-async fn sniff<D: Dispatch>(stream: &mut TcpStream, shared: &Env<D>) -> Option<(Proto, Bytes)> {
+async fn sniff<D: Dispatch, S: Accepted>(
+    stream: &mut S,
+    shared: &Env<D>,
+) -> Option<(Proto, Bytes)> {
     let mut buf = Vec::with_capacity(0);
     let wait = shared.idle_limit();
     let read = async {
         loop {
             // Allocate only once data is there: an idle connection holds no buffer.
-            stream.readable().await.ok()?;
+            Accepted::readable(stream).await.ok()?;
             if buf.capacity() == 0 {
                 buf.reserve_exact(4096);
             }
@@ -79,9 +120,24 @@ pub(crate) async fn serve<D: Dispatch, H: Send>(
     }
 }
 
-async fn serve_plain<D: Dispatch>(
+/// [`serve`] for a connection accepted on a Unix domain socket.
+#[cfg(unix)]
+pub(crate) async fn serve_unix<D: Dispatch, H: Send>(
     shared: Arc<Env<D>>,
-    mut stream: TcpStream,
+    stream: tokio::net::UnixStream,
+    remote: SocketAddr,
+    _open: H,
+    slot: Option<OwnedSemaphorePermit>,
+) {
+    match shared.config.tls.clone() {
+        Some(tls) => Box::pin(serve_tls(shared, stream, remote, tls, slot)).await,
+        None => Box::pin(serve_plain(shared, stream, remote, slot)).await,
+    }
+}
+
+async fn serve_plain<D: Dispatch, S: Accepted>(
+    shared: Arc<Env<D>>,
+    mut stream: S,
     remote: SocketAddr,
     slot: Option<OwnedSemaphorePermit>,
 ) {
@@ -110,7 +166,7 @@ async fn serve_plain<D: Dispatch>(
     *info.slot.lock() = slot;
     let io = Rewind::new(pre, stream, shared.config.request_timeout);
     match proto {
-        Proto::H1 => proto::h1::serve_parkable(shared, info.clone(), io.watched(info)).await,
+        Proto::H1 => S::serve_h1(shared, info, io).await,
         Proto::H2 => Box::pin(proto::h2::serve(shared, info, io)).await,
     }
 }
@@ -120,15 +176,18 @@ async fn serve_plain<D: Dispatch>(
 /// its own connection. ALPN then picks the protocol; no ALPN means
 /// HTTP/1.1. TLS runs over [`Rewind`] for its lingering close and its
 /// slow-reader cut-off.
-async fn serve_tls<D: Dispatch>(
+async fn serve_tls<D: Dispatch, S: Accepted>(
     shared: Arc<Env<D>>,
-    stream: TcpStream,
+    stream: S,
     remote: SocketAddr,
     tls: TlsSettings,
     slot: Option<OwnedSemaphorePermit>,
 ) {
     let wait = shared.idle_limit();
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config.clone());
+    // The configuration current at accept time: a reload meanwhile applies
+    // to the next connection. (One lock-free load, an Arc count.)
+    let built = tls.current();
+    let acceptor = tokio_rustls::TlsAcceptor::from(built.config.clone());
     let io = Rewind::new(Bytes::new(), stream, shared.config.request_timeout);
     let handshake = tokio::time::timeout(wait, acceptor.accept(io));
     let stream = tokio::select! {
@@ -138,8 +197,15 @@ async fn serve_tls<D: Dispatch>(
         },
         _ = shared.life.shutdown.cancelled() => return,
     };
-    let is_h2 = stream.get_ref().1.alpn_protocol() == Some(ALPN_H2);
-    let info = ConnInfo::new(remote, true);
+    let session = stream.get_ref().1;
+    let is_h2 = session.alpn_protocol() == Some(ALPN_H2);
+    let peer = client_auth::peer(
+        session.server_name(),
+        session.peer_certificates(),
+        built.client_check.as_ref(),
+    );
+    drop(built);
+    let info = ConnInfo::with_peer(remote, true, peer);
     *info.slot.lock() = slot;
     let _open = open_connection(
         &shared.metrics,

@@ -2,7 +2,9 @@
 //! runtime and through the same request path (`service::handle`) as
 //! HTTP/1.1 and HTTP/2.
 //!
-//! - The TLS certificate is the TCP listener's, offered with ALPN `h3`.
+//! - The TLS certificates are the TCP listener's (SNI, client
+//!   certificates), offered with ALPN `h3`; when they are replaced, the
+//!   endpoint is handed the new ones for its next handshakes.
 //! - `Http3Config` maps onto quinn's transport: datagram size (also the
 //!   advertised `max_udp_payload_size`), stream and connection receive
 //!   windows, concurrent bidirectional streams, idle timeout.
@@ -28,7 +30,7 @@ use std::task::{Context, Poll};
 use tokio::task::JoinSet;
 
 use super::Env;
-use crate::config::tls::ALPN_H3;
+use crate::config::tls::{TlsSettings, ALPN_H3};
 use crate::config::{Http3Config, ServerConfig};
 use crate::dispatch::ConnInfo;
 use crate::dispatch::Dispatch;
@@ -70,10 +72,7 @@ fn quinn_config(
         .tls
         .as_ref()
         .ok_or_else(|| Error::new(ErrorKind::Tls, "HTTP/3 needs TLS: set the tls option"))?;
-    let mut rustls_config = (*tls.config).clone();
-    rustls_config.alpn_protocols = vec![ALPN_H3.to_vec()];
-    rustls_config.max_early_data_size = 0;
-    let crypto = QuicServerConfig::try_from(rustls_config).map_err(|e| bad("TLS set-up", &e))?;
+    let crypto = quic_crypto(tls)?;
 
     let mut transport = quinn::TransportConfig::default();
     let varint = |v: u64| quinn::VarInt::from_u64(v).unwrap_or(quinn::VarInt::MAX);
@@ -90,7 +89,7 @@ fn quinn_config(
     mtu.upper_bound(h3.max_datagram_size.max(1200));
     transport.mtu_discovery_config(Some(mtu));
 
-    let mut server = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut server = quinn::ServerConfig::with_crypto(crypto);
     server.transport_config(Arc::new(transport));
     // One UDP port per server process: connection migration stays on (no
     // SO_REUSEPORT sharing across processes here).
@@ -101,6 +100,42 @@ fn quinn_config(
     Ok((endpoint, server))
 }
 
+/// The current TLS configuration, with ALPN `h3` and no 0-RTT.
+fn quic_crypto(tls: &TlsSettings) -> Result<Arc<QuicServerConfig>> {
+    let mut rustls_config = (*tls.current().config).clone();
+    rustls_config.alpn_protocols = vec![ALPN_H3.to_vec()];
+    rustls_config.max_early_data_size = 0;
+    QuicServerConfig::try_from(rustls_config)
+        .map(Arc::new)
+        .map_err(|e| Error::new(ErrorKind::Listen, format!("HTTP/3 TLS set-up: {e}")))
+}
+
+/// Hands every replaced TLS configuration to the endpoint, until shutdown
+/// (the accept loop then withdraws the configuration for good).
+async fn follow_tls(
+    tls: TlsSettings,
+    endpoint: quinn::Endpoint,
+    mut server: quinn::ServerConfig,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut changes = tls.changes();
+    loop {
+        tokio::select! {
+            r = changes.changed() => if r.is_err() { return },
+            _ = shutdown.cancelled() => return,
+        }
+        // `replace` only stores configurations that rustls accepted, and
+        // the QUIC conversion only refuses ones without TLS 1.3, which
+        // the server never builds; keep the old one if it ever did.
+        if let Ok(crypto) = quic_crypto(&tls) {
+            server.crypto = crypto;
+            if !shutdown.is_cancelled() {
+                endpoint.set_server_config(Some(server.clone()));
+            }
+        }
+    }
+}
+
 /// Creates the QUIC endpoint on `socket` and starts accepting. Must run
 /// inside the server's runtime.
 pub(crate) fn start<D: Dispatch>(shared: Arc<Env<D>>, socket: UdpSocket) -> Result<()> {
@@ -108,6 +143,7 @@ pub(crate) fn start<D: Dispatch>(shared: Arc<Env<D>>, socket: UdpSocket) -> Resu
         return Ok(());
     };
     let (endpoint_config, server_config) = quinn_config(&shared.config, &h3)?;
+    let server_config_copy = server_config.clone();
     let endpoint = quinn::Endpoint::new(
         endpoint_config,
         Some(server_config),
@@ -115,6 +151,14 @@ pub(crate) fn start<D: Dispatch>(shared: Arc<Env<D>>, socket: UdpSocket) -> Resu
         Arc::new(quinn::TokioRuntime),
     )
     .map_err(|e| Error::new(ErrorKind::Listen, format!("HTTP/3 endpoint: {e}")))?;
+    if let Some(tls) = shared.config.tls.clone() {
+        tokio::spawn(follow_tls(
+            tls,
+            endpoint.clone(),
+            server_config_copy,
+            shared.life.shutdown.clone(),
+        ));
+    }
     let tracker = shared.life.tracker.clone();
     tracker.spawn(accept_loop(shared, endpoint, h3.validate_address));
     Ok(())
@@ -151,6 +195,27 @@ async fn accept_loop<D: Dispatch>(shared: Arc<Env<D>>, endpoint: quinn::Endpoint
     }
 }
 
+/// SNI name and client certificate of a finished QUIC handshake.
+fn quic_peer<D: Dispatch>(
+    shared: &Env<D>,
+    conn: &quinn::Connection,
+) -> Option<Arc<crate::config::client_auth::TlsPeer>> {
+    let server_name = conn
+        .handshake_data()
+        .and_then(|d| d.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|d| d.server_name);
+    let certs = conn.peer_identity().and_then(|c| {
+        c.downcast::<Vec<rustls_pki_types::CertificateDer<'static>>>()
+            .ok()
+    });
+    let built = shared.config.tls.as_ref()?.current();
+    crate::config::client_auth::peer(
+        server_name.as_deref(),
+        certs.as_deref().map(Vec::as_slice),
+        built.client_check.as_ref(),
+    )
+}
+
 async fn connection<D: Dispatch>(
     shared: Arc<Env<D>>,
     incoming: quinn::Incoming,
@@ -165,7 +230,7 @@ async fn connection<D: Dispatch>(
     Stats::inc(&shared.stats.connections_total);
     let _open = OpenConnection::new(shared.stats.clone());
     let _open_metric = open_connection(&shared.metrics, Protocol::Http3);
-    let info = ConnInfo::new(remote, true);
+    let info = ConnInfo::with_peer(remote, true, quic_peer(&shared, &conn));
     let close = |conn: &quinn::Connection| conn.close(quinn::VarInt::from_u32(H3_NO_ERROR), b"");
     let mut builder = h3::server::builder();
     builder.max_field_section_size(shared.config.max_header_size as u64);

@@ -9,8 +9,11 @@
  * SIGTERM/SIGINT.
  */
 import cluster, { type Worker } from 'node:cluster'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { HttpyTypeError } from './errors.js'
-import { WORKER_PORT_ENV, type ResolvedOptions } from './options.js'
+import { PUBSUB_DIR_ENV, WORKER_PORT_ENV, type ResolvedOptions } from './options.js'
 import type { Server } from './server.js'
 
 type WorkerMessage =
@@ -51,10 +54,17 @@ export class Supervisor {
   #stopping = false
   readonly closed: Promise<void>
   #resolveClosed!: () => void
+  /**
+   * Where the workers' pub/sub sockets live: each worker listens on one
+   * there and links to the others, so a publish in any worker reaches the
+   * subscribers of all of them (docs/scaling.md). Removed once all exited.
+   */
+  readonly #pubsubDir: string
 
   /** @internal */
   constructor(count: number, opts: ResolvedOptions) {
     this.#opts = opts
+    this.#pubsubDir = mkdtempSync(join(tmpdir(), 'httpy-pubsub-'))
     this.#slots = Array.from({ length: count }, (_, i) => ({
       id: i + 1,
       worker: undefined,
@@ -66,6 +76,7 @@ export class Supervisor {
     this.closed = new Promise((resolve) => {
       this.#resolveClosed = resolve
     })
+    void this.closed.then(() => rmSync(this.#pubsubDir, { recursive: true, force: true }))
   }
 
   /** The port every worker listens on. */
@@ -96,7 +107,7 @@ export class Supervisor {
 
   #spawn(slot: Slot): Promise<void> {
     return new Promise((resolve) => {
-      const env: Record<string, string> = { HTTPY_WORKER_ID: String(slot.id) }
+      const env: Record<string, string> = { HTTPY_WORKER_ID: String(slot.id), [PUBSUB_DIR_ENV]: this.#pubsubDir }
       if (this.#port !== 0) env[WORKER_PORT_ENV] = String(this.#port)
       const worker = cluster.fork(env)
       slot.worker = worker
@@ -143,6 +154,7 @@ export class Supervisor {
 
   #abort(message: string): never {
     console.error(message)
+    rmSync(this.#pubsubDir, { recursive: true, force: true })
     this.#stopping = true
     for (const s of this.#slots) s.worker?.process.kill('SIGKILL')
     process.exit(1)

@@ -20,6 +20,7 @@ use crate::observe::metrics::Metrics;
 use crate::observe::stats::{Stats, StatsSnapshot};
 use crate::observe::Observers;
 use crate::proto::Env;
+use crate::pubsub::{PubSub, PubSubSnapshot};
 use crate::respond::Direct;
 use crate::ws::{Hub, SendStatus, WsEnv, WsEvent, WsFrame, WsOptions};
 use crate::{Reply, Responder, Router};
@@ -41,6 +42,8 @@ pub struct Server {
     local_addr: SocketAddr,
     http3_port: Option<u16>,
     runtime: Option<Runtime>,
+    /// Pub/sub beyond this process, when configured.
+    pubsub: Option<Arc<PubSub>>,
 }
 
 impl Server {
@@ -121,6 +124,16 @@ impl Server {
             let _guard = runtime.enter();
             crate::proto::start_http3(env.clone(), udp)?;
         }
+        // Before accepting: a worker links to its siblings before it serves.
+        let pubsub = if env.config.pubsub.is_on() {
+            Some(PubSub::start(
+                &env.config.pubsub,
+                service.ws.clone(),
+                &runtime,
+            )?)
+        } else {
+            None
+        };
         runtime.spawn(crate::net::listener::accept_loop(env, listener));
         runtime.spawn(crate::proto::trim::run(life.shutdown.clone()));
         Ok(Server {
@@ -129,6 +142,7 @@ impl Server {
             local_addr,
             http3_port,
             runtime: Some(runtime),
+            pubsub,
         })
     }
 
@@ -211,7 +225,28 @@ impl Server {
     /// Queues `frame` for every subscriber of `topic`, in Rust; returns the
     /// number of connections it was queued for.
     pub fn ws_publish(&self, topic: &str, frame: WsFrame) -> usize {
-        self.service.ws.hub.publish(topic, frame)
+        match &self.pubsub {
+            None => self.service.ws.hub.publish(topic, frame),
+            Some(ps) => {
+                let (n, msg) = self.service.ws.hub.publish_message(topic, frame);
+                ps.forward(topic, &msg);
+                n
+            }
+        }
+    }
+
+    /// Subscribers of `topic` in this process and, with workers, in its
+    /// siblings (as they last reported: see `docs/scaling.md`).
+    pub fn ws_subscriber_count(&self, topic: &str) -> usize {
+        match &self.pubsub {
+            None => self.service.ws.hub.subscriber_count(topic),
+            Some(ps) => ps.subscriber_count(topic),
+        }
+    }
+
+    /// The pub/sub layer's counters (`None` when nothing crosses processes).
+    pub fn pubsub_stats(&self) -> Option<PubSubSnapshot> {
+        self.pubsub.as_ref().map(|p| p.snapshot())
     }
 
     /// Takes every WebSocket event queued since the last call.
@@ -231,7 +266,13 @@ impl Server {
     /// The Prometheus text of this server's metrics, when they are on (for
     /// an embedder that merges its own metrics into one endpoint).
     pub fn metrics_text(&self) -> Option<String> {
-        self.service.observe.metrics.as_ref().map(|m| m.render())
+        self.service.observe.metrics.as_ref().map(|m| {
+            let mut text = m.render();
+            if let Some(ps) = &self.pubsub {
+                ps.render_metrics(&mut text);
+            }
+            text
+        })
     }
 
     /// Access log lines lost because the writer could not keep up.
@@ -256,6 +297,9 @@ impl Server {
         }
         self.life.shutdown.cancel();
         self.life.tracker.close();
+        if let Some(ps) = &self.pubsub {
+            ps.close();
+        }
         let life = self.life.clone();
         let queue = self.service.queue.clone();
         if let Some(rt) = &self.runtime {
@@ -277,6 +321,9 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.life.shutdown.cancel();
         self.life.force.cancel();
+        if let Some(ps) = &self.pubsub {
+            ps.close();
+        }
         if let Some(rt) = self.runtime.take() {
             // Never block the embedder's thread on tasks winding down.
             rt.shutdown_background();

@@ -65,6 +65,8 @@ pub struct ServerConfig {
     pub http3: Option<Http3Config>,
     /// Response compression; `None` leaves bodies as they are.
     pub compression: Option<crate::respond::compress::CompressConfig>,
+    /// Where `publish` reaches besides this process (sibling workers, Redis).
+    pub pubsub: crate::pubsub::PubSubConfig,
 }
 
 /// Metrics settings.
@@ -137,6 +139,7 @@ impl Default for ServerConfig {
             trust_proxy: crate::TrustProxy::None,
             http3: None,
             compression: None,
+            pubsub: Default::default(),
         }
     }
 }

@@ -6,6 +6,7 @@
  * - two servers sharing one Redis exchange messages, also from a server
  *   with no subscriber of its own; a topic's Redis subscription exists only
  *   while it has local subscribers (10,000 topics leave none behind);
+ * - `/metrics` on any worker answers for the whole server;
  * - Redis down at start, and killed then restarted mid-run: the servers
  *   keep serving, report the outage, count the messages the other servers
  *   missed, and carry messages again once Redis is back.
@@ -133,6 +134,31 @@ describe('across workers (nothing to install)', () => {
     expect(await waitFor(async () => (await count(p.port)) === 60, 5000, 20)).toBe(true)
     const s = await stats(p.port)
     expect(s.stats).toMatchObject({ peers: 1, dropped: 0, broker: false })
+  }, 60_000)
+})
+
+describe('metrics across workers', () => {
+  it('one scrape of /metrics on any worker answers for the whole server, with a worker label on pub/sub lines', async () => {
+    const p = await app({ workers: 2, metrics: true })
+    // 30 requests on fresh connections: both workers answer some.
+    const answered = new Set<number>()
+    for (let i = 0; i < 30; i++) answered.add(Number(JSON.parse((await getOnce(p.port, '/pubsub')).body).pid))
+    expect([...answered].sort()).toEqual([...p.workers].sort())
+    const line = 'http_requests_total{method="GET",route="/pubsub",status="200"} 30'
+    // Each worker sends its text to its sibling every second.
+    let text = ''
+    const whole = await waitFor(async () => {
+      const scrapes = await Promise.all([1, 2, 3, 4].map(() => getOnce(p.port, '/metrics')))
+      text = scrapes.map((r) => r.body).join('\n----\n')
+      return scrapes.every((r) => r.body.split('\n').includes(line))
+    }, 5000, 100)
+    expect(whole, text).toBe(true)
+    const one = (await getOnce(p.port, '/metrics')).body
+    for (const pid of p.workers) expect(one).toContain(`httpy_pubsub_peers{worker="${pid}"} 1`)
+    // Each family once: its HELP and TYPE lines appear a single time.
+    expect(one.match(/^# TYPE http_requests_total counter$/gm)).toHaveLength(1)
+    expect(one.match(/^# TYPE http_request_duration_seconds histogram$/gm)).toHaveLength(1)
+    expect(one).toMatch(/^http_request_duration_seconds_count\{method="GET",route="\/pubsub"\} 30$/m)
   }, 60_000)
 })
 

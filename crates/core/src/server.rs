@@ -129,6 +129,7 @@ impl Server {
             Some(PubSub::start(
                 &env.config.pubsub,
                 service.ws.clone(),
+                env.metrics.clone(),
                 &runtime,
             )?)
         } else {
@@ -266,13 +267,11 @@ impl Server {
     /// The Prometheus text of this server's metrics, when they are on (for
     /// an embedder that merges its own metrics into one endpoint).
     pub fn metrics_text(&self) -> Option<String> {
-        self.service.observe.metrics.as_ref().map(|m| {
-            let mut text = m.render();
-            if let Some(ps) = &self.pubsub {
-                ps.render_metrics(&mut text);
-            }
-            text
-        })
+        self.service
+            .observe
+            .metrics
+            .as_ref()
+            .map(|m| m.render_served())
     }
 
     /// Access log lines lost because the writer could not keep up.

@@ -29,7 +29,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
-use super::wire::{self, Kind, TAG_COUNT, TAG_HELLO};
+use super::wire::{self, Kind, TAG_COUNT, TAG_HELLO, TAG_METRICS};
 use super::Shared;
 use crate::error::{Error, ErrorKind as EK, Result};
 
@@ -65,6 +65,8 @@ pub(crate) struct Cluster {
     out: RwLock<FxHashMap<String, Link>>,
     /// Subscriber counts per topic, as each peer (by name) last reported.
     counts: Mutex<FxHashMap<String, FxHashMap<String, usize>>>,
+    /// Each peer's last metrics text.
+    metrics: Mutex<FxHashMap<String, String>>,
     closed: AtomicBool,
     rt: tokio::runtime::Handle,
 }
@@ -101,6 +103,7 @@ impl Cluster {
             dir: dir.to_path_buf(),
             out: RwLock::new(FxHashMap::default()),
             counts: Mutex::new(FxHashMap::default()),
+            metrics: Mutex::new(FxHashMap::default()),
             closed: AtomicBool::new(false),
             rt: rt.handle().clone(),
         });
@@ -269,6 +272,11 @@ impl Cluster {
                         }
                     }
                 }
+                (TAG_METRICS, Some(p)) => {
+                    if let Ok(text) = String::from_utf8(body.to_vec()) {
+                        self.metrics.lock().insert(p.clone(), text);
+                    }
+                }
                 (tag, Some(_)) => match Kind::from_tag(tag) {
                     Some(kind) => self.shared.deliver(&topic, kind, body),
                     None => break,
@@ -283,6 +291,7 @@ impl Cluster {
         hub.flush();
         if let Some(p) = peer {
             self.counts.lock().remove(&p);
+            self.metrics.lock().remove(&p);
         }
     }
 
@@ -323,6 +332,22 @@ impl Cluster {
         for link in out.values() {
             link.push(f.clone());
         }
+    }
+
+    /// Sends this worker's metrics text to every sibling (skipped for a
+    /// link over its bound: the next second's text replaces it anyway).
+    pub(crate) fn share_metrics(&self, text: &str) {
+        let f = wire::frame(TAG_METRICS, "", text.as_bytes());
+        for link in self.out.read().values() {
+            if link.queued.load(Ordering::Acquire) + f.len() <= LINK_LIMIT {
+                link.push(f.clone());
+            }
+        }
+    }
+
+    /// The siblings' last metrics texts.
+    pub(crate) fn peer_metrics(&self) -> Vec<String> {
+        self.metrics.lock().values().cloned().collect()
     }
 
     /// Subscribers of `topic` in the siblings, as they last reported.

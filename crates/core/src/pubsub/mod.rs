@@ -16,6 +16,7 @@
 
 mod broker;
 mod cluster;
+mod merge;
 mod wire;
 
 use bytes::Bytes;
@@ -23,11 +24,17 @@ use parking_lot::Mutex;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::runtime::Runtime;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::error::Result;
+use crate::observe::metrics::{Aggregate, Metrics};
 use crate::ws::{TopicWatch, WsEnv};
+
+/// How often a worker sends its metrics text to its siblings (what a scrape
+/// of another worker shows of it is at most this old).
+const METRICS_EVERY: Duration = Duration::from_secs(1);
 
 pub(crate) use wire::Kind;
 
@@ -126,6 +133,7 @@ impl PubSub {
     pub(crate) fn start(
         config: &PubSubConfig,
         ws: Arc<WsEnv>,
+        metrics: Option<Arc<Metrics>>,
         rt: &Runtime,
     ) -> Result<Arc<PubSub>> {
         let shared = Arc::new(Shared {
@@ -147,7 +155,29 @@ impl PubSub {
             broker,
         });
         shared.ws.hub.set_watch(ps.clone());
+        if let Some(m) = metrics {
+            m.set_aggregate(ps.clone());
+            if ps.cluster.is_some() {
+                rt.spawn(ps.clone().share_metrics(m));
+            }
+        }
         Ok(ps)
+    }
+
+    /// Sends this worker's metrics to its siblings every [`METRICS_EVERY`]
+    /// (one render per second: the cost of a scrape, without the merge).
+    async fn share_metrics(self: Arc<Self>, m: Arc<Metrics>) {
+        let Some(c) = &self.cluster else { return };
+        let life = self.shared.ws.life.clone();
+        loop {
+            tokio::select! {
+                _ = life.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(METRICS_EVERY) => {}
+            }
+            let mut own = m.render();
+            self.render_metrics(&mut own);
+            c.share_metrics(&own);
+        }
     }
 
     /// Sends a message published here to the other processes (the local
@@ -198,10 +228,13 @@ impl PubSub {
     pub(crate) fn render_metrics(&self, out: &mut String) {
         use std::fmt::Write;
         let s = self.snapshot();
+        // Per process (a `worker` label, the pid): merged with the siblings'
+        // texts, each worker keeps its own line.
+        let pid = std::process::id();
         let mut family = |name: &str, kind: &str, help: &str, v: u64| {
             let _ = writeln!(
                 out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{worker=\"{pid}\"}} {v}"
             );
         };
         family(
@@ -251,6 +284,23 @@ impl PubSub {
         }
         if let Some(b) = &self.broker {
             b.close();
+        }
+    }
+}
+
+impl Aggregate for PubSub {
+    /// This process's text, its pub/sub lines, then (with workers) the
+    /// siblings' last texts, merged into one.
+    fn whole(&self, mut local: String) -> String {
+        self.render_metrics(&mut local);
+        match &self.cluster {
+            Some(c) => {
+                let others = c.peer_metrics();
+                merge::merge(
+                    std::iter::once(local.as_str()).chain(others.iter().map(String::as_str)),
+                )
+            }
+            None => local,
         }
     }
 }

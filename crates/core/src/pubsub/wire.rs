@@ -5,8 +5,9 @@
 //!
 //! Local frame: `u32 length (LE, of what follows) | u8 tag | u16 topic
 //! length (LE) | topic | body`, where the body is the message (text,
-//! binary), a `u32` subscriber count (count) or nothing (hello: the topic
-//! field is then the sender's name).
+//! binary), a `u32` subscriber count (count), the sender's Prometheus text
+//! (metrics, empty topic) or nothing (hello: the topic field is then the
+//! sender's name).
 //!
 //! Redis payload: `u8 tag | 16 bytes origin | message`.
 
@@ -19,6 +20,7 @@ pub(crate) const TAG_HELLO: u8 = 0;
 pub(crate) const TAG_TEXT: u8 = 1;
 pub(crate) const TAG_BINARY: u8 = 2;
 pub(crate) const TAG_COUNT: u8 = 3;
+pub(crate) const TAG_METRICS: u8 = 4;
 
 /// Largest frame a link accepts: a WebSocket message is capped at 16 MiB by
 /// default and the user may raise it; past this the peer is not one of ours.

@@ -17,6 +17,7 @@ import { HTTP3_AVAILABLE } from '../ts/index.js'
 import { freePort, waitFor } from './helpers/proc.js'
 import { rawGetTimed } from './helpers/h1.js'
 import { h3 } from './helpers/h3.js'
+import { startRedis } from './helpers/redis.js'
 import { requireTool } from './helpers/tools.js'
 
 const root = join(import.meta.dirname, '..')
@@ -476,6 +477,42 @@ describe('examples', () => {
       c.sock.close(1000, 'bye')
       await s.lines(/WebSocket closed/)
     },
+  )
+
+  example(
+    'chat-cluster.ts',
+    'a line sent to one worker reaches every member in every worker, and with REDIS_URL every server',
+    async (ctx) => {
+      const s = await start('chat-cluster.ts')
+      expect(s.output()).toMatch(/\(4 workers\)/)
+      const ws = s.url.replace('http', 'ws')
+      const members = await Promise.all(Array.from({ length: 12 }, () => wsOpen(`${ws}/chat/lobby`)))
+      const count = async (url: string) => JSON.parse((await rawGetTimed(`${url}/rooms/lobby`)).body.toString()) as unknown
+      // Every worker counts the members of all four.
+      expect(await waitFor(async () => JSON.stringify(await count(s.url)) === '{"room":"lobby","members":12}', 5000, 20)).toBe(true)
+      members[0]!.sock.send('hello, everyone')
+      await Promise.all(members.map((m) => m.next(1)))
+      for (const m of members) expect(m.messages.map((x) => x.data.toString())).toEqual(['hello, everyone'])
+      for (const m of members) m.sock.close()
+
+      // Two servers of two workers each, sharing one Redis.
+      if (!requireTool('redis', 'examples.test.ts (chat-cluster.ts with REDIS_URL)')) ctx.skip()
+      const redis = await startRedis(await freePort())
+      try {
+        const env = { WORKERS: '2', REDIS_URL: redis.url }
+        const [one, two] = await Promise.all([start('chat-cluster.ts', env), start('chat-cluster.ts', env)])
+        const a = await wsOpen(`${one!.url.replace('http', 'ws')}/chat/ops`)
+        const b = await wsOpen(`${two!.url.replace('http', 'ws')}/chat/ops`)
+        // Both servers have subscribed the room on Redis.
+        expect(await waitFor(() => redis.cli('PUBSUB', 'NUMSUB', 'httpy:ops')[1] === '2', 10_000, 20)).toBe(true)
+        a.sock.send('across machines')
+        await b.next(1)
+        expect(b.messages[0]!.data.toString()).toBe('across machines')
+      } finally {
+        await redis.kill()
+      }
+    },
+    { timeout: 60_000 },
   )
 
   example(

@@ -94,6 +94,8 @@ export declare class NativeServer {
   close(graceMs: number): void
   /** Releases the runtime and the JS callback after `close` finished. */
   dispose(): void
+  /** `null` when pub/sub stays in this process. */
+  pubsubStats(): NativePubSubStats | null
   stats(): NativeStats
   /**
    * The Prometheus text of the native metrics (`null` when metrics are
@@ -146,6 +148,11 @@ export declare class NativeServer {
   wsPublishText(topic: string, text: string): number
   /** Sends a binary message to every subscriber of `topic`; returns how many. */
   wsPublishBinary(topic: string, data: Buffer): number
+  /**
+   * Subscribers of `topic` in this process and, with workers, in the
+   * sibling workers.
+   */
+  wsSubscriberCount(topic: string): number
 }
 
 /** One streamed response body, written from JS. */
@@ -348,6 +355,33 @@ export interface NativeOptions {
   http2?: NativeHttp2
   http3?: NativeHttp3
   compression?: NativeCompression
+  /**
+   * Pub/sub across processes: the directory of the workers' local links
+   * (set by the supervisor) and the Redis URL (`pubsub.redis`).
+   */
+  pubsubClusterDir?: string
+  pubsubRedis?: string
+}
+
+/** The pub/sub layer's counters (`server.pubsubStats()`). */
+export interface NativePubSubStats {
+  /** Messages published here and sent to other processes. */
+  sent: number
+  /** Messages from other processes fanned out here. */
+  received: number
+  /**
+   * Messages that could not reach other processes (Redis down, a
+   * sibling's link over its bound).
+   */
+  dropped: number
+  /** Sibling workers linked now. */
+  peers: number
+  /** Whether Redis is configured, and connected now. */
+  broker: boolean
+  brokerUp: boolean
+  brokerErrors: number
+  brokerReconnects: number
+  lastError?: string
 }
 
 export interface NativeRoute {

@@ -7,7 +7,8 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use httpy_core::{
-    AccessLogConfig, AccessLogFormat, CompressConfig, MetricsConfig, ServerConfig, TrustProxy,
+    AccessLogConfig, AccessLogFormat, CompressConfig, MetricsConfig, PubSubConfig, ServerConfig,
+    TrustProxy,
 };
 
 use crate::convert::{invalid, ms};
@@ -49,6 +50,10 @@ pub struct NativeOptions {
     pub http2: Option<tls::NativeHttp2>,
     pub http3: Option<http3::NativeHttp3>,
     pub compression: Option<NativeCompression>,
+    /// Pub/sub across processes: the directory of the workers' local links
+    /// (set by the supervisor) and the Redis URL (`pubsub.redis`).
+    pub pubsub_cluster_dir: Option<String>,
+    pub pubsub_redis: Option<String>,
 }
 
 /// The `compression` option, validated by the TS layer.
@@ -89,6 +94,10 @@ pub(crate) fn server_config(mut options: NativeOptions) -> Result<ServerConfig> 
                 path: path.into(),
                 permissions: options.unix_permissions,
             }),
+        pubsub: PubSubConfig {
+            cluster_dir: options.pubsub_cluster_dir.take().map(Into::into),
+            redis: options.pubsub_redis.take(),
+        },
         ..ServerConfig::default()
     };
     production(&options, &mut config)?;

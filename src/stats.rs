@@ -32,8 +32,45 @@ pub struct NativeStats {
     pub static_cache_bytes: f64,
 }
 
+/// The pub/sub layer's counters (`server.pubsubStats()`).
+#[napi(object)]
+pub struct NativePubSubStats {
+    /// Messages published here and sent to other processes.
+    pub sent: f64,
+    /// Messages from other processes fanned out here.
+    pub received: f64,
+    /// Messages that could not reach other processes (Redis down, a
+    /// sibling's link over its bound).
+    pub dropped: f64,
+    /// Sibling workers linked now.
+    pub peers: f64,
+    /// Whether Redis is configured, and connected now.
+    pub broker: bool,
+    pub broker_up: bool,
+    pub broker_errors: f64,
+    pub broker_reconnects: f64,
+    pub last_error: Option<String>,
+}
+
 #[napi]
 impl NativeServer {
+    /// `null` when pub/sub stays in this process.
+    #[napi(catch_unwind)]
+    pub fn pubsub_stats(&self) -> Option<NativePubSubStats> {
+        let s = self.server.as_ref()?.pubsub_stats()?;
+        Some(NativePubSubStats {
+            sent: s.sent as f64,
+            received: s.received as f64,
+            dropped: s.dropped as f64,
+            peers: s.peers as f64,
+            broker: s.broker,
+            broker_up: s.broker_up,
+            broker_errors: s.broker_errors as f64,
+            broker_reconnects: s.broker_reconnects as f64,
+            last_error: s.last_error,
+        })
+    }
+
     #[napi(catch_unwind)]
     pub fn stats(&self) -> NativeStats {
         let s = self.server.as_ref().map(|s| s.stats()).unwrap_or_default();

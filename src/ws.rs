@@ -228,4 +228,13 @@ impl NativeServer {
             s.ws_publish(&topic, WsFrame::Binary(self.releases.bytes_of(data))) as u32
         })
     }
+
+    /// Subscribers of `topic` in this process and, with workers, in the
+    /// sibling workers.
+    #[napi(catch_unwind)]
+    pub fn ws_subscriber_count(&self, topic: String) -> u32 {
+        self.server
+            .as_ref()
+            .map_or(0, |s| s.ws_subscriber_count(&topic) as u32)
+    }
 }

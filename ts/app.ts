@@ -242,6 +242,19 @@ export class App {
   }
 
   /**
+   * WebSockets subscribed to `topic`: in this process and, under
+   * `run({ workers })`, in every worker of the server (each worker's count
+   * as it last reported it: fresh to within the time a message takes over a
+   * local socket, well under a millisecond). Subscribers of other servers
+   * sharing a Redis are not counted. 0 when the app is not listening.
+   */
+  subscriberCount(topic: string): number {
+    const s = this.#server
+    if (!s || s.isClosed) return 0
+    return s._subscriberCount(topic)
+  }
+
+  /**
    * Serves the files under `dir` at `urlPrefix`, natively: content type,
    * `ETag`/`Last-Modified`, 304, ranges, `index.html`, precompressed
    * `.br`/`.gz` siblings. Paths that leave `dir` (`..`, encoded or not,

@@ -12,8 +12,11 @@
  * before its predecessor drains, so the port never goes unserved.
  */
 import cluster, { type Worker } from 'node:cluster'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { HttpyTypeError } from './errors.js'
-import { WORKER_PORT_ENV, type ResolvedOptions } from './options.js'
+import { PUBSUB_DIR_ENV, WORKER_PORT_ENV, type ResolvedOptions } from './options.js'
 import type { Server } from './server.js'
 import type { TlsOptions } from './tls.js'
 
@@ -59,10 +62,17 @@ export class Supervisor {
   #reloading: Promise<boolean> | undefined
   readonly closed: Promise<void>
   #resolveClosed!: () => void
+  /**
+   * Where the workers' pub/sub sockets live: each worker listens on one
+   * there and links to the others, so a publish in any worker reaches the
+   * subscribers of all of them (docs/scaling.md). Removed once all exited.
+   */
+  readonly #pubsubDir: string
 
   /** @internal */
   constructor(count: number, opts: ResolvedOptions) {
     this.#opts = opts
+    this.#pubsubDir = mkdtempSync(join(tmpdir(), 'httpy-pubsub-'))
     this.#slots = Array.from({ length: count }, (_, i) => ({
       id: i + 1,
       worker: undefined,
@@ -74,6 +84,7 @@ export class Supervisor {
     this.closed = new Promise((resolve) => {
       this.#resolveClosed = resolve
     })
+    void this.closed.then(() => rmSync(this.#pubsubDir, { recursive: true, force: true }))
   }
 
   /** The port every worker listens on. */
@@ -110,7 +121,7 @@ export class Supervisor {
    */
   #spawn(slot: Slot, onFailedStart?: (message: string) => void): Promise<boolean> {
     return new Promise((resolve) => {
-      const env: Record<string, string> = { HTTPY_WORKER_ID: String(slot.id) }
+      const env: Record<string, string> = { HTTPY_WORKER_ID: String(slot.id), [PUBSUB_DIR_ENV]: this.#pubsubDir }
       if (this.#port !== 0) env[WORKER_PORT_ENV] = String(this.#port)
       const worker = cluster.fork(env)
       slot.worker = worker
@@ -168,6 +179,7 @@ export class Supervisor {
 
   #abort(message: string): never {
     console.error(message)
+    rmSync(this.#pubsubDir, { recursive: true, force: true })
     this.#stopping = true
     for (const s of this.#slots) s.worker?.process.kill('SIGKILL')
     process.exit(1)

@@ -37,6 +37,8 @@ export const websocket = (path: string, handler: WebSocketHandler, opts?: WebSoc
 /** Sends to every WebSocket of the default app subscribed to `topic`; returns how many. */
 export const publish = (topic: string, data: string | Buffer | Uint8Array | ArrayBuffer): number =>
   defaultApp.publish(topic, data)
+/** WebSockets of the default app subscribed to `topic`, in every worker (see `App.subscriberCount`). */
+export const subscriberCount = (topic: string): number => defaultApp.subscriberCount(topic)
 export const addMiddleware = (mw: Middleware): App => defaultApp.use(mw)
 /** Sets the default app's error handler (see `App.onError`). */
 export const onError = (handler: ErrorHandler): App => defaultApp.onError(handler)

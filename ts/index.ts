@@ -14,7 +14,7 @@ export { Server, type CloseOptions, type ServerStats } from './server.js'
 export { serve, type ServeOptions } from './serve.js'
 export type { FetchHandler, FetchInfo, FetchModule, SocketAddress } from './fetch.js'
 export { overrideGlobalResponse } from './light-response.js'
-export type { ServerOptions, CompressionOptions, MetricsOptions, MetricsRegistry, AccessLogOptions } from './options.js'
+export type { ServerOptions, CompressionOptions, MetricsOptions, MetricsRegistry, AccessLogOptions, PubSubOptions } from './options.js'
 export { Supervisor } from './cluster.js'
 export type { TrustProxy } from './proxy.js'
 export { HTTP3_AVAILABLE, type Http3Config } from './http3.js'
@@ -42,6 +42,7 @@ export {
   options,
   websocket,
   publish,
+  subscriberCount,
   addMiddleware,
   onError,
   serveStatic,

@@ -27,6 +27,7 @@ export type {
   NativeHttp2,
   NativeHttp3,
   NativeOptions,
+  NativePubSubStats,
   NativeRoute,
   NativeServer,
   NativeStatic,

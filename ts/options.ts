@@ -33,6 +33,9 @@ export interface AccessLogOptions {
   path?: string
 }
 
+/** Environment variable naming the directory of the workers' pub/sub links (made by the supervising primary). */
+export const PUBSUB_DIR_ENV = 'HTTPY_PUBSUB_DIR'
+
 /** Environment variable through which a supervising primary tells its workers the port to share. */
 export const WORKER_PORT_ENV = 'HTTPY_WORKER_PORT'
 
@@ -120,6 +123,13 @@ export interface ServerOptions {
    */
   workers?: number
   /**
+   * Where `publish` reaches besides this process. With `workers`, every
+   * worker's subscribers always get it (nothing to set); `{ redis: url }`
+   * also carries it to every other server sharing that Redis. See
+   * docs/scaling.md.
+   */
+  pubsub?: PubSubOptions
+  /**
    * Share the port with other processes that set it too (SO_REUSEPORT; the
    * kernel balances connections). Default false, true inside a `node:cluster` worker.
    */
@@ -138,6 +148,14 @@ export interface ServerOptions {
    * prints nothing. `app.listen()` never prints. Default false.
    */
   quiet?: boolean
+}
+
+export interface PubSubOptions {
+  /**
+   * `redis://[user:password@]host:port/db` or `rediss://…` (TLS): publishes
+   * go through this Redis (or Valkey) to every server subscribed to the topic.
+   */
+  redis?: string
 }
 
 export interface CompressionOptions {
@@ -176,7 +194,7 @@ const KNOWN = new Set<string>([
   'maxKeepAliveRequests', 'maxConnections', 'maxBodySize', 'maxHeaderSize', 'maxPendingRequests', 'threads',
   'shutdownTimeout', 'backlog', 'debug', 'onError', 'websocket', 'compression', 'tls', 'http2MaxConcurrentStreams',
   'http2StreamWindowSize', 'http2ConnectionWindowSize', 'workers', 'reusePort', 'shutdownDelay', 'trustProxy',
-  'metrics', 'accessLog', 'http3Port', 'http3Config', 'quiet', 'path', 'permissions',
+  'metrics', 'accessLog', 'http3Port', 'http3Config', 'quiet', 'path', 'permissions', 'pubsub',
 ])
 
 /** Options of the guide that later releases implement; named so the error says so. */
@@ -210,6 +228,19 @@ function bool(o: Record<string, unknown>, name: string, def: boolean): boolean {
   if (v === undefined) return def
   if (typeof v !== 'boolean') bad(name, 'a boolean', v)
   return v
+}
+
+/** The `pubsub` option: the Redis URL, checked for its scheme here (the core parses the rest). */
+function pubsubRedis(v: unknown): string | undefined {
+  if (v === undefined) return undefined
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) bad('pubsub', 'an object such as { redis: "redis://127.0.0.1:6379/0" }', v)
+  for (const key of Object.keys(v)) {
+    if (key !== 'redis') throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', `unknown option "pubsub.${key}"`)
+  }
+  const url = (v as PubSubOptions).redis
+  if (url === undefined) return undefined
+  if (typeof url !== 'string' || !/^rediss?:\/\/./.test(url)) bad('pubsub.redis', 'a redis:// or rediss:// URL', url)
+  return url
 }
 
 function metricsOption(v: unknown): ResolvedOptions['metrics'] {
@@ -367,6 +398,9 @@ export function resolveOptions(options: ServerOptions | undefined, jsHandlesMiss
     trustProxyHops: trustNative !== undefined && 'hops' in trustNative ? trustNative.hops : undefined,
     trustProxyNets: trustNative !== undefined && 'nets' in trustNative ? trustNative.nets : undefined,
     compression: compressionOf(o.compression),
+    pubsubRedis: pubsubRedis(o.pubsub),
+    // A supervised worker links to its siblings in the primary's directory.
+    pubsubClusterDir: workers !== undefined && cluster.isWorker ? process.env[PUBSUB_DIR_ENV] : undefined,
   }
   const delay = o.shutdownDelay ?? 0
   if (typeof delay !== 'number' || !Number.isFinite(delay) || delay < 0) bad('shutdownDelay', 'a number of seconds >= 0', delay)

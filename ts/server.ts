@@ -4,7 +4,7 @@
  */
 import { HttpyError, HttpyTypeError, fromNative, notAResponse } from './errors.js'
 import { defaultErrorResponse, internalError, isFailure } from './http-error.js'
-import { native, ServerEvent, type NativeServer, type NativeStats } from './native.js'
+import { native, ServerEvent, type NativePubSubStats, type NativeServer, type NativeStats } from './native.js'
 import type { ResolvedOptions } from './options.js'
 import { resolveTls, type TlsOptions } from './tls.js'
 import { checkRegistry, mergeMetrics, METRICS_ROUTE } from './metrics.js'
@@ -21,6 +21,8 @@ const INTERNAL_500 = 'Internal Server Error'
 const BATCH_BODY_MAX = 16 * 1024
 const OUT_INITIAL = 64 * 1024
 const MAX_BATCHES_PER_TURN = 16
+/** How often the Redis link's state is read, to report an outage to `onError`. */
+const PUBSUB_POLL_MS = 250
 
 export interface CloseOptions {
   /** Seconds to wait for in-flight requests before dropping connections (default: `shutdownTimeout`). */
@@ -64,6 +66,9 @@ export class Server {
   #outReqs: Request[] = []
   #flushQueued = false
   readonly #flush = (): void => this.#flushOut()
+  /** Polls the Redis link's state (with `pubsub.redis`) to report its failures to `onError`. */
+  #pubsubWatch: NodeJS.Timeout | undefined
+  #pubsubDownReported = false
 
   /** @internal */
   static _start(table: RouteTable, opts: ResolvedOptions): Server {
@@ -89,6 +94,10 @@ export class Server {
         err.message += ' (to share a port between processes, set reusePort: true in each of them, or use run({ workers }))'
       }
       throw err
+    }
+    if (opts.native.pubsubRedis !== undefined) {
+      this.#pubsubWatch = setInterval(() => this.#checkPubsub(), PUBSUB_POLL_MS)
+      this.#pubsubWatch.unref()
     }
     if (opts.native.tls?.selfSigned) {
       console.warn(
@@ -266,6 +275,7 @@ export class Server {
       if (parts.length !== 0) this.#ws.dispatch(parts)
     }
     this.#ws.closeAll()
+    if (this.#pubsubWatch) clearInterval(this.#pubsubWatch)
     n?.dispose()
     this.#resolveClosed()
   }
@@ -315,6 +325,38 @@ export class Server {
     if (!n) return
     const parts = n.wsDrain()
     if (parts.length !== 0) this.#ws.dispatch(parts)
+  }
+
+  /**
+   * Subscribers of `topic` in this process and, with `workers`, in the
+   * sibling workers as they last reported (docs/scaling.md).
+   */
+  _subscriberCount(topic: string): number {
+    if (typeof topic !== 'string') throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'subscriberCount: topic must be a string')
+    return this.#native?.wsSubscriberCount(topic) ?? 0
+  }
+
+  /**
+   * Counters of pub/sub across processes (`null` when it stays in this
+   * process: no `workers`, no `pubsub.redis`).
+   */
+  pubsubStats(): NativePubSubStats | null {
+    return this.#native?.pubsubStats() ?? null
+  }
+
+  /**
+   * Reports the Redis link going down (or never coming up) once per outage,
+   * as an `ERR_HTTPY_PUBSUB` error to `onError` (by default, stderr).
+   */
+  #checkPubsub(): void {
+    const s = this.#native?.pubsubStats()
+    if (!s) return
+    if (s.brokerUp) {
+      this.#pubsubDownReported = false
+    } else if (s.brokerErrors > 0 && !this.#pubsubDownReported) {
+      this.#pubsubDownReported = true
+      this.#report(new HttpyError('ERR_HTTPY_PUBSUB', `pubsub: Redis unavailable, publishing locally only (${s.lastError ?? 'unknown error'})`), undefined)
+    }
   }
 
   /** @internal Fan-out of `app.publish`. */

@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process'
 import { appendFileSync } from 'node:fs'
 import { basename } from 'node:path'
 
-export type Tool = 'nginx' | 'curl' | 'aioquic' | 'valgrind' | 'zstd' | 'openssl'
+export type Tool = 'nginx' | 'curl' | 'aioquic' | 'valgrind' | 'zstd' | 'openssl' | 'redis'
 
 interface ToolInfo {
   /** Whether the tool runs here. */
@@ -44,6 +44,11 @@ export const TOOLS: Record<Tool, ToolInfo> = {
   valgrind: { probe: () => runs('valgrind', ['--version']), install: 'apt-get install valgrind' },
   zstd: { probe: () => runs('zstd', ['--version']), install: 'apt-get install zstd' },
   openssl: { probe: () => runs('openssl', ['version']), install: 'apt-get install openssl' },
+  // The broker of the cross-server pub/sub tests (redis-cli comes with it).
+  redis: {
+    probe: () => runs('redis-server', ['--version']) && runs('redis-cli', ['--version']),
+    install: 'apt-get install redis-server',
+  },
 }
 
 /** True when a missing tool must fail the run instead of skipping tests. */

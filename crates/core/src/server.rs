@@ -20,6 +20,7 @@ use crate::observe::metrics::Metrics;
 use crate::observe::stats::{Stats, StatsSnapshot};
 use crate::observe::Observers;
 use crate::proto::Env;
+use crate::pubsub::{PubSub, PubSubSnapshot};
 use crate::respond::Direct;
 use crate::ws::{Hub, SendStatus, WsEnv, WsEvent, WsFrame, WsOptions};
 use crate::{Reply, Responder, Router};
@@ -42,6 +43,8 @@ pub struct Server {
     unix_path: Option<std::path::PathBuf>,
     http3_port: Option<u16>,
     runtime: Option<Runtime>,
+    /// Pub/sub beyond this process, when configured.
+    pubsub: Option<Arc<PubSub>>,
 }
 
 impl Server {
@@ -141,6 +144,17 @@ impl Server {
             let _guard = runtime.enter();
             crate::proto::start_http3(env.clone(), udp)?;
         }
+        // Before accepting: a worker links to its siblings before it serves.
+        let pubsub = if env.config.pubsub.is_on() {
+            Some(PubSub::start(
+                &env.config.pubsub,
+                service.ws.clone(),
+                env.metrics.clone(),
+                &runtime,
+            )?)
+        } else {
+            None
+        };
         let listen_err = |e: std::io::Error| Error::new(ErrorKind::Listen, e.to_string());
         if let Some(std_listener) = std_listener {
             let _guard = runtime.enter();
@@ -165,6 +179,7 @@ impl Server {
             unix_path,
             http3_port,
             runtime: Some(runtime),
+            pubsub,
         })
     }
 
@@ -266,7 +281,28 @@ impl Server {
     /// Queues `frame` for every subscriber of `topic`, in Rust; returns the
     /// number of connections it was queued for.
     pub fn ws_publish(&self, topic: &str, frame: WsFrame) -> usize {
-        self.service.ws.hub.publish(topic, frame)
+        match &self.pubsub {
+            None => self.service.ws.hub.publish(topic, frame),
+            Some(ps) => {
+                let (n, msg) = self.service.ws.hub.publish_message(topic, frame);
+                ps.forward(topic, &msg);
+                n
+            }
+        }
+    }
+
+    /// Subscribers of `topic` in this process and, with workers, in its
+    /// siblings (as they last reported: see `docs/scaling.md`).
+    pub fn ws_subscriber_count(&self, topic: &str) -> usize {
+        match &self.pubsub {
+            None => self.service.ws.hub.subscriber_count(topic),
+            Some(ps) => ps.subscriber_count(topic),
+        }
+    }
+
+    /// The pub/sub layer's counters (`None` when nothing crosses processes).
+    pub fn pubsub_stats(&self) -> Option<PubSubSnapshot> {
+        self.pubsub.as_ref().map(|p| p.snapshot())
     }
 
     /// Takes every WebSocket event queued since the last call.
@@ -286,7 +322,11 @@ impl Server {
     /// The Prometheus text of this server's metrics, when they are on (for
     /// an embedder that merges its own metrics into one endpoint).
     pub fn metrics_text(&self) -> Option<String> {
-        self.service.observe.metrics.as_ref().map(|m| m.render())
+        self.service
+            .observe
+            .metrics
+            .as_ref()
+            .map(|m| m.render_served())
     }
 
     /// Access log lines lost because the writer could not keep up.
@@ -311,6 +351,9 @@ impl Server {
         }
         self.life.shutdown.cancel();
         self.life.tracker.close();
+        if let Some(ps) = &self.pubsub {
+            ps.close();
+        }
         let life = self.life.clone();
         let queue = self.service.queue.clone();
         if let Some(rt) = &self.runtime {
@@ -332,6 +375,9 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.life.shutdown.cancel();
         self.life.force.cancel();
+        if let Some(ps) = &self.pubsub {
+            ps.close();
+        }
         if let Some(rt) = self.runtime.take() {
             // Never block the embedder's thread on tasks winding down.
             rt.shutdown_background();

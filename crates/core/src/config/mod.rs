@@ -69,6 +69,8 @@ pub struct ServerConfig {
     pub compression: Option<crate::respond::compress::CompressConfig>,
     /// Listen on a Unix domain socket instead of `host:port` (Unix only).
     pub unix_socket: Option<UnixSocketConfig>,
+    /// Where `publish` reaches besides this process (sibling workers, Redis).
+    pub pubsub: crate::pubsub::PubSubConfig,
 }
 
 /// A Unix domain socket to listen on.
@@ -150,6 +152,7 @@ impl Default for ServerConfig {
             http3: None,
             unix_socket: None,
             compression: None,
+            pubsub: Default::default(),
         }
     }
 }

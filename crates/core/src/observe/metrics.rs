@@ -13,10 +13,18 @@ use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::body::ResBody;
+
+/// Turns this process's metrics text into the one served: under
+/// `run({ workers })`, the pub/sub layer merges in what the sibling workers
+/// last sent over their links, so a scrape of any worker answers for the
+/// whole server.
+pub(crate) trait Aggregate: Send + Sync {
+    fn whole(&self, local: String) -> String;
+}
 
 /// Route label of requests that matched no route.
 pub(crate) const UNMATCHED: &str = "<unmatched>";
@@ -66,6 +74,7 @@ pub(crate) struct Metrics {
     open: [AtomicU64; 4],
     /// WebSocket data messages (text and binary): received, sent.
     ws_messages: [AtomicU64; 2],
+    aggregate: OnceLock<Arc<dyn Aggregate>>,
 }
 
 /// Keeps one connection counted as open until dropped.
@@ -124,6 +133,21 @@ impl Metrics {
             series: Mutex::new(FxHashMap::default()),
             open: Default::default(),
             ws_messages: Default::default(),
+            aggregate: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn set_aggregate(&self, a: Arc<dyn Aggregate>) {
+        let _ = self.aggregate.set(a);
+    }
+
+    /// What a scrape answers: [`Metrics::render`], for the whole server
+    /// when an [`Aggregate`] is installed.
+    pub(crate) fn render_served(&self) -> String {
+        let local = self.render();
+        match self.aggregate.get() {
+            Some(a) => a.whole(local),
+            None => local,
         }
     }
 
@@ -255,7 +279,7 @@ pub(crate) fn scrape<B>(metrics: Option<&Metrics>, req: &Request<B>) -> Option<R
     if req.uri().path() != path || !(req.method() == Method::GET || req.method() == Method::HEAD) {
         return None;
     }
-    let mut res = Response::new(ResBody::full(Bytes::from(m.render())));
+    let mut res = Response::new(ResBody::full(Bytes::from(m.render_served())));
     *res.status_mut() = StatusCode::OK;
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_TEXT));

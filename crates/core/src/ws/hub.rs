@@ -7,7 +7,7 @@ use parking_lot::{Mutex, RwLock};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -206,6 +206,15 @@ impl WsConn {
 /// The connections subscribed to one topic.
 type Subscribers = FxHashMap<u32, Arc<WsConn>>;
 
+/// Told how many local subscribers a topic has after every change (the
+/// pub/sub layer: it tells sibling workers, and subscribes to the broker at
+/// the first and unsubscribes after the last). Called with the topics lock
+/// held, so the calls for one topic arrive in the order the changes were
+/// made; an implementation must only queue work, never block.
+pub(crate) trait TopicWatch: Send + Sync {
+    fn changed(&self, topic: &Arc<str>, local: usize);
+}
+
 /// Every live WebSocket connection of a server, its topics, and the event
 /// queue towards the embedder.
 #[derive(Default)]
@@ -216,6 +225,8 @@ pub(crate) struct Hub {
     /// Connections with frames queued by `send_deferred` and no wake-up yet.
     dirty: Mutex<Vec<Arc<WsConn>>>,
     scheduled: AtomicBool,
+    /// The pub/sub layer, when messages cross processes.
+    watch: OnceLock<Arc<dyn TopicWatch>>,
 }
 
 impl Hub {
@@ -261,9 +272,11 @@ impl Hub {
             for t in topics {
                 if let Some(subs) = map.get_mut(&t) {
                     subs.remove(&id);
-                    if subs.is_empty() {
+                    let left = subs.len();
+                    if left == 0 {
                         map.remove(&t);
                     }
+                    self.notify(&t, left);
                 }
             }
         }
@@ -324,11 +337,11 @@ impl Hub {
         if !conn.topics.lock().insert(topic.clone()) {
             return true;
         }
-        self.topics
-            .write()
-            .entry(topic)
-            .or_default()
-            .insert(id, conn);
+        let mut map = self.topics.write();
+        let subs = map.entry(topic.clone()).or_default();
+        subs.insert(id, conn);
+        let now = subs.len();
+        self.notify(&topic, now);
         true
     }
 
@@ -340,26 +353,89 @@ impl Hub {
             return false;
         }
         let mut map = self.topics.write();
-        if let Some(subs) = map.get_mut(topic) {
+        let key = map.get_key_value(topic).map(|(k, _)| k.clone());
+        if let (Some(key), Some(subs)) = (key, map.get_mut(topic)) {
             subs.remove(&id);
-            if subs.is_empty() {
+            let left = subs.len();
+            if left == 0 {
                 map.remove(topic);
             }
+            self.notify(&key, left);
         }
         true
     }
 
-    /// Queues `frame` for every subscriber of `topic`; returns how many got it.
-    pub(crate) fn publish(&self, topic: &str, frame: WsFrame) -> usize {
-        let msg = frame.into_message();
+    fn notify(&self, topic: &Arc<str>, local: usize) {
+        if let Some(w) = self.watch.get() {
+            w.changed(topic, local);
+        }
+    }
+
+    /// Installs the pub/sub layer (once); `snapshot` then sees every topic
+    /// with local subscribers, under the same lock as later changes, so
+    /// nothing falls between the snapshot and the first `changed` call.
+    pub(crate) fn set_watch(&self, watch: Arc<dyn TopicWatch>) {
+        let map = self.topics.read();
+        let _ = self.watch.set(watch.clone());
+        for (t, subs) in map.iter() {
+            watch.changed(t, subs.len());
+        }
+    }
+
+    /// Runs `f` over every topic with local subscribers and its count, with
+    /// the topics lock held (so no change lands in between; `f` must only
+    /// queue work).
+    pub(crate) fn with_topics(&self, f: impl FnOnce(&mut dyn Iterator<Item = (&Arc<str>, usize)>)) {
+        let map = self.topics.read();
+        f(&mut map.iter().map(|(t, s)| (t, s.len())));
+    }
+
+    /// Local subscribers of `topic`.
+    pub(crate) fn subscriber_count(&self, topic: &str) -> usize {
+        self.topics.read().get(topic).map_or(0, |s| s.len())
+    }
+
+    /// Queues an already built message for every local subscriber of
+    /// `topic` without waking their writers: the caller ends its burst with
+    /// [`Hub::flush`], so a batch of messages from a peer costs one wake-up
+    /// per connection instead of one per message.
+    pub(crate) fn publish_deferred(&self, topic: &str, msg: &Message) -> usize {
         let subs: Vec<Arc<WsConn>> = match self.topics.read().get(topic) {
             Some(s) => s.values().cloned().collect(),
             None => return 0,
         };
+        let mut n = 0;
+        for c in subs {
+            if c.enqueue(msg.clone(), false) == SendStatus::Closed {
+                continue;
+            }
+            n += 1;
+            if !c.wake_pending.swap(true, Ordering::AcqRel) {
+                self.dirty.lock().push(c);
+            }
+        }
+        n
+    }
+
+    /// Queues `frame` for every subscriber of `topic`; returns how many got it.
+    pub(crate) fn publish(&self, topic: &str, frame: WsFrame) -> usize {
+        self.publish_message(topic, frame).0
+    }
+
+    /// `publish`, also giving back the message (for the pub/sub layer to
+    /// send on; it shares the payload).
+    pub(crate) fn publish_message(&self, topic: &str, frame: WsFrame) -> (usize, Message) {
+        let msg = frame.into_message();
+        let subs: Vec<Arc<WsConn>> = match self.topics.read().get(topic) {
+            Some(s) => s.values().cloned().collect(),
+            None => return (0, msg),
+        };
         // Message clones share the payload (`Bytes`), so fan-out copies nothing.
-        subs.iter()
+        let n = subs
+            .iter()
             .filter(|c| c.enqueue(msg.clone(), true) != SendStatus::Closed)
-            .count()
+            .count();
+        (n, msg)
     }
 
     pub(crate) fn open_count(&self) -> usize {
@@ -424,5 +500,47 @@ mod tests {
         hub.remove(2);
         assert_eq!(hub.open_count(), 0);
         assert!(hub.topics.read().is_empty());
+    }
+
+    #[test]
+    fn topic_watch_sees_every_count_change_in_order() {
+        struct Log(Mutex<Vec<(String, usize)>>);
+        impl TopicWatch for Log {
+            fn changed(&self, topic: &Arc<str>, local: usize) {
+                self.0.lock().push((topic.to_string(), local));
+            }
+        }
+        let hub = Hub::default();
+        hub.register(1, WsOptions::default());
+        hub.register(2, WsOptions::default());
+        assert!(hub.subscribe(1, "a"));
+        let log = Arc::new(Log(Mutex::new(Vec::new())));
+        // Installing reports what exists already.
+        hub.set_watch(log.clone());
+        assert!(hub.subscribe(2, "a") && hub.subscribe(2, "b"));
+        assert!(hub.subscribe(2, "b"), "subscribing twice is no change");
+        assert!(hub.unsubscribe(1, "a"));
+        assert_eq!(hub.subscriber_count("a"), 1);
+        hub.remove(2);
+        let seen: Vec<(String, usize)> = log.0.lock().clone();
+        let want = [("a", 1), ("a", 2), ("b", 1), ("a", 1), ("a", 0), ("b", 0)];
+        let sorted_tail = {
+            // `remove` reports its topics in no particular order.
+            let mut t = seen[4..].to_vec();
+            t.sort();
+            t
+        };
+        assert_eq!(
+            &seen[..4],
+            &want[..4]
+                .iter()
+                .map(|(t, n)| (t.to_string(), *n))
+                .collect::<Vec<_>>()[..]
+        );
+        assert_eq!(
+            sorted_tail,
+            vec![("a".to_string(), 0), ("b".to_string(), 0)]
+        );
+        assert_eq!(hub.subscriber_count("a"), 0);
     }
 }

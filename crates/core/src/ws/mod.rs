@@ -20,5 +20,5 @@ mod hub;
 pub(crate) use driver::WsEnv;
 pub use events::encode as encode_events;
 pub(crate) use handshake::{check_handshake, switch, upgrade_required, ROUTE_METHOD};
-pub(crate) use hub::Hub;
+pub(crate) use hub::{Hub, TopicWatch};
 pub use hub::{SendStatus, WsEvent, WsEventKind, WsFrame, WsOptions};

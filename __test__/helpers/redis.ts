@@ -1,0 +1,45 @@
+/**
+ * A real `redis-server` for the pub/sub tests: started on 127.0.0.1 on a
+ * given port with persistence off, stopped by its pid (SIGKILL for the fault
+ * tests, so it goes away as a crash would), and `redis-cli` to inspect it.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { waitFor } from './proc.js'
+
+export interface RedisServer {
+  port: number
+  url: string
+  pid: number
+  /** Kills it (SIGKILL) and waits for the exit. */
+  kill: () => Promise<void>
+  /** Runs `redis-cli` against it; the reply's lines. */
+  cli: (...args: string[]) => string[]
+}
+
+export async function startRedis(port: number): Promise<RedisServer> {
+  const child: ChildProcess = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'],
+    { stdio: 'ignore' },
+  )
+  const exited = new Promise<void>((r) => child.on('exit', () => r()))
+  const cli = (...args: string[]): string[] => {
+    const r = spawnSync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { encoding: 'utf8', timeout: 10_000 })
+    return r.stdout.split('\n').filter((l) => l !== '')
+  }
+  const up = await waitFor(() => cli('PING')[0] === 'PONG', 10_000, 50)
+  if (!up || child.pid === undefined) {
+    child.kill('SIGKILL')
+    throw new Error(`redis-server did not start on port ${port}`)
+  }
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}/0`,
+    pid: child.pid,
+    cli,
+    kill: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+      await exited
+    },
+  }
+}

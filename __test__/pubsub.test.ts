@@ -1,0 +1,280 @@
+/**
+ * Pub/sub past one process (docs/scaling.md), with real processes, real
+ * `ws` clients and a real `redis-server`:
+ * - `workers: 2`: a publish in either worker reaches every subscriber of
+ *   both, once and in order per publisher; `subscriberCount` is global;
+ * - two servers sharing one Redis exchange messages, also from a server
+ *   with no subscriber of its own; a topic's Redis subscription exists only
+ *   while it has local subscribers (10,000 topics leave none behind);
+ * - `/metrics` on any worker answers for the whole server;
+ * - Redis down at start, and killed then restarted mid-run: the servers
+ *   keep serving, report the outage, count the messages the other servers
+ *   missed, and carry messages again once Redis is back.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import { alive, freePort, getOnce, startApp, waitFor, type AppProcess } from './helpers/proc.js'
+import { startRedis, type RedisServer } from './helpers/redis.js'
+import { requireTool } from './helpers/tools.js'
+
+const procs: AppProcess[] = []
+const sockets: WebSocket[] = []
+const brokers: RedisServer[] = []
+
+afterEach(async () => {
+  for (const ws of sockets.splice(0)) ws.terminate()
+  await Promise.all(
+    procs.splice(0).map(async (p) => {
+      p.child.kill('SIGTERM')
+      const timer = setTimeout(() => p.child.kill('SIGKILL'), 8000)
+      await p.exited
+      clearTimeout(timer)
+    }),
+  )
+  await Promise.all(brokers.splice(0).map((b) => b.kill()))
+})
+
+async function app(opts: Record<string, unknown>): Promise<AppProcess> {
+  const p = await startApp('pubsub-app.ts', { HTTPY_TEST_OPTS: JSON.stringify({ port: 0, ...opts }) }, 30_000)
+  procs.push(p)
+  return p
+}
+
+interface Client {
+  ws: WebSocket
+  /** The worker that accepted it. */
+  pid: number
+  texts: string[]
+  binaries: string[]
+}
+
+function connect(port: number, query = ''): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws${query}`)
+    sockets.push(ws)
+    const c: Client = { ws, pid: 0, texts: [], binaries: [] }
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      const s = data.toString()
+      if (c.pid === 0 && !isBinary && s.startsWith('hello ')) {
+        c.pid = Number(s.slice(6))
+        resolve(c)
+      } else if (isBinary) c.binaries.push(s)
+      else c.texts.push(s)
+    })
+    ws.on('error', reject)
+    setTimeout(() => reject(new Error('no hello within 10 s')), 10_000).unref()
+  })
+}
+
+/** `/count` answered by whichever worker takes each fresh connection. */
+async function count(port: number, topic = 'room'): Promise<number> {
+  return Number((await getOnce(port, `/count?topic=${topic}`)).body)
+}
+
+async function stats(port: number): Promise<{ pid: number; stats: Record<string, unknown> | null }> {
+  return JSON.parse((await getOnce(port, '/pubsub')).body) as { pid: number; stats: Record<string, unknown> | null }
+}
+
+/** `from:0` … `from:(n-1)`. */
+const sequence = (from: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${from}:${i}`)
+
+/** Every message of every publisher, exactly once and in its publish order. */
+function expectAll(clients: Client[], tags: string[], n: number, kind: 'texts' | 'binaries' = 'texts'): void {
+  for (const c of clients) {
+    for (const tag of tags) {
+      const got = c[kind].filter((m) => m.startsWith(`${tag}:`))
+      expect(got, `client on ${c.pid}, publisher ${tag}`).toEqual(sequence(tag, n))
+    }
+  }
+}
+
+const received = (clients: Client[], kind: 'texts' | 'binaries' = 'texts'): number =>
+  clients.reduce((sum, c) => sum + c[kind].length, 0)
+
+describe('across workers (nothing to install)', () => {
+  it('2 workers x 50 clients: every client gets every message once, in order per publisher', async () => {
+    const p = await app({ workers: 2 })
+    const clients = await Promise.all(Array.from({ length: 100 }, () => connect(p.port)))
+    // SO_REUSEPORT spreads 100 connections over both workers.
+    const pids = new Set(clients.map((c) => c.pid))
+    expect([...pids].sort()).toEqual([...p.workers].sort())
+    // Counts are global: either worker reports all 100 (as soon as each
+    // sibling's change has crossed the local socket).
+    expect(await waitFor(async () => (await count(p.port)) === 100, 5000, 20)).toBe(true)
+    const answers = await Promise.all([count(p.port), count(p.port), count(p.port), count(p.port)])
+    expect(answers).toEqual([100, 100, 100, 100])
+
+    // Publishers in both workers, 200 messages each, sent as fast as the
+    // handler can loop.
+    const tags: string[] = []
+    const publishers = new Set<number>()
+    for (let k = 0; k < 30 && (publishers.size < 2 || tags.length < 4); k++) {
+      const tag = `p${k}`
+      tags.push(tag)
+      publishers.add(Number((await getOnce(p.port, `/publish?from=${tag}&n=200`)).body))
+    }
+    expect([...publishers].sort()).toEqual([...p.workers].sort())
+    const want = tags.length * 200
+    await waitFor(() => received(clients) >= want * 100, 10_000, 20)
+    expectAll(clients, tags, 200)
+    for (const c of clients) expect(c.texts).toHaveLength(want)
+
+    // Binary stays binary across the process boundary.
+    await getOnce(p.port, '/publish?from=bin&n=20&binary=1')
+    await waitFor(() => received(clients, 'binaries') >= 100 * 20, 10_000, 20)
+    expectAll(clients, ['bin'], 20, 'binaries')
+
+    // A message a client sends is published by its worker to everyone.
+    clients[0]?.ws.send('chat:0')
+    await waitFor(() => clients.every((c) => c.texts.includes('chat:0')), 10_000, 20)
+    for (const c of clients) expect(c.texts.filter((m) => m === 'chat:0')).toHaveLength(1)
+
+    // Leaving is counted everywhere too.
+    for (const c of clients.slice(0, 40)) c.ws.close()
+    expect(await waitFor(async () => (await count(p.port)) === 60, 5000, 20)).toBe(true)
+    const s = await stats(p.port)
+    expect(s.stats).toMatchObject({ peers: 1, dropped: 0, broker: false })
+  }, 60_000)
+})
+
+describe('metrics across workers', () => {
+  it('one scrape of /metrics on any worker answers for the whole server, with a worker label on pub/sub lines', async () => {
+    const p = await app({ workers: 2, metrics: true })
+    // 30 requests on fresh connections: both workers answer some.
+    const answered = new Set<number>()
+    for (let i = 0; i < 30; i++) answered.add(Number(JSON.parse((await getOnce(p.port, '/pubsub')).body).pid))
+    expect([...answered].sort()).toEqual([...p.workers].sort())
+    const line = 'http_requests_total{method="GET",route="/pubsub",status="200"} 30'
+    // Each worker sends its text to its sibling every second.
+    let text = ''
+    const whole = await waitFor(async () => {
+      const scrapes = await Promise.all([1, 2, 3, 4].map(() => getOnce(p.port, '/metrics')))
+      text = scrapes.map((r) => r.body).join('\n----\n')
+      return scrapes.every((r) => r.body.split('\n').includes(line))
+    }, 5000, 100)
+    expect(whole, text).toBe(true)
+    const one = (await getOnce(p.port, '/metrics')).body
+    for (const pid of p.workers) expect(one).toContain(`httpy_pubsub_peers{worker="${pid}"} 1`)
+    // Each family once: its HELP and TYPE lines appear a single time.
+    expect(one.match(/^# TYPE http_requests_total counter$/gm)).toHaveLength(1)
+    expect(one.match(/^# TYPE http_request_duration_seconds histogram$/gm)).toHaveLength(1)
+    expect(one).toMatch(/^http_request_duration_seconds_count\{method="GET",route="\/pubsub"\} 30$/m)
+  }, 60_000)
+})
+
+describe.skipIf(!requireTool('redis'))('Redis as the broker', () => {
+  async function broker(port?: number): Promise<RedisServer> {
+    const b = await startRedis(port ?? (await freePort()))
+    brokers.push(b)
+    return b
+  }
+
+  /** Until each app's Redis link is up (or the time is out). */
+  const brokerUp = (apps: AppProcess[], timeoutMs = 10_000): Promise<boolean> =>
+    waitFor(async () => {
+      const all = await Promise.all(apps.map((a) => stats(a.port)))
+      return all.every((s) => s.stats?.brokerUp === true)
+    }, timeoutMs, 50)
+
+  /** Until `n` processes subscribe to the topic's channel on Redis. */
+  const subscribers = (b: RedisServer, topic: string, n: number): Promise<boolean> =>
+    waitFor(() => b.cli('PUBSUB', 'NUMSUB', `httpy:${topic}`)[1] === String(n), 5000, 20)
+
+  it('two servers exchange messages, in order, also from a server without subscribers', async () => {
+    const b = await broker()
+    const [a, c, quiet] = await Promise.all([1, 2, 3].map(() => app({ pubsub: { redis: b.url } })))
+    const apps = [a, c, quiet] as AppProcess[]
+    expect(await brokerUp(apps)).toBe(true)
+    const onA = await Promise.all(Array.from({ length: 20 }, () => connect(a!.port)))
+    const onC = await Promise.all(Array.from({ length: 20 }, () => connect(c!.port)))
+    // One Redis subscription per process, however many clients.
+    expect(await subscribers(b, 'room', 2)).toBe(true)
+    await getOnce(a!.port, '/publish?from=a&n=300')
+    await getOnce(c!.port, '/publish?from=c&n=300')
+    await getOnce(quiet!.port, '/publish?from=q&n=300')
+    await getOnce(quiet!.port, '/publish?from=qb&n=10&binary=1')
+    const all = [...onA, ...onC]
+    await waitFor(() => received(all) >= 40 * 900 && received(all, 'binaries') >= 40 * 10, 10_000, 20)
+    expectAll(all, ['a', 'c', 'q'], 300)
+    expectAll(all, ['qb'], 10, 'binaries')
+    for (const cl of all) expect(cl.texts).toHaveLength(900)
+    // Clients gone: the subscription goes too.
+    for (const cl of onA) cl.ws.close()
+    expect(await subscribers(b, 'room', 1)).toBe(true)
+  }, 60_000)
+
+  it('10,000 topics subscribed and released leave no Redis subscription behind', async () => {
+    const b = await broker()
+    const a = await app({ pubsub: { redis: b.url } })
+    expect(await brokerUp([a])).toBe(true)
+    const cl = await connect(a.port, '?topic=x&topics=10000')
+    const channels = (): number => Number(b.cli('EVAL', "return #redis.call('PUBSUB','CHANNELS','httpy:*')", '0')[0])
+    expect(await waitFor(() => channels() === 10_001, 10_000, 50)).toBe(true)
+    cl.ws.close()
+    expect(await waitFor(() => channels() === 0, 10_000, 50)).toBe(true)
+    expect(b.cli('PUBSUB', 'CHANNELS', 'httpy:*')).toEqual([])
+  }, 60_000)
+
+  it('Redis down at start: serves locally, reports it, links up once Redis comes', async () => {
+    const port = await freePort()
+    const a = await app({ pubsub: { redis: `redis://127.0.0.1:${port}/0` } })
+    const local = await connect(a.port)
+    await getOnce(a.port, '/publish?from=early&n=5')
+    await waitFor(() => local.texts.length >= 5, 5000, 20)
+    expect(local.texts).toEqual(sequence('early', 5))
+    const s = await stats(a.port)
+    expect(s.stats).toMatchObject({ broker: true, brokerUp: false, dropped: 5 })
+    expect(Number(s.stats?.brokerErrors)).toBeGreaterThan(0)
+    expect(String(s.stats?.lastError)).toMatch(/connect/i)
+    await waitFor(() => a.stdout().includes('ERR_HTTPY_PUBSUB'), 5000, 20)
+    expect(a.stdout()).toMatch(/"code":"ERR_HTTPY_PUBSUB","message":"pubsub: Redis unavailable/)
+    expect((await getOnce(a.port, '/count')).status).toBe(200)
+
+    // Redis arrives: the back-off (at most 5 s) reconnects and subscribes.
+    const b = await broker(port)
+    expect(await brokerUp([a], 15_000)).toBe(true)
+    expect(await subscribers(b, 'room', 1)).toBe(true)
+    const other = await app({ pubsub: { redis: b.url } })
+    expect(await brokerUp([other])).toBe(true)
+    await getOnce(other.port, '/publish?from=late&n=50')
+    await waitFor(() => local.texts.length >= 55, 10_000, 20)
+    expect(local.texts.slice(5)).toEqual(sequence('late', 50))
+  }, 60_000)
+
+  it('Redis killed and restarted mid-run: no crash, outage counted, topics resubscribed', async () => {
+    const port = await freePort()
+    let b = await broker(port)
+    const [a, c] = await Promise.all([1, 2].map(() => app({ pubsub: { redis: b.url } })))
+    expect(await brokerUp([a!, c!])).toBe(true)
+    const onA = await connect(a!.port)
+    const onC = await connect(c!.port)
+    expect(await subscribers(b, 'room', 2)).toBe(true)
+    await getOnce(a!.port, '/publish?from=before&n=100')
+    await waitFor(() => onC.texts.length >= 100, 10_000, 20)
+    expect(onC.texts).toEqual(sequence('before', 100))
+
+    await b.kill()
+    brokers.splice(brokers.indexOf(b), 1)
+    // Wait until A has noticed, then publish during the outage: A's own
+    // client still gets it, C's cannot, A counts it dropped.
+    expect(await waitFor(async () => (await stats(a!.port)).stats?.brokerUp === false, 10_000, 20)).toBe(true)
+    await getOnce(a!.port, '/publish?from=during&n=20')
+    await waitFor(() => onA.texts.filter((m) => m.startsWith('during:')).length >= 20, 5000, 20)
+    const down = await stats(a!.port)
+    expect(Number(down.stats?.dropped)).toBeGreaterThanOrEqual(20)
+    await waitFor(() => a!.stdout().includes('ERR_HTTPY_PUBSUB'), 5000, 20)
+
+    b = await broker(port)
+    expect(await brokerUp([a!, c!], 15_000)).toBe(true)
+    // Live topics were subscribed again on the new Redis.
+    expect(await subscribers(b, 'room', 2)).toBe(true)
+    await getOnce(a!.port, '/publish?from=after&n=100')
+    await waitFor(() => onC.texts.filter((m) => m.startsWith('after:')).length >= 100, 10_000, 20)
+    expect(onC.texts.filter((m) => m.startsWith('after:'))).toEqual(sequence('after', 100))
+    expect(onC.texts.filter((m) => m.startsWith('during:'))).toEqual([])
+    expect(onA.texts.filter((m) => m.startsWith('during:'))).toEqual(sequence('during', 20))
+    const up = await stats(a!.port)
+    expect(Number(up.stats?.brokerReconnects)).toBeGreaterThanOrEqual(1)
+    expect(alive(a!.pid) && alive(c!.pid)).toBe(true)
+  }, 60_000)
+})

@@ -34,8 +34,17 @@ export interface BenchmarkOptions {
   headers?: Record<string, string> | Array<[string, string]>
   /** Request body; a plain object or array is sent as JSON. */
   body?: string | Uint8Array | object
-  /** Target another server (`http://host:port[/prefix]`) instead of an app. */
+  /**
+   * Target another server (`http://host:port[/prefix]`, or `https://` for
+   * TLS: HTTP/1.1 or HTTP/2 chosen by ALPN) instead of an app.
+   */
   baseUrl?: string
+  /** With an `https://` target: accept any certificate (e.g. self-signed); signatures are still checked. */
+  insecure?: boolean
+  /** With an `https://` target: PEM file of the certificates to trust (a CA, or the self-signed certificate). */
+  caFile?: string
+  /** A new connection for every request (HTTP/1.1 only); with TLS each request is a full handshake, so the rate is handshakes per second. */
+  newConnectionPerRequest?: boolean
   /** The app to load when no `baseUrl` is given. Default: the module-level app. */
   app?: App
   /** Seconds of unmeasured load first (JIT, connection set-up). Default 0. */
@@ -105,7 +114,7 @@ export class BenchmarkError extends HttpyError {
 
 const KNOWN = new Set([
   'route', 'method', 'numRequests', 'duration', 'concurrency', 'connections', 'protocol', 'headers', 'body',
-  'baseUrl', 'app', 'warmup', 'timeout', 'threads', 'onProgress',
+  'baseUrl', 'app', 'warmup', 'timeout', 'threads', 'onProgress', 'insecure', 'caFile', 'newConnectionPerRequest',
 ])
 
 function bad(msg: string): never {
@@ -176,25 +185,25 @@ function encodeBody(body: BenchmarkOptions['body'], headers: string[]): Buffer |
 }
 
 /** Splits `baseUrl` + `route` into what the generator needs. */
-function target(baseUrl: string, route: string): { url: URL; host: string; port: number; path: string } {
+function target(baseUrl: string, route: string): { url: URL; host: string; port: number; path: string; tls: boolean } {
   let url: URL
   try {
     url = new URL(baseUrl)
   } catch {
     return bad(`"baseUrl" is not a valid URL: ${JSON.stringify(baseUrl)}`)
   }
-  if (url.protocol === 'https:') {
-    throw new HttpyTypeError('ERR_HTTPY_NOT_SUPPORTED', 'benchmarkRoute: https targets are not supported by the load generator yet')
-  }
   if (url.protocol === 'wss:') {
     throw new HttpyTypeError('ERR_HTTPY_NOT_SUPPORTED', 'benchmarkRoute: wss targets are not supported by the load generator yet')
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'ws:') bad(`"baseUrl" must be an http:// or ws:// URL (got ${JSON.stringify(baseUrl)})`)
+  if (url.protocol !== 'http:' && url.protocol !== 'https:' && url.protocol !== 'ws:') {
+    bad(`"baseUrl" must be an http://, https:// or ws:// URL (got ${JSON.stringify(baseUrl)})`)
+  }
   const prefix = url.pathname.replace(/\/+$/, '')
   const full = new URL(`${url.protocol}//${url.host}${prefix}${route}`)
   const host = full.hostname.replace(/^\[(.*)\]$/, '$1')
-  const port = full.port === '' ? 80 : Number(full.port)
-  return { url: full, host, port, path: full.pathname + full.search }
+  const tls = url.protocol === 'https:'
+  const port = full.port === '' ? (tls ? 443 : 80) : Number(full.port)
+  return { url: full, host, port, path: full.pathname + full.search, tls }
 }
 
 function toResults(r: LoadResult, url: string, protocol: BenchmarkProtocol, concurrency: number): BenchmarkResults {
@@ -277,6 +286,10 @@ export async function benchmarkRoute(options: BenchmarkOptions = {}): Promise<Be
   if (protocol === 'websocket' && (body === undefined || body.length === 0)) body = Buffer.from('x'.repeat(32))
   if (options.baseUrl !== undefined && typeof options.baseUrl !== 'string') bad('"baseUrl" must be a string')
   if (options.app !== undefined && !(options.app instanceof App)) bad('"app" must be an App')
+  for (const k of ['insecure', 'newConnectionPerRequest'] as const) {
+    if (options[k] !== undefined && typeof options[k] !== 'boolean') bad(`"${k}" must be a boolean`)
+  }
+  if (options.caFile !== undefined && typeof options.caFile !== 'string') bad('"caFile" must be a file path')
 
   let started: Awaited<ReturnType<App['listen']>> | undefined
   let baseUrl = options.baseUrl
@@ -307,6 +320,13 @@ export async function benchmarkRoute(options: BenchmarkOptions = {}): Promise<Be
       warmupMs: warmup * 1000,
       timeoutMs: timeout * 1000,
       threads,
+      tls: t.tls,
+      insecure: options.insecure,
+      caFile: options.caFile,
+      newConnectionPerRequest: options.newConnectionPerRequest,
+    }
+    if (!t.tls && (options.insecure !== undefined || options.caFile !== undefined)) {
+      bad('"insecure" and "caFile" apply to https:// targets')
     }
     let raw: LoadResult
     try {

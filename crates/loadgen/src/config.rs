@@ -7,6 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::error::LoadError;
+use crate::tls::TlsOptions;
 
 /// Wire protocol spoken by the generator.
 ///
@@ -91,6 +92,12 @@ pub struct LoadConfig {
     pub timeout: Duration,
     /// Tokio worker threads of the generator's own runtime.
     pub threads: usize,
+    /// Speak TLS (`https://`): HTTP/1.1 or HTTP/2 chosen by ALPN.
+    pub tls: Option<TlsOptions>,
+    /// Open a new connection for every request (HTTP/1.1 only): with TLS,
+    /// each request then costs a full handshake, so the rate is handshakes
+    /// per second.
+    pub new_connection_per_request: bool,
 }
 
 impl LoadConfig {
@@ -111,7 +118,18 @@ impl LoadConfig {
             warmup: Duration::ZERO,
             timeout: Duration::from_secs(10),
             threads: 1,
+            tls: None,
+            new_connection_per_request: false,
         }
+    }
+
+    pub fn tls(mut self, t: TlsOptions) -> Self {
+        self.tls = Some(t);
+        self
+    }
+    pub fn new_connection_per_request(mut self, on: bool) -> Self {
+        self.new_connection_per_request = on;
+        self
     }
 
     pub fn protocol(mut self, p: Protocol) -> Self {
@@ -211,6 +229,14 @@ impl LoadConfig {
         }
         if self.threads == 0 || self.threads > 256 {
             return bad(format!("threads must be 1-256 (got {})", self.threads));
+        }
+        if self.tls.is_some() && self.protocol == Protocol::WebSocket {
+            return Err(LoadError::Unsupported(
+                "WebSocket load over TLS (wss://) is not built into this generator".into(),
+            ));
+        }
+        if self.new_connection_per_request && self.protocol != Protocol::Http1 {
+            return bad("a new connection per request is an HTTP/1.1 mode".into());
         }
         Ok(())
     }

@@ -97,7 +97,7 @@ async fn run_async(config: LoadConfig, progress: Option<ProgressFn>) -> Result<R
     let protocol = config.protocol;
     let concurrency = config.concurrency;
     let connections = config.connections.min(concurrency);
-    let target = Arc::new(Target::new(config, addrs));
+    let target = Arc::new(Target::new(config, addrs)?);
     let c = &target.config;
     let measure_start = Instant::now() + c.warmup;
     let shared = Arc::new(Shared {

@@ -100,7 +100,7 @@ impl H2Slot {
             }
         }
         cur.1 = None;
-        let tcp = self.target.connect().await?;
+        let tcp = self.target.open().await?;
         let (send, conn) = h2::client::Builder::new()
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONN_WINDOW)

@@ -1,10 +1,10 @@
 /**
  * The load generator over TLS (`benchmarkRoute` with an `https://` URL):
  * against independent servers (node:https on OpenSSL for HTTP/1.1,
- * node:http2 for h2 by ALPN) and against HTTPy; a new connection per
- * request is a full handshake each time (the server sees no resumed
- * session); trust comes from a CA file or `insecure`, and mistakes are
- * named.
+ * node:http2 for h2 by ALPN) and against HTTPy (HTTP/1.1, h2 and HTTP/3);
+ * a new connection per request is a full handshake each time (the server
+ * sees no resumed session); trust comes from a CA file or `insecure`, and
+ * mistakes are named.
  */
 import https from 'node:https'
 import http2 from 'node:http2'
@@ -96,6 +96,30 @@ describe.skipIf(!haveOpenssl)('benchmarkRoute over TLS', () => {
         expect(r.statusCounts[200]).toBe(300)
         expect(r.bytesReceived).toBe(300 * 5)
       }
+    } finally {
+      await server.close({ timeout: 1 })
+    }
+  })
+
+  it('loads an HTTPy server over HTTP/3 (QUIC), streams spread over the connections', async () => {
+    const app = new App()
+    app.get('/hello', () => Response.text('hello'))
+    const server = await app.listen({ host: '127.0.0.1', port: 0, tls: { cert: certs.certFile, key: certs.keyFile }, http3Port: 0 })
+    try {
+      const url = `https://127.0.0.1:${server.http3Port as number}`
+      const r = await benchmarkRoute({ baseUrl: url, route: '/hello', http3: true, numRequests: 400, concurrency: 8, connections: 2, caFile })
+      expect(r.protocol).toBe('http3')
+      expect(r.errors, r.errorMessages.join('; ')).toBe(0)
+      expect(r.statusCounts[200]).toBe(400)
+      expect(r.bytesReceived).toBe(400 * 5)
+      expect(r.connectionsOpened).toBe(2)
+      const post = await benchmarkRoute({ baseUrl: url, route: '/nowhere', protocol: 'h3', method: 'POST', body: 'x', numRequests: 20, caFile })
+      expect(post.statusCounts[404]).toBe(20)
+      // No QUIC server on the TCP port's number: no answer, every request fails.
+      const none = await benchmarkRoute({ baseUrl: `https://127.0.0.1:${server.port}`, http3: true, numRequests: 2, timeout: 1, concurrency: 1, caFile })
+        .then((res) => res, (e: unknown) => (e as BenchmarkError).results)
+      expect(none?.statusCounts[200]).toBeUndefined()
+      expect(none?.errors).toBe(2)
     } finally {
       await server.close({ timeout: 1 })
     }

@@ -8,7 +8,7 @@ import { HttpyError, HttpyTypeError, fromNative } from './errors.js'
 import { defaultApp } from './default-app.js'
 import { native, type LoadOptions, type LoadProgress, type LoadResult } from './native.js'
 
-export type BenchmarkProtocol = 'http1' | 'http2' | 'websocket'
+export type BenchmarkProtocol = 'http1' | 'http2' | 'http3' | 'websocket'
 
 export interface BenchmarkOptions {
   /** Path (and query) to request, e.g. `/api/users/42`. Default `/`. */
@@ -24,12 +24,16 @@ export interface BenchmarkOptions {
   /** TCP connections for HTTP/2 (streams are spread over them). Default: one per 16 streams. HTTP/1.1 always uses `concurrency`. */
   connections?: number
   /**
-   * `'http1'` (keep-alive), `'http2'` (h2c, prior knowledge) or
-   * `'websocket'` (echo: each request is one message, `body`, default 32
-   * bytes, and its echo; one connection per concurrent client). Aliases:
-   * `'1.1'`, `'2'`, `'h2'`, `'h2c'`, `'ws'`. Default `'http1'`.
+   * `'http1'` (keep-alive), `'http2'` (h2c, prior knowledge; over TLS by
+   * ALPN for an `https://` target), `'http3'` (QUIC, `https://` targets
+   * whose port is the server's HTTP/3 UDP port) or `'websocket'` (echo:
+   * each request is one message, `body`, default 32 bytes, and its echo;
+   * one connection per concurrent client). Aliases: `'1.1'`, `'2'`, `'h2'`,
+   * `'h2c'`, `'3'`, `'h3'`, `'ws'`. Default `'http1'`.
    */
-  protocol?: BenchmarkProtocol | '1.1' | '2' | 'h2' | 'h2c' | 'ws' | 'http3' | '3'
+  protocol?: BenchmarkProtocol | '1.1' | '2' | 'h2' | 'h2c' | 'ws' | '3' | 'h3'
+  /** `true` is `protocol: 'http3'`. */
+  http3?: boolean
   /** Request headers. */
   headers?: Record<string, string> | Array<[string, string]>
   /** Request body; a plain object or array is sent as JSON. */
@@ -114,7 +118,7 @@ export class BenchmarkError extends HttpyError {
 
 const KNOWN = new Set([
   'route', 'method', 'numRequests', 'duration', 'concurrency', 'connections', 'protocol', 'headers', 'body',
-  'baseUrl', 'app', 'warmup', 'timeout', 'threads', 'onProgress', 'insecure', 'caFile', 'newConnectionPerRequest',
+  'baseUrl', 'app', 'warmup', 'timeout', 'threads', 'onProgress', 'insecure', 'caFile', 'newConnectionPerRequest', 'http3',
 ])
 
 function bad(msg: string): never {
@@ -154,9 +158,10 @@ function parseProtocol(p: BenchmarkOptions['protocol']): BenchmarkProtocol {
       return 'websocket'
     case 'http3':
     case '3':
-      throw new HttpyTypeError('ERR_HTTPY_NOT_SUPPORTED', 'benchmarkRoute: HTTP/3 load is not available in this build')
+    case 'h3':
+      return 'http3'
     default:
-      return bad(`"protocol" must be 'http1', 'http2' or 'websocket' (got ${JSON.stringify(p)})`)
+      return bad(`"protocol" must be 'http1', 'http2', 'http3' or 'websocket' (got ${JSON.stringify(p)})`)
   }
 }
 
@@ -274,7 +279,11 @@ export async function benchmarkRoute(options: BenchmarkOptions = {}): Promise<Be
   const duration = secondsOpt(options, 'duration', false)
   if (numRequests !== undefined && duration !== undefined) bad('give "numRequests" or "duration", not both')
   const concurrency = intOpt(options, 'concurrency', 100_000) ?? 10
-  const protocol = parseProtocol(options.protocol)
+  if (options.http3 !== undefined && typeof options.http3 !== 'boolean') bad('"http3" must be a boolean')
+  if (options.http3 === true && options.protocol !== undefined && parseProtocol(options.protocol) !== 'http3') {
+    bad('"http3: true" and "protocol" disagree')
+  }
+  const protocol = options.http3 === true ? 'http3' : parseProtocol(options.protocol)
   const connections = intOpt(options, 'connections', 100_000) ?? Math.ceil(concurrency / 16)
   const warmup = secondsOpt(options, 'warmup', true) ?? 0
   const timeout = secondsOpt(options, 'timeout', false) ?? 10
@@ -313,7 +322,7 @@ export async function benchmarkRoute(options: BenchmarkOptions = {}): Promise<Be
       headers,
       body,
       protocol,
-      connections: protocol === 'http2' ? Math.min(connections, concurrency) : concurrency,
+      connections: protocol === 'http2' || protocol === 'http3' ? Math.min(connections, concurrency) : concurrency,
       concurrency,
       requests: duration === undefined ? (numRequests ?? 1000) : undefined,
       durationMs: duration === undefined ? undefined : duration * 1000,
@@ -325,6 +334,7 @@ export async function benchmarkRoute(options: BenchmarkOptions = {}): Promise<Be
       caFile: options.caFile,
       newConnectionPerRequest: options.newConnectionPerRequest,
     }
+    if (protocol === 'http3' && !t.tls) bad('HTTP/3 needs an https:// target (QUIC is always TLS)')
     if (!t.tls && (options.insecure !== undefined || options.caFile !== undefined)) {
       bad('"insecure" and "caFile" apply to https:// targets')
     }

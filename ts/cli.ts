@@ -17,7 +17,7 @@ const USAGE = `Usage: httpy bench <url> [options]
   -c, --concurrency C     requests in flight (default 10)
       --connections K     HTTP/2 connections (default: one per 16 streams)
       --http2             HTTP/2 over cleartext (h2c, prior knowledge)
-      --http3             HTTP/3 (not in this build)
+      --http3             HTTP/3 over QUIC (an https:// URL with the UDP port)
       --ws                WebSocket echo: req/s are messages/s (also: a ws:// URL)
   -m, --method METHOD     request method (default GET)
   -H, --header 'N: V'     request header (repeatable)
@@ -159,7 +159,7 @@ const ms = (s: number) => `${(s * 1000).toFixed(2)}ms`
 /** The human-readable summary printed after a run. */
 export function formatSummary(r: BenchmarkResults): string {
   const h2 = r.url.startsWith('https:') ? 'HTTP/2 (TLS)' : 'HTTP/2 (h2c)'
-  const proto = r.protocol === 'http2' ? h2 : r.protocol === 'websocket' ? 'WebSocket echo (1 message in flight per connection)' : 'HTTP/1.1'
+  const proto = r.protocol === 'http2' ? h2 : r.protocol === 'http3' ? 'HTTP/3 (QUIC)' : r.protocol === 'websocket' ? 'WebSocket echo (1 message in flight per connection)' : 'HTTP/1.1'
   const statuses = Object.entries(r.statusCounts).map(([s, n]) => `${s}: ${n}`).join(', ') || 'none'
   const rows: Array<[string, string]> = [
     ['Target', `${r.url}  ${proto}, concurrency ${r.concurrency}, ${r.connectionsOpened} connections opened`],

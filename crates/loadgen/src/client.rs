@@ -49,11 +49,21 @@ impl Target {
             Some(opts) => {
                 let alpn: &'static [u8] = match config.protocol {
                     Protocol::Http2 => b"h2",
+                    // QUIC connections are set up by the h3 module.
+                    Protocol::Http3 => return Target::build(config, addrs, None),
                     _ => b"http/1.1",
                 };
                 Some(Tls::new(opts, &config.host, alpn)?)
             }
         };
+        Target::build(config, addrs, tls)
+    }
+
+    fn build(
+        config: LoadConfig,
+        addrs: Vec<SocketAddr>,
+        tls: Option<Tls>,
+    ) -> Result<Target, LoadError> {
         let mut head = format!("{} {} HTTP/1.1\r\n", config.method, config.path);
         let has = |name: &str| {
             config

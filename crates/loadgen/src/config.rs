@@ -9,10 +9,8 @@ use bytes::Bytes;
 use crate::error::LoadError;
 use crate::tls::TlsOptions;
 
-/// Wire protocol spoken by the generator.
-///
-/// HTTP/3 is a planned variant: a new protocol is one module implementing
-/// `client::Client` plus one arm in `driver::run`.
+/// Wire protocol spoken by the generator. A new protocol is one module
+/// implementing `client::Client` plus one arm in `driver::run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     /// HTTP/1.1 keep-alive, one request in flight per connection.
@@ -22,6 +20,9 @@ pub enum Protocol {
     /// WebSocket echo: one connection per concurrent client; a "request"
     /// is one message (the body) and its echo.
     WebSocket,
+    /// HTTP/3 over QUIC (quinn + h3), `https://` targets only; like
+    /// HTTP/2, `concurrency` streams over `connections` connections.
+    Http3,
 }
 
 impl Protocol {
@@ -30,18 +31,16 @@ impl Protocol {
     /// ```
     /// use httpy_loadgen::Protocol;
     /// assert_eq!(Protocol::parse("h2c").unwrap(), Protocol::Http2);
-    /// assert!(Protocol::parse("http3").is_err());
+    /// assert!(Protocol::parse("spdy").is_err());
     /// ```
     pub fn parse(s: &str) -> Result<Protocol, LoadError> {
         match s.to_ascii_lowercase().as_str() {
             "http1" | "http1.1" | "h1" | "http/1.1" | "1.1" => Ok(Protocol::Http1),
             "http2" | "h2" | "h2c" | "http/2" | "2" => Ok(Protocol::Http2),
             "websocket" | "ws" => Ok(Protocol::WebSocket),
-            "http3" | "h3" | "http/3" | "3" => Err(LoadError::Unsupported(
-                "HTTP/3 load is not built into this generator yet".into(),
-            )),
+            "http3" | "h3" | "http/3" | "3" => Ok(Protocol::Http3),
             other => Err(LoadError::InvalidOption(format!(
-                "unknown protocol {other:?} (expected http1, http2 or websocket)"
+                "unknown protocol {other:?} (expected http1, http2, http3 or websocket)"
             ))),
         }
     }
@@ -235,6 +234,9 @@ impl LoadConfig {
                 "WebSocket load over TLS (wss://) is not built into this generator".into(),
             ));
         }
+        if self.protocol == Protocol::Http3 && self.tls.is_none() {
+            return bad("HTTP/3 needs an https:// target (QUIC is always TLS)".into());
+        }
         if self.new_connection_per_request && self.protocol != Protocol::Http1 {
             return bad("a new connection per request is an HTTP/1.1 mode".into());
         }
@@ -270,10 +272,7 @@ mod tests {
     #[test]
     fn parses_protocols() {
         assert_eq!(Protocol::parse("HTTP1").unwrap(), Protocol::Http1);
-        assert!(matches!(
-            Protocol::parse("h3"),
-            Err(LoadError::Unsupported(_))
-        ));
+        assert_eq!(Protocol::parse("h3").unwrap(), Protocol::Http3);
         assert!(matches!(
             Protocol::parse("spdy"),
             Err(LoadError::InvalidOption(_))

@@ -32,7 +32,7 @@ impl H2Request {
         let method =
             Method::from_bytes(c.method.as_bytes()).map_err(|e| bad(format!("method: {e}")))?;
         let uri = Uri::builder()
-            .scheme("http")
+            .scheme(if c.tls.is_some() { "https" } else { "http" })
             .authority(c.authority())
             .path_and_query(c.path.as_str())
             .build()
@@ -64,7 +64,7 @@ impl H2Request {
         })
     }
 
-    fn build(&self) -> Request<()> {
+    pub(crate) fn build(&self) -> Request<()> {
         let mut req = Request::new(());
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = self.uri.clone();

@@ -5,7 +5,8 @@
 //! server, so a server bug cannot hide in a matching client bug. HTTP/1.1
 //! uses a small keep-alive client over `httparse`; HTTP/2 uses the `h2`
 //! crate with several streams per connection; both also run over TLS
-//! (rustls, ALPN), with an optional new connection per request; WebSocket echo load is a
+//! (rustls, ALPN), with an optional new connection per request; HTTP/3
+//! runs on quinn and h3; WebSocket echo load is a
 //! small RFC 6455 client. Latency goes into an HDR
 //! histogram; failures and status codes are counted, never fatal.
 //!
@@ -22,6 +23,7 @@ mod driver;
 mod error;
 mod h1;
 mod h2c;
+mod h3;
 mod stats;
 mod tls;
 mod ws;

@@ -101,52 +101,62 @@ pub(crate) struct Tls {
     pub alpn: &'static [u8],
 }
 
-impl Tls {
-    pub fn new(opts: &TlsOptions, host: &str, alpn: &'static [u8]) -> Result<Tls, LoadError> {
-        let bad = |m: String| LoadError::InvalidOption(m);
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| bad(format!("tls: {e}")))?;
-        let mut config = if opts.insecure {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
-                .with_no_client_auth()
-        } else {
-            let mut roots = RootCertStore::empty();
-            let Some(file) = &opts.ca_file else {
-                return Err(bad(
+/// The rustls client configuration for `opts`, offering `alpn`.
+pub(crate) fn client_config(opts: &TlsOptions, alpn: &[u8]) -> Result<ClientConfig, LoadError> {
+    let bad = |m: String| LoadError::InvalidOption(m);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(format!("tls: {e}")))?;
+    let mut config = if opts.insecure {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth()
+    } else {
+        let mut roots = RootCertStore::empty();
+        let Some(file) = &opts.ca_file else {
+            return Err(bad(
                     "https needs a CA file (caFile) or insecure: true to accept the server's certificate"
                         .into(),
                 ));
-            };
-            let certs = CertificateDer::pem_file_iter(file)
-                .map_err(|e| bad(format!("CA file {}: {e}", file.display())))?;
-            for cert in certs {
-                let cert = cert.map_err(|e| bad(format!("CA file {}: {e}", file.display())))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| bad(format!("CA file {}: {e}", file.display())))?;
-            }
-            if roots.is_empty() {
-                return Err(bad(format!(
-                    "CA file {} holds no certificate",
-                    file.display()
-                )));
-            }
-            builder.with_root_certificates(roots).with_no_client_auth()
         };
-        config.alpn_protocols = vec![alpn.to_vec()];
-        // Every new connection is a full handshake: with resumption, the
-        // handshakes-per-second mode would measure abbreviated ones.
-        config.resumption = rustls::client::Resumption::disabled();
-        let name = opts.server_name.as_deref().unwrap_or(host).to_string();
-        let name = ServerName::try_from(name.clone())
-            .map_err(|e| bad(format!("TLS server name {name:?}: {e}")))?;
+        let certs = CertificateDer::pem_file_iter(file)
+            .map_err(|e| bad(format!("CA file {}: {e}", file.display())))?;
+        for cert in certs {
+            let cert = cert.map_err(|e| bad(format!("CA file {}: {e}", file.display())))?;
+            roots
+                .add(cert)
+                .map_err(|e| bad(format!("CA file {}: {e}", file.display())))?;
+        }
+        if roots.is_empty() {
+            return Err(bad(format!(
+                "CA file {} holds no certificate",
+                file.display()
+            )));
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    };
+    config.alpn_protocols = vec![alpn.to_vec()];
+    // Every new connection is a full handshake: with resumption, the
+    // handshakes-per-second mode would measure abbreviated ones.
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(config)
+}
+
+/// The name sent in SNI and checked against the certificate.
+pub(crate) fn server_name(opts: &TlsOptions, host: &str) -> Result<ServerName<'static>, LoadError> {
+    let name = opts.server_name.as_deref().unwrap_or(host).to_string();
+    ServerName::try_from(name.clone())
+        .map_err(|e| LoadError::InvalidOption(format!("TLS server name {name:?}: {e}")))
+}
+
+impl Tls {
+    pub fn new(opts: &TlsOptions, host: &str, alpn: &'static [u8]) -> Result<Tls, LoadError> {
+        let config = client_config(opts, alpn)?;
         Ok(Tls {
+            name: server_name(opts, host)?,
             connector: TlsConnector::from(Arc::new(config)),
-            name,
             alpn,
         })
     }

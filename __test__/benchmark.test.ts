@@ -200,8 +200,9 @@ describe('benchmarkRoute errors', () => {
     expect(err.message).toMatch(msg)
   })
 
-  it('says HTTP/3 is not available rather than pretending', async () => {
+  it('refuses HTTP/3 to an http:// target (QUIC is always TLS)', async () => {
     const err = await benchmarkRoute({ baseUrl: 'http://127.0.0.1:9', protocol: 'http3' }).catch((e) => e)
-    expect(err.code).toBe('ERR_HTTPY_NOT_SUPPORTED')
+    expect(err.code).toBe('ERR_HTTPY_INVALID_OPTION')
+    expect(err.message).toMatch(/https/)
   })
 })

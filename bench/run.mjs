@@ -10,13 +10,13 @@
 // the native route cache, same run: the cost of the crossing), and writes
 // bench/results/latest.json and an SVG chart of it, bench/results/latest.svg.
 //
-//   npm run bench                 # ~3 minutes
+//   npm run bench                 # ~5 minutes (the HTTPS rows ~1.5 of them)
 //   npm run bench -- --quick      # under a minute
 //   npm run bench -- --only json,h2
 //   npm run bench -- --no-perf    # no syscall counting (perf adds a little CPU)
 import { spawn, execFileSync } from 'node:child_process'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { availableParallelism, cpus } from 'node:os'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { availableParallelism, cpus, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
@@ -65,6 +65,18 @@ const WORKLOADS = [
     id: 'gzip', label: 'GET 1 MB JSON, gzip', route: '/big-json', baseline: 'node-http', needs: 'compression', concurrency: 16,
     headers: { 'accept-encoding': 'gzip' }, baselineNote: 'zlib.gzipSync per request',
   },
+  // HTTPS: the same certificate for every server, made at run time
+  // (ECDSA P-256 and RSA 2048, self-signed; the generator verifies
+  // signatures but not the chain). Keep-alive rows measure TLS record
+  // costs; "handshakes" rows open a new connection, a full handshake
+  // without resumption, for every request.
+  ...['ecdsa', 'rsa'].flatMap((key) => ['node-https', 'nginx-https'].flatMap((peer) => [
+    { id: `https-${key}-${peer}`, label: `HTTPS GET /plaintext, ${key.toUpperCase()} (vs ${peer})`, route: '/plaintext', baseline: peer, tls: key },
+    {
+      id: `handshake-${key}-${peer}`, label: `TLS handshakes/s, ${key.toUpperCase()} (vs ${peer})`, route: '/plaintext', baseline: peer, tls: key,
+      handshake: true, concurrency: 16,
+    },
+  ])),
   { id: 'ws', label: 'WebSocket echo 64×16 32 B', baseline: 'ws', needs: 'websocket', ws: { mode: 'echo', connections: 64, window: 16, size: 32 } },
   { id: 'ws-fanout', label: 'WebSocket pub/sub 256 subs', baseline: 'ws', needs: 'websocket', ws: { mode: 'fanout', connections: 256, window: 4, size: 32 } },
 ]
@@ -213,7 +225,8 @@ async function measure(server, w) {
   const r = w.ws
     ? await load({ port: server.port, ...w.ws, duration: DURATION, warmup: WARMUP }, 'ws-load.mjs')
     : await load({
-        baseUrl: `http://127.0.0.1:${server.port}`,
+        baseUrl: `${w.tls ? 'https' : 'http'}://127.0.0.1:${server.port}`,
+        ...(w.tls ? { insecure: true, newConnectionPerRequest: w.handshake === true } : {}),
         route: w.route,
         method: w.method ?? 'GET',
         headers: w.headers,
@@ -266,6 +279,31 @@ const baselines = {
 }
 if (httpy.features?.websocket) baselines.ws = await startServer('ws-echo.mjs')
 
+// The HTTPS rows' servers, one set per key type, started only when asked for.
+const nginxBin = ['/usr/sbin/nginx', '/usr/bin/nginx', 'nginx'].find((p) => {
+  try {
+    execFileSync(p, ['-v'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+})
+const tlsServers = {}
+const tlsKeys = [...new Set(WORKLOADS.filter((w) => w.tls && (!only || only.includes(w.id))).map((w) => w.tls))]
+if (tlsKeys.length > 0) {
+  const certDir = mkdtempSync(join(tmpdir(), 'httpy-bench-certs-'))
+  process.on('exit', () => rmSync(certDir, { recursive: true, force: true }))
+  for (const key of tlsKeys) {
+    const keyArgs = key === 'rsa' ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256']
+    const env = { BENCH_TLS_CERT: join(certDir, `${key}.pem`), BENCH_TLS_KEY: join(certDir, `${key}.key`) }
+    execFileSync('openssl', ['req', '-x509', ...keyArgs, '-nodes', '-keyout', env.BENCH_TLS_KEY, '-out', env.BENCH_TLS_CERT, '-days', '2',
+      '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' })
+    tlsServers[`httpy-${key}`] = await startServer('httpy.mjs', env)
+    tlsServers[`node-https-${key}`] = await startServer('node-http.mjs', env)
+    if (nginxBin) tlsServers[`nginx-https-${key}`] = await startServer('nginx-https.mjs', { ...env, BENCH_NGINX: nginxBin })
+  }
+}
+
 const rows = []
 for (const w of WORKLOADS) {
   if (only && !only.includes(w.id)) continue
@@ -273,13 +311,17 @@ for (const w of WORKLOADS) {
     rows.push({ workload: w.label, id: w.id, skipped: `HTTPy has no ${w.needs} in this build yet` })
     continue
   }
+  if (w.tls && !tlsServers[`${w.baseline}-${w.tls}`]) {
+    rows.push({ workload: w.label, id: w.id, skipped: `${w.baseline} is not installed` })
+    continue
+  }
   if (w.skipReason) {
     rows.push({ workload: w.label, id: w.id, skipped: w.skipReason })
     continue
   }
   process.stderr.write(`  ${w.label} ... `)
-  const h = await measure(httpy, w)
-  const b = await measure(baselines[w.baseline], w)
+  const h = await measure(w.tls ? tlsServers[`httpy-${w.tls}`] : httpy, w)
+  const b = await measure(w.tls ? tlsServers[`${w.baseline}-${w.tls}`] : baselines[w.baseline], w)
   process.stderr.write('done\n')
   rows.push({ workload: w.label, id: w.id, baseline: w.baseline, baselineNote: w.baselineNote, httpy: h, base: b })
 }

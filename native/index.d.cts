@@ -253,6 +253,14 @@ export interface LoadOptions {
   warmupMs: number
   timeoutMs: number
   threads: number
+  /** Speak TLS (`https://`); the protocol is then chosen by ALPN. */
+  tls?: boolean
+  /** With `tls`: accept any server certificate (signatures still checked). */
+  insecure?: boolean
+  /** With `tls`: PEM file of the certificates to trust. */
+  caFile?: string
+  /** A new connection (with TLS, a full handshake) for every request. */
+  newConnectionPerRequest?: boolean
 }
 
 export interface LoadProgress {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use httpy_loadgen::{Bytes, LoadConfig, LoadError, Progress, Protocol, Report, Stop};
+use httpy_loadgen::{Bytes, LoadConfig, LoadError, Progress, Protocol, Report, Stop, TlsOptions};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
@@ -32,6 +32,14 @@ pub struct LoadOptions {
     pub warmup_ms: f64,
     pub timeout_ms: f64,
     pub threads: u32,
+    /// Speak TLS (`https://`); the protocol is then chosen by ALPN.
+    pub tls: Option<bool>,
+    /// With `tls`: accept any server certificate (signatures still checked).
+    pub insecure: Option<bool>,
+    /// With `tls`: PEM file of the certificates to trust.
+    pub ca_file: Option<String>,
+    /// A new connection (with TLS, a full handshake) for every request.
+    pub new_connection_per_request: Option<bool>,
 }
 
 #[napi(object)]
@@ -125,6 +133,14 @@ fn to_config(o: LoadOptions) -> Result<LoadConfig> {
     cfg.warmup = ms(o.warmup_ms);
     cfg.timeout = ms(o.timeout_ms);
     cfg.threads = o.threads as usize;
+    if o.tls == Some(true) {
+        cfg.tls = Some(TlsOptions {
+            insecure: o.insecure == Some(true),
+            ca_file: o.ca_file.map(Into::into),
+            server_name: None,
+        });
+    }
+    cfg.new_connection_per_request = o.new_connection_per_request == Some(true);
     cfg.validate().map_err(load_error)?;
     Ok(cfg)
 }

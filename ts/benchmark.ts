@@ -8,7 +8,7 @@ import { HttpyError, HttpyTypeError, fromNative } from './errors.js'
 import { defaultApp } from './default-app.js'
 import { native, type LoadOptions, type LoadProgress, type LoadResult } from './native.js'
 
-export type BenchmarkProtocol = 'http1' | 'http2' | 'websocket'
+export type BenchmarkProtocol = 'http1' | 'http2' | 'http3' | 'websocket'
 
 export interface BenchmarkOptions {
   /** Path (and query) to request, e.g. `/api/users/42`. Default `/`. */
@@ -24,18 +24,31 @@ export interface BenchmarkOptions {
   /** TCP connections for HTTP/2 (streams are spread over them). Default: one per 16 streams. HTTP/1.1 always uses `concurrency`. */
   connections?: number
   /**
-   * `'http1'` (keep-alive), `'http2'` (h2c, prior knowledge) or
-   * `'websocket'` (echo: each request is one message, `body`, default 32
-   * bytes, and its echo; one connection per concurrent client). Aliases:
-   * `'1.1'`, `'2'`, `'h2'`, `'h2c'`, `'ws'`. Default `'http1'`.
+   * `'http1'` (keep-alive), `'http2'` (h2c, prior knowledge; over TLS by
+   * ALPN for an `https://` target), `'http3'` (QUIC, `https://` targets
+   * whose port is the server's HTTP/3 UDP port) or `'websocket'` (echo:
+   * each request is one message, `body`, default 32 bytes, and its echo;
+   * one connection per concurrent client). Aliases: `'1.1'`, `'2'`, `'h2'`,
+   * `'h2c'`, `'3'`, `'h3'`, `'ws'`. Default `'http1'`.
    */
-  protocol?: BenchmarkProtocol | '1.1' | '2' | 'h2' | 'h2c' | 'ws' | 'http3' | '3'
+  protocol?: BenchmarkProtocol | '1.1' | '2' | 'h2' | 'h2c' | 'ws' | '3' | 'h3'
+  /** `true` is `protocol: 'http3'`. */
+  http3?: boolean
   /** Request headers. */
   headers?: Record<string, string> | Array<[string, string]>
   /** Request body; a plain object or array is sent as JSON. */
   body?: string | Uint8Array | object
-  /** Target another server (`http://host:port[/prefix]`) instead of an app. */
+  /**
+   * Target another server (`http://host:port[/prefix]`, or `https://` for
+   * TLS: HTTP/1.1 or HTTP/2 chosen by ALPN) instead of an app.
+   */
   baseUrl?: string
+  /** With an `https://` target: accept any certificate (e.g. self-signed); signatures are still checked. */
+  insecure?: boolean
+  /** With an `https://` target: PEM file of the certificates to trust (a CA, or the self-signed certificate). */
+  caFile?: string
+  /** A new connection for every request (HTTP/1.1 only); with TLS each request is a full handshake, so the rate is handshakes per second. */
+  newConnectionPerRequest?: boolean
   /** The app to load when no `baseUrl` is given. Default: the module-level app. */
   app?: App
   /** Seconds of unmeasured load first (JIT, connection set-up). Default 0. */
@@ -105,7 +118,7 @@ export class BenchmarkError extends HttpyError {
 
 const KNOWN = new Set([
   'route', 'method', 'numRequests', 'duration', 'concurrency', 'connections', 'protocol', 'headers', 'body',
-  'baseUrl', 'app', 'warmup', 'timeout', 'threads', 'onProgress',
+  'baseUrl', 'app', 'warmup', 'timeout', 'threads', 'onProgress', 'insecure', 'caFile', 'newConnectionPerRequest', 'http3',
 ])
 
 function bad(msg: string): never {
@@ -145,9 +158,10 @@ function parseProtocol(p: BenchmarkOptions['protocol']): BenchmarkProtocol {
       return 'websocket'
     case 'http3':
     case '3':
-      throw new HttpyTypeError('ERR_HTTPY_NOT_SUPPORTED', 'benchmarkRoute: HTTP/3 load is not available in this build')
+    case 'h3':
+      return 'http3'
     default:
-      return bad(`"protocol" must be 'http1', 'http2' or 'websocket' (got ${JSON.stringify(p)})`)
+      return bad(`"protocol" must be 'http1', 'http2', 'http3' or 'websocket' (got ${JSON.stringify(p)})`)
   }
 }
 
@@ -176,25 +190,25 @@ function encodeBody(body: BenchmarkOptions['body'], headers: string[]): Buffer |
 }
 
 /** Splits `baseUrl` + `route` into what the generator needs. */
-function target(baseUrl: string, route: string): { url: URL; host: string; port: number; path: string } {
+function target(baseUrl: string, route: string): { url: URL; host: string; port: number; path: string; tls: boolean } {
   let url: URL
   try {
     url = new URL(baseUrl)
   } catch {
     return bad(`"baseUrl" is not a valid URL: ${JSON.stringify(baseUrl)}`)
   }
-  if (url.protocol === 'https:') {
-    throw new HttpyTypeError('ERR_HTTPY_NOT_SUPPORTED', 'benchmarkRoute: https targets are not supported by the load generator yet')
-  }
   if (url.protocol === 'wss:') {
     throw new HttpyTypeError('ERR_HTTPY_NOT_SUPPORTED', 'benchmarkRoute: wss targets are not supported by the load generator yet')
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'ws:') bad(`"baseUrl" must be an http:// or ws:// URL (got ${JSON.stringify(baseUrl)})`)
+  if (url.protocol !== 'http:' && url.protocol !== 'https:' && url.protocol !== 'ws:') {
+    bad(`"baseUrl" must be an http://, https:// or ws:// URL (got ${JSON.stringify(baseUrl)})`)
+  }
   const prefix = url.pathname.replace(/\/+$/, '')
   const full = new URL(`${url.protocol}//${url.host}${prefix}${route}`)
   const host = full.hostname.replace(/^\[(.*)\]$/, '$1')
-  const port = full.port === '' ? 80 : Number(full.port)
-  return { url: full, host, port, path: full.pathname + full.search }
+  const tls = url.protocol === 'https:'
+  const port = full.port === '' ? (tls ? 443 : 80) : Number(full.port)
+  return { url: full, host, port, path: full.pathname + full.search, tls }
 }
 
 function toResults(r: LoadResult, url: string, protocol: BenchmarkProtocol, concurrency: number): BenchmarkResults {
@@ -265,7 +279,11 @@ export async function benchmarkRoute(options: BenchmarkOptions = {}): Promise<Be
   const duration = secondsOpt(options, 'duration', false)
   if (numRequests !== undefined && duration !== undefined) bad('give "numRequests" or "duration", not both')
   const concurrency = intOpt(options, 'concurrency', 100_000) ?? 10
-  const protocol = parseProtocol(options.protocol)
+  if (options.http3 !== undefined && typeof options.http3 !== 'boolean') bad('"http3" must be a boolean')
+  if (options.http3 === true && options.protocol !== undefined && parseProtocol(options.protocol) !== 'http3') {
+    bad('"http3: true" and "protocol" disagree')
+  }
+  const protocol = options.http3 === true ? 'http3' : parseProtocol(options.protocol)
   const connections = intOpt(options, 'connections', 100_000) ?? Math.ceil(concurrency / 16)
   const warmup = secondsOpt(options, 'warmup', true) ?? 0
   const timeout = secondsOpt(options, 'timeout', false) ?? 10
@@ -277,6 +295,10 @@ export async function benchmarkRoute(options: BenchmarkOptions = {}): Promise<Be
   if (protocol === 'websocket' && (body === undefined || body.length === 0)) body = Buffer.from('x'.repeat(32))
   if (options.baseUrl !== undefined && typeof options.baseUrl !== 'string') bad('"baseUrl" must be a string')
   if (options.app !== undefined && !(options.app instanceof App)) bad('"app" must be an App')
+  for (const k of ['insecure', 'newConnectionPerRequest'] as const) {
+    if (options[k] !== undefined && typeof options[k] !== 'boolean') bad(`"${k}" must be a boolean`)
+  }
+  if (options.caFile !== undefined && typeof options.caFile !== 'string') bad('"caFile" must be a file path')
 
   let started: Awaited<ReturnType<App['listen']>> | undefined
   let baseUrl = options.baseUrl
@@ -300,13 +322,21 @@ export async function benchmarkRoute(options: BenchmarkOptions = {}): Promise<Be
       headers,
       body,
       protocol,
-      connections: protocol === 'http2' ? Math.min(connections, concurrency) : concurrency,
+      connections: protocol === 'http2' || protocol === 'http3' ? Math.min(connections, concurrency) : concurrency,
       concurrency,
       requests: duration === undefined ? (numRequests ?? 1000) : undefined,
       durationMs: duration === undefined ? undefined : duration * 1000,
       warmupMs: warmup * 1000,
       timeoutMs: timeout * 1000,
       threads,
+      tls: t.tls,
+      insecure: options.insecure,
+      caFile: options.caFile,
+      newConnectionPerRequest: options.newConnectionPerRequest,
+    }
+    if (protocol === 'http3' && !t.tls) bad('HTTP/3 needs an https:// target (QUIC is always TLS)')
+    if (!t.tls && (options.insecure !== undefined || options.caFile !== undefined)) {
+      bad('"insecure" and "caFile" apply to https:// targets')
     }
     let raw: LoadResult
     try {

@@ -17,7 +17,7 @@ const USAGE = `Usage: httpy bench <url> [options]
   -c, --concurrency C     requests in flight (default 10)
       --connections K     HTTP/2 connections (default: one per 16 streams)
       --http2             HTTP/2 over cleartext (h2c, prior knowledge)
-      --http3             HTTP/3 (not in this build)
+      --http3             HTTP/3 over QUIC (an https:// URL with the UDP port)
       --ws                WebSocket echo: req/s are messages/s (also: a ws:// URL)
   -m, --method METHOD     request method (default GET)
   -H, --header 'N: V'     request header (repeatable)
@@ -25,6 +25,10 @@ const USAGE = `Usage: httpy bench <url> [options]
       --warmup SECONDS    unmeasured load first (default 0)
       --timeout SECONDS   per-request timeout (default 10)
       --threads T         load generator threads (default 1)
+      --insecure          https://: accept any certificate (e.g. self-signed)
+      --ca-file FILE      https://: trust the certificates in this PEM file
+      --new-connection    a new connection per request (HTTP/1.1; with https://
+                          each request is a full TLS handshake)
       --json              print the results as JSON
       --max-error-rate X  exit 1 when errors / requests > X (default 0)
 
@@ -118,6 +122,18 @@ export function parseBenchArgs(argv: string[]): Parsed {
       case '--threads':
         opts.threads = num(flag, value(), true)
         break
+      case '--insecure':
+        opts.insecure = true
+        break
+      case '--ca-file': {
+        const file = value()
+        if (!file) throw new UsageError('--ca-file needs a file')
+        opts.caFile = file
+        break
+      }
+      case '--new-connection':
+        opts.newConnectionPerRequest = true
+        break
       case '--json':
         json = true
         break
@@ -142,7 +158,8 @@ const ms = (s: number) => `${(s * 1000).toFixed(2)}ms`
 
 /** The human-readable summary printed after a run. */
 export function formatSummary(r: BenchmarkResults): string {
-  const proto = r.protocol === 'http2' ? 'HTTP/2 (h2c)' : r.protocol === 'websocket' ? 'WebSocket echo (1 message in flight per connection)' : 'HTTP/1.1'
+  const h2 = r.url.startsWith('https:') ? 'HTTP/2 (TLS)' : 'HTTP/2 (h2c)'
+  const proto = r.protocol === 'http2' ? h2 : r.protocol === 'http3' ? 'HTTP/3 (QUIC)' : r.protocol === 'websocket' ? 'WebSocket echo (1 message in flight per connection)' : 'HTTP/1.1'
   const statuses = Object.entries(r.statusCounts).map(([s, n]) => `${s}: ${n}`).join(', ') || 'none'
   const rows: Array<[string, string]> = [
     ['Target', `${r.url}  ${proto}, concurrency ${r.concurrency}, ${r.connectionsOpened} connections opened`],

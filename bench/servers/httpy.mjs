@@ -49,6 +49,9 @@ if (process.env.HTTPY_BENCH_CACHE !== '0') {
 // which only the compression workload does.
 app.get('/big-json', () => new Response(BIG_JSON, { headers: { 'content-type': 'application/json' } }))
 features.compression = true
-const server = await app.listen({ host: '127.0.0.1', port: port(), compression: true })
+// The HTTPS rows: the same app over TLS (rustls defaults: TLS 1.2 and 1.3,
+// its default cipher suites and groups).
+const tls = process.env.BENCH_TLS_CERT ? { tls: { cert: process.env.BENCH_TLS_CERT, key: process.env.BENCH_TLS_KEY } } : {}
+const server = await app.listen({ host: '127.0.0.1', port: port(), compression: true, ...tls })
 ready({ name: 'httpy', port: server.port, pid: process.pid, features })
 process.on('SIGTERM', () => void server.close({ timeout: 1 }).then(() => process.exit(0)))

@@ -1,6 +1,10 @@
 // Pure-JS baseline: node:http with the same routes and bodies as
-// servers/httpy.mjs. Prints `READY {json}` once listening on $PORT.
+// servers/httpy.mjs. Prints `READY {json}` once listening on $PORT. With
+// $BENCH_TLS_CERT / $BENCH_TLS_KEY it is node:https instead (OpenSSL's
+// defaults: TLS 1.2 and 1.3, its default ciphers and groups).
+import { readFileSync } from 'node:fs'
 import http from 'node:http'
+import https from 'node:https'
 import { gzipSync } from 'node:zlib'
 import { BIG, BIG_JSON, HELLO, port, ready } from './common.mjs'
 
@@ -9,7 +13,10 @@ function send(res, status, type, body) {
   res.end(body)
 }
 
-const server = http.createServer((req, res) => {
+const tls = process.env.BENCH_TLS_CERT
+  ? { cert: readFileSync(process.env.BENCH_TLS_CERT), key: readFileSync(process.env.BENCH_TLS_KEY) }
+  : undefined
+const handler = (req, res) => {
   const url = req.url ?? '/'
   const q = url.indexOf('?')
   const path = q < 0 ? url : url.slice(0, q)
@@ -34,7 +41,9 @@ const server = http.createServer((req, res) => {
     return
   }
   send(res, 404, 'text/plain', 'Not Found')
-})
+}
+const server = tls ? https.createServer(tls, handler) : http.createServer(handler)
 server.keepAliveTimeout = 30_000
-server.listen(port(), '127.0.0.1', () => ready({ name: 'node-http', port: server.address().port, pid: process.pid }))
+const name = tls ? 'node-https' : 'node-http'
+server.listen(port(), '127.0.0.1', () => ready({ name, port: server.address().port, pid: process.pid }))
 process.on('SIGTERM', () => process.exit(0))

@@ -60,3 +60,6 @@ pub mod router {
     pub use crate::dispatch::router::{Match, PatternError, RouteId};
     pub use crate::Router;
 }
+
+#[cfg(test)]
+mod fuzz_targets;

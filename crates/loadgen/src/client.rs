@@ -9,8 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use tokio::net::TcpStream;
 
-use crate::config::LoadConfig;
+use crate::config::{LoadConfig, Protocol};
+use crate::error::LoadError;
 use crate::stats::{Failure, FailureKind, Outcome};
+use crate::tls::{Stream, Tls};
 
 /// Performs requests, one at a time, against the configured target.
 pub(crate) trait Client: Send + 'static {
@@ -36,10 +38,32 @@ pub(crate) struct Target {
     pub is_head: bool,
     /// TCP connections opened so far (all clients).
     pub connections: AtomicU64,
+    /// Set for `https://` targets.
+    pub tls: Option<Tls>,
 }
 
 impl Target {
-    pub fn new(config: LoadConfig, addrs: Vec<SocketAddr>) -> Target {
+    pub fn new(config: LoadConfig, addrs: Vec<SocketAddr>) -> Result<Target, LoadError> {
+        let tls = match &config.tls {
+            None => None,
+            Some(opts) => {
+                let alpn: &'static [u8] = match config.protocol {
+                    Protocol::Http2 => b"h2",
+                    // QUIC connections are set up by the h3 module.
+                    Protocol::Http3 => return Target::build(config, addrs, None),
+                    _ => b"http/1.1",
+                };
+                Some(Tls::new(opts, &config.host, alpn)?)
+            }
+        };
+        Target::build(config, addrs, tls)
+    }
+
+    fn build(
+        config: LoadConfig,
+        addrs: Vec<SocketAddr>,
+        tls: Option<Tls>,
+    ) -> Result<Target, LoadError> {
         let mut head = format!("{} {} HTTP/1.1\r\n", config.method, config.path);
         let has = |name: &str| {
             config
@@ -53,18 +77,34 @@ impl Target {
         for (n, v) in &config.headers {
             head.push_str(&format!("{n}: {v}\r\n"));
         }
+        if config.new_connection_per_request && !has("connection") {
+            head.push_str("connection: close\r\n");
+        }
         if !config.body.is_empty() && !has("content-length") {
             head.push_str(&format!("content-length: {}\r\n", config.body.len()));
         }
         head.push_str("\r\n");
         let mut req = head.into_bytes();
         req.extend_from_slice(&config.body);
-        Target {
+        Ok(Target {
             addrs,
             is_head: config.method.eq_ignore_ascii_case("HEAD"),
             h1_request: Bytes::from(req),
             config,
             connections: AtomicU64::new(0),
+            tls,
+        })
+    }
+
+    /// A connection for HTTP: TCP, then the TLS handshake for `https://`.
+    pub async fn open(&self) -> Result<Stream, Failure> {
+        let tcp = self.connect().await?;
+        match &self.tls {
+            None => Ok(Stream::Tcp(tcp)),
+            Some(tls) => tls
+                .handshake(tcp)
+                .await
+                .map_err(|e| Failure::new(FailureKind::Connect, e)),
         }
     }
 

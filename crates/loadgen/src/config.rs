@@ -7,11 +7,10 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::error::LoadError;
+use crate::tls::TlsOptions;
 
-/// Wire protocol spoken by the generator.
-///
-/// HTTP/3 is a planned variant: a new protocol is one module implementing
-/// `client::Client` plus one arm in `driver::run`.
+/// Wire protocol spoken by the generator. A new protocol is one module
+/// implementing `client::Client` plus one arm in `driver::run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     /// HTTP/1.1 keep-alive, one request in flight per connection.
@@ -21,6 +20,9 @@ pub enum Protocol {
     /// WebSocket echo: one connection per concurrent client; a "request"
     /// is one message (the body) and its echo.
     WebSocket,
+    /// HTTP/3 over QUIC (quinn + h3), `https://` targets only; like
+    /// HTTP/2, `concurrency` streams over `connections` connections.
+    Http3,
 }
 
 impl Protocol {
@@ -29,18 +31,16 @@ impl Protocol {
     /// ```
     /// use httpy_loadgen::Protocol;
     /// assert_eq!(Protocol::parse("h2c").unwrap(), Protocol::Http2);
-    /// assert!(Protocol::parse("http3").is_err());
+    /// assert!(Protocol::parse("spdy").is_err());
     /// ```
     pub fn parse(s: &str) -> Result<Protocol, LoadError> {
         match s.to_ascii_lowercase().as_str() {
             "http1" | "http1.1" | "h1" | "http/1.1" | "1.1" => Ok(Protocol::Http1),
             "http2" | "h2" | "h2c" | "http/2" | "2" => Ok(Protocol::Http2),
             "websocket" | "ws" => Ok(Protocol::WebSocket),
-            "http3" | "h3" | "http/3" | "3" => Err(LoadError::Unsupported(
-                "HTTP/3 load is not built into this generator yet".into(),
-            )),
+            "http3" | "h3" | "http/3" | "3" => Ok(Protocol::Http3),
             other => Err(LoadError::InvalidOption(format!(
-                "unknown protocol {other:?} (expected http1, http2 or websocket)"
+                "unknown protocol {other:?} (expected http1, http2, http3 or websocket)"
             ))),
         }
     }
@@ -91,6 +91,12 @@ pub struct LoadConfig {
     pub timeout: Duration,
     /// Tokio worker threads of the generator's own runtime.
     pub threads: usize,
+    /// Speak TLS (`https://`): HTTP/1.1 or HTTP/2 chosen by ALPN.
+    pub tls: Option<TlsOptions>,
+    /// Open a new connection for every request (HTTP/1.1 only): with TLS,
+    /// each request then costs a full handshake, so the rate is handshakes
+    /// per second.
+    pub new_connection_per_request: bool,
 }
 
 impl LoadConfig {
@@ -111,7 +117,18 @@ impl LoadConfig {
             warmup: Duration::ZERO,
             timeout: Duration::from_secs(10),
             threads: 1,
+            tls: None,
+            new_connection_per_request: false,
         }
+    }
+
+    pub fn tls(mut self, t: TlsOptions) -> Self {
+        self.tls = Some(t);
+        self
+    }
+    pub fn new_connection_per_request(mut self, on: bool) -> Self {
+        self.new_connection_per_request = on;
+        self
     }
 
     pub fn protocol(mut self, p: Protocol) -> Self {
@@ -212,6 +229,17 @@ impl LoadConfig {
         if self.threads == 0 || self.threads > 256 {
             return bad(format!("threads must be 1-256 (got {})", self.threads));
         }
+        if self.tls.is_some() && self.protocol == Protocol::WebSocket {
+            return Err(LoadError::Unsupported(
+                "WebSocket load over TLS (wss://) is not built into this generator".into(),
+            ));
+        }
+        if self.protocol == Protocol::Http3 && self.tls.is_none() {
+            return bad("HTTP/3 needs an https:// target (QUIC is always TLS)".into());
+        }
+        if self.new_connection_per_request && self.protocol != Protocol::Http1 {
+            return bad("a new connection per request is an HTTP/1.1 mode".into());
+        }
         Ok(())
     }
 }
@@ -244,10 +272,7 @@ mod tests {
     #[test]
     fn parses_protocols() {
         assert_eq!(Protocol::parse("HTTP1").unwrap(), Protocol::Http1);
-        assert!(matches!(
-            Protocol::parse("h3"),
-            Err(LoadError::Unsupported(_))
-        ));
+        assert_eq!(Protocol::parse("h3").unwrap(), Protocol::Http3);
         assert!(matches!(
             Protocol::parse("spdy"),
             Err(LoadError::InvalidOption(_))

@@ -11,6 +11,7 @@ use crate::config::{LoadConfig, Protocol, Stop};
 use crate::error::LoadError;
 use crate::h1::H1Client;
 use crate::h2c::{H2Client, H2Request, H2Slot};
+use crate::h3::{H3Client, H3Slot};
 use crate::stats::{Failure, FailureKind, Report, WorkerStats};
 use crate::ws::WsClient;
 
@@ -97,7 +98,7 @@ async fn run_async(config: LoadConfig, progress: Option<ProgressFn>) -> Result<R
     let protocol = config.protocol;
     let concurrency = config.concurrency;
     let connections = config.connections.min(concurrency);
-    let target = Arc::new(Target::new(config, addrs));
+    let target = Arc::new(Target::new(config, addrs)?);
     let c = &target.config;
     let measure_start = Instant::now() + c.warmup;
     let shared = Arc::new(Shared {
@@ -130,6 +131,16 @@ async fn run_async(config: LoadConfig, progress: Option<ProgressFn>) -> Result<R
                 .collect();
             for i in 0..concurrency {
                 let client = H2Client::new(slots[i % connections].clone());
+                tasks.push(tokio::spawn(worker(client, shared.clone())));
+            }
+        }
+        Protocol::Http3 => {
+            let request = Arc::new(H2Request::new(&target)?);
+            let slots = (0..connections)
+                .map(|_| H3Slot::new(target.clone(), request.clone()).map(Arc::new))
+                .collect::<Result<Vec<_>, _>>()?;
+            for i in 0..concurrency {
+                let client = H3Client::new(slots[i % connections].clone());
                 tasks.push(tokio::spawn(worker(client, shared.clone())));
             }
         }

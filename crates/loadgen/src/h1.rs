@@ -6,17 +6,17 @@ use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::client::{Client, Target};
 use crate::stats::{Failure, FailureKind, Outcome};
+use crate::tls::Stream;
 
 /// A response head larger than this is treated as a protocol error.
 const MAX_HEAD: usize = 64 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: BytesMut,
     /// Responses already read on this connection.
     used: u64,
@@ -40,7 +40,7 @@ impl Client for H1Client {
             let mut conn = match self.conn.take() {
                 Some(c) => c,
                 None => Conn {
-                    stream: self.target.connect().await?,
+                    stream: self.target.open().await?,
                     buf: BytesMut::with_capacity(READ_CHUNK),
                     used: 0,
                 },
@@ -48,7 +48,7 @@ impl Client for H1Client {
             match exchange(&mut conn, &self.target).await {
                 Ok((outcome, keep)) => {
                     conn.used += 1;
-                    if keep {
+                    if keep && !self.target.config.new_connection_per_request {
                         self.conn = Some(conn);
                     }
                     return Ok(outcome);

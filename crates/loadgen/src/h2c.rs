@@ -32,7 +32,7 @@ impl H2Request {
         let method =
             Method::from_bytes(c.method.as_bytes()).map_err(|e| bad(format!("method: {e}")))?;
         let uri = Uri::builder()
-            .scheme("http")
+            .scheme(if c.tls.is_some() { "https" } else { "http" })
             .authority(c.authority())
             .path_and_query(c.path.as_str())
             .build()
@@ -64,7 +64,7 @@ impl H2Request {
         })
     }
 
-    fn build(&self) -> Request<()> {
+    pub(crate) fn build(&self) -> Request<()> {
         let mut req = Request::new(());
         *req.method_mut() = self.method.clone();
         *req.uri_mut() = self.uri.clone();
@@ -100,7 +100,7 @@ impl H2Slot {
             }
         }
         cur.1 = None;
-        let tcp = self.target.connect().await?;
+        let tcp = self.target.open().await?;
         let (send, conn) = h2::client::Builder::new()
             .initial_window_size(STREAM_WINDOW)
             .initial_connection_window_size(CONN_WINDOW)

@@ -4,7 +4,9 @@
 //! It runs on its own Tokio runtime and threads and shares no code with the
 //! server, so a server bug cannot hide in a matching client bug. HTTP/1.1
 //! uses a small keep-alive client over `httparse`; HTTP/2 uses the `h2`
-//! crate with several streams per connection; WebSocket echo load is a
+//! crate with several streams per connection; both also run over TLS
+//! (rustls, ALPN), with an optional new connection per request; HTTP/3
+//! runs on quinn and h3; WebSocket echo load is a
 //! small RFC 6455 client. Latency goes into an HDR
 //! histogram; failures and status codes are counted, never fatal.
 //!
@@ -21,7 +23,9 @@ mod driver;
 mod error;
 mod h1;
 mod h2c;
+mod h3;
 mod stats;
+mod tls;
 mod ws;
 
 pub use bytes::Bytes;
@@ -29,3 +33,4 @@ pub use config::{LoadConfig, Protocol, Stop};
 pub use driver::{run, Progress, ProgressFn};
 pub use error::LoadError;
 pub use stats::{FailureKind, Latency, Report};
+pub use tls::TlsOptions;

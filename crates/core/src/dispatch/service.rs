@@ -188,6 +188,15 @@ where
             "Bad Request: ambiguous message framing",
         ));
     }
+    // The request record carries a method in a u16-length field; a longer
+    // one (possible only with maxHeaderSize above 64 KiB) would reach the
+    // handler cut short.
+    if req.method().as_str().len() > crate::embedder::record::MAX_METHOD_LEN {
+        return close_after(plain(
+            StatusCode::NOT_IMPLEMENTED,
+            "Not Implemented: method name too long",
+        ));
+    }
     // The protocol layers cannot bound a head below their 8 KiB buffer;
     // smaller limits are enforced here.
     if config.max_header_size < MIN_PROTOCOL_HEAD && head_size(&req) > config.max_header_size {

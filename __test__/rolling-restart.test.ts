@@ -104,9 +104,11 @@ describe.skipIf(process.platform === 'win32')('rolling restart of workers', () =
       expect(counts.errors).toEqual([])
       expect(counts.failed).toBe(0)
       for (const pid of fresh) expect(before.has(pid)).toBe(false)
-      // Both generations served, and the old workers are gone.
+      // Both generations served (with four kept-alive connections, the
+      // kernel may hand all the new ones to one new worker), and the old
+      // workers are gone.
       expect([...before].some((p) => (counts.pids.get(p) ?? 0) > 0)).toBe(true)
-      expect([...fresh].every((p) => (counts.pids.get(p) ?? 0) > 0)).toBe(true)
+      expect([...fresh].some((p) => (counts.pids.get(p) ?? 0) > 0)).toBe(true)
       expect(await waitFor(() => [...before].every((p) => !alive(p)), 10_000)).toBe(true)
     } finally {
       app.child.kill('SIGTERM')

@@ -13,6 +13,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
+import { App } from '../ts/index.js'
 import { alive, freePort, getOnce, startApp, waitFor, type AppProcess } from './helpers/proc.js'
 import { startRedis, type RedisServer } from './helpers/redis.js'
 import { requireTool } from './helpers/tools.js'
@@ -90,6 +91,44 @@ function expectAll(clients: Client[], tags: string[], n: number, kind: 'texts' |
 
 const received = (clients: Client[], kind: 'texts' | 'binaries' = 'texts'): number =>
   clients.reduce((sum, c) => sum + c[kind].length, 0)
+
+describe('the pubsub option', () => {
+  it('refuses what is not a Redis URL, naming the option, before serving', async () => {
+    const cases: [unknown, RegExp][] = [
+      [{ redis: 'http://127.0.0.1:6379' }, /pubsub\.redis.*redis:\/\/ or rediss:\/\//],
+      [{ redis: 42 }, /pubsub\.redis/],
+      [{ redis: 'redis://127.0.0.1:notaport/0' }, /pubsub\.redis: invalid Redis URL/],
+      [{ broker: 'x' }, /unknown option "pubsub\.broker"/],
+      ['redis://127.0.0.1', /option "pubsub" must be an object/],
+    ]
+    for (const [pubsub, message] of cases) {
+      const err = await new App().listen({ port: 0, pubsub: pubsub as never }).catch((e: unknown) => e)
+      expect((err as { code?: string }).code, String(err)).toBe('ERR_HTTPY_INVALID_OPTION')
+      expect(String((err as Error).message)).toMatch(message)
+    }
+  })
+
+  it('is null in pubsubStats() when nothing crosses processes, and counts stay local', async () => {
+    const app = new App().websocket('/ws', (ws) => {
+      ws.subscribe('t')
+    })
+    const server = await app.listen({ port: 0 })
+    try {
+      expect(server.pubsubStats()).toBeNull()
+      const c = await new Promise<WebSocket>((resolve, reject) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws`)
+        sockets.push(ws)
+        ws.once('open', () => resolve(ws))
+        ws.once('error', reject)
+      })
+      expect(await waitFor(() => app.subscriberCount('t') === 1, 5000, 10)).toBe(true)
+      c.close()
+      expect(await waitFor(() => app.subscriberCount('t') === 0, 5000, 10)).toBe(true)
+    } finally {
+      await server.close()
+    }
+  })
+})
 
 describe('across workers (nothing to install)', () => {
   it('2 workers x 50 clients: every client gets every message once, in order per publisher', async () => {

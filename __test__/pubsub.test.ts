@@ -11,6 +11,9 @@
  *   keep serving, report the outage, count the messages the other servers
  *   missed, and carry messages again once Redis is back.
  */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { App } from '../ts/index.js'
@@ -198,6 +201,39 @@ describe('metrics across workers', () => {
     expect(one.match(/^# TYPE http_requests_total counter$/gm)).toHaveLength(1)
     expect(one.match(/^# TYPE http_request_duration_seconds histogram$/gm)).toHaveLength(1)
     expect(one).toMatch(/^http_request_duration_seconds_count\{method="GET",route="\/pubsub"\} 30$/m)
+  }, 60_000)
+})
+
+describe('access log across workers', () => {
+  it('the workers append whole lines to one file: none interleaved, none lost', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'httpy-access-'))
+    const file = join(dir, 'access.log')
+    try {
+      const p = await app({ workers: 2, accessLog: { path: file, format: 'json' } })
+      const pids = new Set<number>()
+      for (let batch = 0; batch < 30; batch++) {
+        const answers = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => getOnce(p.port, `/publish?topic=log&n=0&from=r${batch * 10 + i}`)),
+        )
+        for (const a of answers) pids.add(Number(a.body))
+      }
+      expect([...pids].sort()).toEqual([...p.workers].sort())
+      // Each worker's writer flushes on its own schedule.
+      const lines = (): string[] => readFileSync(file, 'utf8').split('\n').filter((l) => l !== '')
+      await waitFor(() => lines().length >= 300, 10_000, 50)
+      const all = lines()
+      expect(all).toHaveLength(300)
+      const seen = new Set<string>()
+      for (const line of all) {
+        const entry = JSON.parse(line) as Record<string, unknown>
+        const m = /from=(r\d+)/.exec(JSON.stringify(entry))
+        expect(m, line).not.toBeNull()
+        seen.add(m![1]!)
+      }
+      expect(seen.size).toBe(300)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   }, 60_000)
 })
 

@@ -112,8 +112,12 @@ describe('the pubsub option', () => {
   })
 
   it('is null in pubsubStats() when nothing crosses processes, and counts stay local', async () => {
-    const app = new App().websocket('/ws', (ws) => {
+    // The handler stays until the client leaves (a returning handler closes the socket).
+    const app = new App().websocket('/ws', async (ws) => {
       ws.subscribe('t')
+      for await (const _ of ws) {
+        // only listening
+      }
     })
     const server = await app.listen({ port: 0 })
     try {

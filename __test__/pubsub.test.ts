@@ -11,8 +11,12 @@
  *   keep serving, report the outage, count the messages the other servers
  *   missed, and carry messages again once Redis is back.
  */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
+import { App } from '../ts/index.js'
 import { alive, freePort, getOnce, startApp, waitFor, type AppProcess } from './helpers/proc.js'
 import { startRedis, type RedisServer } from './helpers/redis.js'
 import { requireTool } from './helpers/tools.js'
@@ -91,6 +95,48 @@ function expectAll(clients: Client[], tags: string[], n: number, kind: 'texts' |
 const received = (clients: Client[], kind: 'texts' | 'binaries' = 'texts'): number =>
   clients.reduce((sum, c) => sum + c[kind].length, 0)
 
+describe('the pubsub option', () => {
+  it('refuses what is not a Redis URL, naming the option, before serving', async () => {
+    const cases: [unknown, RegExp][] = [
+      [{ redis: 'http://127.0.0.1:6379' }, /pubsub\.redis.*redis:\/\/ or rediss:\/\//],
+      [{ redis: 42 }, /pubsub\.redis/],
+      [{ redis: 'redis://127.0.0.1:notaport/0' }, /pubsub\.redis: invalid Redis URL/],
+      [{ broker: 'x' }, /unknown option "pubsub\.broker"/],
+      ['redis://127.0.0.1', /option "pubsub" must be an object/],
+    ]
+    for (const [pubsub, message] of cases) {
+      const err = await new App().listen({ port: 0, pubsub: pubsub as never }).catch((e: unknown) => e)
+      expect((err as { code?: string }).code, String(err)).toBe('ERR_HTTPY_INVALID_OPTION')
+      expect(String((err as Error).message)).toMatch(message)
+    }
+  })
+
+  it('is null in pubsubStats() when nothing crosses processes, and counts stay local', async () => {
+    // The handler stays until the client leaves (a returning handler closes the socket).
+    const app = new App().websocket('/ws', async (ws) => {
+      ws.subscribe('t')
+      for await (const _ of ws) {
+        // only listening
+      }
+    })
+    const server = await app.listen({ port: 0 })
+    try {
+      expect(server.pubsubStats()).toBeNull()
+      const c = await new Promise<WebSocket>((resolve, reject) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws`)
+        sockets.push(ws)
+        ws.once('open', () => resolve(ws))
+        ws.once('error', reject)
+      })
+      expect(await waitFor(() => app.subscriberCount('t') === 1, 5000, 10)).toBe(true)
+      c.close()
+      expect(await waitFor(() => app.subscriberCount('t') === 0, 5000, 10)).toBe(true)
+    } finally {
+      await server.close()
+    }
+  })
+})
+
 describe('across workers (nothing to install)', () => {
   it('2 workers x 50 clients: every client gets every message once, in order per publisher', async () => {
     const p = await app({ workers: 2 })
@@ -159,6 +205,39 @@ describe('metrics across workers', () => {
     expect(one.match(/^# TYPE http_requests_total counter$/gm)).toHaveLength(1)
     expect(one.match(/^# TYPE http_request_duration_seconds histogram$/gm)).toHaveLength(1)
     expect(one).toMatch(/^http_request_duration_seconds_count\{method="GET",route="\/pubsub"\} 30$/m)
+  }, 60_000)
+})
+
+describe('access log across workers', () => {
+  it('the workers append whole lines to one file: none interleaved, none lost', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'httpy-access-'))
+    const file = join(dir, 'access.log')
+    try {
+      const p = await app({ workers: 2, accessLog: { path: file, format: 'json' } })
+      const pids = new Set<number>()
+      for (let batch = 0; batch < 30; batch++) {
+        const answers = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => getOnce(p.port, `/publish?topic=log&n=0&from=r${batch * 10 + i}`)),
+        )
+        for (const a of answers) pids.add(Number(a.body))
+      }
+      expect([...pids].sort()).toEqual([...p.workers].sort())
+      // Each worker's writer flushes on its own schedule.
+      const lines = (): string[] => readFileSync(file, 'utf8').split('\n').filter((l) => l !== '')
+      await waitFor(() => lines().length >= 300, 10_000, 50)
+      const all = lines()
+      expect(all).toHaveLength(300)
+      const seen = new Set<string>()
+      for (const line of all) {
+        const entry = JSON.parse(line) as Record<string, unknown>
+        const m = /from=(r\d+)/.exec(JSON.stringify(entry))
+        expect(m, line).not.toBeNull()
+        seen.add(m![1]!)
+      }
+      expect(seen.size).toBe(300)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   }, 60_000)
 })
 

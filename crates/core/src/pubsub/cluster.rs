@@ -17,6 +17,7 @@
 //! cap is dropped and counted.
 
 use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
 use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap;
 use std::io::ErrorKind;
@@ -24,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
@@ -36,6 +37,10 @@ use crate::error::{Error, ErrorKind as EK, Result};
 /// Bytes queued towards one peer beyond which further messages to it are
 /// dropped (and counted): 64 MiB.
 const LINK_LIMIT: usize = 64 << 20;
+
+/// Frames delivered from one link between two wake-ups of the local
+/// writers, at most.
+const FLUSH_EVERY: usize = 256;
 
 /// How long a starting worker waits for every sibling it linked to to link
 /// back before serving anyway.
@@ -239,6 +244,7 @@ impl Cluster {
         let mut r = BufReader::with_capacity(64 * 1024, stream);
         let mut peer: Option<String> = None;
         let hub = &self.shared.ws.hub;
+        let mut pending = 0usize;
         while let Ok(len) = r.read_u32_le().await {
             let len = len as usize;
             if len > wire::MAX_FRAME {
@@ -283,9 +289,17 @@ impl Cluster {
                 },
                 _ => break,
             }
-            // Wake the writers once per burst: when nothing more is buffered.
-            if r.buffer().is_empty() {
+            // Wake the writers once per burst: when neither our buffer nor
+            // the socket has another frame ready (one non-blocking read
+            // attempt, which the next frame's read would make anyway), and
+            // at least every FLUSH_EVERY frames so a long burst still flows.
+            pending += 1;
+            if pending >= FLUSH_EVERY
+                || (r.buffer().is_empty()
+                    && !matches!(r.fill_buf().now_or_never(), Some(Ok(b)) if !b.is_empty()))
+            {
                 hub.flush();
+                pending = 0;
             }
         }
         hub.flush();

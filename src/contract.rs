@@ -86,6 +86,19 @@ pub enum RecordFlag {
     Tls = 1,
     /// An allow list follows the params.
     Allow = 2,
+    /// The body streams: its length here is 0; take it with `takeUpload`.
+    Streamed = 4,
+}
+
+/// What `NativeServer.watchAbort` found.
+#[napi]
+pub enum AbortState {
+    /// The call-back will fire if the answer cannot be delivered.
+    Watching = 0,
+    /// The answer can no longer be delivered (no call-back follows).
+    Gone = 1,
+    /// The request was answered already.
+    Answered = 2,
 }
 
 /// Where a request body or WebSocket payload travels: in the batch buffer,

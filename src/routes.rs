@@ -24,6 +24,8 @@ pub struct NativeRoute {
     /// request carrying `Authorization` or `Cookie` is answered from the
     /// cache only when that header is named here.
     pub cache_key_headers: Option<Vec<String>>,
+    /// Long request bodies stream to JS (`takeUpload`) instead of arriving whole.
+    pub stream_body: Option<bool>,
 }
 
 /// A `serveStatic` mount attached to its catch-all route.
@@ -48,6 +50,9 @@ pub(crate) fn build_router(routes: &[NativeRoute]) -> Result<Router> {
             .insert(&r.method, &r.pattern, r.id)
             .map_err(|e| invalid("ERR_HTTPY_INVALID_ROUTE", e))?;
         apply_extras(&mut router, r)?;
+        if r.stream_body == Some(true) {
+            router.set_streams_body(r.id);
+        }
     }
     Ok(router)
 }
@@ -63,6 +68,7 @@ pub fn validate_route(method: String, pattern: String) -> Result<()> {
         static_files: None,
         cache_ttl_ms: None,
         cache_key_headers: None,
+        stream_body: None,
     }])
     .map(|_| ())
 }

@@ -51,6 +51,14 @@ export interface RouteOptions {
    * `Accept-Patch`) before the handler runs. Requests without a body pass.
    */
   accepts?: string | readonly string[]
+  /**
+   * Stream long request bodies to the handler instead of reading them whole
+   * first: a body that ends within 64 KiB still arrives whole (`req.body`),
+   * a longer or unbounded one is read chunk by chunk with `req.stream()` (or
+   * `await req.bytes()/text()/json()`), with backpressure, `maxBodySize`
+   * still enforced. Default false.
+   */
+  streamBody?: boolean
 }
 
 export interface StaticOptions {
@@ -159,7 +167,8 @@ export class App {
         throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', `${method} ${path} is already registered`)
       }
       const cachedHandler = cache ? cachingHandler(fn, cache) : undefined
-      this.table.entries.push({ method, pattern: path, handler: fn, paramNames: paramNamesOf(path), composed: fn, cache, cachedHandler, staticFiles, accepts })
+      const streamBody = opts?.streamBody === true ? true : undefined
+      this.table.entries.push({ method, pattern: path, handler: fn, paramNames: paramNamesOf(path), composed: fn, cache, cachedHandler, staticFiles, accepts, streamBody })
     }
     this.#changed(true)
     return this
@@ -324,7 +333,7 @@ export class App {
       throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', `fetch handler${path === undefined ? '' : ` for ${path}`} must be a function`)
     }
     const adapted = fromFetch(handler as FetchHandler, () => this.#server)
-    if (path !== undefined) return this.route(FETCH_METHODS, path, adapted)
+    if (path !== undefined) return this.route(FETCH_METHODS, path, adapted, { streamBody: true })
     if (this.#server && !this.#server.isClosed) {
       throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', 'the catch-all fetch handler must be set before listen()')
     }
@@ -416,7 +425,10 @@ export class App {
   }
 
   #resolve(options: ServerOptions | undefined): ResolvedOptions {
-    return resolveOptions(options, this.table.middleware.length > 0 || this.table.fallback !== undefined)
+    const resolved = resolveOptions(options, this.table.middleware.length > 0 || this.table.fallback !== undefined)
+    // A fetch catch-all reads bodies as streams (`request.body`).
+    if (this.table.fallback !== undefined) resolved.native.streamMissBodies = true
+    return resolved
   }
 
   #start(resolved: ResolvedOptions): Server {

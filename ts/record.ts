@@ -28,6 +28,7 @@ export const RECORD_HEADER_COUNT: number = RecordAt.HeaderCount
 export const RECORD_METHOD: number = RecordAt.Method
 export const FLAG_TLS: number = RecordFlag.Tls
 export const FLAG_ALLOW: number = RecordFlag.Allow
+export const FLAG_STREAMED: number = RecordFlag.Streamed
 export const EXTERNAL: number = Placement.External
 
 export type HttpVersion = '1.0' | '1.1' | '2' | '3'

@@ -41,6 +41,8 @@ export interface RouteEntry {
   staticFiles?: NativeStatic
   /** Media types the route takes as request body (`accepts` option); others get 415. */
   accepts?: readonly string[]
+  /** Long request bodies stream to the handler (`streamBody` option). */
+  streamBody?: boolean
 }
 
 /** Route-table method of WebSocket routes (matched only by upgrade requests). */
@@ -172,6 +174,7 @@ export class RouteTable {
         staticFiles: r.staticFiles,
         cacheTtlMs: cache ? cache.ttl * 1000 : undefined,
         cacheKeyHeaders: cache ? [...cache.key] : undefined,
+        streamBody: r.streamBody,
       }
     })
   }

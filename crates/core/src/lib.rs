@@ -26,6 +26,7 @@ mod server;
 mod ws;
 
 pub use body::encoder::{compress_all, Coding};
+pub use body::upload::{UploadError, UploadRead, UploadReceiver, WHOLE_MAX as UPLOAD_WHOLE_MAX};
 pub use body::{body_channel, BodyReceiver, BodySender, WriteOutcome};
 pub use bytes::Bytes;
 pub use config::tls::TlsSettings;

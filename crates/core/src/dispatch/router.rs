@@ -189,6 +189,8 @@ pub struct Router<T> {
     /// it answers directly); kept here so it changes atomically with the
     /// table. The router never looks inside.
     extras: FxHashMap<RouteId, std::sync::Arc<T>>,
+    /// Routes whose request bodies stream to the embedder (`streamBody`).
+    streamed: rustc_hash::FxHashSet<RouteId>,
 }
 
 impl<T> Default for Router<T> {
@@ -198,6 +200,7 @@ impl<T> Default for Router<T> {
             len: 0,
             patterns: FxHashMap::default(),
             extras: FxHashMap::default(),
+            streamed: Default::default(),
         }
     }
 }
@@ -218,6 +221,16 @@ impl<T> Router<T> {
             return None;
         }
         self.extras.get(&route).cloned()
+    }
+
+    /// Makes `route`'s request bodies stream (see `body::upload`).
+    pub fn set_streams_body(&mut self, route: RouteId) {
+        self.streamed.insert(route);
+    }
+
+    /// Whether `route`'s request bodies stream.
+    pub fn streams_body(&self, route: RouteId) -> bool {
+        !self.streamed.is_empty() && self.streamed.contains(&route)
     }
 
     /// Number of (method, pattern) pairs registered.

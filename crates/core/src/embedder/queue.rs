@@ -57,6 +57,9 @@ pub struct Incoming {
     pub params: Vec<String>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The body streams: `body` is empty and the rest is taken with
+    /// [`crate::Server::take_upload`].
+    pub streamed: bool,
     pub remote: SocketAddr,
     pub version: Version,
     pub tls: bool,
@@ -222,6 +225,7 @@ pub(crate) mod tests {
             params: Vec::new(),
             headers: HeaderMap::new(),
             body: Bytes::new(),
+            streamed: false,
             remote: "127.0.0.1:4000".parse().unwrap(),
             version: Version::Http11,
             tls: false,

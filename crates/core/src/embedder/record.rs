@@ -18,7 +18,8 @@
 //! headers: (u16 len + name, u32 len + value)*
 //! u32 body len | u8 placement (0 inline, 1 external) | inline bytes or u32 index
 //! ```
-//! flags: bit 0 = TLS, bit 1 = allow list present.
+//! flags: bit 0 = TLS, bit 1 = allow list present, bit 2 = the body streams
+//! (its length is 0 here; the embedder takes it with `Server::take_upload`).
 
 use bytes::Bytes;
 use std::io::Write as _;
@@ -78,6 +79,9 @@ pub fn encode(req: &Incoming, out: &mut Vec<u8>, external: &mut Vec<Bytes>) {
     }
     if req.allow.is_some() {
         flags |= 2;
+    }
+    if req.streamed {
+        flags |= 4;
     }
     out.push(flags);
     put_u16(out, req.params.len());

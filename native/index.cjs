@@ -844,6 +844,7 @@ module.exports.http3Available = nativeBinding.http3Available
 module.exports.injectPanic = nativeBinding.injectPanic
 module.exports.NO_ROUTE = nativeBinding.NO_ROUTE
 module.exports.noop = nativeBinding.noop
+module.exports.PartFrame = nativeBinding.PartFrame
 module.exports.Placement = nativeBinding.Placement
 module.exports.RecordAt = nativeBinding.RecordAt
 module.exports.recordFixture = nativeBinding.recordFixture

@@ -309,6 +309,13 @@ export interface NativeHttp3 {
   validateAddress: boolean
 }
 
+/** The limits of a route's multipart parsing, validated by the TS layer. */
+export interface NativeMultipart {
+  maxParts: number
+  maxFieldSize: number
+  maxFileSize: number
+}
+
 export interface NativeOptions {
   host: string
   port: number
@@ -362,6 +369,11 @@ export interface NativeRoute {
   cacheKeyHeaders?: Array<string>
   /** Long request bodies stream to JS (`takeUpload`) instead of arriving whole. */
   streamBody?: boolean
+  /**
+   * `multipart/form-data` bodies are parsed by the core and stream to JS
+   * as parts (implies `stream_body`).
+   */
+  multipart?: NativeMultipart
 }
 
 /** A `serveStatic` mount attached to its catch-all route. */
@@ -437,6 +449,18 @@ export declare const NO_ROUTE: number
 export declare function noop(): void
 
 /**
+ * Kinds of the frames of a multipart stream (`Multipart` flag): each is
+ * `u8 kind | u32 payload length | payload`. `Head`'s payload: `u16 len +
+ * name | u8 has file name | u16 len + file name | u16 len + content type`;
+ * `Data`: the part's next bytes; `End`: empty.
+ */
+export declare enum PartFrame {
+  Head = 1,
+  Data = 2,
+  End = 3,
+}
+
+/**
  * Where a request body or WebSocket payload travels: in the batch buffer,
  * or as a buffer of its own (large ones, not copied).
  */
@@ -503,6 +527,8 @@ export declare enum RecordFlag {
   Allow = 2,
   /** The body streams: its length here is 0; take it with `takeUpload`. */
   Streamed = 4,
+  /** That stream carries multipart parts, as `PartFrame` frames. */
+  Multipart = 8,
 }
 
 /** The version byte of a request record. */

@@ -88,6 +88,19 @@ pub enum RecordFlag {
     Allow = 2,
     /// The body streams: its length here is 0; take it with `takeUpload`.
     Streamed = 4,
+    /// That stream carries multipart parts, as `PartFrame` frames.
+    Multipart = 8,
+}
+
+/// Kinds of the frames of a multipart stream (`Multipart` flag): each is
+/// `u8 kind | u32 payload length | payload`. `Head`'s payload: `u16 len +
+/// name | u8 has file name | u16 len + file name | u16 len + content type`;
+/// `Data`: the part's next bytes; `End`: empty.
+#[napi]
+pub enum PartFrame {
+    Head = 1,
+    Data = 2,
+    End = 3,
 }
 
 /// What `NativeServer.watchAbort` found.
@@ -177,4 +190,8 @@ const _: () = {
     assert!(K::Binary as u8 == WsEventKind::Binary as u8);
     assert!(K::Close as u8 == WsEventKind::Close as u8);
     assert!(K::Drain as u8 == WsEventKind::Drain as u8);
+    use httpy_core::multipart as M;
+    assert!(M::FRAME_HEAD == PartFrame::Head as u8);
+    assert!(M::FRAME_DATA == PartFrame::Data as u8);
+    assert!(M::FRAME_END == PartFrame::End as u8);
 };

@@ -12,6 +12,7 @@ import { fromFetch, type FetchHandler } from './fetch.js'
 import { native, type NativeStatic } from './native.js'
 import { resolveOptions, type ResolvedOptions, type ServerOptions } from './options.js'
 import { acceptsPolicy } from './accepts.js'
+import { multipartLimits, type MultipartOptions } from './multipart.js'
 import { cachingHandler, type CachePolicy } from './route-cache.js'
 import { Response } from './response.js'
 import { paramNamesOf, RouteTable, WEBSOCKET, type ErrorHandler, type Handler, type Middleware } from './routes.js'
@@ -59,6 +60,14 @@ export interface RouteOptions {
    * still enforced. Default false.
    */
   streamBody?: boolean
+  /**
+   * Parse `multipart/form-data` bodies in the server while they stream,
+   * with these limits (`true`: the defaults), and hand them to the handler
+   * as parts: `for await (const part of req.parts())`, or
+   * `await req.formData()`. Past a limit the client gets 413 naming it; a
+   * malformed body gets 400. Other bodies stream as with `streamBody`.
+   */
+  multipart?: true | MultipartOptions
 }
 
 export interface StaticOptions {
@@ -167,8 +176,9 @@ export class App {
         throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', `${method} ${path} is already registered`)
       }
       const cachedHandler = cache ? cachingHandler(fn, cache) : undefined
-      const streamBody = opts?.streamBody === true ? true : undefined
-      this.table.entries.push({ method, pattern: path, handler: fn, paramNames: paramNamesOf(path), composed: fn, cache, cachedHandler, staticFiles, accepts, streamBody })
+      const streamBody = opts?.streamBody === true || opts?.multipart !== undefined ? true : undefined
+      const multipart = opts?.multipart === undefined ? undefined : multipartLimits(opts.multipart)
+      this.table.entries.push({ method, pattern: path, handler: fn, paramNames: paramNamesOf(path), composed: fn, cache, cachedHandler, staticFiles, accepts, streamBody, multipart })
     }
     this.#changed(true)
     return this

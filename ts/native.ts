@@ -26,6 +26,7 @@ export type {
   NativeCompression,
   NativeHttp2,
   NativeHttp3,
+  NativeMultipart,
   NativeOptions,
   NativeRoute,
   NativeServer,
@@ -145,6 +146,7 @@ export const {
   WriteResult,
   SendResult,
   AbortState,
+  PartFrame,
   BatchAt,
   ReplyAt,
 } = native

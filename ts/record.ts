@@ -29,6 +29,7 @@ export const RECORD_METHOD: number = RecordAt.Method
 export const FLAG_TLS: number = RecordFlag.Tls
 export const FLAG_ALLOW: number = RecordFlag.Allow
 export const FLAG_STREAMED: number = RecordFlag.Streamed
+export const FLAG_MULTIPART: number = RecordFlag.Multipart
 export const EXTERNAL: number = Placement.External
 
 export type HttpVersion = '1.0' | '1.1' | '2' | '3'

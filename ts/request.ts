@@ -13,6 +13,7 @@ import { resolveClient, type ClientView, type TrustFn } from './proxy.js'
 import {
   EXTERNAL,
   FLAG_ALLOW,
+  FLAG_MULTIPART,
   FLAG_STREAMED,
   FLAG_TLS,
   RECORD_FLAGS,
@@ -27,6 +28,7 @@ import {
   VERSIONS,
   type HttpVersion,
 } from './record.js'
+import { formDataOf, partsOf, type Part } from './multipart.js'
 import { readAll, uploadStream, type RequestLink } from './stream.js'
 
 export type { HttpVersion }
@@ -272,6 +274,12 @@ export class Request {
    * mid-body errors it with `ERR_HTTPY_BODY_ABORTED`.
    */
   stream(): ReadableStream<Uint8Array> {
+    if (this.#flags & FLAG_MULTIPART) {
+      throw new HttpyError(
+        'ERR_HTTPY_BODY_STREAMED',
+        `the multipart body of ${this.method} ${this.path} was parsed by the server: read it with req.parts() or req.formData()`,
+      )
+    }
     if (this.#bodyTaken) throw new HttpyError('ERR_HTTPY_BODY_USED', 'the request body was already read')
     this.#bodyTaken = true
     if (this.#flags & FLAG_STREAMED) return uploadStream(this.#link, this._id)
@@ -282,6 +290,53 @@ export class Request {
         c.close()
       },
     })
+  }
+
+  /**
+   * The parts of a `multipart/form-data` body, one after another, on a
+   * route with the `multipart` option: the server parses the body as it
+   * arrives and enforces the route's limits (413 naming the limit; a
+   * malformed body is a 400 naming the problem, and the iteration throws).
+   * Read each part (`part.stream()`, `bytes()`, `text()`) before asking for
+   * the next; what is left unread is skipped.
+   *
+   * ```ts
+   * for await (const part of req.parts()) {
+   *   if (part.filename) await pipeline(Readable.fromWeb(part.stream()), createWriteStream(dest(part.filename)))
+   *   else fields[part.name] = await part.text()
+   * }
+   * ```
+   */
+  parts(): AsyncGenerator<Part, void, undefined> {
+    if (!(this.#flags & FLAG_MULTIPART)) {
+      const type = this.headers.get('content-type') ?? 'none'
+      throw new HttpyError(
+        'ERR_HTTPY_NOT_SUPPORTED',
+        `req.parts() needs a multipart/form-data body on a route with the multipart option (this one: content-type ${type})`,
+      )
+    }
+    if (this.#bodyTaken) throw new HttpyError('ERR_HTTPY_BODY_USED', 'the request body was already read')
+    this.#bodyTaken = true
+    return partsOf(uploadStream(this.#link, this._id))
+  }
+
+  /**
+   * The body as a standard `FormData`: the parts the server parsed (a
+   * multipart route; files become `File`s, held in memory), or otherwise a
+   * `multipart/form-data` or `application/x-www-form-urlencoded` body read
+   * whole and parsed by the platform.
+   */
+  async formData(): Promise<FormData> {
+    if (this.#flags & FLAG_MULTIPART) return formDataOf(this.parts())
+    const type = this.headers.get('content-type') ?? ''
+    const body = this.#flags & FLAG_STREAMED ? await this.bytes() : this.body
+    try {
+      return await new globalThis.Response(body as Uint8Array<ArrayBuffer>, {
+        headers: { 'content-type': type },
+      }).formData()
+    } catch (e) {
+      throw new HttpError(400, `invalid form body (content-type ${type || 'none'}): ${e instanceof Error ? e.message : String(e)}`, { cause: e })
+    }
   }
 
   /** The whole body, read to its end when it streams (then kept: `body` returns it too). */

@@ -38,6 +38,23 @@ pub enum UploadError {
     TooLarge(u64),
     /// The client went away or sent a malformed body.
     Broken(String),
+    /// Refused by a parser of the body (multipart): the status the client
+    /// gets, a stable code and a message naming the limit or the problem.
+    Refused {
+        status: u16,
+        code: &'static str,
+        message: String,
+    },
+}
+
+/// How a route's request bodies stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyStreaming {
+    /// Raw bytes, chunk by chunk.
+    Raw,
+    /// `multipart/form-data` bodies as parts (`body::multipart`); other
+    /// bodies as `Raw`.
+    Multipart(super::multipart::MultipartLimits),
 }
 
 impl UploadError {
@@ -46,6 +63,7 @@ impl UploadError {
         match self {
             UploadError::TooLarge(_) => "ERR_HTTPY_BODY_TOO_LARGE",
             UploadError::Broken(_) => "ERR_HTTPY_BODY_ABORTED",
+            UploadError::Refused { code, .. } => code,
         }
     }
 
@@ -55,6 +73,7 @@ impl UploadError {
                 format!("request body exceeds maxBodySize ({n} bytes); the client got 413")
             }
             UploadError::Broken(why) => format!("request body ended early: {why}"),
+            UploadError::Refused { message, .. } => message.clone(),
         }
     }
 }
@@ -73,6 +92,10 @@ struct Shared {
     /// The consumer found the channel empty and waits for a call-back.
     wants: AtomicBool,
     notify: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// Set by `fail_now`: the error wins over chunks still queued (a full
+    /// channel could not take it). `has_failed` spares the lock on reads.
+    has_failed: AtomicBool,
+    failed: Mutex<Option<UploadError>>,
 }
 
 impl Shared {
@@ -102,6 +125,8 @@ pub(crate) fn upload_channel() -> (UploadSender, UploadReceiver) {
     let shared = Arc::new(Shared {
         wants: AtomicBool::new(false),
         notify: OnceLock::new(),
+        has_failed: AtomicBool::new(false),
+        failed: Mutex::new(None),
     });
     (
         UploadSender {
@@ -124,6 +149,13 @@ impl UploadReceiver {
         use mpsc::error::TryRecvError;
         let mut asked = false;
         loop {
+            if self.shared.has_failed.load(Ordering::SeqCst) {
+                if let Some(e) = self.shared.failed.lock().take() {
+                    self.rx.close();
+                    return UploadRead::Failed(e);
+                }
+                return UploadRead::End;
+            }
             match self.rx.try_recv() {
                 Ok(Ok(chunk)) => return UploadRead::Chunk(chunk),
                 Ok(Err(e)) => return UploadRead::Failed(e),
@@ -141,18 +173,18 @@ impl UploadReceiver {
 }
 
 impl UploadSender {
-    async fn send(&self, item: Result<Bytes, UploadError>) -> bool {
+    pub(crate) async fn send(&self, item: Result<Bytes, UploadError>) -> bool {
         let Some(tx) = &self.tx else { return false };
         let ok = tx.send(item).await.is_ok();
         self.shared.wake();
         ok
     }
 
-    /// Queues an error without waiting (the consumer may be stalled).
-    fn fail_now(&self, e: UploadError) {
-        if let Some(tx) = &self.tx {
-            let _ = tx.try_send(Err(e));
-        }
+    /// Fails the stream without waiting (the consumer may be stalled):
+    /// its next read reports `e`, whatever is still queued.
+    pub(crate) fn fail_now(&self, e: UploadError) {
+        *self.shared.failed.lock() = Some(e);
+        self.shared.has_failed.store(true, Ordering::SeqCst);
         self.shared.wake();
     }
 }
@@ -257,7 +289,7 @@ impl Progress {
         }
     }
 
-    fn mark(&self) {
+    pub(crate) fn mark(&self) {
         let ms = self.origin.elapsed().as_millis() as u64;
         self.last_ms.store(ms, Ordering::Relaxed);
     }
@@ -298,7 +330,7 @@ where
             },
             Err(why) => {
                 let e = UploadError::Broken(why);
-                tx.send(Err(e.clone())).await;
+                tx.fail_now(e.clone());
                 return PumpEnd::Failed(e);
             }
         };
@@ -400,11 +432,9 @@ mod tests {
         )
         .await;
         assert_eq!(end, PumpEnd::Failed(UploadError::TooLarge(6)));
-        assert_eq!(
-            rx.try_read(),
-            UploadRead::Chunk(Bytes::from_static(b"aaaa"))
-        );
+        // The error wins over the chunk still queued, then the stream is over.
         assert_eq!(rx.try_read(), UploadRead::Failed(UploadError::TooLarge(6)));
+        assert_eq!(rx.try_read(), UploadRead::End);
     }
 
     #[tokio::test]
@@ -420,11 +450,13 @@ mod tests {
         )
         .await;
         assert!(matches!(end, PumpEnd::Failed(UploadError::Broken(_))));
-        assert_eq!(rx.try_read(), UploadRead::Chunk(Bytes::from_static(b"a")));
+        // The error wins over the chunk still queued: the consumer must not
+        // take a truncated body for a whole one.
         assert!(matches!(
             rx.try_read(),
             UploadRead::Failed(UploadError::Broken(_))
         ));
+        assert_eq!(rx.try_read(), UploadRead::End);
     }
 
     #[tokio::test]

@@ -189,8 +189,9 @@ pub struct Router<T> {
     /// it answers directly); kept here so it changes atomically with the
     /// table. The router never looks inside.
     extras: FxHashMap<RouteId, std::sync::Arc<T>>,
-    /// Routes whose request bodies stream to the embedder (`streamBody`).
-    streamed: rustc_hash::FxHashSet<RouteId>,
+    /// Routes whose request bodies stream to the embedder (`streamBody`),
+    /// and how.
+    streamed: FxHashMap<RouteId, crate::body::upload::BodyStreaming>,
 }
 
 impl<T> Default for Router<T> {
@@ -224,13 +225,16 @@ impl<T> Router<T> {
     }
 
     /// Makes `route`'s request bodies stream (see `body::upload`).
-    pub fn set_streams_body(&mut self, route: RouteId) {
-        self.streamed.insert(route);
+    pub fn set_streams_body(&mut self, route: RouteId, how: crate::body::upload::BodyStreaming) {
+        self.streamed.insert(route, how);
     }
 
-    /// Whether `route`'s request bodies stream.
-    pub fn streams_body(&self, route: RouteId) -> bool {
-        !self.streamed.is_empty() && self.streamed.contains(&route)
+    /// How `route`'s request bodies stream, if they do.
+    pub fn streams_body(&self, route: RouteId) -> Option<crate::body::upload::BodyStreaming> {
+        if self.streamed.is_empty() {
+            return None;
+        }
+        self.streamed.get(&route).copied()
     }
 
     /// Number of (method, pattern) pairs registered.

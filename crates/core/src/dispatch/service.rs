@@ -7,7 +7,7 @@
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use futures_util::FutureExt;
-use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, RETRY_AFTER};
+use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{Request, Response, StatusCode};
 use std::convert::Infallible;
 use std::future::Future;
@@ -21,7 +21,8 @@ use super::fault::Faults;
 use super::limits::{ambiguous_h1, head_size, read_body, BodyError, MIN_PROTOCOL_HEAD};
 use super::router::Match;
 use super::{ConnInfo, Dispatch};
-use crate::body::upload::{self, Prefix, Progress, PumpEnd, UploadError, Uploads};
+use crate::body::multipart::{self, MultipartLimits};
+use crate::body::upload::{self, BodyStreaming, Prefix, Progress, PumpEnd, UploadError, Uploads};
 use crate::body::ResBody;
 use crate::config::ServerConfig;
 use crate::embedder::queue::{Incoming, Queue, Version};
@@ -261,9 +262,9 @@ where
             (None, Vec::new(), None)
         }
     };
-    let stream_body = match route {
+    let streaming = match route {
         Some(r) => router.streams_body(r),
-        None => config.stream_miss_bodies,
+        None => config.stream_miss_bodies.then_some(BodyStreaming::Raw),
     };
     drop(router);
 
@@ -306,7 +307,18 @@ where
 
     let deadline = started + config.request_timeout;
     let mut rest = None;
-    let body = if stream_body {
+    // A multipart route parses `multipart/form-data` bodies, whatever their
+    // length (other bodies stream raw).
+    let multipart = match streaming {
+        Some(BodyStreaming::Multipart(limits)) => {
+            multipart::boundary(parts.headers.get(CONTENT_TYPE)).map(|b| (b, limits))
+        }
+        _ => None,
+    };
+    let body = if let Some((boundary, limits)) = multipart {
+        rest = Some(Rest::Multipart(boundary, limits, body));
+        Bytes::new()
+    } else if streaming.is_some() {
         match tokio::time::timeout_at(
             deadline,
             upload::read_prefix(&mut body, config.max_body_size),
@@ -315,7 +327,7 @@ where
         {
             Ok(Ok(Prefix::Whole(b))) => b,
             Ok(Ok(Prefix::Partial(first))) => {
-                rest = Some((first, body));
+                rest = Some(Rest::Raw(first, body));
                 Bytes::new()
             }
             Ok(Err(e)) => return refused(&e),
@@ -353,10 +365,10 @@ where
     // Declared before the waits below, so dropped after them: a watcher
     // registered meanwhile finds the responder abandoned, or is told here.
     let mut watching = shared.aborts.guard(id);
-    let upload = rest.map(|(first, body)| {
+    let upload = rest.map(|rest| {
         let (tx, rx) = upload::upload_channel();
         shared.uploads.put(id, rx);
-        (first, body, tx)
+        (rest, tx)
     });
     shared.queue.push(Incoming {
         id,
@@ -369,6 +381,7 @@ where
         headers: parts.headers,
         body,
         streamed: upload.is_some(),
+        multipart: matches!(upload, Some((Rest::Multipart(..), _))),
         remote: conn.remote,
         version,
         tls: conn.tls,
@@ -381,8 +394,19 @@ where
             Ok(Err(_)) => Waited::Dropped,
             Err(_) => Waited::TimedOut,
         },
-        Some((first, body, tx)) => {
-            let w = wait_streaming(shared, rx, body, first, tx, started).await;
+        Some((rest, tx)) => {
+            let max = config.max_body_size;
+            let progress = Progress::new(started);
+            let w = match rest {
+                Rest::Raw(first, body) => {
+                    let pump = upload::pump(body, first, tx, max, &progress);
+                    wait_streaming(shared, rx, pump, &progress, started).await
+                }
+                Rest::Multipart(boundary, limits, body) => {
+                    let pump = multipart::pump(body, boundary, limits, max, tx, &progress);
+                    wait_streaming(shared, rx, pump, &progress, started).await
+                }
+            };
             shared.uploads.forget(id);
             w
         }
@@ -424,6 +448,14 @@ where
     route::after_embedder(&shared.direct, reply, &facts, fill).await
 }
 
+/// What remains of a streamed body once the request is queued.
+enum Rest<B> {
+    /// Raw bytes: the first ones read, then the body.
+    Raw(Bytes, B),
+    /// A `multipart/form-data` body with its boundary.
+    Multipart(String, MultipartLimits, B),
+}
+
 /// How the wait for the embedder's reply ended.
 enum Waited {
     Reply(crate::embedder::reply::Reply),
@@ -438,27 +470,30 @@ fn refused(e: &UploadError) -> Response<ResBody> {
     close_after(match e {
         UploadError::TooLarge(_) => plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"),
         UploadError::Broken(_) => plain(StatusCode::BAD_REQUEST, "Bad Request: malformed body"),
+        UploadError::Refused {
+            status, message, ..
+        } => {
+            let mut res = plain(
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
+                "",
+            );
+            *res.body_mut() = ResBody::full(Bytes::from(message.clone()));
+            res
+        }
     })
 }
 
 /// Waits for the reply while pumping the rest of the body to the embedder.
 /// `requestTimeout` counts from the last chunk received (a slow but steady
 /// upload may take longer in total) and, once the body is in, from its end.
-async fn wait_streaming<B>(
+async fn wait_streaming(
     shared: &Service,
     mut rx: tokio::sync::oneshot::Receiver<crate::embedder::reply::Reply>,
-    body: B,
-    first: Bytes,
-    tx: upload::UploadSender,
+    pump: impl Future<Output = PumpEnd>,
+    progress: &Progress,
     started: Instant,
-) -> Waited
-where
-    B: http_body::Body<Data = Bytes> + Unpin,
-    B::Error: std::fmt::Display,
-{
+) -> Waited {
     let timeout = shared.config.request_timeout;
-    let progress = Progress::new(started);
-    let pump = upload::pump(body, first, tx, shared.config.max_body_size, &progress);
     tokio::pin!(pump);
     let sleep = tokio::time::sleep_until(started + timeout);
     tokio::pin!(sleep);

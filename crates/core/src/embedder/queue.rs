@@ -60,6 +60,9 @@ pub struct Incoming {
     /// The body streams: `body` is empty and the rest is taken with
     /// [`crate::Server::take_upload`].
     pub streamed: bool,
+    /// The streamed body is `multipart/form-data`, sent as parts
+    /// (`body::multipart` frames) rather than raw bytes.
+    pub multipart: bool,
     pub remote: SocketAddr,
     pub version: Version,
     pub tls: bool,
@@ -226,6 +229,7 @@ pub(crate) mod tests {
             headers: HeaderMap::new(),
             body: Bytes::new(),
             streamed: false,
+            multipart: false,
             remote: "127.0.0.1:4000".parse().unwrap(),
             version: Version::Http11,
             tls: false,

@@ -19,7 +19,8 @@
 //! u32 body len | u8 placement (0 inline, 1 external) | inline bytes or u32 index
 //! ```
 //! flags: bit 0 = TLS, bit 1 = allow list present, bit 2 = the body streams
-//! (its length is 0 here; the embedder takes it with `Server::take_upload`).
+//! (its length is 0 here; the embedder takes it with `Server::take_upload`),
+//! bit 3 = that stream carries multipart parts (`body::multipart` frames).
 
 use bytes::Bytes;
 use std::io::Write as _;
@@ -82,6 +83,9 @@ pub fn encode(req: &Incoming, out: &mut Vec<u8>, external: &mut Vec<Bytes>) {
     }
     if req.streamed {
         flags |= 4;
+    }
+    if req.multipart {
+        flags |= 8;
     }
     out.push(flags);
     put_u16(out, req.params.len());

@@ -25,6 +25,15 @@ pub const FRAME_HEAD: u8 = 1;
 pub const FRAME_DATA: u8 = 2;
 pub const FRAME_END: u8 = 3;
 
+/// How a route's request bodies stream (`body::upload`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyStreaming {
+    /// Raw bytes, chunk by chunk.
+    Raw,
+    /// `multipart/form-data` bodies as parts; other bodies as `Raw`.
+    Multipart(MultipartLimits),
+}
+
 /// Limits of a multipart route. Going past a size or count limit is a 413
 /// naming the limit; a malformed body is a 400 naming the problem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -47,16 +47,6 @@ pub enum UploadError {
     },
 }
 
-/// How a route's request bodies stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyStreaming {
-    /// Raw bytes, chunk by chunk.
-    Raw,
-    /// `multipart/form-data` bodies as parts (`body::multipart`); other
-    /// bodies as `Raw`.
-    Multipart(super::multipart::MultipartLimits),
-}
-
 impl UploadError {
     /// A stable code for the embedder's error.
     pub fn code(&self) -> &'static str {

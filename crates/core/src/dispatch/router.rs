@@ -191,7 +191,7 @@ pub struct Router<T> {
     extras: FxHashMap<RouteId, std::sync::Arc<T>>,
     /// Routes whose request bodies stream to the embedder (`streamBody`),
     /// and how.
-    streamed: FxHashMap<RouteId, crate::body::upload::BodyStreaming>,
+    streamed: FxHashMap<RouteId, crate::body::multipart::BodyStreaming>,
 }
 
 impl<T> Default for Router<T> {
@@ -225,12 +225,12 @@ impl<T> Router<T> {
     }
 
     /// Makes `route`'s request bodies stream (see `body::upload`).
-    pub fn set_streams_body(&mut self, route: RouteId, how: crate::body::upload::BodyStreaming) {
+    pub fn set_streams_body(&mut self, route: RouteId, how: crate::body::multipart::BodyStreaming) {
         self.streamed.insert(route, how);
     }
 
     /// How `route`'s request bodies stream, if they do.
-    pub fn streams_body(&self, route: RouteId) -> Option<crate::body::upload::BodyStreaming> {
+    pub fn streams_body(&self, route: RouteId) -> Option<crate::body::multipart::BodyStreaming> {
         if self.streamed.is_empty() {
             return None;
         }

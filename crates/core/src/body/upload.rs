@@ -198,8 +198,10 @@ pub(crate) struct Uploads {
 }
 
 impl Uploads {
-    pub(crate) fn put(&self, id: u32, rx: UploadReceiver) {
+    /// Keeps `rx` for the embedder until the returned guard is dropped.
+    pub(crate) fn put(&self, id: u32, rx: UploadReceiver) -> Kept<'_> {
         self.waiting.lock().insert(id, rx);
+        Kept { uploads: self, id }
     }
 
     /// The embedder takes the body of request `id` (once).
@@ -207,9 +209,23 @@ impl Uploads {
         self.waiting.lock().remove(&id)
     }
 
-    /// Forgets an upload nobody took (the request is over).
-    pub(crate) fn forget(&self, id: u32) {
-        self.waiting.lock().remove(&id);
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.waiting.lock().len()
+    }
+}
+
+/// An upload waiting in [`Uploads`]: dropped when its request is over
+/// (answered, refused, or its client gone), it forgets the upload if the
+/// embedder never took it.
+pub(crate) struct Kept<'a> {
+    uploads: &'a Uploads,
+    id: u32,
+}
+
+impl Drop for Kept<'_> {
+    fn drop(&mut self) {
+        self.uploads.waiting.lock().remove(&self.id);
     }
 }
 
@@ -373,6 +389,17 @@ mod tests {
             read_prefix(&mut b, 3).await.err(),
             Some(UploadError::TooLarge(3))
         );
+    }
+
+    #[test]
+    fn an_upload_nobody_took_is_forgotten_with_its_request() {
+        let uploads = Uploads::default();
+        let kept = uploads.put(7, upload_channel().1);
+        drop(uploads.put(8, upload_channel().1));
+        assert_eq!(uploads.len(), 1, "request 8 is over");
+        assert!(uploads.take(7).is_some());
+        drop(kept);
+        assert_eq!(uploads.len(), 0);
     }
 
     #[tokio::test]

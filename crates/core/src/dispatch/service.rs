@@ -367,8 +367,7 @@ where
     let mut watching = shared.aborts.guard(id);
     let upload = rest.map(|rest| {
         let (tx, rx) = upload::upload_channel();
-        shared.uploads.put(id, rx);
-        (rest, tx)
+        (rest, tx, shared.uploads.put(id, rx))
     });
     shared.queue.push(Incoming {
         id,
@@ -381,7 +380,7 @@ where
         headers: parts.headers,
         body,
         streamed: upload.is_some(),
-        multipart: matches!(upload, Some((Rest::Multipart(..), _))),
+        multipart: matches!(upload, Some((Rest::Multipart(..), ..))),
         remote: conn.remote,
         version,
         tls: conn.tls,
@@ -394,7 +393,9 @@ where
             Ok(Err(_)) => Waited::Dropped,
             Err(_) => Waited::TimedOut,
         },
-        Some((rest, tx)) => {
+        // `_kept` forgets an upload nobody took once the request is over,
+        // also when this future is dropped (the client left).
+        Some((rest, tx, _kept)) => {
             let max = config.max_body_size;
             let progress = Progress::new(started);
             let w = match rest {
@@ -407,7 +408,6 @@ where
                     wait_streaming(shared, rx, pump, &progress, started).await
                 }
             };
-            shared.uploads.forget(id);
             w
         }
     };

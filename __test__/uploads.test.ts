@@ -297,6 +297,40 @@ describe('streamed request bodies', () => {
     expect((await fetch(`${url}/ping`)).status).toBe(200)
   })
 
+  it('a client silent mid-body for requestTimeout gets 408; the handler sees the body broken off, not ended', async () => {
+    let outcome: unknown
+    const app = new App().post(
+      '/slow',
+      async (req) => {
+        let bytes = 0
+        try {
+          for await (const c of req.stream()) bytes += c.length
+          outcome = { ended: bytes }
+        } catch (e) {
+          outcome = { code: (e as { code?: string }).code, bytes }
+        }
+        return Response.text('late')
+      },
+      { streamBody: true },
+    )
+    const s = await listen(app, { requestTimeout: 1 })
+    try {
+      const sock = net.connect(s.port, '127.0.0.1')
+      let answer = ''
+      sock.on('data', (d: Buffer) => (answer += d.toString('latin1')))
+      await new Promise((r) => sock.once('connect', r))
+      sock.write('POST /slow HTTP/1.1\r\nhost: x\r\ncontent-length: 1000000\r\n\r\n')
+      sock.write(pattern(100_000))
+      await until(() => answer.length > 0, 5000)
+      expect(answer).toMatch(/^HTTP\/1\.1 408 /)
+      await until(() => outcome !== undefined)
+      expect(outcome).toMatchObject({ code: 'ERR_HTTPY_BODY_ABORTED' })
+      sock.destroy()
+    } finally {
+      await s.close()
+    }
+  })
+
   it('a stalled consumer stalls its client, not the server', async () => {
     let release: (() => void) | undefined
     const app = new App()

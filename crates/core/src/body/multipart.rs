@@ -121,7 +121,7 @@ pub(crate) async fn pump<B>(
     boundary: String,
     limits: MultipartLimits,
     max_body: u64,
-    tx: UploadSender,
+    mut tx: UploadSender,
     progress: &Progress,
 ) -> PumpEnd
 where
@@ -143,7 +143,10 @@ where
     loop {
         let mut field = match parts.next_field().await {
             Ok(Some(f)) => f,
-            Ok(None) => return PumpEnd::Done,
+            Ok(None) => {
+                tx.complete = true;
+                return PumpEnd::Done;
+            }
             Err(e) => return fail(parse_error(e, max_body)),
         };
         count += 1;

@@ -107,6 +107,10 @@ pub struct UploadReceiver {
 pub(crate) struct UploadSender {
     /// `None` only inside `drop`.
     tx: Option<mpsc::Sender<Result<Bytes, UploadError>>>,
+    /// The whole body was sent. Dropped before that (the request timed
+    /// out, its client left), the sender fails the stream, so the consumer
+    /// never takes a cut-off body for a whole one.
+    pub(crate) complete: bool,
     shared: Arc<Shared>,
 }
 
@@ -121,6 +125,7 @@ pub(crate) fn upload_channel() -> (UploadSender, UploadReceiver) {
     (
         UploadSender {
             tx: Some(tx),
+            complete: false,
             shared: shared.clone(),
         },
         UploadReceiver { rx, shared },
@@ -185,6 +190,12 @@ impl Drop for UploadSender {
         // Close the channel first, then wake: a consumer that looked before
         // the close has asked for the call-back; one that looks after it
         // sees the end itself.
+        if !self.complete && !self.shared.has_failed.load(Ordering::SeqCst) {
+            *self.shared.failed.lock() = Some(UploadError::Broken(
+                "the request ended before its body did".into(),
+            ));
+            self.shared.has_failed.store(true, Ordering::SeqCst);
+        }
         drop(self.tx.take());
         self.shared.wake();
     }
@@ -318,6 +329,7 @@ where
     B: http_body::Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
+    let mut tx = tx;
     let mut total = first.len() as u64;
     if !tx.send(Ok(first)).await {
         return PumpEnd::Done;
@@ -353,6 +365,7 @@ where
         }
         progress.mark();
     }
+    tx.complete = true;
     PumpEnd::Done
 }
 
@@ -389,6 +402,20 @@ mod tests {
             read_prefix(&mut b, 3).await.err(),
             Some(UploadError::TooLarge(3))
         );
+    }
+
+    #[test]
+    fn a_sender_dropped_before_the_end_fails_the_stream() {
+        let (tx, mut rx) = upload_channel();
+        drop(tx);
+        assert!(matches!(
+            rx.try_read(),
+            UploadRead::Failed(UploadError::Broken(_))
+        ));
+        let (mut tx, mut rx) = upload_channel();
+        tx.complete = true;
+        drop(tx);
+        assert_eq!(rx.try_read(), UploadRead::End);
     }
 
     #[test]

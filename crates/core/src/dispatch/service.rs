@@ -513,11 +513,18 @@ async fn wait_streaming(
             }
             () = &mut sleep => {
                 let next = progress.last() + timeout;
-                if pumping && next > Instant::now() {
-                    sleep.as_mut().reset(next);
-                } else {
+                if !pumping {
                     return Waited::TimedOut;
                 }
+                if next <= Instant::now() {
+                    // The client stopped sending mid-body, as for a
+                    // whole body read too slowly.
+                    return Waited::Refused(close_after(plain(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "Request Timeout",
+                    )));
+                }
+                sleep.as_mut().reset(next);
             }
         }
     }

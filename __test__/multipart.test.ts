@@ -181,6 +181,16 @@ describe('multipart parsed in the core', () => {
     expect(await (await fetch(`${url}/ping`)).text()).toBe('pong')
   })
 
+  it('a part with oversized headers is a 413 naming maxHeaderSize', async () => {
+    const r = await fetch(`${url}/names`, {
+      method: 'POST',
+      headers: { 'content-type': 'multipart/form-data; boundary=XYZ' },
+      body: `--XYZ\r\ncontent-disposition: form-data; name="a"\r\nx-padding: ${'p'.repeat(20_000)}\r\n\r\nv\r\n--XYZ--\r\n`,
+    })
+    expect(r.status).toBe(413)
+    expect(await r.text()).toBe('multipart part 1 has headers over maxHeaderSize (16384 bytes)')
+  })
+
   it('a malformed body is a 400 naming the problem', async () => {
     const r = await fetch(`${url}/parts`, {
       method: 'POST',

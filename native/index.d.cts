@@ -314,6 +314,7 @@ export interface NativeMultipart {
   maxParts: number
   maxFieldSize: number
   maxFileSize: number
+  maxHeaderSize: number
 }
 
 export interface NativeOptions {

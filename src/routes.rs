@@ -37,6 +37,7 @@ pub struct NativeMultipart {
     pub max_parts: u32,
     pub max_field_size: f64,
     pub max_file_size: f64,
+    pub max_header_size: f64,
 }
 
 /// A `serveStatic` mount attached to its catch-all route.
@@ -66,6 +67,7 @@ pub(crate) fn build_router(routes: &[NativeRoute]) -> Result<Router> {
                 max_parts: m.max_parts,
                 max_field_size: m.max_field_size.max(0.0) as u64,
                 max_file_size: m.max_file_size.max(0.0) as u64,
+                max_header_size: m.max_header_size.max(0.0) as u64,
             };
             router.set_streams_body(r.id, BodyStreaming::Multipart(limits));
         } else if r.stream_body == Some(true) {

@@ -19,6 +19,8 @@ export interface MultipartOptions {
   maxFieldSize?: number
   /** Bytes of one file; beyond it, 413. Default: no limit but `maxBodySize`. */
   maxFileSize?: number
+  /** Bytes of one part's header lines; beyond it, 413. Default 16 KiB. */
+  maxHeaderSize?: number
 }
 
 interface Frame {
@@ -162,7 +164,12 @@ export async function formDataOf(parts: AsyncIterable<Part>): Promise<FormData> 
 }
 
 /** Validates the `multipart` route option into the core's limits. */
-export function multipartLimits(opt: true | MultipartOptions): { maxParts: number; maxFieldSize: number; maxFileSize: number } {
+export function multipartLimits(opt: true | MultipartOptions): {
+  maxParts: number
+  maxFieldSize: number
+  maxFileSize: number
+  maxHeaderSize: number
+} {
   const o = opt === true ? {} : opt
   const check = (name: keyof MultipartOptions, value: number | undefined, dflt: number): number => {
     if (value === undefined) return dflt
@@ -175,5 +182,6 @@ export function multipartLimits(opt: true | MultipartOptions): { maxParts: numbe
     maxParts: Math.min(check('maxParts', o.maxParts, 1000), 0xffffffff),
     maxFieldSize: check('maxFieldSize', o.maxFieldSize, 1024 * 1024),
     maxFileSize: check('maxFileSize', o.maxFileSize, Number.MAX_SAFE_INTEGER),
+    maxHeaderSize: check('maxHeaderSize', o.maxHeaderSize, 16 * 1024),
   }
 }

@@ -44,6 +44,10 @@ pub struct MultipartLimits {
     pub max_field_size: u64,
     /// Bytes of one file.
     pub max_file_size: u64,
+    /// Bytes of one part's header lines (names, values and their
+    /// separators), checked once they are parsed; while they are read,
+    /// `maxBodySize` bounds them.
+    pub max_header_size: u64,
 }
 
 impl Default for MultipartLimits {
@@ -52,6 +56,7 @@ impl Default for MultipartLimits {
             max_parts: 1000,
             max_field_size: 1024 * 1024,
             max_file_size: u64::MAX,
+            max_header_size: 16 * 1024,
         }
     }
 }
@@ -154,6 +159,17 @@ where
             return fail(limit(format!(
                 "multipart body has more than {} parts (maxParts)",
                 limits.max_parts
+            )));
+        }
+        let head_size: u64 = field
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
+            .sum();
+        if head_size > limits.max_header_size {
+            return fail(limit(format!(
+                "multipart part {} has headers over maxHeaderSize ({} bytes)",
+                count, limits.max_header_size
             )));
         }
         let name = field.name().unwrap_or("").to_string();
@@ -272,6 +288,14 @@ mod tests {
         let (end, _) = run(BODY, fields).await;
         assert!(
             matches!(end, PumpEnd::Failed(UploadError::Refused { status: 413, ref message, .. }) if message.contains("maxFieldSize"))
+        );
+        let heads = MultipartLimits {
+            max_header_size: 50,
+            ..Default::default()
+        };
+        let (end, _) = run(BODY, heads).await;
+        assert!(
+            matches!(end, PumpEnd::Failed(UploadError::Refused { status: 413, ref message, .. }) if message == "multipart part 2 has headers over maxHeaderSize (50 bytes)")
         );
         let (end, _) = run("--XB\r\ngarbage", MultipartLimits::default()).await;
         assert!(matches!(

@@ -105,6 +105,20 @@ export declare class NativeServer {
   /** Access log lines lost because the writer could not keep up. */
   accessLogDropped(): number
   /**
+   * The streamed body of request `id` (its record has
+   * `RecordFlag.Streamed`), once; `null` when taken already or the
+   * request is over. `on_readable` is called after a `read` that found
+   * nothing, once something (a chunk, the end, an error) is there.
+   */
+  takeUpload(id: number, onReadable: (arg: number) => void): NativeUpload | null
+  /**
+   * Calls `on_abort` once if request `id` ends without its answer being
+   * delivered (the client left, or the core answered for the handler:
+   * timeout, 413). Returns `Gone` when that has already happened (no
+   * call follows), `Answered` when the request was answered.
+   */
+  watchAbort(id: number, onAbort: (arg: number) => void): AbortState
+  /**
    * Accepts the upgrade of request `id`, adding the response headers of
    * the header block (as in `respondText`). Returns false when the client
    * has gone.
@@ -172,6 +186,31 @@ export declare class NativeStream {
    * got for the whole.
    */
   abort(reason: string): void
+}
+
+/** One streamed request body, read from JS without blocking. */
+export declare class NativeUpload {
+  /**
+   * The next chunk, or `null` when none is ready (`onReadable` fires
+   * once one is) or the body is over (`ended`). Throws `CODE: message`
+   * when the body failed: `ERR_HTTPY_BODY_TOO_LARGE` (past
+   * `maxBodySize`; the client got 413) or `ERR_HTTPY_BODY_ABORTED`.
+   */
+  read(): Buffer | null
+  /** True once the whole body was read (or it failed). */
+  get ended(): boolean
+  /** Stops reading: the rest of the body is not read from the client. */
+  cancel(): void
+}
+
+/** What `NativeServer.watchAbort` found. */
+export declare enum AbortState {
+  /** The call-back will fire if the answer cannot be delivered. */
+  Watching = 0,
+  /** The answer can no longer be delivered (no call-back follows). */
+  Gone = 1,
+  /** The request was answered already. */
+  Answered = 2,
 }
 
 /**
@@ -326,6 +365,14 @@ export interface NativeHttp3 {
   validateAddress: boolean
 }
 
+/** The limits of a route's multipart parsing, validated by the TS layer. */
+export interface NativeMultipart {
+  maxParts: number
+  maxFieldSize: number
+  maxFileSize: number
+  maxHeaderSize: number
+}
+
 export interface NativeOptions {
   host: string
   port: number
@@ -345,6 +392,8 @@ export interface NativeOptions {
   maxPendingRequests: number
   threads: number
   jsHandlesMisses: boolean
+  /** Requests no route matched stream their long bodies (a fetch catch-all). */
+  streamMissBodies?: boolean
   backlog: number
   /** Production settings (`production` below: port sharing, metrics, access log, trusted proxies). */
   reusePort?: boolean
@@ -406,6 +455,13 @@ export interface NativeRoute {
    * cache only when that header is named here.
    */
   cacheKeyHeaders?: Array<string>
+  /** Long request bodies stream to JS (`takeUpload`) instead of arriving whole. */
+  streamBody?: boolean
+  /**
+   * `multipart/form-data` bodies are parsed by the core and stream to JS
+   * as parts (implies `stream_body`).
+   */
+  multipart?: NativeMultipart
 }
 
 /** A `serveStatic` mount attached to its catch-all route. */
@@ -482,6 +538,18 @@ export declare const NO_ROUTE: number
 export declare function noop(): void
 
 /**
+ * Kinds of the frames of a multipart stream (`Multipart` flag): each is
+ * `u8 kind | u32 payload length | payload`. `Head`'s payload: `u16 len +
+ * name | u8 has file name | u16 len + file name | u16 len + content type`;
+ * `Data`: the part's next bytes; `End`: empty.
+ */
+export declare enum PartFrame {
+  Head = 1,
+  Data = 2,
+  End = 3,
+}
+
+/**
  * Where a request body or WebSocket payload travels: in the batch buffer,
  * or as a buffer of its own (large ones, not copied).
  */
@@ -553,6 +621,10 @@ export declare enum RecordFlag {
    * + SHA-256 fingerprint.
    */
   TlsPeer = 4,
+  /** The body streams: its length here is 0; take it with `takeUpload`. */
+  Streamed = 8,
+  /** That stream carries multipart parts, as `PartFrame` frames. */
+  Multipart = 16,
 }
 
 /** The version byte of a request record. */

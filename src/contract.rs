@@ -91,6 +91,10 @@ pub enum RecordFlag {
     /// certificate (`ClientCert`), then for one: u16 len + subject, u16 len
     /// + SHA-256 fingerprint.
     TlsPeer = 4,
+    /// The body streams: its length here is 0; take it with `takeUpload`.
+    Streamed = 8,
+    /// That stream carries multipart parts, as `PartFrame` frames.
+    Multipart = 16,
 }
 
 /// The client-certificate byte of the TLS peer facts.
@@ -101,6 +105,28 @@ pub enum ClientCert {
     Verified = 1,
     /// Sent, but it does not chain to `tls.ca` (`rejectUnauthorized: false`).
     Unverified = 2,
+}
+
+/// Kinds of the frames of a multipart stream (`Multipart` flag): each is
+/// `u8 kind | u32 payload length | payload`. `Head`'s payload: `u16 len +
+/// name | u8 has file name | u16 len + file name | u16 len + content type`;
+/// `Data`: the part's next bytes; `End`: empty.
+#[napi]
+pub enum PartFrame {
+    Head = 1,
+    Data = 2,
+    End = 3,
+}
+
+/// What `NativeServer.watchAbort` found.
+#[napi]
+pub enum AbortState {
+    /// The call-back will fire if the answer cannot be delivered.
+    Watching = 0,
+    /// The answer can no longer be delivered (no call-back follows).
+    Gone = 1,
+    /// The request was answered already.
+    Answered = 2,
 }
 
 /// Where a request body or WebSocket payload travels: in the batch buffer,
@@ -193,4 +219,8 @@ const _: () = {
     assert!(K::Binary as u8 == WsEventKind::Binary as u8);
     assert!(K::Close as u8 == WsEventKind::Close as u8);
     assert!(K::Drain as u8 == WsEventKind::Drain as u8);
+    use httpy_core::multipart as M;
+    assert!(M::FRAME_HEAD == PartFrame::Head as u8);
+    assert!(M::FRAME_DATA == PartFrame::Data as u8);
+    assert!(M::FRAME_END == PartFrame::End as u8);
 };

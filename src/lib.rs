@@ -15,6 +15,8 @@
 //! - `server`: the `NativeServer` class: start, where it is bound, the
 //!   request/response crossing (`drain`, `respond*`), close.
 //! - `streams`: `NativeStream`, a streamed response body written from JS.
+//! - `uploads`: `NativeUpload`, a streamed request body read from JS, and
+//!   the watch behind `request.signal`.
 //! - `ws`, `stats`: the `NativeServer` methods of one concern each
 //!   (WebSockets; counters, metrics and the access log).
 //! - `convert`: conversions shared by the above (errors, durations, buffers).
@@ -33,4 +35,5 @@ pub mod stats;
 pub mod streams;
 pub mod testing;
 pub mod tls;
+pub mod uploads;
 pub mod ws;

@@ -34,6 +34,8 @@ pub struct NativeOptions {
     pub max_pending_requests: u32,
     pub threads: u32,
     pub js_handles_misses: bool,
+    /// Requests no route matched stream their long bodies (a fetch catch-all).
+    pub stream_miss_bodies: Option<bool>,
     pub backlog: u32,
     /// Production settings (`production` below: port sharing, metrics, access log, trusted proxies).
     pub reuse_port: Option<bool>,
@@ -85,6 +87,7 @@ pub(crate) fn server_config(mut options: NativeOptions) -> Result<ServerConfig> 
         max_pending_requests: options.max_pending_requests as usize,
         threads: options.threads as usize,
         js_handles_misses: options.js_handles_misses,
+        stream_miss_bodies: options.stream_miss_bodies.unwrap_or(false),
         backlog: options.backlog,
         compression: options.compression.take().map(compression),
         unix_socket: options

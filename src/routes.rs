@@ -6,7 +6,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::time::Duration;
 
-use httpy_core::RouteExtra;
+use httpy_core::{BodyStreaming, MultipartLimits, RouteExtra};
 use httpy_core::{Dotfiles, Router, StaticMount};
 
 use crate::convert::{invalid, ms};
@@ -24,6 +24,20 @@ pub struct NativeRoute {
     /// request carrying `Authorization` or `Cookie` is answered from the
     /// cache only when that header is named here.
     pub cache_key_headers: Option<Vec<String>>,
+    /// Long request bodies stream to JS (`takeUpload`) instead of arriving whole.
+    pub stream_body: Option<bool>,
+    /// `multipart/form-data` bodies are parsed by the core and stream to JS
+    /// as parts (implies `stream_body`).
+    pub multipart: Option<NativeMultipart>,
+}
+
+/// The limits of a route's multipart parsing, validated by the TS layer.
+#[napi(object)]
+pub struct NativeMultipart {
+    pub max_parts: u32,
+    pub max_field_size: f64,
+    pub max_file_size: f64,
+    pub max_header_size: f64,
 }
 
 /// A `serveStatic` mount attached to its catch-all route.
@@ -48,6 +62,17 @@ pub(crate) fn build_router(routes: &[NativeRoute]) -> Result<Router> {
             .insert(&r.method, &r.pattern, r.id)
             .map_err(|e| invalid("ERR_HTTPY_INVALID_ROUTE", e))?;
         apply_extras(&mut router, r)?;
+        if let Some(m) = &r.multipart {
+            let limits = MultipartLimits {
+                max_parts: m.max_parts,
+                max_field_size: m.max_field_size.max(0.0) as u64,
+                max_file_size: m.max_file_size.max(0.0) as u64,
+                max_header_size: m.max_header_size.max(0.0) as u64,
+            };
+            router.set_streams_body(r.id, BodyStreaming::Multipart(limits));
+        } else if r.stream_body == Some(true) {
+            router.set_streams_body(r.id, BodyStreaming::Raw);
+        }
     }
     Ok(router)
 }
@@ -63,6 +88,8 @@ pub fn validate_route(method: String, pattern: String) -> Result<()> {
         static_files: None,
         cache_ttl_ms: None,
         cache_key_headers: None,
+        stream_body: None,
+        multipart: None,
     }])
     .map(|_| ())
 }

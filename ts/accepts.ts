@@ -48,7 +48,7 @@ export function guardAccepts(
 ): (req: Request) => Response | Promise<Response> {
   const list = types.join(', ')
   return (req) => {
-    if (req.body.length !== 0 && !matches(types, req.headers.get('content-type'))) {
+    if ((req.streamed || req.body.length !== 0) && !matches(types, req.headers.get('content-type'))) {
       // RFC 5789 §3.1 and the Linked Data Platform's Accept-Post name what the route takes.
       const name = req.method === 'POST' ? 'accept-post' : req.method === 'PATCH' ? 'accept-patch' : undefined
       const headers: Record<string, string> | undefined = name === undefined ? undefined : { [name]: list }

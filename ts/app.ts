@@ -12,6 +12,7 @@ import { fromFetch, type FetchHandler } from './fetch.js'
 import { native, type NativeStatic } from './native.js'
 import { resolveOptions, type ResolvedOptions, type ServerOptions } from './options.js'
 import { acceptsPolicy } from './accepts.js'
+import { multipartLimits, type MultipartOptions } from './multipart.js'
 import { cachingHandler, type CachePolicy } from './route-cache.js'
 import { Response } from './response.js'
 import { paramNamesOf, RouteTable, WEBSOCKET, type ErrorHandler, type Handler, type Middleware } from './routes.js'
@@ -51,6 +52,22 @@ export interface RouteOptions {
    * `Accept-Patch`) before the handler runs. Requests without a body pass.
    */
   accepts?: string | readonly string[]
+  /**
+   * Stream long request bodies to the handler instead of reading them whole
+   * first: a body that ends within 64 KiB still arrives whole (`req.body`),
+   * a longer or unbounded one is read chunk by chunk with `req.stream()` (or
+   * `await req.bytes()/text()/json()`), with backpressure, `maxBodySize`
+   * still enforced. Default false.
+   */
+  streamBody?: boolean
+  /**
+   * Parse `multipart/form-data` bodies in the server while they stream,
+   * with these limits (`true`: the defaults), and hand them to the handler
+   * as parts: `for await (const part of req.parts())`, or
+   * `await req.formData()`. Past a limit the client gets 413 naming it; a
+   * malformed body gets 400. Other bodies stream as with `streamBody`.
+   */
+  multipart?: true | MultipartOptions
 }
 
 export interface StaticOptions {
@@ -159,7 +176,9 @@ export class App {
         throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', `${method} ${path} is already registered`)
       }
       const cachedHandler = cache ? cachingHandler(fn, cache) : undefined
-      this.table.entries.push({ method, pattern: path, handler: fn, paramNames: paramNamesOf(path), composed: fn, cache, cachedHandler, staticFiles, accepts })
+      const streamBody = opts?.streamBody === true || opts?.multipart !== undefined ? true : undefined
+      const multipart = opts?.multipart === undefined ? undefined : multipartLimits(opts.multipart)
+      this.table.entries.push({ method, pattern: path, handler: fn, paramNames: paramNamesOf(path), composed: fn, cache, cachedHandler, staticFiles, accepts, streamBody, multipart })
     }
     this.#changed(true)
     return this
@@ -337,7 +356,7 @@ export class App {
       throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', `fetch handler${path === undefined ? '' : ` for ${path}`} must be a function`)
     }
     const adapted = fromFetch(handler as FetchHandler, () => this.#server)
-    if (path !== undefined) return this.route(FETCH_METHODS, path, adapted)
+    if (path !== undefined) return this.route(FETCH_METHODS, path, adapted, { streamBody: true })
     if (this.#server && !this.#server.isClosed) {
       throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', 'the catch-all fetch handler must be set before listen()')
     }
@@ -429,7 +448,10 @@ export class App {
   }
 
   #resolve(options: ServerOptions | undefined): ResolvedOptions {
-    return resolveOptions(options, this.table.middleware.length > 0 || this.table.fallback !== undefined)
+    const resolved = resolveOptions(options, this.table.middleware.length > 0 || this.table.fallback !== undefined)
+    // A fetch catch-all reads bodies as streams (`request.body`).
+    if (this.table.fallback !== undefined) resolved.native.streamMissBodies = true
+    return resolved
   }
 
   #start(resolved: ResolvedOptions): Server {

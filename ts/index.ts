@@ -8,6 +8,7 @@
 export { App, cached } from './app.js'
 export type { ErrorHandler, Handler, Middleware, Next, RouteOptions, CacheOptions, StaticOptions } from './app.js'
 export { Request, type HttpVersion } from './request.js'
+export { Part, type MultipartOptions } from './multipart.js'
 export { Response, FileBody, type ResponseBody, type ResponseInit, type StreamBody } from './response.js'
 export { Headers, type HeadersInit, type ReadonlyHeaders } from './headers.js'
 export { Server, type CloseOptions, type ServerStats } from './server.js'

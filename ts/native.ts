@@ -17,7 +17,7 @@ import { HttpyError } from './errors.js'
 // published .d.ts files resolve them too). Only what the generator cannot
 // express is written here.
 import type * as Generated from '../native/index.cjs'
-import type { LoadOptions, LoadProgress, LoadResult } from '../native/index.cjs'
+import type { AbortState as AbortStateValue, LoadOptions, LoadProgress, LoadResult } from '../native/index.cjs'
 
 export type {
   LoadOptions,
@@ -26,6 +26,7 @@ export type {
   NativeCompression,
   NativeHttp2,
   NativeHttp3,
+  NativeMultipart,
   NativeOptions,
   NativePubSubStats,
   NativeRoute,
@@ -35,8 +36,12 @@ export type {
   NativeStream,
   NativeCert,
   NativeTls,
+  NativeUpload,
   NativeWsOptions,
 } from '../native/index.cjs'
+
+/** What `NativeServer.watchAbort` found (`AbortState` values). */
+export type AbortState = AbortStateValue
 
 export type NativeBinding = Omit<typeof Generated, '__napiBindingTarget' | 'version' | 'runLoad'> & {
   /** The version the binary was built as (absent in binaries older than 0.1.0's loader check). */
@@ -144,6 +149,8 @@ export const {
   WsSendAt,
   WriteResult,
   SendResult,
+  AbortState,
+  PartFrame,
   BatchAt,
   ReplyAt,
 } = native

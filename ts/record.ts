@@ -31,6 +31,8 @@ export const FLAG_ALLOW: number = RecordFlag.Allow
 export const FLAG_TLS_PEER: number = RecordFlag.TlsPeer
 export const CLIENT_CERT_NONE: number = ClientCert.None
 export const CLIENT_CERT_VERIFIED: number = ClientCert.Verified
+export const FLAG_STREAMED: number = RecordFlag.Streamed
+export const FLAG_MULTIPART: number = RecordFlag.Multipart
 export const EXTERNAL: number = Placement.External
 
 export type HttpVersion = '1.0' | '1.1' | '2' | '3'

@@ -5,8 +5,10 @@
  * looks at nothing but a path parameter never pays for headers, query
  * parsing or strings it ignores.
  */
+import { HttpyError } from './errors.js'
 import type { ReadonlyHeaders } from './headers.js'
 import { HttpError } from './http-error.js'
+import { AbortState } from './native.js'
 import { resolveClient, type ClientView, type TrustFn } from './proxy.js'
 import type { TlsInfo } from './tls.js'
 import {
@@ -14,6 +16,8 @@ import {
   CLIENT_CERT_VERIFIED,
   EXTERNAL,
   FLAG_ALLOW,
+  FLAG_MULTIPART,
+  FLAG_STREAMED,
   FLAG_TLS,
   FLAG_TLS_PEER,
   RECORD_FLAGS,
@@ -28,6 +32,8 @@ import {
   VERSIONS,
   type HttpVersion,
 } from './record.js'
+import { formDataOf, partsOf, type Part } from './multipart.js'
+import { readAll, uploadStream, type RequestLink } from './stream.js'
 
 export type { HttpVersion }
 
@@ -118,6 +124,10 @@ export class Request {
   #ip?: string
   readonly #trust: TrustFn | undefined
   #client?: ClientView
+  readonly #link: RequestLink | undefined
+  #bodyTaken = false
+  #collecting?: Promise<Buffer>
+  #abort?: AbortController
 
   /** @internal Built by the server from a native record. */
   constructor(
@@ -126,8 +136,10 @@ export class Request {
     external: Buffer[],
     paramNamesOf: (route: number) => readonly string[],
     trust?: TrustFn,
+    link?: RequestLink,
   ) {
     this.#trust = trust
+    this.#link = link
     this.#buf = buf
     this.#external = external
     this._id = u32(buf, at + RECORD_ID)
@@ -259,9 +271,28 @@ export class Request {
 
   #bodyAt = -1
 
-  /** The whole request body (empty when there is none). */
+  /**
+   * True when the body streams (a route with `streamBody`, or a fetch
+   * handler, and a body longer than 64 KiB or of unknown length): read it
+   * with `stream()` or `await bytes()/text()/json()`; `body` throws.
+   */
+  get streamed(): boolean {
+    return (this.#flags & FLAG_STREAMED) !== 0
+  }
+
+  /**
+   * The whole request body (empty when there is none). On a streamed
+   * request, only after `await req.bytes()` (or `text()`/`json()`);
+   * before, it throws `ERR_HTTPY_BODY_STREAMED`.
+   */
   get body(): Buffer {
     if (this.#body) return this.#body
+    if (this.#flags & FLAG_STREAMED) {
+      throw new HttpyError(
+        'ERR_HTTPY_BODY_STREAMED',
+        `the body of ${this.method} ${this.path} streams: read it with req.stream(), or await req.bytes(), req.text() or req.json()`,
+      )
+    }
     if (this.#bodyAt < 0) void this.headers
     const o = this.#bodyAt
     const len = u32(this.#buf, o)
@@ -273,9 +304,90 @@ export class Request {
     return this.#body
   }
 
+  /**
+   * The body as a web `ReadableStream` of `Uint8Array` chunks, readable
+   * once (`for await (const chunk of req.stream())`, `pipeTo`,
+   * `Readable.fromWeb`). On a streamed request the chunks come from the
+   * socket as the consumer asks for them: while it does not read, the
+   * client is not read either. Past `maxBodySize` the client gets 413 and
+   * the stream errors with `ERR_HTTPY_BODY_TOO_LARGE`; a client that leaves
+   * mid-body errors it with `ERR_HTTPY_BODY_ABORTED`.
+   */
+  stream(): ReadableStream<Uint8Array> {
+    if (this.#flags & FLAG_MULTIPART) {
+      throw new HttpyError(
+        'ERR_HTTPY_BODY_STREAMED',
+        `the multipart body of ${this.method} ${this.path} was parsed by the server: read it with req.parts() or req.formData()`,
+      )
+    }
+    if (this.#bodyTaken) throw new HttpyError('ERR_HTTPY_BODY_USED', 'the request body was already read')
+    this.#bodyTaken = true
+    if (this.#flags & FLAG_STREAMED) return uploadStream(this.#link, this._id)
+    const body = this.body
+    return new ReadableStream<Uint8Array>({
+      start(c) {
+        if (body.length !== 0) c.enqueue(body)
+        c.close()
+      },
+    })
+  }
+
+  /**
+   * The parts of a `multipart/form-data` body, one after another, on a
+   * route with the `multipart` option: the server parses the body as it
+   * arrives and enforces the route's limits (413 naming the limit; a
+   * malformed body is a 400 naming the problem, and the iteration throws).
+   * Read each part (`part.stream()`, `bytes()`, `text()`) before asking for
+   * the next; what is left unread is skipped.
+   *
+   * ```ts
+   * for await (const part of req.parts()) {
+   *   if (part.filename) await pipeline(Readable.fromWeb(part.stream()), createWriteStream(dest(part.filename)))
+   *   else fields[part.name] = await part.text()
+   * }
+   * ```
+   */
+  parts(): AsyncGenerator<Part, void, undefined> {
+    if (!(this.#flags & FLAG_MULTIPART)) {
+      const type = this.headers.get('content-type') ?? 'none'
+      throw new HttpyError(
+        'ERR_HTTPY_NOT_SUPPORTED',
+        `req.parts() needs a multipart/form-data body on a route with the multipart option (this one: content-type ${type})`,
+      )
+    }
+    if (this.#bodyTaken) throw new HttpyError('ERR_HTTPY_BODY_USED', 'the request body was already read')
+    this.#bodyTaken = true
+    return partsOf(uploadStream(this.#link, this._id))
+  }
+
+  /**
+   * The body as a standard `FormData`: the parts the server parsed (a
+   * multipart route; files become `File`s, held in memory), or otherwise a
+   * `multipart/form-data` or `application/x-www-form-urlencoded` body read
+   * whole and parsed by the platform.
+   */
+  async formData(): Promise<FormData> {
+    if (this.#flags & FLAG_MULTIPART) return formDataOf(this.parts())
+    const type = this.headers.get('content-type') ?? ''
+    const body = this.#flags & FLAG_STREAMED ? await this.bytes() : this.body
+    try {
+      return await new globalThis.Response(body as Uint8Array<ArrayBuffer>, {
+        headers: { 'content-type': type },
+      }).formData()
+    } catch (e) {
+      throw new HttpError(400, `invalid form body (content-type ${type || 'none'}): ${e instanceof Error ? e.message : String(e)}`, { cause: e })
+    }
+  }
+
+  /** The whole body, read to its end when it streams (then kept: `body` returns it too). */
+  bytes(): Promise<Buffer> {
+    if (!(this.#flags & FLAG_STREAMED) || this.#body) return Promise.resolve(this.body)
+    return (this.#collecting ??= readAll(this.stream()).then((b) => (this.#body = b)))
+  }
+
   /** The body decoded as UTF-8. */
   async text(): Promise<string> {
-    return this.body.toString('utf8')
+    return (this.#flags & FLAG_STREAMED ? await this.bytes() : this.body).toString('utf8')
   }
 
   /**
@@ -285,10 +397,34 @@ export class Request {
    * `cause`.
    */
   async json<T = unknown>(): Promise<T> {
+    const body = this.#flags & FLAG_STREAMED ? await this.bytes() : this.body
     try {
-      return JSON.parse(this.body.toString('utf8')) as T
+      return JSON.parse(body.toString('utf8')) as T
     } catch (e) {
       throw new HttpError(400, `invalid JSON body: ${e instanceof Error ? e.message : String(e)}`, { cause: e })
+    }
+  }
+
+  /**
+   * Aborted when the response can no longer be delivered: the client
+   * closed the connection or reset the stream, or the server answered in
+   * the handler's place (`requestTimeout`, a 413 mid-upload), or a
+   * streamed response found its client gone. Watching starts when this is
+   * first read, so requests that never look at it pay nothing.
+   */
+  get signal(): AbortSignal {
+    if (this.#abort) return this.#abort.signal
+    const c = (this.#abort = new AbortController())
+    const state = this.#link?.watchAbort(this._id, () => this._clientGone()) ?? AbortState.Answered
+    if (state === AbortState.Gone) this._clientGone()
+    return c.signal
+  }
+
+  /** @internal The answer can no longer be delivered. */
+  _clientGone(): void {
+    const c = this.#abort
+    if (c && !c.signal.aborted) {
+      c.abort(new DOMException('the client went away before the response was delivered', 'AbortError'))
     }
   }
 

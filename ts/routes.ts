@@ -7,7 +7,7 @@
 import { guardAccepts } from './accepts.js'
 import { notAResponse } from './errors.js'
 import { defaultErrorResponse } from './http-error.js'
-import type { NativeRoute, NativeStatic } from './native.js'
+import type { NativeMultipart, NativeRoute, NativeStatic } from './native.js'
 import { NO_ROUTE } from './record.js'
 import type { Request } from './request.js'
 import { Response } from './response.js'
@@ -41,6 +41,10 @@ export interface RouteEntry {
   staticFiles?: NativeStatic
   /** Media types the route takes as request body (`accepts` option); others get 415. */
   accepts?: readonly string[]
+  /** Long request bodies stream to the handler (`streamBody` option). */
+  streamBody?: boolean
+  /** Multipart bodies are parsed by the core (`multipart` option). */
+  multipart?: NativeMultipart
 }
 
 /** Route-table method of WebSocket routes (matched only by upgrade requests). */
@@ -172,6 +176,8 @@ export class RouteTable {
         staticFiles: r.staticFiles,
         cacheTtlMs: cache ? cache.ttl * 1000 : undefined,
         cacheKeyHeaders: cache ? [...cache.key] : undefined,
+        streamBody: r.streamBody,
+        multipart: r.multipart,
       }
     })
   }

@@ -11,7 +11,7 @@ import { checkRegistry, mergeMetrics, METRICS_ROUTE } from './metrics.js'
 import { BATCH_BODY_COUNT, BATCH_FIRST_RECORD, NO_ROUTE, REPLY_HEADERS, REPLY_HEADER_LENGTH, REPLY_ID, REPLY_STATUS, putU32, recordLength, u32 } from './record.js'
 import { Request } from './request.js'
 import { FileBody, Response } from './response.js'
-import { pumpStream, isStreamBody } from './stream.js'
+import { pumpStream, isStreamBody, requestLink } from './stream.js'
 import type { RouteEntry, RouteTable } from './routes.js'
 import { WebSocketSessions, resolveWsOptions } from './websocket.js'
 
@@ -69,6 +69,8 @@ export class Server {
   /** Polls the Redis link's state (with `pubsub.redis`) to report its failures to `onError`. */
   #pubsubWatch: NodeJS.Timeout | undefined
   #pubsubDownReported = false
+  /** How requests reach their streamed bodies and abort watches. */
+  readonly #link = requestLink(() => this.#native)
 
   /** @internal */
   static _start(table: RouteTable, opts: ResolvedOptions): Server {
@@ -314,7 +316,7 @@ export class Server {
     let at = BATCH_FIRST_RECORD
     while (at < end) {
       const len = recordLength(buf, at)
-      const req = new Request(buf, at, parts, this.#paramNamesOf, this.#opts.trust)
+      const req = new Request(buf, at, parts, this.#paramNamesOf, this.#opts.trust, this.#link)
       at += len
       this.#run(req)
     }
@@ -441,7 +443,7 @@ export class Server {
       } else if (body instanceof FileBody) {
         n.respondFile(req._id, res.status, headers, body.path)
       } else if (isStreamBody(body)) {
-        pumpStream(n, req._id, res.status, headers, body, (err) => this.#report(err, req))
+        pumpStream(n, req._id, res.status, headers, body, (err) => this.#report(err, req), () => req._clientGone())
       } else {
         throw new HttpyTypeError(
           'ERR_HTTPY_INVALID_RESPONSE',

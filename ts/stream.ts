@@ -1,11 +1,14 @@
 /**
- * Streamed response bodies: pulls chunks from an async iterable (a Node
- * `Readable`, a web `ReadableStream`, an async generator) and writes them to
- * the core, waiting whenever the core's small per-stream buffer is full, so
- * a slow client slows the producer down instead of filling memory.
+ * Streamed bodies, both ways. Responses: pulls chunks from an async
+ * iterable (a Node `Readable`, a web `ReadableStream`, an async generator)
+ * and writes them to the core, waiting whenever the core's small
+ * per-stream buffer is full, so a slow client slows the producer down
+ * instead of filling memory. Requests (`uploadStream`): a `ReadableStream`
+ * that takes a chunk from the core only when its consumer asks for one, so
+ * a slow consumer slows the client down.
  */
-import { HttpyTypeError } from './errors.js'
-import { WriteResult, type NativeServer } from './native.js'
+import { HttpyError, HttpyTypeError, fromNative } from './errors.js'
+import { AbortState, WriteResult, type NativeServer, type NativeUpload } from './native.js'
 import type { StreamBody } from './response.js'
 
 /** True for the body types sent as a stream. */
@@ -38,6 +41,7 @@ export function pumpStream(
   headers: string,
   body: StreamBody,
   onError: (err: unknown) => void,
+  onClientGone?: () => void,
 ): void {
   let wake: (() => void) | undefined
   const stream = n.respondStream(id, status, headers, () => {
@@ -48,6 +52,7 @@ export function pumpStream(
   const iterable = body as AsyncIterable<unknown>
   if (stream === null) {
     // The client left before the first byte: release the producer.
+    onClientGone?.()
     const it = iterable[Symbol.asyncIterator]()
     void Promise.resolve(it.return?.()).catch(() => {})
     return
@@ -65,7 +70,10 @@ export function pumpStream(
           r = write()
         }
         // Client gone: leaving the loop closes the iterator (and the source).
-        if (r === WriteResult.Closed) break
+        if (r === WriteResult.Closed) {
+          onClientGone?.()
+          break
+        }
       }
       stream.end()
     } catch (err) {
@@ -73,4 +81,81 @@ export function pumpStream(
       onError(err)
     }
   })()
+}
+
+/** @internal What a request needs of its server: its streamed body, and word of the client leaving. */
+export interface RequestLink {
+  takeUpload(id: number, onReadable: () => void): NativeUpload | null
+  watchAbort(id: number, onAbort: () => void): AbortState
+}
+
+/** The link of a running server's requests (`native` is read per call: it is gone once the server closed). */
+export function requestLink(native: () => NativeServer | undefined): RequestLink {
+  return {
+    takeUpload: (id, onReadable) => native()?.takeUpload(id, onReadable) ?? null,
+    watchAbort: (id, onAbort) => native()?.watchAbort(id, onAbort) ?? AbortState.Answered,
+  }
+}
+
+/**
+ * The streamed body of request `id`. `highWaterMark: 0`: nothing is taken
+ * from the core before the consumer reads, so the core's small buffer (and
+ * then the socket) holds what the consumer has not asked for yet.
+ */
+export function uploadStream(link: RequestLink | undefined, id: number): ReadableStream<Uint8Array> {
+  let upload: NativeUpload | null | undefined
+  let wake: (() => void) | undefined
+  const onReadable = (): void => {
+    const w = wake
+    wake = undefined
+    w?.()
+  }
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        upload ??= link?.takeUpload(id, onReadable) ?? null
+        if (upload === null) {
+          controller.error(new HttpyError('ERR_HTTPY_BODY_ABORTED', 'the request is over: its body can no longer be read'))
+          return
+        }
+        for (;;) {
+          let chunk: Buffer | null
+          try {
+            chunk = upload.read()
+          } catch (e) {
+            controller.error(fromNative(e))
+            return
+          }
+          if (chunk !== null) {
+            controller.enqueue(chunk)
+            return
+          }
+          if (upload.ended) {
+            controller.close()
+            return
+          }
+          // The call-back is queued on this thread by the core, so it cannot
+          // run before `wake` is set.
+          await new Promise<void>((resolve) => {
+            wake = resolve
+          })
+        }
+      },
+      cancel() {
+        upload?.cancel()
+      },
+    },
+    { highWaterMark: 0 },
+  )
+}
+
+/** Reads a stream of byte chunks to its end, into one buffer. */
+export async function readAll(stream: ReadableStream<Uint8Array>): Promise<Buffer> {
+  const chunks: Uint8Array[] = []
+  let total = 0
+  for await (const c of stream) {
+    chunks.push(c)
+    total += c.byteLength
+  }
+  return Buffer.concat(chunks, total)
 }

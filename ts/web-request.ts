@@ -3,7 +3,8 @@
  *
  * `method`, `url` and `headers` are answered from the native record
  * without creating the platform's `Request`; `text()`, `json()` and
- * `arrayBuffer()` read the body HTTPy already holds. Anything else
+ * `arrayBuffer()` read the body HTTPy already holds (or, when it streams,
+ * read HTTPy's stream to its end). `signal` is HTTPy's own. Anything else
  * (`body` as a stream, `formData()`, `clone()`, `cache`, …) creates the
  * real `Request` once, from those same values, and is answered by it from
  * then on. The object's prototype chain includes `Request.prototype`, so
@@ -35,7 +36,6 @@ export class WebRequest {
   readonly #fallback: FallbackAuthority
   #url: string | undefined
   #headers: Headers | undefined
-  #controller: AbortController | undefined
   #real: Request | undefined
   #used = false
 
@@ -58,14 +58,17 @@ export class WebRequest {
       signal: this.signal,
     }
     if (!bodyless(method)) {
-      const body = this.#req.body
       if (this.#used) {
         // The body was read through the fast path: the real request's is
         // consumed too, so `bodyUsed` and a second read behave as standard.
         init.body = new ReadableStream({ start: (c) => c.close() })
         init.duplex = 'half'
-      } else if (body.byteLength > 0) {
-        init.body = body as unknown as BodyInit
+      } else if (this.#req.streamed) {
+        // The socket, chunk by chunk, with backpressure.
+        init.body = this.#req.stream() as unknown as BodyInit
+        init.duplex = 'half'
+      } else if (this.#req.body.byteLength > 0) {
+        init.body = this.#req.body as unknown as BodyInit
       }
     }
     const real = new GlobalRequest(this.url, init)
@@ -96,29 +99,25 @@ export class WebRequest {
   }
 
   /**
-   * Never aborted by a client leaving before the response: the core does
-   * not report that for whole requests (see docs/fetch.md). A streamed
-   * response stops when the client goes away.
+   * Aborted when the client goes away before the response is delivered
+   * (HTTPy's `req.signal`); watched only once read.
    */
   get signal(): AbortSignal {
-    if (this.#real) return this.#real.signal
-    return (this.#controller ??= new AbortController()).signal
+    return this.#req.signal
   }
 
   get bodyUsed(): boolean {
     return this.#real ? this.#real.bodyUsed : this.#used
   }
 
-  #take(): Buffer | null {
-    if (this.#used) throw new TypeError('Body is unusable: Body has already been read')
-    this.#used = true
-    return bodyless(this.#req.method) ? null : this.#req.body
-  }
-
-  /** Reads the body HTTPy holds, once, as the standard body methods do. */
+  /** Reads the body, once, as the standard body methods do. */
   #read<T>(convert: (body: Buffer | null) => T): Promise<T> {
     try {
-      return Promise.resolve(convert(this.#take()))
+      if (this.#used) throw new TypeError('Body is unusable: Body has already been read')
+      this.#used = true
+      if (bodyless(this.#req.method)) return Promise.resolve(convert(null))
+      if (this.#req.streamed) return this.#req.bytes().then(convert)
+      return Promise.resolve(convert(this.#req.body))
     } catch (e) {
       return Promise.reject(e)
     }

@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process'
 import { appendFileSync } from 'node:fs'
 import { basename } from 'node:path'
 
-export type Tool = 'nginx' | 'curl' | 'aioquic' | 'valgrind' | 'zstd' | 'openssl' | 'redis'
+export type Tool = 'nginx' | 'curl' | 'aioquic' | 'requests' | 'valgrind' | 'zstd' | 'openssl' | 'redis'
 
 interface ToolInfo {
   /** Whether the tool runs here. */
@@ -40,6 +40,10 @@ export const TOOLS: Record<Tool, ToolInfo> = {
   aioquic: {
     probe: () => runs('python3', ['-c', 'import aioquic']),
     install: 'apt-get install python3-pip && python3 -m pip install aioquic',
+  },
+  requests: {
+    probe: () => runs('python3', ['-c', 'import requests']),
+    install: 'apt-get install python3-pip && python3 -m pip install requests',
   },
   valgrind: { probe: () => runs('valgrind', ['--version']), install: 'apt-get install valgrind' },
   zstd: { probe: () => runs('zstd', ['--version']), install: 'apt-get install zstd' },

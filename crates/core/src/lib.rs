@@ -27,6 +27,12 @@ mod server;
 mod ws;
 
 pub use body::encoder::{compress_all, Coding};
+pub use body::multipart::{BodyStreaming, MultipartLimits};
+/// The frames of a multipart stream, as the embedder reads them.
+pub mod multipart {
+    pub use crate::body::multipart::{FRAME_DATA, FRAME_END, FRAME_HEAD};
+}
+pub use body::upload::{UploadError, UploadRead, UploadReceiver, WHOLE_MAX as UPLOAD_WHOLE_MAX};
 pub use body::{body_channel, BodyReceiver, BodySender, WriteOutcome};
 pub use bytes::Bytes;
 pub use config::client_auth::{ClientAuthSource, ClientCert, TlsPeer};

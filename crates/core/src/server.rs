@@ -131,6 +131,8 @@ impl Server {
             },
             stats: stats.clone(),
             alt_svc,
+            uploads: Default::default(),
+            aborts: Default::default(),
             config: config.clone(),
         });
         let env = Arc::new(Env {
@@ -228,6 +230,37 @@ impl Server {
     /// Takes every request queued since the last call.
     pub fn take_batch(&self) -> Vec<Incoming> {
         self.service.queue.take_batch()
+    }
+
+    /// The streamed body of request `id` (its record says `streamed`), once.
+    /// `None` when already taken or when the request is over.
+    pub fn take_upload(&self, id: u32) -> Option<crate::UploadReceiver> {
+        self.service.uploads.take(id)
+    }
+
+    /// Calls `f` (on a Tokio thread) once if request `id` ends without its
+    /// reply being delivered: the client left, or the core answered for
+    /// the handler. `responder` is the request's, to see whether that has
+    /// already happened: then `f` is handed back (call it yourself).
+    pub fn watch_abort(
+        &self,
+        id: u32,
+        responder: &Responder,
+        f: Box<dyn FnOnce() + Send>,
+    ) -> Option<Box<dyn FnOnce() + Send>> {
+        let aborts = &self.service.aborts;
+        aborts.watch(id, f);
+        // Looked after registering: a request that ended just before saw
+        // no watcher, and its responder is abandoned by now.
+        if responder.is_abandoned() {
+            return aborts.unwatch(id);
+        }
+        None
+    }
+
+    /// Stops watching request `id` (its answer was sent).
+    pub fn unwatch_abort(&self, id: u32) {
+        self.service.aborts.unwatch(id);
     }
 
     /// Accepts the WebSocket upgrade of request `id` (a request routed to a

@@ -17,6 +17,8 @@ use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 
 pub(crate) mod encoder;
+pub(crate) mod multipart;
+pub(crate) mod upload;
 
 pub use crate::error::BoxError;
 use encoder::Encoder;

@@ -43,6 +43,9 @@ pub struct ServerConfig {
     /// (404/405) without entering JS; when true they go to JS so middleware
     /// sees every request.
     pub js_handles_misses: bool,
+    /// When true, requests that match no route (and go to JS) stream their
+    /// long bodies, as routes marked with `Router::set_streams_body` do.
+    pub stream_miss_bodies: bool,
     /// Listen backlog.
     pub backlog: u32,
     /// Serve TLS (HTTP/2 and HTTP/1.1 chosen by ALPN) instead of cleartext.
@@ -140,6 +143,7 @@ impl Default for ServerConfig {
             max_pending_requests: 10_000,
             threads: 1,
             js_handles_misses: false,
+            stream_miss_bodies: false,
             backlog: 1024,
             tls: None,
             h2_max_concurrent_streams: 256,

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::body::ResBody;
 
+pub(crate) mod abort;
 mod conn_info;
 pub(crate) mod fault;
 pub(crate) mod limits;

@@ -189,6 +189,9 @@ pub struct Router<T> {
     /// it answers directly); kept here so it changes atomically with the
     /// table. The router never looks inside.
     extras: FxHashMap<RouteId, std::sync::Arc<T>>,
+    /// Routes whose request bodies stream to the embedder (`streamBody`),
+    /// and how.
+    streamed: FxHashMap<RouteId, crate::body::multipart::BodyStreaming>,
 }
 
 impl<T> Default for Router<T> {
@@ -198,6 +201,7 @@ impl<T> Default for Router<T> {
             len: 0,
             patterns: FxHashMap::default(),
             extras: FxHashMap::default(),
+            streamed: Default::default(),
         }
     }
 }
@@ -218,6 +222,19 @@ impl<T> Router<T> {
             return None;
         }
         self.extras.get(&route).cloned()
+    }
+
+    /// Makes `route`'s request bodies stream (see `body::upload`).
+    pub fn set_streams_body(&mut self, route: RouteId, how: crate::body::multipart::BodyStreaming) {
+        self.streamed.insert(route, how);
+    }
+
+    /// How `route`'s request bodies stream, if they do.
+    pub fn streams_body(&self, route: RouteId) -> Option<crate::body::multipart::BodyStreaming> {
+        if self.streamed.is_empty() {
+            return None;
+        }
+        self.streamed.get(&route).copied()
     }
 
     /// Number of (method, pattern) pairs registered.

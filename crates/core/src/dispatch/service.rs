@@ -1,11 +1,13 @@
 //! One request, whatever the protocol: route it, answer directly when no
 //! handler is needed, otherwise read the body, queue it for the embedder and wait for
 //! its reply.
+//! On a route that streams its bodies (`body::upload`), a long body is
+//! queued with the request and pumped to the embedder while it waits.
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use futures_util::FutureExt;
-use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, RETRY_AFTER};
+use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{Request, Response, StatusCode};
 use std::convert::Infallible;
 use std::future::Future;
@@ -14,10 +16,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::time::Instant;
 
+use super::abort::AbortWatch;
 use super::fault::Faults;
 use super::limits::{ambiguous_h1, head_size, read_body, BodyError, MIN_PROTOCOL_HEAD};
 use super::router::Match;
 use super::{ConnInfo, Dispatch};
+use crate::body::multipart::{self, BodyStreaming, MultipartLimits};
+use crate::body::upload::{self, Prefix, Progress, PumpEnd, UploadError, Uploads};
 use crate::body::ResBody;
 use crate::config::ServerConfig;
 use crate::embedder::queue::{Incoming, Queue, Version};
@@ -44,6 +49,10 @@ pub(crate) struct Service {
     pub(crate) observe: Observers,
     /// `Alt-Svc` advertising HTTP/3 on TCP responses, when it is on.
     pub(crate) alt_svc: Option<HeaderValue>,
+    /// Streamed request bodies not yet taken by the embedder.
+    pub(crate) uploads: Uploads,
+    /// Requests whose end the embedder wants to hear of (`request.signal`).
+    pub(crate) aborts: AbortWatch,
 }
 
 impl Dispatch for Arc<Service> {
@@ -262,6 +271,10 @@ where
             (None, Vec::new(), None)
         }
     };
+    let streaming = match route {
+        Some(r) => router.streams_body(r),
+        None => config.stream_miss_bodies.then_some(BodyStreaming::Raw),
+    };
     drop(router);
 
     // Overload: refuse at once rather than queue without bound.
@@ -286,7 +299,7 @@ where
         None
     };
 
-    let (mut parts, body) = req.into_parts();
+    let (mut parts, mut body) = req.into_parts();
     let on_upgrade = ws_key
         .as_ref()
         .and_then(|_| parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
@@ -302,7 +315,34 @@ where
     }
 
     let deadline = started + config.request_timeout;
-    let body =
+    let mut rest = None;
+    // A multipart route parses `multipart/form-data` bodies, whatever their
+    // length (other bodies stream raw).
+    let multipart = match streaming {
+        Some(BodyStreaming::Multipart(limits)) => {
+            multipart::boundary(parts.headers.get(CONTENT_TYPE)).map(|b| (b, limits))
+        }
+        _ => None,
+    };
+    let body = if let Some((boundary, limits)) = multipart {
+        rest = Some(Rest::Multipart(boundary, limits, body));
+        Bytes::new()
+    } else if streaming.is_some() {
+        match tokio::time::timeout_at(
+            deadline,
+            upload::read_prefix(&mut body, config.max_body_size),
+        )
+        .await
+        {
+            Ok(Ok(Prefix::Whole(b))) => b,
+            Ok(Ok(Prefix::Partial(first))) => {
+                rest = Some(Rest::Raw(first, body));
+                Bytes::new()
+            }
+            Ok(Err(e)) => return refused(&e),
+            Err(_) => return close_after(plain(StatusCode::REQUEST_TIMEOUT, "Request Timeout")),
+        }
+    } else {
         match tokio::time::timeout_at(deadline, read_body(body, config.max_body_size, declared))
             .await
         {
@@ -317,7 +357,8 @@ where
                 ))
             }
             Err(_) => return close_after(plain(StatusCode::REQUEST_TIMEOUT, "Request Timeout")),
-        };
+        }
+    };
 
     let (id, responder, rx) = shared.queue.channel();
     let (path, query) = match parts.uri.path_and_query() {
@@ -330,6 +371,13 @@ where
         http::Version::HTTP_3 => Version::Http3,
         _ => Version::Http11,
     };
+    // Declared before the waits below, so dropped after them: a watcher
+    // registered meanwhile finds the responder abandoned, or is told here.
+    let mut watching = shared.aborts.guard(id);
+    let upload = rest.map(|rest| {
+        let (tx, rx) = upload::upload_channel();
+        (rest, tx, shared.uploads.put(id, rx))
+    });
     shared.queue.push(Incoming {
         id,
         route,
@@ -340,6 +388,8 @@ where
         params,
         headers: parts.headers,
         body,
+        streamed: upload.is_some(),
+        multipart: matches!(upload, Some((Rest::Multipart(..), ..))),
         remote: conn.remote,
         version,
         tls: conn.tls,
@@ -349,24 +399,42 @@ where
         responder,
     });
 
-    match tokio::time::timeout_at(deadline, rx).await {
-        Ok(Ok(reply)) if reply.status == StatusCode::SWITCHING_PROTOCOLS => {
-            match (ws_key, on_upgrade) {
-                (Some(key), Some(on_upgrade)) => {
-                    let slot = conn.slot.lock().take();
-                    ws::switch(&shared.ws, id, &key, reply, on_upgrade, slot)
+    let waited = match upload {
+        None => match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(reply)) => Waited::Reply(reply),
+            Ok(Err(_)) => Waited::Dropped,
+            Err(_) => Waited::TimedOut,
+        },
+        // `_kept` forgets an upload nobody took once the request is over,
+        // also when this future is dropped (the client left).
+        Some((rest, tx, _kept)) => {
+            let max = config.max_body_size;
+            let progress = Progress::new(started);
+            let w = match rest {
+                Rest::Raw(first, body) => {
+                    let pump = upload::pump(body, first, tx, max, &progress);
+                    wait_streaming(shared, rx, pump, &progress, started).await
                 }
-                _ => {
-                    shared.ws.hub.remove(id);
-                    plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+                Rest::Multipart(boundary, limits, body) => {
+                    let pump = multipart::pump(body, boundary, limits, max, tx, &progress);
+                    wait_streaming(shared, rx, pump, &progress, started).await
                 }
-            }
+            };
+            w
         }
-        Ok(Ok(reply)) => route::after_embedder(&shared.direct, reply, &facts, fill).await,
+    };
+    let reply = match waited {
+        Waited::Reply(reply) => {
+            watching.replied = true;
+            reply
+        }
+        Waited::Refused(res) => return res,
         // The responder was dropped without an answer (the embedder failed
         // to produce one, or is shutting down).
-        Ok(Err(_)) => plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
-        Err(_) => {
+        Waited::Dropped => {
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+        }
+        Waited::TimedOut => {
             Stats::inc(&shared.stats.timed_out);
             let mut res = plain(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -374,7 +442,102 @@ where
             );
             res.headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            return res;
+        }
+    };
+    if reply.status == StatusCode::SWITCHING_PROTOCOLS {
+        return match (ws_key, on_upgrade) {
+            (Some(key), Some(on_upgrade)) => {
+                let slot = conn.slot.lock().take();
+                ws::switch(&shared.ws, id, &key, reply, on_upgrade, slot)
+            }
+            _ => {
+                shared.ws.hub.remove(id);
+                plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+            }
+        };
+    }
+    route::after_embedder(&shared.direct, reply, &facts, fill).await
+}
+
+/// What remains of a streamed body once the request is queued.
+enum Rest<B> {
+    /// Raw bytes: the first ones read, then the body.
+    Raw(Bytes, B),
+    /// A `multipart/form-data` body with its boundary.
+    Multipart(String, MultipartLimits, B),
+}
+
+/// How the wait for the embedder's reply ended.
+enum Waited {
+    Reply(crate::embedder::reply::Reply),
+    Dropped,
+    TimedOut,
+    /// The core answered itself (the upload failed).
+    Refused(Response<ResBody>),
+}
+
+/// The answer to a body the core refused while reading it.
+fn refused(e: &UploadError) -> Response<ResBody> {
+    close_after(match e {
+        UploadError::TooLarge(_) => plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"),
+        UploadError::Broken(_) => plain(StatusCode::BAD_REQUEST, "Bad Request: malformed body"),
+        UploadError::Refused {
+            status, message, ..
+        } => {
+            let mut res = plain(
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
+                "",
+            );
+            *res.body_mut() = ResBody::full(Bytes::from(message.clone()));
             res
+        }
+    })
+}
+
+/// Waits for the reply while pumping the rest of the body to the embedder.
+/// `requestTimeout` counts from the last chunk received (a slow but steady
+/// upload may take longer in total) and, once the body is in, from its end.
+async fn wait_streaming(
+    shared: &Service,
+    mut rx: tokio::sync::oneshot::Receiver<crate::embedder::reply::Reply>,
+    pump: impl Future<Output = PumpEnd>,
+    progress: &Progress,
+    started: Instant,
+) -> Waited {
+    let timeout = shared.config.request_timeout;
+    tokio::pin!(pump);
+    let sleep = tokio::time::sleep_until(started + timeout);
+    tokio::pin!(sleep);
+    let mut pumping = true;
+    loop {
+        tokio::select! {
+            r = &mut rx => return match r {
+                Ok(reply) => Waited::Reply(reply),
+                Err(_) => Waited::Dropped,
+            },
+            end = &mut pump, if pumping => {
+                pumping = false;
+                if let PumpEnd::Failed(e) = end {
+                    return Waited::Refused(refused(&e));
+                }
+                sleep.as_mut().reset(Instant::now() + timeout);
+            }
+            () = &mut sleep => {
+                let next = progress.last() + timeout;
+                if !pumping {
+                    return Waited::TimedOut;
+                }
+                if next <= Instant::now() {
+                    // The client stopped sending mid-body, as for a
+                    // whole body read too slowly.
+                    return Waited::Refused(close_after(plain(
+                        StatusCode::REQUEST_TIMEOUT,
+                        "Request Timeout",
+                    )));
+                }
+                sleep.as_mut().reset(next);
+            }
         }
     }
 }
@@ -419,6 +582,8 @@ pub(crate) mod tests {
             },
             stats,
             alt_svc: None,
+            uploads: Default::default(),
+            aborts: Default::default(),
             config,
         })
     }

@@ -58,6 +58,12 @@ pub struct Incoming {
     pub params: Vec<String>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The body streams: `body` is empty and the rest is taken with
+    /// [`crate::Server::take_upload`].
+    pub streamed: bool,
+    /// The streamed body is `multipart/form-data`, sent as parts
+    /// (`body::multipart` frames) rather than raw bytes.
+    pub multipart: bool,
     pub remote: SocketAddr,
     pub version: Version,
     pub tls: bool,
@@ -226,6 +232,8 @@ pub(crate) mod tests {
             params: Vec::new(),
             headers: HeaderMap::new(),
             body: Bytes::new(),
+            streamed: false,
+            multipart: false,
             remote: "127.0.0.1:4000".parse().unwrap(),
             version: Version::Http11,
             tls: false,

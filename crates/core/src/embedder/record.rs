@@ -20,7 +20,10 @@
 //! headers: (u16 len + name, u32 len + value)*
 //! u32 body len | u8 placement (0 inline, 1 external) | inline bytes or u32 index
 //! ```
-//! flags: bit 0 = TLS, bit 1 = allow list present, bit 2 = TLS peer facts present.
+//! flags: bit 0 = TLS, bit 1 = allow list present, bit 2 = TLS peer facts
+//! present, bit 3 = the body streams (its length is 0 here; the embedder
+//! takes it with `Server::take_upload`), bit 4 = that stream carries
+//! multipart parts (`body::multipart` frames).
 
 use bytes::Bytes;
 use std::io::Write as _;
@@ -114,6 +117,12 @@ pub fn encode(req: &Incoming, out: &mut Vec<u8>, external: &mut Vec<Bytes>) {
     }
     if req.tls_peer.is_some() {
         flags |= 4;
+    }
+    if req.streamed {
+        flags |= 8;
+    }
+    if req.multipart {
+        flags |= 16;
     }
     out.push(flags);
     put_u16(out, req.params.len());

@@ -166,12 +166,13 @@ impl Client for H3Client {
     fn reset(&mut self) {
         // Dropping the stream resets it; the connection stays.
     }
+}
 
-    async fn finish(&mut self) {
-        if let Some((_, send)) = self.send.take() {
-            drop(send);
-            self.slot.endpoint.close(0u32.into(), b"done");
-        }
+impl Drop for H3Slot {
+    /// Closes the connection once every client sharing it is done (a
+    /// client that finishes first must not cut the others' streams).
+    fn drop(&mut self) {
+        self.endpoint.close(0u32.into(), b"done");
     }
 }
 

@@ -140,6 +140,7 @@ export const {
   WsEventAt,
   WriteResult,
   SendResult,
+  WsCompressionMode,
   BatchAt,
   ReplyAt,
 } = native

@@ -148,9 +148,9 @@ fn window_bits(v: &str) -> Option<u8> {
 
 /// A published message's compressed payload, made by the first subscriber
 /// writer that needs it and reused by the others (shared mode, full
-/// window). `None` inside means compression did not pay.
+/// window).
 #[derive(Default)]
-pub(crate) struct Packed(OnceLock<Option<Bytes>>);
+pub(crate) struct Packed(OnceLock<Bytes>);
 
 thread_local! {
     /// One stateless compressor per I/O thread and window size (zlib's
@@ -184,18 +184,18 @@ impl Deflater {
             Message::Binary(b) => (b, Data::Binary),
             _ => return msg,
         };
-        // zlib cannot deflate with a 256-byte window: a client that asked
-        // for `server_max_window_bits=8` gets every message uncompressed.
-        if data.len() < self.threshold || self.agreed.server_bits < 9 {
+        if data.len() < self.threshold {
             return msg;
         }
-        let out = if self.agreed.server_takeover {
-            // History must stay in step with the client, so the message is
-            // sent compressed even when that did not pay.
+        // Every message over the threshold goes out compressed, even one
+        // that did not shrink (random or already compressed data grows by a
+        // few bytes per 16 KB): the RFC lets a sender mix in plain ones, but
+        // some clients mishandle them (the Autobahn runner in CI does).
+        let payload = if self.agreed.server_takeover {
             let c = self
                 .own
                 .get_or_insert_with(|| Box::new(new_compress(self.agreed.server_bits)));
-            Some(deflate(c, data))
+            deflate(c, data)
         } else {
             let bits = self.agreed.server_bits;
             match packed {
@@ -205,24 +205,24 @@ impl Deflater {
                 _ => shared_deflate(bits, data),
             }
         };
-        match out {
-            Some(payload) => {
-                let mut f = Frame::message(payload, OpCode::Data(op), true);
-                f.header_mut().rsv1 = true;
-                Message::Frame(f)
-            }
-            None => msg,
-        }
+        let mut f = Frame::message(payload, OpCode::Data(op), true);
+        f.header_mut().rsv1 = true;
+        Message::Frame(f)
     }
 }
 
+/// zlib's deflate has no 256-byte window (`server_max_window_bits=8`): for
+/// it, level 0 with a 512-byte window writes stored blocks only, which have
+/// no back-references and so are valid whatever window the client keeps.
 fn new_compress(bits: u8) -> Compress {
+    if bits < 9 {
+        return Compress::new_with_window_bits(Compression::none(), false, 9);
+    }
     Compress::new_with_window_bits(Compression::new(LEVEL), false, bits)
 }
 
-/// Compresses one message with no history; `None` when it did not shrink
-/// (then it goes out uncompressed, which the RFC allows per message).
-fn shared_deflate(bits: u8, data: &[u8]) -> Option<Bytes> {
+/// Compresses one message with no history.
+fn shared_deflate(bits: u8, data: &[u8]) -> Bytes {
     SHARED.with(|cell| {
         let mut pool = cell.borrow_mut();
         let at = match pool.iter().position(|(b, _)| *b == bits) {
@@ -234,8 +234,7 @@ fn shared_deflate(bits: u8, data: &[u8]) -> Option<Bytes> {
         };
         let c = &mut pool[at].1;
         c.reset();
-        let out = deflate(c, data);
-        (out.len() < data.len()).then_some(out)
+        deflate(c, data)
     })
 }
 
@@ -349,16 +348,20 @@ mod tests {
         assert_eq!(inflate(fa.payload()), json.as_bytes());
         // Both subscribers send the very same bytes, made once.
         assert_eq!(fa.payload().as_ptr(), fb.payload().as_ptr());
-        // A client that asked for an 8-bit window gets plain messages.
+        // A client that asked for an 8-bit window gets stored blocks only
+        // (BTYPE 00), which decode with any window.
         let tiny = negotiate(
             std::iter::once("permessage-deflate; server_max_window_bits=8"),
             WsCompression::Dedicated,
         )
         .unwrap();
-        assert!(matches!(
-            Deflater::new(tiny, 0).pack(Message::Text(json.clone().into()), None),
-            Message::Text(_)
-        ));
+        let Message::Frame(f) =
+            Deflater::new(tiny, 0).pack(Message::Text(json.clone().into()), None)
+        else {
+            panic!("compressed frame expected")
+        };
+        assert_eq!(f.payload()[0] & 0b110, 0, "stored block");
+        assert_eq!(inflate(f.payload()), json.as_bytes());
         // Short messages go out as they are.
         assert!(matches!(
             a.pack(Message::Text("hi".into()), None),

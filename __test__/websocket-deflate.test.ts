@@ -10,7 +10,7 @@ import zlib from 'node:zlib'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { App, type Server, type WebSocketOptions } from '../ts/index.js'
-import { listen, requireTool } from './helpers/index.js'
+import { echoWebSocket, listen, requireTool } from './helpers/index.js'
 import { until } from './helpers/wait.js'
 
 const servers: Server[] = []
@@ -26,15 +26,7 @@ afterEach(async () => {
 /** An echo server on `/echo` with the given WebSocket options. */
 async function echoServer(opts: WebSocketOptions = {}): Promise<Server> {
   const app = new App()
-  app.websocket(
-    '/echo',
-    (ws) =>
-      ws.onMessage((m) => {
-        if (m.type === 'text') void ws.sendText(m.data)
-        else void ws.sendBinary(m.data)
-      }),
-    opts,
-  )
+  echoWebSocket(app, '/echo', opts)
   const s = await listen(app)
   servers.push(s)
   return s

@@ -86,6 +86,9 @@ pub(crate) struct Inflating<S> {
     max: usize,
     inflated: usize,
     eof: bool,
+    /// A failure found while earlier messages still wait in `out`: those
+    /// are handed over first, then this is returned.
+    failed: Option<io::Error>,
     fault: Fault,
 }
 
@@ -102,6 +105,7 @@ impl<S> Inflating<S> {
             max,
             inflated: 0,
             eof: false,
+            failed: None,
             fault,
         }
     }
@@ -335,6 +339,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Inflating<S> {
                 this.out.advance(n);
                 return Poll::Ready(Ok(()));
             }
+            if let Some(e) = this.failed.take() {
+                return Poll::Ready(Err(e));
+            }
             if this.eof {
                 // Hand a truncated frame to tungstenite as it is: it reports
                 // the connection as reset.
@@ -344,9 +351,14 @@ impl<S: AsyncRead + Unpin> AsyncRead for Inflating<S> {
                 }
                 return Poll::Ready(Ok(()));
             }
-            while this.step()? {
-                if this.out.len() >= READ_CHUNK {
-                    break;
+            loop {
+                match this.step() {
+                    Ok(true) if this.out.len() < READ_CHUNK => {}
+                    Ok(_) => break,
+                    Err(e) => {
+                        this.failed = Some(e);
+                        break;
+                    }
                 }
             }
             if !this.out.is_empty() {
@@ -479,6 +491,33 @@ mod tests {
             frames.last().map(|f| (f.0, f.1.as_slice())),
             Some((0x82, &b"plain"[..]))
         );
+    }
+
+    /// Runs `wire` through the wrapper: the plain bytes it yields before
+    /// failing, and the fault.
+    async fn until_fault(wire: Vec<u8>, max: usize) -> (Vec<u8>, Option<(u16, &'static str)>) {
+        let fault = Fault::default();
+        let mut r = Inflating::new(&wire[..], false, max, fault.clone());
+        let mut plain = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = r.read(&mut buf).await {
+            plain.extend_from_slice(&buf[..n]);
+        }
+        let f = *fault.lock();
+        (plain, f)
+    }
+
+    #[tokio::test]
+    async fn a_good_message_before_a_bad_one_is_still_delivered() {
+        // Regression: both arrive in one read; the first must not be lost
+        // when the second fails the connection.
+        let good = b"x".repeat(1024);
+        let mut wire = frame(0xc1, &deflate(&good));
+        wire.extend(frame(0xc1, &deflate(&b"y".repeat(1025))));
+        let (plain, fault) = until_fault(wire, 1024).await;
+        assert_eq!(fault, Some((1009, "message too big")));
+        assert_eq!(&plain[..2], &[0x81, 0x80 | 127]);
+        assert_eq!(&plain[14..], &good[..]);
     }
 
     #[tokio::test]

@@ -361,7 +361,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Inflating<S> {
                     }
                 }
             }
-            if !this.out.is_empty() {
+            if !this.out.is_empty() || this.failed.is_some() {
                 continue;
             }
             this.raw.reserve(READ_CHUNK);
@@ -518,6 +518,22 @@ mod tests {
         assert_eq!(fault, Some((1009, "message too big")));
         assert_eq!(&plain[..2], &[0x81, 0x80 | 127]);
         assert_eq!(&plain[14..], &good[..]);
+    }
+
+    #[tokio::test]
+    async fn a_bad_message_fails_without_waiting_for_more_input() {
+        // Regression: the socket stays open after the bad frame; the
+        // failure must come out of the read at once, not after more bytes.
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let fault = Fault::default();
+        let mut r = Inflating::new(server, false, 1 << 20, fault.clone());
+        tokio::io::AsyncWriteExt::write_all(&mut client, &frame(0xc1, &[0xff; 40]))
+            .await
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(2), r.read(&mut buf)).await;
+        assert!(matches!(read, Ok(Err(_))), "the read fails at once");
+        assert_eq!(*fault.lock(), Some((1007, "invalid compressed data")));
     }
 
     #[tokio::test]

@@ -609,7 +609,9 @@ describe('websocket: flow control', () => {
       await ws.sendText('end')
     }, { highWaterMark: 256 * 1024 })
     const server = await start(app)
-    const c = await connect(server, '/flood')
+    // Uncompressed: the point is bytes piling up on the wire, and 64 KiB of
+    // 'x' deflates to a few hundred bytes.
+    const c = await connect(server, '/flood', { perMessageDeflate: false })
     c.ws.pause() // stop reading the socket
     await sleep(700)
     const first = sent
@@ -662,7 +664,8 @@ describe('websocket: flow control', () => {
       }
     }, { highWaterMark: 64 * 1024 })
     const server = await start(app)
-    const c = await connect(server, '/slow')
+    // Uncompressed, so that 32 MiB really travel (zeros deflate to nothing).
+    const c = await connect(server, '/slow', { perMessageDeflate: false })
     const msg = Buffer.alloc(64 * 1024)
     for (let i = 0; i < 512; i++) {
       const m = Buffer.from(msg)

@@ -526,6 +526,9 @@ export interface NativeWsOptions {
   heartbeatMs: number
   highWaterMark: number
   maxBackpressure: number
+  compression: WsCompressionMode
+  /** Smallest message compressed, in bytes. */
+  compressionThreshold: number
 }
 
 /**
@@ -705,6 +708,15 @@ export declare enum WriteResult {
   Full = 1,
   /** The client is gone. */
   Closed = 2,
+}
+
+/** The WebSocket `compression` option (`NativeWsOptions.compression`). */
+export declare enum WsCompressionMode {
+  Off = 0,
+  /** permessage-deflate, each message compressed on its own. */
+  Shared = 1,
+  /** permessage-deflate with a compressor per connection. */
+  Dedicated = 2,
 }
 
 /** Byte offsets in one event of a `wsDrain` batch (`httpy_core::encode_ws_events`). */

@@ -207,6 +207,16 @@ pub enum SendResult {
     Closed = 2,
 }
 
+/// The WebSocket `compression` option (`NativeWsOptions.compression`).
+#[napi]
+pub enum WsCompressionMode {
+    Off = 0,
+    /// permessage-deflate, each message compressed on its own.
+    Shared = 1,
+    /// permessage-deflate with a compressor per connection.
+    Dedicated = 2,
+}
+
 // The core's own numbering of what it encodes must match the contract.
 const _: () = {
     use httpy_core::Version as V;

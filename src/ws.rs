@@ -6,9 +6,9 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::time::Duration;
 
-use httpy_core::{Bytes, Reply, SendStatus, WsFrame, WsOptions};
+use httpy_core::{Bytes, Reply, SendStatus, WsCompression, WsFrame, WsOptions};
 
-use crate::contract::{SendResult, WsEventKind, WsSendAt};
+use crate::contract::{SendResult, WsCompressionMode, WsEventKind, WsSendAt};
 use crate::convert::{self, core_error, ms, status};
 use crate::server::NativeServer;
 
@@ -22,6 +22,9 @@ pub struct NativeWsOptions {
     pub heartbeat_ms: f64,
     pub high_water_mark: f64,
     pub max_backpressure: f64,
+    pub compression: WsCompressionMode,
+    /// Smallest message compressed, in bytes.
+    pub compression_threshold: f64,
 }
 
 fn opt_ms(v: f64) -> Option<Duration> {
@@ -67,6 +70,12 @@ impl NativeServer {
             heartbeat: opt_ms(options.heartbeat_ms),
             high_water_mark: options.high_water_mark.max(1.0) as usize,
             max_backpressure: options.max_backpressure.max(1.0) as usize,
+            compression: match options.compression {
+                WsCompressionMode::Off => WsCompression::Off,
+                WsCompressionMode::Shared => WsCompression::Shared,
+                WsCompressionMode::Dedicated => WsCompression::Dedicated,
+            },
+            compression_threshold: options.compression_threshold.max(0.0) as usize,
         };
         Ok(server.ws_accept(id, responder, reply, opts))
     }

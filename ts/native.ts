@@ -151,6 +151,7 @@ export const {
   SendResult,
   AbortState,
   PartFrame,
+  WsCompressionMode,
   BatchAt,
   ReplyAt,
 } = native

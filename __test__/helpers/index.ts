@@ -7,7 +7,8 @@
  * - `h3.ts`: the independent aioquic HTTP/3 client (`h3`);
  * - `proc.ts`: fixture processes, `freePort`, `waitFor`;
  * - `tools.ts`: external tools (`requireTool`);
- * - `wait.ts`: `sleep`, `until` (throws on timeout).
+ * - `wait.ts`: `sleep`, `until` (throws on timeout);
+ * - `ws.ts`: `echoWebSocket` (an echo route).
  */
 export * from './h1.js'
 export * from './h2.js'
@@ -15,3 +16,4 @@ export * from './h3.js'
 export * from './proc.js'
 export * from './tools.js'
 export * from './wait.js'
+export * from './ws.js'

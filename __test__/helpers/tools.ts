@@ -1,6 +1,7 @@
 /**
  * External tools the suite drives as independent peers (nginx, curl, the
- * aioquic HTTP/3 client, valgrind, zstd, openssl). `requireTool` is the one
+ * aioquic HTTP/3 client, valgrind, zstd, openssl, Python's websockets
+ * client, the kosoku Autobahn runner). `requireTool` is the one
  * place that decides what happens when one is missing:
  *
  * - under CI (`CI` set and not "false"/"0") or with `HTTPY_REQUIRE_ALL=1`,
@@ -17,7 +18,7 @@ import { spawnSync } from 'node:child_process'
 import { appendFileSync } from 'node:fs'
 import { basename } from 'node:path'
 
-export type Tool = 'nginx' | 'curl' | 'aioquic' | 'requests' | 'valgrind' | 'zstd' | 'openssl' | 'redis'
+export type Tool = 'nginx' | 'curl' | 'aioquic' | 'requests' | 'valgrind' | 'zstd' | 'openssl' | 'redis' | 'pywebsockets' | 'kosoku'
 
 interface ToolInfo {
   /** Whether the tool runs here. */
@@ -52,6 +53,14 @@ export const TOOLS: Record<Tool, ToolInfo> = {
   redis: {
     probe: () => runs('redis-server', ['--version']) && runs('redis-cli', ['--version']),
     install: 'apt-get install redis-server',
+  },
+  pywebsockets: {
+    probe: () => runs('python3', ['-c', 'import websockets.asyncio.client']),
+    install: 'apt-get install python3-pip && python3 -m pip install websockets',
+  },
+  kosoku: {
+    probe: () => runs('kosoku', ['--help']),
+    install: 'apt-get install python3-pip && python3 -m pip install kosoku',
   },
 }
 

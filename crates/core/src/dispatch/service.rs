@@ -291,7 +291,7 @@ where
 
     let ws_key = if upgrade && route.is_some() {
         match ws::check_handshake(req.headers()) {
-            Ok(key) => Some(key),
+            Ok(hs) => Some(hs),
             // The client expected to switch protocols: do not keep the connection.
             Err(res) => return close_after(*res),
         }
@@ -447,9 +447,9 @@ where
     };
     if reply.status == StatusCode::SWITCHING_PROTOCOLS {
         return match (ws_key, on_upgrade) {
-            (Some(key), Some(on_upgrade)) => {
+            (Some(hs), Some(on_upgrade)) => {
                 let slot = conn.slot.lock().take();
-                ws::switch(&shared.ws, id, &key, reply, on_upgrade, slot)
+                ws::switch(&shared.ws, id, &hs, reply, on_upgrade, slot)
             }
             _ => {
                 shared.ws.hub.remove(id);

@@ -13,7 +13,9 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
+use super::deflate::{Agreed, Deflater};
 use super::hub::{Hub, WsConn, WsEventKind, WsOptions};
+use super::inflate::{Fault, Inflating};
 use crate::embedder::queue::Queue;
 use crate::lifecycle::Lifecycle;
 use crate::observe::metrics::{open_connection, websocket_message, Metrics, Protocol};
@@ -112,23 +114,48 @@ fn config(opts: &WsOptions) -> WebSocketConfig {
 }
 
 /// Runs one upgraded connection to its end, then frees everything it held.
-pub(crate) async fn run<S>(shared: Arc<WsEnv>, conn: Arc<WsConn>, io: S)
+/// With permessage-deflate agreed, the transport is wrapped to inflate what
+/// arrives and the writer deflates what leaves.
+pub(crate) async fn run<S>(shared: Arc<WsEnv>, conn: Arc<WsConn>, io: S, deflate: Option<Agreed>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     Stats::inc(&shared.stats.websockets_open);
     Stats::inc(&shared.stats.websockets_total);
     let _open = open_connection(&shared.metrics, Protocol::WebSocket);
-    let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config(&conn.opts))).await;
-    conn.touch();
-    drive(&shared, &conn, ws).await;
+    let cfg = Some(config(&conn.opts));
+    match deflate {
+        Some(agreed) => {
+            let fault = Fault::default();
+            let io = Inflating::new(
+                io,
+                agreed.client_takeover,
+                conn.opts.max_message_size,
+                fault.clone(),
+            );
+            let ws = WebSocketStream::from_raw_socket(io, Role::Server, cfg).await;
+            conn.touch();
+            let deflater = Deflater::new(agreed, conn.opts.compression_threshold);
+            drive(&shared, &conn, ws, Some(deflater), &fault).await;
+        }
+        None => {
+            let ws = WebSocketStream::from_raw_socket(io, Role::Server, cfg).await;
+            conn.touch();
+            drive(&shared, &conn, ws, None, &Fault::default()).await;
+        }
+    }
     report_close(&shared, &conn, 1006, "connection lost");
     shared.hub.remove(conn.id);
     Stats::dec(&shared.stats.websockets_open);
 }
 
-async fn drive<S>(shared: &Arc<WsEnv>, conn: &Arc<WsConn>, ws: WebSocketStream<S>)
-where
+async fn drive<S>(
+    shared: &Arc<WsEnv>,
+    conn: &Arc<WsConn>,
+    ws: WebSocketStream<S>,
+    mut deflater: Option<Deflater>,
+    fault: &Fault,
+) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (mut sink, mut stream) = ws.split();
@@ -150,14 +177,16 @@ where
             match next {
                 None => return ReadEnd::Gone,
                 Some(Err(e)) => {
-                    return match error_close(&e) {
+                    // The inflating wrapper says why it failed the read.
+                    let why = fault.lock().take().or_else(|| error_close(&e));
+                    return match why {
                         Some((code, reason)) => {
                             conn.enqueue_close(code, reason);
                             report_close(shared, conn, code, reason);
                             ReadEnd::Closing
                         }
                         None => ReadEnd::Gone,
-                    }
+                    };
                 }
                 Some(Ok(msg)) => {
                     conn.touch();
@@ -193,7 +222,7 @@ where
             let ready = conn.out_ready.notified();
             tokio::pin!(ready);
             ready.as_mut().enable();
-            let batch: Vec<(Message, usize)> = conn.out.lock().frames.drain(..).collect();
+            let batch: Vec<_> = conn.out.lock().frames.drain(..).collect();
             if batch.is_empty() {
                 match &mut beat {
                     Some((tick, every)) => {
@@ -222,10 +251,14 @@ where
             }
             let mut bytes = 0;
             let mut closed = false;
-            for (msg, len) in batch {
+            for (msg, len, packed) in batch {
                 websocket_message(shared.metrics.as_deref(), &msg, false);
                 bytes += len;
                 closed |= matches!(msg, Message::Close(_));
+                let msg = match &mut deflater {
+                    Some(d) => d.pack(msg, packed.as_deref()),
+                    None => msg,
+                };
                 if sink.feed(msg).await.is_err() {
                     return WriteEnd::Failed;
                 }

@@ -9,6 +9,7 @@ use http::header::{self, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
+use super::deflate::negotiate;
 use super::driver::{report_close, run, WsEnv};
 use crate::body::ResBody;
 use crate::respond::plain;
@@ -34,9 +35,16 @@ pub(crate) fn upgrade_required() -> Response<ResBody> {
     res
 }
 
+/// What the switch needs from an acceptable upgrade request.
+pub(crate) struct Handshake {
+    key: String,
+    /// The client's `Sec-WebSocket-Extensions` values, joined.
+    extensions: String,
+}
+
 /// Checks the client's half of the opening handshake (RFC 6455 section
-/// 4.2.1) and returns its key, or the response refusing it.
-pub(crate) fn check_handshake(headers: &HeaderMap) -> Result<String, Box<Response<ResBody>>> {
+/// 4.2.1) and returns its key and offers, or the response refusing it.
+pub(crate) fn check_handshake(headers: &HeaderMap) -> Result<Handshake, Box<Response<ResBody>>> {
     let connection_upgrade = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -71,7 +79,15 @@ pub(crate) fn check_handshake(headers: &HeaderMap) -> Result<String, Box<Respons
         .get(header::SEC_WEBSOCKET_KEY)
         .and_then(|v| v.to_str().ok())
     {
-        Some(k) if k.len() == 24 && k.ends_with("==") => Ok(k.to_string()),
+        Some(k) if k.len() == 24 && k.ends_with("==") => Ok(Handshake {
+            key: k.to_string(),
+            extensions: headers
+                .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect::<Vec<_>>()
+                .join(","),
+        }),
         _ => Err(Box::new(plain(
             StatusCode::BAD_REQUEST,
             "Bad Request: invalid Sec-WebSocket-Key",
@@ -85,7 +101,7 @@ pub(crate) fn check_handshake(headers: &HeaderMap) -> Result<String, Box<Respons
 pub(crate) fn switch(
     shared: &Arc<WsEnv>,
     id: u32,
-    key: &str,
+    hs: &Handshake,
     reply: crate::Reply,
     on_upgrade: hyper::upgrade::OnUpgrade,
     slot: Option<tokio::sync::OwnedSemaphorePermit>,
@@ -101,15 +117,21 @@ pub(crate) fn switch(
     h.remove(header::CONTENT_TYPE);
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    if let Ok(v) = HeaderValue::from_str(&accept_key(key.as_bytes())) {
+    if let Ok(v) = HeaderValue::from_str(&accept_key(hs.key.as_bytes())) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    // The extension is ours to answer: one a middleware set is dropped.
+    h.remove(header::SEC_WEBSOCKET_EXTENSIONS);
+    let deflate = negotiate(hs.extensions.split(','), conn.opts.compression);
+    if let Some(v) = deflate.and_then(|a| HeaderValue::from_str(&a.header()).ok()) {
+        h.insert(header::SEC_WEBSOCKET_EXTENSIONS, v);
     }
     let task_shared = shared.clone();
     shared.life.tracker.spawn(async move {
         // Held until the WebSocket ends: it still occupies a connection.
         let _slot = slot;
         match on_upgrade.await {
-            Ok(upgraded) => run(task_shared, conn, TokioIo::new(upgraded)).await,
+            Ok(upgraded) => run(task_shared, conn, TokioIo::new(upgraded), deflate).await,
             Err(_) => {
                 report_close(&task_shared, &conn, 1006, "upgrade failed");
                 task_shared.hub.remove(conn.id);
@@ -142,7 +164,10 @@ mod tests {
             ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
         ];
         assert_eq!(
-            check_handshake(&headers(&good)).ok().unwrap_or_default(),
+            check_handshake(&headers(&good))
+                .ok()
+                .map(|h| h.key)
+                .unwrap_or_default(),
             "dGhlIHNhbXBsZSBub25jZQ=="
         );
         // The example of RFC 6455 section 1.3.

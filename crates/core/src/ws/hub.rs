@@ -15,6 +15,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::deflate::{Packed, WsCompression};
+
 /// Settings of one WebSocket connection (per route, defaults per server).
 ///
 /// ```
@@ -33,6 +35,10 @@ pub struct WsOptions {
     pub high_water_mark: usize,
     /// Queued outbound bytes beyond which the connection is closed (1008).
     pub max_backpressure: usize,
+    /// Whether and how permessage-deflate is offered.
+    pub compression: WsCompression,
+    /// Messages shorter than this are sent uncompressed.
+    pub compression_threshold: usize,
 }
 
 impl Default for WsOptions {
@@ -43,6 +49,8 @@ impl Default for WsOptions {
             heartbeat: None,
             high_water_mark: 1024 * 1024,
             max_backpressure: 64 * 1024 * 1024,
+            compression: WsCompression::Shared,
+            compression_threshold: 128,
         }
     }
 }
@@ -96,8 +104,12 @@ pub enum SendStatus {
     Closed,
 }
 
+/// A queued frame, its length, and for a published message the
+/// compressed copy its subscribers share.
+pub(super) type Queued = (Message, usize, Option<Arc<Packed>>);
+
 pub(super) struct Outbound {
-    pub(super) frames: VecDeque<(Message, usize)>,
+    pub(super) frames: VecDeque<Queued>,
     /// A close frame is queued; nothing more is accepted.
     closing: bool,
 }
@@ -147,14 +159,19 @@ impl WsConn {
 
     /// Queues a frame unless a close is already queued; `wake` tells the
     /// writer at once (otherwise [`Hub::flush`] does, for a whole burst).
-    pub(super) fn enqueue(&self, msg: Message, wake: bool) -> SendStatus {
+    pub(super) fn enqueue(
+        &self,
+        msg: Message,
+        packed: Option<Arc<Packed>>,
+        wake: bool,
+    ) -> SendStatus {
         let len = msg.len();
         {
             let mut out = self.out.lock();
             if out.closing {
                 return SendStatus::Closed;
             }
-            out.frames.push_back((msg, len));
+            out.frames.push_back((msg, len, packed));
         }
         let now = self.buffered.fetch_add(len, Ordering::AcqRel) + len;
         if wake {
@@ -191,7 +208,7 @@ impl WsConn {
                 code: CloseCode::from(code),
                 reason: reason.to_string().into(),
             };
-            out.frames.push_back((Message::Close(Some(frame)), 0));
+            out.frames.push_back((Message::Close(Some(frame)), 0, None));
         }
         self.out_ready.notify_one();
         self.resume.notify_one();
@@ -284,7 +301,7 @@ impl Hub {
 
     pub(crate) fn send(&self, id: u32, frame: WsFrame) -> SendStatus {
         match self.get(id) {
-            Some(c) => c.enqueue(frame.into_message(), true),
+            Some(c) => c.enqueue(frame.into_message(), None, true),
             None => SendStatus::Closed,
         }
     }
@@ -296,7 +313,7 @@ impl Hub {
         let Some(c) = self.get(id) else {
             return SendStatus::Closed;
         };
-        let status = c.enqueue(frame.into_message(), false);
+        let status = c.enqueue(frame.into_message(), None, false);
         if status != SendStatus::Closed && !c.wake_pending.swap(true, Ordering::AcqRel) {
             self.dirty.lock().push(c);
         }
@@ -404,9 +421,11 @@ impl Hub {
             Some(s) => s.values().cloned().collect(),
             None => return 0,
         };
+        // One compressed copy per message, shared by every subscriber.
+        let packed = Arc::new(Packed::default());
         let mut n = 0;
         for c in subs {
-            if c.enqueue(msg.clone(), false) == SendStatus::Closed {
+            if c.enqueue(msg.clone(), Some(packed.clone()), false) == SendStatus::Closed {
                 continue;
             }
             n += 1;
@@ -430,10 +449,12 @@ impl Hub {
             Some(s) => s.values().cloned().collect(),
             None => return (0, msg),
         };
-        // Message clones share the payload (`Bytes`), so fan-out copies nothing.
+        // Message clones share the payload (`Bytes`), so fan-out copies
+        // nothing; `packed` makes the compressed copy shared too.
+        let packed = Arc::new(Packed::default());
         let n = subs
             .iter()
-            .filter(|c| c.enqueue(msg.clone(), true) != SendStatus::Closed)
+            .filter(|c| c.enqueue(msg.clone(), Some(packed.clone()), true) != SendStatus::Closed)
             .count();
         (n, msg)
     }

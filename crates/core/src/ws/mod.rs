@@ -12,11 +12,14 @@
 //!   peer) while the embedder has paused the connection or has not yet taken
 //!   a high-water mark's worth of events.
 
+mod deflate;
 mod driver;
 mod events;
 mod handshake;
 mod hub;
+mod inflate;
 
+pub use deflate::WsCompression;
 pub(crate) use driver::WsEnv;
 pub use events::encode as encode_events;
 pub(crate) use handshake::{check_handshake, switch, upgrade_required, ROUTE_METHOD};

@@ -1,0 +1,395 @@
+//! permessage-deflate (RFC 7692), the negotiation and the sending half.
+//!
+//! tungstenite has no extension support, so compression sits beside it:
+//! this file picks the client's first acceptable offer and answers it, and
+//! turns an outgoing text or binary message into one frame with RSV1 set
+//! and a deflated payload, which tungstenite then writes as it is
+//! (`Message::Frame`). The receiving half is `inflate.rs`, which rewrites
+//! compressed frames into plain ones before tungstenite parses them.
+//!
+//! Two ways to hold the compressor, as the `compression` option says:
+//! - `Shared`: every message is compressed on its own (we answer with
+//!   `server_no_context_takeover` and ask the client for
+//!   `client_no_context_takeover`), with a compressor borrowed from the
+//!   I/O thread for the length of one call; an idle socket holds no zlib
+//!   state at all, and a message published to a topic is compressed once
+//!   for all its subscribers ([`Packed`]).
+//! - `Dedicated`: each connection keeps its own compressor and
+//!   decompressor with their history (context takeover, unless the client
+//!   asked otherwise): better ratios on repetitive traffic, about 300 KB
+//!   of zlib state per connection.
+
+use bytes::Bytes;
+use flate2::{Compress, Compression, FlushCompress, Status};
+use std::cell::RefCell;
+use std::sync::OnceLock;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::Message;
+
+/// How a route compresses (the `compression` option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WsCompression {
+    /// permessage-deflate is not offered.
+    Off,
+    /// Stateless per message; no zlib memory held by idle sockets.
+    #[default]
+    Shared,
+    /// A compressor and decompressor per connection, with context takeover.
+    Dedicated,
+}
+
+/// zlib level: 1 is the fastest; on small JSON messages higher levels win
+/// only a few percent of bytes for about twice the CPU (docs/websocket.md).
+const LEVEL: u32 = 1;
+
+/// The window every shared compression uses, so one compressed copy of a
+/// published message fits every subscriber that did not ask for less.
+const FULL_WINDOW: u8 = 15;
+
+/// What was agreed with one client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Agreed {
+    /// We keep our compression history between messages.
+    pub(crate) server_takeover: bool,
+    /// The client keeps its history: our decompressor must too.
+    pub(crate) client_takeover: bool,
+    /// Largest LZ77 window we may use (8..=15).
+    pub(crate) server_bits: u8,
+    pub(crate) mode: WsCompression,
+}
+
+impl Agreed {
+    /// The `Sec-WebSocket-Extensions` value of the `101`.
+    pub(crate) fn header(&self) -> String {
+        let mut h = String::from("permessage-deflate");
+        if !self.server_takeover {
+            h.push_str("; server_no_context_takeover");
+        }
+        if !self.client_takeover {
+            h.push_str("; client_no_context_takeover");
+        }
+        if self.server_bits < FULL_WINDOW {
+            h.push_str(&format!("; server_max_window_bits={}", self.server_bits));
+        }
+        h
+    }
+}
+
+/// Picks the first `permessage-deflate` offer we can honour from every
+/// `Sec-WebSocket-Extensions` header value (RFC 7692 section 5). Offers
+/// with unknown, repeated or malformed parameters are declined, as the RFC
+/// asks; declining all of them just means no compression.
+pub(crate) fn negotiate<'a>(
+    values: impl Iterator<Item = &'a str>,
+    mode: WsCompression,
+) -> Option<Agreed> {
+    if mode == WsCompression::Off {
+        return None;
+    }
+    values
+        .flat_map(|v| v.split(','))
+        .find_map(|offer| accept_offer(offer, mode))
+}
+
+fn accept_offer(offer: &str, mode: WsCompression) -> Option<Agreed> {
+    let mut parts = offer.split(';').map(str::trim);
+    if !parts.next()?.eq_ignore_ascii_case("permessage-deflate") {
+        return None;
+    }
+    let shared = mode == WsCompression::Shared;
+    let mut agreed = Agreed {
+        server_takeover: !shared,
+        client_takeover: !shared,
+        server_bits: FULL_WINDOW,
+        mode,
+    };
+    let mut seen = [false; 4];
+    for p in parts {
+        let (name, value) = match p.split_once('=') {
+            Some((n, v)) => (n.trim(), Some(v.trim().trim_matches('"'))),
+            None => (p, None),
+        };
+        let (slot, ok) = match name.to_ascii_lowercase().as_str() {
+            "server_no_context_takeover" => {
+                agreed.server_takeover = false;
+                (0, value.is_none())
+            }
+            "client_no_context_takeover" => {
+                agreed.client_takeover = false;
+                (1, value.is_none())
+            }
+            "server_max_window_bits" => match value.and_then(window_bits) {
+                Some(b) => {
+                    agreed.server_bits = b;
+                    (2, true)
+                }
+                None => (2, false),
+            },
+            // We never limit the client's window (our inflater takes any),
+            // so the parameter is accepted and left out of the answer.
+            "client_max_window_bits" => (3, value.is_none_or(|v| window_bits(v).is_some())),
+            _ => return None,
+        };
+        if !ok || std::mem::replace(&mut seen[slot], true) {
+            return None;
+        }
+    }
+    Some(agreed)
+}
+
+/// A window size parameter: 8 to 15, decimal, no leading zero.
+fn window_bits(v: &str) -> Option<u8> {
+    if v.starts_with('0') {
+        return None;
+    }
+    v.parse::<u8>().ok().filter(|b| (8..=15).contains(b))
+}
+
+/// A published message's compressed payload, made by the first subscriber
+/// writer that needs it and reused by the others (shared mode, full
+/// window).
+#[derive(Default)]
+pub(crate) struct Packed(OnceLock<Bytes>);
+
+thread_local! {
+    /// One stateless compressor per I/O thread and window size (zlib's
+    /// state is ~270 KB; resetting it costs far less than building it).
+    static SHARED: RefCell<Vec<(u8, Compress)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The compressing state of one connection.
+pub(crate) struct Deflater {
+    agreed: Agreed,
+    threshold: usize,
+    /// Dedicated mode: this connection's compressor, built on first use.
+    own: Option<Box<Compress>>,
+}
+
+impl Deflater {
+    pub(crate) fn new(agreed: Agreed, threshold: usize) -> Self {
+        Self {
+            agreed,
+            threshold,
+            own: None,
+        }
+    }
+
+    /// The message as it should go on the wire: a frame with RSV1 and a
+    /// deflated payload, or the message unchanged (control frames, short
+    /// messages, or data that did not shrink).
+    pub(crate) fn pack(&mut self, msg: Message, packed: Option<&Packed>) -> Message {
+        let (data, op): (&[u8], Data) = match &msg {
+            Message::Text(t) => (t.as_bytes(), Data::Text),
+            Message::Binary(b) => (b, Data::Binary),
+            _ => return msg,
+        };
+        if data.len() < self.threshold {
+            return msg;
+        }
+        // Every message over the threshold goes out compressed, even one
+        // that did not shrink (random or already compressed data grows by a
+        // few bytes per 16 KB): the RFC lets a sender mix in plain ones, but
+        // some clients mishandle them (the Autobahn runner in CI does).
+        let payload = if self.agreed.server_takeover {
+            let c = self
+                .own
+                .get_or_insert_with(|| Box::new(new_compress(self.agreed.server_bits)));
+            deflate(c, data)
+        } else {
+            let bits = self.agreed.server_bits;
+            match packed {
+                Some(p) if bits == FULL_WINDOW => {
+                    p.0.get_or_init(|| shared_deflate(bits, data)).clone()
+                }
+                _ => shared_deflate(bits, data),
+            }
+        };
+        let mut f = Frame::message(payload, OpCode::Data(op), true);
+        f.header_mut().rsv1 = true;
+        Message::Frame(f)
+    }
+}
+
+/// zlib's deflate has no 256-byte window (`server_max_window_bits=8`): for
+/// it, level 0 with a 512-byte window writes stored blocks only, which have
+/// no back-references and so are valid whatever window the client keeps.
+fn new_compress(bits: u8) -> Compress {
+    if bits < 9 {
+        return Compress::new_with_window_bits(Compression::none(), false, 9);
+    }
+    Compress::new_with_window_bits(Compression::new(LEVEL), false, bits)
+}
+
+/// Compresses one message with no history.
+fn shared_deflate(bits: u8, data: &[u8]) -> Bytes {
+    SHARED.with(|cell| {
+        let mut pool = cell.borrow_mut();
+        let at = match pool.iter().position(|(b, _)| *b == bits) {
+            Some(i) => i,
+            None => {
+                pool.push((bits, new_compress(bits)));
+                pool.len() - 1
+            }
+        };
+        let c = &mut pool[at].1;
+        c.reset();
+        deflate(c, data)
+    })
+}
+
+/// Deflates `data` with a sync flush and drops the flush's trailing
+/// `00 00 ff ff`, as RFC 7692 section 7.2.1 says.
+fn deflate(c: &mut Compress, data: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(data.len() / 2 + 64);
+    let start_in = c.total_in();
+    loop {
+        let done = (c.total_in() - start_in) as usize;
+        if out.len() == out.capacity() {
+            out.reserve(out.capacity().max(64));
+        }
+        // Errors cannot happen with a valid state and a sync flush; a
+        // short or failed call is retried with more room below.
+        let status = c.compress_vec(&data[done..], &mut out, FlushCompress::Sync);
+        let all_in = (c.total_in() - start_in) as usize == data.len();
+        if all_in && out.len() < out.capacity() || matches!(status, Err(_) | Ok(Status::StreamEnd))
+        {
+            break;
+        }
+    }
+    if out.ends_with(&[0, 0, 0xff, 0xff]) {
+        out.truncate(out.len() - 4);
+    }
+    Bytes::from(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::{Decompress, FlushDecompress};
+
+    fn offer(s: &str, mode: WsCompression) -> Option<String> {
+        negotiate(std::iter::once(s), mode).map(|a| a.header())
+    }
+
+    #[test]
+    fn negotiation_follows_rfc7692() {
+        use WsCompression::*;
+        assert_eq!(
+            offer("permessage-deflate; client_max_window_bits", Shared).as_deref(),
+            Some("permessage-deflate; server_no_context_takeover; client_no_context_takeover")
+        );
+        assert_eq!(
+            offer("permessage-deflate", Dedicated).as_deref(),
+            Some("permessage-deflate")
+        );
+        assert_eq!(
+            offer(
+                "permessage-deflate; server_no_context_takeover; server_max_window_bits=10",
+                Dedicated
+            )
+            .as_deref(),
+            Some("permessage-deflate; server_no_context_takeover; server_max_window_bits=10")
+        );
+        assert_eq!(offer("permessage-deflate", Off), None);
+        // Bad or unknown parameters decline the offer; the next one is taken.
+        assert_eq!(
+            offer("permessage-deflate; server_max_window_bits=7", Shared),
+            None
+        );
+        assert_eq!(
+            offer("permessage-deflate; server_max_window_bits=010", Shared),
+            None
+        );
+        assert_eq!(
+            offer("permessage-deflate; server_max_window_bits", Shared),
+            None
+        );
+        assert_eq!(offer("permessage-deflate; foo", Shared), None);
+        assert_eq!(
+            offer(
+                "permessage-deflate; client_no_context_takeover; client_no_context_takeover",
+                Shared
+            ),
+            None
+        );
+        assert_eq!(
+            offer("x-webkit-deflate-frame, permessage-deflate; foo, permessage-deflate; server_max_window_bits=\"12\"", Dedicated)
+                .as_deref(),
+            Some("permessage-deflate; server_max_window_bits=12")
+        );
+    }
+
+    fn inflate(data: &[u8]) -> Vec<u8> {
+        let mut d = Decompress::new(false);
+        let mut input = data.to_vec();
+        input.extend_from_slice(&[0, 0, 0xff, 0xff]);
+        let mut out = Vec::with_capacity(1 << 20);
+        d.decompress_vec(&input, &mut out, FlushDecompress::Sync)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn compressed_messages_round_trip_and_publish_compresses_once() {
+        let agreed =
+            negotiate(std::iter::once("permessage-deflate"), WsCompression::Shared).unwrap();
+        let json = r#"{"user":"ann","text":"hello","ts":1700000000}"#.repeat(30);
+        let packed = Packed::default();
+        let mut a = Deflater::new(agreed, 64);
+        let mut b = Deflater::new(agreed, 64);
+        let (Message::Frame(fa), Message::Frame(fb)) = (
+            a.pack(Message::Text(json.clone().into()), Some(&packed)),
+            b.pack(Message::Text(json.clone().into()), Some(&packed)),
+        ) else {
+            panic!("a long JSON text is compressed")
+        };
+        assert!(fa.header().rsv1 && fa.payload().len() < json.len() / 5);
+        assert_eq!(inflate(fa.payload()), json.as_bytes());
+        // Both subscribers send the very same bytes, made once.
+        assert_eq!(fa.payload().as_ptr(), fb.payload().as_ptr());
+        // A client that asked for an 8-bit window gets stored blocks only
+        // (BTYPE 00), which decode with any window.
+        let tiny = negotiate(
+            std::iter::once("permessage-deflate; server_max_window_bits=8"),
+            WsCompression::Dedicated,
+        )
+        .unwrap();
+        let Message::Frame(f) =
+            Deflater::new(tiny, 0).pack(Message::Text(json.clone().into()), None)
+        else {
+            panic!("compressed frame expected")
+        };
+        assert_eq!(f.payload()[0] & 0b110, 0, "stored block");
+        assert_eq!(inflate(f.payload()), json.as_bytes());
+        // Short messages go out as they are.
+        assert!(matches!(
+            a.pack(Message::Text("hi".into()), None),
+            Message::Text(_)
+        ));
+        // Dedicated: history carries over, so a repeat costs a few bytes.
+        let ded = negotiate(
+            std::iter::once("permessage-deflate"),
+            WsCompression::Dedicated,
+        )
+        .unwrap();
+        let mut d = Deflater::new(ded, 0);
+        let varied: String = (0..40)
+            .map(|i| {
+                format!(
+                    r#"{{"user":"u{i}","seq":{},"text":"item {}"}}"#,
+                    i * 7919,
+                    i * 31
+                )
+            })
+            .collect();
+        let first = d.pack(Message::Binary(Bytes::from(varied.clone())), None);
+        let second = d.pack(Message::Binary(Bytes::from(varied)), None);
+        assert!(
+            second.len() < first.len() / 4,
+            "{} vs {}",
+            second.len(),
+            first.len()
+        );
+    }
+}

@@ -506,7 +506,6 @@ mod tests {
     #[tokio::test]
     async fn a_full_channel_holds_the_pump_back() {
         let (tx, mut rx) = upload_channel();
-        let progress = Progress::new(Instant::now());
         let parts = vec![Ok(&b"x"[..]); 20];
         let pumping = tokio::spawn(async move {
             let p = Progress::new(Instant::now());
@@ -525,6 +524,5 @@ mod tests {
             }
         }
         assert_eq!(pumping.await.unwrap(), PumpEnd::Done);
-        drop(progress);
     }
 }

@@ -176,6 +176,9 @@ mod tests {
     use std::net::{IpAddr, SocketAddr};
 
     /// What a reader of the layout gets back from one record.
+    /// SNI name, then (verified, subject, fingerprint) of a client certificate.
+    type Peer = (String, Option<(bool, String, String)>);
+
     #[derive(Debug, PartialEq)]
     struct Decoded {
         id: u32,
@@ -190,7 +193,7 @@ mod tests {
         params: Vec<String>,
         allow: Option<String>,
         /// SNI name, then (verified, subject, fingerprint) of a client cert.
-        peer: Option<(String, Option<(bool, String, String)>)>,
+        peer: Option<Peer>,
         headers: Vec<(String, Vec<u8>)>,
         body: Vec<u8>,
     }

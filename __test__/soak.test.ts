@@ -14,9 +14,8 @@
  * has been served: `HTTPY_SOAK_REQUESTS=2000000` (the issue's two million;
  * then `HTTPY_SOAK_SECONDS` only caps the run, default 4 hours).
  */
+import { spawnSync } from 'node:child_process'
 import { readdirSync } from 'node:fs'
-import v8 from 'node:v8'
-import vm from 'node:vm'
 import http from 'node:http'
 import http2 from 'node:http2'
 import net from 'node:net'
@@ -26,20 +25,28 @@ import { App, Response } from '../ts/index.js'
 import { listen } from './helpers/index.js'
 import { waitFor } from './helpers/proc.js'
 import { h2Connect, h2Request } from './helpers/h2.js'
+import { memory } from './helpers/memory.js'
 import { sleep } from './helpers/wait.js'
 
 const TARGET = Number(process.env.HTTPY_SOAK_REQUESTS ?? 0)
 const LONG = process.env.HTTPY_SOAK === '1' || TARGET > 0
 const SECONDS = LONG ? Number(process.env.HTTPY_SOAK_SECONDS ?? (TARGET > 0 ? 4 * 3600 : 600)) : 12
 const fds = () => readdirSync('/proc/self/fd').length
-// A full GC before each memory sample, so that garbage is not mistaken for a leak.
-v8.setFlagsFromString('--expose-gc')
-const gc = vm.runInNewContext('gc') as () => void
-const memory = () => {
-  gc()
-  gc()
-  const m = process.memoryUsage()
-  return { rss: m.rss / 1024 / 1024, heap: m.heapUsed / 1024 / 1024 }
+/**
+ * With HTTPY_SOAK_MALLOC_STATS=1 (and gdb installed): glibc's own account of
+ * this process's malloc arenas, printed by `malloc_stats()` on stderr, then
+ * `malloc_trim(0)`. Memory that is allocated stays "in use"; memory freed but
+ * kept by the allocator shows as "system" only and is given back by the trim.
+ * A diagnosis aid (docs/testing.md), not a check.
+ */
+function mallocStats(): void {
+  if (process.env.HTTPY_SOAK_MALLOC_STATS !== '1') return
+  const r = spawnSync('gdb', ['-p', String(process.pid), '-batch', '-ex', 'call (void)malloc_stats()', '-ex', 'call (int)malloc_trim(0)'], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
+  if (r.error) console.log(`malloc stats: gdb did not run: ${r.error.message}`)
+  console.log(`RSS after malloc_trim(0): ${memory().rss.toFixed(1)} MB`)
 }
 
 /** A `ws` client, open; messages are queued from the first frame. */
@@ -436,10 +443,11 @@ describe('soak (HTTP/1.1, HTTP/2, WebSocket)', () => {
         }
         const stats = server.stats()
         const end = memory()
+        mallocStats()
         const mb = (x: number) => `${x.toFixed(1)} MB`
         console.log(
           `soak ${SECONDS}s: ${stats.requestsTotal} requests, ${stats.connectionsTotal} connections,`,
-          `${overload} overload 503s in bursts, ${refusedByWorkers} retried by workers, timedOut ${stats.timedOut}, RSS ${mb(base.rss)} -> ${mb(mid.rss)} -> ${mb(end.rss)}, heap ${mb(base.heap)} -> ${mb(end.heap)},`,
+          `${overload} overload 503s in bursts, ${refusedByWorkers} retried by workers, timedOut ${stats.timedOut}, RSS ${mb(base.rss)} -> ${mb(mid.rss)} -> ${mb(end.rss)}, heap ${mb(base.heap)} -> ${mb(end.heap)} (V8 committed ${mb(base.heapTotal)} -> ${mb(mid.heapTotal)} -> ${mb(end.heapTotal)}),`,
           'by kind:',
           JSON.stringify(counts),
         )
@@ -461,16 +469,17 @@ describe('soak (HTTP/1.1, HTTP/2, WebSocket)', () => {
         // RSS (native memory included) stops growing once warmed up — the
         // second half of the run adds little on top of the first.
         expect(end.heap - base.heap).toBeLessThan(16)
-        // The RSS bounds are calibrated on Node.js 20 and 22. On Node.js 24
-        // this process's native memory grows further in the second half with
-        // the JS heap flat (CI on 2026-12-06: RSS 111 -> 199 -> 244 MB,
-        // against 100 -> 161 -> 159 on Node.js 20 and 119 -> 184 -> 196 on
-        // 22); the cause is not found yet (noted in the hardening issue), so
-        // on 24 every other check of this test runs and these two do not.
-        if (Number(process.versions.node.split('.')[0]) < 24) {
-          expect(end.rss - mid.rss).toBeLessThan(40)
-          expect(end.rss - base.rss).toBeLessThan(LONG ? 160 : 128)
-        }
+        // On Node.js 24 RSS grows more, and the cause is not in HTTPy
+        // (docs/testing.md, "RSS on Node.js 24"): V8's young generation
+        // grows from 16 to 128 MB committed and keeps it after a full GC
+        // (`heapTotal`), and glibc's main-thread arena keeps ~80 MB that was
+        // freed (malloc_stats: 80 MB held, 8-10 MB in use; malloc_trim gives
+        // it back). Both plateau in a 70 s run. So on 24 the bounds are
+        // wider but still there: a leak of ~4 KB per request in the second
+        // half (about 25,000 requests) breaks the first one.
+        const node24 = Number(process.versions.node.split('.')[0]) >= 24
+        expect(end.rss - mid.rss).toBeLessThan(node24 ? 96 : 40)
+        expect(end.rss - base.rss).toBeLessThan(node24 ? (LONG ? 288 : 224) : LONG ? 160 : 128)
       } finally {
         await server.close()
       }

@@ -5,6 +5,8 @@
  * - `h2.ts`: `h2Connect`, `h2Request`, raw HTTP/2 frames (`H2_PREFACE`,
  *   `h2frame`);
  * - `h3.ts`: the independent aioquic HTTP/3 client (`h3`);
+ * - `memory.ts`: `memory()` after full GCs (imported on its own: it turns on
+ *   `--expose-gc`, so it is not re-exported here);
  * - `proc.ts`: fixture processes, `freePort`, `waitFor`;
  * - `tools.ts`: external tools (`requireTool`);
  * - `wait.ts`: `sleep`, `until` (throws on timeout);

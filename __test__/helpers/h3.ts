@@ -14,9 +14,13 @@ export interface H3Response {
   body: string
   length: number
   sha256: string
+  /** Set instead of the others for a request sent with `abort: true`. */
+  aborted?: boolean
 }
 export interface H3Result {
+  /** Empty when the client vanished (`vanishAfter`). */
   responses: H3Response[]
+  vanished?: boolean
   transport: Record<string, number | null>
 }
 export interface H3Request {
@@ -24,16 +28,20 @@ export interface H3Request {
   path: string
   headers?: Record<string, string>
   body_size?: number
+  /** Cancel the request after its headers and half of its body (RESET_STREAM + STOP_SENDING). */
+  abort?: boolean
 }
 
 /**
  * Runs the aioquic client once against 127.0.0.1:`port`; the client is
- * killed after `timeoutMs` (60 s by default).
+ * killed after `timeoutMs` (60 s by default). With `vanishAfter` (seconds)
+ * the client sends the requests, waits that long and exits without closing
+ * the connection.
  */
 export function h3(
   port: number,
   requests: H3Request[],
-  opts: { ca?: string; garbage?: number; timeoutMs?: number; serverName?: string } = {},
+  opts: { ca?: string; garbage?: number; timeoutMs?: number; serverName?: string; vanishAfter?: number } = {},
 ): Promise<H3Result> {
   return new Promise((resolve, reject) => {
     const child = spawn('python3', [CLIENT], { stdio: ['pipe', 'pipe', 'pipe'] })
@@ -44,9 +52,9 @@ export function h3(
     child.stderr.on('data', (c: Buffer) => (err += c.toString()))
     child.on('exit', (code) => {
       clearTimeout(timer)
-      if (code === 0) resolve(JSON.parse(out) as H3Result)
+      if (code === 0) resolve({ responses: [], transport: {}, ...(JSON.parse(out) as Partial<H3Result>) })
       else reject(new Error(`h3 client exited with ${code}: ${err.slice(-2000)}`))
     })
-    child.stdin.end(JSON.stringify({ host: '127.0.0.1', port, requests, ca: opts.ca ?? null, garbage: opts.garbage ?? 0, server_name: opts.serverName ?? null }))
+    child.stdin.end(JSON.stringify({ host: '127.0.0.1', port, requests, ca: opts.ca ?? null, garbage: opts.garbage ?? 0, server_name: opts.serverName ?? null, vanish_after: opts.vanishAfter ?? null }))
   })
 }

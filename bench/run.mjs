@@ -10,7 +10,7 @@
 // the native route cache, same run: the cost of the crossing), and writes
 // bench/results/latest.json and an SVG chart of it, bench/results/latest.svg.
 //
-//   npm run bench                 # ~5 minutes (the HTTPS rows ~1.5 of them)
+//   npm run bench                 # ~6 minutes (the HTTPS rows ~1.5 of them, HTTP/3 ~0.5)
 //   npm run bench -- --quick      # under a minute
 //   npm run bench -- --only json,h2
 //   npm run bench -- --no-perf    # no syscall counting (perf adds a little CPU)
@@ -77,6 +77,14 @@ const WORKLOADS = [
       handshake: true, concurrency: 16,
     },
   ])),
+  // HTTP/3: the /plaintext, /json and /users/{id} rows over QUIC (64 streams
+  // on 4 connections, the ECDSA certificate above), beside the same HTTPy
+  // process over HTTPS/1.1 keep-alive (64 connections): Node.js has no
+  // HTTP/3 server to put there (Hypercorn + aioquic: bench/h3-peers.mjs).
+  ...[['plaintext', '/plaintext'], ['json', '/json'], ['params', '/users/42']].map(([id, route]) => ({
+    id: `h3-${id}`, label: `HTTP/3 GET ${route} (vs HTTPS/1.1)`, route, baseline: 'httpy-h3', tls: 'ecdsa', http3: true, connections: 4,
+    baselineNote: 'same HTTPy process, HTTPS/1.1',
+  })),
   { id: 'ws', label: 'WebSocket echo 64×16 32 B', baseline: 'ws', needs: 'websocket', ws: { mode: 'echo', connections: 64, window: 16, size: 32 } },
   { id: 'ws-fanout', label: 'WebSocket pub/sub 256 subs', baseline: 'ws', needs: 'websocket', ws: { mode: 'fanout', connections: 256, window: 4, size: 32 } },
 ]
@@ -225,13 +233,13 @@ async function measure(server, w) {
   const r = w.ws
     ? await load({ port: server.port, ...w.ws, duration: DURATION, warmup: WARMUP }, 'ws-load.mjs')
     : await load({
-        baseUrl: `${w.tls ? 'https' : 'http'}://127.0.0.1:${server.port}`,
+        baseUrl: `${w.tls ? 'https' : 'http'}://127.0.0.1:${w.http3 ? server.http3Port : server.port}`,
         ...(w.tls ? { insecure: true, newConnectionPerRequest: w.handshake === true } : {}),
         route: w.route,
         method: w.method ?? 'GET',
         headers: w.headers,
         body: w.body,
-        protocol: w.protocol ?? 'http1',
+        protocol: w.http3 ? 'http3' : (w.protocol ?? 'http1'),
         connections: w.connections,
         concurrency: w.concurrency ?? CONCURRENCY,
         duration: DURATION,
@@ -301,6 +309,11 @@ if (tlsKeys.length > 0) {
     tlsServers[`httpy-${key}`] = await startServer('httpy.mjs', env)
     tlsServers[`node-https-${key}`] = await startServer('node-http.mjs', env)
     if (nginxBin) tlsServers[`nginx-https-${key}`] = await startServer('nginx-https.mjs', { ...env, BENCH_NGINX: nginxBin })
+    // The HTTP/3 rows' server: its own process, so that the Alt-Svc header
+    // HTTP/3 adds stays out of the HTTPS rows.
+    if (WORKLOADS.some((w) => w.http3 && w.tls === key && (!only || only.includes(w.id)))) {
+      tlsServers[`httpy-h3-${key}`] = await startServer('httpy.mjs', { ...env, BENCH_HTTP3: '1' })
+    }
   }
 }
 
@@ -320,8 +333,8 @@ for (const w of WORKLOADS) {
     continue
   }
   process.stderr.write(`  ${w.label} ... `)
-  const h = await measure(w.tls ? tlsServers[`httpy-${w.tls}`] : httpy, w)
-  const b = await measure(w.tls ? tlsServers[`${w.baseline}-${w.tls}`] : baselines[w.baseline], w)
+  const h = await measure(w.tls ? tlsServers[w.http3 ? `httpy-h3-${w.tls}` : `httpy-${w.tls}`] : httpy, w)
+  const b = await measure(w.tls ? tlsServers[`${w.baseline}-${w.tls}`] : baselines[w.baseline], w.http3 ? { ...w, http3: false, connections: undefined } : w)
   process.stderr.write('done\n')
   rows.push({ workload: w.label, id: w.id, baseline: w.baseline, baselineNote: w.baselineNote, httpy: h, base: b })
 }

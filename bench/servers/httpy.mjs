@@ -52,6 +52,8 @@ features.compression = true
 // The HTTPS rows: the same app over TLS (rustls defaults: TLS 1.2 and 1.3,
 // its default cipher suites and groups).
 const tls = process.env.BENCH_TLS_CERT ? { tls: { cert: process.env.BENCH_TLS_CERT, key: process.env.BENCH_TLS_KEY } } : {}
-const server = await app.listen({ host: '127.0.0.1', port: port(), compression: true, ...tls })
-ready({ name: 'httpy', port: server.port, pid: process.pid, features })
+// The HTTP/3 rows (BENCH_HTTP3=1, with a certificate): QUIC on a free UDP port.
+const http3 = tls.tls && process.env.BENCH_HTTP3 === '1' ? { http3Port: 0 } : {}
+const server = await app.listen({ host: '127.0.0.1', port: port(), compression: true, ...tls, ...http3 })
+ready({ name: 'httpy', port: server.port, http3Port: server.http3Port, pid: process.pid, features })
 process.on('SIGTERM', () => void server.close({ timeout: 1 }).then(() => process.exit(0)))

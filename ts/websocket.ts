@@ -7,7 +7,7 @@
  * Event batch layout: `WsEventAt` in `src/contract.rs`, read with
  * `record.ts`.
  */
-import { HttpyTypeError } from './errors.js'
+import { HttpyTypeError, fromNative } from './errors.js'
 import { SendResult, WsCompressionMode, type NativeServer, type NativeWsOptions } from './native.js'
 import {
   EXTERNAL, putU32, u16, u32, WS_BINARY, WS_CLOSE, WS_DATA, WS_DRAIN, WS_ID, WS_KIND, WS_LENGTH, WS_PLACEMENT,
@@ -496,7 +496,7 @@ export class WebSocketConnection implements AsyncIterable<WebSocketMessage> {
  */
 export class WebSocketSessions implements SendQueue {
   readonly #conns = new Map<number, WebSocketConnection>()
-  readonly #report: (err: unknown, req: Request) => void
+  readonly #report: (err: unknown, req: Request | undefined) => void
   #native: NativeServer | undefined
   #flushScheduled = false
   /** The turn's small messages (`WsSendAt` layout), handed over in one call. */
@@ -548,15 +548,28 @@ export class WebSocketSessions implements SendQueue {
     this.schedule()
   }
 
+  /**
+   * Hands the turn's batch over. Never throws: it runs from `setImmediate`
+   * and from any connection's send, so a batch the core refuses (the
+   * encoding above makes that a bug: the messages before the fault are
+   * sent, the rest dropped) goes to the server's `onError` instead of
+   * becoming an uncaught exception or another connection's failure.
+   */
   flushSends(): void {
     const len = this.#outLen
     if (len === 0) return
     this.#outLen = 0
-    const full = this.#native?.wsSendBatch(this.#out.subarray(0, len))
+    let full: number[] | undefined
+    try {
+      full = this.#native?.wsSendBatch(this.#out.subarray(0, len))
+    } catch (e) {
+      this.#report(fromNative(e), undefined)
+      return
+    }
     if (full) for (const id of full) this.#conns.get(id)?._full()
   }
 
-  constructor(report: (err: unknown, req: Request) => void) {
+  constructor(report: (err: unknown, req: Request | undefined) => void) {
     this.#report = report
   }
 

@@ -5,14 +5,13 @@
 use std::future::poll_fn;
 use std::sync::Arc;
 
+use crate::client::Target;
+use crate::error::LoadError;
+use crate::shared::{Multiplexed, Shared, SharedClient};
+use crate::stats::{Failure, FailureKind, Outcome};
 use bytes::Bytes;
 use h2::client::SendRequest;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
-use tokio::sync::Mutex;
-
-use crate::client::{Client, Target};
-use crate::error::LoadError;
-use crate::stats::{Failure, FailureKind, Outcome};
 
 /// Large windows so a 100 KB response never waits for a WINDOW_UPDATE.
 const STREAM_WINDOW: u32 = 4 * 1024 * 1024;
@@ -73,12 +72,11 @@ impl H2Request {
     }
 }
 
-/// One shared connection, replaced when it breaks. `generation` tells a
-/// client whether the connection it saw fail is still the current one.
+/// One shared connection, replaced when it breaks.
 pub(crate) struct H2Slot {
     target: Arc<Target>,
     request: Arc<H2Request>,
-    current: Mutex<(u64, Option<SendRequest<Bytes>>)>,
+    shared: Shared<SendRequest<Bytes>>,
 }
 
 impl H2Slot {
@@ -86,20 +84,11 @@ impl H2Slot {
         H2Slot {
             target,
             request,
-            current: Mutex::new((0, None)),
+            shared: Shared::new(),
         }
     }
 
-    /// The live connection, connecting if there is none or if the caller's
-    /// (generation `failed`) is the one that broke.
-    async fn get(&self, failed: Option<u64>) -> Result<(u64, SendRequest<Bytes>), Failure> {
-        let mut cur = self.current.lock().await;
-        if let Some(send) = &cur.1 {
-            if failed != Some(cur.0) {
-                return Ok((cur.0, send.clone()));
-            }
-        }
-        cur.1 = None;
+    async fn connect(&self) -> Result<SendRequest<Bytes>, Failure> {
         let tcp = self.target.open().await?;
         let (send, conn) = h2::client::Builder::new()
             .initial_window_size(STREAM_WINDOW)
@@ -111,28 +100,12 @@ impl H2Slot {
         tokio::spawn(async move {
             let _ = conn.await;
         });
-        cur.0 += 1;
-        cur.1 = Some(send.clone());
-        Ok((cur.0, send))
+        Ok(send)
     }
 }
 
 /// One stream at a time over a shared connection.
-pub(crate) struct H2Client {
-    slot: Arc<H2Slot>,
-    send: Option<(u64, SendRequest<Bytes>)>,
-    failed: Option<u64>,
-}
-
-impl H2Client {
-    pub fn new(slot: Arc<H2Slot>) -> H2Client {
-        H2Client {
-            slot,
-            send: None,
-            failed: None,
-        }
-    }
-}
+pub(crate) type H2Client = SharedClient<H2Slot>;
 
 fn classify(e: h2::Error) -> (Failure, bool) {
     // A reset stream leaves the connection usable; anything else does not.
@@ -145,37 +118,25 @@ fn classify(e: h2::Error) -> (Failure, bool) {
     (Failure::new(kind, format!("HTTP/2: {e}")), broken)
 }
 
-impl Client for H2Client {
-    async fn request(&mut self) -> Result<Outcome, Failure> {
-        if self.send.is_none() {
-            self.send = Some(self.slot.get(self.failed.take()).await?);
-        }
-        let Some((generation, send)) = self.send.as_mut() else {
-            unreachable!("set above")
-        };
-        let generation = *generation;
-        let result = stream(
-            send,
-            &self.slot.request,
-            &self.slot.target.config.body,
-            self.slot.target.is_head,
-        )
-        .await;
-        match result {
-            Ok(o) => Ok(o),
-            Err(e) => {
-                let (failure, broken) = classify(e);
-                if broken {
-                    self.send = None;
-                    self.failed = Some(generation);
-                }
-                Err(failure)
-            }
-        }
+impl Multiplexed for H2Slot {
+    type Sender = SendRequest<Bytes>;
+    type Error = h2::Error;
+
+    fn shared(&self) -> &Shared<SendRequest<Bytes>> {
+        &self.shared
     }
 
-    fn reset(&mut self) {
-        // Dropping the stream's futures resets it; the connection stays.
+    async fn connect(&self) -> Result<SendRequest<Bytes>, Failure> {
+        H2Slot::connect(self).await
+    }
+
+    async fn stream(&self, send: &mut SendRequest<Bytes>) -> Result<Outcome, h2::Error> {
+        let t = &self.target;
+        stream(send, &self.request, &t.config.body, t.is_head).await
+    }
+
+    fn classify(e: h2::Error) -> (Failure, bool) {
+        classify(e)
     }
 }
 

@@ -7,28 +7,26 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::client::Target;
+use crate::error::LoadError;
+use crate::h2c::H2Request;
+use crate::shared::{Multiplexed, Shared, SharedClient};
+use crate::stats::{Failure, FailureKind, Outcome};
+use crate::tls;
 use bytes::{Buf, Bytes};
 use h3::client::SendRequest;
 use h3::error::StreamError;
 use h3_quinn::OpenStreams;
-use tokio::sync::Mutex;
-
-use crate::client::{Client, Target};
-use crate::error::LoadError;
-use crate::h2c::H2Request;
-use crate::stats::{Failure, FailureKind, Outcome};
-use crate::tls;
 
 type Sender = SendRequest<OpenStreams, Bytes>;
 
-/// One shared QUIC connection, replaced when it breaks; `generation` tells
-/// a client whether the connection it saw fail is still the current one.
+/// One shared QUIC connection, replaced when it breaks.
 pub(crate) struct H3Slot {
     target: Arc<Target>,
     request: Arc<H2Request>,
     endpoint: quinn::Endpoint,
     name: String,
-    current: Mutex<(u64, Option<Sender>)>,
+    shared: Shared<Sender>,
 }
 
 impl H3Slot {
@@ -51,7 +49,7 @@ impl H3Slot {
             request,
             endpoint,
             name,
-            current: Mutex::new((0, None)),
+            shared: Shared::new(),
         })
     }
 
@@ -89,40 +87,10 @@ impl H3Slot {
             last.unwrap_or_else(|| "no address to connect to".into()),
         ))
     }
-
-    /// The live connection, connecting if there is none or if the caller's
-    /// (generation `failed`) is the one that broke.
-    async fn get(&self, failed: Option<u64>) -> Result<(u64, Sender), Failure> {
-        let mut cur = self.current.lock().await;
-        if let Some(send) = &cur.1 {
-            if failed != Some(cur.0) {
-                return Ok((cur.0, send.clone()));
-            }
-        }
-        cur.1 = None;
-        let send = self.connect().await?;
-        cur.0 += 1;
-        cur.1 = Some(send.clone());
-        Ok((cur.0, send))
-    }
 }
 
 /// One request stream at a time over a shared connection.
-pub(crate) struct H3Client {
-    slot: Arc<H3Slot>,
-    send: Option<(u64, Sender)>,
-    failed: Option<u64>,
-}
-
-impl H3Client {
-    pub fn new(slot: Arc<H3Slot>) -> H3Client {
-        H3Client {
-            slot,
-            send: None,
-            failed: None,
-        }
-    }
-}
+pub(crate) type H3Client = SharedClient<H3Slot>;
 
 /// Whether an error ends the connection (a reset stream does not).
 fn breaks_connection(e: &StreamError) -> bool {
@@ -134,37 +102,29 @@ fn breaks_connection(e: &StreamError) -> bool {
     )
 }
 
-impl Client for H3Client {
-    async fn request(&mut self) -> Result<Outcome, Failure> {
-        if self.send.is_none() {
-            self.send = Some(self.slot.get(self.failed.take()).await?);
-        }
-        let Some((generation, send)) = self.send.as_mut() else {
-            unreachable!("set above")
-        };
-        let generation = *generation;
-        let target = &self.slot.target;
-        match stream(
-            send,
-            &self.slot.request,
-            &target.config.body,
-            target.is_head,
-        )
-        .await
-        {
-            Ok(o) => Ok(o),
-            Err(e) => {
-                if breaks_connection(&e) {
-                    self.send = None;
-                    self.failed = Some(generation);
-                }
-                Err(Failure::new(FailureKind::Io, format!("HTTP/3: {e}")))
-            }
-        }
+impl Multiplexed for H3Slot {
+    type Sender = Sender;
+    type Error = StreamError;
+
+    fn shared(&self) -> &Shared<Sender> {
+        &self.shared
     }
 
-    fn reset(&mut self) {
-        // Dropping the stream resets it; the connection stays.
+    async fn connect(&self) -> Result<Sender, Failure> {
+        H3Slot::connect(self).await
+    }
+
+    async fn stream(&self, send: &mut Sender) -> Result<Outcome, StreamError> {
+        let t = &self.target;
+        stream(send, &self.request, &t.config.body, t.is_head).await
+    }
+
+    fn classify(e: StreamError) -> (Failure, bool) {
+        let broken = breaks_connection(&e);
+        (
+            Failure::new(FailureKind::Io, format!("HTTP/3: {e}")),
+            broken,
+        )
     }
 }
 

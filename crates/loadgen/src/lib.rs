@@ -24,6 +24,7 @@ mod error;
 mod h1;
 mod h2c;
 mod h3;
+mod shared;
 mod stats;
 mod tls;
 mod ws;

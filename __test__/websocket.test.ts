@@ -596,6 +596,29 @@ describe('websocket: ping, pong and heartbeat', () => {
     expect(closed).toEqual({ code: 1001, reason: 'idle timeout' })
     expect(Date.now() - t0).toBeGreaterThanOrEqual(250)
   })
+
+  it('idleTimeout counts from the last frame: messages keep a socket open past it, silence then closes it', async () => {
+    const app = new App()
+    app.websocket('/ws', async (ws) => {
+      for await (const _ of ws) void _
+    }, { idleTimeout: 0.3 })
+    const server = await start(app)
+    const c = await connect(server, '/ws')
+    let closedAt = 0
+    void c.closed.then(() => { closedAt = Date.now() })
+    // Twice the timeout of traffic, a message every 100 ms: the one timer
+    // set at the start fires meanwhile and must be moved, not obeyed.
+    for (let i = 0; i < 6; i++) {
+      c.ws.send(`m${i}`)
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    expect(closedAt).toBe(0)
+    const last = Date.now() - 100
+    const closed = await c.closed
+    expect(closed).toEqual({ code: 1001, reason: 'idle timeout' })
+    expect(closedAt - last).toBeGreaterThanOrEqual(250)
+    expect(closedAt - last).toBeLessThan(1500)
+  })
 })
 
 describe('websocket: flow control', () => {

@@ -12,7 +12,7 @@
  *   missed, and carry messages again once Redis is back;
  * - the durable mode (Redis Streams): a Redis restarted from its
  *   append-only file, or a link killed mid-flow, loses nothing Redis has;
- *   `maxLen` caps each stream.
+ *   `maxLen` caps each stream; a refused `XADD` is counted, not fatal.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -475,6 +475,25 @@ describe.skipIf(!requireTool('redis'))('Redis as the broker', () => {
       const s = await stats(c!.port)
       expect(Number(s.stats?.brokerReconnects)).toBeGreaterThanOrEqual(2)
       expect(String(s.stats?.lastError)).toMatch(/XREAD|connection|closed|Redis/i)
+    }, 60_000)
+
+    it('a key of another type under httpy: is refused, counted and reported; the link and the server stay up', async () => {
+      const b = await broker()
+      const [a, c] = await Promise.all([1, 2].map(() => app(durable(b.url))))
+      expect(await brokerUp([a!, c!])).toBe(true)
+      const onC = await connect(c!.port)
+      expect(await reading(b, [c!])).toBe(true)
+      b.cli('SET', 'httpy:taken', 'not a stream')
+      await getOnce(a!.port, '/publish?topic=taken&from=x&n=5')
+      expect(await waitFor(async () => (await stats(a!.port)).stats?.dropped === 5, 5000, 20), JSON.stringify((await stats(a!.port)).stats)).toBe(true)
+      const s = (await stats(a!.port)).stats
+      expect(String(s?.lastError)).toMatch(/refused 5 XADD: .*(WRONGTYPE|WrongType)/)
+      expect(s).toMatchObject({ brokerUp: true, brokerReconnects: 0 })
+      expect(b.cli('GET', 'httpy:taken')).toEqual(['not a stream'])
+      // The same pipeline link carries the next publishes.
+      await getOnce(a!.port, '/publish?from=ok&n=5')
+      await waitFor(() => onC.texts.length >= 5, 5000, 20)
+      expect(onC.texts).toEqual(sequence('ok', 5))
     }, 60_000)
 
     it('maxLen caps each stream; a new subscriber starts at the end, not the history', async () => {

@@ -305,6 +305,10 @@ impl Task {
         sink: Option<&mut redis::aio::PubSubSink>,
     ) -> std::result::Result<bool, String> {
         let mut pipe = redis::pipe();
+        // One result per publish, so a command Redis refuses (a key of
+        // another type, an ACL) is counted alone and the link stays up. Cost:
+        // the replies are kept in a Vec until counted, a few bytes each.
+        pipe.ignore_errors();
         let mut published = 0u64;
         let mut bytes = 0usize;
         let mut interest = false;
@@ -320,7 +324,7 @@ impl Task {
                     match &self.durable {
                         Some(d) => d.append(&mut pipe, &topic, body),
                         None => {
-                            pipe.cmd("PUBLISH").arg(channel(&topic)).arg(body).ignore();
+                            pipe.cmd("PUBLISH").arg(channel(&topic)).arg(body);
                         }
                     }
                     published += 1;
@@ -348,7 +352,11 @@ impl Task {
         if published == 0 {
             return Ok(added);
         }
-        let sent = tokio::time::timeout(IO_TIMEOUT, pipe.query_async::<()>(publisher)).await;
+        let sent = tokio::time::timeout(
+            IO_TIMEOUT,
+            pipe.query_async::<Vec<redis::RedisResult<()>>>(publisher),
+        )
+        .await;
         self.queued.fetch_sub(bytes, AcqRel);
         let verb = if self.durable.is_some() {
             "XADD"
@@ -356,10 +364,20 @@ impl Task {
             "PUBLISH"
         };
         match sent {
-            Ok(Ok(())) => Ok(added),
+            Ok(Ok(results)) => {
+                // Refused on a working link: counted and reported, the
+                // session goes on.
+                let mut refused = results.into_iter().filter_map(|r| r.err());
+                if let Some(first) = refused.next() {
+                    let n = 1 + refused.count() as u64;
+                    self.shared.counters.dropped.fetch_add(n, Relaxed);
+                    self.shared
+                        .counters
+                        .error(format!("Redis refused {n} {verb}: {first}"));
+                }
+                Ok(added)
+            }
             Ok(Err(e)) if !fatal(&e) => {
-                // Refused on a working link (a key of another type, an ACL):
-                // counted and reported, the session goes on.
                 self.shared.counters.dropped.fetch_add(published, Relaxed);
                 self.shared
                     .counters

@@ -76,8 +76,7 @@ impl Reading {
             .arg(self.max_len)
             .arg("*")
             .arg(FIELD)
-            .arg(payload)
-            .ignore();
+            .arg(payload);
     }
 
     /// The next `XREAD`, or `None` when no topic has local subscribers.
@@ -235,6 +234,8 @@ impl Task {
             return Ok(false);
         }
         let mut pipe = redis::pipe();
+        // A refused command (a key of another type) fails its topic only.
+        pipe.ignore_errors();
         for t in &new {
             pipe.cmd("XREVRANGE")
                 .arg(channel(t))
@@ -252,6 +253,11 @@ impl Task {
         for (t, reply) in new.into_iter().zip(replies) {
             let last = match reply {
                 Value::Array(mut entries) => entries.pop().and_then(entry_id),
+                Value::ServerError(e) => {
+                    let what = format!("Redis XREVRANGE refused for topic {t}: {e}");
+                    self.shared.counters.error(what);
+                    None
+                }
                 _ => None,
             };
             d.ids.insert(t, last.unwrap_or_else(|| "0-0".into()));
@@ -277,11 +283,30 @@ impl Task {
             else {
                 continue;
             };
-            let mut last = None;
+            // Where this process is in the topic now: a topic dropped while
+            // the read was in flight stays dropped, and one dropped and
+            // added again starts where its new start says, not earlier.
+            let Some(mut at) = self
+                .durable
+                .as_ref()
+                .and_then(|d| d.ids.get(topic))
+                .and_then(|id| parse_id(id))
+            else {
+                continue;
+            };
+            let mut moved = false;
             for entry in entries {
                 let Some((id, fields)) = pair(entry) else {
                     continue;
                 };
+                let Some(id) = bytes_of(id).and_then(|b| parse_id(std::str::from_utf8(&b).ok()?))
+                else {
+                    continue;
+                };
+                if id <= at {
+                    continue;
+                }
+                (at, moved) = (id, true);
                 match payload_of(fields) {
                     Some(p) => self.receive_payload(topic, Bytes::from(p)),
                     None => {
@@ -292,19 +317,21 @@ impl Task {
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                 }
-                last = bytes_of(id)
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .or(last);
             }
-            // A topic dropped while the read was in flight stays dropped.
-            if let (Some(id), Some(d)) = (last, self.durable.as_mut()) {
+            if let (true, Some(d)) = (moved, self.durable.as_mut()) {
                 if let Some(slot) = d.ids.get_mut(topic) {
-                    *slot = id;
+                    *slot = format!("{}-{}", at.0, at.1);
                 }
             }
         }
         self.shared.ws.hub.flush();
     }
+}
+
+/// A stream entry id, `<ms>-<seq>`, as a pair that orders like Redis does.
+fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 /// A two-element array as a pair (a stream and its entries; an entry's id
@@ -403,5 +430,10 @@ mod tests {
             Some("7-3")
         );
         assert!(pair(Value::Nil).is_none());
+        assert_eq!(parse_id("1700000000000-12"), Some((1_700_000_000_000, 12)));
+        assert!(parse_id("9-10") > parse_id("9-9"));
+        assert!(parse_id("10-0") > parse_id("9-99"));
+        assert_eq!(parse_id("x-1"), None);
+        assert_eq!(parse_id("5"), None);
     }
 }

@@ -152,6 +152,16 @@ pub(super) fn fatal(e: &redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() || e.is_timeout()
 }
 
+/// How the task's multiplexed connections are made. The task bounds every
+/// command itself ([`IO_TIMEOUT`]), and a durable read waits its `BLOCK` by
+/// design, so the client's own response timeout (500 ms by default, which
+/// failed a pipeline that waited on a busy Redis) is off.
+pub(super) fn connection_config() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(IO_TIMEOUT))
+        .set_response_timeout(None)
+}
+
 pub(super) fn channel(topic: &str) -> String {
     format!("{CHANNEL_PREFIX}{topic}")
 }
@@ -234,7 +244,10 @@ impl Task {
     /// gone).
     async fn session(&mut self, rx: &mut mpsc::UnboundedReceiver<Cmd>) -> Option<String> {
         let connect = async {
-            let publisher = self.client.get_multiplexed_async_connection().await?;
+            let publisher = self
+                .client
+                .get_multiplexed_async_connection_with_config(&connection_config())
+                .await?;
             let pubsub = self.client.get_async_pubsub().await?;
             redis::RedisResult::Ok((publisher, pubsub))
         };

@@ -24,13 +24,15 @@
 
 use bytes::Bytes;
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Value};
+use redis::Value;
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-use super::broker::{channel, fatal, take_batch, Cmd, Task, CHANNEL_PREFIX, IO_TIMEOUT};
+use super::broker::{
+    channel, connection_config, fatal, take_batch, Cmd, Task, CHANNEL_PREFIX, IO_TIMEOUT,
+};
 
 /// How long one `XREAD` waits for entries. It bounds how late a new topic's
 /// first message can be when its wake-up is lost (above); an idle process
@@ -110,11 +112,7 @@ impl Task {
         &mut self,
         rx: &mut mpsc::UnboundedReceiver<Cmd>,
     ) -> Option<String> {
-        // The task bounds every command itself, and a read waits up to BLOCK
-        // by design, so the client's own response timeout is off.
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(IO_TIMEOUT))
-            .set_response_timeout(None);
+        let config = connection_config();
         let pid = std::process::id();
         let connect = async {
             let mut writer = self

@@ -481,7 +481,7 @@ describe('examples', () => {
 
   example(
     'chat-cluster.ts',
-    'a line sent to one worker reaches every member in every worker, and with REDIS_URL every server',
+    'a line sent to one worker reaches every member in every worker, and with REDIS_URL every server (REDIS_DURABLE too)',
     async (ctx) => {
       const s = await start('chat-cluster.ts')
       expect(s.output()).toMatch(/\(4 workers\)/)
@@ -508,6 +508,19 @@ describe('examples', () => {
         a.sock.send('across machines')
         await b.next(1)
         expect(b.messages[0]!.data.toString()).toBe('across machines')
+
+        // REDIS_DURABLE=1: the same chat on Redis Streams.
+        const denv = { ...env, REDIS_DURABLE: '1' }
+        const [three, four] = await Promise.all([start('chat-cluster.ts', denv), start('chat-cluster.ts', denv)])
+        const c = await wsOpen(`${three!.url.replace('http', 'ws')}/chat/kept`)
+        const d = await wsOpen(`${four!.url.replace('http', 'ws')}/chat/kept`)
+        // The two workers holding them read the room's stream.
+        const readers = () => redis.cli('CLIENT', 'LIST').filter((l) => / name=httpy-\d+-read .* cmd=xread /.test(l)).length
+        expect(await waitFor(() => readers() === 2, 10_000, 20)).toBe(true)
+        c.sock.send('kept on a stream')
+        await d.next(1)
+        expect(d.messages[0]!.data.toString()).toBe('kept on a stream')
+        expect(redis.cli('XLEN', 'httpy:kept')).toEqual(['1'])
       } finally {
         await redis.kill()
       }

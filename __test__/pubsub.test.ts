@@ -9,7 +9,11 @@
  * - `/metrics` on any worker answers for the whole server;
  * - Redis down at start, and killed then restarted mid-run: the servers
  *   keep serving, report the outage, count the messages the other servers
- *   missed, and carry messages again once Redis is back.
+ *   missed, and carry messages again once Redis is back; a Redis busy for
+ *   1.5 s only delays them;
+ * - the durable mode (Redis Streams): a Redis restarted from its
+ *   append-only file, or a link killed mid-flow, loses nothing Redis has;
+ *   `maxLen` caps each stream; a refused `XADD` is counted, not fatal.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -18,7 +22,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { App } from '../ts/index.js'
 import { alive, freePort, getOnce, startApp, waitFor, type AppProcess } from './helpers/proc.js'
-import { startRedis, type RedisServer } from './helpers/redis.js'
+import { startRedis, type RedisOptions, type RedisServer } from './helpers/redis.js'
 import { requireTool } from './helpers/tools.js'
 
 const procs: AppProcess[] = []
@@ -242,8 +246,8 @@ describe('access log across workers', () => {
 })
 
 describe.skipIf(!requireTool('redis'))('Redis as the broker', () => {
-  async function broker(port?: number): Promise<RedisServer> {
-    const b = await startRedis(port ?? (await freePort()))
+  async function broker(port?: number, opts?: RedisOptions): Promise<RedisServer> {
+    const b = await startRedis(port ?? (await freePort()), opts)
     brokers.push(b)
     return b
   }
@@ -356,4 +360,177 @@ describe.skipIf(!requireTool('redis'))('Redis as the broker', () => {
     expect(Number(up.stats?.brokerReconnects)).toBeGreaterThanOrEqual(1)
     expect(alive(a!.pid) && alive(c!.pid)).toBe(true)
   }, 60_000)
+
+  it('a Redis busy for 1.5 s delays publishes, without dropping them or the link', async () => {
+    const b = await broker()
+    const [a, c] = await Promise.all([1, 2].map(() => app({ pubsub: { redis: b.url } })))
+    expect(await brokerUp([a!, c!])).toBe(true)
+    const onC = await connect(c!.port)
+    expect(await subscribers(b, 'room', 1)).toBe(true)
+    // Every client's commands wait 1.5 s: the PUBLISH pipeline is answered late.
+    expect(b.cli('CLIENT', 'PAUSE', '1500', 'ALL')).toEqual(['OK'])
+    await getOnce(a!.port, '/publish?from=slow&n=50')
+    await waitFor(() => onC.texts.length >= 50, 10_000, 20)
+    expect(onC.texts).toEqual(sequence('slow', 50))
+    expect((await stats(a!.port)).stats).toMatchObject({ dropped: 0, brokerReconnects: 0, brokerErrors: 0 })
+  }, 60_000)
+
+  describe('durable mode (Redis Streams)', () => {
+    const durable = (url: string, extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+      pubsub: { redis: url, durable: true, ...extra },
+    })
+
+    /** The `CLIENT LIST` line of a server's connection (`read` or `write`), or undefined. */
+    const link = (b: RedisServer, pid: number, which: 'read' | 'write'): string | undefined =>
+      b.cli('CLIENT', 'LIST').find((l) => l.includes(` name=httpy-${pid}-${which} `))
+
+    /** Closes a server's Redis connections (both, or the named one) from the Redis side. */
+    const cut = (b: RedisServer, app: AppProcess, links: ('read' | 'write')[] = ['read', 'write']): void => {
+      for (const which of links) {
+        const id = /^id=(\d+) /.exec(link(b, app.pid, which) ?? '')?.[1]
+        expect(id, `${which} link of ${app.pid}`).toBeDefined()
+        expect(b.cli('CLIENT', 'KILL', 'ID', id!)).toEqual(['1'])
+      }
+    }
+
+    /** Until each server's reading connection is blocked in an XREAD (it reads its topics). */
+    const reading = (b: RedisServer, apps: AppProcess[]): Promise<boolean> =>
+      waitFor(() => apps.every((a) => / cmd=xread /.test(link(b, a.pid, 'read') ?? '')), 10_000, 20)
+
+    it('refuses bad options, naming them', async () => {
+      const cases: [unknown, RegExp][] = [
+        [{ durable: true }, /"pubsub\.durable" needs "pubsub\.redis"/],
+        [{ redis: 'redis://127.0.0.1:1/0', durable: 'yes' }, /"pubsub\.durable" must be a boolean/],
+        [{ redis: 'redis://127.0.0.1:1/0', durable: true, maxLen: 0 }, /"pubsub\.maxLen" must be an integer from 1/],
+        [{ redis: 'redis://127.0.0.1:1/0', durable: true, maxLen: 2.5 }, /"pubsub\.maxLen" must be an integer/],
+        [{ redis: 'redis://127.0.0.1:1/0', maxLen: 100 }, /"pubsub\.maxLen" applies to the durable mode only/],
+      ]
+      for (const [pubsub, message] of cases) {
+        const err = await new App().listen({ port: 0, pubsub: pubsub as never }).catch((e: unknown) => e)
+        expect((err as { code?: string }).code, String(err)).toBe('ERR_HTTPY_INVALID_OPTION')
+        expect(String((err as Error).message)).toMatch(message)
+      }
+    })
+
+    it('Redis SIGKILLed and restarted from its AOF: every message it had arrives, in order, once', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'httpy-redis-'))
+      try {
+        const port = await freePort()
+        let b = await broker(port, { aof: dir })
+        const [a, c] = await Promise.all([1, 2].map(() => app(durable(b.url))))
+        expect(await brokerUp([a!, c!])).toBe(true)
+        const onA = await Promise.all([1, 2].map(() => connect(a!.port)))
+        const onC = await Promise.all([1, 2, 3].map(() => connect(c!.port)))
+        expect(await reading(b, [a!, c!])).toBe(true)
+        await getOnce(a!.port, '/publish?from=before&n=100')
+        await waitFor(() => onC.every((cl) => cl.texts.length >= 100), 10_000, 20)
+
+        // C is frozen and its links cut (so no reply can wait in its socket
+        // buffers) while A publishes 100 more: they exist only in Redis and
+        // its AOF when Redis is killed.
+        c!.child.kill('SIGSTOP')
+        let frozen = true
+        try {
+          cut(b, c!)
+          await getOnce(a!.port, '/publish?from=held&n=100')
+          expect(await waitFor(() => b.cli('XLEN', 'httpy:room')[0] === '200', 10_000, 20)).toBe(true)
+          await b.kill()
+          brokers.splice(brokers.indexOf(b), 1)
+          // A notices; what it publishes now reaches its own clients only.
+          expect(await waitFor(async () => (await stats(a!.port)).stats?.brokerUp === false, 10_000, 20)).toBe(true)
+          await getOnce(a!.port, '/publish?from=during&n=20')
+          b = await broker(port, { aof: dir })
+          expect(b.cli('XLEN', 'httpy:room')).toEqual(['200'])
+          c!.child.kill('SIGCONT')
+          frozen = false
+        } finally {
+          if (frozen) c!.child.kill('SIGCONT')
+        }
+
+        expect(await brokerUp([a!, c!], 15_000)).toBe(true)
+        expect(await reading(b, [a!, c!])).toBe(true)
+        await getOnce(a!.port, '/publish?from=after&n=100')
+        await waitFor(() => onC.every((cl) => cl.texts.length >= 300), 10_000, 20)
+        await waitFor(() => onA.every((cl) => cl.texts.length >= 320), 10_000, 20)
+        const want = [...sequence('before', 100), ...sequence('held', 100), ...sequence('after', 100)]
+        for (const cl of onC) expect(cl.texts).toEqual(want)
+        for (const cl of onA) {
+          expect(cl.texts).toEqual([...sequence('before', 100), ...sequence('held', 100), ...sequence('during', 20), ...sequence('after', 100)])
+        }
+        expect(Number((await stats(c!.port)).stats?.brokerReconnects)).toBeGreaterThanOrEqual(1)
+        expect(Number((await stats(a!.port)).stats?.dropped)).toBe(20)
+      } finally {
+        rmSync(dir, { recursive: true, force: true })
+      }
+    }, 60_000)
+
+    it('a link killed mid-flow (CLIENT KILL) loses nothing: the reader resumes from its last id', async () => {
+      const b = await broker()
+      const [a, c] = await Promise.all([1, 2].map(() => app(durable(b.url))))
+      expect(await brokerUp([a!, c!])).toBe(true)
+      const onC = await Promise.all([1, 2, 3, 4].map(() => connect(c!.port)))
+      expect(await reading(b, [c!])).toBe(true)
+      // 400 messages, one every 2 ms or so: a steady flow of about a second.
+      const flow = getOnce(a!.port, '/publish?from=flow&n=400&pace=2')
+      const killAt = async (n: number): Promise<number> => {
+        expect(await waitFor(() => onC[0]!.texts.length >= n, 10_000, 5)).toBe(true)
+        // C only reads; its reading link is the one whose loss could lose
+        // messages (a publisher's lost link drops what it publishes meanwhile,
+        // as documented).
+        cut(b, c!, ['read'])
+        return onC[0]!.texts.length
+      }
+      const atFirst = await killAt(50)
+      const atSecond = await killAt(atFirst + 100)
+      await flow
+      // Both kills happened while messages were still coming.
+      expect(atSecond).toBeLessThan(400)
+      await waitFor(() => onC.every((cl) => cl.texts.length >= 400), 10_000, 20)
+      for (const cl of onC) expect(cl.texts).toEqual(sequence('flow', 400))
+      const s = await stats(c!.port)
+      expect(Number(s.stats?.brokerReconnects)).toBeGreaterThanOrEqual(2)
+      expect(String(s.stats?.lastError)).toMatch(/XREAD|connection|closed|Redis/i)
+    }, 60_000)
+
+    it('a key of another type under httpy: is refused, counted and reported; the link and the server stay up', async () => {
+      const b = await broker()
+      const [a, c] = await Promise.all([1, 2].map(() => app(durable(b.url))))
+      expect(await brokerUp([a!, c!])).toBe(true)
+      const onC = await connect(c!.port)
+      expect(await reading(b, [c!])).toBe(true)
+      b.cli('SET', 'httpy:taken', 'not a stream')
+      await getOnce(a!.port, '/publish?topic=taken&from=x&n=5')
+      expect(await waitFor(async () => (await stats(a!.port)).stats?.dropped === 5, 5000, 20), JSON.stringify((await stats(a!.port)).stats)).toBe(true)
+      const s = (await stats(a!.port)).stats
+      expect(String(s?.lastError)).toMatch(/refused 5 XADD: .*(WRONGTYPE|WrongType)/)
+      expect(s).toMatchObject({ brokerUp: true, brokerReconnects: 0 })
+      expect(b.cli('GET', 'httpy:taken')).toEqual(['not a stream'])
+      // The same pipeline link carries the next publishes.
+      await getOnce(a!.port, '/publish?from=ok&n=5')
+      await waitFor(() => onC.texts.length >= 5, 5000, 20)
+      expect(onC.texts).toEqual(sequence('ok', 5))
+    }, 60_000)
+
+    it('maxLen caps each stream; a new subscriber starts at the end, not the history', async () => {
+      // Small stream nodes, so the approximate trim lands close to maxLen.
+      const b = await broker(undefined, { extra: ['--stream-node-max-entries', '10'] })
+      const [a, c] = await Promise.all([1, 2].map(() => app(durable(b.url, { maxLen: 100 }))))
+      expect(await brokerUp([a!, c!])).toBe(true)
+      await getOnce(a!.port, '/publish?from=burst&n=1000')
+      const added = (): number => {
+        const info = b.cli('XINFO', 'STREAM', 'httpy:room')
+        return Number(info[info.indexOf('entries-added') + 1])
+      }
+      expect(await waitFor(() => added() === 1000, 10_000, 20)).toBe(true)
+      const len = Number(b.cli('XLEN', 'httpy:room')[0])
+      expect(len).toBeGreaterThanOrEqual(100)
+      expect(len).toBeLessThanOrEqual(110)
+      const late = await connect(c!.port)
+      expect(await reading(b, [c!])).toBe(true)
+      await getOnce(a!.port, '/publish?from=fresh&n=5')
+      await waitFor(() => late.texts.length >= 5, 10_000, 20)
+      expect(late.texts).toEqual(sequence('fresh', 5))
+      expect(alive(a!.pid) && alive(c!.pid)).toBe(true)
+    }, 60_000)
+  })
 })

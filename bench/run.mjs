@@ -14,11 +14,17 @@
 //   npm run bench -- --quick      # under a minute
 //   npm run bench -- --only json,h2
 //   npm run bench -- --no-perf    # no syscall counting (perf adds a little CPU)
+//   npm run bench -- --only pubsub  # the cross-process pub/sub rows only
+//
+// Last, the cross-process pub/sub rows (bench/pubsub.mjs): 2 workers, 256
+// WebSocket subscribers, messages/s and µs per message over the local links
+// and through a local redis-server (skipped without one); under 15 s.
 import { spawn, execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { availableParallelism, cpus, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { crossProcessRows } from './pubsub.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const args = process.argv.slice(2)
@@ -340,6 +346,15 @@ for (const w of WORKLOADS) {
 }
 stopAll()
 
+// Cross-process pub/sub: messages through 2 workers, not requests against a
+// baseline, so a table of its own.
+let pubsub
+if (!only || only.includes('pubsub')) {
+  process.stderr.write('  cross-process pub/sub, 2 workers, 256 subscribers ... ')
+  pubsub = { messages: quick ? 3000 : 10_000, rows: await crossProcessRows(quick ? 3000 : 10_000) }
+  process.stderr.write('done\n')
+}
+
 // The crossing: what a request costs more when a JS handler answers it than
 // when the core answers it from the route cache, in the same run.
 const byId = new Map(rows.filter((r) => !r.skipped).map((r) => [r.id, r]))
@@ -401,6 +416,13 @@ console.log(`| ${header.join(' | ')} |`)
 console.log(`|${header.map(() => '---').join('|')}|`)
 for (const r of table) console.log(`| ${r.join(' | ')} |`)
 
+if (pubsub) {
+  console.log(`\nCross-process pub/sub: ${pubsub.messages} messages of 64 bytes published in one worker, 256 subscribers over 2 workers:\n`)
+  console.log('| mode | messages/s | deliveries/s | µs/msg |')
+  console.log('|---|---|---|---|')
+  for (const r of pubsub.rows) console.log(`| ${r.mode} | ${fmt.rps(r['messages/s'])} | ${fmt.rps(r['deliveries/s'])} | ${r['µs/msg']} |`)
+}
+
 const outDir = join(here, 'results')
 mkdirSync(outDir, { recursive: true })
 writeFileSync(
@@ -419,6 +441,7 @@ writeFileSync(
       perf: PERF,
       crossing,
       rows,
+      pubsub,
     },
     null,
     2,

@@ -10,7 +10,10 @@
  *   curl 127.0.0.1:8080/rooms/lobby                  # {"room":"lobby","members":2}
  *
  * WORKERS sets the worker count (default 4). REDIS_URL (for example
- * redis://127.0.0.1:6379/0) joins every server started with the same URL.
+ * redis://127.0.0.1:6379/0) joins every server started with the same URL;
+ * REDIS_DURABLE=1 carries the lines on Redis Streams, so a server whose
+ * link to Redis drops gets what was said meanwhile (start every server of
+ * the chat the same way).
  */
 import { Response, get, publish, run, subscriberCount, websocket } from 'httpy'
 
@@ -29,9 +32,10 @@ get('/rooms/{room}', (req) => {
 })
 
 const redis = process.env.REDIS_URL
+const durable = process.env.REDIS_DURABLE === '1'
 await run({
   host: process.env.HOST ?? '127.0.0.1',
   port: Number(process.env.PORT ?? 8080),
   workers: Number(process.env.WORKERS ?? 4),
-  ...(redis ? { pubsub: { redis } } : {}),
+  ...(redis ? { pubsub: { redis, durable } } : {}),
 })

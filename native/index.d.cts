@@ -418,6 +418,11 @@ export interface NativeOptions {
    */
   pubsubClusterDir?: string
   pubsubRedis?: string
+  /**
+   * `pubsub.durable`: the streams' cap (`pubsub.maxLen`, defaulted by the
+   * TS layer); absent in the plain mode.
+   */
+  pubsubDurableMaxLen?: number
 }
 
 /** The pub/sub layer's counters (`server.pubsubStats()`). */

@@ -56,6 +56,9 @@ pub struct NativeOptions {
     /// (set by the supervisor) and the Redis URL (`pubsub.redis`).
     pub pubsub_cluster_dir: Option<String>,
     pub pubsub_redis: Option<String>,
+    /// `pubsub.durable`: the streams' cap (`pubsub.maxLen`, defaulted by the
+    /// TS layer); absent in the plain mode.
+    pub pubsub_durable_max_len: Option<f64>,
 }
 
 /// The `compression` option, validated by the TS layer.
@@ -100,6 +103,7 @@ pub(crate) fn server_config(mut options: NativeOptions) -> Result<ServerConfig> 
         pubsub: PubSubConfig {
             cluster_dir: options.pubsub_cluster_dir.take().map(Into::into),
             redis: options.pubsub_redis.take(),
+            durable: options.pubsub_durable_max_len.map(|n| n as u64),
         },
         ..ServerConfig::default()
     };

@@ -156,6 +156,14 @@ export interface PubSubOptions {
    * go through this Redis (or Valkey) to every server subscribed to the topic.
    */
   redis?: string
+  /**
+   * With `redis`: carry messages on a capped Redis Stream per topic instead
+   * of Redis pub/sub, so a process whose link to Redis drops (or whose Redis
+   * restarts with its data) reads what was published meanwhile. Default false.
+   */
+  durable?: boolean
+  /** With `durable`: entries kept per topic's stream (trimmed approximately). Default 10000. */
+  maxLen?: number
 }
 
 export interface CompressionOptions {
@@ -230,17 +238,32 @@ function bool(o: Record<string, unknown>, name: string, def: boolean): boolean {
   return v
 }
 
-/** The `pubsub` option: the Redis URL, checked for its scheme here (the core parses the rest). */
-function pubsubRedis(v: unknown): string | undefined {
-  if (v === undefined) return undefined
+/** Entries a topic's stream keeps in the durable mode unless `maxLen` says otherwise. */
+const DEFAULT_PUBSUB_MAX_LEN = 10_000
+
+/**
+ * The `pubsub` option: the Redis URL, checked for its scheme here (the core
+ * parses the rest), and the durable mode's cap (undefined: the plain mode).
+ */
+function pubsubOption(v: unknown): { redis: string | undefined; durableMaxLen: number | undefined } {
+  if (v === undefined) return { redis: undefined, durableMaxLen: undefined }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) bad('pubsub', 'an object such as { redis: "redis://127.0.0.1:6379/0" }', v)
   for (const key of Object.keys(v)) {
-    if (key !== 'redis') throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', `unknown option "pubsub.${key}"`)
+    if (key !== 'redis' && key !== 'durable' && key !== 'maxLen') throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', `unknown option "pubsub.${key}"`)
   }
-  const url = (v as PubSubOptions).redis
-  if (url === undefined) return undefined
-  if (typeof url !== 'string' || !/^rediss?:\/\/./.test(url)) bad('pubsub.redis', 'a redis:// or rediss:// URL', url)
-  return url
+  const { redis: url, durable, maxLen } = v as PubSubOptions
+  if (url !== undefined && (typeof url !== 'string' || !/^rediss?:\/\/./.test(url))) bad('pubsub.redis', 'a redis:// or rediss:// URL', url)
+  if (durable !== undefined && typeof durable !== 'boolean') bad('pubsub.durable', 'a boolean', durable)
+  if (maxLen !== undefined && (typeof maxLen !== 'number' || !Number.isInteger(maxLen) || maxLen < 1 || maxLen > 1e9)) {
+    bad('pubsub.maxLen', 'an integer from 1 to 1000000000', maxLen)
+  }
+  if (durable === true && url === undefined) {
+    throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'option "pubsub.durable" needs "pubsub.redis": the durable mode keeps messages on Redis Streams')
+  }
+  if (maxLen !== undefined && durable !== true) {
+    throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'option "pubsub.maxLen" applies to the durable mode only: set "pubsub.durable: true" with it')
+  }
+  return { redis: url, durableMaxLen: durable === true ? (maxLen ?? DEFAULT_PUBSUB_MAX_LEN) : undefined }
 }
 
 function metricsOption(v: unknown): ResolvedOptions['metrics'] {
@@ -351,6 +374,7 @@ export function resolveOptions(options: ServerOptions | undefined, jsHandlesMiss
   const metrics = metricsOption(o.metrics)
   const accessLog = accessLogOption(o.accessLog)
   const trust = compileTrust(o.trustProxy)
+  const pubsub = pubsubOption(o.pubsub)
   // The core resolves the client too, for the access log (natively answered
   // requests never reach JS).
   const trustNative = trustSpec(o.trustProxy)
@@ -398,7 +422,8 @@ export function resolveOptions(options: ServerOptions | undefined, jsHandlesMiss
     trustProxyHops: trustNative !== undefined && 'hops' in trustNative ? trustNative.hops : undefined,
     trustProxyNets: trustNative !== undefined && 'nets' in trustNative ? trustNative.nets : undefined,
     compression: compressionOf(o.compression),
-    pubsubRedis: pubsubRedis(o.pubsub),
+    pubsubRedis: pubsub.redis,
+    pubsubDurableMaxLen: pubsub.durableMaxLen,
     // A supervised worker links to its siblings in the primary's directory.
     pubsubClusterDir: workers !== undefined && cluster.isWorker ? process.env[PUBSUB_DIR_ENV] : undefined,
   }

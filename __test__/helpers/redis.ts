@@ -1,7 +1,10 @@
 /**
  * A real `redis-server` for the pub/sub tests: started on 127.0.0.1 on a
- * given port with persistence off, stopped by its pid (SIGKILL for the fault
- * tests, so it goes away as a crash would), and `redis-cli` to inspect it.
+ * given port, stopped by its pid (SIGKILL for the fault tests, so it goes
+ * away as a crash would), and `redis-cli` to inspect it. Persistence is off
+ * unless `aof` names a directory: then every write is in the append-only
+ * file before Redis answers it (`appendfsync always`), and a Redis started
+ * again on that directory has everything it acknowledged.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { waitFor } from './proc.js'
@@ -16,10 +19,20 @@ export interface RedisServer {
   cli: (...args: string[]) => string[]
 }
 
-export async function startRedis(port: number): Promise<RedisServer> {
+export interface RedisOptions {
+  /** A directory for the append-only file (persistence on). */
+  aof?: string
+  /** More `--name value` settings. */
+  extra?: string[]
+}
+
+export async function startRedis(port: number, opts: RedisOptions = {}): Promise<RedisServer> {
+  const persistence = opts.aof === undefined
+    ? ['--appendonly', 'no']
+    : ['--dir', opts.aof, '--appendonly', 'yes', '--appendfsync', 'always']
   const child: ChildProcess = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'],
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--protected-mode', 'no', ...(opts.extra ?? [])],
     { stdio: 'ignore' },
   )
   const exited = new Promise<void>((r) => child.on('exit', () => r()))

@@ -1,7 +1,7 @@
 // The server of `npm run bench:pubsub`: every WebSocket on /ws subscribes to
 // one topic; GET /publish?n=N publishes N messages of 64 bytes from the
 // worker that takes the request; GET /count answers subscriberCount.
-// WORKERS and REDIS_URL choose the mode. Prints `READY {json}` once listening.
+// WORKERS, REDIS_URL and REDIS_DURABLE=1 (Redis Streams) choose the mode. Prints `READY {json}` once listening.
 import { Response, Supervisor, get, publish, run, subscriberCount, websocket } from '../../dist/index.js'
 import { port, ready } from './common.mjs'
 
@@ -23,5 +23,9 @@ get('/count', () => Response.text(String(subscriberCount('bench'))))
 
 const workers = process.env.WORKERS ? Number(process.env.WORKERS) : undefined
 const redis = process.env.REDIS_URL
-const server = await run({ port: port(), quiet: true, workers, ...(redis ? { pubsub: { redis } } : {}) })
+const durable = process.env.REDIS_DURABLE === '1'
+// The durable streams keep the whole run (N <= 100000), so no subscriber can
+// fall behind the trimming and miss messages.
+const pubsub = redis ? { redis, ...(durable ? { durable, maxLen: 100_000 } : {}) } : undefined
+const server = await run({ port: port(), quiet: true, workers, pubsub })
 if (server instanceof Supervisor || workers === undefined) ready({ port: server.port })

@@ -2,7 +2,9 @@
 //! docs/scaling.md for why). One task per process owns two connections, a
 //! multiplexed one for `PUBLISH` and a subscriber one, and is fed through a
 //! channel, so the thread that publishes only queues and a slow or dead
-//! Redis never blocks it.
+//! Redis never blocks it. The durable mode keeps this task, its channel,
+//! its queue bound and its reconnection, and replaces the session (what is
+//! done while connected) with the one in `streams.rs`.
 //!
 //! - One Redis subscription per topic per process, not per client: the hub
 //!   reports a topic's first local subscriber and its last one leaving
@@ -30,7 +32,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
 use super::wire::{self, Kind};
-use super::Shared;
+use super::{streams, Shared};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Prefix of the Redis channel of a topic.
@@ -39,11 +41,11 @@ pub(crate) const CHANNEL_PREFIX: &str = "httpy:";
 /// Bytes queued towards Redis beyond which publishes are dropped: 64 MiB.
 const QUEUE_LIMIT: usize = 64 << 20;
 /// A connect or a command that takes longer counts as a failure.
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
+pub(super) const IO_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-enum Cmd {
+pub(super) enum Cmd {
     Publish {
         topic: String,
         kind: Kind,
@@ -63,7 +65,13 @@ pub(crate) struct Broker {
 impl Broker {
     /// Checks the URL and starts the task; connecting happens in the task, so
     /// a Redis that is down does not stop the server from starting.
-    pub(crate) fn start(url: &str, shared: Arc<Shared>, rt: &Runtime) -> Result<Arc<Broker>> {
+    /// `durable`: the streams' cap, in the durable mode.
+    pub(crate) fn start(
+        url: &str,
+        durable: Option<u64>,
+        shared: Arc<Shared>,
+        rt: &Runtime,
+    ) -> Result<Arc<Broker>> {
         let client = redis::Client::open(url).map_err(|e| {
             Error::new(
                 ErrorKind::InvalidOption,
@@ -81,6 +89,7 @@ impl Broker {
             subscribed: FxHashSet::default(),
             connected_once: false,
             was_up: false,
+            durable: durable.map(streams::Reading::new),
         };
         rt.spawn(task.run(rx, stop.clone()));
         Ok(Arc::new(Broker {
@@ -121,20 +130,39 @@ impl Broker {
     }
 }
 
-struct Task {
-    client: redis::Client,
-    shared: Arc<Shared>,
-    queued: Arc<AtomicUsize>,
+pub(super) struct Task {
+    pub(super) client: redis::Client,
+    pub(super) shared: Arc<Shared>,
+    pub(super) queued: Arc<AtomicUsize>,
     /// Topics with local subscribers (what Redis should have).
-    wanted: FxHashSet<Arc<str>>,
+    pub(super) wanted: FxHashSet<Arc<str>>,
     /// Topics subscribed on the current connection.
     subscribed: FxHashSet<Arc<str>>,
     connected_once: bool,
     /// The current session got connected (the back-off starts over).
     was_up: bool,
+    /// The durable mode's state (the last id read per topic), kept across
+    /// reconnections.
+    pub(super) durable: Option<streams::Reading>,
 }
 
-fn channel(topic: &str) -> String {
+/// Whether a Redis error ends the session (the link is gone or unusable),
+/// rather than failing one command on a working link.
+pub(super) fn fatal(e: &redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_unrecoverable_error() || e.is_timeout()
+}
+
+/// How the task's multiplexed connections are made. The task bounds every
+/// command itself ([`IO_TIMEOUT`]), and a durable read waits its `BLOCK` by
+/// design, so the client's own response timeout (500 ms by default, which
+/// failed a pipeline that waited on a busy Redis) is off.
+pub(super) fn connection_config() -> redis::AsyncConnectionConfig {
+    redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(IO_TIMEOUT))
+        .set_response_timeout(None)
+}
+
+pub(super) fn channel(topic: &str) -> String {
     format!("{CHANNEL_PREFIX}{topic}")
 }
 
@@ -148,7 +176,7 @@ impl Task {
         loop {
             let err = tokio::select! {
                 _ = stop.cancelled() => return,
-                e = self.session(&mut rx) => e,
+                e = self.any_session(&mut rx) => e,
             };
             let Some(err) = err else { return };
             self.shared.counters.broker_up.store(false, Release);
@@ -175,6 +203,14 @@ impl Task {
         }
     }
 
+    async fn any_session(&mut self, rx: &mut mpsc::UnboundedReceiver<Cmd>) -> Option<String> {
+        if self.durable.is_some() {
+            self.durable_session(rx).await
+        } else {
+            self.session(rx).await
+        }
+    }
+
     fn offline(&mut self, cmd: Cmd) {
         match cmd {
             Cmd::Publish { topic, payload, .. } => {
@@ -185,9 +221,22 @@ impl Task {
                 self.wanted.insert(t);
             }
             Cmd::Interest(t, false) => {
+                if let Some(d) = &mut self.durable {
+                    d.forget(&t);
+                }
                 self.wanted.remove(&t);
             }
         }
+    }
+
+    /// The session is connected and in step with `wanted`: report it.
+    pub(super) fn up(&mut self) {
+        if self.connected_once {
+            self.shared.counters.broker_reconnects.fetch_add(1, Relaxed);
+        }
+        self.connected_once = true;
+        self.was_up = true;
+        self.shared.counters.broker_up.store(true, Release);
     }
 
     /// One connection's life: connect, subscribe what is wanted, then serve
@@ -195,7 +244,10 @@ impl Task {
     /// gone).
     async fn session(&mut self, rx: &mut mpsc::UnboundedReceiver<Cmd>) -> Option<String> {
         let connect = async {
-            let publisher = self.client.get_multiplexed_async_connection().await?;
+            let publisher = self
+                .client
+                .get_multiplexed_async_connection_with_config(&connection_config())
+                .await?;
             let pubsub = self.client.get_async_pubsub().await?;
             redis::RedisResult::Ok((publisher, pubsub))
         };
@@ -209,12 +261,7 @@ impl Task {
         if let Err(e) = self.sync_subscriptions(&mut sink).await {
             return Some(e);
         }
-        if self.connected_once {
-            self.shared.counters.broker_reconnects.fetch_add(1, Relaxed);
-        }
-        self.connected_once = true;
-        self.was_up = true;
-        self.shared.counters.broker_up.store(true, Release);
+        self.up();
         let mut batch = Vec::new();
         loop {
             tokio::select! {
@@ -230,15 +277,8 @@ impl Task {
                     self.shared.ws.hub.flush();
                 }
                 cmd = rx.recv() => {
-                    let cmd = cmd?;
-                    batch.push(cmd);
-                    while let Ok(c) = rx.try_recv() {
-                        batch.push(c);
-                        if batch.len() >= 4096 {
-                            break;
-                        }
-                    }
-                    if let Err(e) = self.run_batch(&mut batch, &mut publisher, &mut sink).await {
+                    take_batch(cmd?, rx, &mut batch);
+                    if let Err(e) = self.run_batch(&mut batch, &mut publisher, Some(&mut sink)).await {
                         return Some(e);
                     }
                 }
@@ -250,7 +290,13 @@ impl Task {
         let Some(topic) = msg.get_channel_name().strip_prefix(CHANNEL_PREFIX) else {
             return;
         };
-        let Some((kind, origin, data)) = wire::parse_redis(msg.get_payload_bytes()) else {
+        self.receive_payload(topic, Bytes::copy_from_slice(msg.get_payload_bytes()));
+    }
+
+    /// A message read from Redis (either mode): fanned out here unless this
+    /// process published it. The caller flushes the hub after a burst.
+    pub(super) fn receive_payload(&self, topic: &str, payload: Bytes) {
+        let Some((kind, origin, _)) = wire::parse_redis(&payload) else {
             self.shared.counters.dropped.fetch_add(1, Relaxed);
             return;
         };
@@ -258,16 +304,24 @@ impl Task {
             return; // our own publish, delivered locally already
         }
         self.shared
-            .deliver(topic, kind, Bytes::copy_from_slice(data));
+            .deliver(topic, kind, payload.slice(wire::REDIS_HEADER..));
     }
 
-    async fn run_batch(
+    /// Runs a batch of commands: interest changes first (`SUBSCRIBE` and
+    /// `UNSUBSCRIBE` on `sink`; without one, the durable mode's start ids),
+    /// then the publishes in one pipeline. `Ok(true)`: the durable mode has
+    /// topics to read that it did not have.
+    pub(super) async fn run_batch(
         &mut self,
         batch: &mut Vec<Cmd>,
         publisher: &mut redis::aio::MultiplexedConnection,
-        sink: &mut redis::aio::PubSubSink,
-    ) -> std::result::Result<(), String> {
+        sink: Option<&mut redis::aio::PubSubSink>,
+    ) -> std::result::Result<bool, String> {
         let mut pipe = redis::pipe();
+        // One result per publish, so a command Redis refuses (a key of
+        // another type, an ACL) is counted alone and the link stays up. Cost:
+        // the replies are kept in a Vec until counted, a few bytes each.
+        pipe.ignore_errors();
         let mut published = 0u64;
         let mut bytes = 0usize;
         let mut interest = false;
@@ -280,7 +334,12 @@ impl Task {
                 } => {
                     bytes += payload.len() + topic.len();
                     let body = wire::redis_payload(kind, &self.shared.origin, &payload);
-                    pipe.cmd("PUBLISH").arg(channel(&topic)).arg(body).ignore();
+                    match &self.durable {
+                        Some(d) => d.append(&mut pipe, &topic, body),
+                        None => {
+                            pipe.cmd("PUBLISH").arg(channel(&topic)).arg(body);
+                        }
+                    }
                     published += 1;
                 }
                 Cmd::Interest(t, true) => {
@@ -288,26 +347,61 @@ impl Task {
                     interest = true;
                 }
                 Cmd::Interest(t, false) => {
+                    if let Some(d) = &mut self.durable {
+                        d.forget(&t);
+                    }
                     self.wanted.remove(&t);
                     interest = true;
                 }
             }
         }
+        let mut added = false;
         if interest {
-            self.sync_subscriptions(sink).await?;
+            match sink {
+                Some(sink) => self.sync_subscriptions(sink).await?,
+                None => added = self.start_ids(publisher).await?,
+            }
         }
         if published == 0 {
-            return Ok(());
+            return Ok(added);
         }
-        let sent = tokio::time::timeout(IO_TIMEOUT, pipe.query_async::<()>(publisher)).await;
+        let sent = tokio::time::timeout(
+            IO_TIMEOUT,
+            pipe.query_async::<Vec<redis::RedisResult<()>>>(publisher),
+        )
+        .await;
         self.queued.fetch_sub(bytes, AcqRel);
+        let verb = if self.durable.is_some() {
+            "XADD"
+        } else {
+            "PUBLISH"
+        };
         match sent {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(results)) => {
+                // Refused on a working link: counted and reported, the
+                // session goes on.
+                let mut refused = results.into_iter().filter_map(|r| r.err());
+                if let Some(first) = refused.next() {
+                    let n = 1 + refused.count() as u64;
+                    self.shared.counters.dropped.fetch_add(n, Relaxed);
+                    self.shared
+                        .counters
+                        .error(format!("Redis refused {n} {verb}: {first}"));
+                }
+                Ok(added)
+            }
+            Ok(Err(e)) if !fatal(&e) => {
+                self.shared.counters.dropped.fetch_add(published, Relaxed);
+                self.shared
+                    .counters
+                    .error(format!("Redis {verb} failed: {e}"));
+                Ok(added)
+            }
             failed => {
                 self.shared.counters.dropped.fetch_add(published, Relaxed);
                 Err(match failed {
-                    Ok(Err(e)) => format!("Redis PUBLISH failed: {e}"),
-                    _ => "Redis PUBLISH timed out".into(),
+                    Ok(Err(e)) => format!("Redis {verb} failed: {e}"),
+                    _ => format!("Redis {verb} timed out"),
                 })
             }
         }
@@ -342,5 +436,17 @@ impl Task {
             }
         }
         Ok(())
+    }
+}
+
+/// Moves `first` and whatever else is queued (up to 4096 commands) into
+/// `batch`: one pipeline for a burst.
+pub(super) fn take_batch(first: Cmd, rx: &mut mpsc::UnboundedReceiver<Cmd>, batch: &mut Vec<Cmd>) {
+    batch.push(first);
+    while batch.len() < 4096 {
+        match rx.try_recv() {
+            Ok(c) => batch.push(c),
+            Err(_) => break,
+        }
     }
 }

@@ -13,10 +13,15 @@
 //!   messages, which it already delivered locally);
 //! - otherwise: to the sibling workers over the local sockets (while Redis
 //!   is down, the other servers miss the message; it is counted as dropped).
+//!
+//! On Redis, a message travels either by pub/sub (`broker.rs`: nothing is
+//! kept) or, in the durable mode, on a capped stream per topic
+//! (`streams.rs`: a process whose link drops reads what it missed).
 
 mod broker;
 mod cluster;
 mod merge;
+mod streams;
 mod wire;
 
 use bytes::Bytes;
@@ -47,6 +52,9 @@ pub struct PubSubConfig {
     pub cluster_dir: Option<PathBuf>,
     /// `redis://[user:password@]host:port/db` or `rediss://…` (TLS).
     pub redis: Option<String>,
+    /// With `redis`: carry messages on Redis Streams capped at this many
+    /// entries per topic (the durable mode) instead of Redis pub/sub.
+    pub durable: Option<u64>,
 }
 
 impl PubSubConfig {
@@ -142,7 +150,12 @@ impl PubSub {
             origin: wire::origin(),
         });
         let broker = match &config.redis {
-            Some(url) => Some(broker::Broker::start(url, shared.clone(), rt)?),
+            Some(url) => Some(broker::Broker::start(
+                url,
+                config.durable,
+                shared.clone(),
+                rt,
+            )?),
             None => None,
         };
         let cluster = match &config.cluster_dir {

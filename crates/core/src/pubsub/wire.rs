@@ -96,6 +96,9 @@ pub(crate) fn parse(mut f: Bytes) -> Option<(u8, String, Bytes)> {
     Some((tag, topic, body))
 }
 
+/// Bytes before the message in a Redis payload: tag and origin.
+pub(crate) const REDIS_HEADER: usize = 17;
+
 /// A Redis payload.
 pub(crate) fn redis_payload(kind: Kind, origin: &[u8; 16], msg: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(17 + msg.len());
@@ -107,10 +110,14 @@ pub(crate) fn redis_payload(kind: Kind, origin: &[u8; 16], msg: &[u8]) -> Vec<u8
 
 /// Splits a Redis payload into kind, origin and message.
 pub(crate) fn parse_redis(p: &[u8]) -> Option<(Kind, &[u8], &[u8])> {
-    if p.len() < 17 {
+    if p.len() < REDIS_HEADER {
         return None;
     }
-    Some((Kind::from_tag(p[0])?, &p[1..17], &p[17..]))
+    Some((
+        Kind::from_tag(p[0])?,
+        &p[1..REDIS_HEADER],
+        &p[REDIS_HEADER..],
+    ))
 }
 
 /// An identity for this process's messages: the pid, the clock and a

@@ -280,6 +280,31 @@ for (const variant of variants) {
   })
 }
 
+describe('WebSocket over HTTP/2: server shutdown', () => {
+  it('closes the socket with 1001, ends its stream, and the server stops', async () => {
+    const seen: Seen[] = []
+    const server = await listen(makeApp(seen))
+    const authority = `127.0.0.1:${server.port}`
+    const { session } = await connect(`http://${authority}`)
+    try {
+      const ws = await openWs(session, authority, '/echo')
+      ws.send(wsFrame(1, Buffer.from('hi')))
+      expect((await ws.next()).payload.toString()).toBe('hi')
+      const closing = server.close({ timeout: 5 })
+      const close = await ws.next()
+      expect(close.opcode).toBe(8)
+      expect(close.payload.readUInt16BE(0)).toBe(1001)
+      ws.send(wsFrame(8, closePayload(1001)))
+      await until(() => ws.reader.ended)
+      await closing
+      expect(seen[0]?.closed?.code).toBe(1001)
+    } finally {
+      session.destroy()
+      await server.close({ timeout: 1 })
+    }
+  })
+})
+
 describe.skipIf(!haveOpenssl || !requireTool('aioquic'))('WebSocket over HTTP/3 (RFC 9220): not offered, refused cleanly', () => {
   it('announces no extended CONNECT; one is reset with H3_MESSAGE_ERROR and the connection keeps serving', async () => {
     const server = await listen(makeApp([]), {

@@ -10,7 +10,7 @@ import zlib from 'node:zlib'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { App, type Server, type WebSocketOptions } from '../ts/index.js'
-import { echoWebSocket, listen, requireTool } from './helpers/index.js'
+import { deflateMessage, echoWebSocket, FrameReader, inflateMessage, listen, requireTool, wsFrame, type WireFrame } from './helpers/index.js'
 import { until } from './helpers/wait.js'
 
 const servers: Server[] = []
@@ -75,42 +75,11 @@ function open(server: Server, path: string, opts: WebSocket.ClientOptions): Prom
 
 // ---- a raw client: the frames as they are on the wire ----
 
-interface WireFrame {
-  fin: boolean
-  rsv1: boolean
-  opcode: number
-  payload: Buffer
-}
-
-/** A masked client frame (any size). */
-function frame(opcode: number, payload: Buffer, o: { fin?: boolean; rsv1?: boolean } = {}): Buffer {
-  const { fin = true, rsv1 = false } = o
-  const len = payload.length
-  const head = [(fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode]
-  if (len < 126) head.push(0x80 | len)
-  else if (len < 65536) head.push(0x80 | 126, len >> 8, len & 0xff)
-  else {
-    head.push(0x80 | 127)
-    const l = Buffer.alloc(8)
-    l.writeBigUInt64BE(BigInt(len))
-    head.push(...l)
-  }
-  const key = Buffer.from([9, 8, 7, 6])
-  const body = Buffer.alloc(len)
-  for (let i = 0; i < len; i++) body[i] = (payload[i] as number) ^ (key[i & 3] as number)
-  return Buffer.concat([Buffer.from(head), key, body])
-}
+const frame = wsFrame
+const inflate = inflateMessage
 
 /** RFC 7692 section 7.2.1: raw deflate, sync flush, tail removed. */
-function deflate(data: Buffer): Buffer {
-  const z = zlib.deflateRawSync(data, { finishFlush: zlib.constants.Z_SYNC_FLUSH })
-  expect(z.subarray(-4)).toEqual(Buffer.from([0, 0, 0xff, 0xff]))
-  return z.subarray(0, -4)
-}
-
-function inflate(data: Buffer): Buffer {
-  return zlib.inflateRawSync(Buffer.concat([data, Buffer.from([0, 0, 0xff, 0xff])]), { finishFlush: zlib.constants.Z_SYNC_FLUSH })
-}
+const deflate = deflateMessage
 
 interface Raw {
   /** The `Sec-WebSocket-Extensions` of the 101, or '' without one. */
@@ -125,60 +94,27 @@ function rawConnect(port: number, path: string, offer?: string): Promise<Raw> {
   return new Promise((resolve, reject) => {
     const s = net.connect(port, '127.0.0.1')
     sockets.push(s)
-    let buf = Buffer.alloc(0)
-    let total = 0
+    let head = Buffer.alloc(0)
+    const reader = new FrameReader()
     let upgraded = false
-    let wake: (() => void) | undefined
     s.on('error', reject)
     s.on('data', (d) => {
-      buf = Buffer.concat([buf, d])
-      if (upgraded) {
-        total += d.length
-        wake?.()
-        return
-      }
-      const end = buf.indexOf('\r\n\r\n')
+      if (upgraded) return reader.push(d)
+      head = Buffer.concat([head, d])
+      const end = head.indexOf('\r\n\r\n')
       if (end < 0) return
-      const head = buf.subarray(0, end).toString('latin1')
-      if (!head.startsWith('HTTP/1.1 101')) return reject(new Error(`no upgrade: ${head}`))
+      const text = head.subarray(0, end).toString('latin1')
+      if (!text.startsWith('HTTP/1.1 101')) return reject(new Error(`no upgrade: ${text}`))
       upgraded = true
-      buf = buf.subarray(end + 4)
-      total = buf.length
-      const ext = /\r\nsec-websocket-extensions: *([^\r]*)/i.exec(head)
+      reader.push(head.subarray(end + 4))
+      const ext = /\r\nsec-websocket-extensions: *([^\r]*)/i.exec(text)
       resolve({
         extensions: ext?.[1] ?? '',
         send: (...frames) => {
           for (const f of frames) s.write(f)
         },
-        bytes: () => total,
-        async next() {
-          for (;;) {
-            if (buf.length >= 2) {
-              let len = (buf[1] as number) & 0x7f
-              let o = 2
-              if (len === 126) {
-                if (buf.length < 4) len = -1
-                else {
-                  len = buf.readUInt16BE(2)
-                  o = 4
-                }
-              } else if (len === 127) {
-                if (buf.length < 10) len = -1
-                else {
-                  len = Number(buf.readBigUInt64BE(2))
-                  o = 10
-                }
-              }
-              if (len >= 0 && buf.length >= o + len) {
-                const b0 = buf[0] as number
-                const f = { fin: (b0 & 0x80) !== 0, rsv1: (b0 & 0x40) !== 0, opcode: b0 & 0x0f, payload: buf.subarray(o, o + len) }
-                buf = buf.subarray(o + len)
-                return f
-              }
-            }
-            await new Promise<void>((r) => (wake = r))
-          }
-        },
+        bytes: () => reader.total,
+        next: () => reader.next(),
       })
     })
     s.write(

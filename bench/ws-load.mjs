@@ -11,8 +11,8 @@
 //         is its acknowledgement). Counted: messages delivered to all
 //         subscribers together.
 // Prints one JSON line: { requestsPerSecond, totalRequests, duration, errors }.
-import net from 'node:net'
 import { randomBytes } from 'node:crypto'
+import { counter, open as openAt } from './ws-frames.mjs'
 
 const o = { port: 0, mode: 'echo', connections: 64, window: 16, size: 32, duration: 5, warmup: 1, ...JSON.parse(process.argv[2] ?? '{}') }
 
@@ -24,53 +24,7 @@ function textFrame(payload) {
   return Buffer.concat([Buffer.from([0x81, 0x80 | body.length]), key, body])
 }
 
-function open(path) {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(o.port, '127.0.0.1')
-    s.setNoDelay(true)
-    let head = Buffer.alloc(0)
-    const onData = (d) => {
-      head = Buffer.concat([head, d])
-      const end = head.indexOf('\r\n\r\n')
-      if (end < 0) return
-      s.off('data', onData)
-      if (!head.subarray(0, 12).toString().includes('101')) return reject(new Error(`no upgrade: ${head.subarray(0, 40)}`))
-      resolve({ s, rest: head.subarray(end + 4) })
-    }
-    s.on('data', onData)
-    s.once('error', reject)
-    s.write(`GET ${path} HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`)
-  })
-}
-
-/** Calls `onFrames(n)` with the number of complete frames in each read. */
-function counter(onFrames) {
-  let pending = Buffer.alloc(0)
-  return (d) => {
-    let buf = pending.length ? Buffer.concat([pending, d]) : d
-    let at = 0
-    let n = 0
-    for (;;) {
-      if (buf.length - at < 2) break
-      let len = buf[at + 1] & 0x7f
-      let h = 2
-      if (len === 126) {
-        if (buf.length - at < 4) break
-        len = buf.readUInt16BE(at + 2)
-        h = 4
-      } else if (len === 127) {
-        if (buf.length - at < 10) break
-        len = Number(buf.readBigUInt64BE(at + 2))
-        h = 10
-      }
-      if (buf.length - at < h + len) break
-      if ((buf[at] & 0x0f) <= 2) n++
-      at += h + len
-    }
-    pending = at < buf.length ? Buffer.from(buf.subarray(at)) : Buffer.alloc(0)
-    if (n) onFrames(n)
-  }
-}
+const open = (path) => openAt(o.port, path)
 
 let counting = false
 let count = 0

@@ -16,12 +16,16 @@ export interface H3Response {
   sha256: string
   /** Set instead of the others for a request sent with `abort: true`. */
   aborted?: boolean
+  /** The HTTP/3 error code of a stream reset without a response, else null. */
+  reset: number | null
 }
 export interface H3Result {
   /** Empty when the client vanished (`vanishAfter`). */
   responses: H3Response[]
   vanished?: boolean
   transport: Record<string, number | null>
+  /** The server's SETTINGS, by identifier. */
+  settings: Record<string, number>
 }
 export interface H3Request {
   method?: string
@@ -41,7 +45,7 @@ export interface H3Request {
 export function h3(
   port: number,
   requests: H3Request[],
-  opts: { ca?: string; garbage?: number; timeoutMs?: number; serverName?: string; vanishAfter?: number } = {},
+  opts: { ca?: string; garbage?: number; timeoutMs?: number; serverName?: string; vanishAfter?: number; sequential?: boolean } = {},
 ): Promise<H3Result> {
   return new Promise((resolve, reject) => {
     const child = spawn('python3', [CLIENT], { stdio: ['pipe', 'pipe', 'pipe'] })
@@ -52,9 +56,9 @@ export function h3(
     child.stderr.on('data', (c: Buffer) => (err += c.toString()))
     child.on('exit', (code) => {
       clearTimeout(timer)
-      if (code === 0) resolve({ responses: [], transport: {}, ...(JSON.parse(out) as Partial<H3Result>) })
+      if (code === 0) resolve({ responses: [], transport: {}, settings: {}, ...(JSON.parse(out) as Partial<H3Result>) })
       else reject(new Error(`h3 client exited with ${code}: ${err.slice(-2000)}`))
     })
-    child.stdin.end(JSON.stringify({ host: '127.0.0.1', port, requests, ca: opts.ca ?? null, garbage: opts.garbage ?? 0, server_name: opts.serverName ?? null, vanish_after: opts.vanishAfter ?? null }))
+    child.stdin.end(JSON.stringify({ host: '127.0.0.1', port, requests, ca: opts.ca ?? null, garbage: opts.garbage ?? 0, server_name: opts.serverName ?? null, vanish_after: opts.vanishAfter ?? null, sequential: opts.sequential ?? false }))
   })
 }

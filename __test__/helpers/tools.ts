@@ -1,7 +1,7 @@
 /**
  * External tools the suite drives as independent peers (nginx, curl, the
  * aioquic HTTP/3 client, valgrind, zstd, openssl, Python's websockets
- * client, the kosoku Autobahn runner). `requireTool` is the one
+ * client, the kosoku Autobahn runner, headless Chromium). `requireTool` is the one
  * place that decides what happens when one is missing:
  *
  * - under CI (`CI` set and not "false"/"0") or with `HTTPY_REQUIRE_ALL=1`,
@@ -18,7 +18,7 @@ import { spawnSync } from 'node:child_process'
 import { appendFileSync } from 'node:fs'
 import { basename } from 'node:path'
 
-export type Tool = 'nginx' | 'curl' | 'aioquic' | 'requests' | 'valgrind' | 'zstd' | 'openssl' | 'redis' | 'pywebsockets' | 'kosoku'
+export type Tool = 'nginx' | 'curl' | 'aioquic' | 'requests' | 'valgrind' | 'zstd' | 'openssl' | 'redis' | 'pywebsockets' | 'kosoku' | 'chromium'
 
 interface ToolInfo {
   /** Whether the tool runs here. */
@@ -34,6 +34,9 @@ const runs = (cmd: string, args: string[]): boolean => {
 
 /** nginx is in /usr/sbin, which is not on every user's PATH. */
 export const nginxBin: string | undefined = ['nginx', '/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => runs(p, ['-v']))
+
+/** Debian names it `chromium`, other systems `chromium-browser`. */
+export const chromiumBin: string | undefined = ['chromium', 'chromium-browser'].find((p) => runs(p, ['--version']))
 
 export const TOOLS: Record<Tool, ToolInfo> = {
   nginx: { probe: () => nginxBin !== undefined, install: 'apt-get install nginx-light' },
@@ -62,6 +65,8 @@ export const TOOLS: Record<Tool, ToolInfo> = {
     probe: () => runs('kosoku', ['--help']),
     install: 'apt-get install python3-pip && python3 -m pip install kosoku',
   },
+  // A real browser as a WebSocket client (websocket-browser.test.ts).
+  chromium: { probe: () => chromiumBin !== undefined, install: 'apt-get install chromium' },
 }
 
 /** True when a missing tool must fail the run instead of skipping tests. */

@@ -176,7 +176,10 @@ where
     // An owned handle: a cached route may wait for another request's reply
     // while holding it.
     let router = shared.router.load_full();
-    let upgrade = is_ws_upgrade(&req);
+    // An extended CONNECT on an HTTP/2 stream (RFC 8441) arrives as a
+    // `GET` carrying the tunnel its stream will be handed over through.
+    let tunnel = req.extensions().get::<ws::Tunnel>().cloned();
+    let upgrade = tunnel.is_some() || is_ws_upgrade(&req);
     let method = if upgrade {
         ws::ROUTE_METHOD
     } else {
@@ -290,7 +293,7 @@ where
     }
 
     let ws_key = if upgrade && route.is_some() {
-        match ws::check_handshake(req.headers()) {
+        match ws::check_handshake(req.headers(), tunnel.is_some()) {
             Ok(hs) => Some(hs),
             // The client expected to switch protocols: do not keep the connection.
             Err(res) => return close_after(*res),
@@ -300,9 +303,13 @@ where
     };
 
     let (mut parts, mut body) = req.into_parts();
-    let on_upgrade = ws_key
-        .as_ref()
-        .and_then(|_| parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
+    let on_upgrade = ws_key.as_ref().and_then(|_| match &tunnel {
+        Some(t) => t.take().map(ws::Transport::Http2),
+        None => parts
+            .extensions
+            .remove::<hyper::upgrade::OnUpgrade>()
+            .map(ws::Transport::Http1),
+    });
 
     // Refuse an announced oversize body before reading any of it.
     let declared = parts
@@ -448,7 +455,11 @@ where
     if reply.status == StatusCode::SWITCHING_PROTOCOLS {
         return match (ws_key, on_upgrade) {
             (Some(hs), Some(on_upgrade)) => {
-                let slot = conn.slot.lock().take();
+                // An HTTP/2 connection keeps its slot for its other streams.
+                let slot = match on_upgrade {
+                    ws::Transport::Http1(_) => conn.slot.lock().take(),
+                    ws::Transport::Http2(_) => None,
+                };
                 ws::switch(&shared.ws, id, &hs, reply, on_upgrade, slot)
             }
             _ => {

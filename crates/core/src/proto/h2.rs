@@ -25,6 +25,11 @@
 //! `content-length`, bounds CONTINUATION sequences by the header list
 //! limit, and answers malformed frames with GOAWAY and the right error code.
 //!
+//! WebSocket: the connection announces SETTINGS_ENABLE_CONNECT_PROTOCOL and
+//! an extended CONNECT with `:protocol websocket` (RFC 8441) becomes a
+//! WebSocket on that stream ([`websocket`], `ws/tunnel.rs`); any other
+//! `:protocol` is answered `501`.
+//!
 //! Push: a response's push list (see [`PushList`]) becomes PUSH_PROMISEs
 //! when the peer allows push, each resource produced by a synthetic GET
 //! through the normal request path. Without push (disabled by the peer, or
@@ -57,6 +62,7 @@ use crate::dispatch::ConnInfo;
 use crate::dispatch::Dispatch;
 use crate::embedder::reply::{add_preload_links, PushList};
 use crate::proto::head::{add_date, strip_connection_headers};
+use crate::ws;
 
 /// Streams a client may reset before the server has accepted them; beyond
 /// it the connection is closed (the "rapid reset" attack).
@@ -95,7 +101,9 @@ where
         .max_header_list_size(cfg.max_header_size as u32)
         .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESETS)
         .max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
-        .max_send_buffer_size(MAX_SEND_BUFFER);
+        .max_send_buffer_size(MAX_SEND_BUFFER)
+        // SETTINGS_ENABLE_CONNECT_PROTOCOL: WebSocket over a stream (RFC 8441).
+        .enable_connect_protocol();
     let idle = cfg.keep_alive_timeout;
     let flood = Arc::new(Notify::new());
     let io = ControlBudget::new(io, flood.clone());
@@ -340,6 +348,17 @@ async fn stream<D: Dispatch>(
     req: Request<RecvStream>,
     mut respond: SendResponse<Bytes>,
 ) {
+    if req.method() == Method::CONNECT {
+        if let Some(p) = req.extensions().get::<h2::ext::Protocol>() {
+            if p.as_str().eq_ignore_ascii_case("websocket") {
+                return websocket(shared, info, req, respond).await;
+            }
+            let mut res = Response::new(());
+            *res.status_mut() = StatusCode::NOT_IMPLEMENTED;
+            let _ = respond.send_response(res, true);
+            return;
+        }
+    }
     let method = req.method().clone();
     let authority = req.uri().authority().cloned();
     let scheme = req.uri().scheme().cloned();
@@ -399,6 +418,62 @@ async fn stream<D: Dispatch>(
         .into_iter()
         .map(|(uri, p)| produce_pushed(shared.clone(), info.clone(), uri, p));
     futures_util::future::join(main, join_all(pushes)).await;
+}
+
+/// An extended CONNECT with `:protocol websocket` (RFC 8441): dispatched as
+/// a WebSocket upgrade (a `GET` with `Upgrade: websocket`, so routes and
+/// middleware see what an HTTP/1.1 upgrade shows them, `httpVersion` aside);
+/// when the route accepts it, the `200` goes out without ending the stream
+/// and the stream becomes the connection's transport. This future lasts as
+/// long as the WebSocket, so the connection's idle timer stays off meanwhile.
+async fn websocket<D: Dispatch>(
+    shared: Arc<Env<D>>,
+    info: Arc<ConnInfo>,
+    req: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+) {
+    let (mut parts, recv) = req.into_parts();
+    parts.method = Method::GET;
+    parts
+        .headers
+        .insert(http::header::UPGRADE, HeaderValue::from_static("websocket"));
+    if let Some(a) = parts.uri.authority() {
+        if !parts.headers.contains_key(HOST) {
+            if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+                parts.headers.insert(HOST, v);
+            }
+        }
+    }
+    let (tunnel, deliver) = ws::Tunnel::new();
+    parts.extensions.insert(tunnel);
+    let req = Request::from_parts(parts, Empty::<Bytes>::new());
+    let res = tokio::select! {
+        r = shared.dispatch.call(info, req) => match r { Ok(r) => r, Err(never) => match never {} },
+        _ = poll_fn(|cx| respond.poll_reset(cx)) => return,
+    };
+    let (mut parts, body) = res.into_parts();
+    // A refusal closes an HTTP/1.1 connection (`Connection: close`), a
+    // header HTTP/2 forbids.
+    strip_connection_headers(&mut parts.headers);
+    add_date(&mut parts.headers);
+    // Accepted: a `200` from the switch, whose task now waits for the stream.
+    if parts.status != StatusCode::OK || deliver.is_closed() {
+        let _ = send(
+            &mut respond,
+            &Method::GET,
+            Response::from_parts(parts, body),
+        )
+        .await;
+        return;
+    }
+    let Ok(out) = respond.send_response(Response::from_parts(parts, ()), false) else {
+        return;
+    };
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    if deliver.send(ws::H2Stream::new(out, recv, done_tx)).is_ok() {
+        // Ends (with an error) when the WebSocket drops the stream.
+        let _ = done_rx.await;
+    }
 }
 
 fn push_uri(

@@ -11,8 +11,10 @@ use hyper_util::rt::TokioIo;
 
 use super::deflate::negotiate;
 use super::driver::{report_close, run, WsEnv};
+use super::tunnel::H2Stream;
 use crate::body::ResBody;
 use crate::respond::plain;
+use tokio::sync::oneshot;
 
 /// Answers the handshake key (RFC 6455 section 4.2.2).
 pub(crate) fn accept_key(key: &[u8]) -> String {
@@ -37,22 +39,30 @@ pub(crate) fn upgrade_required() -> Response<ResBody> {
 
 /// What the switch needs from an acceptable upgrade request.
 pub(crate) struct Handshake {
-    key: String,
+    /// `Sec-WebSocket-Key`; none over HTTP/2, where the stream itself
+    /// proves the server took the request (RFC 8441 section 5).
+    key: Option<String>,
     /// The client's `Sec-WebSocket-Extensions` values, joined.
     extensions: String,
 }
 
 /// Checks the client's half of the opening handshake (RFC 6455 section
-/// 4.2.1) and returns its key and offers, or the response refusing it.
-pub(crate) fn check_handshake(headers: &HeaderMap) -> Result<Handshake, Box<Response<ResBody>>> {
-    let connection_upgrade = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| {
-            v.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-        });
+/// 4.2.1) and returns its key and offers, or the response refusing it. An
+/// extended CONNECT on an HTTP/2 stream (`tunnel`) has neither `Connection`
+/// nor a key (RFC 8441 section 5), only the version and the offers.
+pub(crate) fn check_handshake(
+    headers: &HeaderMap,
+    tunnel: bool,
+) -> Result<Handshake, Box<Response<ResBody>>> {
+    let connection_upgrade = tunnel
+        || headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            });
     if !connection_upgrade {
         return Err(Box::new(plain(
             StatusCode::BAD_REQUEST,
@@ -74,19 +84,26 @@ pub(crate) fn check_handshake(headers: &HeaderMap) -> Result<Handshake, Box<Resp
         );
         return Err(Box::new(res));
     }
+    let extensions = headers
+        .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    if tunnel {
+        return Ok(Handshake {
+            key: None,
+            extensions,
+        });
+    }
     // A key is 16 random bytes in base64: 24 characters ending in "==".
     match headers
         .get(header::SEC_WEBSOCKET_KEY)
         .and_then(|v| v.to_str().ok())
     {
         Some(k) if k.len() == 24 && k.ends_with("==") => Ok(Handshake {
-            key: k.to_string(),
-            extensions: headers
-                .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .collect::<Vec<_>>()
-                .join(","),
+            key: Some(k.to_string()),
+            extensions,
         }),
         _ => Err(Box::new(plain(
             StatusCode::BAD_REQUEST,
@@ -95,31 +112,44 @@ pub(crate) fn check_handshake(headers: &HeaderMap) -> Result<Handshake, Box<Resp
     }
 }
 
-/// Builds the `101` response for an accepted upgrade and starts the
-/// connection's task, which runs once hyper hands the transport over and
-/// holds the connection's `maxConnections` slot (`slot`) until it ends.
+/// Where the accepted connection's bytes will come from.
+pub(crate) enum Transport {
+    /// hyper's upgraded HTTP/1.1 connection (answered with `101`).
+    Http1(hyper::upgrade::OnUpgrade),
+    /// An HTTP/2 stream, delivered once the `200` is sent (RFC 8441).
+    Http2(oneshot::Receiver<H2Stream>),
+}
+
+/// Builds the response for an accepted upgrade (`101` on HTTP/1.1, `200`
+/// on an HTTP/2 stream) and starts the connection's task, which runs once
+/// the transport is handed over and holds the connection's
+/// `maxConnections` slot (`slot`, HTTP/1.1 only) until it ends.
 pub(crate) fn switch(
     shared: &Arc<WsEnv>,
     id: u32,
     hs: &Handshake,
     reply: crate::Reply,
-    on_upgrade: hyper::upgrade::OnUpgrade,
+    transport: Transport,
     slot: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Response<ResBody> {
     let Some(conn) = shared.hub.get(id) else {
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
     };
     let mut res = Response::new(ResBody::full(Bytes::new()));
-    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     *res.headers_mut() = reply.headers;
     let h = res.headers_mut();
     h.remove(header::CONTENT_LENGTH);
     h.remove(header::CONTENT_TYPE);
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    if let Ok(v) = HeaderValue::from_str(&accept_key(hs.key.as_bytes())) {
-        h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    if let Some(key) = &hs.key {
+        *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        let h = res.headers_mut();
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        if let Ok(v) = HeaderValue::from_str(&accept_key(key.as_bytes())) {
+            h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+        }
     }
+    let h = res.headers_mut();
     // The extension is ours to answer: one a middleware set is dropped.
     h.remove(header::SEC_WEBSOCKET_EXTENSIONS);
     let deflate = negotiate(hs.extensions.split(','), conn.opts.compression);
@@ -130,12 +160,31 @@ pub(crate) fn switch(
     shared.life.tracker.spawn(async move {
         // Held until the WebSocket ends: it still occupies a connection.
         let _slot = slot;
-        match on_upgrade.await {
-            Ok(upgraded) => run(task_shared, conn, TokioIo::new(upgraded), deflate).await,
-            Err(_) => {
-                report_close(&task_shared, &conn, 1006, "upgrade failed");
-                task_shared.hub.remove(conn.id);
-            }
+        let failed = match transport {
+            Transport::Http1(on_upgrade) => match on_upgrade.await {
+                Ok(upgraded) => {
+                    run(
+                        task_shared.clone(),
+                        conn.clone(),
+                        TokioIo::new(upgraded),
+                        deflate,
+                    )
+                    .await;
+                    false
+                }
+                Err(_) => true,
+            },
+            Transport::Http2(stream) => match stream.await {
+                Ok(stream) => {
+                    run(task_shared.clone(), conn.clone(), stream, deflate).await;
+                    false
+                }
+                Err(_) => true,
+            },
+        };
+        if failed {
+            report_close(&task_shared, &conn, 1006, "upgrade failed");
+            task_shared.hub.remove(conn.id);
         }
     });
     res
@@ -164,9 +213,9 @@ mod tests {
             ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
         ];
         assert_eq!(
-            check_handshake(&headers(&good))
+            check_handshake(&headers(&good), false)
                 .ok()
-                .map(|h| h.key)
+                .and_then(|h| h.key)
                 .unwrap_or_default(),
             "dGhlIHNhbXBsZSBub25jZQ=="
         );
@@ -178,7 +227,7 @@ mod tests {
         let mut v8 = good;
         v8[1].1 = "8";
         assert_eq!(
-            check_handshake(&headers(&v8))
+            check_handshake(&headers(&v8), false)
                 .err()
                 .map(|r| r.status())
                 .unwrap(),
@@ -187,14 +236,41 @@ mod tests {
         let mut short = good;
         short[2].1 = "abc";
         assert_eq!(
-            check_handshake(&headers(&short))
+            check_handshake(&headers(&short), false)
                 .err()
                 .map(|r| r.status())
                 .unwrap(),
             400
         );
         assert_eq!(
-            check_handshake(&headers(&good[1..]))
+            check_handshake(&headers(&good[1..]), false)
+                .err()
+                .map(|r| r.status())
+                .unwrap(),
+            400
+        );
+    }
+
+    #[test]
+    fn an_http2_tunnel_needs_only_the_version() {
+        // RFC 8441 section 5: no Connection, no key; the offers still count.
+        let h2 = [
+            ("sec-websocket-version", "13"),
+            ("sec-websocket-extensions", "permessage-deflate"),
+        ];
+        let hs = check_handshake(&headers(&h2), true).ok().unwrap();
+        assert!(hs.key.is_none());
+        assert_eq!(hs.extensions, "permessage-deflate");
+        assert_eq!(
+            check_handshake(&headers(&h2[1..]), true)
+                .err()
+                .map(|r| r.status())
+                .unwrap(),
+            426
+        );
+        // The same headers on HTTP/1.1 are refused: no Connection: upgrade.
+        assert_eq!(
+            check_handshake(&headers(&h2), false)
                 .err()
                 .map(|r| r.status())
                 .unwrap(),

@@ -2,8 +2,9 @@
 //! reads frames into a batched event queue for the embedder and writes what
 //! the embedder (or a pub/sub publish) queued for it.
 //!
-//! The transport is whatever hyper hands over on upgrade (plain TCP or TLS),
-//! so nothing here depends on it. Flow control both ways:
+//! The transport is whatever hyper hands over on upgrade (plain TCP or TLS)
+//! or an HTTP/2 stream (RFC 8441, `tunnel.rs`), so nothing else here
+//! depends on it. Flow control both ways:
 //! - outbound, every connection counts the bytes queued for it; the embedder
 //!   is told when the count falls back under the high-water mark (a `Drain`
 //!   event) and a peer that lets the count pass `max_backpressure` is closed
@@ -18,10 +19,12 @@ mod events;
 mod handshake;
 mod hub;
 mod inflate;
+mod tunnel;
 
 pub use deflate::WsCompression;
 pub(crate) use driver::WsEnv;
 pub use events::encode as encode_events;
-pub(crate) use handshake::{check_handshake, switch, upgrade_required, ROUTE_METHOD};
+pub(crate) use handshake::{check_handshake, switch, upgrade_required, Transport, ROUTE_METHOD};
 pub(crate) use hub::{Hub, TopicWatch};
 pub use hub::{SendStatus, WsEvent, WsEventKind, WsFrame, WsOptions};
+pub(crate) use tunnel::{H2Stream, Tunnel};

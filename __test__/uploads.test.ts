@@ -5,7 +5,8 @@
  * backpressure (a stalled handler stalls its client, the server keeps
  * serving), `maxBodySize` enforced mid-stream (413, the handler's stream
  * errors), a 1 GB upload to a server process whose RSS stays bounded, and
- * the signal aborting when the client goes away mid-handler.
+ * the signal aborting when the client goes away mid-handler (HTTP/1.1,
+ * HTTP/2 stream resets, HTTP/3 stream resets and closed QUIC connections).
  */
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -485,6 +486,42 @@ describe('fetch-style handlers', () => {
     form.set('file', new Blob([new Uint8Array(pattern(2_000_000))]), 'big.bin')
     const f = await fetch(`${s.url}/form`, { method: 'POST', body: form })
     expect(await f.json()).toEqual({ name: 'big.bin', size: 2_000_000, field: 'value' })
+  })
+
+  it.skipIf(!requireTool('aioquic'))('request.signal aborts on HTTP/3: a stream reset mid-body, a connection closed mid-handler (aioquic)', async () => {
+    const got = new Map<string, string>()
+    const h3s = await serve({
+      host: '127.0.0.1',
+      port: 0,
+      quiet: true,
+      tls: 'self-signed',
+      http3Port: 0,
+      fetch: async (request) => {
+        const key = new URL(request.url).pathname
+        got.set(key, 'waiting')
+        await new Promise<void>((resolve) => {
+          request.signal.addEventListener('abort', () => resolve(), { once: true })
+          setTimeout(resolve, 5000)
+        })
+        got.set(key, request.signal.aborted ? `aborted ${(request.signal.reason as Error).name}` : 'not aborted')
+        return new globalThis.Response('late')
+      },
+    })
+    try {
+      const port = h3s.http3Port as number
+      // Past 64 KiB of body the request reaches the handler; the client
+      // stops there, then resets the stream.
+      const reset = await h3(port, [{ method: 'POST', path: '/reset', headers: { 'content-length': '1000000' }, body_size: 100_000, hold_body: true, reset_after_ms: 400 }])
+      expect(reset.responses[0]).toMatchObject({ reset: true })
+      await until(() => got.get('/reset')?.startsWith('aborted') === true, 4000)
+      expect(got.get('/reset')).toBe('aborted AbortError')
+      // The whole request arrived; the client closes its connection while the handler waits.
+      await h3(port, [{ path: '/gone' }], { abandonAfterMs: 400 })
+      await until(() => got.get('/gone')?.startsWith('aborted') === true, 4000)
+      expect(got.get('/gone')).toBe('aborted AbortError')
+    } finally {
+      await h3s.close()
+    }
   })
 
   it('request.signal aborts when the client resets its HTTP/2 stream mid-handler', async () => {

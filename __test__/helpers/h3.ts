@@ -14,6 +14,8 @@ export interface H3Response {
   body: string
   length: number
   sha256: string
+  /** Set when the client reset the stream itself (`hold_body` with `reset_after_ms`). */
+  reset?: boolean
 }
 export interface H3Result {
   responses: H3Response[]
@@ -24,6 +26,9 @@ export interface H3Request {
   path: string
   headers?: Record<string, string>
   body_size?: number
+  /** Send `body_size` bytes without ending the body; then reset the stream after `reset_after_ms` (or wait). */
+  hold_body?: boolean
+  reset_after_ms?: number
 }
 
 /**
@@ -33,7 +38,7 @@ export interface H3Request {
 export function h3(
   port: number,
   requests: H3Request[],
-  opts: { ca?: string; garbage?: number; timeoutMs?: number; serverName?: string } = {},
+  opts: { ca?: string; garbage?: number; timeoutMs?: number; serverName?: string; abandonAfterMs?: number } = {},
 ): Promise<H3Result> {
   return new Promise((resolve, reject) => {
     const child = spawn('python3', [CLIENT], { stdio: ['pipe', 'pipe', 'pipe'] })
@@ -47,6 +52,6 @@ export function h3(
       if (code === 0) resolve(JSON.parse(out) as H3Result)
       else reject(new Error(`h3 client exited with ${code}: ${err.slice(-2000)}`))
     })
-    child.stdin.end(JSON.stringify({ host: '127.0.0.1', port, requests, ca: opts.ca ?? null, garbage: opts.garbage ?? 0, server_name: opts.serverName ?? null }))
+    child.stdin.end(JSON.stringify({ host: '127.0.0.1', port, requests, ca: opts.ca ?? null, garbage: opts.garbage ?? 0, server_name: opts.serverName ?? null, abandon_after_ms: opts.abandonAfterMs ?? null }))
   })
 }

@@ -17,6 +17,7 @@ import {
   EXTERNAL,
   FLAG_ALLOW,
   FLAG_MULTIPART,
+  FLAG_PARTS_ON_ASK,
   FLAG_STREAMED,
   FLAG_TLS,
   FLAG_TLS_PEER,
@@ -348,7 +349,7 @@ export class Request {
    * ```
    */
   parts(): AsyncGenerator<Part, void, undefined> {
-    if (!(this.#flags & FLAG_MULTIPART)) {
+    if (!(this.#flags & (FLAG_MULTIPART | FLAG_PARTS_ON_ASK))) {
       const type = this.headers.get('content-type') ?? 'none'
       throw new HttpyError(
         'ERR_HTTPY_NOT_SUPPORTED',
@@ -357,7 +358,15 @@ export class Request {
     }
     if (this.#bodyTaken) throw new HttpyError('ERR_HTTPY_BODY_USED', 'the request body was already read')
     this.#bodyTaken = true
-    return partsOf(uploadStream(this.#link, this._id))
+    return partsOf(uploadStream(this.#link, this._id, (this.#flags & FLAG_PARTS_ON_ASK) !== 0))
+  }
+
+  /**
+   * @internal A fetch route's `multipart/form-data` body, not read yet:
+   * `formData()`/`parts()` have the core parse it, `stream()` gives its bytes.
+   */
+  get _partsOnAsk(): boolean {
+    return (this.#flags & FLAG_PARTS_ON_ASK) !== 0 && !this.#bodyTaken
   }
 
   /**
@@ -367,7 +376,7 @@ export class Request {
    * whole and parsed by the platform.
    */
   async formData(): Promise<FormData> {
-    if (this.#flags & FLAG_MULTIPART) return formDataOf(this.parts())
+    if (this.#flags & (FLAG_MULTIPART | FLAG_PARTS_ON_ASK)) return formDataOf(this.parts())
     const type = this.headers.get('content-type') ?? ''
     const body = this.#flags & FLAG_STREAMED ? await this.bytes() : this.body
     try {

@@ -133,6 +133,23 @@ export class WebRequest {
     return this.#read((b) => JSON.parse(b === null ? '' : b.toString('utf8')) as unknown)
   }
 
+  /**
+   * A `multipart/form-data` body is parsed by the core while it streams,
+   * with the route's multipart limits (past one, the client gets 413 naming
+   * it and this rejects; a malformed body, 400); other forms go to the
+   * platform's parser.
+   */
+  formData(): Promise<FormData> {
+    if (this.#real || !this.#req._partsOnAsk) return WebRequest.real(this).formData()
+    try {
+      if (this.#used) throw new TypeError('Body is unusable: Body has already been read')
+      this.#used = true
+      return this.#req.formData()
+    } catch (e) {
+      return Promise.reject(e)
+    }
+  }
+
   arrayBuffer(): Promise<ArrayBuffer> {
     if (this.#real) return this.#real.arrayBuffer()
     return this.#read((b) => {

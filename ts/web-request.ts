@@ -19,6 +19,17 @@ const GlobalHeaders = globalThis.Headers
 /** Characters allowed in a `Host` value used to build the request URL. */
 const HOST = /^[A-Za-z0-9\-._~%!$&'()*+,;=:[\]]+$/
 
+/**
+ * The last `Host` value found valid: clients send the same one on every
+ * request, and a string comparison costs less than the regular expression.
+ */
+let lastHost = ''
+function validHost(host: string): boolean {
+  if (!HOST.test(host)) return false
+  lastHost = host
+  return true
+}
+
 /** Methods whose requests carry no body in a standard `Request`. */
 function bodyless(method: string): boolean {
   return method === 'GET' || method === 'HEAD'
@@ -86,7 +97,7 @@ export class WebRequest {
     if (this.#url !== undefined) return this.#url
     const req = this.#req
     const host = req.host
-    const authority = host !== null && host.length > 0 && HOST.test(host) ? host : this.#fallback()
+    const authority = host !== null && host.length > 0 && (host === lastHost || validHost(host)) ? host : this.#fallback()
     return (this.#url = `${req.scheme}://${authority}${req.url}`)
   }
 

@@ -29,6 +29,8 @@ export interface H3Request {
   /** Send `body_size` bytes without ending the body; then reset the stream after `reset_after_ms` (or wait). */
   hold_body?: boolean
   reset_after_ms?: number
+  /** After the reset, stay connected this long (default 200 ms). */
+  linger_ms?: number
 }
 
 /**

@@ -5,14 +5,17 @@
  * curl -F, Python requests); limits (part count, field size, file size)
  * answer 413 naming the limit, a malformed body 400 naming the problem, and
  * the server keeps serving. urlencoded forms are read by `req.formData()`.
+ * A fetch handler's `request.formData()` on a multipart body goes through
+ * the same parser and limits; its `request.body` still gives the raw bytes.
  */
 import { execFile } from 'node:child_process'
 import { createHash } from 'node:crypto'
+import http from 'node:http'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { App, Response, type Server } from '../ts/index.js'
+import { App, Response, serve, type Server } from '../ts/index.js'
 import { listen, requireTool } from './helpers/index.js'
 
 let server: Server
@@ -210,5 +213,109 @@ describe('multipart parsed in the core', () => {
     expect(await (await fetch(`${url}/plain-form`, { method: 'POST', body: form })).json()).toEqual({ x: 'y' })
     const bad = await fetch(`${url}/plain-form`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' })
     expect(bad.status).toBe(400)
+  })
+})
+
+describe("a fetch handler's request.formData()", () => {
+  let fs: Server
+  beforeAll(async () => {
+    fs = await serve({
+      host: '127.0.0.1',
+      port: 0,
+      quiet: true,
+      maxBodySize: 64 * 1024 * 1024,
+      multipart: { maxParts: 4, maxFileSize: 1024 * 1024 },
+      fetch: async (request) => {
+        const path = new URL(request.url).pathname
+        if (path === '/form') {
+          const form = await request.formData()
+          const out: Record<string, unknown> = {}
+          for (const [k, v] of form) out[k] = typeof v === 'string' ? v : { name: v.name, size: v.size, type: v.type, sha256: sha(new Uint8Array(await v.arrayBuffer())) }
+          return globalThis.Response.json(out)
+        }
+        if (path === '/raw') return new globalThis.Response(sha(new Uint8Array(await request.arrayBuffer())))
+        return new globalThis.Response('pong')
+      },
+    })
+  })
+  afterAll(async () => {
+    await fs?.close()
+  })
+
+  it('undici FormData with a file part: parsed by the core, File and field as standard', async () => {
+    const data = file(300_000, 5)
+    const form = new FormData()
+    form.set('title', 'report')
+    form.set('doc', new Blob([new Uint8Array(data)], { type: 'application/pdf' }), 'r.pdf')
+    const r = await fetch(`${fs.url}/form`, { method: 'POST', body: form })
+    expect(r.status).toBe(200)
+    expect(await r.json()).toEqual({ title: 'report', doc: { name: 'r.pdf', size: data.length, type: 'application/pdf', sha256: sha(data) } })
+    // A short one (within the 64 KiB a plain body would arrive whole in) too.
+    const short = new FormData()
+    short.set('n', '1')
+    short.set('f', new Blob([new Uint8Array(file(10, 6))]), 'f.bin')
+    expect(await (await fetch(`${fs.url}/form`, { method: 'POST', body: short })).json()).toEqual({
+      n: '1',
+      f: { name: 'f.bin', size: 10, type: 'application/octet-stream', sha256: sha(file(10, 6)) },
+    })
+  })
+
+  it("the route's limits: 413 naming the limit, 400 on a malformed body, the server keeps serving", async () => {
+    const tooMany = new FormData()
+    for (let i = 0; i < 5; i++) tooMany.append(`f${i}`, 'x')
+    let r = await fetch(`${fs.url}/form`, { method: 'POST', body: tooMany })
+    expect(r.status).toBe(413)
+    expect(await r.text()).toBe('multipart body has more than 4 parts (maxParts)')
+    const bigFile = new FormData()
+    bigFile.set('video', new Blob([new Uint8Array(1024 * 1024 + 1)]), 'v.mp4')
+    r = await fetch(`${fs.url}/form`, { method: 'POST', body: bigFile })
+    expect(r.status).toBe(413)
+    expect(await r.text()).toBe('multipart part "video" exceeds maxFileSize (1048576 bytes)')
+    r = await fetch(`${fs.url}/form`, {
+      method: 'POST',
+      headers: { 'content-type': 'multipart/form-data; boundary=XYZ' },
+      body: '--XYZ\r\ncontent-disposition: form-data; name="a"\r\n\r\nno closing boundary',
+    })
+    expect(r.status).toBe(400)
+    expect(await r.text()).toMatch(/^malformed multipart body: /)
+    expect(await (await fetch(`${fs.url}/ping`)).text()).toBe('pong')
+  })
+
+  it('request.body of a multipart body is still its raw bytes', async () => {
+    const body = `--B1\r\ncontent-disposition: form-data; name="a"\r\nx-extra: kept\r\n\r\n${'z'.repeat(100_000)}\r\n--B1--\r\n`
+    const r = await fetch(`${fs.url}/raw`, { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=B1' }, body })
+    expect(await r.text()).toBe(sha(Buffer.from(body)))
+  })
+})
+
+describe('maxHeaderSize while a part header is read', () => {
+  it('10 MB of part header without a line end is refused (413) before it is read whole', async () => {
+    // Chunked, generated as it is sent; the server must answer long before the end.
+    let sent = 0
+    let sentAtAnswer = -1
+    const status = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = http.request(`${url}/names`, { method: 'POST', headers: { 'content-type': 'multipart/form-data; boundary=XYZ', 'transfer-encoding': 'chunked' } }, (res) => {
+        sentAtAnswer = sent
+        let text = ''
+        res.on('data', (c: Buffer) => (text += c.toString()))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }))
+      })
+      req.on('error', reject)
+      req.write('--XYZ\r\ncontent-disposition: form-data; name="a"\r\nx-long: ')
+      const piece = Buffer.alloc(64 * 1024, 0x61)
+      const pump = (): void => {
+        while (sent < 10 * 1024 * 1024 && !req.destroyed && sentAtAnswer < 0) {
+          sent += piece.length
+          if (!req.write(piece)) return void req.once('drain', pump)
+        }
+        if (!req.destroyed && sentAtAnswer < 0) req.end()
+      }
+      pump()
+    }).catch((e: Error) => ({ status: -1, text: e.message }))
+    expect(status).toEqual({ status: 413, text: 'multipart part 1 has headers over maxHeaderSize (16384 bytes)' })
+    // Answered while the client was still sending (the rest sat in socket buffers at most).
+    expect(sentAtAnswer).toBeGreaterThan(0)
+    expect(sentAtAnswer).toBeLessThan(10 * 1024 * 1024)
+    expect(await (await fetch(`${url}/ping`)).text()).toBe('pong')
   })
 })

@@ -91,6 +91,13 @@ describe('request records (Rust encodes, TypeScript decodes)', () => {
     expect(routed._allow).toBeNull()
   })
 
+  it('reads Host alone from the record (the fetch path), then the body after the headers', () => {
+    const [fresh] = decode().requests as [Request]
+    expect(fresh.host).toBe('fixture.test')
+    expect(fresh.body.toString()).toBe('hello')
+    expect(fresh.headers.get('x-dup')).toBe('a, b')
+  })
+
   it('decodes a miss: no route, the allow list, no params, an empty body', () => {
     expect(miss._route).toBe(NO_ROUTE)
     expect(miss.method).toBe('DELETE')

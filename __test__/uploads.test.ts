@@ -5,7 +5,8 @@
  * backpressure (a stalled handler stalls its client, the server keeps
  * serving), `maxBodySize` enforced mid-stream (413, the handler's stream
  * errors), a 1 GB upload to a server process whose RSS stays bounded, and
- * the signal aborting when the client goes away mid-handler.
+ * the signal aborting when the client goes away mid-handler (HTTP/1.1,
+ * HTTP/2 stream resets, closed QUIC connections).
  */
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -485,6 +486,63 @@ describe('fetch-style handlers', () => {
     form.set('file', new Blob([new Uint8Array(pattern(2_000_000))]), 'big.bin')
     const f = await fetch(`${s.url}/form`, { method: 'POST', body: form })
     expect(await f.json()).toEqual({ name: 'big.bin', size: 2_000_000, field: 'value' })
+  })
+
+  /** A fetch server over HTTP/3 whose handler waits for its signal (5 s at most), recording how that ended by path. */
+  async function h3SignalServer(got: Map<string, string>): Promise<Server> {
+    return serve({
+      host: '127.0.0.1',
+      port: 0,
+      quiet: true,
+      tls: 'self-signed',
+      http3Port: 0,
+      fetch: async (request) => {
+        const key = new URL(request.url).pathname
+        got.set(key, 'waiting')
+        await new Promise<void>((resolve) => {
+          request.signal.addEventListener('abort', () => resolve(), { once: true })
+          setTimeout(resolve, 5000)
+        })
+        got.set(key, request.signal.aborted ? `aborted ${(request.signal.reason as Error).name}` : 'not aborted')
+        return new globalThis.Response('late')
+      },
+    })
+  }
+
+  it.skipIf(!requireTool('aioquic'))('request.signal aborts when an HTTP/3 client closes its connection mid-handler (aioquic)', async () => {
+    const got = new Map<string, string>()
+    const h3s = await h3SignalServer(got)
+    try {
+      // The whole request arrived; the client closes its QUIC connection while the handler waits.
+      await h3(h3s.http3Port as number, [{ path: '/gone' }], { abandonAfterMs: 400 })
+      await until(() => got.get('/gone')?.startsWith('aborted') === true, 4000)
+      expect(got.get('/gone')).toBe('aborted AbortError')
+    } finally {
+      await h3s.close()
+    }
+  })
+
+  // Skipped: a known gap, written down in docs/fetch.md. A reset of an
+  // HTTP/3 request stream while its body is still coming does not fail the
+  // upload's read, so the signal fires only when the connection closes
+  // (3.4 s here, with the client lingering 3 s). Enable once fixed.
+  it.skip('request.signal aborts when an HTTP/3 client resets its request stream mid-body (aioquic)', async () => {
+    const got = new Map<string, string>()
+    const h3s = await h3SignalServer(got)
+    try {
+      // Past 64 KiB of body the request reaches the handler; the client
+      // stops there, resets the stream and stays connected 3 s more.
+      const client = h3(h3s.http3Port as number, [
+        { method: 'POST', path: '/reset', headers: { 'content-length': '1000000' }, body_size: 100_000, hold_body: true, reset_after_ms: 400, linger_ms: 3000 },
+      ])
+      await until(() => got.get('/reset') !== undefined, 4000)
+      const t0 = Date.now()
+      await until(() => got.get('/reset')?.startsWith('aborted') === true, 4000)
+      expect(Date.now() - t0).toBeLessThan(2500)
+      expect((await client).responses[0]).toMatchObject({ cancelled: true })
+    } finally {
+      await h3s.close()
+    }
   })
 
   it('request.signal aborts when the client resets its HTTP/2 stream mid-handler', async () => {

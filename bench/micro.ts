@@ -3,14 +3,17 @@
  * path, each step a JS-handled request pays on the JS side: decoding the
  * request record, the handler call, building the Response and its header
  * block, writing the reply into the outgoing batch buffer (what the
- * server's private `#queue` does), and the N-API crossings (a JS -> Rust
- * no-op call, a Rust thread -> JS wake-up).
+ * server's private `#queue` does), the fetch path (a plain fetch handler
+ * and a Hono app, from the record to HTTPy's Response), and the N-API
+ * crossings (a JS -> Rust no-op call, a Rust thread -> JS wake-up).
  *
  *   npm run bench:micro
  *   npm run bench:micro -- --time 2000   # ms per task
  */
+import { Hono } from 'hono'
 import { Bench } from 'tinybench'
 import { App } from '../ts/app.js'
+import { fromFetch } from '../ts/fetch.js'
 import { native } from '../ts/native.js'
 import { REPLY_HEADERS, REPLY_HEADER_LENGTH, REPLY_ID, REPLY_STATUS } from '../ts/record.js'
 import { Request } from '../ts/request.js'
@@ -69,6 +72,30 @@ app.use(passThrough).use(passThrough).use(async (req, next) => {
 app.post('/users/{id}/{name}', (req) => Response.json({ id: req.pathParams.id }))
 const composed = app.table.entries[0]!.composed
 
+/**
+ * The fetch path (`serve({ fetch })`): the lazy standard Request over the
+ * record, the handler, and the Response turned into HTTPy's; a plain fetch
+ * handler (as bench/servers/peer-fetch.mjs) and the peers kit's Hono app
+ * (as bench/servers/peer-hono.mjs). The first `fromFetch` installs the
+ * lightweight global `Response`, as `serve()` does.
+ */
+const plainFetch = fromFetch((request: globalThis.Request) => {
+  const url = request.url
+  const path = url.slice(url.indexOf('/', 8))
+  if (path.startsWith('/users/')) return globalThis.Response.json({ id: path.slice(7) })
+  return new globalThis.Response(HELLO, { headers: { 'content-type': 'text/plain' } })
+}, () => undefined)
+const hono = new Hono()
+hono.get('/plaintext', (c) => c.text('Hello, World!'))
+hono.post('/users/:id/:name', (c) => c.json({ id: c.req.param('id') }))
+const honoFetch = fromFetch(hono.fetch, () => undefined)
+/** The reply the server would queue, from whatever the adapted handler gave. */
+async function settle(out: Response | Promise<Response>): Promise<Response> {
+  const res = await out
+  if (res.status !== 200) throw new Error(`status ${res.status}`)
+  return res
+}
+
 const bench = new Bench({ time, warmupTime: Math.min(200, time) })
 bench
   .add('decode: Request from a record (method, path, param)', () => {
@@ -101,6 +128,14 @@ bench
     const req = new Request(rec, 0, parts, names)
     const res = plaintext(req)
     queueReply(req._id, res.status, res.headers.toWire(), res.body as string)
+  })
+  .add('fetch: lazy Request + url + handler + Response.json -> HTTPy Response', async () => {
+    const res = await settle(plainFetch(new Request(rec, 0, parts, names)))
+    res.headers.toWire()
+  })
+  .add('fetch: Hono app (router, context, c.json) on the same path', async () => {
+    const res = await settle(honoFetch(new Request(rec, 0, parts, names)))
+    res.headers.toWire()
   })
   .add('native.noop() (JS -> Rust call)', () => {
     native.noop()

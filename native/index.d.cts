@@ -107,10 +107,13 @@ export declare class NativeServer {
   /**
    * The streamed body of request `id` (its record has
    * `RecordFlag.Streamed`), once; `null` when taken already or the
-   * request is over. `on_readable` is called after a `read` that found
-   * nothing, once something (a chunk, the end, an error) is there.
+   * request is over. With `parts` (a record with
+   * `RecordFlag.PartsOnAsk`), the body is parsed as multipart and read
+   * as `PartFrame` frames; `null` when it is not such a body.
+   * `on_readable` is called after a `read` that found nothing, once
+   * something (a chunk, the end, an error) is there.
    */
-  takeUpload(id: number, onReadable: (arg: number) => void): NativeUpload | null
+  takeUpload(id: number, onReadable: (arg: number) => void, parts?: boolean | undefined | null): NativeUpload | null
   /**
    * Calls `on_abort` once if request `id` ends without its answer being
    * delivered (the client left, or the core answered for the handler:
@@ -394,6 +397,11 @@ export interface NativeOptions {
   jsHandlesMisses: boolean
   /** Requests no route matched stream their long bodies (a fetch catch-all). */
   streamMissBodies?: boolean
+  /**
+   * With `stream_miss_bodies`: a `multipart/form-data` body may be
+   * taken as parts (`takeUpload(id, cb, true)`), with these limits.
+   */
+  missMultipart?: NativeMultipart
   backlog: number
   /** Production settings (`production` below: port sharing, metrics, access log, trusted proxies). */
   reusePort?: boolean
@@ -467,6 +475,12 @@ export interface NativeRoute {
    * as parts (implies `stream_body`).
    */
   multipart?: NativeMultipart
+  /**
+   * With `multipart`: bodies stream raw, and only a `multipart/form-data`
+   * one taken as parts (`takeUpload(id, cb, true)`) is parsed (a fetch
+   * handler's `formData()`).
+   */
+  partsOnAsk?: boolean
 }
 
 /** A `serveStatic` mount attached to its catch-all route. */
@@ -633,6 +647,12 @@ export declare enum RecordFlag {
   Streamed = 8,
   /** That stream carries multipart parts, as `PartFrame` frames. */
   Multipart = 16,
+  /**
+   * The body streams and is `multipart/form-data`, not read yet: take it
+   * with `takeUpload(id, cb)` as raw bytes, or `takeUpload(id, cb, true)`
+   * as parts (`PartFrame` frames), parsed with the route's limits.
+   */
+  PartsOnAsk = 32,
 }
 
 /** The version byte of a request record. */

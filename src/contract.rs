@@ -95,6 +95,10 @@ pub enum RecordFlag {
     Streamed = 8,
     /// That stream carries multipart parts, as `PartFrame` frames.
     Multipart = 16,
+    /// The body streams and is `multipart/form-data`, not read yet: take it
+    /// with `takeUpload(id, cb)` as raw bytes, or `takeUpload(id, cb, true)`
+    /// as parts (`PartFrame` frames), parsed with the route's limits.
+    PartsOnAsk = 32,
 }
 
 /// The client-certificate byte of the TLS peer facts.

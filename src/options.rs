@@ -36,6 +36,9 @@ pub struct NativeOptions {
     pub js_handles_misses: bool,
     /// Requests no route matched stream their long bodies (a fetch catch-all).
     pub stream_miss_bodies: Option<bool>,
+    /// With `stream_miss_bodies`: a `multipart/form-data` body may be
+    /// taken as parts (`takeUpload(id, cb, true)`), with these limits.
+    pub miss_multipart: Option<crate::routes::NativeMultipart>,
     pub backlog: u32,
     /// Production settings (`production` below: port sharing, metrics, access log, trusted proxies).
     pub reuse_port: Option<bool>,
@@ -91,6 +94,10 @@ pub(crate) fn server_config(mut options: NativeOptions) -> Result<ServerConfig> 
         threads: options.threads as usize,
         js_handles_misses: options.js_handles_misses,
         stream_miss_bodies: options.stream_miss_bodies.unwrap_or(false),
+        miss_multipart: options
+            .miss_multipart
+            .as_ref()
+            .map(crate::routes::multipart_limits),
         backlog: options.backlog,
         compression: options.compression.take().map(compression),
         unix_socket: options

@@ -29,6 +29,10 @@ pub struct NativeRoute {
     /// `multipart/form-data` bodies are parsed by the core and stream to JS
     /// as parts (implies `stream_body`).
     pub multipart: Option<NativeMultipart>,
+    /// With `multipart`: bodies stream raw, and only a `multipart/form-data`
+    /// one taken as parts (`takeUpload(id, cb, true)`) is parsed (a fetch
+    /// handler's `formData()`).
+    pub parts_on_ask: Option<bool>,
 }
 
 /// The limits of a route's multipart parsing, validated by the TS layer.
@@ -63,18 +67,30 @@ pub(crate) fn build_router(routes: &[NativeRoute]) -> Result<Router> {
             .map_err(|e| invalid("ERR_HTTPY_INVALID_ROUTE", e))?;
         apply_extras(&mut router, r)?;
         if let Some(m) = &r.multipart {
-            let limits = MultipartLimits {
-                max_parts: m.max_parts,
-                max_field_size: m.max_field_size.max(0.0) as u64,
-                max_file_size: m.max_file_size.max(0.0) as u64,
-                max_header_size: m.max_header_size.max(0.0) as u64,
-            };
-            router.set_streams_body(r.id, BodyStreaming::Multipart(limits));
+            let limits = multipart_limits(m);
+            router.set_streams_body(
+                r.id,
+                if r.parts_on_ask == Some(true) {
+                    BodyStreaming::RawOrParts(limits)
+                } else {
+                    BodyStreaming::Multipart(limits)
+                },
+            );
         } else if r.stream_body == Some(true) {
             router.set_streams_body(r.id, BodyStreaming::Raw);
         }
     }
     Ok(router)
+}
+
+/// The core's multipart limits from the TS layer's (validated there).
+pub(crate) fn multipart_limits(m: &NativeMultipart) -> MultipartLimits {
+    MultipartLimits {
+        max_parts: m.max_parts,
+        max_field_size: m.max_field_size.max(0.0) as u64,
+        max_file_size: m.max_file_size.max(0.0) as u64,
+        max_header_size: m.max_header_size.max(0.0) as u64,
+    }
 }
 
 /// Checks route patterns without starting anything (used at registration
@@ -90,6 +106,7 @@ pub fn validate_route(method: String, pattern: String) -> Result<()> {
         cache_key_headers: None,
         stream_body: None,
         multipart: None,
+        parts_on_ask: None,
     }])
     .map(|_| ())
 }

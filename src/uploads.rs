@@ -100,15 +100,27 @@ impl NativeUpload {
 impl NativeServer {
     /// The streamed body of request `id` (its record has
     /// `RecordFlag.Streamed`), once; `null` when taken already or the
-    /// request is over. `on_readable` is called after a `read` that found
-    /// nothing, once something (a chunk, the end, an error) is there.
+    /// request is over. With `parts` (a record with
+    /// `RecordFlag.PartsOnAsk`), the body is parsed as multipart and read
+    /// as `PartFrame` frames; `null` when it is not such a body.
+    /// `on_readable` is called after a `read` that found nothing, once
+    /// something (a chunk, the end, an error) is there.
     #[napi(catch_unwind)]
     pub fn take_upload(
         &self,
         id: u32,
         on_readable: Function<u32, ()>,
+        parts: Option<bool>,
     ) -> Result<Option<NativeUpload>> {
-        let Some(rx) = self.server.as_ref().and_then(|s| s.take_upload(id)) else {
+        let Some(server) = self.server.as_ref() else {
+            return Ok(None);
+        };
+        let taken = if parts == Some(true) {
+            server.take_parts(id)
+        } else {
+            server.take_upload(id)
+        };
+        let Some(rx) = taken else {
             return Ok(None);
         };
         let tsfn = event_fn(on_readable)?;

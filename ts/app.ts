@@ -70,6 +70,17 @@ export interface RouteOptions {
   multipart?: true | MultipartOptions
 }
 
+/** Options of `app.fetch()` (and `serve({ fetch })`). */
+export interface FetchOptions {
+  /**
+   * Limits of `request.formData()` on a `multipart/form-data` body, which
+   * the server parses while it streams (`true` or unset: the defaults of
+   * the `multipart` route option). Past one the client gets 413 naming it;
+   * a malformed body gets 400.
+   */
+  multipart?: true | MultipartOptions
+}
+
 export interface StaticOptions {
   /** Seconds for `Cache-Control: public, max-age=…`; unset sends no `Cache-Control`. */
   maxAge?: number
@@ -347,21 +358,34 @@ export class App {
    * app.fetch('/legacy/{rest:path}', legacy.fetch) // one mount
    * ```
    */
-  fetch(handler: FetchHandler): this
-  fetch(path: string, handler: FetchHandler): this
-  fetch(pathOrHandler: string | FetchHandler, maybeHandler?: FetchHandler): this {
+  fetch(handler: FetchHandler, options?: FetchOptions): this
+  fetch(path: string, handler: FetchHandler, options?: FetchOptions): this
+  fetch(pathOrHandler: string | FetchHandler, handlerOrOptions?: FetchHandler | FetchOptions, maybeOptions?: FetchOptions): this {
     const path = typeof pathOrHandler === 'string' ? pathOrHandler : undefined
-    const handler = path === undefined ? pathOrHandler : maybeHandler
+    const handler = path === undefined ? pathOrHandler : handlerOrOptions
+    const options = (path === undefined ? handlerOrOptions : maybeOptions) as FetchOptions | undefined
+    // `request.formData()` on a multipart body: parsed by the core, with these limits.
+    const multipart = multipartLimits(options?.multipart ?? true)
     if (typeof handler !== 'function') {
       throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', `fetch handler${path === undefined ? '' : ` for ${path}`} must be a function`)
     }
     const adapted = fromFetch(handler as FetchHandler, () => this.#server)
-    if (path !== undefined) return this.route(FETCH_METHODS, path, adapted, { streamBody: true })
+    if (path !== undefined) {
+      this.route(FETCH_METHODS, path, adapted, { streamBody: true })
+      for (const e of this.table.entries) {
+        if (e.pattern === path && e.handler === adapted) {
+          e.multipart = multipart
+          e.partsOnAsk = true
+        }
+      }
+      return this
+    }
     if (this.#server && !this.#server.isClosed) {
       throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', 'the catch-all fetch handler must be set before listen()')
     }
     if (this.table.fallback) throw new HttpyTypeError('ERR_HTTPY_INVALID_ROUTE', 'a catch-all fetch handler is already set')
     this.table.fallback = adapted
+    this.table.fallbackMultipart = multipart
     this.#changed(true)
     return this
   }
@@ -450,7 +474,10 @@ export class App {
   #resolve(options: ServerOptions | undefined): ResolvedOptions {
     const resolved = resolveOptions(options, this.table.middleware.length > 0 || this.table.fallback !== undefined)
     // A fetch catch-all reads bodies as streams (`request.body`).
-    if (this.table.fallback !== undefined) resolved.native.streamMissBodies = true
+    if (this.table.fallback !== undefined) {
+      resolved.native.streamMissBodies = true
+      resolved.native.missMultipart = this.table.fallbackMultipart
+    }
     return resolved
   }
 

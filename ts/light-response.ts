@@ -33,6 +33,8 @@ export interface LightParts {
 const TEXT = 'text/plain;charset=UTF-8'
 /** Shared, never mutated: a response's own `Headers` is made from it on first access. */
 const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'content-type': 'application/json' })
+/** The init of `Response.json(data)` without one: shared, never mutated (no object spread per response). */
+const JSON_INIT: ResponseInit = Object.freeze({ headers: JSON_HEADERS })
 
 function isSimpleBody(body: unknown): body is string | Uint8Array | ArrayBuffer | null | undefined {
   return body === null || body === undefined || typeof body === 'string' || body instanceof Uint8Array || body instanceof ArrayBuffer
@@ -114,6 +116,7 @@ export class LightResponse {
   static json(data: unknown, init?: ResponseInit): Response {
     const body = JSON.stringify(data)
     if (body === undefined) throw new TypeError('Response.json: the value is not JSON-serialisable')
+    if (init === undefined) return new LightResponse(body, JSON_INIT) as unknown as Response
     let headers: HeadersInit = JSON_HEADERS
     if (init?.headers !== undefined) {
       const h = new PlatformHeaders(init.headers)

@@ -17,6 +17,7 @@ import {
   EXTERNAL,
   FLAG_ALLOW,
   FLAG_MULTIPART,
+  FLAG_PARTS_ON_ASK,
   FLAG_STREAMED,
   FLAG_TLS,
   FLAG_TLS_PEER,
@@ -348,7 +349,7 @@ export class Request {
    * ```
    */
   parts(): AsyncGenerator<Part, void, undefined> {
-    if (!(this.#flags & FLAG_MULTIPART)) {
+    if (!(this.#flags & (FLAG_MULTIPART | FLAG_PARTS_ON_ASK))) {
       const type = this.headers.get('content-type') ?? 'none'
       throw new HttpyError(
         'ERR_HTTPY_NOT_SUPPORTED',
@@ -357,7 +358,15 @@ export class Request {
     }
     if (this.#bodyTaken) throw new HttpyError('ERR_HTTPY_BODY_USED', 'the request body was already read')
     this.#bodyTaken = true
-    return partsOf(uploadStream(this.#link, this._id))
+    return partsOf(uploadStream(this.#link, this._id, (this.#flags & FLAG_PARTS_ON_ASK) !== 0))
+  }
+
+  /**
+   * @internal A fetch route's `multipart/form-data` body, not read yet:
+   * `formData()`/`parts()` have the core parse it, `stream()` gives its bytes.
+   */
+  get _partsOnAsk(): boolean {
+    return (this.#flags & FLAG_PARTS_ON_ASK) !== 0 && !this.#bodyTaken
   }
 
   /**
@@ -367,7 +376,7 @@ export class Request {
    * whole and parsed by the platform.
    */
   async formData(): Promise<FormData> {
-    if (this.#flags & FLAG_MULTIPART) return formDataOf(this.parts())
+    if (this.#flags & (FLAG_MULTIPART | FLAG_PARTS_ON_ASK)) return formDataOf(this.parts())
     const type = this.headers.get('content-type') ?? ''
     const body = this.#flags & FLAG_STREAMED ? await this.bytes() : this.body
     try {
@@ -475,7 +484,35 @@ export class Request {
 
   /** `Host` header value, if any; behind a trusted proxy, its `X-Forwarded-Host`/`Forwarded: host=`. */
   get host(): string | null {
-    return this.#trust ? this.#fromProxy().host : this.headers.get('host')
+    return this.#trust ? this.#fromProxy().host : this.#header('host')
+  }
+
+  /**
+   * The value of header `name` (lower case), as `headers.get(name)` gives
+   * it, read from the record without decoding the other headers: a fetch
+   * handler's `request.url` needs `Host` on every request, and decoding a
+   * browser's dozen headers into strings cost more than the rest of its
+   * path. Names are compared byte by byte (the core lower-cases them).
+   */
+  #header(name: string): string | null {
+    if (this.#headers) return this.#headers.get(name)
+    const b = this.#buf
+    let o = this.#afterParams()
+    let found: string | null = null
+    for (let i = 0; i < this.#headerCount; i++) {
+      const nl = u16(b, o)
+      let same = nl === name.length
+      for (let j = 0; same && j < nl; j++) same = b[o + 2 + j] === name.charCodeAt(j)
+      o += 2 + nl
+      const vl = u32(b, o)
+      if (same) {
+        const v = b.latin1Slice(o + 4, o + 4 + vl)
+        found = found === null ? v : `${found}${name === 'cookie' ? '; ' : ', '}${v}`
+      }
+      o += 4 + vl
+    }
+    this.#bodyAt = o
+    return found
   }
 
   /** @internal Methods allowed on this path when no route matched this method. */

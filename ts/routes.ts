@@ -45,6 +45,8 @@ export interface RouteEntry {
   streamBody?: boolean
   /** Multipart bodies are parsed by the core (`multipart` option). */
   multipart?: NativeMultipart
+  /** With `multipart`: a fetch route, whose bodies are parsed only when taken as parts (`formData()`). */
+  partsOnAsk?: boolean
 }
 
 /** Route-table method of WebSocket routes (matched only by upgrade requests). */
@@ -121,6 +123,8 @@ export class RouteTable {
   fail: Fail = (err) => defaultErrorResponse(err, false)
   /** What answers requests no route matched, instead of 404/405 (`App.fetch`). */
   fallback: Handler | undefined
+  /** The catch-all fetch handler's multipart limits (`formData()` on a multipart body). */
+  fallbackMultipart: NativeMultipart | undefined
 
   /** Parameter names of route `route` (none for a miss or an id JS did not assign). */
   readonly paramNamesOf = (route: number): readonly string[] =>
@@ -178,6 +182,7 @@ export class RouteTable {
         cacheKeyHeaders: cache ? [...cache.key] : undefined,
         streamBody: r.streamBody,
         multipart: r.multipart,
+        partsOnAsk: r.partsOnAsk,
       }
     })
   }

@@ -3,14 +3,14 @@
  * (Hono's `app.fetch`, a Bun/Deno/Workers module's `fetch`) on its own app,
  * with every option of `run()`.
  */
-import { App } from './app.js'
+import { App, type FetchOptions } from './app.js'
 import type { Supervisor } from './cluster.js'
 import { HttpyTypeError } from './errors.js'
 import type { FetchHandler } from './fetch.js'
 import type { ServerOptions } from './options.js'
 import type { Server } from './server.js'
 
-export interface ServeOptions extends ServerOptions {
+export interface ServeOptions extends ServerOptions, FetchOptions {
   /** Answers every request: `(request, info) => Response | Promise<Response>`. */
   fetch: FetchHandler
 }
@@ -34,6 +34,6 @@ export async function serve(opts: ServeOptions): Promise<Server | Supervisor> {
   if (opts === null || typeof opts !== 'object' || typeof opts.fetch !== 'function') {
     throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'serve: "fetch" must be a function (request, info) => Response')
   }
-  const { fetch, ...rest } = opts
-  return new App().fetch(fetch)._run(rest)
+  const { fetch, multipart, ...rest } = opts
+  return new App().fetch(fetch, { multipart })._run(rest)
 }

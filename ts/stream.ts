@@ -85,24 +85,26 @@ export function pumpStream(
 
 /** @internal What a request needs of its server: its streamed body, and word of the client leaving. */
 export interface RequestLink {
-  takeUpload(id: number, onReadable: () => void): NativeUpload | null
+  /** `parts`: take a `PartsOnAsk` body as multipart frames, parsed by the core. */
+  takeUpload(id: number, onReadable: () => void, parts?: boolean): NativeUpload | null
   watchAbort(id: number, onAbort: () => void): AbortState
 }
 
 /** The link of a running server's requests (`native` is read per call: it is gone once the server closed). */
 export function requestLink(native: () => NativeServer | undefined): RequestLink {
   return {
-    takeUpload: (id, onReadable) => native()?.takeUpload(id, onReadable) ?? null,
+    takeUpload: (id, onReadable, parts) => native()?.takeUpload(id, onReadable, parts) ?? null,
     watchAbort: (id, onAbort) => native()?.watchAbort(id, onAbort) ?? AbortState.Answered,
   }
 }
 
 /**
- * The streamed body of request `id`. `highWaterMark: 0`: nothing is taken
- * from the core before the consumer reads, so the core's small buffer (and
- * then the socket) holds what the consumer has not asked for yet.
+ * The streamed body of request `id` (with `parts`: as multipart frames).
+ * `highWaterMark: 0`: nothing is taken from the core before the consumer
+ * reads, so the core's small buffer (and then the socket) holds what the
+ * consumer has not asked for yet.
  */
-export function uploadStream(link: RequestLink | undefined, id: number): ReadableStream<Uint8Array> {
+export function uploadStream(link: RequestLink | undefined, id: number, parts = false): ReadableStream<Uint8Array> {
   let upload: NativeUpload | null | undefined
   let wake: (() => void) | undefined
   const onReadable = (): void => {
@@ -113,7 +115,7 @@ export function uploadStream(link: RequestLink | undefined, id: number): Readabl
   return new ReadableStream<Uint8Array>(
     {
       async pull(controller) {
-        upload ??= link?.takeUpload(id, onReadable) ?? null
+        upload ??= link?.takeUpload(id, onReadable, parts) ?? null
         if (upload === null) {
           controller.error(new HttpyError('ERR_HTTPY_BODY_ABORTED', 'the request is over: its body can no longer be read'))
           return

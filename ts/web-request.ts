@@ -19,6 +19,17 @@ const GlobalHeaders = globalThis.Headers
 /** Characters allowed in a `Host` value used to build the request URL. */
 const HOST = /^[A-Za-z0-9\-._~%!$&'()*+,;=:[\]]+$/
 
+/**
+ * The last `Host` value found valid: clients send the same one on every
+ * request, and a string comparison costs less than the regular expression.
+ */
+let lastHost = ''
+function validHost(host: string): boolean {
+  if (!HOST.test(host)) return false
+  lastHost = host
+  return true
+}
+
 /** Methods whose requests carry no body in a standard `Request`. */
 function bodyless(method: string): boolean {
   return method === 'GET' || method === 'HEAD'
@@ -86,7 +97,7 @@ export class WebRequest {
     if (this.#url !== undefined) return this.#url
     const req = this.#req
     const host = req.host
-    const authority = host !== null && host.length > 0 && HOST.test(host) ? host : this.#fallback()
+    const authority = host !== null && host.length > 0 && (host === lastHost || validHost(host)) ? host : this.#fallback()
     return (this.#url = `${req.scheme}://${authority}${req.url}`)
   }
 
@@ -131,6 +142,23 @@ export class WebRequest {
   json(): Promise<unknown> {
     if (this.#real) return this.#real.json()
     return this.#read((b) => JSON.parse(b === null ? '' : b.toString('utf8')) as unknown)
+  }
+
+  /**
+   * A `multipart/form-data` body is parsed by the core while it streams,
+   * with the route's multipart limits (past one, the client gets 413 naming
+   * it and this rejects; a malformed body, 400); other forms go to the
+   * platform's parser.
+   */
+  formData(): Promise<FormData> {
+    if (this.#real || !this.#req._partsOnAsk) return WebRequest.real(this).formData()
+    try {
+      if (this.#used) throw new TypeError('Body is unusable: Body has already been read')
+      this.#used = true
+      return this.#req.formData()
+    } catch (e) {
+      return Promise.reject(e)
+    }
   }
 
   arrayBuffer(): Promise<ArrayBuffer> {

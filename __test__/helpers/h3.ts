@@ -18,6 +18,8 @@ export interface H3Response {
   aborted?: boolean
   /** The HTTP/3 error code of a stream reset without a response, else null. */
   reset: number | null
+  /** Set when the client reset the stream itself (`hold_body` with `reset_after_ms`). */
+  cancelled?: boolean
 }
 export interface H3Result {
   /** Empty when the client vanished (`vanishAfter`). */
@@ -34,6 +36,11 @@ export interface H3Request {
   body_size?: number
   /** Cancel the request after its headers and half of its body (RESET_STREAM + STOP_SENDING). */
   abort?: boolean
+  /** Send `body_size` bytes without ending the body; then reset the stream after `reset_after_ms` (or wait). */
+  hold_body?: boolean
+  reset_after_ms?: number
+  /** After the reset, stay connected this long (default 200 ms). */
+  linger_ms?: number
 }
 
 /**
@@ -45,7 +52,7 @@ export interface H3Request {
 export function h3(
   port: number,
   requests: H3Request[],
-  opts: { ca?: string; garbage?: number; timeoutMs?: number; serverName?: string; vanishAfter?: number; sequential?: boolean } = {},
+  opts: { ca?: string; garbage?: number; timeoutMs?: number; serverName?: string; vanishAfter?: number; sequential?: boolean; abandonAfterMs?: number } = {},
 ): Promise<H3Result> {
   return new Promise((resolve, reject) => {
     const child = spawn('python3', [CLIENT], { stdio: ['pipe', 'pipe', 'pipe'] })
@@ -59,6 +66,6 @@ export function h3(
       if (code === 0) resolve({ responses: [], transport: {}, settings: {}, ...(JSON.parse(out) as Partial<H3Result>) })
       else reject(new Error(`h3 client exited with ${code}: ${err.slice(-2000)}`))
     })
-    child.stdin.end(JSON.stringify({ host: '127.0.0.1', port, requests, ca: opts.ca ?? null, garbage: opts.garbage ?? 0, server_name: opts.serverName ?? null, vanish_after: opts.vanishAfter ?? null, sequential: opts.sequential ?? false }))
+    child.stdin.end(JSON.stringify({ host: '127.0.0.1', port, requests, ca: opts.ca ?? null, garbage: opts.garbage ?? 0, server_name: opts.serverName ?? null, vanish_after: opts.vanishAfter ?? null, sequential: opts.sequential ?? false, abandon_after_ms: opts.abandonAfterMs ?? null }))
   })
 }

@@ -238,6 +238,13 @@ impl Server {
         self.service.uploads.take(id)
     }
 
+    /// The streamed `multipart/form-data` body of request `id` (its record
+    /// says `parts_on_ask`) as parts (`body::multipart` frames), once. `None`
+    /// when already taken, over, or not such a body.
+    pub fn take_parts(&self, id: u32) -> Option<crate::UploadReceiver> {
+        self.service.uploads.take_parts(id)
+    }
+
     /// Calls `f` (on a Tokio thread) once if request `id` ends without its
     /// reply being delivered: the client left, or the core answered for
     /// the handler. `responder` is the request's, to see whether that has

@@ -18,6 +18,8 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::StreamExt;
 use http_body_util::BodyDataStream;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::upload::{Progress, PumpEnd, UploadError, UploadSender};
 
@@ -32,6 +34,11 @@ pub enum BodyStreaming {
     Raw,
     /// `multipart/form-data` bodies as parts; other bodies as `Raw`.
     Multipart(MultipartLimits),
+    /// Raw bytes, but a `multipart/form-data` body waits (unread) for the
+    /// embedder to take it, as raw bytes or as parts with these limits:
+    /// a fetch handler's `request.formData()` gets the parser and its
+    /// limits, its `request.body` the bytes as they came.
+    RawOrParts(MultipartLimits),
 }
 
 /// Limits of a multipart route. Going past a size or count limit is a 413
@@ -45,8 +52,8 @@ pub struct MultipartLimits {
     /// Bytes of one file.
     pub max_file_size: u64,
     /// Bytes of one part's header lines (names, values and their
-    /// separators), checked once they are parsed; while they are read,
-    /// `maxBodySize` bounds them.
+    /// separators): checked while they are read (at most this and one
+    /// chunk of the body are buffered), and exactly once they are parsed.
     pub max_header_size: u64,
 }
 
@@ -105,6 +112,24 @@ fn limit(message: String) -> UploadError {
     }
 }
 
+fn head_too_large(part: u32, max: u64) -> UploadError {
+    limit(format!(
+        "multipart part {part} has headers over maxHeaderSize ({max} bytes)"
+    ))
+}
+
+/// What the body stream counts for `maxHeaderSize` while a part's header
+/// lines are being read (`pump`).
+#[derive(Default)]
+struct HeadWatch {
+    /// `next_field` is waiting: chunks pulled now belong to a header.
+    reading: AtomicBool,
+    /// Bytes pulled since `next_field` started.
+    pulled: AtomicU64,
+    /// A chunk was refused for going past the limit.
+    over: AtomicBool,
+}
+
 /// A parser error: the body's own size limit is a 413, the rest a 400.
 fn parse_error(e: multer::Error, max_body: u64) -> UploadError {
     match e {
@@ -133,10 +158,30 @@ where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::fmt::Display,
 {
+    // `maxHeaderSize` while a part's header lines are read: multer keeps
+    // what it has read of them in memory until it finds their end, so a
+    // header without a line end would otherwise be buffered up to
+    // `maxBodySize`. While `next_field` waits, every chunk handed to the
+    // parser is counted, and one more is refused once those before it
+    // exceed the limit (with the boundary line and its CRLFs): at most the
+    // limit and one chunk are ever buffered. Cost: two relaxed atomics per
+    // chunk (the counter is shared with this task only).
+    let watch = Arc::new(HeadWatch::default());
+    let head_room = limits.max_header_size + boundary.len() as u64 + 8;
+    let seen = watch.clone();
     // The protocol layer's error becomes text at once (it need not be an
     // `Error`, nor `Send`).
-    let stream =
-        BodyDataStream::new(body).map(|r| r.map_err(|e| std::io::Error::other(e.to_string())));
+    let stream = BodyDataStream::new(body).map(move |r| {
+        let chunk = r.map_err(|e| std::io::Error::other(e.to_string()))?;
+        if seen.reading.load(Ordering::Relaxed) {
+            let before = seen.pulled.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            if before > head_room {
+                seen.over.store(true, Ordering::Relaxed);
+                return Err(std::io::Error::other("part header over maxHeaderSize"));
+            }
+        }
+        Ok(chunk)
+    });
     let constraints =
         multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(max_body));
     let mut parts = multer::Multipart::with_constraints(stream, boundary, constraints);
@@ -146,11 +191,18 @@ where
         PumpEnd::Failed(e)
     };
     loop {
-        let mut field = match parts.next_field().await {
+        watch.pulled.store(0, Ordering::Relaxed);
+        watch.reading.store(true, Ordering::Relaxed);
+        let next = parts.next_field().await;
+        watch.reading.store(false, Ordering::Relaxed);
+        let mut field = match next {
             Ok(Some(f)) => f,
             Ok(None) => {
                 tx.complete = true;
                 return PumpEnd::Done;
+            }
+            Err(_) if watch.over.load(Ordering::Relaxed) => {
+                return fail(head_too_large(count + 1, limits.max_header_size))
             }
             Err(e) => return fail(parse_error(e, max_body)),
         };
@@ -167,10 +219,7 @@ where
             .map(|(k, v)| (k.as_str().len() + v.len() + 4) as u64)
             .sum();
         if head_size > limits.max_header_size {
-            return fail(limit(format!(
-                "multipart part {} has headers over maxHeaderSize ({} bytes)",
-                count, limits.max_header_size
-            )));
+            return fail(head_too_large(count, limits.max_header_size));
         }
         let name = field.name().unwrap_or("").to_string();
         let file_name = field.file_name().map(str::to_string);
@@ -302,6 +351,42 @@ mod tests {
             end,
             PumpEnd::Failed(UploadError::Refused { status: 400, .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn a_header_without_a_line_end_is_refused_while_it_is_read() {
+        // 10 MB of header value with no line end, 64 KiB at a time: the
+        // parser must give up after about maxHeaderSize, not buffer it all.
+        use http_body_util::StreamBody;
+        use std::sync::atomic::AtomicUsize;
+        let pulled = Arc::new(AtomicUsize::new(0));
+        let counter = pulled.clone();
+        let start = futures_util::stream::iter([Bytes::from_static(
+            b"--XB\r\ncontent-disposition: form-data; name=\"a\"\r\nx-long: ",
+        )]);
+        let endless = futures_util::stream::repeat(Bytes::from(vec![b'a'; 64 * 1024])).take(160);
+        let body = StreamBody::new(start.chain(endless).map(move |b| {
+            counter.fetch_add(b.len(), Ordering::Relaxed);
+            Ok::<_, std::convert::Infallible>(http_body::Frame::data(b))
+        }));
+        let (tx, _rx) = upload_channel();
+        let progress = Progress::new(Instant::now());
+        let end = pump(
+            body,
+            "XB".into(),
+            MultipartLimits::default(),
+            u64::MAX,
+            tx,
+            &progress,
+        )
+        .await;
+        assert_eq!(
+            end,
+            PumpEnd::Failed(head_too_large(1, 16 * 1024)),
+            "refused as over maxHeaderSize"
+        );
+        let read = pulled.load(Ordering::Relaxed);
+        assert!(read <= 16 * 1024 + 3 * 64 * 1024, "read {read} bytes of it");
     }
 
     #[test]

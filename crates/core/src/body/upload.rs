@@ -205,19 +205,48 @@ impl Drop for UploadSender {
 /// Touched only by requests that stream, so other requests pay nothing.
 #[derive(Default)]
 pub(crate) struct Uploads {
-    waiting: Mutex<FxHashMap<u32, UploadReceiver>>,
+    waiting: Mutex<FxHashMap<u32, Waiting>>,
+}
+
+/// One upload not yet taken; `choose` is set when the embedder picks,
+/// as it takes it, raw bytes or multipart parts (`BodyStreaming::RawOrParts`).
+struct Waiting {
+    rx: UploadReceiver,
+    choose: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Uploads {
     /// Keeps `rx` for the embedder until the returned guard is dropped.
-    pub(crate) fn put(&self, id: u32, rx: UploadReceiver) -> Kept<'_> {
-        self.waiting.lock().insert(id, rx);
+    /// `choose` is set for a body the embedder may take as parts: it is
+    /// sent on when it does, dropped when it takes raw bytes (or never).
+    pub(crate) fn put(
+        &self,
+        id: u32,
+        rx: UploadReceiver,
+        choose: Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> Kept<'_> {
+        self.waiting.lock().insert(id, Waiting { rx, choose });
         Kept { uploads: self, id }
     }
 
-    /// The embedder takes the body of request `id` (once).
+    /// The embedder takes the body of request `id` (once), as raw bytes.
     pub(crate) fn take(&self, id: u32) -> Option<UploadReceiver> {
-        self.waiting.lock().remove(&id)
+        self.waiting.lock().remove(&id).map(|w| w.rx)
+    }
+
+    /// The embedder takes the body of request `id` as multipart parts;
+    /// `None` when it is not a body that can be (or it was taken).
+    pub(crate) fn take_parts(&self, id: u32) -> Option<UploadReceiver> {
+        let mut map = self.waiting.lock();
+        if map.get(&id).is_none_or(|w| w.choose.is_none()) {
+            return None;
+        }
+        let w = map.remove(&id)?;
+        drop(map);
+        if let Some(c) = w.choose {
+            let _ = c.send(());
+        }
+        Some(w.rx)
     }
 
     #[cfg(test)]
@@ -331,10 +360,12 @@ where
 {
     let mut tx = tx;
     let mut total = first.len() as u64;
-    if !tx.send(Ok(first)).await {
-        return PumpEnd::Done;
+    if !first.is_empty() {
+        if !tx.send(Ok(first)).await {
+            return PumpEnd::Done;
+        }
+        progress.mark();
     }
-    progress.mark();
     loop {
         // The protocol layer's error is turned into text at once: it need
         // not be `Send`, and the sends below await.
@@ -421,8 +452,8 @@ mod tests {
     #[test]
     fn an_upload_nobody_took_is_forgotten_with_its_request() {
         let uploads = Uploads::default();
-        let kept = uploads.put(7, upload_channel().1);
-        drop(uploads.put(8, upload_channel().1));
+        let kept = uploads.put(7, upload_channel().1, None);
+        drop(uploads.put(8, upload_channel().1, None));
         assert_eq!(uploads.len(), 1, "request 8 is over");
         assert!(uploads.take(7).is_some());
         drop(kept);

@@ -46,6 +46,10 @@ pub struct ServerConfig {
     /// When true, requests that match no route (and go to JS) stream their
     /// long bodies, as routes marked with `Router::set_streams_body` do.
     pub stream_miss_bodies: bool,
+    /// With `stream_miss_bodies`: a missed request's `multipart/form-data`
+    /// body may be taken as parts, with these limits
+    /// (`BodyStreaming::RawOrParts`).
+    pub miss_multipart: Option<crate::MultipartLimits>,
     /// Listen backlog.
     pub backlog: u32,
     /// Serve TLS (HTTP/2 and HTTP/1.1 chosen by ALPN) instead of cleartext.
@@ -144,6 +148,7 @@ impl Default for ServerConfig {
             threads: 1,
             js_handles_misses: false,
             stream_miss_bodies: false,
+            miss_multipart: None,
             backlog: 1024,
             tls: None,
             h2_max_concurrent_streams: 256,

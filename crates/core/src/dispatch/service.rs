@@ -276,7 +276,12 @@ where
     };
     let streaming = match route {
         Some(r) => router.streams_body(r),
-        None => config.stream_miss_bodies.then_some(BodyStreaming::Raw),
+        None => config
+            .stream_miss_bodies
+            .then_some(match config.miss_multipart {
+                Some(limits) => BodyStreaming::RawOrParts(limits),
+                None => BodyStreaming::Raw,
+            }),
     };
     drop(router);
 
@@ -325,14 +330,26 @@ where
     let mut rest = None;
     // A multipart route parses `multipart/form-data` bodies, whatever their
     // length (other bodies stream raw).
+    // A fetch route's multipart body waits, unread, for the embedder to
+    // take it as bytes or as parts.
     let multipart = match streaming {
         Some(BodyStreaming::Multipart(limits)) => {
-            multipart::boundary(parts.headers.get(CONTENT_TYPE)).map(|b| (b, limits))
+            multipart::boundary(parts.headers.get(CONTENT_TYPE)).map(|b| (b, limits, false))
+        }
+        Some(BodyStreaming::RawOrParts(limits)) => {
+            multipart::boundary(parts.headers.get(CONTENT_TYPE)).map(|b| (b, limits, true))
         }
         _ => None,
     };
-    let body = if let Some((boundary, limits)) = multipart {
-        rest = Some(Rest::Multipart(boundary, limits, body));
+    let mut choose = None;
+    let body = if let Some((boundary, limits, choosing)) = multipart {
+        rest = Some(if choosing {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            choose = Some(tx);
+            Rest::Choose(boundary, limits, body, rx)
+        } else {
+            Rest::Multipart(boundary, limits, body)
+        });
         Bytes::new()
     } else if streaming.is_some() {
         match tokio::time::timeout_at(
@@ -383,7 +400,7 @@ where
     let mut watching = shared.aborts.guard(id);
     let upload = rest.map(|rest| {
         let (tx, rx) = upload::upload_channel();
-        (rest, tx, shared.uploads.put(id, rx))
+        (rest, tx, shared.uploads.put(id, rx, choose.take()))
     });
     shared.queue.push(Incoming {
         id,
@@ -397,6 +414,7 @@ where
         body,
         streamed: upload.is_some(),
         multipart: matches!(upload, Some((Rest::Multipart(..), ..))),
+        parts_on_ask: matches!(upload, Some((Rest::Choose(..), ..))),
         remote: conn.remote,
         version,
         tls: conn.tls,
@@ -425,6 +443,20 @@ where
                 Rest::Multipart(boundary, limits, body) => {
                     let pump = multipart::pump(body, boundary, limits, max, tx, &progress);
                     wait_streaming(shared, rx, pump, &progress, started).await
+                }
+                Rest::Choose(boundary, limits, body, chosen) => {
+                    let progress = &progress;
+                    // Nothing is read before the embedder takes the body:
+                    // parts when it asked for them, raw bytes otherwise.
+                    let pump = async move {
+                        match chosen.await {
+                            Ok(()) => {
+                                multipart::pump(body, boundary, limits, max, tx, progress).await
+                            }
+                            Err(_) => upload::pump(body, Bytes::new(), tx, max, progress).await,
+                        }
+                    };
+                    wait_streaming(shared, rx, pump, progress, started).await
                 }
             };
             w
@@ -477,6 +509,14 @@ enum Rest<B> {
     Raw(Bytes, B),
     /// A `multipart/form-data` body with its boundary.
     Multipart(String, MultipartLimits, B),
+    /// A `multipart/form-data` body the embedder takes as bytes or parts:
+    /// `chosen` resolves when it asks for parts, fails when it takes bytes.
+    Choose(
+        String,
+        MultipartLimits,
+        B,
+        tokio::sync::oneshot::Receiver<()>,
+    ),
 }
 
 /// How the wait for the embedder's reply ended.

@@ -64,6 +64,9 @@ pub struct Incoming {
     /// The streamed body is `multipart/form-data`, sent as parts
     /// (`body::multipart` frames) rather than raw bytes.
     pub multipart: bool,
+    /// The streamed body is `multipart/form-data` and unread: the embedder
+    /// takes it as raw bytes or, with `take_parts`, as parts.
+    pub parts_on_ask: bool,
     pub remote: SocketAddr,
     pub version: Version,
     pub tls: bool,
@@ -234,6 +237,7 @@ pub(crate) mod tests {
             body: Bytes::new(),
             streamed: false,
             multipart: false,
+            parts_on_ask: false,
             remote: "127.0.0.1:4000".parse().unwrap(),
             version: Version::Http11,
             tls: false,

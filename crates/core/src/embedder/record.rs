@@ -124,6 +124,9 @@ pub fn encode(req: &Incoming, out: &mut Vec<u8>, external: &mut Vec<Bytes>) {
     if req.multipart {
         flags |= 16;
     }
+    if req.parts_on_ask {
+        flags |= 32;
+    }
     out.push(flags);
     put_u16(out, req.params.len());
     put_u16(out, req.headers.len());

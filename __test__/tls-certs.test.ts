@@ -271,6 +271,8 @@ describe.skipIf(!hasOpenssl)('reload without restart', () => {
       HTTPY_TEST_OPTS: JSON.stringify({ host: '127.0.0.1', port: 0, workers: 2, tls: { cert: certFile, key: keyFile } }),
     })
     try {
+      // The supervisor's URL names the scheme the workers serve.
+      expect(app.stdout()).toContain(`httpy listening on https://127.0.0.1:${app.port}`)
       const fp = async (): Promise<Set<string>> => {
         // Several connections, so that both workers are likely asked.
         const seen = new Set<string>()

@@ -33,7 +33,7 @@ export interface H3Request {
 export function h3(
   port: number,
   requests: H3Request[],
-  opts: { ca?: string; garbage?: number; timeoutMs?: number; serverName?: string } = {},
+  opts: { ca?: string; garbage?: number; timeoutMs?: number; serverName?: string; cert?: string; key?: string } = {},
 ): Promise<H3Result> {
   return new Promise((resolve, reject) => {
     const child = spawn('python3', [CLIENT], { stdio: ['pipe', 'pipe', 'pipe'] })
@@ -47,6 +47,6 @@ export function h3(
       if (code === 0) resolve(JSON.parse(out) as H3Result)
       else reject(new Error(`h3 client exited with ${code}: ${err.slice(-2000)}`))
     })
-    child.stdin.end(JSON.stringify({ host: '127.0.0.1', port, requests, ca: opts.ca ?? null, garbage: opts.garbage ?? 0, server_name: opts.serverName ?? null }))
+    child.stdin.end(JSON.stringify({ host: '127.0.0.1', port, requests, ca: opts.ca ?? null, garbage: opts.garbage ?? 0, server_name: opts.serverName ?? null, cert: opts.cert ?? null, key: opts.key ?? null }))
   })
 }

@@ -212,7 +212,9 @@ impl AcmeState {
         if let Some(k) = self.alpn.read().get(name) {
             return Some(k.clone());
         }
-        if self.source.order {
+        // Only our own domains: a stranger offering acme-tls/1 costs no
+        // file read.
+        if self.source.order || !self.serves(name) {
             return None;
         }
         let pem = std::fs::read(self.challenge_path(name)).ok()?;

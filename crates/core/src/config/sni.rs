@@ -105,13 +105,13 @@ impl SniResolver {
         name: Option<&str>,
         alpn: Option<impl Iterator<Item = &'a [u8]>>,
     ) -> Option<Arc<CertifiedKey>> {
-        if alpn.is_some_and(|mut a| a.any(|p| p == ALPN_ACME)) {
-            return acme.challenge_cert(name);
-        }
         // One small allocation per handshake, only with ACME: negligible
         // beside the handshake's own signature.
         let lower = name.map(str::to_ascii_lowercase);
         let name = lower.as_deref().map(|n| n.strip_suffix('.').unwrap_or(n));
+        if alpn.is_some_and(|mut a| a.any(|p| p == ALPN_ACME)) {
+            return acme.challenge_cert(name);
+        }
         let found = if name.is_some_and(|n| acme.serves(n)) {
             acme.current().or_else(|| self.lookup(name))
         } else {

@@ -271,6 +271,8 @@ describe.skipIf(!hasOpenssl)('reload without restart', () => {
       HTTPY_TEST_OPTS: JSON.stringify({ host: '127.0.0.1', port: 0, workers: 2, tls: { cert: certFile, key: keyFile } }),
     })
     try {
+      // The supervisor's URL names the scheme the workers serve.
+      expect(app.stdout()).toContain(`httpy listening on https://127.0.0.1:${app.port}`)
       const fp = async (): Promise<Set<string>> => {
         // Several connections, so that both workers are likely asked.
         const seen = new Set<string>()
@@ -348,6 +350,30 @@ describe.skipIf(!hasOpenssl)('client certificates (mTLS)', () => {
       }
       // Still serving after the refusals.
       expect((await httpsGet(server.port, '/tls', withCert)).status).toBe(200)
+    } finally {
+      await server.close()
+    }
+  })
+
+  it.skipIf(!hasAioquic)('requestCert over HTTP/3: the client certificate reaches req.tls; a client without one is refused', async () => {
+    const server = await tlsApp().listen({
+      host: '127.0.0.1',
+      port: 0,
+      quiet: true,
+      http3Port: 0,
+      tls: { cert: serverLeaf.cert, key: serverLeaf.key, ca: pki.caFile, requestCert: true },
+    })
+    try {
+      const port = server.http3Port as number
+      const res = await h3(port, [{ path: '/tls' }], { ca: pki.ca, cert: alice.cert, key: alice.key, timeoutMs: 20_000 })
+      const body = JSON.parse(res.responses[0]?.body ?? '{}') as { tls: { clientCertificate: { subject: string; fingerprint256: string; authorized: boolean } }; version: string }
+      expect(body.version).toBe('3')
+      expect(body.tls.clientCertificate).toEqual({ subject: 'CN=alice, O=Example', fingerprint256: fingerprint(alice.pem), authorized: true })
+      // The server closes the connection with a TLS alert (QUIC crypto error 0x1XX).
+      await expect(h3(port, [{ path: '/tls' }], { ca: pki.ca, timeoutMs: 8000 })).rejects.toThrow(/closed by the server: error 0x1[0-9a-f]{2}/)
+      await expect(h3(port, [{ path: '/tls' }], { ca: pki.ca, cert: mallory.cert, key: mallory.key, timeoutMs: 8000 })).rejects.toThrow(/closed by the server: error 0x1[0-9a-f]{2}/)
+      // Still serving after the refusals.
+      expect((await h3(port, [{ path: '/tls' }], { ca: pki.ca, cert: alice.cert, key: alice.key, timeoutMs: 20_000 })).responses[0]?.status).toBe(200)
     } finally {
       await server.close()
     }

@@ -1,6 +1,6 @@
 /**
  * Listening on a Unix domain socket: HTTP/1.1 (node:http, curl) and h2c
- * (node:http2) over it, its file mode, a stale socket file replaced, a
+ * (node:http2) over it, TLS with both by ALPN, its file mode, a stale socket file replaced, a
  * live one or a regular file refused, the file removed on close, and a
  * real nginx in front with `proxy_pass http://unix:…:`.
  */
@@ -8,9 +8,11 @@ import { execFile, spawn } from 'node:child_process'
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import http2 from 'node:http2'
+import https from 'node:https'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import tls from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
 import { listenError } from './helpers/h1.js'
@@ -89,6 +91,46 @@ describe.skipIf(isWindows)('Unix domain sockets', () => {
         )
         expect(JSON.parse(out).version).toBe('1.1')
       }
+    } finally {
+      await server.close()
+    }
+    expect(existsSync(path)).toBe(false)
+  })
+
+  it('serves TLS on the path: HTTP/1.1 and HTTP/2 chosen by ALPN', async () => {
+    const path = join(dir, 'tls.sock')
+    const server = await app().listen({ path, quiet: true, tls: 'self-signed' })
+    try {
+      expect(server.url).toBe(`https+unix://${encodeURIComponent(path)}`)
+      const ca = server.certificate as string
+      const h1 = await new Promise<string>((resolve, reject) => {
+        const req = https.get({ socketPath: path, path: '/who', servername: 'localhost', ca, agent: false }, (res) => {
+          let out = ''
+          res.on('data', (c: Buffer) => (out += c.toString()))
+          res.on('end', () => resolve(out))
+        })
+        req.setTimeout(5000, () => req.destroy(new Error('timeout')))
+        req.on('error', reject)
+      })
+      expect(JSON.parse(h1).version).toBe('1.1')
+      const session = http2.connect('https://localhost', {
+        createConnection: () => tls.connect({ path, servername: 'localhost', ca, ALPNProtocols: ['h2'] }),
+      })
+      session.on('error', () => {})
+      const h2 = await new Promise<string>((resolve, reject) => {
+        const s = session.request({ ':path': '/who' })
+        let out = ''
+        s.on('data', (c: Buffer) => (out += c.toString()))
+        s.on('end', () => resolve(out))
+        s.on('error', reject)
+        s.end()
+      })
+      session.close()
+      expect(JSON.parse(h2).version).toBe('2')
+      // A client that does not trust the certificate fails its own handshake only.
+      await expect(
+        new Promise((resolve, reject) => https.get({ socketPath: path, path: '/who', agent: false }, resolve).on('error', reject)),
+      ).rejects.toThrow(/self[- ]signed|certificate/i)
     } finally {
       await server.close()
     }

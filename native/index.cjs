@@ -839,6 +839,7 @@ module.exports.NativeServer = nativeBinding.NativeServer
 module.exports.NativeStream = nativeBinding.NativeStream
 module.exports.NativeUpload = nativeBinding.NativeUpload
 module.exports.AbortState = nativeBinding.AbortState
+module.exports.AcmeChallengeType = nativeBinding.AcmeChallengeType
 module.exports.BatchAt = nativeBinding.BatchAt
 module.exports.ClientCert = nativeBinding.ClientCert
 module.exports.http3Available = nativeBinding.http3Available

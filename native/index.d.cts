@@ -29,6 +29,8 @@ export declare class NativeServer {
    * the file at fault, and then the old certificates stay in use.
    */
   setTls(tls: NativeTls): void
+  /** Where ACME stands (null without `tls.acme`). */
+  acmeStatus(): NativeAcmeStatus | null
   /** The UDP port serving HTTP/3, or null when HTTP/3 is off. */
   get http3Port(): number | null
   /** Replaces the route table of a running server. */
@@ -216,6 +218,14 @@ export declare enum AbortState {
   Answered = 2,
 }
 
+/** Which ACME challenge `tls.acme.challenge` asks for. */
+export declare enum AcmeChallengeType {
+  /** TLS-ALPN-01, answered on the HTTPS port. */
+  TlsAlpn01 = 0,
+  /** HTTP-01, answered on a plain port of its own. */
+  Http01 = 1,
+}
+
 /**
  * Byte offsets in a batch of request records as `drainInto` writes it:
  * a count of the bodies that travel as their own buffers (`takeBodies`),
@@ -325,6 +335,35 @@ export interface LoadResult {
   bytesReceived: number
   latency: LoadLatency
   connectionsOpened: number
+}
+
+/** The `tls.acme` option, validated by the JS side. */
+export interface NativeAcme {
+  domains: Array<string>
+  email?: string
+  directory: string
+  /** PEM of extra roots for the directory's HTTPS (a test CA). */
+  directoryCa?: Buffer
+  cache: string
+  challenge: AcmeChallengeType
+  httpPort: number
+  profile?: string
+  /** Fraction of the lifetime after which to renew. */
+  renewAt: number
+  /** Seconds before the first retry after a failure. */
+  retryDelay: number
+  /** False in the processes that only read the cache. */
+  order: boolean
+}
+
+/** Where ACME stands (`server.acmeStatus()`). */
+export interface NativeAcmeStatus {
+  errors: number
+  lastError?: string
+  certificates: number
+  issued: number
+  /** Expiry of the served certificate, in ms since the epoch. */
+  notAfter?: number
 }
 
 /**
@@ -534,6 +573,8 @@ export interface NativeTls {
   caName?: string
   requestCert?: boolean
   rejectUnauthorized?: boolean
+  /** Certificates ordered from an ACME CA. */
+  acme?: NativeAcme
 }
 
 /** Per-connection settings, already validated by the TS layer. */

@@ -23,6 +23,15 @@ pub enum ServerEvent {
     Ws = 2,
 }
 
+/// Which ACME challenge `tls.acme.challenge` asks for.
+#[napi]
+pub enum AcmeChallengeType {
+    /// TLS-ALPN-01, answered on the HTTPS port.
+    TlsAlpn01 = 0,
+    /// HTTP-01, answered on a plain port of its own.
+    Http01 = 1,
+}
+
 /// Route id of a request no route matched (`NativeOptions.jsHandlesMisses`);
 /// its record then may carry the methods allowed on the path, for a 405.
 #[napi]

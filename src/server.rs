@@ -129,6 +129,12 @@ impl NativeServer {
         }
     }
 
+    /// Where ACME stands (null without `tls.acme`).
+    #[napi(catch_unwind)]
+    pub fn acme_status(&self) -> Option<crate::tls::NativeAcmeStatus> {
+        self.server.as_ref()?.acme_status().map(Into::into)
+    }
+
     /// The UDP port serving HTTP/3, or null when HTTP/3 is off.
     #[napi(getter)]
     pub fn http3_port(&self) -> Option<u32> {

@@ -4,7 +4,12 @@
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
-use httpy_core::{CertSource, ClientAuthSource, ServerConfig, TlsSettings, TlsSource};
+use httpy_core::{
+    AcmeChallenge, AcmeSource, CertSource, ClientAuthSource, ServerConfig, TlsSettings, TlsSource,
+};
+use std::time::Duration;
+
+use crate::contract::AcmeChallengeType;
 
 use crate::convert::core_error;
 
@@ -32,6 +37,70 @@ pub struct NativeTls {
     pub ca_name: Option<String>,
     pub request_cert: Option<bool>,
     pub reject_unauthorized: Option<bool>,
+    /// Certificates ordered from an ACME CA.
+    pub acme: Option<NativeAcme>,
+}
+
+/// The `tls.acme` option, validated by the JS side.
+#[napi(object)]
+pub struct NativeAcme {
+    pub domains: Vec<String>,
+    pub email: Option<String>,
+    pub directory: String,
+    /// PEM of extra roots for the directory's HTTPS (a test CA).
+    pub directory_ca: Option<Buffer>,
+    pub cache: String,
+    pub challenge: AcmeChallengeType,
+    pub http_port: u32,
+    pub profile: Option<String>,
+    /// Fraction of the lifetime after which to renew.
+    pub renew_at: f64,
+    /// Seconds before the first retry after a failure.
+    pub retry_delay: f64,
+    /// False in the processes that only read the cache.
+    pub order: bool,
+}
+
+/// Where ACME stands (`server.acmeStatus()`).
+#[napi(object)]
+pub struct NativeAcmeStatus {
+    pub errors: u32,
+    pub last_error: Option<String>,
+    pub certificates: u32,
+    pub issued: u32,
+    /// Expiry of the served certificate, in ms since the epoch.
+    pub not_after: Option<f64>,
+}
+
+impl From<httpy_core::AcmeStatus> for NativeAcmeStatus {
+    fn from(s: httpy_core::AcmeStatus) -> Self {
+        Self {
+            errors: s.errors,
+            last_error: s.last_error,
+            certificates: s.certificates,
+            issued: s.issued,
+            not_after: s.not_after.map(|t| t as f64 * 1000.0),
+        }
+    }
+}
+
+fn acme(a: NativeAcme) -> AcmeSource {
+    AcmeSource {
+        domains: a.domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+        email: a.email,
+        directory: a.directory,
+        directory_ca: a.directory_ca.map(|b| b.to_vec()),
+        cache: a.cache.into(),
+        challenge: match a.challenge {
+            AcmeChallengeType::TlsAlpn01 => AcmeChallenge::TlsAlpn01,
+            AcmeChallengeType::Http01 => AcmeChallenge::Http01,
+        },
+        http_port: a.http_port as u16,
+        profile: a.profile,
+        renew_at: a.renew_at,
+        retry_delay: Duration::from_secs_f64(a.retry_delay.max(0.01)),
+        order: a.order,
+    }
 }
 
 /// The core's description of the same settings.
@@ -66,6 +135,7 @@ pub(crate) fn source(t: NativeTls) -> Result<TlsSource> {
         certs,
         self_signed: t.self_signed,
         client_auth,
+        acme: t.acme.map(acme),
     })
 }
 

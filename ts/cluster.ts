@@ -98,7 +98,7 @@ export class Supervisor {
 
   get url(): string {
     const a = this.#address.includes(':') ? `[${this.#address}]` : this.#address
-    return `http://${a}:${this.#port}`
+    return `${this.#opts.native.tls ? 'https' : 'http'}://${a}:${this.#port}`
   }
 
   /** Process ids of the live workers. */

@@ -34,6 +34,8 @@ export type {
   NativeStatic,
   NativeStats,
   NativeStream,
+  NativeAcme,
+  NativeAcmeStatus,
   NativeCert,
   NativeTls,
   NativeUpload,
@@ -154,4 +156,5 @@ export const {
   WsCompressionMode,
   BatchAt,
   ReplyAt,
+  AcmeChallengeType,
 } = native

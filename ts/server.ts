@@ -4,7 +4,7 @@
  */
 import { HttpyError, HttpyTypeError, fromNative, notAResponse } from './errors.js'
 import { defaultErrorResponse, internalError, isFailure } from './http-error.js'
-import { native, ServerEvent, type NativePubSubStats, type NativeServer, type NativeStats } from './native.js'
+import { native, ServerEvent, type NativeAcmeStatus, type NativePubSubStats, type NativeServer, type NativeStats } from './native.js'
 import type { ResolvedOptions } from './options.js'
 import { resolveTls, type TlsOptions } from './tls.js'
 import { checkRegistry, mergeMetrics, METRICS_ROUTE } from './metrics.js'
@@ -23,6 +23,8 @@ const OUT_INITIAL = 64 * 1024
 const MAX_BATCHES_PER_TURN = 16
 /** How often the Redis link's state is read, to report an outage to `onError`. */
 const PUBSUB_POLL_MS = 250
+/** How often the ACME state is read, to report failed orders to `onError`. */
+const ACME_POLL_MS = 250
 
 export interface CloseOptions {
   /** Seconds to wait for in-flight requests before dropping connections (default: `shutdownTimeout`). */
@@ -69,6 +71,9 @@ export class Server {
   /** Polls the Redis link's state (with `pubsub.redis`) to report its failures to `onError`. */
   #pubsubWatch: NodeJS.Timeout | undefined
   #pubsubDownReported = false
+  /** Polls the ACME state (with `tls.acme`) to report each failed attempt to `onError`. */
+  #acmeWatch: NodeJS.Timeout | undefined
+  #acmeErrorsReported = 0
   /** How requests reach their streamed bodies and abort watches. */
   readonly #link = requestLink(() => this.#native)
 
@@ -100,6 +105,10 @@ export class Server {
     if (opts.native.pubsubRedis !== undefined) {
       this.#pubsubWatch = setInterval(() => this.#checkPubsub(), PUBSUB_POLL_MS)
       this.#pubsubWatch.unref()
+    }
+    if (opts.native.tls?.acme) {
+      this.#acmeWatch = setInterval(() => this.#checkAcme(), ACME_POLL_MS)
+      this.#acmeWatch.unref()
     }
     if (opts.native.tls?.selfSigned) {
       console.warn(
@@ -278,6 +287,7 @@ export class Server {
     }
     this.#ws.closeAll()
     if (this.#pubsubWatch) clearInterval(this.#pubsubWatch)
+    if (this.#acmeWatch) clearInterval(this.#acmeWatch)
     n?.dispose()
     this.#resolveClosed()
   }
@@ -359,6 +369,23 @@ export class Server {
       this.#pubsubDownReported = true
       this.#report(new HttpyError('ERR_HTTPY_PUBSUB', `pubsub: Redis unavailable, publishing locally only (${s.lastError ?? 'unknown error'})`), undefined)
     }
+  }
+
+  /**
+   * Where automatic certificates stand (`null` without `tls.acme`):
+   * failed attempts and the last cause, certificates installed and issued,
+   * and the served certificate's expiry (ms since the epoch).
+   */
+  acmeStatus(): NativeAcmeStatus | null {
+    return this.#native?.acmeStatus() ?? null
+  }
+
+  /** Reports each failed ACME attempt as an `ERR_HTTPY_ACME` error to `onError` (by default, stderr). */
+  #checkAcme(): void {
+    const s = this.#native?.acmeStatus()
+    if (!s || s.errors === this.#acmeErrorsReported) return
+    this.#acmeErrorsReported = s.errors
+    this.#report(new HttpyError('ERR_HTTPY_ACME', s.lastError ?? 'ACME: unknown error'), undefined)
   }
 
   /** @internal Fan-out of `app.publish`. */

@@ -52,7 +52,7 @@ export interface H3Request {
 export function h3(
   port: number,
   requests: H3Request[],
-  opts: { ca?: string; garbage?: number; timeoutMs?: number; serverName?: string; vanishAfter?: number; sequential?: boolean; abandonAfterMs?: number } = {},
+  opts: { ca?: string; garbage?: number; timeoutMs?: number; serverName?: string; vanishAfter?: number; sequential?: boolean; abandonAfterMs?: number; cert?: string; key?: string } = {},
 ): Promise<H3Result> {
   return new Promise((resolve, reject) => {
     const child = spawn('python3', [CLIENT], { stdio: ['pipe', 'pipe', 'pipe'] })
@@ -66,6 +66,6 @@ export function h3(
       if (code === 0) resolve({ responses: [], transport: {}, settings: {}, ...(JSON.parse(out) as Partial<H3Result>) })
       else reject(new Error(`h3 client exited with ${code}: ${err.slice(-2000)}`))
     })
-    child.stdin.end(JSON.stringify({ host: '127.0.0.1', port, requests, ca: opts.ca ?? null, garbage: opts.garbage ?? 0, server_name: opts.serverName ?? null, vanish_after: opts.vanishAfter ?? null, sequential: opts.sequential ?? false, abandon_after_ms: opts.abandonAfterMs ?? null }))
+    child.stdin.end(JSON.stringify({ host: '127.0.0.1', port, requests, ca: opts.ca ?? null, garbage: opts.garbage ?? 0, server_name: opts.serverName ?? null, vanish_after: opts.vanishAfter ?? null, sequential: opts.sequential ?? false, abandon_after_ms: opts.abandonAfterMs ?? null, cert: opts.cert ?? null, key: opts.key ?? null }))
   })
 }

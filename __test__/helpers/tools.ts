@@ -18,7 +18,7 @@ import { spawnSync } from 'node:child_process'
 import { appendFileSync } from 'node:fs'
 import { basename } from 'node:path'
 
-export type Tool = 'nginx' | 'curl' | 'aioquic' | 'requests' | 'valgrind' | 'zstd' | 'openssl' | 'redis' | 'pywebsockets' | 'kosoku' | 'chromium'
+export type Tool = 'nginx' | 'curl' | 'aioquic' | 'requests' | 'valgrind' | 'zstd' | 'openssl' | 'redis' | 'pywebsockets' | 'kosoku' | 'chromium' | 'pebble'
 
 interface ToolInfo {
   /** Whether the tool runs here. */
@@ -38,6 +38,12 @@ export const nginxBin: string | undefined = ['nginx', '/usr/sbin/nginx', '/usr/b
 /** Debian names it `chromium`, other systems `chromium-browser`. */
 export const chromiumBin: string | undefined = ['chromium', 'chromium-browser'].find((p) => runs(p, ['--version']))
 
+/** Pebble (Let's Encrypt's test CA) is where `go install` puts it, which is rarely on PATH. */
+export const pebbleBin: string | undefined = [
+  'pebble',
+  `${process.env.GOPATH ?? `${process.env.HOME ?? ''}/go`}/bin/pebble`,
+].find((p) => runs(p, ['-version']))
+
 export const TOOLS: Record<Tool, ToolInfo> = {
   nginx: { probe: () => nginxBin !== undefined, install: 'apt-get install nginx-light' },
   curl: { probe: () => runs('curl', ['--version']), install: 'apt-get install curl' },
@@ -52,6 +58,11 @@ export const TOOLS: Record<Tool, ToolInfo> = {
   valgrind: { probe: () => runs('valgrind', ['--version']), install: 'apt-get install valgrind' },
   zstd: { probe: () => runs('zstd', ['--version']), install: 'apt-get install zstd' },
   openssl: { probe: () => runs('openssl', ['version']), install: 'apt-get install openssl' },
+  // The ACME CA of the automatic-certificate tests.
+  pebble: {
+    probe: () => pebbleBin !== undefined,
+    install: 'go install github.com/letsencrypt/pebble/v2/cmd/pebble@v2.10.3',
+  },
   // The broker of the cross-server pub/sub tests (redis-cli comes with it).
   redis: {
     probe: () => runs('redis-server', ['--version']) && runs('redis-cli', ['--version']),

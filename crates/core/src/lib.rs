@@ -35,6 +35,7 @@ pub mod multipart {
 pub use body::upload::{UploadError, UploadRead, UploadReceiver, WHOLE_MAX as UPLOAD_WHOLE_MAX};
 pub use body::{body_channel, BodyReceiver, BodySender, WriteOutcome};
 pub use bytes::Bytes;
+pub use config::acme::{AcmeChallenge, AcmeSource, AcmeStatus};
 pub use config::client_auth::{ClientAuthSource, ClientCert, TlsPeer};
 pub use config::tls::{CertSource, TlsSettings, TlsSource};
 pub use config::{

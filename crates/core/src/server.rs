@@ -174,6 +174,24 @@ impl Server {
             }
         }
         runtime.spawn(crate::proto::trim::run(life.shutdown.clone()));
+        if let Some(acme) = service.config.tls.as_ref().and_then(|t| t.acme()) {
+            let src = acme.source();
+            if src.order && src.challenge == crate::AcmeChallenge::Http01 {
+                let addr = format!("{}:{}", service.config.host, src.http_port);
+                let std_l = std::net::TcpListener::bind(&addr)
+                    .and_then(|l| l.set_nonblocking(true).map(|_| l))
+                    .map_err(|e| Error::from_bind(e, &addr))?;
+                let _guard = runtime.enter();
+                let l = tokio::net::TcpListener::from_std(std_l).map_err(listen_err)?;
+                runtime.spawn(crate::config::acme::serve_http01(
+                    acme.clone(),
+                    l,
+                    local_addr.port(),
+                    life.shutdown.clone(),
+                ));
+            }
+            runtime.spawn(crate::config::acme::run(acme, life.shutdown.clone()));
+        }
         Ok(Server {
             service,
             life,
@@ -207,6 +225,15 @@ impl Server {
             .tls
             .as_ref()
             .map(|t| t.certificate_pem())
+    }
+
+    /// Where ACME stands, with `tls.acme`.
+    pub fn acme_status(&self) -> Option<crate::AcmeStatus> {
+        self.service
+            .config
+            .tls
+            .as_ref()
+            .and_then(|t| t.acme_status())
     }
 
     /// Replaces the certificates (and client-certificate settings) for every

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 pub use crate::observe::access_log::{AccessLogConfig, AccessLogFormat};
+pub(crate) mod acme;
 pub(crate) mod client_auth;
 pub(crate) mod sni;
 pub(crate) mod tls;

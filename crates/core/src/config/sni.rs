@@ -14,6 +14,7 @@ use rustls_pki_types::CertificateDer;
 use std::sync::Arc;
 use x509_parser::extensions::GeneralName;
 
+use super::acme::{AcmeState, ALPN_ACME};
 use crate::error::{Error, ErrorKind, Result};
 
 fn tls_error(msg: String) -> Error {
@@ -29,6 +30,9 @@ pub(crate) struct SniResolver {
     wildcard: FxHashMap<String, Arc<CertifiedKey>>,
     /// For unknown names and ClientHellos without SNI; `None` refuses them.
     default: Option<Arc<CertifiedKey>>,
+    /// Certificates ordered by ACME: they serve its domains first, and
+    /// every other name when there is no static default.
+    pub(crate) acme: Option<Arc<AcmeState>>,
 }
 
 impl SniResolver {
@@ -63,6 +67,11 @@ impl SniResolver {
     }
 
     fn lookup(&self, name: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        self.lookup_named(name).or_else(|| self.default.clone())
+    }
+
+    /// The exact or wildcard match for `name`, without the default.
+    fn lookup_named(&self, name: Option<&str>) -> Option<Arc<CertifiedKey>> {
         if let Some(name) = name {
             // rustls has already checked that SNI is a DNS name; clients
             // may send it in any case.
@@ -83,13 +92,44 @@ impl SniResolver {
                 }
             }
         }
-        self.default.clone()
+        None
+    }
+
+    /// With ACME: a validation handshake gets its challenge certificate,
+    /// the ACME domains the issued certificate (a static one while none is
+    /// issued), other names a static match, else the static default, else
+    /// the ACME certificate. A refusal is logged with its reason.
+    fn resolve_acme<'a>(
+        &self,
+        acme: &AcmeState,
+        name: Option<&str>,
+        alpn: Option<impl Iterator<Item = &'a [u8]>>,
+    ) -> Option<Arc<CertifiedKey>> {
+        // One small allocation per handshake, only with ACME: negligible
+        // beside the handshake's own signature.
+        let lower = name.map(str::to_ascii_lowercase);
+        let name = lower.as_deref().map(|n| n.strip_suffix('.').unwrap_or(n));
+        if alpn.is_some_and(|mut a| a.any(|p| p == ALPN_ACME)) {
+            return acme.challenge_cert(name);
+        }
+        let found = if name.is_some_and(|n| acme.serves(n)) {
+            acme.current().or_else(|| self.lookup(name))
+        } else {
+            self.lookup(name).or_else(|| acme.current())
+        };
+        if found.is_none() {
+            acme.refused(name);
+        }
+        found
     }
 }
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         // None makes rustls end the handshake with a fatal alert.
+        if let Some(acme) = &self.acme {
+            return self.resolve_acme(acme, hello.server_name(), hello.alpn());
+        }
         self.lookup(hello.server_name())
     }
 }

@@ -22,6 +22,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::fmt;
 use std::sync::Arc;
 
+use super::acme::{AcmeSource, AcmeState, AcmeStatus, ALPN_ACME};
 use super::client_auth::{self, ClientAuthSource};
 use super::sni::{check_leaf, SniResolver};
 use crate::error::{Error, ErrorKind, Result};
@@ -52,6 +53,8 @@ pub struct TlsSource {
     /// Add a generated development certificate as the default.
     pub self_signed: bool,
     pub client_auth: Option<ClientAuthSource>,
+    /// Certificates ordered from an ACME CA (config/acme.rs).
+    pub acme: Option<AcmeSource>,
 }
 
 /// One complete, checked configuration.
@@ -60,7 +63,8 @@ pub(crate) struct Built {
     /// Set with `rejectUnauthorized: false`: the chain check run after the
     /// handshake to tell the application whether the client verified.
     pub(crate) client_check: Option<Arc<dyn ClientCertVerifier>>,
-    cert_pem: String,
+    /// PEM of the default static certificate (else the first listed).
+    cert_pem: Option<String>,
 }
 
 /// The TLS configuration in use, replaceable at run time (cheap to clone:
@@ -79,6 +83,8 @@ struct Shared {
     current: ArcSwap<Built>,
     /// Bumped on every replacement; the HTTP/3 endpoint watches it.
     changes: tokio::sync::watch::Sender<u64>,
+    /// Fixed at the start: `setTls` keeps it (and re-reads its cache).
+    acme: Option<Arc<AcmeState>>,
 }
 
 impl fmt::Debug for TlsSettings {
@@ -130,19 +136,40 @@ impl TlsSettings {
 
     /// Builds and checks every certificate of `source`.
     pub fn new(source: &TlsSource) -> Result<Self> {
-        let built = build(source)?;
+        let acme = match &source.acme {
+            Some(a) => Some(AcmeState::new(a.clone())?),
+            None => None,
+        };
+        let built = build(source, acme.as_ref())?;
         Ok(Self {
             shared: Arc::new(Shared {
                 current: ArcSwap::from_pointee(built),
                 changes: tokio::sync::watch::Sender::new(0),
+                acme,
             }),
         })
     }
 
     /// Replaces the configuration for every later handshake. On error the
     /// current one stays in use.
+    ///
+    /// The ACME settings are those of the start: a replacement that has
+    /// `acme` keeps them and reads their cache again (how a process that
+    /// does not order picks up a renewed certificate at once); one without
+    /// stops serving the ACME certificate.
     pub fn replace(&self, source: &TlsSource) -> Result<()> {
-        let built = build(source)?;
+        let acme = match (&source.acme, &self.shared.acme) {
+            (Some(_), Some(state)) => {
+                state.load_cache();
+                Some(state)
+            }
+            (Some(_), None) => return Err(tls_error(
+                "tls.acme cannot be added while the server runs: restart it with the acme option"
+                    .to_string(),
+            )),
+            (None, _) => None,
+        };
+        let built = build(source, acme)?;
         self.shared.current.store(Arc::new(built));
         self.shared.changes.send_modify(|n| *n += 1);
         Ok(())
@@ -162,7 +189,24 @@ impl TlsSettings {
     /// The default certificate chain in PEM form (else the first listed),
     /// useful to trust a self-signed one.
     pub fn certificate_pem(&self) -> String {
-        self.shared.current.load().cert_pem.clone()
+        if let Some(pem) = &self.shared.current.load().cert_pem {
+            return pem.clone();
+        }
+        self.shared
+            .acme
+            .as_ref()
+            .and_then(|a| a.certificate_pem())
+            .unwrap_or_default()
+    }
+
+    /// The ACME state, when `tls.acme` is set.
+    pub(crate) fn acme(&self) -> Option<Arc<AcmeState>> {
+        self.shared.acme.clone()
+    }
+
+    /// Where ACME stands (`None` without `tls.acme`).
+    pub fn acme_status(&self) -> Option<AcmeStatus> {
+        self.shared.acme.as_ref().map(|a| a.status())
     }
 }
 
@@ -187,7 +231,7 @@ fn certified_key(src: &CertSource) -> Result<(Arc<CertifiedKey>, String)> {
     Ok((certified(chain, key, cert_name, key_name)?, pem))
 }
 
-fn certified(
+pub(crate) fn certified(
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
     cert_name: &str,
@@ -222,8 +266,9 @@ fn generated() -> Result<(Arc<CertifiedKey>, String)> {
     Ok((ck, made.cert.pem()))
 }
 
-fn build(source: &TlsSource) -> Result<Built> {
+fn build(source: &TlsSource, acme: Option<&Arc<AcmeState>>) -> Result<Built> {
     let mut resolver = SniResolver::default();
+    resolver.acme = acme.cloned();
     let mut first_pem = None;
     let mut default_pem = None;
     if source.self_signed {
@@ -240,11 +285,12 @@ fn build(source: &TlsSource) -> Result<Built> {
             first_pem = Some(pem);
         }
     }
-    let Some(cert_pem) = default_pem.or(first_pem) else {
+    let cert_pem = default_pem.or(first_pem);
+    if cert_pem.is_none() && acme.is_none() {
         return Err(tls_error(
             "tls needs at least one certificate and key".to_string(),
         ));
-    };
+    }
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_error(format!("TLS set-up failed: {e}")))?;
@@ -260,6 +306,11 @@ fn build(source: &TlsSource) -> Result<Built> {
     };
     let mut config = builder.with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_H1.to_vec()];
+    if acme.is_some() {
+        // Last: rustls takes the server's first protocol the client offers,
+        // and only the CA's validation offers this one (RFC 8737).
+        config.alpn_protocols.push(ALPN_ACME.to_vec());
+    }
     Ok(Built {
         config: Arc::new(config),
         client_check,

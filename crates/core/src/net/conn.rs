@@ -198,6 +198,10 @@ async fn serve_tls<D: Dispatch, S: Accepted>(
         _ = shared.life.shutdown.cancelled() => return,
     };
     let session = stream.get_ref().1;
+    // A TLS-ALPN-01 validation: the CA only looks at the certificate.
+    if session.alpn_protocol() == Some(crate::config::acme::ALPN_ACME) {
+        return;
+    }
     let is_h2 = session.alpn_protocol() == Some(ALPN_H2);
     let peer = client_auth::peer(
         session.server_name(),

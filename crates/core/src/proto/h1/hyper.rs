@@ -1,4 +1,7 @@
-//! HTTP/1.x through hyper, over any byte stream (plain TCP or TLS).
+//! HTTP/1.x through hyper, over any byte stream (plain TCP or TLS): the
+//! path every connection took before the own driver (`conn.rs`), kept for
+//! what that driver hands over (upgrades, `CONNECT`) and as a whole-server
+//! fallback (`HTTPY_H1_DRIVER=hyper`).
 //!
 //! Idle keep-alive connections are *parked*: hyper keeps an 8 KiB read
 //! buffer and an 8 KiB write buffer for as long as a connection lives, which
@@ -13,23 +16,15 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::io::Rewind;
-use super::Env;
+use super::PARK_AFTER;
 use crate::dispatch::ConnInfo;
 use crate::dispatch::Dispatch;
 use crate::observe::stats::Stats;
-
-/// How long a connection must be quiet (no bytes either way, no request in
-/// flight, nothing waiting to be written) before it is parked. A connection
-/// is parked between one and two of these after its last I/O. Short, so that
-/// a burst of new connections holds few buffers at any moment (the peak is
-/// what the process's RSS keeps); long enough that a busy connection sees
-/// only twenty timer ticks a second, and back-to-back traffic never parks.
-pub(crate) const PARK_AFTER: Duration = Duration::from_millis(50);
+use crate::proto::io::Rewind;
+use crate::proto::Env;
 
 fn builder<D: Dispatch>(shared: &Env<D>) -> hyper::server::conn::http1::Builder {
     let cfg = &shared.config;
@@ -57,7 +52,7 @@ fn builder<D: Dispatch>(shared: &Env<D>) -> hyper::server::conn::http1::Builder 
 
 /// Serves HTTP/1.x on `io` until the peer closes, the connection idles out,
 /// or the server closes (gracefully: the request in flight finishes).
-pub(crate) async fn serve<D: Dispatch, T>(shared: Arc<Env<D>>, info: Arc<ConnInfo>, io: T)
+pub(super) async fn serve<D: Dispatch, T>(shared: Arc<Env<D>>, info: Arc<ConnInfo>, io: T)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -65,7 +60,7 @@ where
 }
 
 /// [`serve`] for plain TCP, parking the connection whenever it idles.
-pub(crate) async fn serve_parkable<D: Dispatch>(
+pub(super) async fn serve_parkable<D: Dispatch>(
     shared: Arc<Env<D>>,
     info: Arc<ConnInfo>,
     mut io: Rewind<TcpStream>,
@@ -96,7 +91,7 @@ pub(crate) async fn serve_parkable<D: Dispatch>(
         drop(unparsed);
         gate = 0;
         Stats::inc(&shared.stats.connections_idle);
-        super::trim::note_park();
+        crate::proto::trim::note_park();
         let woke = wait_parked(&shared, &io).await;
         Stats::dec(&shared.stats.connections_idle);
         if !woke {
@@ -209,6 +204,7 @@ mod tests {
     use std::convert::Infallible;
     use std::future::Future;
     use std::sync::atomic::AtomicU64;
+    use std::time::Duration;
     use tokio::io::{AsyncReadExt, DuplexStream};
 
     /// A dispatcher that answers each request with its path and its number

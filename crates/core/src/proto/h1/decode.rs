@@ -3,9 +3,10 @@
 //! the connection's read buffer without copying the data.
 //!
 //! The chunked decoder is strict where leniency breeds request smuggling:
-//! a chunk size is hex digits only (at most 16 of them), every line ends in
-//! CRLF (a bare LF is an error), and extensions and trailers are bounded
-//! and discarded. It is a byte-at-a-time state machine for the framing and
+//! a chunk size is hex digits only (at most 16 of them), the size and data
+//! lines end in CRLF (a bare LF there is an error), and extensions and
+//! trailers are bounded and discarded (a bare LF ends a trailer line, as
+//! in hyper: `docs/limits.md`). It is a byte-at-a-time state machine for the framing and
 //! a slice for the data, so a body split anywhere across reads decodes the
 //! same.
 
@@ -192,7 +193,10 @@ impl Chunked {
             (DataCr, b'\r') => DataLf,
             (DataLf, b'\n') => Size,
             (TrailerStart, b'\r') => EndLf,
-            (TrailerStart | Trailer, b'\n') => return Err(DecodeError("bare LF in trailers")),
+            // In the trailer section a bare LF ends a line, as hyper reads
+            // it (trailers are discarded, so it cannot split a message).
+            (TrailerStart, b'\n') => Done,
+            (Trailer, b'\n') => TrailerStart,
             (Trailer, b'\r') => TrailerLf,
             (TrailerStart | Trailer, _) => {
                 self.extra += 1;
@@ -257,11 +261,22 @@ mod tests {
             b"0x5\r\nhello\r\n0\r\n\r\n",  // prefix
             b"\r\n",                       // no size
             b"11111111111111111\r\n",      // 17 digits
-            b"0\r\nx-t: 1\n\r\n",          // bare LF in a trailer
             b"5 x\r\nhello\r\n0\r\n\r\n",  // junk after the size
         ] {
             assert!(run(bad, 1).is_err(), "{:?}", String::from_utf8_lossy(bad));
             assert!(run(bad, 64).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn a_bare_lf_ends_a_trailer_line() {
+        for body in [
+            &b"5\r\nhello\r\n0\r\n\nGET"[..],
+            b"5\r\nhello\r\n0\r\nx-t: 1\n\r\nGET",
+        ] {
+            let (got, rest) = run(body, 100).unwrap();
+            assert_eq!(got, b"hello");
+            assert_eq!(rest, b"GET", "stops at the end of the body");
         }
     }
 

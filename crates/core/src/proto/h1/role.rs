@@ -101,10 +101,12 @@ pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
                     .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
                     .and_then(|s| s.parse::<u64>().ok())
                     .ok_or(Refusal::Bad("bad content-length"))?;
-                if length.is_some_and(|l| l != v) {
-                    return Err(Refusal::Bad("conflicting content-length"));
+                match length {
+                    Some(l) if l != v => return Err(Refusal::Bad("conflicting content-length")),
+                    // An identical repeat is one length (hyper keeps one field).
+                    Some(_) => continue,
+                    None => length = Some(v),
                 }
-                length = Some(v);
             }
             http::header::TRANSFER_ENCODING => {
                 te_seen = true;
@@ -135,12 +137,19 @@ pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
         }
         map.append(name, value);
     }
-    // `Transfer-Encoding` wins over `Content-Length` (RFC 9112 §6.3); the
-    // dispatcher refuses the pair as ambiguous. A coding other than chunked
-    // last leaves no way to find the body's end.
+    // `Transfer-Encoding` wins over `Content-Length` (RFC 9112 §6.3). A
+    // coding other than chunked last leaves no way to find the body's end.
     let body = if te_seen {
-        if !chunked {
-            return Err(Refusal::Bad("transfer-encoding without chunked"));
+        if !chunked || version == Version::HTTP_10 {
+            return Err(Refusal::Bad(
+                "transfer-encoding without chunked, or on HTTP/1.0",
+            ));
+        }
+        if length.is_some() {
+            // Both framings: the length is dropped before anyone sees it
+            // and the connection is not reused, as hyper does.
+            map.remove(http::header::CONTENT_LENGTH);
+            keep_alive = false;
         }
         Some(Decoder::chunked())
     } else {
@@ -211,6 +220,12 @@ mod tests {
             body("POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n"),
             Ok(Some(Some(2)))
         );
+        let both =
+            head("POST / HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n")
+                .unwrap()
+                .unwrap();
+        assert!(!both.headers.contains_key("content-length") && !both.keep_alive);
+        assert_eq!(both.body.unwrap().exact_left(), None);
         for bad in [
             "POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n",
             "POST / HTTP/1.1\r\nContent-Length: +2\r\n\r\n",
@@ -218,6 +233,7 @@ mod tests {
             "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
             "GET / HTTP/1.1\r\nHo st: x\r\n\r\n",
             "GET  HTTP/1.1\r\n\r\n",
+            "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
         ] {
             assert!(matches!(head(bad), Err(Refusal::Bad(_))), "{bad:?}");
         }

@@ -5,8 +5,8 @@
 //! The chunked decoder is strict where leniency breeds request smuggling:
 //! a chunk size is hex digits only (at most 16 of them), the size and data
 //! lines end in CRLF (a bare LF there is an error), and extensions and
-//! trailers are bounded and discarded (a bare LF ends a trailer line, as
-//! in hyper: `docs/limits.md`). It is a byte-at-a-time state machine for the framing and
+//! trailers are bounded and discarded (a bare LF in a trailer is part of
+//! it, as in hyper: `docs/limits.md`). It is a byte-at-a-time state machine for the framing and
 //! a slice for the data, so a body split anywhere across reads decodes the
 //! same.
 
@@ -193,10 +193,9 @@ impl Chunked {
             (DataCr, b'\r') => DataLf,
             (DataLf, b'\n') => Size,
             (TrailerStart, b'\r') => EndLf,
-            // In the trailer section a bare LF ends a line, as hyper reads
-            // it (trailers are discarded, so it cannot split a message).
-            (TrailerStart, b'\n') => Done,
-            (Trailer, b'\n') => TrailerStart,
+            // In the trailer section a bare LF is an ordinary byte of the
+            // (discarded) field: only CRLF ends a line, as in hyper. What
+            // follows is trailer up to an empty line, never a request.
             (Trailer, b'\r') => TrailerLf,
             (TrailerStart | Trailer, _) => {
                 self.extra += 1;
@@ -269,14 +268,14 @@ mod tests {
     }
 
     #[test]
-    fn a_bare_lf_ends_a_trailer_line() {
-        for body in [
-            &b"5\r\nhello\r\n0\r\n\nGET"[..],
-            b"5\r\nhello\r\n0\r\nx-t: 1\n\r\nGET",
-        ] {
-            let (got, rest) = run(body, 100).unwrap();
+    fn a_bare_lf_in_the_trailers_is_part_of_them() {
+        // The request after it is read as trailer lines, never served.
+        let next = "GET /s HTTP/1.1\r\nHost: x\r\n\r\nNEXT";
+        for body in ["5\r\nhello\r\n0\r\n\n", "5\r\nhello\r\n0\r\nx-t: 1\n\r\n"] {
+            let input = format!("{body}{next}");
+            let (got, rest) = run(input.as_bytes(), 1000).unwrap();
             assert_eq!(got, b"hello");
-            assert_eq!(rest, b"GET", "stops at the end of the body");
+            assert_eq!(rest, b"NEXT");
         }
     }
 

@@ -360,10 +360,9 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
         }
         // Coalescing: with more input already buffered (a pipelined
         // request), the answer waits for the next one's, up to WRITE_HIGH.
-        if rbuf.is_empty() || wbuf.len() >= WRITE_HIGH {
-            if flush(&mut io, &mut wbuf).await.is_err() {
-                return End::Closed;
-            }
+        if (rbuf.is_empty() || wbuf.len() >= WRITE_HIGH) && flush(&mut io, &mut wbuf).await.is_err()
+        {
+            return End::Closed;
         }
         continue 'requests;
     }
@@ -377,12 +376,10 @@ fn poll_more<T: Transport>(
     rbuf: &mut BytesMut,
     wbuf: &mut BytesMut,
 ) -> Poll<io::Result<usize>> {
-    if T::PARKS && rbuf.is_empty() {
-        if let Poll::Pending = io.poll_input(cx)? {
-            release(rbuf);
-            release(wbuf);
-            return Poll::Pending;
-        }
+    if T::PARKS && rbuf.is_empty() && io.poll_input(cx)?.is_pending() {
+        release(rbuf);
+        release(wbuf);
+        return Poll::Pending;
     }
     reserve(rbuf);
     let r = poll_read_buf(Pin::new(io), cx, rbuf);

@@ -28,7 +28,7 @@ use tokio_util::io::{poll_read_buf, poll_write_buf};
 use super::body::{self, BodyError, ReqBody, Want};
 use super::decode::{Decoded, Decoder};
 use super::encode::{self, Framing, ReqFacts};
-use super::io::{release, reserve, Transport};
+use super::io::{release, reserve, Transport, MAX_KEPT};
 use super::role::{self, Refusal};
 use super::PARK_AFTER;
 use crate::body::ResBody;
@@ -396,6 +396,11 @@ async fn flush<T: Transport>(io: &mut T, wbuf: &mut BytesMut) -> io::Result<()> 
     }
     io.write_all(wbuf).await?;
     wbuf.clear();
+    // A buffer grown by a large answer is not kept for the next small one
+    // (it would stay with an idle TLS connection).
+    if wbuf.capacity() > MAX_KEPT {
+        *wbuf = BytesMut::new();
+    }
     Ok(())
 }
 

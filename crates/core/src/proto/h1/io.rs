@@ -19,6 +19,10 @@ use crate::proto::io::Rewind;
 /// fit, as in hyper's first read.
 pub(crate) const BUF_SIZE: usize = 8 * 1024;
 
+/// The largest buffer worth keeping, in the pool or on a connection that
+/// cannot give its buffers back while idle (TLS).
+pub(crate) const MAX_KEPT: usize = 4 * BUF_SIZE;
+
 /// Buffers kept per thread: enough for the connections one thread serves
 /// back to back, small enough (128 KiB) not to count as idle memory.
 const POOLED: usize = 16;
@@ -46,7 +50,9 @@ pub(crate) fn release(buf: &mut BytesMut) {
         return;
     }
     let b = std::mem::take(buf);
-    if b.capacity() >= BUF_SIZE / 2 {
+    // Not the odd large one (a long head, a big coalesced write): the pool
+    // would keep it for good.
+    if (BUF_SIZE / 2..=MAX_KEPT).contains(&b.capacity()) {
         POOL.with(|p| {
             let mut p = p.borrow_mut();
             if p.len() < POOLED {
@@ -105,5 +111,13 @@ mod tests {
         b.extend_from_slice(b"x");
         release(&mut b);
         assert_eq!(&b[..], b"x", "a buffer with bytes is kept");
+        let mut huge = BytesMut::with_capacity(MAX_KEPT * 2);
+        release(&mut huge);
+        let mut c = BytesMut::new();
+        reserve(&mut c);
+        assert!(
+            c.capacity() <= MAX_KEPT,
+            "a large buffer is freed, not pooled"
+        );
     }
 }

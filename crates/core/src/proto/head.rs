@@ -1,5 +1,5 @@
-//! Response head fields the HTTP/2 and HTTP/3 drivers settle themselves,
-//! where hyper does it for HTTP/1.1: the connection-specific fields those
+//! Response head fields the HTTP/2 and HTTP/3 drivers settle themselves
+//! (and HTTPy's own HTTP/1.1 driver writes the same `Date`): the connection-specific fields those
 //! protocols forbid are dropped, and `Date` is added (RFC 9110 §6.6.1: an
 //! origin server with a clock must send it).
 
@@ -31,12 +31,21 @@ pub(crate) fn add_date(headers: &mut HeaderMap) {
     if headers.contains_key(DATE) {
         return;
     }
+    let value = date_now();
+    if !value.is_empty() {
+        headers.insert(DATE, value);
+    }
+}
+
+/// The `Date` value of the current second (empty if the clock cannot be
+/// formatted). A clone of a shared value: an atomic increment.
+pub(crate) fn date_now() -> HeaderValue {
     let now = SystemTime::now();
     let secs = now
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_secs();
-    let value = DATE_NOW.with(|cell| {
+    DATE_NOW.with(|cell| {
         let mut c = cell.borrow_mut();
         if c.0 != secs {
             let text = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs));
@@ -45,10 +54,7 @@ pub(crate) fn add_date(headers: &mut HeaderMap) {
             }
         }
         c.1.clone()
-    });
-    if !value.is_empty() {
-        headers.insert(DATE, value);
-    }
+    })
 }
 
 #[cfg(test)]

@@ -172,6 +172,14 @@ impl Rewind<TcpStream> {
         }
         self.inner.readable().await
     }
+
+    /// [`Rewind::readable`] as a poll, for the own HTTP/1.1 driver.
+    pub(crate) fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.pre.is_some() {
+            return Poll::Ready(Ok(()));
+        }
+        self.inner.poll_read_ready(cx)
+    }
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Rewind<T> {

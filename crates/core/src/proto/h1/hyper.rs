@@ -1,4 +1,7 @@
-//! HTTP/1.x through hyper, over any byte stream (plain TCP or TLS).
+//! HTTP/1.x through hyper, over any byte stream (plain TCP or TLS): the
+//! path every connection took before the own driver (`conn.rs`), kept for
+//! what that driver hands over (upgrades, `CONNECT`) and as a whole-server
+//! fallback (`HTTPY_H1_DRIVER=hyper`).
 //!
 //! Idle keep-alive connections are *parked*: hyper keeps an 8 KiB read
 //! buffer and an 8 KiB write buffer for as long as a connection lives, which
@@ -13,23 +16,15 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::io::Rewind;
-use super::Env;
+use super::PARK_AFTER;
 use crate::dispatch::ConnInfo;
 use crate::dispatch::Dispatch;
 use crate::observe::stats::Stats;
-
-/// How long a connection must be quiet (no bytes either way, no request in
-/// flight, nothing waiting to be written) before it is parked. A connection
-/// is parked between one and two of these after its last I/O. Short, so that
-/// a burst of new connections holds few buffers at any moment (the peak is
-/// what the process's RSS keeps); long enough that a busy connection sees
-/// only twenty timer ticks a second, and back-to-back traffic never parks.
-pub(crate) const PARK_AFTER: Duration = Duration::from_millis(50);
+use crate::proto::io::Rewind;
+use crate::proto::Env;
 
 fn builder<D: Dispatch>(shared: &Env<D>) -> hyper::server::conn::http1::Builder {
     let cfg = &shared.config;
@@ -57,7 +52,7 @@ fn builder<D: Dispatch>(shared: &Env<D>) -> hyper::server::conn::http1::Builder 
 
 /// Serves HTTP/1.x on `io` until the peer closes, the connection idles out,
 /// or the server closes (gracefully: the request in flight finishes).
-pub(crate) async fn serve<D: Dispatch, T>(shared: Arc<Env<D>>, info: Arc<ConnInfo>, io: T)
+pub(super) async fn serve<D: Dispatch, T>(shared: Arc<Env<D>>, info: Arc<ConnInfo>, io: T)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -65,7 +60,7 @@ where
 }
 
 /// [`serve`] for plain TCP, parking the connection whenever it idles.
-pub(crate) async fn serve_parkable<D: Dispatch>(
+pub(super) async fn serve_parkable<D: Dispatch>(
     shared: Arc<Env<D>>,
     info: Arc<ConnInfo>,
     mut io: Rewind<TcpStream>,
@@ -96,7 +91,7 @@ pub(crate) async fn serve_parkable<D: Dispatch>(
         drop(unparsed);
         gate = 0;
         Stats::inc(&shared.stats.connections_idle);
-        super::trim::note_park();
+        crate::proto::trim::note_park();
         let woke = wait_parked(&shared, &io).await;
         Stats::dec(&shared.stats.connections_idle);
         if !woke {
@@ -195,150 +190,5 @@ where
             }
             None
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::body::ResBody;
-    use crate::config::ServerConfig;
-    use crate::lifecycle::Lifecycle;
-    use crate::observe::stats::Stats;
-    use http::{Request, Response};
-    use std::convert::Infallible;
-    use std::future::Future;
-    use std::sync::atomic::AtomicU64;
-    use tokio::io::{AsyncReadExt, DuplexStream};
-
-    /// A dispatcher that answers each request with its path and its number
-    /// on the connection, so tests see order and keep-alive.
-    #[derive(Clone, Default)]
-    struct Numbering(Arc<AtomicU64>);
-
-    impl Dispatch for Numbering {
-        fn call<B>(
-            &self,
-            _conn: Arc<ConnInfo>,
-            req: Request<B>,
-        ) -> impl Future<Output = Result<Response<ResBody>, Infallible>> + Send + 'static + use<B>
-        where
-            B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
-            B::Error: std::fmt::Display,
-        {
-            let n = self.0.fetch_add(1, Relaxed) + 1;
-            let text = format!("{} #{n}", req.uri().path());
-            async move { Ok(Response::new(ResBody::full(Bytes::from(text)))) }
-        }
-    }
-
-    fn env() -> Arc<Env<Numbering>> {
-        Arc::new(Env {
-            config: Arc::new(ServerConfig::default()),
-            life: Lifecycle::default(),
-            stats: Arc::new(Stats::default()),
-            metrics: None,
-            dispatch: Numbering::default(),
-        })
-    }
-
-    /// Starts the driver on one end of an in-memory stream.
-    fn connect(env: &Arc<Env<Numbering>>) -> (DuplexStream, tokio::task::JoinHandle<()>) {
-        let (client, server) = tokio::io::duplex(64 * 1024);
-        let info = ConnInfo::new("127.0.0.1:6000".parse().unwrap(), false);
-        let task = tokio::spawn(serve(env.clone(), info, server));
-        (client, task)
-    }
-
-    /// Reads until `n` whole responses (each with a body of known length)
-    /// have arrived; returns their bodies.
-    async fn responses(client: &mut DuplexStream, n: usize) -> Vec<String> {
-        let mut buf = Vec::new();
-        let mut bodies = Vec::new();
-        while bodies.len() < n {
-            let mut chunk = [0u8; 4096];
-            let k = tokio::time::timeout(Duration::from_secs(5), client.read(&mut chunk))
-                .await
-                .expect("a response in time")
-                .unwrap();
-            assert!(k > 0, "connection closed after {} responses", bodies.len());
-            buf.extend_from_slice(&chunk[..k]);
-            bodies.clear();
-            let text = String::from_utf8_lossy(&buf).to_string();
-            let mut rest = text.as_str();
-            while let Some(end) = rest.find("\r\n\r\n") {
-                let head = &rest[..end];
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length: "))
-                    .map_or(0, |v| v.parse().unwrap());
-                if rest.len() < end + 4 + len {
-                    break;
-                }
-                assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
-                bodies.push(rest[end + 4..end + 4 + len].to_string());
-                rest = &rest[end + 4 + len..];
-            }
-        }
-        bodies
-    }
-
-    async fn send(client: &mut DuplexStream, bytes: &[u8]) {
-        client.write_all(bytes).await.unwrap();
-    }
-
-    /// Waits (boundedly) for the driver's task to end.
-    async fn ended(task: tokio::task::JoinHandle<()>) {
-        tokio::time::timeout(Duration::from_secs(5), task)
-            .await
-            .expect("the driver ends in time")
-            .unwrap();
-    }
-
-    #[tokio::test]
-    async fn keep_alive_serves_request_after_request_on_one_connection() {
-        let env = env();
-        let (mut client, task) = connect(&env);
-        send(&mut client, b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n").await;
-        assert_eq!(responses(&mut client, 1).await, ["/a #1"]);
-        send(&mut client, b"GET /b HTTP/1.1\r\nhost: x\r\n\r\n").await;
-        assert_eq!(responses(&mut client, 1).await, ["/b #2"]);
-        // The client closes: the driver ends.
-        drop(client);
-        ended(task).await;
-    }
-
-    #[tokio::test]
-    async fn pipelined_requests_are_answered_in_order() {
-        let env = env();
-        let (mut client, _task) = connect(&env);
-        send(&mut client, b"GET /1 HTTP/1.1\r\nhost: x\r\n\r\nGET /2 HTTP/1.1\r\nhost: x\r\n\r\nGET /3 HTTP/1.1\r\nhost: x\r\n\r\n").await;
-        assert_eq!(responses(&mut client, 3).await, ["/1 #1", "/2 #2", "/3 #3"]);
-    }
-
-    #[tokio::test]
-    async fn connection_close_ends_the_connection_after_its_response() {
-        let env = env();
-        let (mut client, task) = connect(&env);
-        send(&mut client, b"GET /last HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\nGET /never HTTP/1.1\r\nhost: x\r\n\r\n").await;
-        assert_eq!(responses(&mut client, 1).await, ["/last #1"]);
-        let mut rest = Vec::new();
-        tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(rest.is_empty(), "nothing after the closing response");
-        ended(task).await;
-        assert_eq!(env.dispatch.0.load(Relaxed), 1);
-    }
-
-    #[tokio::test]
-    async fn a_graceful_close_lets_the_connection_finish() {
-        let env = env();
-        let (mut client, task) = connect(&env);
-        send(&mut client, b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n").await;
-        assert_eq!(responses(&mut client, 1).await, ["/a #1"]);
-        env.life.shutdown.cancel();
-        ended(task).await;
     }
 }

@@ -1,0 +1,509 @@
+//! The own HTTP/1.1 connection loop: read a head, hand the request to the
+//! dispatcher, feed its body on demand, write the response, repeat.
+//!
+//! One request is in flight at a time (pipelined requests wait in the read
+//! buffer and are answered in order). While a handler runs, the loop also
+//! reads the socket: a read *error* (the client reset the connection) drops
+//! the request's future, which fires its abort (`request.signal`); an EOF
+//! alone is a half-close and the answer is still written, so a client that
+//! shuts down its write side after sending gets its response.
+//!
+//! Responses are coalesced: a response is written when the loop would
+//! otherwise wait (for input, or for a handler that did not answer at
+//! once), so answers to pipelined requests leave in one write.
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{Request, Response};
+use http_body::Body as _;
+use http_body_util::BodyExt;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+use tokio::io::AsyncWriteExt;
+use tokio::time::Instant;
+use tokio_util::io::{poll_read_buf, poll_write_buf};
+
+use super::body::{self, BodyError, ReqBody, Want};
+use super::decode::{Decoded, Decoder};
+use super::encode::{self, Framing, ReqFacts};
+use super::io::{release, reserve, Transport, MAX_KEPT};
+use super::role::{self, Refusal};
+use super::PARK_AFTER;
+use crate::body::ResBody;
+use crate::dispatch::limits::MIN_PROTOCOL_HEAD;
+use crate::dispatch::{ConnInfo, Dispatch};
+use crate::observe::stats::Stats;
+use crate::proto::Env;
+
+/// A body at most this large is copied behind its head (one write); a
+/// larger one is written from its own buffer with a vectored write, so a
+/// lent `Bytes` is never copied. 16 KiB: a copy of that costs ~1 µs, the
+/// size where a second iovec starts to be cheaper.
+const COPY_MAX: usize = 16 * 1024;
+
+/// Pending output past which the loop writes before reading on.
+const WRITE_HIGH: usize = 64 * 1024;
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+const BAD_REQUEST: &[u8] =
+    b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+const TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+const TIMEOUT: &[u8] =
+    b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+
+/// What the loop does with the connection once it returns.
+pub(crate) enum End<T> {
+    /// Closed (or to be dropped at once).
+    Closed,
+    /// Hand `T` to hyper, replaying these bytes first.
+    HandOff(T, Bytes),
+}
+
+/// A request body still being read from the socket.
+enum Pump {
+    None,
+    Active {
+        dec: Decoder,
+        tx: tokio::sync::mpsc::Sender<Result<Bytes, BodyError>>,
+        want: Arc<Want>,
+        cont: bool,
+    },
+    /// The consumer left before the end; what is left of it is skipped
+    /// once the response is out, or the connection closes.
+    Abandoned(Decoder),
+    /// The body is unusable (bad framing, cut short): close after the answer.
+    Broken,
+}
+
+/// How the wait for a handler ended.
+enum Flight {
+    Done(Response<ResBody>),
+    /// The client reset the connection, or writing failed.
+    Gone,
+    Forced,
+}
+
+/// A parked connection counted in `connectionsIdle` until dropped.
+struct Parked<'a>(&'a Stats);
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        Stats::dec(&self.0.connections_idle);
+    }
+}
+
+pub(crate) async fn run<D: Dispatch, T: Transport>(
+    env: &Arc<Env<D>>,
+    info: &Arc<ConnInfo>,
+    mut io: T,
+) -> End<T> {
+    let cfg = &env.config;
+    let max_head = cfg.max_header_size.max(MIN_PROTOCOL_HEAD);
+    let idle_limit = env.idle_limit();
+    let mut rbuf = BytesMut::new();
+    let mut wbuf = BytesMut::new();
+    let mut eof = false;
+    // Created once per connection: each poll is then a check of a
+    // registration, not a new one (a lock per request otherwise).
+    let force = env.life.force.cancelled();
+    let shutdown = env.life.shutdown.cancelled();
+    let clock = tokio::time::sleep(PARK_AFTER);
+    tokio::pin!(force, shutdown, clock);
+    // The dispatcher's future lives in one allocation per connection,
+    // reused by each request (as hyper does), and freed while parked.
+    let mut slot = None;
+
+    'requests: loop {
+        // --- Wait for a whole head. ---
+        let idle_since = Instant::now();
+        let mut parked: Option<Parked<'_>> = None;
+        // The clock must fire by the first moment this wait cares about;
+        // it was pushed further only by a park (or by a wait that ended).
+        let first_check = idle_since + if T::PARKS { PARK_AFTER } else { idle_limit };
+        if clock.deadline() > first_check {
+            clock.as_mut().reset(first_check);
+        }
+        let head = loop {
+            if !rbuf.is_empty() {
+                match role::parse(&mut rbuf) {
+                    Ok(Some(head)) => break head,
+                    Ok(None) if rbuf.len() >= max_head => {
+                        return refuse(io, wbuf, TOO_LARGE).await;
+                    }
+                    Ok(None) => {}
+                    Err(Refusal::Bad(_)) => return refuse(io, wbuf, BAD_REQUEST).await,
+                    Err(Refusal::TooLarge) => return refuse(io, wbuf, TOO_LARGE).await,
+                    Err(Refusal::HandOff) => {
+                        if flush(&mut io, &mut wbuf).await.is_err() {
+                            return End::Closed;
+                        }
+                        return End::HandOff(io, rbuf.freeze());
+                    }
+                }
+            }
+            if eof || env.life.shutdown.is_cancelled() {
+                let _ = flush(&mut io, &mut wbuf).await;
+                let _ = io.shutdown().await;
+                return End::Closed;
+            }
+            if flush(&mut io, &mut wbuf).await.is_err() {
+                return End::Closed;
+            }
+            let deadline = idle_since + idle_limit;
+            tokio::select! {
+                biased;
+                _ = &mut force => return End::Closed,
+                r = poll_fn(|cx| poll_more(&mut io, cx, &mut rbuf, &mut wbuf)) => match r {
+                    Ok(0) => eof = true,
+                    Ok(_) => parked = None,
+                    Err(_) => return End::Closed,
+                },
+                // Lazily armed: it fires at most once per PARK_AFTER on a
+                // busy connection, never per request.
+                _ = &mut clock => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return if rbuf.is_empty() { End::Closed } else { refuse(io, wbuf, TIMEOUT).await };
+                    }
+                    let mut next = deadline;
+                    if parked.is_none() && T::PARKS && rbuf.is_empty() {
+                        if now >= idle_since + PARK_AFTER {
+                            Stats::inc(&env.stats.connections_idle);
+                            crate::proto::trim::note_park();
+                            parked = Some(Parked(&env.stats));
+                            slot = None;
+                        } else {
+                            next = idle_since + PARK_AFTER;
+                        }
+                    }
+                    clock.as_mut().reset(next);
+                }
+                _ = &mut shutdown => {}
+            }
+        };
+        drop(parked);
+
+        // --- Hand the request to the dispatcher. ---
+        let facts = ReqFacts::new(
+            head.version,
+            &head.method,
+            head.keep_alive && cfg.keep_alive,
+        );
+        let (req_body, mut pump) = match head.body {
+            None => (ReqBody::Empty, Pump::None),
+            // A body already read whole is passed as one piece.
+            Some(Decoder::Length(n)) if n <= rbuf.len() as u64 && !head.expect_continue => (
+                ReqBody::Full(Some(rbuf.split_to(n as usize).freeze())),
+                Pump::None,
+            ),
+            Some(dec) => {
+                let (b, tx, want) = body::streamed(dec.exact_left());
+                let cont = head.expect_continue;
+                (
+                    b,
+                    Pump::Active {
+                        dec,
+                        tx,
+                        want,
+                        cont,
+                    },
+                )
+            }
+        };
+        let mut req = Request::new(req_body);
+        *req.method_mut() = head.method;
+        *req.uri_mut() = head.uri;
+        *req.version_mut() = head.version;
+        *req.headers_mut() = head.headers;
+        let fut = env.dispatch.call(info.clone(), req);
+        let fut = match &mut slot {
+            Some(s) => {
+                Pin::set(s, Some(fut));
+                s
+            }
+            None => slot.insert(Box::pin(Some(fut))),
+        };
+
+        let flight = poll_fn(|cx| {
+            if force.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Flight::Forced);
+            }
+            if let Some(f) = fut.as_mut().as_pin_mut() {
+                if let Poll::Ready(Ok(res)) = f.poll(cx) {
+                    return Poll::Ready(Flight::Done(res));
+                }
+            }
+            loop {
+                // Earlier answers (and a 100 Continue) leave while we wait.
+                while !wbuf.is_empty() {
+                    match poll_write_buf(Pin::new(&mut io), cx, &mut wbuf) {
+                        Poll::Ready(Ok(n)) if n > 0 => {}
+                        Poll::Ready(_) => return Poll::Ready(Flight::Gone),
+                        Poll::Pending => break,
+                    }
+                }
+                if let Pump::Active {
+                    dec,
+                    tx,
+                    want,
+                    cont,
+                } = &mut pump
+                {
+                    if tx.is_closed() {
+                        pump = match std::mem::replace(&mut pump, Pump::None) {
+                            Pump::Active { dec, .. } => Pump::Abandoned(dec),
+                            p => p,
+                        };
+                        continue;
+                    }
+                    if tx.capacity() == 0 || !want.poll_wanted(cx) {
+                        break;
+                    }
+                    if std::mem::take(cont) {
+                        wbuf.extend_from_slice(CONTINUE);
+                        continue;
+                    }
+                    match dec.decode(&mut rbuf) {
+                        Ok(Decoded::Data(b)) => {
+                            want.served();
+                            let _ = tx.try_send(Ok(b));
+                            if dec.is_done() {
+                                pump = Pump::None;
+                            }
+                            continue;
+                        }
+                        Ok(Decoded::Done) => {
+                            pump = Pump::None;
+                            continue;
+                        }
+                        Ok(Decoded::NeedMore) if !eof => {
+                            reserve(&mut rbuf);
+                            match poll_read_buf(Pin::new(&mut io), cx, &mut rbuf) {
+                                Poll::Ready(Ok(0)) => eof = true,
+                                Poll::Ready(Ok(_)) => {}
+                                Poll::Ready(Err(_)) => {
+                                    let _ = tx.try_send(Err(BodyError("connection reset")));
+                                    pump = Pump::Broken;
+                                }
+                                Poll::Pending => break,
+                            }
+                            continue;
+                        }
+                        Ok(Decoded::NeedMore) => {
+                            let _ = tx.try_send(Err(BodyError("body cut short")));
+                            pump = Pump::Broken;
+                            continue;
+                        }
+                        Err(e) => {
+                            let _ = tx.try_send(Err(BodyError(e.0)));
+                            pump = Pump::Broken;
+                            continue;
+                        }
+                    }
+                }
+                // Nothing to read for the request: watch for a reset.
+                // (On a socket whose readiness is spent this is no syscall;
+                // otherwise it is the EAGAIN read hyper makes after each
+                // response anyway, made earlier.)
+                if matches!(pump, Pump::None | Pump::Abandoned(_)) && !eof && rbuf.len() < max_head
+                {
+                    reserve(&mut rbuf);
+                    match poll_read_buf(Pin::new(&mut io), cx, &mut rbuf) {
+                        Poll::Ready(Ok(0)) => eof = true,
+                        Poll::Ready(Ok(_)) => continue,
+                        Poll::Ready(Err(_)) => return Poll::Ready(Flight::Gone),
+                        Poll::Pending => {}
+                    }
+                }
+                break;
+            }
+            Poll::Pending
+        })
+        .await;
+        let res = match flight {
+            Flight::Done(res) => res,
+            Flight::Gone | Flight::Forced => return End::Closed,
+        };
+        fut.set(None);
+
+        // --- Write the response. ---
+        // A body left unread is skipped if it is already here; otherwise
+        // the connection cannot be reused.
+        let body_done = match pump {
+            Pump::None => true,
+            Pump::Active { mut dec, .. } | Pump::Abandoned(mut dec) => {
+                dec.skip_buffered(&mut rbuf).unwrap_or(false)
+            }
+            Pump::Broken => false,
+        };
+        let mut facts = facts;
+        facts.keep_alive &= body_done && !env.life.shutdown.is_cancelled();
+        let (parts, res_body) = res.into_parts();
+        let exact = res_body.size_hint().exact();
+        let (framing, keep_alive) =
+            encode::head(&mut wbuf, &facts, parts.status, &parts.headers, exact);
+        drop(parts);
+        let wrote = tokio::select! {
+            biased;
+            _ = &mut force => return End::Closed,
+            r = write_body(&mut io, &mut wbuf, res_body, framing) => r,
+        };
+        if wrote.is_err() {
+            return End::Closed;
+        }
+        if !keep_alive {
+            let _ = flush(&mut io, &mut wbuf).await;
+            let _ = io.shutdown().await;
+            return End::Closed;
+        }
+        // Coalescing: with more input already buffered (a pipelined
+        // request), the answer waits for the next one's, up to WRITE_HIGH.
+        if (rbuf.is_empty() || wbuf.len() >= WRITE_HIGH) && flush(&mut io, &mut wbuf).await.is_err()
+        {
+            return End::Closed;
+        }
+        continue 'requests;
+    }
+}
+
+/// Reads more input. On a transport that can wait for readiness, a
+/// connection with nothing buffered gives its buffers back first.
+fn poll_more<T: Transport>(
+    io: &mut T,
+    cx: &mut std::task::Context<'_>,
+    rbuf: &mut BytesMut,
+    wbuf: &mut BytesMut,
+) -> Poll<io::Result<usize>> {
+    if T::PARKS && rbuf.is_empty() && io.poll_input(cx)?.is_pending() {
+        release(rbuf);
+        release(wbuf);
+        return Poll::Pending;
+    }
+    reserve(rbuf);
+    let r = poll_read_buf(Pin::new(io), cx, rbuf);
+    if r.is_pending() && T::PARKS && rbuf.is_empty() {
+        release(rbuf);
+        release(wbuf);
+    }
+    r
+}
+
+async fn flush<T: Transport>(io: &mut T, wbuf: &mut BytesMut) -> io::Result<()> {
+    if wbuf.is_empty() {
+        return Ok(());
+    }
+    io.write_all(wbuf).await?;
+    wbuf.clear();
+    // A buffer grown by a large answer is not kept for the next small one
+    // (it would stay with an idle TLS connection).
+    if wbuf.capacity() > MAX_KEPT {
+        *wbuf = BytesMut::new();
+    }
+    Ok(())
+}
+
+/// Writes a fixed answer and closes.
+async fn refuse<T: Transport>(mut io: T, mut wbuf: BytesMut, answer: &[u8]) -> End<T> {
+    wbuf.extend_from_slice(answer);
+    if flush(&mut io, &mut wbuf).await.is_ok() {
+        let _ = io.shutdown().await;
+    }
+    End::Closed
+}
+
+/// Writes `data` after what `wbuf` holds: copied behind it when small,
+/// else in one vectored write of both (the body is never copied).
+async fn put<T: Transport>(io: &mut T, wbuf: &mut BytesMut, mut data: Bytes) -> io::Result<()> {
+    if data.len() <= COPY_MAX {
+        wbuf.extend_from_slice(&data);
+        return Ok(());
+    }
+    while !wbuf.is_empty() || !data.is_empty() {
+        let n = if wbuf.is_empty() {
+            io.write(&data).await?
+        } else {
+            let bufs = [io::IoSlice::new(wbuf), io::IoSlice::new(&data)];
+            io.write_vectored(&bufs).await?
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(wbuf.len());
+        wbuf.advance(from_head);
+        data.advance(n - from_head);
+    }
+    wbuf.clear();
+    Ok(())
+}
+
+/// Writes the response body with its framing. An error (the producer
+/// failed, the body is shorter or longer than announced, the socket
+/// broke) ends the connection without a clean end of body, so the client
+/// cannot take a truncated body for a whole one.
+async fn write_body<T: Transport>(
+    io: &mut T,
+    wbuf: &mut BytesMut,
+    mut body: ResBody,
+    framing: Framing,
+) -> io::Result<()> {
+    if framing == Framing::None {
+        return Ok(());
+    }
+    // The common case: a whole body, behind its head.
+    if let ResBody::Full(b) = &mut body {
+        if let Some(data) = b.take() {
+            if framing == Framing::Length(data.len() as u64) {
+                return put(io, wbuf, data).await;
+            }
+            b.replace(data);
+        }
+    }
+    let mut written: u64 = 0;
+    loop {
+        // Write what is pending only if the next piece is not ready yet.
+        let frame = match futures_util::FutureExt::now_or_never(body.frame()) {
+            Some(f) => f,
+            None => {
+                flush(io, wbuf).await?;
+                body.frame().await
+            }
+        };
+        let data = match frame {
+            None => break,
+            Some(Err(_)) => return Err(io::Error::other("the response body failed")),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(d) if !d.is_empty() => d,
+                _ => continue,
+            },
+        };
+        written += data.len() as u64;
+        match framing {
+            Framing::Length(n) if written > n => {
+                return Err(io::Error::other(
+                    "the response body is longer than announced",
+                ));
+            }
+            Framing::Chunked => {
+                encode::chunk_start(wbuf, data.len());
+                put(io, wbuf, data).await?;
+                wbuf.extend_from_slice(encode::CHUNK_END);
+            }
+            _ => put(io, wbuf, data).await?,
+        }
+        if wbuf.len() >= WRITE_HIGH {
+            flush(io, wbuf).await?;
+        }
+    }
+    match framing {
+        Framing::Chunked => wbuf.extend_from_slice(encode::LAST_CHUNK),
+        Framing::Length(n) if written != n => {
+            return Err(io::Error::other(
+                "the response body is shorter than announced",
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
+}

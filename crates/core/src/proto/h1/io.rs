@@ -1,0 +1,123 @@
+//! Buffers and byte streams of the own HTTP/1.1 driver.
+//!
+//! A connection's read and write buffers exist only while it has bytes to
+//! parse or to send: a keep-alive connection waiting for its next request
+//! on a socket that can report readiness holds none (it waits on
+//! readiness, then borrows a buffer). Buffers come from a small per-thread
+//! pool so that this costs no allocation per request: a thread-local
+//! access and a `Vec` push/pop, a few ns.
+
+use bytes::BytesMut;
+use std::cell::RefCell;
+use std::io;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::proto::io::Rewind;
+
+/// Size of a buffer taken from the pool: a request head and a small body
+/// fit, as in hyper's first read.
+pub(crate) const BUF_SIZE: usize = 8 * 1024;
+
+/// The largest buffer worth keeping, in the pool or on a connection that
+/// cannot give its buffers back while idle (TLS).
+pub(crate) const MAX_KEPT: usize = 4 * BUF_SIZE;
+
+/// Buffers kept per thread: enough for the connections one thread serves
+/// back to back, small enough (128 KiB) not to count as idle memory.
+const POOLED: usize = 16;
+
+thread_local! {
+    static POOL: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Makes room for a read in `buf`, from the pool when it holds nothing.
+pub(crate) fn reserve(buf: &mut BytesMut) {
+    if buf.capacity() == 0 {
+        *buf = POOL
+            .with(|p| p.borrow_mut().pop())
+            .unwrap_or_else(|| BytesMut::with_capacity(BUF_SIZE));
+    } else if buf.capacity() - buf.len() < 512 {
+        buf.reserve(BUF_SIZE);
+    }
+}
+
+/// Gives an empty buffer back to the pool (or frees it). A buffer whose
+/// front was frozen into a request still shares that allocation; it is
+/// pooled only if a useful amount of room is left behind it.
+pub(crate) fn release(buf: &mut BytesMut) {
+    if buf.capacity() == 0 || !buf.is_empty() {
+        return;
+    }
+    let b = std::mem::take(buf);
+    // Not the odd large one (a long head, a big coalesced write): the pool
+    // would keep it for good.
+    if (BUF_SIZE / 2..=MAX_KEPT).contains(&b.capacity()) {
+        POOL.with(|p| {
+            let mut p = p.borrow_mut();
+            if p.len() < POOLED {
+                p.push(b);
+            }
+        });
+    }
+}
+
+/// A byte stream the driver serves.
+pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Whether [`Transport::poll_input`] can wait without a buffer; such
+    /// connections count as parked (`connectionsIdle`) once quiet.
+    const PARKS: bool = false;
+
+    /// Waits for input without reading it. Only called when `PARKS`.
+    fn poll_input(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Transport for Rewind<tokio::net::TcpStream> {
+    const PARKS: bool = true;
+
+    fn poll_input(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_readable(cx)
+    }
+}
+
+#[cfg(unix)]
+impl Transport for Rewind<tokio::net::UnixStream> {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport
+    for tokio_rustls::server::TlsStream<S>
+{
+}
+
+#[cfg(test)]
+impl Transport for tokio::io::DuplexStream {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_come_back_from_the_pool() {
+        let mut a = BytesMut::new();
+        reserve(&mut a);
+        assert!(a.capacity() >= BUF_SIZE);
+        let ptr = a.as_ptr();
+        release(&mut a);
+        assert_eq!(a.capacity(), 0, "a released buffer holds nothing");
+        let mut b = BytesMut::new();
+        reserve(&mut b);
+        assert_eq!(b.as_ptr(), ptr, "the same allocation, reused");
+        b.extend_from_slice(b"x");
+        release(&mut b);
+        assert_eq!(&b[..], b"x", "a buffer with bytes is kept");
+        let mut huge = BytesMut::with_capacity(MAX_KEPT * 2);
+        release(&mut huge);
+        let mut c = BytesMut::new();
+        reserve(&mut c);
+        assert!(
+            c.capacity() <= MAX_KEPT,
+            "a large buffer is freed, not pooled"
+        );
+    }
+}

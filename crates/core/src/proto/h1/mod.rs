@@ -1,0 +1,258 @@
+//! HTTP/1.x, plain or over TLS. Two drivers, one switch:
+//!
+//! - the own driver (default), on `httparse`: `conn.rs` runs the
+//!   connection, `role.rs` parses heads, `decode.rs` frames request bodies,
+//!   `body.rs` is the body the dispatcher reads, `encode.rs` writes
+//!   responses, `io.rs` pools buffers. It serves every request except
+//!   those with an `Upgrade` field (WebSocket, h2c) and `CONNECT`: at such a
+//!   head it stops, and the connection, with the bytes it has read, goes to
+//! - hyper (`hyper.rs`), which performs the upgrade as before (the WebSocket
+//!   layer takes the transport from hyper's `OnUpgrade`). A connection once
+//!   handed over stays with hyper.
+//!
+//! `HTTPY_H1_DRIVER=hyper` in the environment (read once per process)
+//! sends every connection to hyper, so that both paths can be measured in
+//! one build; hyper stays the fallback should the own driver misbehave.
+//!
+//! Why our own: hyper builds a `HeaderMap` per request and encodes each
+//! response from one through its own buffers, per request; the own driver
+//! writes the head straight from the response into a pooled buffer, writes
+//! head and body in one call, and holds no buffer on an idle connection.
+
+mod body;
+mod conn;
+pub(crate) mod decode;
+mod encode;
+mod hyper;
+mod io;
+mod role;
+
+use std::sync::Arc;
+use std::sync::LazyLock;
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+pub(crate) use io::Transport;
+
+use super::io::Rewind;
+use super::Env;
+use crate::dispatch::{ConnInfo, Dispatch};
+
+/// How long a connection must be quiet (no bytes either way, no request in
+/// flight, nothing waiting to be written) before it is parked. A connection
+/// is parked between one and two of these after its last I/O. Short, so that
+/// a burst of new connections holds few buffers at any moment (the peak is
+/// what the process's RSS keeps); long enough that a busy connection sees
+/// only twenty timer ticks a second, and back-to-back traffic never parks.
+/// (The own driver frees its buffers at once; it uses this only to count a
+/// connection as idle.)
+pub(crate) const PARK_AFTER: Duration = Duration::from_millis(50);
+
+/// The own driver, unless `HTTPY_H1_DRIVER=hyper`.
+static OWN_DRIVER: LazyLock<bool> =
+    LazyLock::new(|| std::env::var("HTTPY_H1_DRIVER").map_or(true, |v| v != "hyper"));
+
+/// Serves HTTP/1.x on `io` until the peer closes, the connection idles out,
+/// or the server closes (gracefully: the request in flight finishes).
+pub(crate) async fn serve<D: Dispatch, T: Transport>(
+    shared: Arc<Env<D>>,
+    info: Arc<ConnInfo>,
+    io: T,
+) {
+    if !*OWN_DRIVER {
+        return hyper::serve(shared, info, io).await;
+    }
+    if let conn::End::HandOff(io, read) = conn::run(&shared, &info, io).await {
+        let write_timeout = shared.config.request_timeout;
+        Box::pin(hyper::serve(
+            shared,
+            info,
+            Rewind::new(read, io, write_timeout),
+        ))
+        .await
+    }
+}
+
+/// [`serve`] for plain TCP, where idle connections hold no buffers.
+pub(crate) async fn serve_parkable<D: Dispatch>(
+    shared: Arc<Env<D>>,
+    info: Arc<ConnInfo>,
+    io: Rewind<TcpStream>,
+) {
+    if !*OWN_DRIVER {
+        return hyper::serve_parkable(shared, info, io).await;
+    }
+    if let conn::End::HandOff(mut io, read) = conn::run(&shared, &info, io).await {
+        io.unread(read);
+        Box::pin(hyper::serve_parkable(shared, info, io)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::ResBody;
+    use crate::config::ServerConfig;
+    use crate::lifecycle::Lifecycle;
+    use crate::observe::stats::Stats;
+    use crate::proto::Env;
+    use bytes::Bytes;
+    use http::{Request, Response};
+    use std::convert::Infallible;
+    use std::future::Future;
+    use std::sync::atomic::AtomicU64;
+    use std::sync::atomic::Ordering::Relaxed;
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, DuplexStream};
+
+    /// A dispatcher that answers each request with its path and its number
+    /// on the connection, so tests see order and keep-alive.
+    #[derive(Clone, Default)]
+    struct Numbering(Arc<AtomicU64>);
+
+    impl Dispatch for Numbering {
+        fn call<B>(
+            &self,
+            _conn: Arc<ConnInfo>,
+            req: Request<B>,
+        ) -> impl Future<Output = Result<Response<ResBody>, Infallible>> + Send + 'static + use<B>
+        where
+            B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+            B::Error: std::fmt::Display,
+        {
+            let n = self.0.fetch_add(1, Relaxed) + 1;
+            let text = format!("{} #{n}", req.uri().path());
+            async move { Ok(Response::new(ResBody::full(Bytes::from(text)))) }
+        }
+    }
+
+    fn env() -> Arc<Env<Numbering>> {
+        Arc::new(Env {
+            config: Arc::new(ServerConfig::default()),
+            life: Lifecycle::default(),
+            stats: Arc::new(Stats::default()),
+            metrics: None,
+            dispatch: Numbering::default(),
+        })
+    }
+
+    /// Starts a driver (`own`: ours, else hyper's) on one end of an
+    /// in-memory stream.
+    fn connect(
+        env: &Arc<Env<Numbering>>,
+        own: bool,
+    ) -> (DuplexStream, tokio::task::JoinHandle<()>) {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let info = ConnInfo::new("127.0.0.1:6000".parse().unwrap(), false);
+        let env = env.clone();
+        let task = tokio::spawn(async move {
+            if own {
+                let _ = conn::run(&env, &info, server).await;
+            } else {
+                hyper::serve(env, info, server).await
+            }
+        });
+        (client, task)
+    }
+
+    /// Reads until `n` whole responses (each with a body of known length)
+    /// have arrived; returns their bodies.
+    async fn responses(client: &mut DuplexStream, n: usize) -> Vec<String> {
+        let mut buf = Vec::new();
+        let mut bodies = Vec::new();
+        while bodies.len() < n {
+            let mut chunk = [0u8; 4096];
+            let k = tokio::time::timeout(Duration::from_secs(5), client.read(&mut chunk))
+                .await
+                .expect("a response in time")
+                .unwrap();
+            assert!(k > 0, "connection closed after {} responses", bodies.len());
+            buf.extend_from_slice(&chunk[..k]);
+            bodies.clear();
+            let text = String::from_utf8_lossy(&buf).to_string();
+            let mut rest = text.as_str();
+            while let Some(end) = rest.find("\r\n\r\n") {
+                let head = &rest[..end];
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .map_or(0, |v| v.parse().unwrap());
+                if rest.len() < end + 4 + len {
+                    break;
+                }
+                assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+                bodies.push(rest[end + 4..end + 4 + len].to_string());
+                rest = &rest[end + 4 + len..];
+            }
+        }
+        bodies
+    }
+
+    async fn send(client: &mut DuplexStream, bytes: &[u8]) {
+        client.write_all(bytes).await.unwrap();
+    }
+
+    /// Waits (boundedly) for the driver's task to end.
+    async fn ended(task: tokio::task::JoinHandle<()>) {
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the driver ends in time")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn keep_alive_serves_request_after_request_on_one_connection() {
+        for own in [true, false] {
+            let env = env();
+            let (mut client, task) = connect(&env, own);
+            send(&mut client, b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n").await;
+            assert_eq!(responses(&mut client, 1).await, ["/a #1"]);
+            send(&mut client, b"GET /b HTTP/1.1\r\nhost: x\r\n\r\n").await;
+            assert_eq!(responses(&mut client, 1).await, ["/b #2"]);
+            // The client closes: the driver ends.
+            drop(client);
+            ended(task).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn pipelined_requests_are_answered_in_order() {
+        for own in [true, false] {
+            let env = env();
+            let (mut client, _task) = connect(&env, own);
+            send(&mut client, b"GET /1 HTTP/1.1\r\nhost: x\r\n\r\nGET /2 HTTP/1.1\r\nhost: x\r\n\r\nGET /3 HTTP/1.1\r\nhost: x\r\n\r\n").await;
+            assert_eq!(responses(&mut client, 3).await, ["/1 #1", "/2 #2", "/3 #3"]);
+        }
+    }
+
+    #[tokio::test]
+    async fn connection_close_ends_the_connection_after_its_response() {
+        for own in [true, false] {
+            let env = env();
+            let (mut client, task) = connect(&env, own);
+            send(&mut client, b"GET /last HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\nGET /never HTTP/1.1\r\nhost: x\r\n\r\n").await;
+            assert_eq!(responses(&mut client, 1).await, ["/last #1"]);
+            let mut rest = Vec::new();
+            tokio::time::timeout(Duration::from_secs(5), client.read_to_end(&mut rest))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(rest.is_empty(), "nothing after the closing response");
+            ended(task).await;
+            assert_eq!(env.dispatch.0.load(Relaxed), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_graceful_close_lets_the_connection_finish() {
+        for own in [true, false] {
+            let env = env();
+            let (mut client, task) = connect(&env, own);
+            send(&mut client, b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n").await;
+            assert_eq!(responses(&mut client, 1).await, ["/a #1"]);
+            env.life.shutdown.cancel();
+            ended(task).await;
+        }
+    }
+}

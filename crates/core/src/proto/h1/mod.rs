@@ -1,18 +1,21 @@
 //! HTTP/1.x, plain or over TLS. Two drivers, one switch:
 //!
-//! - the own driver (default), on `httparse`: `conn.rs` runs the
+//! - the own driver (with `HTTPY_H1_DRIVER=own`), on `httparse`: `conn.rs` runs the
 //!   connection, `role.rs` parses heads, `decode.rs` frames request bodies,
 //!   `body.rs` is the body the dispatcher reads, `encode.rs` writes
 //!   responses, `io.rs` pools buffers. It serves every request except
 //!   those with an `Upgrade` field (WebSocket, h2c) and `CONNECT`: at such a
 //!   head it stops, and the connection, with the bytes it has read, goes to
-//! - hyper (`hyper.rs`), which performs the upgrade as before (the WebSocket
+//! - hyper (`hyper.rs`, the default), which serves everything else and
+//!   performs the upgrade as before (the WebSocket
 //!   layer takes the transport from hyper's `OnUpgrade`). A connection once
 //!   handed over stays with hyper.
 //!
-//! `HTTPY_H1_DRIVER=hyper` in the environment (read once per process)
-//! sends every connection to hyper, so that both paths can be measured in
-//! one build; hyper stays the fallback should the own driver misbehave.
+//! `HTTPY_H1_DRIVER=own` in the environment (read once per process)
+//! sends plain HTTP/1.1 connections to the own driver, so that both paths
+//! can be measured in one build. hyper stays the default until a
+//! measurement shows the own driver cheaper (docs/performance.md §7: the
+//! peers runs so far put the two within noise of each other).
 //!
 //! Why our own: hyper builds a `HeaderMap` per request and encodes each
 //! response from one through its own buffers, per request; the own driver
@@ -48,9 +51,9 @@ use crate::dispatch::{ConnInfo, Dispatch};
 /// connection as idle.)
 pub(crate) const PARK_AFTER: Duration = Duration::from_millis(50);
 
-/// The own driver, unless `HTTPY_H1_DRIVER=hyper`.
+/// The own driver only with `HTTPY_H1_DRIVER=own`.
 static OWN_DRIVER: LazyLock<bool> =
-    LazyLock::new(|| std::env::var("HTTPY_H1_DRIVER").map_or(true, |v| v != "hyper"));
+    LazyLock::new(|| std::env::var("HTTPY_H1_DRIVER").is_ok_and(|v| v == "own"));
 
 /// Serves HTTP/1.x on `io` until the peer closes, the connection idles out,
 /// or the server closes (gracefully: the request in flight finishes).

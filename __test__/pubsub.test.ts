@@ -195,16 +195,23 @@ describe('metrics across workers', () => {
     for (let i = 0; i < 30; i++) answered.add(Number(JSON.parse((await getOnce(p.port, '/pubsub')).body).pid))
     expect([...answered].sort()).toEqual([...p.workers].sort())
     const line = 'http_requests_total{method="GET",route="/pubsub",status="200"} 30'
-    // Each worker sends its text to its sibling every second.
+    // Each worker sends its text to its sibling every second, so a scrape
+    // may be up to about a second behind: wait until four scrapes in a row
+    // (landing on either worker) hold the whole server's count and both
+    // workers' pub/sub lines.
+    const peers = p.workers.map((pid) => `httpy_pubsub_peers{worker="${pid}"} 1`)
     let text = ''
+    let one = ''
     const whole = await waitFor(async () => {
       const scrapes = await Promise.all([1, 2, 3, 4].map(() => getOnce(p.port, '/metrics')))
       text = scrapes.map((r) => r.body).join('\n----\n')
-      return scrapes.every((r) => r.body.split('\n').includes(line))
-    }, 5000, 100)
+      one = scrapes[0]?.body ?? ''
+      return scrapes.every((r) => {
+        const lines = r.body.split('\n')
+        return lines.includes(line) && peers.every((l) => lines.includes(l))
+      })
+    }, 10_000, 100)
     expect(whole, text).toBe(true)
-    const one = (await getOnce(p.port, '/metrics')).body
-    for (const pid of p.workers) expect(one).toContain(`httpy_pubsub_peers{worker="${pid}"} 1`)
     // Each family once: its HELP and TYPE lines appear a single time.
     expect(one.match(/^# TYPE http_requests_total counter$/gm)).toHaveLength(1)
     expect(one.match(/^# TYPE http_request_duration_seconds histogram$/gm)).toHaveLength(1)

@@ -1,15 +1,15 @@
 //! HTTP/1.x, plain or over TLS. Two drivers, one switch:
 //!
-//! - the own driver (with `HTTPY_H1_DRIVER=own`), on `httparse`: `conn.rs` runs the
-//!   connection, `role.rs` parses heads, `decode.rs` frames request bodies,
-//!   `body.rs` is the body the dispatcher reads, `encode.rs` writes
-//!   responses, `io.rs` pools buffers. It serves every request except
-//!   those with an `Upgrade` field (WebSocket, h2c) and `CONNECT`: at such a
-//!   head it stops, and the connection, with the bytes it has read, goes to
-//! - hyper (`hyper.rs`, the default), which serves everything else and
-//!   performs the upgrade as before (the WebSocket
-//!   layer takes the transport from hyper's `OnUpgrade`). A connection once
-//!   handed over stays with hyper.
+//! - hyper (`hyper.rs`), the default: it serves every HTTP/1.x connection
+//!   and performs upgrades (the WebSocket layer takes the transport from
+//!   hyper's `OnUpgrade`).
+//! - the own driver on `httparse`, with `HTTPY_H1_DRIVER=own`: `conn.rs`
+//!   runs the connection, `role.rs` parses heads, `decode.rs` frames request
+//!   bodies, `body.rs` is the body the dispatcher reads, `encode.rs` writes
+//!   responses, `io.rs` pools buffers. It serves every request except those
+//!   with an `Upgrade` field (WebSocket, h2c) and `CONNECT`: at such a head
+//!   it stops, and the connection, with the bytes it has read, goes to
+//!   hyper for good.
 //!
 //! `HTTPY_H1_DRIVER=own` in the environment (read once per process)
 //! sends plain HTTP/1.1 connections to the own driver, so that both paths

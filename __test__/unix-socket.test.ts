@@ -42,6 +42,18 @@ function send(where: http.RequestOptions, path: string, method = 'GET', body?: s
 
 const unixGet = (socketPath: string, path: string, method = 'GET', body?: string) => send({ socketPath }, path, method, body)
 
+/** GET /who on an open HTTP/2 session; the body as text. */
+function h2Who(session: http2.ClientHttp2Session): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = session.request({ ':path': '/who' })
+    let out = ''
+    s.on('data', (c: Buffer) => (out += c.toString()))
+    s.on('end', () => resolve(out))
+    s.on('error', reject)
+    s.end()
+  })
+}
+
 const isWindows = process.platform === 'win32'
 
 describe.skipIf(isWindows)('Unix domain sockets', () => {
@@ -71,14 +83,7 @@ describe.skipIf(isWindows)('Unix domain sockets', () => {
       // HTTP/2 with prior knowledge over the same socket.
       const session = http2.connect('http://localhost', { createConnection: () => net.connect(path) })
       session.on('error', () => {})
-      const h2 = await new Promise<string>((resolve, reject) => {
-        const s = session.request({ ':path': '/who' })
-        let out = ''
-        s.on('data', (c: Buffer) => (out += c.toString()))
-        s.on('end', () => resolve(out))
-        s.on('error', reject)
-        s.end()
-      })
+      const h2 = await h2Who(session)
       session.close()
       expect(JSON.parse(h2).version).toBe('2')
 
@@ -117,14 +122,7 @@ describe.skipIf(isWindows)('Unix domain sockets', () => {
         createConnection: () => tls.connect({ path, servername: 'localhost', ca, ALPNProtocols: ['h2'] }),
       })
       session.on('error', () => {})
-      const h2 = await new Promise<string>((resolve, reject) => {
-        const s = session.request({ ':path': '/who' })
-        let out = ''
-        s.on('data', (c: Buffer) => (out += c.toString()))
-        s.on('end', () => resolve(out))
-        s.on('error', reject)
-        s.end()
-      })
+      const h2 = await h2Who(session)
       session.close()
       expect(JSON.parse(h2).version).toBe('2')
       // A client that does not trust the certificate fails its own handshake only.

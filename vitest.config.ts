@@ -1,5 +1,9 @@
 import { defineConfig } from 'vitest/config'
 
+// With HTTPY_TEST_REPORT=file, a JSON report is written beside the usual
+// output: `.ci/run` reads it to name the failed tests at the end of its log.
+const report = process.env.HTTPY_TEST_REPORT
+
 export default defineConfig({
   test: {
     include: ['__test__/**/*.test.ts'],
@@ -11,5 +15,7 @@ export default defineConfig({
     // 2-core CI machine from timing out under its own load.
     fileParallelism: false,
     pool: 'forks',
+    reporters: report ? ['default', 'json'] : ['default'],
+    ...(report ? { outputFile: { json: report } } : {}),
   },
 })

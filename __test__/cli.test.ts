@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
 import { profileRoute } from '../ts/profile.js'
 import { listen } from './helpers/index.js'
@@ -64,6 +64,7 @@ describe('httpy bench', () => {
 
   it('sends -m, -H and --body FILE, over HTTP/2 with --http2', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'httpy-cli-'))
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
     const file = join(dir, 'body.txt')
     writeFileSync(file, 'payload from a file')
     const r = await cli(['bench', `${server.url}/upload`, '-n', '20', '-m', 'PUT', '-H', 'X-Bench: yes', '--body', file, '--http2', '--json'])
@@ -109,6 +110,7 @@ describe('profileRoute', () => {
     const app = new App()
     app.get('/slow', () => Response.json({ sum: deliberatelySlowChecksum(200_000) }))
     const dir = mkdtempSync(join(tmpdir(), 'httpy-profile-'))
+    onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
     const outFile = join(dir, 'slow.cpuprofile')
     const { results, top, profilePath } = await profileRoute({ app, route: '/slow', numRequests: 150, concurrency: 2, outFile, print: false })
     expect(results.totalRequests).toBe(150)

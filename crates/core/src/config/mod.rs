@@ -7,6 +7,8 @@ use std::time::Duration;
 pub use crate::observe::access_log::{AccessLogConfig, AccessLogFormat};
 pub(crate) mod acme;
 pub(crate) mod client_auth;
+pub mod compression;
+pub mod pubsub;
 pub(crate) mod sni;
 pub(crate) mod tls;
 
@@ -74,11 +76,11 @@ pub struct ServerConfig {
     /// HTTP/3 over QUIC on a UDP port (needs `tls` and the `http3` feature).
     pub http3: Option<Http3Config>,
     /// Response compression; `None` leaves bodies as they are.
-    pub compression: Option<crate::respond::compress::CompressConfig>,
+    pub compression: Option<compression::CompressConfig>,
     /// Listen on a Unix domain socket instead of `host:port` (Unix only).
     pub unix_socket: Option<UnixSocketConfig>,
     /// Where `publish` reaches besides this process (sibling workers, Redis).
-    pub pubsub: crate::pubsub::PubSubConfig,
+    pub pubsub: pubsub::PubSubConfig,
 }
 
 /// A Unix domain socket to listen on.

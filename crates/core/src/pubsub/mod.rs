@@ -26,7 +26,6 @@ mod wire;
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,25 +42,7 @@ const METRICS_EVERY: Duration = Duration::from_secs(1);
 
 pub(crate) use wire::Kind;
 
-/// Where published messages go besides this process.
-#[derive(Debug, Clone, Default)]
-pub struct PubSubConfig {
-    /// A directory shared by the workers of one server (the supervisor makes
-    /// it): each worker listens on a Unix socket there and links to the
-    /// sockets of the others.
-    pub cluster_dir: Option<PathBuf>,
-    /// `redis://[user:password@]host:port/db` or `rediss://…` (TLS).
-    pub redis: Option<String>,
-    /// With `redis`: carry messages on Redis Streams capped at this many
-    /// entries per topic (the durable mode) instead of Redis pub/sub.
-    pub durable: Option<u64>,
-}
-
-impl PubSubConfig {
-    pub(crate) fn is_on(&self) -> bool {
-        self.cluster_dir.is_some() || self.redis.is_some()
-    }
-}
+pub use crate::config::pubsub::PubSubConfig;
 
 /// Counters of the pub/sub layer (`server.pubsubStats()` in JS, and the
 /// `httpy_pubsub_*` metrics). Relaxed atomics, read for reporting only.

@@ -20,34 +20,7 @@ use crate::body::{Compressed, ResBody};
 /// Bodies at least this large are compressed on the blocking pool.
 const OFFLOAD_MIN: usize = 128 * 1024;
 
-/// The `compression` server option, validated by the embedder.
-#[derive(Debug, Clone)]
-pub struct CompressConfig {
-    pub gzip: bool,
-    pub br: bool,
-    pub zstd: bool,
-    /// Bodies shorter than this are sent as they are.
-    pub min_size: usize,
-    /// Compressible media types; an entry ending in `/` (or `/*`) is a
-    /// prefix. Empty means the built-in list.
-    pub types: Vec<String>,
-    /// One level for every coding, clamped to each coding's range; `None`
-    /// picks fast defaults suited to dynamic content.
-    pub level: Option<u32>,
-}
-
-impl Default for CompressConfig {
-    fn default() -> Self {
-        Self {
-            gzip: true,
-            br: true,
-            zstd: true,
-            min_size: 1024,
-            types: Vec::new(),
-            level: None,
-        }
-    }
-}
+pub use crate::config::compression::CompressConfig;
 
 const DEFAULT_TYPES: &[&str] = &[
     "text/",

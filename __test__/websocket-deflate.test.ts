@@ -159,6 +159,9 @@ describe('websocket deflate: negotiation', () => {
     const h = () => {}
     expect(() => app.websocket('/a', h, { compression: 'yes' as never })).toThrow(/compression.*'shared' or 'dedicated'/)
     expect(() => app.websocket('/b', h, { threshold: -1 })).toThrow(/threshold/)
+    for (const bad of [0, 10, 2.5, '6', null]) {
+      expect(() => app.websocket('/l', h, { compressionLevel: bad as never })).toThrow(/"compressionLevel" must be an integer from 1 \(fastest\) to 9/)
+    }
     let err: unknown
     try {
       app.websocket('/c', h, { compression: true as never })
@@ -208,6 +211,42 @@ describe('websocket deflate: messages', () => {
     // An uncompressed message from the client is fine too.
     raw.send(frame(1, msg))
     expect(inflate((await raw.next()).payload).equals(msg)).toBe(true)
+  })
+
+  it('compressionLevel trades CPU for bytes, per route, on echo and on a topic shared by both', async () => {
+    const app = new App()
+    for (const level of [1, 9]) {
+      app.websocket(`/l${level}`, (ws) => {
+        ws.subscribe('t')
+        return ws.onMessage((m) => {
+          if (m.type === 'text' && m.data.startsWith('pub:')) app.publish('t', m.data.slice(4))
+          else void ws.sendText(m.type === 'text' ? m.data : m.data.toString())
+        })
+      }, { compressionLevel: level, compression: level === 1 ? 'shared' : 'dedicated' })
+    }
+    const server = await listen(app)
+    servers.push(server)
+    const msg = Buffer.from(json(1024))
+    const fast = await rawConnect(server.port, '/l1', 'permessage-deflate')
+    const small = await rawConnect(server.port, '/l9', 'permessage-deflate; server_no_context_takeover')
+    expect(small.extensions).toContain('server_no_context_takeover')
+    const sizes: number[] = []
+    for (const raw of [fast, small]) {
+      raw.send(frame(1, deflate(msg), { rsv1: true }))
+      const f = await raw.next()
+      expect(f.rsv1).toBe(true)
+      expect(inflate(f.payload).equals(msg)).toBe(true)
+      sizes.push(f.payload.length)
+    }
+    // zlib level 1 (static Huffman codes) against 9 (dynamic codes, longer matches).
+    expect(sizes[1]).toBeLessThan((sizes[0] as number) * 0.95)
+    // A publish reaches both routes, each compressed at its own level (the
+    // copy made for one level is not handed to the other).
+    await until(() => app.subscriberCount('t') === 2)
+    fast.send(frame(1, Buffer.concat([Buffer.from('pub:'), msg])))
+    const got = [await fast.next(), await small.next()]
+    for (const f of got) expect(inflate(f.payload).equals(msg)).toBe(true)
+    expect(got.map((f) => f.payload.length)).toEqual(sizes)
   })
 
   it('inflates a compressed message split into fragments with a ping between them', async () => {

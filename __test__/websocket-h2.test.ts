@@ -116,7 +116,7 @@ function makeApp(seen: Seen[]): App {
     return next(req)
   })
   const track = (ws: WebSocketConnection) => {
-    const s: Seen = { httpVersion: ws.request.httpVersion, path: ws.path }
+    const s: Seen = { httpVersion: ws.httpVersion, path: ws.path }
     seen.push(s)
     void ws.closedPromise.then((c) => (s.closed = c))
   }

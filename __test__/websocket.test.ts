@@ -92,9 +92,9 @@ function echoApp(): App {
 describe('websocket: messages', () => {
   it('echoes text and binary, with path params, query and headers of the upgrade', async () => {
     const app = new App()
-    let seen: { params: Record<string, string>; q: string | null; h: string | null; path: string } | undefined
+    let seen: { params: Record<string, string>; q: string | null; h: string | null; path: string; v: string } | undefined
     app.websocket('/rooms/{room}', async (ws) => {
-      seen = { params: ws.pathParams, q: ws.query.get('user'), h: ws.headers.get('x-token'), path: ws.path }
+      seen = { params: ws.pathParams, q: ws.query.get('user'), h: ws.headers.get('x-token'), path: ws.path, v: ws.httpVersion }
       for (;;) {
         const msg = await ws.receive()
         if (msg.type === 'text') await ws.sendText(`text:${msg.data}`)
@@ -111,7 +111,7 @@ describe('websocket: messages', () => {
     const b = await c.next()
     expect(b.binary).toBe(true)
     expect([...b.data]).toEqual([...Buffer.from('bin:'), 0, 1, 2, 255])
-    expect(seen).toEqual({ params: { room: 'blue' }, q: 'ann', h: 'abc', path: '/rooms/blue' })
+    expect(seen).toEqual({ params: { room: 'blue' }, q: 'ann', h: 'abc', path: '/rooms/blue', v: '1.1' })
   })
 
   it('carries 1 MB and 16 MB messages intact', async () => {

@@ -589,6 +589,8 @@ export interface NativeWsOptions {
   compression: WsCompressionMode
   /** Smallest message compressed, in bytes. */
   compressionThreshold: number
+  /** zlib level of what is sent compressed, 1 to 9. */
+  compressionLevel: number
 }
 
 /**

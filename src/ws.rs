@@ -25,6 +25,8 @@ pub struct NativeWsOptions {
     pub compression: WsCompressionMode,
     /// Smallest message compressed, in bytes.
     pub compression_threshold: f64,
+    /// zlib level of what is sent compressed, 1 to 9.
+    pub compression_level: u32,
 }
 
 fn opt_ms(v: f64) -> Option<Duration> {
@@ -76,6 +78,7 @@ impl NativeServer {
                 WsCompressionMode::Dedicated => WsCompression::Dedicated,
             },
             compression_threshold: options.compression_threshold.max(0.0) as usize,
+            compression_level: options.compression_level.clamp(1, 9) as u8,
         };
         Ok(server.ws_accept(id, responder, reply, opts))
     }

@@ -39,9 +39,13 @@ pub enum WsCompression {
     Dedicated,
 }
 
-/// zlib level: 1 is the fastest; on small JSON messages higher levels win
-/// only a few percent of bytes for about twice the CPU (docs/websocket.md).
-const LEVEL: u32 = 1;
+/// The `compressionLevel` default, zlib's scale (1 fastest, 9 smallest).
+/// Level 1 is zlib-rs's "quick" strategy (static Huffman codes): on 1 KB
+/// JSON it sends ~19% more bytes than level 6, but levels 2 and up build
+/// dynamic codes, which cost about 6 µs more server CPU per message and
+/// would put the echo above uWebSockets.js's CPU (docs/websocket.md,
+/// *Choosing the level*).
+pub const DEFAULT_LEVEL: u8 = 1;
 
 /// The window every shared compression uses, so one compressed copy of a
 /// published message fits every subscriber that did not ask for less.
@@ -148,29 +152,34 @@ fn window_bits(v: &str) -> Option<u8> {
 
 /// A published message's compressed payload, made by the first subscriber
 /// writer that needs it and reused by the others (shared mode, full
-/// window).
+/// window), with the level it was made at: a subscriber of a route with
+/// another `compressionLevel` compresses for itself.
 #[derive(Default)]
-pub(crate) struct Packed(OnceLock<Bytes>);
+pub(crate) struct Packed(OnceLock<(u8, Bytes)>);
 
 thread_local! {
-    /// One stateless compressor per I/O thread and window size (zlib's
-    /// state is ~270 KB; resetting it costs far less than building it).
-    static SHARED: RefCell<Vec<(u8, Compress)>> = const { RefCell::new(Vec::new()) };
+    /// One stateless compressor per I/O thread, window size and level
+    /// (zlib's state is ~270 KB; resetting it costs far less than building
+    /// it). Routes rarely differ, so this holds one or two.
+    static SHARED: RefCell<Vec<(u8, u8, Compress)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The compressing state of one connection.
 pub(crate) struct Deflater {
     agreed: Agreed,
     threshold: usize,
+    level: u8,
     /// Dedicated mode: this connection's compressor, built on first use.
     own: Option<Box<Compress>>,
 }
 
 impl Deflater {
-    pub(crate) fn new(agreed: Agreed, threshold: usize) -> Self {
+    /// `level` is zlib's 1 to 9 (validated by the embedder; clamped here).
+    pub(crate) fn new(agreed: Agreed, threshold: usize, level: u8) -> Self {
         Self {
             agreed,
             threshold,
+            level: level.clamp(1, 9),
             own: None,
         }
     }
@@ -191,18 +200,22 @@ impl Deflater {
         // that did not shrink (random or already compressed data grows by a
         // few bytes per 16 KB): the RFC lets a sender mix in plain ones, but
         // some clients mishandle them (the Autobahn runner in CI does).
+        let (bits, level) = (self.agreed.server_bits, self.level);
         let payload = if self.agreed.server_takeover {
             let c = self
                 .own
-                .get_or_insert_with(|| Box::new(new_compress(self.agreed.server_bits)));
+                .get_or_insert_with(|| Box::new(new_compress(bits, level)));
             deflate(c, data)
         } else {
-            let bits = self.agreed.server_bits;
-            match packed {
-                Some(p) if bits == FULL_WINDOW => {
-                    p.0.get_or_init(|| shared_deflate(bits, data)).clone()
-                }
-                _ => shared_deflate(bits, data),
+            match packed.filter(|_| bits == FULL_WINDOW) {
+                Some(p) => match p
+                    .0
+                    .get_or_init(|| (level, shared_deflate(bits, level, data)))
+                {
+                    (l, made) if *l == level => made.clone(),
+                    _ => shared_deflate(bits, level, data),
+                },
+                None => shared_deflate(bits, level, data),
             }
         };
         let mut f = Frame::message(payload, OpCode::Data(op), true);
@@ -214,25 +227,25 @@ impl Deflater {
 /// zlib's deflate has no 256-byte window (`server_max_window_bits=8`): for
 /// it, level 0 with a 512-byte window writes stored blocks only, which have
 /// no back-references and so are valid whatever window the client keeps.
-fn new_compress(bits: u8) -> Compress {
+fn new_compress(bits: u8, level: u8) -> Compress {
     if bits < 9 {
         return Compress::new_with_window_bits(Compression::none(), false, 9);
     }
-    Compress::new_with_window_bits(Compression::new(LEVEL), false, bits)
+    Compress::new_with_window_bits(Compression::new(level.into()), false, bits)
 }
 
 /// Compresses one message with no history.
-fn shared_deflate(bits: u8, data: &[u8]) -> Bytes {
+fn shared_deflate(bits: u8, level: u8, data: &[u8]) -> Bytes {
     SHARED.with(|cell| {
         let mut pool = cell.borrow_mut();
-        let at = match pool.iter().position(|(b, _)| *b == bits) {
+        let at = match pool.iter().position(|(b, l, _)| (*b, *l) == (bits, level)) {
             Some(i) => i,
             None => {
-                pool.push((bits, new_compress(bits)));
+                pool.push((bits, level, new_compress(bits, level)));
                 pool.len() - 1
             }
         };
-        let c = &mut pool[at].1;
+        let c = &mut pool[at].2;
         c.reset();
         deflate(c, data)
     })
@@ -336,8 +349,8 @@ mod tests {
             negotiate(std::iter::once("permessage-deflate"), WsCompression::Shared).unwrap();
         let json = r#"{"user":"ann","text":"hello","ts":1700000000}"#.repeat(30);
         let packed = Packed::default();
-        let mut a = Deflater::new(agreed, 64);
-        let mut b = Deflater::new(agreed, 64);
+        let mut a = Deflater::new(agreed, 64, DEFAULT_LEVEL);
+        let mut b = Deflater::new(agreed, 64, DEFAULT_LEVEL);
         let (Message::Frame(fa), Message::Frame(fb)) = (
             a.pack(Message::Text(json.clone().into()), Some(&packed)),
             b.pack(Message::Text(json.clone().into()), Some(&packed)),
@@ -348,6 +361,14 @@ mod tests {
         assert_eq!(inflate(fa.payload()), json.as_bytes());
         // Both subscribers send the very same bytes, made once.
         assert_eq!(fa.payload().as_ptr(), fb.payload().as_ptr());
+        // A subscriber at another level compresses for itself.
+        let Message::Frame(f9) =
+            Deflater::new(agreed, 64, 9).pack(Message::Text(json.clone().into()), Some(&packed))
+        else {
+            panic!("a long JSON text is compressed")
+        };
+        assert_ne!(f9.payload().as_ptr(), fa.payload().as_ptr());
+        assert_eq!(inflate(f9.payload()), json.as_bytes());
         // A client that asked for an 8-bit window gets stored blocks only
         // (BTYPE 00), which decode with any window.
         let tiny = negotiate(
@@ -356,7 +377,7 @@ mod tests {
         )
         .unwrap();
         let Message::Frame(f) =
-            Deflater::new(tiny, 0).pack(Message::Text(json.clone().into()), None)
+            Deflater::new(tiny, 0, DEFAULT_LEVEL).pack(Message::Text(json.clone().into()), None)
         else {
             panic!("compressed frame expected")
         };
@@ -373,7 +394,7 @@ mod tests {
             WsCompression::Dedicated,
         )
         .unwrap();
-        let mut d = Deflater::new(ded, 0);
+        let mut d = Deflater::new(ded, 0, DEFAULT_LEVEL);
         let varied: String = (0..40)
             .map(|i| {
                 format!(

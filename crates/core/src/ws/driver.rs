@@ -144,7 +144,11 @@ where
             );
             let ws = WebSocketStream::from_raw_socket(io, Role::Server, cfg).await;
             conn.touch();
-            let deflater = Deflater::new(agreed, conn.opts.compression_threshold);
+            let deflater = Deflater::new(
+                agreed,
+                conn.opts.compression_threshold,
+                conn.opts.compression_level,
+            );
             drive(&shared, &conn, ws, Some(deflater), &fault).await;
         }
         None => {

@@ -39,6 +39,8 @@ pub struct WsOptions {
     pub compression: WsCompression,
     /// Messages shorter than this are sent uncompressed.
     pub compression_threshold: usize,
+    /// zlib level for what is sent, 1 (fastest) to 9 (smallest).
+    pub compression_level: u8,
 }
 
 impl Default for WsOptions {
@@ -51,6 +53,7 @@ impl Default for WsOptions {
             max_backpressure: 64 * 1024 * 1024,
             compression: WsCompression::Shared,
             compression_threshold: 128,
+            compression_level: super::deflate::DEFAULT_LEVEL,
         }
     }
 }

@@ -224,11 +224,12 @@ impl NativeServer {
     pub fn respond_batch(&mut self, batch: &[u8]) -> Option<Vec<BatchError>> {
         self.releases.release();
         let mut errors: Option<Vec<BatchError>> = None;
+        let mut ready = Vec::new();
         for (index, (id, reply)) in httpy_core::ReplyBatch::new(batch).enumerate() {
             match reply {
                 Ok(reply) => {
                     if let Some(responder) = self.responders.remove(&id) {
-                        responder.send(reply);
+                        ready.push((responder, reply));
                     }
                 }
                 Err(e) => errors.get_or_insert_with(Vec::new).push(BatchError {
@@ -236,6 +237,9 @@ impl NativeServer {
                     message: format!("{}: {}", e.code(), e.message()),
                 }),
             }
+        }
+        if let Some(server) = &self.server {
+            server.deliver(ready);
         }
         errors
     }

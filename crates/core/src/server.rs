@@ -259,6 +259,27 @@ impl Server {
         self.service.queue.take_batch()
     }
 
+    /// Hands a batch of answers to the I/O threads as one task, which then
+    /// completes each request's channel from inside the runtime. Sent one by
+    /// one from the embedder's thread, every reply is a remote wake-up of a
+    /// connection task (a push into Tokio's shared queue under its lock, and
+    /// an unpark of a sleeping worker); from inside a worker, a wake-up is a
+    /// push into that worker's own run queue. Costs one task per batch, so a
+    /// batch of one is sent directly.
+    pub fn deliver(&self, replies: Vec<(Responder, Reply)>) {
+        let send_all = move |replies: Vec<(Responder, Reply)>| {
+            for (responder, reply) in replies {
+                responder.send(reply);
+            }
+        };
+        match &self.runtime {
+            Some(rt) if replies.len() > 1 => {
+                rt.spawn(async move { send_all(replies) });
+            }
+            _ => send_all(replies),
+        }
+    }
+
     /// The streamed body of request `id` (its record says `streamed`), once.
     /// `None` when already taken or when the request is over.
     pub fn take_upload(&self, id: u32) -> Option<crate::UploadReceiver> {

@@ -1,0 +1,131 @@
+//! `Server::deliver` hands a batch of answers to the I/O threads as one
+//! task instead of one cross-thread wake-up per answer. These tests check
+//! that nothing is lost or swapped on the way: real sockets on 127.0.0.1,
+//! each request's answer names its own path, batches are delivered in an
+//! order unlike the requests', a batch of one takes the direct path, and an
+//! answer to a client that has gone is dropped without harm.
+
+use httpy_core::{Incoming, Reply, Router, Server, ServerConfig, Waker};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+struct NoWake;
+
+impl Waker for NoWake {
+    fn wake(&self) {}
+    fn closed(&self) {}
+}
+
+fn start() -> Server {
+    let mut router = Router::new();
+    router.insert("GET", "/n/{i}", 0).unwrap();
+    let config = ServerConfig {
+        port: 0,
+        threads: 1,
+        ..ServerConfig::default()
+    };
+    Server::start(config, router, Box::new(NoWake)).unwrap()
+}
+
+/// Opens a connection per path and sends `GET path` on each.
+fn send_all(server: &Server, paths: &[String]) -> Vec<TcpStream> {
+    paths
+        .iter()
+        .map(|p| {
+            let mut s = TcpStream::connect(("127.0.0.1", server.local_addr().port())).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            write!(
+                s,
+                "GET {p} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            s
+        })
+        .collect()
+}
+
+/// Takes batches until `n` requests have arrived (5 s at most).
+fn take(server: &Server, n: usize) -> Vec<Incoming> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut got = Vec::new();
+    while got.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} requests arrived",
+            got.len()
+        );
+        let batch = server.take_batch();
+        if batch.is_empty() {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        got.extend(batch);
+    }
+    got
+}
+
+fn answer(req: Incoming) -> (httpy_core::Responder, Reply) {
+    let body = format!("answer to {}", req.path);
+    let reply = Reply::from_parts(200, "content-type\ntext/plain", body.into()).unwrap();
+    (req.responder, reply)
+}
+
+fn read_body(mut s: TcpStream) -> String {
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out.split("\r\n\r\n").nth(1).unwrap_or_default().to_string()
+}
+
+#[test]
+fn a_batch_reaches_each_request_once_and_unmixed() {
+    let server = start();
+    let paths: Vec<String> = (0..48).map(|i| format!("/n/{i}")).collect();
+    let conns = send_all(&server, &paths);
+    let mut reqs = take(&server, paths.len());
+    // Answer in an order unlike the requests': reversed, in two batches.
+    reqs.reverse();
+    let second = reqs.split_off(20);
+    server.deliver(reqs.into_iter().map(answer).collect());
+    server.deliver(second.into_iter().map(answer).collect());
+    for (conn, path) in conns.into_iter().zip(&paths) {
+        assert_eq!(read_body(conn), format!("answer to {path}"));
+    }
+    assert_eq!(server.stats().pending, 0);
+}
+
+#[test]
+fn a_batch_of_one_and_an_empty_batch() {
+    let server = start();
+    let conns = send_all(&server, &["/n/one".to_string()]);
+    server.deliver(Vec::new());
+    let reqs = take(&server, 1);
+    server.deliver(reqs.into_iter().map(answer).collect());
+    for conn in conns {
+        assert_eq!(read_body(conn), "answer to /n/one");
+    }
+}
+
+#[test]
+fn answers_to_clients_that_left_are_dropped() {
+    let server = start();
+    let paths: Vec<String> = (0..8).map(|i| format!("/n/{i}")).collect();
+    let mut conns = send_all(&server, &paths);
+    let mut reqs = take(&server, paths.len());
+    // Half the clients go away before their answers are delivered.
+    conns.truncate(4);
+    std::thread::sleep(Duration::from_millis(50));
+    reqs.sort_by_key(|r| r.path.clone());
+    server.deliver(reqs.into_iter().map(answer).collect());
+    for (conn, path) in conns.into_iter().zip(&paths) {
+        assert_eq!(read_body(conn), format!("answer to {path}"));
+    }
+    // The server still serves afterwards.
+    let again = send_all(&server, &["/n/again".to_string()]);
+    let reqs = take(&server, 1);
+    server.deliver(reqs.into_iter().map(answer).collect());
+    assert_eq!(
+        read_body(again.into_iter().next().unwrap()),
+        "answer to /n/again"
+    );
+}

@@ -28,15 +28,17 @@ import (
 )
 
 type result struct {
-	URL               string         `json:"url"`
-	Connections       int            `json:"connections"`
-	Streams           int            `json:"streamsPerConnection"`
-	Duration          float64        `json:"duration"`
-	Requests          int            `json:"requests"`
-	Errors            int            `json:"errors"`
-	ErrorKinds        map[string]int `json:"errorKinds,omitempty"`
-	Statuses          map[int]int    `json:"statuses"`
-	RequestsPerSecond float64        `json:"requestsPerSecond"`
+	URL         string         `json:"url"`
+	Connections int            `json:"connections"`
+	Streams     int            `json:"streamsPerConnection"`
+	Duration    float64        `json:"duration"`
+	Requests    int            `json:"requests"`
+	Errors      int            `json:"errors"`
+	ErrorKinds  map[string]int `json:"errorKinds,omitempty"`
+	// The first message seen of each kind, to tell why requests failed.
+	FirstErrors       map[string]string `json:"firstErrors,omitempty"`
+	Statuses          map[int]int       `json:"statuses"`
+	RequestsPerSecond float64           `json:"requestsPerSecond"`
 	// Latencies in milliseconds, over the requests of the measured window.
 	P50  float64 `json:"p50"`
 	P90  float64 `json:"p90"`
@@ -51,6 +53,7 @@ type worker struct {
 	latencies []time.Duration
 	statuses  map[int]int
 	errors    map[string]int
+	first     map[string]string
 }
 
 func main() {
@@ -117,7 +120,7 @@ func run(target string, conns, streams int, duration, warmup float64, insecure b
 	workers := make([]*worker, conns*streams)
 	var wg sync.WaitGroup
 	for i := range workers {
-		w := &worker{statuses: map[int]int{}, errors: map[string]int{}}
+		w := &worker{statuses: map[int]int{}, errors: map[string]int{}, first: map[string]string{}}
 		workers[i] = w
 		tr := transports[i/streams]
 		wg.Add(1)
@@ -132,7 +135,7 @@ func run(target string, conns, streams int, duration, warmup float64, insecure b
 		elapsed = time.Duration(duration * float64(time.Second))
 	}
 
-	res := result{URL: target, Connections: conns, Streams: streams, Duration: elapsed.Seconds(), Statuses: map[int]int{}, ErrorKinds: map[string]int{}}
+	res := result{URL: target, Connections: conns, Streams: streams, Duration: elapsed.Seconds(), Statuses: map[int]int{}, ErrorKinds: map[string]int{}, FirstErrors: map[string]string{}}
 	var all []time.Duration
 	for _, w := range workers {
 		all = append(all, w.latencies...)
@@ -142,6 +145,11 @@ func run(target string, conns, streams int, duration, warmup float64, insecure b
 		for k, n := range w.errors {
 			res.ErrorKinds[k] += n
 			res.Errors += n
+		}
+		for k, m := range w.first {
+			if _, seen := res.FirstErrors[k]; !seen {
+				res.FirstErrors[k] = m
+			}
 		}
 	}
 	res.Requests = len(all)
@@ -161,6 +169,9 @@ func run(target string, conns, streams int, duration, warmup float64, insecure b
 	}
 	fmt.Printf("%s: %d connections x %d streams, %.1f s\n", target, conns, streams, res.Duration)
 	fmt.Printf("  %d requests, %.0f req/s, %d errors %v, statuses %v\n", res.Requests, res.RequestsPerSecond, res.Errors, res.ErrorKinds, res.Statuses)
+	for k, m := range res.FirstErrors {
+		fmt.Printf("  first %s error: %s\n", k, m)
+	}
 	fmt.Printf("  latency ms: p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n", res.P50, res.P90, res.P99, res.P999, res.Max)
 	return nil
 }
@@ -179,7 +190,11 @@ func (w *worker) loop(tr *http3.Transport, target string, measureFrom, end time.
 		}
 		switch {
 		case err != nil:
-			w.errors[classify(err)]++
+			kind := classify(err)
+			if w.errors[kind] == 0 {
+				w.first[kind] = err.Error()
+			}
+			w.errors[kind]++
 		case status < 200 || status > 399:
 			w.statuses[status]++
 			w.errors["status"]++

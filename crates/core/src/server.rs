@@ -98,6 +98,7 @@ impl Server {
         // A day: clients re-check at least that often whether HTTP/3 is still on.
         let alt_svc = http3_port
             .and_then(|p| http::HeaderValue::from_str(&format!("h3=\":{p}\"; ma=86400")).ok());
+        crate::config::tls::install_process_default();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads.max(1))
             .thread_name("httpy-io")

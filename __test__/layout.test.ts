@@ -1,9 +1,11 @@
 /**
  * The layout rules of the README that a reader cannot see at a glance:
  * no import circle between the modules of `ts/` (type-only imports
- * included) nor between those of `src/`, and `src/lib.rs` declaring
- * modules only.
+ * included) nor between those of `src/`, none between the modules or the
+ * folders of `crates/core/src` (scripts/core-cycles.py), and `src/lib.rs`
+ * declaring modules only.
  */
+import { execFileSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -67,5 +69,11 @@ describe('layout', () => {
       .split('\n')
       .filter((l) => l.trim() !== '' && !l.startsWith('//'))
     expect(code.every((l) => /^pub mod \w+;$/.test(l))).toBe(true)
+  })
+
+  it('crates/core has no module or folder circle', () => {
+    // The script exits 1 and names the circle when there is one.
+    const out = execFileSync('python3', [join(root, 'scripts', 'core-cycles.py')], { encoding: 'utf8' })
+    expect(out).toMatch(/^no circles among \d+ modules and \d+ top-level modules/)
   })
 })

@@ -306,9 +306,9 @@ impl AcmeState {
             )));
         }
         for d in &self.source.domains {
-            super::sni::check_leaf(&chain, Some(d), "the ACME certificate")?;
+            super::certs::check_leaf(&chain, Some(d), "the ACME certificate")?;
         }
-        let key = super::tls::certified(chain, key, "the ACME certificate", "its key")?;
+        let key = super::certs::certified(chain, key, "the ACME certificate", "its key")?;
         self.cert.store(Some(Arc::new(Issued {
             key,
             pem: String::from_utf8_lossy(chain_pem).into_owned(),

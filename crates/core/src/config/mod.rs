@@ -6,6 +6,7 @@ use std::time::Duration;
 
 pub use crate::observe::access_log::{AccessLogConfig, AccessLogFormat};
 pub(crate) mod acme;
+pub(crate) mod certs;
 pub(crate) mod client_auth;
 pub mod compression;
 pub mod pubsub;

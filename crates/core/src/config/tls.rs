@@ -27,9 +27,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::acme::{AcmeSource, AcmeState, AcmeStatus, ALPN_ACME};
+use super::certs::{certified, check_leaf, provider, tls_error};
 use super::client_auth::{self, ClientAuthSource};
-use super::sni::{check_leaf, SniResolver};
-use crate::error::{Error, ErrorKind, Result};
+use super::sni::SniResolver;
+use crate::error::Result;
 
 /// ALPN protocol ids, most preferred first.
 pub(crate) const ALPN_H2: &[u8] = b"h2";
@@ -98,20 +99,12 @@ impl fmt::Debug for TlsSettings {
     }
 }
 
-fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
-}
-
 /// Makes the server's provider the process default, for the crates that
 /// build a rustls configuration without naming a provider (redis, for
 /// `rediss://`): with ring and aws-lc-rs both compiled in, such a builder
 /// would panic. A default installed earlier (by the embedder) stays.
 pub(crate) fn install_process_default() {
     let _ = CryptoProvider::install_default(rustls::crypto::aws_lc_rs::default_provider());
-}
-
-fn tls_error(msg: String) -> Error {
-    Error::new(ErrorKind::Tls, msg)
 }
 
 impl TlsSettings {
@@ -241,22 +234,6 @@ fn certified_key(src: &CertSource) -> Result<(Arc<CertifiedKey>, String)> {
     check_leaf(&chain, src.server_name.as_deref(), cert_name)?;
     let pem = String::from_utf8_lossy(&src.cert).into_owned();
     Ok((certified(chain, key, cert_name, key_name)?, pem))
-}
-
-pub(crate) fn certified(
-    chain: Vec<CertificateDer<'static>>,
-    key: PrivateKeyDer<'static>,
-    cert_name: &str,
-    key_name: &str,
-) -> Result<Arc<CertifiedKey>> {
-    CertifiedKey::from_der(chain, key, &provider())
-        .map(Arc::new)
-        .map_err(|e| match e {
-            rustls::Error::InconsistentKeys(_) => tls_error(format!(
-                "the private key in {key_name} does not match the certificate in {cert_name}"
-            )),
-            e => tls_error(format!("cannot use {cert_name} with {key_name}: {e}")),
-        })
 }
 
 fn generated() -> Result<(Arc<CertifiedKey>, String)> {

@@ -45,6 +45,18 @@ impl Stops {
 
 type Accepted<T> = Pin<Box<dyn Future<Output = Result<T, quinn::ConnectionError>> + Send + Sync>>;
 
+/// Polls the stream operation waiting in `slot` (started by `start` when
+/// none is), and empties the slot once it is done.
+fn poll_op<T>(
+    slot: &mut Option<Accepted<T>>,
+    cx: &mut Context<'_>,
+    start: impl FnOnce() -> Accepted<T>,
+) -> Poll<Result<T, quinn::ConnectionError>> {
+    let out = ready!(slot.get_or_insert_with(start).as_mut().poll(cx));
+    *slot = None;
+    Poll::Ready(out)
+}
+
 /// A quinn connection as `h3` sees it.
 pub(crate) struct Conn {
     conn: quinn::Connection,
@@ -78,12 +90,11 @@ impl<B: Buf> quic::Connection<B> for Conn {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<RecvHalf, ConnectionErrorIncoming>> {
-        let fut = self.accept_uni.get_or_insert_with(|| {
-            let c = self.conn.clone();
+        let conn = &self.conn;
+        let out = ready!(poll_op(&mut self.accept_uni, cx, || {
+            let c = conn.clone();
             Box::pin(async move { c.accept_uni().await })
-        });
-        let out = ready!(fut.as_mut().poll(cx));
-        self.accept_uni = None;
+        }));
         Poll::Ready(out.map(RecvHalf::new).map_err(conn_error))
     }
 
@@ -91,12 +102,11 @@ impl<B: Buf> quic::Connection<B> for Conn {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Bidi<B>, ConnectionErrorIncoming>> {
-        let fut = self.accept_bi.get_or_insert_with(|| {
-            let c = self.conn.clone();
+        let conn = &self.conn;
+        let out = ready!(poll_op(&mut self.accept_bi, cx, || {
+            let c = conn.clone();
             Box::pin(async move { c.accept_bi().await })
-        });
-        let out = ready!(fut.as_mut().poll(cx));
-        self.accept_bi = None;
+        }));
         let (send, recv) = out.map_err(conn_error)?;
         let id = u64::from(send.id());
         let stopped = send.stopped();
@@ -168,12 +178,11 @@ impl<B: Buf> quic::OpenStreams<B> for Opener {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Bidi<B>, StreamErrorIncoming>> {
-        let fut = self.open_bi.get_or_insert_with(|| {
-            let c = self.conn.clone();
+        let conn = &self.conn;
+        let out = ready!(poll_op(&mut self.open_bi, cx, || {
+            let c = conn.clone();
             Box::pin(async move { c.open_bi().await })
-        });
-        let out = ready!(fut.as_mut().poll(cx));
-        self.open_bi = None;
+        }));
         let (send, recv) = out.map_err(lost)?;
         Poll::Ready(Ok(Bidi {
             send: SendHalf::new(send),
@@ -185,12 +194,11 @@ impl<B: Buf> quic::OpenStreams<B> for Opener {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<SendHalf<B>, StreamErrorIncoming>> {
-        let fut = self.open_uni.get_or_insert_with(|| {
-            let c = self.conn.clone();
+        let conn = &self.conn;
+        let out = ready!(poll_op(&mut self.open_uni, cx, || {
+            let c = conn.clone();
             Box::pin(async move { c.open_uni().await })
-        });
-        let out = ready!(fut.as_mut().poll(cx));
-        self.open_uni = None;
+        }));
         Poll::Ready(out.map(SendHalf::new).map_err(lost))
     }
 

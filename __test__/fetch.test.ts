@@ -419,6 +419,38 @@ describe('App.fetch', () => {
     }
   })
 
+  it('responses with the same one header field stay separate when middleware changes one; a bad value is refused every time', async () => {
+    const app = new App()
+    let n = 0
+    app.use(async (req, next) => {
+      const res = await next(req)
+      // Changes this response's headers only (they start as a shared template).
+      if (req.path === '/tagged') res.headers.append('content-type', `x-${++n}`)
+      return res
+    })
+    app.fetch((req) => {
+      const path = new URL(req.url).pathname
+      if (path === '/bad') return new Response('x', { headers: { 'x-bad': 'a\nb' } })
+      if (path === '/json') return Response.json({ path })
+      return new Response(path, { headers: { 'content-type': 'text/plain' } })
+    })
+    const s = await app.listen({ host: '127.0.0.1', port: 0, quiet: true, onError: () => {} })
+    try {
+      const ct = async (path: string): Promise<string | null> => (await fetch(`${s.url}${path}`)).headers.get('content-type')
+      expect(await ct('/plain')).toBe('text/plain')
+      expect(await ct('/tagged')).toBe('text/plain, x-1')
+      expect(await ct('/tagged')).toBe('text/plain, x-2')
+      expect(await ct('/plain')).toBe('text/plain')
+      expect(await ct('/json')).toBe('application/json')
+      for (let i = 0; i < 2; i++) {
+        const bad = await fetch(`${s.url}/bad`)
+        expect([bad.status, await bad.text()]).toEqual([500, 'Internal Server Error'])
+      }
+    } finally {
+      await s.close()
+    }
+  })
+
   it('a catch-all without middleware still receives misses', async () => {
     const app = new App().fetch(() => new Response('caught'))
     const s = await app.listen({ host: '127.0.0.1', port: 0 })

@@ -522,11 +522,7 @@ describe('fetch-style handlers', () => {
     }
   })
 
-  // Skipped: a known gap, written down in docs/fetch.md. A reset of an
-  // HTTP/3 request stream while its body is still coming does not fail the
-  // upload's read, so the signal fires only when the connection closes
-  // (3.4 s here, with the client lingering 3 s). Enable once fixed.
-  it.skip('request.signal aborts when an HTTP/3 client resets its request stream mid-body (aioquic)', async () => {
+  it.skipIf(!requireTool('aioquic'))('request.signal aborts when an HTTP/3 client resets its request stream mid-body (aioquic)', async () => {
     const got = new Map<string, string>()
     const h3s = await h3SignalServer(got)
     try {
@@ -540,6 +536,27 @@ describe('fetch-style handlers', () => {
       await until(() => got.get('/reset')?.startsWith('aborted') === true, 4000)
       expect(Date.now() - t0).toBeLessThan(2500)
       expect((await client).responses[0]).toMatchObject({ cancelled: true })
+    } finally {
+      await h3s.close()
+    }
+  })
+
+  it.skipIf(!requireTool('aioquic'))('request.signal aborts when an HTTP/3 client stops its stream after the whole request (aioquic)', async () => {
+    const got = new Map<string, string>()
+    const h3s = await h3SignalServer(got)
+    try {
+      // The whole request arrived; the client stops the response 400 ms in and stays connected 3 s more.
+      const client = h3(h3s.http3Port as number, [{ path: '/stopped', stop_after_ms: 400, linger_ms: 3000 }])
+      await until(() => got.get('/stopped') !== undefined, 4000)
+      const t0 = Date.now()
+      await until(() => got.get('/stopped')?.startsWith('aborted') === true, 4000)
+      expect(got.get('/stopped')).toBe('aborted AbortError')
+      expect(Date.now() - t0).toBeLessThan(2500)
+      expect((await client).responses[0]).toMatchObject({ stopped: true })
+      // The server keeps serving on that port, and holds no request.
+      const again = await h3(h3s.http3Port as number, [{ path: '/again', stop_after_ms: 50 }])
+      expect(again.responses[0]).toMatchObject({ stopped: true })
+      await until(() => h3s.stats().heldResponders === 0 && h3s.stats().pending === 0, 4000)
     } finally {
       await h3s.close()
     }

@@ -63,6 +63,66 @@ function headersOf(res: Response, wholeBody: boolean): HttpyHeaders {
   return out
 }
 
+/**
+ * Checked header sets of light responses with at most one field, by field
+ * name and value (and the default content type): handlers and frameworks
+ * give the same field on every response (Hono's `c.json()` and `c.text()`
+ * pass one `Content-Type`), so each response gets a copy-on-write copy of
+ * a template whose wire form is already built, instead of checking,
+ * storing and serialising the field again. The lookups are by strings the
+ * code holds as constants (their hashes cached), not by a key built per
+ * response. Bounded: past the limit, new sets are built every time.
+ */
+const TEMPLATES: [Map<string, Map<string, HttpyHeaders>>, Map<string, Map<string, HttpyHeaders>>] = [new Map(), new Map()]
+let templateCount = 0
+const TEMPLATES_MAX = 256
+/** Templates of responses given no headers at all: without and with a default content type. */
+const NO_FIELDS: Map<string | undefined, HttpyHeaders> = new Map()
+
+/** The one own field of a plain headers object, or `undefined`. */
+function onlyField(init: object): [string, string] | undefined {
+  if (Object.getPrototypeOf(init) !== Object.prototype) return undefined
+  let field: [string, string] | undefined
+  const record = init as Record<string, unknown>
+  for (const name in record) {
+    const value = record[name]
+    if (field !== undefined || typeof value !== 'string' || !Object.prototype.hasOwnProperty.call(record, name)) return undefined
+    field = [name, value]
+  }
+  return field
+}
+
+/** HTTPy headers for a light response's init, without `Content-Length` (the core frames the body). */
+function lightHeaders(init: HeadersInit | undefined, defaultType: string | undefined): HttpyHeaders {
+  let byValue: Map<string, HttpyHeaders> | undefined
+  let value = ''
+  if (init === undefined) {
+    const t = NO_FIELDS.get(defaultType)
+    if (t !== undefined) return new HttpyHeaders(t)
+  } else if (typeof init === 'object' && init !== null) {
+    const field = onlyField(init)
+    if (field !== undefined) {
+      const byName = TEMPLATES[defaultType === undefined ? 0 : 1]
+      value = field[1]
+      byValue = byName.get(field[0])
+      const t = byValue?.get(value)
+      if (t !== undefined) return new HttpyHeaders(t)
+      if (byValue === undefined && templateCount < TEMPLATES_MAX) byName.set(field[0], (byValue = new Map()))
+    }
+  }
+  const headers = new HttpyHeaders(init as HttpyHeadersInit | undefined)
+  if (defaultType !== undefined && !headers.has('content-type')) headers.set('content-type', defaultType)
+  if (headers.has('content-length')) headers.delete('content-length')
+  if (templateCount >= TEMPLATES_MAX || (init !== undefined && byValue === undefined)) return headers
+  // The template itself is never handed out: every response gets a copy,
+  // which makes its own map on its first change.
+  headers.toWire()
+  templateCount++
+  if (init === undefined) NO_FIELDS.set(defaultType, headers)
+  else byValue?.set(value, headers)
+  return new HttpyHeaders(headers)
+}
+
 function known(source: unknown): source is string | Uint8Array {
   return typeof source === 'string' || source instanceof Uint8Array
 }
@@ -78,10 +138,7 @@ export function toHttpyResponse(res: unknown): HttpyResponse | Promise<HttpyResp
   const light = LightResponse.parts(res)
   if (light !== undefined) {
     // Never realised: the constructor's arguments are all there is.
-    const headers = new HttpyHeaders(light.headers as HttpyHeadersInit | undefined)
-    if (light.defaultType !== undefined && !headers.has('content-type')) headers.set('content-type', light.defaultType)
-    if (headers.has('content-length')) headers.delete('content-length')
-    return new HttpyResponse(light.body, { status: light.status, headers })
+    return new HttpyResponse(light.body, { status: light.status, headers: lightHeaders(light.headers, light.defaultType) })
   }
   const status = statusOf(res)
   const state = STATE === undefined ? undefined : ((res as unknown as Record<symbol, unknown>)[STATE] as ResponseState | undefined)

@@ -20,6 +20,8 @@ export interface H3Response {
   reset: number | null
   /** Set when the client reset the stream itself (`hold_body` with `reset_after_ms`). */
   cancelled?: boolean
+  /** Set when the client stopped the response itself (`stop_after_ms`). */
+  stopped?: boolean
 }
 export interface H3Result {
   /** Empty when the client vanished (`vanishAfter`). */
@@ -39,7 +41,9 @@ export interface H3Request {
   /** Send `body_size` bytes without ending the body; then reset the stream after `reset_after_ms` (or wait). */
   hold_body?: boolean
   reset_after_ms?: number
-  /** After the reset, stay connected this long (default 200 ms). */
+  /** Send the request whole, then stop its response (STOP_SENDING alone) after this long. */
+  stop_after_ms?: number
+  /** After the reset (or stop), stay connected this long (default 200 ms). */
   linger_ms?: number
 }
 

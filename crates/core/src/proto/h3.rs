@@ -16,11 +16,10 @@
 //!   connection closes with H3_NO_ERROR.
 //! - A client gone: when its QUIC connection closes (or times out) while
 //!   requests wait for their handlers, they are dropped, which fires their
-//!   `request.signal`. A reset of one request stream is seen only when the
-//!   answer is written (the h3 crate does not surface the peer's
-//!   STOP_SENDING before that), or when the connection closes; a reset
-//!   while the body is still coming was expected to fail the body's read
-//!   and does not (the skipped test in `__test__/uploads.test.ts`).
+//!   `request.signal`. So is a request whose stream the client stops
+//!   (STOP_SENDING, as a client cancelling a request sends) while its
+//!   handler works, body still coming or not: `h3_quic.rs` (our transport
+//!   adapter) hands over quinn's `stopped()` watch of each request stream.
 //! - Push is not offered over HTTP/3: a push list becomes `Link` headers.
 
 use bytes::{Buf, Bytes};
@@ -36,6 +35,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::task::JoinSet;
 
+use super::h3_quic::{self, Stops};
 use super::Env;
 use crate::config::tls::{TlsSettings, ALPN_H3};
 use crate::config::{Http3Config, ServerConfig};
@@ -50,7 +50,7 @@ use crate::proto::head::{add_date, strip_connection_headers};
 /// HTTP/3 application error code for a clean close (RFC 9114 §8.1).
 const H3_NO_ERROR: u32 = 0x100;
 
-type H3Conn = h3_quinn::Connection;
+type H3Conn = h3_quic::Conn;
 
 /// Binds the UDP socket at once so that errors reach `Server::start`.
 pub(crate) fn bind(config: &ServerConfig, h3: &Http3Config) -> Result<UdpSocket> {
@@ -241,13 +241,16 @@ async fn connection<D: Dispatch>(
     let close = |conn: &quinn::Connection| conn.close(quinn::VarInt::from_u32(H3_NO_ERROR), b"");
     let mut builder = h3::server::builder();
     builder.max_field_section_size(shared.config.max_header_size as u64);
-    let mut h3conn: h3::server::Connection<H3Conn, Bytes> =
-        match tokio::time::timeout(wait, builder.build(h3_quinn::Connection::new(conn.clone())))
-            .await
-        {
-            Ok(Ok(c)) => c,
-            _ => return close(&conn),
-        };
+    let stops = Stops::default();
+    let mut h3conn: h3::server::Connection<H3Conn, Bytes> = match tokio::time::timeout(
+        wait,
+        builder.build(h3_quic::Conn::new(conn.clone(), stops.clone())),
+    )
+    .await
+    {
+        Ok(Ok(c)) => c,
+        _ => return close(&conn),
+    };
     let mut streams: JoinSet<()> = JoinSet::new();
     let mut draining = false;
     loop {
@@ -262,7 +265,7 @@ async fn connection<D: Dispatch>(
             Some(_) = streams.join_next(), if !streams.is_empty() => {}
             r = h3conn.accept(), if !draining => match r {
                 Ok(Some(resolver)) => {
-                    streams.spawn(request(shared.clone(), info.clone(), resolver));
+                    streams.spawn(request(shared.clone(), info.clone(), resolver, stops.clone()));
                 }
                 // GOAWAY from the client, the idle timeout, or an error:
                 // quinn has already closed or will close the connection.
@@ -300,7 +303,7 @@ async fn connection<D: Dispatch>(
 
 /// A request body read from the QUIC stream (quinn reopens the flow-control
 /// window as data is read).
-struct H3Body(h3::server::RequestStream<h3_quinn::RecvStream, Bytes>);
+struct H3Body(h3::server::RequestStream<h3_quic::RecvHalf, Bytes>);
 
 impl Body for H3Body {
     type Data = Bytes;
@@ -326,10 +329,12 @@ async fn request<D: Dispatch>(
     shared: Arc<Env<D>>,
     info: Arc<ConnInfo>,
     resolver: RequestResolver<H3Conn, Bytes>,
+    stops: Stops,
 ) {
     let Ok((req, stream)) = resolver.resolve_request().await else {
         return;
     };
+    let stopped = stops.take(stream.id());
     let (mut send, recv) = stream.split();
     let method = req.method().clone();
     let authority = req.uri().authority().cloned();
@@ -342,7 +347,18 @@ async fn request<D: Dispatch>(
             }
         }
     }
-    let res = match shared.dispatch.call(info, req).await {
+    let work = shared.dispatch.call(info, req);
+    // A client that stops the stream no longer wants the answer: stop
+    // waiting (dropping the work drops the request's responder, which
+    // fires `request.signal`).
+    let res = match stopped {
+        Some(stopped) => tokio::select! {
+            r = work => r,
+            _ = stopped => return,
+        },
+        None => work.await,
+    };
+    let res = match res {
         Ok(r) => r,
         Err(never) => match never {},
     };

@@ -6,6 +6,8 @@ pub(crate) mod h1;
 pub(crate) mod h2;
 #[cfg(feature = "http3")]
 pub(crate) mod h3;
+#[cfg(feature = "http3")]
+pub(crate) mod h3_quic;
 pub(crate) mod head;
 pub(crate) mod io;
 pub(crate) mod trim;

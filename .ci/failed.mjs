@@ -21,7 +21,8 @@ for (const result of report.testResults ?? []) {
   const failed = (result.assertionResults ?? []).filter((a) => a.status === 'failed')
   if (result.status === 'failed' || failed.length > 0) failedFiles.push(name)
   if (failed.length === 0 && result.status === 'failed') {
-    lines.push(`${name}: ${String(result.message ?? 'failed outside a test').split('\n')[0]}`)
+    const why = String(result.message ?? '').split('\n')[0]
+    lines.push(`${name}: ${why || 'failed outside its tests (a hook or the file itself: see the log)'}`)
   }
   for (const a of failed) {
     const message = (a.failureMessages ?? []).join('\n').split('\n').slice(0, 4).join(' | ')

@@ -41,7 +41,10 @@ export async function launchChromium(timeoutMs = 20_000): Promise<Browser> {
       `--user-data-dir=${dir}`,
       'about:blank',
     ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
+    // Its own process group: Chromium's zygote, GPU and renderer processes
+    // are stopped with it, so none writes into the profile directory while
+    // it is being removed (that raced the removal into ENOTEMPTY).
+    { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
   )
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -49,7 +52,13 @@ export async function launchChromium(timeoutMs = 20_000): Promise<Browser> {
       child.kill('SIGKILL')
       await exited
     }
-    rmSync(dir, { recursive: true, force: true })
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL')
+    } catch {
+      // The group is already gone.
+    }
+    // A child that was just killed may still be closing its files.
+    rmSync(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 })
   }
   const killer = setTimeout(() => void stop(), 120_000)
   killer.unref()

@@ -1,7 +1,8 @@
-// WebSocket with permessage-deflate: HTTPy, uWebSockets.js and `ws` on
-// node, each started in turn from bench/servers/ws-deflate-*, measured with
-// the same raw client (node:net, one process; a full client library would be
-// the bottleneck, see docs/websocket.md).
+// WebSocket with permessage-deflate: HTTPy, uWebSockets.js, `ws` on node
+// and Bun.serve (when the peers kit has installed it), each started in turn
+// from bench/servers/ws-deflate-*, measured with the same raw client
+// (node:net, one process; a full client library would be the bottleneck,
+// see docs/websocket.md).
 //
 //   npm run build && node bench/ws-compressed.mjs
 //   node bench/ws-compressed.mjs '{"servers":["httpy","uws"],"duration":8,"mode":"echo"}'
@@ -26,15 +27,18 @@
 // compressed on its own: uWS's SHARED_COMPRESSOR, HTTPy's 'shared'); set
 // "offer" to try another.
 import { spawn, execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import zlib from 'node:zlib'
 import { counter, open } from './ws-frames.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
+// Bun from the peers kit's work folder (see bench/servers/ws-deflate-bun.mjs).
+const BUN = join(process.env.PEERS_WORK || join(homedir(), '.cache', 'httpy-peers'), 'node_modules', 'bun', 'bin', 'bun.exe')
 const o = {
-  servers: ['httpy', 'uws', 'ws-node'],
+  servers: ['httpy', 'uws', 'ws-node', ...(existsSync(BUN) ? ['bun'] : [])],
   mode: 'echo',
   compression: ['on'],
   connections: 32,
@@ -50,6 +54,7 @@ const SERVERS = {
   httpy: { port: 38120, cmd: ['node', join(here, 'servers', 'ws-deflate-httpy.mjs')] },
   uws: { port: 38121, cmd: ['node', join(here, 'servers', 'ws-deflate-uws.cjs')] },
   'ws-node': { port: 38122, cmd: ['node', join(here, 'servers', 'ws-deflate-node.cjs')] },
+  bun: { port: 38123, cmd: [BUN, join(here, 'servers', 'ws-deflate-bun.mjs')] },
 }
 const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim())
 

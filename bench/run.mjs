@@ -76,8 +76,15 @@ const WORKLOADS = [
   // signatures but not the chain). Keep-alive rows measure TLS record
   // costs; "handshakes" rows open a new connection, a full handshake
   // without resumption, for every request.
+  // The "native" keep-alive rows answer from HTTPy's route cache, a fixed
+  // response like nginx's `return 200`: TLS against TLS, no JS handler.
   ...['ecdsa', 'rsa'].flatMap((key) => ['node-https', 'nginx-https'].flatMap((peer) => [
     { id: `https-${key}-${peer}`, label: `HTTPS GET /plaintext, ${key.toUpperCase()} (vs ${peer})`, route: '/plaintext', baseline: peer, tls: key },
+    {
+      id: `https-native-${key}-${peer}`, label: `HTTPS GET /plaintext, native route cache, ${key.toUpperCase()} (vs ${peer})`,
+      route: '/plaintext-cached', baseline: peer, tls: key, needs: 'cache',
+      baselineNote: peer === 'nginx-https' ? 'return 200' : 'computes per request',
+    },
     {
       id: `handshake-${key}-${peer}`, label: `TLS handshakes/s, ${key.toUpperCase()} (vs ${peer})`, route: '/plaintext', baseline: peer, tls: key,
       handshake: true, concurrency: 16,

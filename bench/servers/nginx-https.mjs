@@ -1,5 +1,6 @@
-// nginx as the TLS peer of the HTTPS rows: GET /plaintext answers the same
-// 13 bytes as the other servers, over TLS with the certificate in
+// nginx as the TLS peer of the HTTPS rows: GET /plaintext (and
+// /plaintext-cached, for the rows where HTTPy answers from its route cache)
+// answers the same 13 bytes as the other servers, over TLS with the certificate in
 // $BENCH_TLS_CERT / $BENCH_TLS_KEY. One process (`master_process off`), so
 // its CPU time is the pid printed; keep-alive without a request cap.
 // TLS settings: nginx's defaults (TLS 1.2 and 1.3, OpenSSL's default groups
@@ -41,6 +42,7 @@ http {
     ssl_certificate ${process.env.BENCH_TLS_CERT};
     ssl_certificate_key ${process.env.BENCH_TLS_KEY};
     location = /plaintext { default_type text/plain; return 200 '${HELLO}'; }
+    location = /plaintext-cached { default_type text/plain; return 200 '${HELLO}'; }
   }
 }
 `)

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
 import { native } from '../ts/native.js'
 import { listen, rawRequest, statuses } from './helpers/index.js'
-import { waitFor } from './helpers/proc.js'
+import { fixture, waitFor } from './helpers/proc.js'
 import { sleep } from './helpers/wait.js'
 
 
@@ -232,6 +232,36 @@ describe('panics never cross into the process', () => {
     // Unarmed, the hook refuses instead of panicking.
     expect(() => native.injectPanic()).toThrow(/ERR_HTTPY_NOT_SUPPORTED/)
   })
+
+  it('an injected panic prints one line on stderr, no report or backtrace, even with RUST_BACKTRACE=1', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', fixture('run-app.ts')], {
+      env: { ...process.env, HTTPY_TEST_PANIC_PATH: '/__panic', RUST_BACKTRACE: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (c: Buffer) => (out += c))
+    child.stderr.on('data', (c: Buffer) => (err += c))
+    const exited = new Promise<void>((r) => child.on('exit', () => r()))
+    const killer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+    try {
+      expect(await waitFor(() => /port \d+/.test(out), 15_000, 20)).toBe(true)
+      const url = `http://127.0.0.1:${/port (\d+)/.exec(out)![1]}`
+      for (let i = 0; i < 3; i++) expect((await fetch(`${url}/__panic`)).status).toBe(500)
+      expect(await (await fetch(`${url}/ok`)).text()).toBe('ok')
+      child.kill('SIGTERM')
+      await exited
+    } finally {
+      clearTimeout(killer)
+      child.kill('SIGKILL')
+    }
+    const lines = err.split('\n').filter((l) => l.includes('injected panic'))
+    expect(lines).toHaveLength(3)
+    for (const l of lines) {
+      expect(l).toMatch(/^httpy: injected panic for \/__panic \(HTTPY_TEST_PANIC_PATH\) at \S+fault\.rs:\d+ \(fault injection; caught, no backtrace\)$/)
+    }
+    expect(err).not.toMatch(/panicked at|stack backtrace|RUST_BACKTRACE=/)
+  }, 30_000)
 })
 
 describe('request smuggling corpus (HTTP/1.1)', () => {

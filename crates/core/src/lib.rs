@@ -41,7 +41,7 @@ pub use config::tls::{CertSource, TlsSettings, TlsSource};
 pub use config::{
     AccessLogConfig, AccessLogFormat, Http3Config, MetricsConfig, ServerConfig, UnixSocketConfig,
 };
-pub use dispatch::fault::{Faults, PANIC_PATH_ENV};
+pub use dispatch::fault::{quiet_injected_panics, Faults, INJECTED_PANIC, PANIC_PATH_ENV};
 pub use dispatch::router::{Match, PatternError, RouteId};
 pub use embedder::queue::{Incoming, Responder, Version, Waker};
 pub use embedder::record;

@@ -5,9 +5,51 @@
 //! server starts; it is read once there, so the request path costs one
 //! `Option` check. With `HTTPY_TEST_PANIC_PATH=/__panic`, every request for
 //! exactly `/__panic` panics inside the engine (before routing).
+//!
+//! Arming it also chains a panic hook in front of the process's one, so an
+//! injected panic prints one line on stderr instead of Rust's report (and
+//! a full backtrace under `RUST_BACKTRACE=1`): the reliability tests
+//! inject dozens of them and their log should stay readable. Any other
+//! panic goes to the previous hook untouched, backtrace included.
+
+use std::any::Any;
+use std::sync::Once;
 
 /// The environment variable that arms [`Faults`].
 pub const PANIC_PATH_ENV: &str = "HTTPY_TEST_PANIC_PATH";
+
+/// What every injected panic's message starts with (the engine's and the
+/// binding's `injectPanic`); how the hook tells them from real panics.
+pub const INJECTED_PANIC: &str = "injected panic";
+
+/// The message of a panic payload when it is an injected panic.
+fn injected(payload: &dyn Any) -> Option<&str> {
+    let msg = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&'static str>().copied())?;
+    msg.starts_with(INJECTED_PANIC).then_some(msg)
+}
+
+/// Puts the one-line hook for injected panics in front of the current
+/// panic hook, once per process (later calls do nothing). Called when
+/// fault injection is armed; a process that never arms it keeps its hook.
+pub fn quiet_injected_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| match injected(info.payload()) {
+            Some(msg) => {
+                let at = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
+                eprintln!("httpy: {msg}{at} (fault injection; caught, no backtrace)");
+            }
+            None => previous(info),
+        }));
+    });
+}
 
 /// Faults armed for one server.
 ///
@@ -23,9 +65,11 @@ pub struct Faults {
 impl Faults {
     /// Reads [`PANIC_PATH_ENV`]; an unset or empty variable arms nothing.
     pub fn from_env() -> Self {
-        Self {
-            panic_path: std::env::var(PANIC_PATH_ENV).ok().filter(|p| !p.is_empty()),
+        let panic_path = std::env::var(PANIC_PATH_ENV).ok().filter(|p| !p.is_empty());
+        if panic_path.is_some() {
+            quiet_injected_panics();
         }
+        Self { panic_path }
     }
 
     /// True when the variable was set at start.
@@ -38,7 +82,7 @@ impl Faults {
     pub fn check(&self, path: &str) {
         if let Some(p) = &self.panic_path {
             if p == path {
-                panic!("injected panic for {path} ({PANIC_PATH_ENV})");
+                panic!("{INJECTED_PANIC} for {path} ({PANIC_PATH_ENV})");
             }
         }
     }
@@ -57,5 +101,22 @@ mod tests {
         f.check("/");
         assert!(std::panic::catch_unwind(|| f.check("/boom")).is_err());
         assert!(!Faults::default().armed());
+    }
+
+    #[test]
+    fn only_injected_messages_count_as_injected() {
+        let formatted: Box<dyn Any> = Box::new(format!("{INJECTED_PANIC} for /x"));
+        assert_eq!(injected(formatted.as_ref()), Some("injected panic for /x"));
+        let literal: Box<dyn Any> = Box::new("injected panic in a binding call");
+        assert!(injected(literal.as_ref()).is_some());
+        for real in [
+            "index out of bounds",
+            "called `Option::unwrap()` on a `None` value",
+        ] {
+            let b: Box<dyn Any> = Box::new(real.to_string());
+            assert_eq!(injected(b.as_ref()), None);
+        }
+        let other: Box<dyn Any> = Box::new(42u32);
+        assert_eq!(injected(other.as_ref()), None);
     }
 }

@@ -13,7 +13,10 @@
  *   1.5 s only delays them;
  * - the durable mode (Redis Streams): a Redis restarted from its
  *   append-only file, or a link killed mid-flow, loses nothing Redis has;
- *   `maxLen` caps each stream; a refused `XADD` is counted, not fatal.
+ *   `maxLen` caps each stream; a refused `XADD` is counted, not fatal;
+ * - `rediss://`: a Redis speaking only TLS carries messages both ways, and a
+ *   Redis certificate from a CA the server does not trust is refused with
+ *   an error naming the cause, while the server keeps serving.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -23,6 +26,7 @@ import WebSocket from 'ws'
 import { App } from '../ts/index.js'
 import { alive, freePort, getOnce, startApp, waitFor, type AppProcess } from './helpers/proc.js'
 import { startRedis, type RedisOptions, type RedisServer } from './helpers/redis.js'
+import { TestPki } from './pki.js'
 import { requireTool } from './helpers/tools.js'
 
 const procs: AppProcess[] = []
@@ -42,8 +46,8 @@ afterEach(async () => {
   await Promise.all(brokers.splice(0).map((b) => b.kill()))
 })
 
-async function app(opts: Record<string, unknown>): Promise<AppProcess> {
-  const p = await startApp('pubsub-app.ts', { HTTPY_TEST_OPTS: JSON.stringify({ port: 0, ...opts }) }, 30_000)
+async function app(opts: Record<string, unknown>, env: Record<string, string> = {}): Promise<AppProcess> {
+  const p = await startApp('pubsub-app.ts', { ...env, HTTPY_TEST_OPTS: JSON.stringify({ port: 0, ...opts }) }, 30_000)
   procs.push(p)
   return p
 }
@@ -366,6 +370,48 @@ describe.skipIf(!requireTool('redis'))('Redis as the broker', () => {
     const up = await stats(a!.port)
     expect(Number(up.stats?.brokerReconnects)).toBeGreaterThanOrEqual(1)
     expect(alive(a!.pid) && alive(c!.pid)).toBe(true)
+  }, 60_000)
+
+  it('rediss://: messages cross both ways over TLS; a Redis certificate from an unknown CA is refused, naming the cause', async () => {
+    const pki = new TestPki('redis')
+    const stranger = new TestPki('stranger')
+    try {
+      const leaf = pki.leaf('redis', ['127.0.0.1'])
+      // TLS only: Redis has no plain port, so every link that works is TLS.
+      const b = await broker(undefined, { tls: { cert: leaf.cert, key: leaf.key, ca: pki.caFile } })
+      expect(b.url).toMatch(/^rediss:\/\//)
+      // The servers verify Redis against the roots SSL_CERT_FILE names.
+      const trusting = { SSL_CERT_FILE: pki.caFile }
+      const [a, c] = await Promise.all([1, 2].map(() => app({ pubsub: { redis: b.url } }, trusting)))
+      expect(await brokerUp([a!, c!])).toBe(true)
+      const onA = await connect(a!.port)
+      const onC = await connect(c!.port)
+      expect(await subscribers(b, 'room', 2)).toBe(true)
+      await getOnce(a!.port, '/publish?from=a&n=100')
+      await getOnce(c!.port, '/publish?from=c&n=100')
+      await waitFor(() => received([onA, onC]) >= 400, 10_000, 20)
+      expectAll([onA, onC], ['a', 'c'], 100)
+
+      // Trusting another CA: the handshake fails, the cause is reported, and
+      // the server still serves its own subscribers.
+      const wary = await app({ pubsub: { redis: b.url } }, { SSL_CERT_FILE: stranger.caFile })
+      expect(await waitFor(() => wary.stdout().includes('ERR_HTTPY_PUBSUB'), 10_000, 20)).toBe(true)
+      expect(wary.stdout()).toContain(
+        '"message":"pubsub: Redis unavailable, publishing locally only (cannot connect to Redis: invalid peer certificate: UnknownIssuer)"',
+      )
+      const s = await stats(wary.port)
+      expect(s.stats).toMatchObject({ broker: true, brokerUp: false })
+      expect(String(s.stats?.lastError)).toMatch(/invalid peer certificate: UnknownIssuer/)
+      const local = await connect(wary.port)
+      await getOnce(wary.port, '/publish?from=w&n=5')
+      await waitFor(() => local.texts.length >= 5, 5000, 20)
+      expect(local.texts).toEqual(sequence('w', 5))
+      // Nothing of it reached the others.
+      expect(onA.texts.filter((m) => m.startsWith('w:'))).toEqual([])
+    } finally {
+      pki.cleanup()
+      stranger.cleanup()
+    }
   }, 60_000)
 
   it('a Redis busy for 1.5 s delays publishes, without dropping them or the link', async () => {

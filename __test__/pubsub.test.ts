@@ -3,6 +3,9 @@
  * `ws` clients and a real `redis-server`:
  * - `workers: 2`: a publish in either worker reaches every subscriber of
  *   both, once and in order per publisher; `subscriberCount` is global;
+ *   the links between workers leave nothing behind when the primary is
+ *   killed with SIGKILL, and refuse a local process of another user both
+ *   ways (it can neither inject a message nor be linked to);
  * - two servers sharing one Redis exchange messages, also from a server
  *   with no subscriber of its own; a topic's Redis subscription exists only
  *   while it has local subscribers (10,000 topics leave none behind);
@@ -18,7 +21,8 @@
  *   Redis certificate from a CA the server does not trust is refused with
  *   an error naming the cause, while the server keeps serving.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -28,6 +32,7 @@ import { alive, freePort, getOnce, startApp, waitFor, type AppProcess } from './
 import { startRedis, type RedisOptions, type RedisServer } from './helpers/redis.js'
 import { TestPki } from './pki.js'
 import { requireTool } from './helpers/tools.js'
+import { sleep } from './helpers/wait.js'
 
 const procs: AppProcess[] = []
 const sockets: WebSocket[] = []
@@ -102,6 +107,71 @@ function expectAll(clients: Client[], tags: string[], n: number, kind: 'texts' |
 
 const received = (clients: Client[], kind: 'texts' | 'binaries' = 'texts'): number =>
   clients.reduce((sum, c) => sum + c[kind].length, 0)
+
+/** Where a worker's pub/sub links are: the place its primary gave it. */
+function linkPlace(workerPid: number): string {
+  const env = readFileSync(`/proc/${workerPid}/environ`, 'utf8').split('\0')
+  const line = env.find((l) => l.startsWith('HTTPY_PUBSUB_DIR='))
+  expect(line, `HTTPY_PUBSUB_DIR of worker ${workerPid}`).toBeDefined()
+  return line!.slice('HTTPY_PUBSUB_DIR='.length)
+}
+
+/** Abstract Unix sockets listening under `@prefix-…` now (without the `@`). */
+function listeningAbstract(place: string): string[] {
+  if (!place.startsWith('@')) return []
+  const names = readFileSync('/proc/net/unix', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((l) => l.trim().split(/\s+/))
+    // Flags 00010000: a listening socket (accepted ones repeat its name).
+    .filter((f) => f[3] === '00010000' && f[7]?.startsWith(`${place}-`))
+    .map((f) => f[7]!.slice(1))
+  return [...new Set(names)]
+}
+
+/** Frames of the workers' links (crates/core/src/pubsub/wire.rs): length, tag, topic, body. */
+const INTRUDER_PY = `
+import socket, struct, sys, time
+def frame(tag, topic, body=b''):
+    t = topic.encode()
+    return struct.pack('<IBH', 1 + 2 + len(t) + len(body), tag, len(t)) + t + body
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect('\\0' + sys.argv[1])
+try:
+    s.sendall(frame(0, 'intruder-1-0') + frame(1, 'room', sys.argv[2].encode()))
+    time.sleep(0.3)
+    print('sent')
+except OSError as e:
+    print('refused', e)
+`
+
+/** A listener on an abstract name, printing how many bytes each connection sent before it closed. */
+const BAIT_PY = `
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind('\\0' + sys.argv[1])
+s.listen(8)
+print('listening', flush=True)
+while True:
+    c, _ = s.accept()
+    c.settimeout(2)
+    n = 0
+    try:
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            n += len(b)
+    except OSError:
+        pass
+    print('connection sent', n, flush=True)
+`
+
+/** Connects to the abstract socket `name` as `uid` and sends a hello and a message for `room`. */
+function intrude(name: string, message: string, uid: number): string {
+  const r = spawnSync('python3', ['-c', INTRUDER_PY, name, message], { uid, gid: uid, encoding: 'utf8', timeout: 10_000 })
+  return (r.stdout + r.stderr).trim()
+}
 
 describe('the pubsub option', () => {
   it('refuses what is not a Redis URL, naming the option, before serving', async () => {
@@ -189,6 +259,61 @@ describe('across workers (nothing to install)', () => {
     const s = await stats(p.port)
     expect(s.stats).toMatchObject({ peers: 1, dropped: 0, broker: false })
   }, 60_000)
+
+  it('a primary killed with SIGKILL leaves no socket or directory behind', async () => {
+    const p = await app({ workers: 2 })
+    const place = linkPlace(p.workers[0]!)
+    // On Linux the links are abstract sockets: no file, nothing to clean up.
+    if (process.platform === 'linux') expect(place).toMatch(new RegExp(`^@httpy-pubsub-${p.pid}-[0-9a-f]{8}$`))
+    const names = (): string[] => listeningAbstract(place)
+    if (place.startsWith('@')) expect(names()).toHaveLength(2)
+    else expect(existsSync(place)).toBe(true)
+
+    p.child.kill('SIGKILL')
+    await p.exited
+    procs.splice(procs.indexOf(p), 1)
+    // The workers end when their channel to the primary closes.
+    expect(await waitFor(() => p.workers.every((w) => !alive(w)), 10_000, 20)).toBe(true)
+    if (place.startsWith('@')) expect(names()).toEqual([])
+    else expect(existsSync(place)).toBe(false)
+  }, 30_000)
+
+  it('a process of another user can neither inject messages nor receive any through the links', async (ctx) => {
+    // Running a client as another user (nobody) needs root.
+    if (process.platform !== 'linux' || process.getuid?.() !== 0) return ctx.skip()
+    const p = await app({ workers: 2 })
+    const place = linkPlace(p.workers[0]!)
+    const names = listeningAbstract(place)
+    expect(names).toHaveLength(2)
+    const clients = await Promise.all(Array.from({ length: 8 }, () => connect(p.port)))
+    // Into each worker's socket: a hello and one message for `room`, first
+    // as nobody, then (the control, proving the frames are right) as us.
+    for (const n of names) expect(intrude(n, 'forged-by-nobody', 65534)).toMatch(/^(sent|refused)/)
+    for (const n of names) expect(intrude(n, 'forged-by-us', 0)).toBe('sent')
+    expect(await waitFor(() => clients.every((c) => c.texts.includes('forged-by-us')), 5000, 20)).toBe(true)
+    for (const c of clients) expect(c.texts).toEqual(['forged-by-us'])
+    // Nor is nobody's listener, named like a worker's socket, linked to:
+    // a worker started after it (the supervisor replaces a killed one)
+    // finds it and leaves it alone.
+    const bait = spawn('python3', ['-c', BAIT_PY, `${place.slice(1)}-4194304-0`], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'ignore'] })
+    let heard = ''
+    bait.stdout.on('data', (c: Buffer) => (heard += c))
+    try {
+      expect(await waitFor(() => heard.includes('listening'), 5000, 20)).toBe(true)
+      process.kill(p.workers[1]!, 'SIGKILL')
+      // The replacement's socket (and the surviving worker's, and the bait).
+      expect(await waitFor(() => listeningAbstract(place).filter((n) => !names.includes(n)).length === 2, 15_000, 50)).toBe(true)
+      for (let i = 0; i < 6; i++) await getOnce(p.port, `/publish?from=s${i}&n=3`)
+      // The new worker found it and connected (that is how it learns who
+      // listens), saw another user, and closed without a byte: no hello,
+      // no count table, none of the messages.
+      expect(await waitFor(() => heard.includes('connection sent'), 5000, 20)).toBe(true)
+      await sleep(300)
+      expect(heard.split('\n').filter((l) => l !== '')).toEqual(['listening', 'connection sent 0'])
+    } finally {
+      bait.kill('SIGKILL')
+    }
+  }, 30_000)
 })
 
 describe('metrics across workers', () => {

@@ -12,7 +12,8 @@
  * before its predecessor drains, so the port never goes unserved.
  */
 import cluster, { type Worker } from 'node:cluster'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { HttpyTypeError } from './errors.js'
@@ -65,14 +66,21 @@ export class Supervisor {
   /**
    * Where the workers' pub/sub sockets live: each worker listens on one
    * there and links to the others, so a publish in any worker reaches the
-   * subscribers of all of them (docs/scaling.md). Removed once all exited.
+   * subscribers of all of them (docs/scaling.md). On Linux `@<prefix>`:
+   * abstract sockets, which have no file and leave nothing behind however
+   * the processes end; elsewhere a directory, removed once all exited.
    */
   readonly #pubsubDir: string
 
   /** @internal */
   constructor(count: number, opts: ResolvedOptions) {
     this.#opts = opts
-    this.#pubsubDir = mkdtempSync(join(tmpdir(), 'httpy-pubsub-'))
+    this.#pubsubDir =
+      // The workers find each other in /proc/net/unix: without it (no /proc
+      // mounted), the directory.
+      process.platform === 'linux' && existsSync('/proc/net/unix')
+        ? `@httpy-pubsub-${process.pid}-${randomBytes(4).toString('hex')}`
+        : mkdtempSync(join(tmpdir(), 'httpy-pubsub-'))
     this.#slots = Array.from({ length: count }, (_, i) => ({
       id: i + 1,
       worker: undefined,
@@ -84,7 +92,7 @@ export class Supervisor {
     this.closed = new Promise((resolve) => {
       this.#resolveClosed = resolve
     })
-    void this.closed.then(() => rmSync(this.#pubsubDir, { recursive: true, force: true }))
+    void this.closed.then(() => this.#removePubsubDir())
   }
 
   /** The port every worker listens on. */
@@ -177,9 +185,14 @@ export class Supervisor {
     })
   }
 
+  /** Removes the sockets' directory (abstract sockets need nothing). */
+  #removePubsubDir(): void {
+    if (!this.#pubsubDir.startsWith('@')) rmSync(this.#pubsubDir, { recursive: true, force: true })
+  }
+
   #abort(message: string): never {
     console.error(message)
-    rmSync(this.#pubsubDir, { recursive: true, force: true })
+    this.#removePubsubDir()
     this.#stopping = true
     for (const s of this.#slots) s.worker?.process.kill('SIGKILL')
     process.exit(1)

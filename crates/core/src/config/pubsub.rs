@@ -8,9 +8,10 @@ use std::path::PathBuf;
 /// Where published messages go besides this process.
 #[derive(Debug, Clone, Default)]
 pub struct PubSubConfig {
-    /// A directory shared by the workers of one server (the supervisor makes
-    /// it): each worker listens on a Unix socket there and links to the
-    /// sockets of the others.
+    /// Where the workers of one server find each other (the supervisor
+    /// chooses it): each worker listens on a Unix socket there and links to
+    /// the sockets of the others. A directory, or on Linux `@<prefix>`: the
+    /// sockets are then abstract ones named `<prefix>-<pid>-<n>`.
     pub cluster_dir: Option<PathBuf>,
     /// `redis://[user:password@]host:port/db` or `rediss://…` (TLS).
     pub redis: Option<String>,

@@ -1,8 +1,7 @@
 //! The links between the worker processes of one server. Each worker
-//! listens on a Unix socket in a directory the supervisor made
-//! (`<pid>-<n>.sock`) and opens one outbound connection to every other
-//! worker's socket: at start to those already there, later to each worker
-//! that connects in (its hello names its socket). A worker only ever writes
+//! listens on a Unix socket and opens one outbound connection to every
+//! other worker's socket: at start to those already there, later to each
+//! worker that connects in (its hello names its socket). A worker only ever writes
 //! on its outbound connections and only reads its inbound ones, so two
 //! workers starting at the same instant still have exactly one path each
 //! way and no message arrives twice.
@@ -15,6 +14,15 @@
 //! A slow or stuck peer cannot make this process buffer without bound: the
 //! bytes queued per link are capped ([`LINK_LIMIT`]) and what would pass the
 //! cap is dropped and counted.
+//!
+//! Where the sockets are ([`Place`]): on Linux, in the abstract namespace
+//! (`@<prefix>-<pid>-<n>`, the prefix chosen by the supervisor), found
+//! through `/proc/net/unix`; such a name has no file and vanishes with the
+//! last descriptor of its socket, so a worker or primary killed by SIGKILL
+//! leaves nothing behind. Elsewhere, files `<pid>-<n>.sock` in a directory
+//! the supervisor made. Abstract sockets have no file permissions, so
+//! every link, both ways, is checked to be with a process of our own user
+//! (`SO_PEERCRED`), which is what the directory's mode 0700 gave.
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
@@ -46,6 +54,148 @@ const FLUSH_EVERY: usize = 256;
 /// back before serving anyway.
 const LINK_WAIT: Duration = Duration::from_secs(2);
 
+/// Where the workers' sockets are, from the `cluster_dir` setting: a
+/// directory, or (Linux) `@prefix` for the abstract namespace.
+enum Place {
+    Dir(PathBuf),
+    #[cfg(target_os = "linux")]
+    Abstract(String),
+}
+
+impl Place {
+    fn from_setting(dir: &Path) -> Result<Place> {
+        match dir.to_str().and_then(|s| s.strip_prefix('@')) {
+            #[cfg(target_os = "linux")]
+            Some(prefix) => Ok(Place::Abstract(prefix.to_owned())),
+            #[cfg(not(target_os = "linux"))]
+            Some(_) => Err(Error::new(
+                EK::Listen,
+                "pub/sub: abstract Unix sockets (@…) exist on Linux only",
+            )),
+            None => Ok(Place::Dir(dir.to_path_buf())),
+        }
+    }
+
+    /// The name this process's `n`-th cluster listens under.
+    fn own_name(&self, n: usize) -> String {
+        match self {
+            Place::Dir(_) => format!("{}-{n}.sock", std::process::id()),
+            #[cfg(target_os = "linux")]
+            Place::Abstract(prefix) => format!("{prefix}-{}-{n}", std::process::id()),
+        }
+    }
+
+    /// For messages: the path or `@name`.
+    fn show(&self, name: &str) -> String {
+        match self {
+            Place::Dir(dir) => dir.join(name).display().to_string(),
+            #[cfg(target_os = "linux")]
+            Place::Abstract(_) => format!("@{name}"),
+        }
+    }
+
+    fn bind(&self, name: &str) -> std::io::Result<std::os::unix::net::UnixListener> {
+        match self {
+            Place::Dir(dir) => {
+                let path = dir.join(name);
+                let _ = std::fs::remove_file(&path);
+                std::os::unix::net::UnixListener::bind(path)
+            }
+            #[cfg(target_os = "linux")]
+            Place::Abstract(_) => {
+                use std::os::linux::net::SocketAddrExt;
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                std::os::unix::net::UnixListener::bind_addr(&addr)
+            }
+        }
+    }
+
+    fn connect(&self, name: &str) -> std::io::Result<std::os::unix::net::UnixStream> {
+        match self {
+            Place::Dir(dir) => std::os::unix::net::UnixStream::connect(dir.join(name)),
+            #[cfg(target_os = "linux")]
+            Place::Abstract(_) => {
+                use std::os::linux::net::SocketAddrExt;
+                let addr = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+                std::os::unix::net::UnixStream::connect_addr(&addr)
+            }
+        }
+    }
+
+    /// The names of the sockets listening here now (ours included).
+    fn listening(&self) -> Vec<String> {
+        match self {
+            Place::Dir(dir) => std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|n| n.ends_with(".sock"))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            #[cfg(target_os = "linux")]
+            Place::Abstract(prefix) => {
+                // One line per Unix socket of this network namespace, the
+                // path last, `@` marking the abstract ones; accepted
+                // connections repeat their listener's name, hence the
+                // dedup. Read once per worker start: a few ms on a host
+                // with tens of thousands of sockets.
+                let table = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+                let mut names = abstract_names(&table, prefix);
+                names.sort_unstable();
+                names.dedup();
+                names
+            }
+        }
+    }
+
+    /// A socket nobody listens on any more: a dead worker's. Its file is
+    /// removed; an abstract name is already gone.
+    fn forget(&self, name: &str) {
+        match self {
+            Place::Dir(dir) => {
+                let _ = std::fs::remove_file(dir.join(name));
+            }
+            #[cfg(target_os = "linux")]
+            Place::Abstract(_) => {}
+        }
+    }
+}
+
+/// The abstract names in a `/proc/net/unix` table that belong to the
+/// cluster named `prefix` (`<prefix>-<pid>-<n>`), without their `@`.
+#[cfg(target_os = "linux")]
+fn abstract_names(table: &str, prefix: &str) -> Vec<String> {
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| line.split_ascii_whitespace().nth(7))
+        .filter_map(|path| path.strip_prefix('@'))
+        .filter(|name| {
+            name.strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|rest| {
+                    let mut parts = rest.split('-');
+                    let digits = |p: Option<&str>| {
+                        p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                    };
+                    digits(parts.next()) && digits(parts.next()) && parts.next().is_none()
+                })
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// True when the process at the other end of `s` runs as our user: links
+/// with anyone else are refused (an abstract socket has no permissions of
+/// its own). Costs one `getsockopt` per link.
+fn same_user(s: &UnixStream) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    s.peer_cred().is_ok_and(|c| c.uid() == me)
+}
+
 /// One outbound connection: the queue its writer task drains.
 struct Link {
     tx: mpsc::UnboundedSender<Bytes>,
@@ -62,10 +212,12 @@ impl Link {
 
 pub(crate) struct Cluster {
     shared: Arc<Shared>,
-    /// Our socket's file name (the name peers know us by) and path.
+    /// Our socket's name (the name peers know us by) and where it is.
     name: String,
-    path: PathBuf,
-    dir: PathBuf,
+    place: Place,
+    /// The task holding our listener: aborted on close, which closes the
+    /// socket (and frees an abstract name at once).
+    accepting: Mutex<Option<tokio::task::AbortHandle>>,
     /// Outbound links by peer name.
     out: RwLock<FxHashMap<String, Link>>,
     /// Subscriber counts per topic, as each peer (by name) last reported.
@@ -79,21 +231,15 @@ pub(crate) struct Cluster {
 impl Cluster {
     pub(crate) fn start(dir: &Path, shared: Arc<Shared>, rt: &Runtime) -> Result<Arc<Cluster>> {
         static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "{}-{}.sock",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = dir.join(&name);
+        let place = Place::from_setting(dir)?;
+        let name = place.own_name(SEQ.fetch_add(1, Ordering::Relaxed));
         let fail = |what: &str, e: std::io::Error| {
             Error::new(
                 EK::Listen,
-                format!("pub/sub: cannot {what} {}: {e}", path.display()),
+                format!("pub/sub: cannot {what} {}: {e}", place.show(&name)),
             )
         };
-        let _ = std::fs::remove_file(&path);
-        let std_listener =
-            std::os::unix::net::UnixListener::bind(&path).map_err(|e| fail("listen on", e))?;
+        let std_listener = place.bind(&name).map_err(|e| fail("listen on", e))?;
         std_listener
             .set_nonblocking(true)
             .map_err(|e| fail("listen on", e))?;
@@ -104,24 +250,22 @@ impl Cluster {
         let cluster = Arc::new(Cluster {
             shared,
             name,
-            path,
-            dir: dir.to_path_buf(),
+            place,
+            accepting: Mutex::new(None),
             out: RwLock::new(FxHashMap::default()),
             counts: Mutex::new(FxHashMap::default()),
             metrics: Mutex::new(FxHashMap::default()),
             closed: AtomicBool::new(false),
             rt: rt.handle().clone(),
         });
-        rt.spawn(cluster.clone().accept_loop(listener));
+        let accepting = rt.spawn(cluster.clone().accept_loop(listener));
+        *cluster.accepting.lock() = Some(accepting.abort_handle());
         // Link to every sibling already there; each links back once our
         // hello arrives. Wait (boundedly) for those links back.
         let mut expected = Vec::new();
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            for e in entries.flatten() {
-                let peer = e.file_name().to_string_lossy().into_owned();
-                if peer.ends_with(".sock") && peer != cluster.name && cluster.link_to(&peer) {
-                    expected.push(peer);
-                }
+        for peer in cluster.place.listening() {
+            if peer != cluster.name && cluster.link_to(&peer) {
+                expected.push(peer);
             }
         }
         let c = cluster.clone();
@@ -142,7 +286,8 @@ impl Cluster {
     }
 
     /// Opens the outbound link to `peer` unless there is one. A socket file
-    /// nobody listens on is a dead worker's: removed.
+    /// nobody listens on is a dead worker's: removed. A peer of another
+    /// user is not linked to.
     fn link_to(self: &Arc<Self>, peer: &str) -> bool {
         if self.closed.load(Ordering::Acquire) {
             return false;
@@ -150,12 +295,11 @@ impl Cluster {
         if self.out.read().contains_key(peer) {
             return true;
         }
-        let path = self.dir.join(peer);
-        let stream = match std::os::unix::net::UnixStream::connect(&path) {
+        let stream = match self.place.connect(peer) {
             Ok(s) => s,
             Err(e) => {
                 if matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::NotFound) {
-                    let _ = std::fs::remove_file(&path);
+                    self.place.forget(peer);
                 }
                 return false;
             }
@@ -164,8 +308,8 @@ impl Cluster {
             let _g = self.rt.enter();
             UnixStream::from_std(stream)
         }) {
-            Ok(s) => s,
-            Err(_) => return false,
+            Ok(s) if same_user(&s) => s,
+            _ => return false,
         };
         let (tx, rx) = mpsc::unbounded_channel();
         let link = Link {
@@ -202,9 +346,10 @@ impl Cluster {
     async fn accept_loop(self: Arc<Self>, listener: UnixListener) {
         loop {
             match listener.accept().await {
-                Ok((s, _)) => {
+                Ok((s, _)) if same_user(&s) => {
                     self.rt.spawn(self.clone().read_loop(s));
                 }
+                Ok(_) => {} // another user's process: dropped unread
                 Err(_) if self.closed.load(Ordering::Acquire) => return,
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
             }
@@ -385,7 +530,10 @@ impl Cluster {
 
     pub(crate) fn close(&self) {
         if !self.closed.swap(true, Ordering::AcqRel) {
-            let _ = std::fs::remove_file(&self.path);
+            self.place.forget(&self.name);
+            if let Some(task) = self.accepting.lock().take() {
+                task.abort();
+            }
             self.out.write().clear();
         }
     }
@@ -393,6 +541,30 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        self.place.forget(&self.name);
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abstract_names_keep_only_this_clusters_listeners() {
+        let table = "Num       RefCount Protocol Flags    Type St Inode Path\n\
+            0000000000000000: 00000002 00000000 00010000 0001 01 11 @httpy-pubsub-9-ab-100-0\n\
+            0000000000000000: 00000003 00000000 00000000 0001 03 12 @httpy-pubsub-9-ab-100-0\n\
+            0000000000000000: 00000002 00000000 00010000 0001 01 13 @httpy-pubsub-9-ab-101-0\n\
+            0000000000000000: 00000002 00000000 00010000 0001 01 14 @httpy-pubsub-9-cd-102-0\n\
+            0000000000000000: 00000002 00000000 00010000 0001 01 15 @httpy-pubsub-9-ab-103-x\n\
+            0000000000000000: 00000002 00000000 00010000 0001 01 16 @httpy-pubsub-9-ab-104-0-1\n\
+            0000000000000000: 00000002 00000000 00010000 0001 01 17 /tmp/httpy-pubsub-9-ab-105-0\n\
+            0000000000000000: 00000003 00000000 00000000 0001 03 18\n";
+        let mut names = abstract_names(table, "httpy-pubsub-9-ab");
+        names.dedup();
+        assert_eq!(
+            names,
+            ["httpy-pubsub-9-ab-100-0", "httpy-pubsub-9-ab-101-0"]
+        );
     }
 }

@@ -10,7 +10,7 @@
 // the native route cache, same run: the cost of the crossing), and writes
 // bench/results/latest.json and an SVG chart of it, bench/results/latest.svg.
 //
-//   npm run bench                 # ~6 minutes (the HTTPS rows ~1.5 of them, HTTP/3 ~0.5)
+//   npm run bench                 # ~7 minutes (the HTTPS rows ~2.3 of them, HTTP/3 ~0.5)
 //   npm run bench -- --quick      # under a minute
 //   npm run bench -- --only json,h2
 //   npm run bench -- --no-perf    # no syscall counting (perf adds a little CPU)

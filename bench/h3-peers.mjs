@@ -174,10 +174,10 @@ servers.push({
     return m ? { port: JSON.parse(m[1]).http3Port } : undefined
   })),
 })
-// Hypercorn gets a fresh process for every row: once some of its requests
-// have timed out (aioquic's latency tail passes the 5 s timeout when the
-// machine is busy), the process stays busy with the abandoned connections
-// and every later row against it fails.
+// Hypercorn gets a fresh process for every row: its HTTP/3 listener can
+// stop for good within a row (a KeyError in its h3 layer on a late end of
+// stream, which quic-go's client sometimes sends; docs/http3.md), and
+// every later row against that process would fail.
 const startHypercorn = async () => {
   const [tcp, udp] = [await freeTcp(), await freeUdp()]
   return start(

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::time::Instant;
 
-use super::abort::AbortWatch;
+use super::abort::{AbortWatch, WatchWanted};
 use super::fault::Faults;
 use super::limits::{ambiguous_h1, head_size, read_body, BodyError, MIN_PROTOCOL_HEAD};
 use super::router::Match;
@@ -384,7 +384,10 @@ where
         }
     };
 
-    let (id, responder, rx) = shared.queue.channel();
+    let (id, mut responder, rx) = shared.queue.channel();
+    if let Some(wanted) = parts.extensions.remove::<WatchWanted>() {
+        responder.set_watch_wanted(wanted);
+    }
     let (path, query) = match parts.uri.path_and_query() {
         Some(pq) => (pq.path().to_string(), pq.query().unwrap_or("").to_string()),
         None => (parts.uri.path().to_string(), String::new()),

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use crate::config::client_auth::TlsPeer;
+use crate::dispatch::abort::WatchWanted;
 use crate::embedder::reply::Reply;
 use crate::observe::stats::Stats;
 
@@ -81,9 +82,25 @@ pub struct Incoming {
 pub struct Responder {
     tx: Option<oneshot::Sender<Reply>>,
     stats: Arc<Stats>,
+    /// The protocol layer's request to be told when the embedder watches
+    /// this request (HTTP/3's stop watch); `None` for the other protocols.
+    wanted: Option<WatchWanted>,
 }
 
 impl Responder {
+    /// Hands over the protocol layer's [`WatchWanted`] of this request.
+    pub(crate) fn set_watch_wanted(&mut self, wanted: WatchWanted) {
+        self.wanted = Some(wanted);
+    }
+
+    /// The embedder watches this request from now on: tells the protocol
+    /// layer, if it asked.
+    pub(crate) fn watching(&self) {
+        if let Some(w) = &self.wanted {
+            w.tell();
+        }
+    }
+
     /// Sends the reply. Returns false when the client is no longer waiting
     /// (timed out or disconnected); the reply is then dropped.
     pub fn send(mut self, reply: Reply) -> bool {
@@ -134,6 +151,7 @@ impl Queue {
             Responder {
                 tx: Some(tx),
                 stats: self.stats.clone(),
+                wanted: None,
             },
             rx,
         )

@@ -8,14 +8,9 @@
 //! when it ends (is anyone watching at all?); the map is locked only while
 //! some request is watched.
 
-use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 type Callback = Box<dyn FnOnce() + Send>;
 
@@ -82,59 +77,6 @@ impl Drop for Watching<'_> {
     }
 }
 
-/// Tells a protocol layer that the embedder started watching a request.
-///
-/// Some departures cost something to watch on every request (HTTP/3: the
-/// stream's `stopped()` future takes the QUIC connection's lock and
-/// registers a notification on each poll), while nearly no handler looks
-/// at its signal. Such a layer puts one of these in the request's
-/// extensions; the dispatcher hands it to the request's responder, and
-/// [`crate::Server::watch_abort`] fires it after registering the watcher.
-/// The layer starts its check only then: a departure that happened
-/// earlier is found at once by that first check, and dropping the request
-/// then tells the watcher just registered. Cost per request that carries
-/// one: an `Arc` and the extension; telling it, an atomic store and a wake.
-#[derive(Clone, Default)]
-pub(crate) struct WatchWanted(Arc<Wanted>);
-
-#[derive(Default)]
-struct Wanted {
-    told: AtomicBool,
-    waker: AtomicWaker,
-}
-
-impl WatchWanted {
-    /// The embedder watches the request from now on.
-    pub(crate) fn tell(&self) {
-        self.0.told.store(true, Ordering::Release);
-        self.0.waker.wake();
-    }
-
-    /// Resolves once [`WatchWanted::tell`] was called.
-    pub(crate) fn told(&self) -> Told<'_> {
-        Told(&self.0)
-    }
-}
-
-/// The future of [`WatchWanted::told`].
-pub(crate) struct Told<'a>(&'a Wanted);
-
-impl Future for Told<'_> {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0.told.load(Ordering::Acquire) {
-            return Poll::Ready(());
-        }
-        self.0.waker.register(cx.waker());
-        // Told between the load and the registration: the wake went nowhere.
-        if self.0.told.load(Ordering::Acquire) {
-            return Poll::Ready(());
-        }
-        Poll::Pending
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,31 +112,5 @@ mod tests {
         );
         drop(w.guard(3)); // nobody watches: nothing to do
         assert_eq!(w.watched.load(Ordering::SeqCst), 0);
-    }
-
-    #[test]
-    fn watch_wanted_resolves_when_told_before_or_while_waiting() {
-        use futures_util::FutureExt;
-        let early = WatchWanted::default();
-        assert!(early.told().now_or_never().is_none());
-        early.tell();
-        assert!(early.told().now_or_never().is_some());
-
-        let late = WatchWanted::default();
-        let teller = late.clone();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .unwrap();
-        let told = rt.block_on(async {
-            let t = std::thread::spawn(move || {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-                teller.tell();
-            });
-            let r = tokio::time::timeout(std::time::Duration::from_secs(5), late.told()).await;
-            t.join().unwrap();
-            r
-        });
-        assert!(told.is_ok(), "a waiting task is woken by tell()");
     }
 }

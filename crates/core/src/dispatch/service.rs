@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::time::Instant;
 
-use super::abort::{AbortWatch, WatchWanted};
+use super::abort::AbortWatch;
 use super::fault::Faults;
 use super::limits::{ambiguous_h1, head_size, read_body, BodyError, MIN_PROTOCOL_HEAD};
 use super::router::Match;
@@ -25,7 +25,7 @@ use crate::body::multipart::{self, BodyStreaming, MultipartLimits};
 use crate::body::upload::{self, Prefix, Progress, PumpEnd, UploadError, Uploads};
 use crate::body::ResBody;
 use crate::config::ServerConfig;
-use crate::embedder::queue::{Incoming, Queue, Version};
+use crate::embedder::queue::{Incoming, Queue, Version, WatchWanted};
 use crate::embedder::reply::{add_preload_links, PushList};
 use crate::observe::metrics::scrape;
 use crate::observe::probe::Probe;

@@ -213,6 +213,18 @@ describe('the standard Request', () => {
     expect(await (await fetch(`${base}/signal`)).text()).toBe('true false')
   })
 
+  it('method and URL follow each request: other methods, a Host that changes, a query or none', async () => {
+    const seen = async (head: string): Promise<Seen> => {
+      const raw = await rawRequest(server.port, `${head}\r\nConnection: close\r\n\r\n`)
+      return JSON.parse(raw.text.slice(raw.text.indexOf('{'))) as Seen
+    }
+    expect(await seen('PROPFIND /seen HTTP/1.1\r\nHost: a.test')).toMatchObject({ method: 'PROPFIND', url: 'http://a.test/seen' })
+    expect(await seen('GE /seen?x=1 HTTP/1.1\r\nHost: b.test:81')).toMatchObject({ method: 'GE', url: 'http://b.test:81/seen?x=1' })
+    expect(await seen('PUT /seen HTTP/1.1\r\nHost: a.test\r\nContent-Length: 0')).toMatchObject({ method: 'PUT', url: 'http://a.test/seen' })
+    expect(await seen('GET /seen HTTP/1.1\r\nHost: a.tesT')).toMatchObject({ method: 'GET', url: 'http://a.tesT/seen' })
+    expect(await seen('GETS /seen? HTTP/1.1\r\nHost: a.test')).toMatchObject({ method: 'GETS', url: 'http://a.test/seen' })
+  })
+
   it('the URL falls back to the listening address without a Host header', async () => {
     const raw = await rawRequest(server.port, 'GET /seen HTTP/1.0\r\n\r\n')
     expect(raw.text).toContain(`"url":"http://127.0.0.1:${server.port}/seen"`)

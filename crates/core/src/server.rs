@@ -306,6 +306,9 @@ impl Server {
     ) -> Option<Box<dyn FnOnce() + Send>> {
         let aborts = &self.service.aborts;
         aborts.watch(id, f);
+        // After registering: a departure the protocol layer then finds
+        // drops the request, which tells the watcher.
+        responder.watching();
         // Looked after registering: a request that ended just before saw
         // no watcher, and its responder is abandoned by now.
         if responder.is_abandoned() {

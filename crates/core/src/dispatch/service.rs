@@ -25,7 +25,7 @@ use crate::body::multipart::{self, BodyStreaming, MultipartLimits};
 use crate::body::upload::{self, Prefix, Progress, PumpEnd, UploadError, Uploads};
 use crate::body::ResBody;
 use crate::config::ServerConfig;
-use crate::embedder::queue::{Incoming, Queue, Version};
+use crate::embedder::queue::{Incoming, Queue, Version, WatchWanted};
 use crate::embedder::reply::{add_preload_links, PushList};
 use crate::observe::metrics::scrape;
 use crate::observe::probe::Probe;
@@ -384,7 +384,10 @@ where
         }
     };
 
-    let (id, responder, rx) = shared.queue.channel();
+    let (id, mut responder, rx) = shared.queue.channel();
+    if let Some(wanted) = parts.extensions.remove::<WatchWanted>() {
+        responder.set_watch_wanted(wanted);
+    }
     let (path, query) = match parts.uri.path_and_query() {
         Some(pq) => (pq.path().to_string(), pq.query().unwrap_or("").to_string()),
         None => (parts.uri.path().to_string(), String::new()),

@@ -9,11 +9,15 @@
 //! flag clear and wakes the consumer — never a lost wake-up.
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use http::HeaderMap;
 use parking_lot::Mutex;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use tokio::sync::oneshot;
 
 use crate::config::client_auth::TlsPeer;
@@ -76,14 +80,83 @@ pub struct Incoming {
     pub responder: Responder,
 }
 
+/// Tells a protocol layer that the embedder started watching a request.
+///
+/// Some departures cost something to watch on every request (HTTP/3: the
+/// stream's `stopped()` future takes the QUIC connection's lock and
+/// registers a notification on each poll), while nearly no handler looks
+/// at its signal. Such a layer puts one of these in the request's
+/// extensions; the dispatcher hands it to the request's [`Responder`], and
+/// [`crate::Server::watch_abort`] fires it after registering the watcher.
+/// The layer starts its check only then: a departure that happened
+/// earlier is found at once by that first check, and dropping the request
+/// then tells the watcher just registered. Cost per request that carries
+/// one: an `Arc` and the extension; telling it, an atomic store and a wake.
+#[derive(Clone, Default)]
+pub(crate) struct WatchWanted(Arc<Wanted>);
+
+#[derive(Default)]
+struct Wanted {
+    told: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl WatchWanted {
+    /// The embedder watches the request from now on.
+    pub(crate) fn tell(&self) {
+        self.0.told.store(true, Ordering::Release);
+        self.0.waker.wake();
+    }
+
+    /// Resolves once [`WatchWanted::tell`] was called.
+    pub(crate) fn told(&self) -> Told<'_> {
+        Told(&self.0)
+    }
+}
+
+/// The future of [`WatchWanted::told`].
+pub(crate) struct Told<'a>(&'a Wanted);
+
+impl Future for Told<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.told.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        self.0.waker.register(cx.waker());
+        // Told between the load and the registration: the wake went nowhere.
+        if self.0.told.load(Ordering::Acquire) {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
 /// The way back for one request. Dropping it unanswered makes the protocol
 /// layer answer 500, so a lost response can never hang a client.
 pub struct Responder {
     tx: Option<oneshot::Sender<Reply>>,
     stats: Arc<Stats>,
+    /// The protocol layer's request to be told when the embedder watches
+    /// this request (HTTP/3's stop watch); `None` for the other protocols.
+    wanted: Option<WatchWanted>,
 }
 
 impl Responder {
+    /// Hands over the protocol layer's [`WatchWanted`] of this request.
+    pub(crate) fn set_watch_wanted(&mut self, wanted: WatchWanted) {
+        self.wanted = Some(wanted);
+    }
+
+    /// The embedder watches this request from now on: tells the protocol
+    /// layer, if it asked.
+    pub(crate) fn watching(&self) {
+        if let Some(w) = &self.wanted {
+            w.tell();
+        }
+    }
+
     /// Sends the reply. Returns false when the client is no longer waiting
     /// (timed out or disconnected); the reply is then dropped.
     pub fn send(mut self, reply: Reply) -> bool {
@@ -134,6 +207,7 @@ impl Queue {
             Responder {
                 tx: Some(tx),
                 stats: self.stats.clone(),
+                wanted: None,
             },
             rx,
         )
@@ -377,5 +451,31 @@ pub(crate) mod tests {
             p.join().unwrap();
         }
         assert_eq!(seen, 8000);
+    }
+
+    #[test]
+    fn watch_wanted_resolves_when_told_before_or_while_waiting() {
+        use futures_util::FutureExt;
+        let early = WatchWanted::default();
+        assert!(early.told().now_or_never().is_none());
+        early.tell();
+        assert!(early.told().now_or_never().is_some());
+
+        let late = WatchWanted::default();
+        let teller = late.clone();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let told = rt.block_on(async {
+            let t = std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                teller.tell();
+            });
+            let r = tokio::time::timeout(std::time::Duration::from_secs(5), late.told()).await;
+            t.join().unwrap();
+            r
+        });
+        assert!(told.is_ok(), "a waiting task is woken by tell()");
     }
 }

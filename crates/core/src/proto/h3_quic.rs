@@ -8,8 +8,10 @@
 //!
 //! Here every accepted request stream leaves quinn's `stopped()` future in
 //! a per-connection table ([`Stops`]), keyed by stream id; `h3.rs` takes it
-//! when the request is resolved and races the handler against it, as the
-//! HTTP/2 driver races it against `poll_reset`. Everything else does what
+//! when the request is resolved and, once the handler reads its signal,
+//! races the handler against it, as the HTTP/2 driver races it against
+//! `poll_reset`. Creating the future costs an atomic increment; polling it
+//! takes the connection's lock, which is why that waits for the signal. Everything else does what
 //! any adapter must: move chunks between quinn's streams and `h3`'s traits
 //! and translate quinn's errors into `h3`'s.
 

@@ -18,14 +18,22 @@
 //!   decompressor with their history (context takeover, unless the client
 //!   asked otherwise): better ratios on repetitive traffic, about 300 KB
 //!   of zlib state per connection.
+//!
+//! The compressor is zlib-rs's own `Deflate` (the crate `flate2` uses
+//! underneath) rather than `flate2::Compress`, for one setting `flate2`
+//! does not expose: zlib's `memLevel`. The shared compressor is reset
+//! before every message, and a reset clears a symbol buffer sized by
+//! `memLevel` (48 KB at zlib's default 8); at 5 it is 6 KB, which saved
+//! 0.3 µs per 1 KB message at level 1 and 0.6 µs at level 6 in a Rust loop,
+//! with the same bytes out (docs/websocket.md, *Where the time goes*).
 
 use bytes::Bytes;
-use flate2::{Compress, Compression, FlushCompress, Status};
 use std::cell::RefCell;
 use std::sync::OnceLock;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
+use zlib_rs::{Deflate, DeflateConfig, DeflateFlush, Status};
 
 /// How a route compresses (the `compression` option).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,6 +54,16 @@ pub enum WsCompression {
 /// would put the echo above uWebSockets.js's CPU (docs/websocket.md,
 /// *Choosing the level*).
 pub const DEFAULT_LEVEL: u8 = 1;
+
+/// zlib's `memLevel` of the shared compressor. It sizes the symbol buffer
+/// that every reset clears (3 << (memLevel + 6) bytes) and so the longest
+/// block: 2,047 symbols at 5, a few KB of input, so a 1 KB message is
+/// still one block and a large one gets a block header every few KB
+/// (well under 1% more bytes). zlib-rs's hash table is 128 KB whatever
+/// this says. Dedicated compressors keep zlib's default 8: they are not
+/// reset, and their blocks may span messages.
+const SHARED_MEM_LEVEL: i32 = 5;
+const DEDICATED_MEM_LEVEL: i32 = 8;
 
 /// The window every shared compression uses, so one compressed copy of a
 /// published message fits every subscriber that did not ask for less.
@@ -161,7 +179,7 @@ thread_local! {
     /// One stateless compressor per I/O thread, window size and level
     /// (zlib's state is ~270 KB; resetting it costs far less than building
     /// it). Routes rarely differ, so this holds one or two.
-    static SHARED: RefCell<Vec<(u8, u8, Compress)>> = const { RefCell::new(Vec::new()) };
+    static SHARED: RefCell<Vec<(u8, u8, Deflate)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// The compressing state of one connection.
@@ -170,7 +188,7 @@ pub(crate) struct Deflater {
     threshold: usize,
     level: u8,
     /// Dedicated mode: this connection's compressor, built on first use.
-    own: Option<Box<Compress>>,
+    own: Option<Box<Deflate>>,
 }
 
 impl Deflater {
@@ -204,7 +222,7 @@ impl Deflater {
         let payload = if self.agreed.server_takeover {
             let c = self
                 .own
-                .get_or_insert_with(|| Box::new(new_compress(bits, level)));
+                .get_or_insert_with(|| Box::new(new_compress(bits, level, DEDICATED_MEM_LEVEL)));
             deflate(c, data)
         } else {
             match packed.filter(|_| bits == FULL_WINDOW) {
@@ -227,11 +245,15 @@ impl Deflater {
 /// zlib's deflate has no 256-byte window (`server_max_window_bits=8`): for
 /// it, level 0 with a 512-byte window writes stored blocks only, which have
 /// no back-references and so are valid whatever window the client keeps.
-fn new_compress(bits: u8, level: u8) -> Compress {
-    if bits < 9 {
-        return Compress::new_with_window_bits(Compression::none(), false, 9);
-    }
-    Compress::new_with_window_bits(Compression::new(level.into()), false, bits)
+fn new_compress(bits: u8, level: u8, mem_level: i32) -> Deflate {
+    let (level, bits) = if bits < 9 { (0, 9) } else { (level, bits) };
+    Deflate::new_with_config(DeflateConfig {
+        level: level.into(),
+        // Negative: raw deflate, no zlib header.
+        window_bits: -i32::from(bits),
+        mem_level,
+        ..DeflateConfig::default()
+    })
 }
 
 /// Compresses one message with no history.
@@ -241,7 +263,7 @@ fn shared_deflate(bits: u8, level: u8, data: &[u8]) -> Bytes {
         let at = match pool.iter().position(|(b, l, _)| (*b, *l) == (bits, level)) {
             Some(i) => i,
             None => {
-                pool.push((bits, level, new_compress(bits, level)));
+                pool.push((bits, level, new_compress(bits, level, SHARED_MEM_LEVEL)));
                 pool.len() - 1
             }
         };
@@ -253,23 +275,27 @@ fn shared_deflate(bits: u8, level: u8, data: &[u8]) -> Bytes {
 
 /// Deflates `data` with a sync flush and drops the flush's trailing
 /// `00 00 ff ff`, as RFC 7692 section 7.2.1 says.
-fn deflate(c: &mut Compress, data: &[u8]) -> Bytes {
-    let mut out = Vec::with_capacity(data.len() / 2 + 64);
-    let start_in = c.total_in();
+fn deflate(c: &mut Deflate, data: &[u8]) -> Bytes {
+    // Room for the usual ratio; doubled while the output fills it. Zeroing
+    // it costs a few ns per KB, next to microseconds of deflating.
+    let mut out = vec![0u8; data.len() / 2 + 64];
+    let (start_in, start_out) = (c.total_in(), c.total_out());
+    let mut written = 0;
     loop {
         let done = (c.total_in() - start_in) as usize;
-        if out.len() == out.capacity() {
-            out.reserve(out.capacity().max(64));
-        }
         // Errors cannot happen with a valid state and a sync flush; a
-        // short or failed call is retried with more room below.
-        let status = c.compress_vec(&data[done..], &mut out, FlushCompress::Sync);
+        // short call is retried with more room below.
+        let status = c.compress(&data[done..], &mut out[written..], DeflateFlush::SyncFlush);
+        written = (c.total_out() - start_out) as usize;
         let all_in = (c.total_in() - start_in) as usize == data.len();
-        if all_in && out.len() < out.capacity() || matches!(status, Err(_) | Ok(Status::StreamEnd))
-        {
+        if all_in && written < out.len() || matches!(status, Err(_) | Ok(Status::StreamEnd)) {
             break;
         }
+        if written == out.len() {
+            out.resize(out.len() * 2, 0);
+        }
     }
+    out.truncate(written);
     if out.ends_with(&[0, 0, 0xff, 0xff]) {
         out.truncate(out.len() - 4);
     }
@@ -383,6 +409,18 @@ mod tests {
         };
         assert_eq!(f.payload()[0] & 0b110, 0, "stored block");
         assert_eq!(inflate(f.payload()), json.as_bytes());
+        // A large message spans many blocks of the shared compressor's
+        // small symbol buffer (SHARED_MEM_LEVEL) and still round-trips.
+        let big: String = (0..3000)
+            .map(|i| format!(r#"{{"id":{i},"v":{}}},"#, i * 7919 % 10007))
+            .collect();
+        let Message::Frame(fb) =
+            Deflater::new(agreed, 64, 6).pack(Message::Text(big.clone().into()), None)
+        else {
+            panic!("a long JSON text is compressed")
+        };
+        assert!(fb.payload().len() < big.len() / 2);
+        assert_eq!(inflate(fb.payload()), big.as_bytes());
         // Short messages go out as they are.
         assert!(matches!(
             a.pack(Message::Text("hi".into()), None),

@@ -244,9 +244,12 @@ impl<S> Inflating<S> {
                 .with(|p| p.borrow_mut().pop())
                 .unwrap_or_else(|| Decompress::new(false)),
         };
-        let res = self.inflate(&mut d, input).and_then(|()| {
+        // Output room for the first call: 8× the input covers a typical
+        // message (JSON inflates 4-6×), so it takes one call and one
+        // zero-fill; the tail produces nothing, so its call gets little room.
+        let res = self.inflate(&mut d, input, input.len() * 8).and_then(|()| {
             if last {
-                self.inflate(&mut d, &TAIL)
+                self.inflate(&mut d, &TAIL, 0)
             } else {
                 Ok(())
             }
@@ -288,11 +291,12 @@ impl<S> Inflating<S> {
     }
 
     /// Feeds `input` to the decompressor, appending output to `out` in
-    /// steps bounded by what is left of the message limit.
-    fn inflate(&mut self, d: &mut Decompress, mut input: &[u8]) -> io::Result<()> {
-        // Output room per call: starts near the usual ratio and doubles, so
-        // a highly compressed message needs few calls.
-        let mut hint = (input.len() * 4).clamp(1024, 256 * 1024);
+    /// steps bounded by what is left of the message limit; `hint` is the
+    /// output room of the first step.
+    fn inflate(&mut self, d: &mut Decompress, mut input: &[u8], hint: usize) -> io::Result<()> {
+        // Output room per call: starts at the hint and doubles, so a highly
+        // compressed message needs few calls.
+        let mut hint = hint.clamp(64, 256 * 1024);
         loop {
             let left = (self.max + 1).saturating_sub(self.inflated).max(1);
             let room = left.min(hint);

@@ -17,6 +17,11 @@
 //! measurement shows the own driver cheaper (docs/performance.md §7: the
 //! peers runs so far put the two within noise of each other).
 //!
+//! `HTTPY_DIRECT_WRITE=N` (with the own driver, plain TCP) lets the thread
+//! that hands JavaScript's answers over write small whole answers of a
+//! batch of at most `N` straight into their sockets, without waking the
+//! connection's task (`direct.rs`).
+//!
 //! Why our own: hyper builds a `HeaderMap` per request and encodes each
 //! response from one through its own buffers, per request; the own driver
 //! writes the head straight from the response into a pooled buffer, writes
@@ -25,6 +30,7 @@
 mod body;
 mod conn;
 pub(crate) mod decode;
+pub(crate) mod direct;
 mod encode;
 mod hyper;
 mod io;

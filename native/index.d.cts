@@ -563,7 +563,7 @@ export interface NativeStats {
   staticCacheBytes: number
   /**
    * Answers written from the JS thread straight into their sockets
-   * (`HTTPY_DIRECT_WRITE=1` with `HTTPY_H1_DRIVER=own`).
+   * (`HTTPY_DIRECT_WRITE` with `HTTPY_H1_DRIVER=own`).
    */
   directWrites: number
 }

@@ -22,8 +22,8 @@ pub(crate) struct ConnInfo {
     /// with it, so upgraded connections stay counted against the limit.
     pub slot: parking_lot::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
     /// Set by the own HTTP/1.1 driver on plain TCP when answers may be
-    /// written from the embedder's thread (`proto::h1::direct`).
-    pub(crate) direct: std::sync::OnceLock<Arc<crate::proto::h1::direct::Slot>>,
+    /// written from the embedder's thread (`embedder::direct`).
+    pub(crate) direct: std::sync::OnceLock<Arc<crate::embedder::direct::Slot>>,
 }
 
 impl ConnInfo {

@@ -82,8 +82,8 @@ pub struct Responder {
     tx: Option<oneshot::Sender<Reply>>,
     stats: Arc<Stats>,
     /// The connection's slot and this request's id there, when the answer
-    /// may be written from the embedder's thread (`proto::h1::direct`).
-    pub(crate) direct: Option<(Arc<crate::proto::h1::direct::Slot>, u32)>,
+    /// may be written from the embedder's thread (`embedder::direct`).
+    pub(crate) direct: Option<(Arc<super::direct::Slot>, u32)>,
 }
 
 impl Responder {
@@ -96,24 +96,23 @@ impl Responder {
         }
     }
 
-    /// Writes the reply on the connection's socket from this thread when
-    /// the request allows it (`proto::h1::direct`). `Ok(id)`: answered, the
-    /// waiting task not woken; `Err`: both handed back for [`Responder::send`].
-    // The reply comes back by value on the usual path: a move of ~230
-    // bytes, where a box would cost an allocation per answer.
-    #[allow(clippy::result_large_err)]
-    pub(crate) fn write_direct(mut self, reply: Reply) -> Result<u32, (Responder, Reply)> {
-        let Some((slot, id)) = self.direct.take() else {
-            return Err((self, reply));
-        };
-        let Some(tx) = self.tx.take() else {
-            return Err((self, reply));
-        };
-        match slot.write(id, reply, tx) {
-            Ok(()) => Ok(id),
-            Err((reply, tx)) => {
+    /// Whether the answer may be written straight into the socket.
+    pub(crate) fn can_write_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// Writes `answer` (the encoded response) on the connection's socket
+    /// from this thread (`embedder::direct`). `Some(id)`: answered, the
+    /// waiting task not woken (drop the responder); `None`: nothing was
+    /// written, [`Responder::send`] still works.
+    pub(crate) fn write_direct(&mut self, answer: &[u8]) -> Option<u32> {
+        let (slot, id) = self.direct.take()?;
+        let tx = self.tx.take()?;
+        match slot.write(id, answer, tx) {
+            Ok(()) => Some(id),
+            Err(tx) => {
                 self.tx = Some(tx);
-                Err((self, reply))
+                None
             }
         }
     }
@@ -291,14 +290,10 @@ pub(crate) mod tests {
         // Regression: the direct attempt once took the reply channel out
         // before finding no slot, and the request was answered 500.
         let (q, _, _) = queue();
-        let (req, rx) = incoming(&q, "/");
-        let Err((responder, reply)) = req
-            .responder
-            .write_direct(Reply::text(http::StatusCode::OK, "ok"))
-        else {
-            panic!("no slot: handed back");
-        };
-        assert!(responder.send(reply));
+        let (mut req, rx) = incoming(&q, "/");
+        assert!(!req.responder.can_write_direct());
+        assert_eq!(req.responder.write_direct(b"HTTP/1.1 200 OK\r\n\r\n"), None);
+        assert!(req.responder.send(Reply::text(http::StatusCode::OK, "ok")));
         assert_eq!(rx.blocking_recv().unwrap().status, http::StatusCode::OK);
     }
 

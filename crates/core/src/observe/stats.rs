@@ -36,7 +36,7 @@ pub struct Stats {
     pub(crate) static_cache_entries: AtomicU64,
     pub(crate) static_cache_bytes: AtomicU64,
     /// Answers written from the embedder's thread straight into their
-    /// sockets (`HTTPY_DIRECT_WRITE`, `proto::h1::direct`).
+    /// sockets (`HTTPY_DIRECT_WRITE`, `embedder::direct`).
     pub(crate) direct_writes: AtomicU64,
 }
 

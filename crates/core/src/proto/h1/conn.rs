@@ -27,7 +27,7 @@ use tokio_util::io::{poll_read_buf, poll_write_buf};
 
 use super::body::{self, BodyError, ReqBody, Want};
 use super::decode::{Decoded, Decoder};
-use super::direct::{self, CloseOnDrop, Taken};
+use super::direct;
 use super::encode::{self, Framing, ReqFacts};
 use super::io::{release, reserve, Transport, MAX_KEPT};
 use super::role::{self, Refusal};
@@ -35,6 +35,7 @@ use super::PARK_AFTER;
 use crate::body::ResBody;
 use crate::dispatch::limits::MIN_PROTOCOL_HEAD;
 use crate::dispatch::{ConnInfo, Dispatch};
+use crate::embedder::direct::{CloseOnDrop, Slot, Taken};
 use crate::observe::stats::Stats;
 use crate::proto::Env;
 
@@ -121,7 +122,7 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
     // is closed by this guard before `io` is dropped or handed on (locals
     // drop before the function's arguments).
     let direct = direct::fd_of(&io).map(|fd| {
-        let s = direct::Slot::new(fd);
+        let s = Slot::new(fd);
         let _ = info.direct.set(s.clone());
         CloseOnDrop(s)
     });

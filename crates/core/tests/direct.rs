@@ -226,6 +226,33 @@ fn a_client_closing_after_a_direct_answer_closes_the_connection() {
 }
 
 #[test]
+fn a_connection_is_parked_after_each_direct_answer() {
+    // Regression: after a first park, the driver's clock pointed at the
+    // idle deadline, and a connection answered directly was not parked
+    // again (nor timed out) until then.
+    let server = start();
+    let mut s = answered_once(&server);
+    eventually("parked after the first answer", || {
+        server.stats().connections_idle == 1
+    });
+    s.write_all(b"GET /n/2 HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let reqs = take(&server, 1);
+    server.deliver(reqs.into_iter().map(answer).collect());
+    assert_eq!(response(&mut s), "answer to /n/2");
+    assert_eq!(server.stats().direct_writes, 2);
+    let answered = Instant::now();
+    eventually("parked after the second answer", || {
+        server.stats().connections_idle == 1
+    });
+    assert!(
+        answered.elapsed() < Duration::from_secs(1),
+        "parked {:?} after the answer",
+        answered.elapsed()
+    );
+}
+
+#[test]
 fn a_closing_request_is_answered_by_the_driver_then_closed() {
     let server = start();
     let mut s = connect(&server);

@@ -245,6 +245,14 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
             }
             _ => None,
         };
+        if offered.is_some() {
+            // The clock (see the flight below) must look within PARK_AFTER;
+            // after a park it was set to the far idle deadline.
+            let check = Instant::now() + PARK_AFTER;
+            if clock.deadline() > check {
+                clock.as_mut().reset(check);
+            }
+        }
         let mut req = Request::new(req_body);
         *req.method_mut() = head.method;
         *req.uri_mut() = head.uri;

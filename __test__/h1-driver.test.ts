@@ -13,7 +13,7 @@ import net from 'node:net'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
-import { listen, openRaw, rawRequest, statuses } from './helpers/index.js'
+import { bodies, listen, openRaw, rawRequest, statuses } from './helpers/index.js'
 import { sleep, until } from './helpers/wait.js'
 
 // Read by the core at its first connection in this process (test files
@@ -49,12 +49,6 @@ function makeApp(): App {
   })
   return app
 }
-
-const bodies = (raw: string) =>
-  raw
-    .split(/HTTP\/1\.[01] \d{3}[^\r]*\r\n/)
-    .slice(1)
-    .map((r) => r.slice(r.indexOf('\r\n\r\n') + 4))
 
 describe('own HTTP/1.1 driver', () => {
   let server: Server

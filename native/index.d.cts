@@ -561,6 +561,11 @@ export interface NativeStats {
   /** Files in the file cache now, and the memory charged for them. */
   staticCacheEntries: number
   staticCacheBytes: number
+  /**
+   * Answers written from the JS thread straight into their sockets
+   * (`HTTPY_DIRECT_WRITE` with `HTTPY_H1_DRIVER=own`).
+   */
+  directWrites: number
 }
 
 /** The `tls` option, validated and read by the JS side. */

@@ -30,6 +30,9 @@ pub struct NativeStats {
     /// Files in the file cache now, and the memory charged for them.
     pub static_cache_entries: f64,
     pub static_cache_bytes: f64,
+    /// Answers written from the JS thread straight into their sockets
+    /// (`HTTPY_DIRECT_WRITE` with `HTTPY_H1_DRIVER=own`).
+    pub direct_writes: f64,
 }
 
 /// The pub/sub layer's counters (`server.pubsubStats()`).
@@ -91,6 +94,7 @@ impl NativeServer {
             static_cache_misses: s.static_cache_misses as f64,
             static_cache_entries: s.static_cache_entries as f64,
             static_cache_bytes: s.static_cache_bytes as f64,
+            direct_writes: s.direct_writes as f64,
         }
     }
 

@@ -65,6 +65,14 @@ export function rawRequest(
   })
 }
 
+/** The bodies of the responses found in raw output (heads cut off). */
+export function bodies(raw: string): string[] {
+  return raw
+    .split(/HTTP\/1\.[01] \d{3}[^\r]*\r\n/)
+    .slice(1)
+    .map((r) => r.slice(r.indexOf('\r\n\r\n') + 4))
+}
+
 /** Status codes of every HTTP response head found in raw output. */
 export function statuses(raw: string): number[] {
   return [...raw.matchAll(/HTTP\/1\.[01] (\d{3})/g)].map((m) => Number(m[1]))

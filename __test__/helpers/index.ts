@@ -1,7 +1,7 @@
 /**
  * Test helpers, one module per concern:
  * - `h1.ts`: start an app (`listen`), raw TCP (`rawRequest`, `openRaw`,
- *   `statuses`), GET without decoding (`rawGet`, `rawGetTimed`);
+ *   `statuses`, `bodies`), GET without decoding (`rawGet`, `rawGetTimed`);
  * - `h2.ts`: `h2Connect`, `h2Request`, raw HTTP/2 frames (`H2_PREFACE`,
  *   `h2frame`);
  * - `h3.ts`: the independent aioquic HTTP/3 client (`h3`);

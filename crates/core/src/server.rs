@@ -268,6 +268,33 @@ impl Server {
     /// push into that worker's own run queue. Costs one task per batch, so a
     /// batch of one is sent directly.
     pub fn deliver(&self, replies: Vec<(Responder, Reply)>) {
+        // Answers that can be written from this thread straight into their
+        // sockets leave here (`embedder::direct`); the rest go below.
+        let replies: Vec<(Responder, Reply)> = if replies.len()
+            <= *crate::embedder::direct::MAX_BATCH
+        {
+            replies
+                .into_iter()
+                .filter_map(|(mut responder, reply)| {
+                    if responder.can_write_direct() {
+                        let written = crate::proto::h1::direct::with_encoded(&reply, |answer| {
+                            responder.write_direct(answer)
+                        });
+                        if let Some(Some(id)) = written {
+                            // Answered: a `request.signal` watcher must not
+                            // fire when the connection's task drops the
+                            // request later.
+                            self.service.aborts.settle(id, false);
+                            Stats::inc(&self.service.stats.direct_writes);
+                            return None;
+                        }
+                    }
+                    Some((responder, reply))
+                })
+                .collect()
+        } else {
+            replies
+        };
         let send_all = move |replies: Vec<(Responder, Reply)>| {
             for (responder, reply) in replies {
                 responder.send(reply);

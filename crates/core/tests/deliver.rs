@@ -5,28 +5,14 @@
 //! order unlike the requests', a batch of one takes the direct path, and an
 //! answer to a client that has gone is dropped without harm.
 
-use httpy_core::{Incoming, Reply, Router, Server, ServerConfig, Waker};
+#[path = "support/consumer.rs"]
+mod consumer;
+
+use consumer::{answer, start, take};
+use httpy_core::Server;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::{Duration, Instant};
-
-struct NoWake;
-
-impl Waker for NoWake {
-    fn wake(&self) {}
-    fn closed(&self) {}
-}
-
-fn start() -> Server {
-    let mut router = Router::new();
-    router.insert("GET", "/n/{i}", 0).unwrap();
-    let config = ServerConfig {
-        port: 0,
-        threads: 1,
-        ..ServerConfig::default()
-    };
-    Server::start(config, router, Box::new(NoWake)).unwrap()
-}
+use std::time::Duration;
 
 /// Opens a connection per path and sends `GET path` on each.
 fn send_all(server: &Server, paths: &[String]) -> Vec<TcpStream> {
@@ -43,31 +29,6 @@ fn send_all(server: &Server, paths: &[String]) -> Vec<TcpStream> {
             s
         })
         .collect()
-}
-
-/// Takes batches until `n` requests have arrived (5 s at most).
-fn take(server: &Server, n: usize) -> Vec<Incoming> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut got = Vec::new();
-    while got.len() < n {
-        assert!(
-            Instant::now() < deadline,
-            "{} of {n} requests arrived",
-            got.len()
-        );
-        let batch = server.take_batch();
-        if batch.is_empty() {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        got.extend(batch);
-    }
-    got
-}
-
-fn answer(req: Incoming) -> (httpy_core::Responder, Reply) {
-    let body = format!("answer to {}", req.path);
-    let reply = Reply::from_parts(200, "content-type\ntext/plain", body.into()).unwrap();
-    (req.responder, reply)
 }
 
 fn read_body(mut s: TcpStream) -> String {

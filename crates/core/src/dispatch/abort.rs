@@ -42,7 +42,7 @@ impl AbortWatch {
     }
 
     /// The request `id` is over; `gone`: without its reply being taken.
-    fn settle(&self, id: u32, gone: bool) {
+    pub(crate) fn settle(&self, id: u32, gone: bool) {
         // One atomic load for requests nobody watches (nearly all).
         if self.watched.load(Ordering::SeqCst) == 0 {
             return;

@@ -21,6 +21,9 @@ pub(crate) struct ConnInfo {
     /// The connection's `maxConnections` slot. A WebSocket upgrade takes it
     /// with it, so upgraded connections stay counted against the limit.
     pub slot: parking_lot::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+    /// Set by the own HTTP/1.1 driver on plain TCP when answers may be
+    /// written from the embedder's thread (`embedder::direct`).
+    pub(crate) direct: std::sync::OnceLock<Arc<crate::embedder::direct::Slot>>,
 }
 
 impl ConnInfo {
@@ -40,6 +43,7 @@ impl ConnInfo {
             requests: AtomicU64::new(0),
             idle: Default::default(),
             slot: parking_lot::Mutex::new(None),
+            direct: std::sync::OnceLock::new(),
         })
     }
 }

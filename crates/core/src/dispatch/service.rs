@@ -388,6 +388,24 @@ where
     if let Some(wanted) = parts.extensions.remove::<WatchWanted>() {
         responder.set_watch_wanted(wanted);
     }
+    // The answer may be written from the embedder's thread when nothing
+    // below changes it on its way out: no upload, upgrade, cache fill,
+    // compression, access log or metrics, `Alt-Svc`, nor the response that
+    // reaches the keep-alive request limit (the driver checks the rest).
+    if let Some(slot) = conn.direct.get() {
+        let limit = config.max_keep_alive_requests;
+        if rest.is_none()
+            && ws_key.is_none()
+            && fill.is_none()
+            && probe.is_none()
+            && shared.alt_svc.is_none()
+            && shared.direct.compression.is_none()
+            && (limit == 0 || conn.requests.load(Ordering::Relaxed) < limit)
+            && slot.arm(id)
+        {
+            responder.direct = Some((slot.clone(), id));
+        }
+    }
     let (path, query) = match parts.uri.path_and_query() {
         Some(pq) => (pq.path().to_string(), pq.query().unwrap_or("").to_string()),
         None => (parts.uri.path().to_string(), String::new()),

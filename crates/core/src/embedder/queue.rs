@@ -141,6 +141,9 @@ pub struct Responder {
     /// The protocol layer's request to be told when the embedder watches
     /// this request (HTTP/3's stop watch); `None` for the other protocols.
     wanted: Option<WatchWanted>,
+    /// The connection's slot and this request's id there, when the answer
+    /// may be written from the embedder's thread (`embedder::direct`).
+    pub(crate) direct: Option<(Arc<super::direct::Slot>, u32)>,
 }
 
 impl Responder {
@@ -163,6 +166,27 @@ impl Responder {
         match self.tx.take() {
             Some(tx) => tx.send(reply).is_ok(),
             None => false,
+        }
+    }
+
+    /// Whether the answer may be written straight into the socket.
+    pub(crate) fn can_write_direct(&self) -> bool {
+        self.direct.is_some()
+    }
+
+    /// Writes `answer` (the encoded response) on the connection's socket
+    /// from this thread (`embedder::direct`). `Some(id)`: answered, the
+    /// waiting task not woken (drop the responder); `None`: nothing was
+    /// written, [`Responder::send`] still works.
+    pub(crate) fn write_direct(&mut self, answer: &[u8]) -> Option<u32> {
+        let (slot, id) = self.direct.take()?;
+        let tx = self.tx.take()?;
+        match slot.write(id, answer, tx) {
+            Ok(()) => Some(id),
+            Err(tx) => {
+                self.tx = Some(tx);
+                None
+            }
         }
     }
 
@@ -208,6 +232,7 @@ impl Queue {
                 tx: Some(tx),
                 stats: self.stats.clone(),
                 wanted: None,
+                direct: None,
             },
             rx,
         )
@@ -332,6 +357,18 @@ pub(crate) mod tests {
         assert_eq!(stats.snapshot().pending, 1);
         drop(b);
         assert_eq!(stats.snapshot().pending, 0);
+    }
+
+    #[test]
+    fn a_responder_without_a_direct_slot_still_answers_the_usual_way() {
+        // Regression: the direct attempt once took the reply channel out
+        // before finding no slot, and the request was answered 500.
+        let (q, _, _) = queue();
+        let (mut req, rx) = incoming(&q, "/");
+        assert!(!req.responder.can_write_direct());
+        assert_eq!(req.responder.write_direct(b"HTTP/1.1 200 OK\r\n\r\n"), None);
+        assert!(req.responder.send(Reply::text(http::StatusCode::OK, "ok")));
+        assert_eq!(rx.blocking_recv().unwrap().status, http::StatusCode::OK);
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub struct Stats {
     /// Entries in the file cache now, and the memory charged for them.
     pub(crate) static_cache_entries: AtomicU64,
     pub(crate) static_cache_bytes: AtomicU64,
+    /// Answers written from the embedder's thread straight into their
+    /// sockets (`HTTPY_DIRECT_WRITE`, `embedder::direct`).
+    pub(crate) direct_writes: AtomicU64,
 }
 
 /// A point-in-time copy of [`Stats`].
@@ -55,6 +58,7 @@ pub struct StatsSnapshot {
     pub static_cache_misses: u64,
     pub static_cache_entries: u64,
     pub static_cache_bytes: u64,
+    pub direct_writes: u64,
 }
 
 impl Stats {
@@ -75,6 +79,7 @@ impl Stats {
             static_cache_misses: self.static_cache_misses.load(Relaxed),
             static_cache_entries: self.static_cache_entries.load(Relaxed),
             static_cache_bytes: self.static_cache_bytes.load(Relaxed),
+            direct_writes: self.direct_writes.load(Relaxed),
         }
     }
 

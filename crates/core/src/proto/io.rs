@@ -173,6 +173,17 @@ impl Rewind<TcpStream> {
         self.inner.readable().await
     }
 
+    /// The socket's descriptor (Unix only).
+    pub(crate) fn tcp_fd(&self) -> Option<i32> {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            Some(self.inner.as_raw_fd())
+        }
+        #[cfg(not(unix))]
+        None
+    }
+
     /// [`Rewind::readable`] as a poll, for the own HTTP/1.1 driver.
     pub(crate) fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if self.pre.is_some() {

@@ -27,6 +27,7 @@ use tokio_util::io::{poll_read_buf, poll_write_buf};
 
 use super::body::{self, BodyError, ReqBody, Want};
 use super::decode::{Decoded, Decoder};
+use super::direct;
 use super::encode::{self, Framing, ReqFacts};
 use super::io::{release, reserve, Transport, MAX_KEPT};
 use super::role::{self, Refusal};
@@ -34,6 +35,7 @@ use super::PARK_AFTER;
 use crate::body::ResBody;
 use crate::dispatch::limits::MIN_PROTOCOL_HEAD;
 use crate::dispatch::{ConnInfo, Dispatch};
+use crate::embedder::direct::{CloseOnDrop, Slot, Taken};
 use crate::observe::stats::Stats;
 use crate::proto::Env;
 
@@ -80,6 +82,8 @@ enum Pump {
 /// How the wait for a handler ended.
 enum Flight {
     Done(Response<ResBody>),
+    /// The embedder wrote the answer itself (`direct.rs`).
+    Direct,
     /// The client reset the connection, or writing failed.
     Gone,
     Forced,
@@ -114,10 +118,21 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
     // The dispatcher's future lives in one allocation per connection,
     // reused by each request (as hyper does), and freed while parked.
     let mut slot = None;
+    // Answers written from the embedder's thread (`direct.rs`): the slot
+    // is closed by this guard before `io` is dropped or handed on (locals
+    // drop before the function's arguments).
+    let direct = direct::fd_of(&io).map(|fd| {
+        let s = Slot::new(fd);
+        let _ = info.direct.set(s.clone());
+        CloseOnDrop(s)
+    });
+
+    // When the last answer was written from the embedder's thread.
+    let mut answered_at: Option<Instant> = None;
 
     'requests: loop {
         // --- Wait for a whole head. ---
-        let idle_since = Instant::now();
+        let idle_since = answered_at.take().unwrap_or_else(Instant::now);
         let mut parked: Option<Parked<'_>> = None;
         // The clock must fire by the first moment this wait cares about;
         // it was pushed further only by a park (or by a wait that ended).
@@ -212,6 +227,32 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
                 )
             }
         };
+        // Offered for a direct answer only when this loop has nothing of
+        // its own to write before it: no earlier answer, no `100 Continue`,
+        // no body to read, no pipelined request behind it. A HEAD or
+        // HTTP/1.0 request or a closing one is framed here.
+        let offered = match &direct {
+            Some(d)
+                if wbuf.is_empty()
+                    && rbuf.is_empty()
+                    && matches!(pump, Pump::None)
+                    && !facts.head
+                    && facts.version == http::Version::HTTP_11
+                    && facts.keep_alive =>
+            {
+                d.0.offer();
+                Some(&d.0)
+            }
+            _ => None,
+        };
+        if offered.is_some() {
+            // The clock (see the flight below) must look within PARK_AFTER;
+            // after a park it was set to the far idle deadline.
+            let check = Instant::now() + PARK_AFTER;
+            if clock.deadline() > check {
+                clock.as_mut().reset(check);
+            }
+        }
         let mut req = Request::new(req_body);
         *req.method_mut() = head.method;
         *req.uri_mut() = head.uri;
@@ -319,12 +360,58 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
                 }
                 break;
             }
+            if let Some(d) = offered {
+                // A shutdown must wake this task if the answer is written
+                // directly, as must input waiting behind it.
+                let closing = shutdown.as_mut().poll(cx).is_ready();
+                if d.answered(cx, closing || eof || !rbuf.is_empty()) {
+                    return Poll::Ready(Flight::Direct);
+                }
+                // Nobody wakes this task for an answer written whole, so
+                // it looks every PARK_AFTER (the clock it already has): the
+                // keep-alive timeout and parking then count from the
+                // answer, as after one written here.
+                while clock.as_mut().poll(cx).is_ready() {
+                    clock.as_mut().reset(Instant::now() + PARK_AFTER);
+                }
+                // Waiting for the client's next request, this connection
+                // holds no buffer (as between requests).
+                if rbuf.is_empty() && wbuf.is_empty() {
+                    release(&mut rbuf);
+                    release(&mut wbuf);
+                }
+            }
             Poll::Pending
         })
         .await;
         let res = match flight {
-            Flight::Done(res) => res,
+            Flight::Done(res) => Some(res),
+            Flight::Direct => None,
             Flight::Gone | Flight::Forced => return End::Closed,
+        };
+        // Take the slot back before writing: an answer written directly
+        // wins over the dispatcher's (a timeout's 503 that raced it).
+        let res = match (offered.map_or(Taken::No, |d| d.take()), res) {
+            (Taken::No, Some(res)) => res,
+            // Not reached: `Direct` means the slot held an answer.
+            (Taken::No, None) => return End::Closed,
+            // The future holds the reply's receiver: dropped first, so
+            // that dropping the sender after it wakes nobody.
+            (Taken::Done(tx, at), _) => {
+                fut.set(None);
+                drop(tx);
+                answered_at = Some(at);
+                continue 'requests;
+            }
+            (Taken::Rest(rest, tx), _) => {
+                fut.set(None);
+                drop(tx);
+                wbuf.extend_from_slice(&rest);
+                if flush(&mut io, &mut wbuf).await.is_err() {
+                    return End::Closed;
+                }
+                continue 'requests;
+            }
         };
         fut.set(None);
 

@@ -72,6 +72,12 @@ pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     fn poll_input(&self, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
     }
+
+    /// The socket's descriptor, on plain TCP, where answers may be written
+    /// from the embedder's thread (`direct.rs`).
+    fn raw_fd(&self) -> Option<i32> {
+        None
+    }
 }
 
 impl Transport for Rewind<tokio::net::TcpStream> {
@@ -79,6 +85,10 @@ impl Transport for Rewind<tokio::net::TcpStream> {
 
     fn poll_input(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.poll_readable(cx)
+    }
+
+    fn raw_fd(&self) -> Option<i32> {
+        self.tcp_fd()
     }
 }
 

@@ -15,7 +15,14 @@
 //! sends plain HTTP/1.1 connections to the own driver, so that both paths
 //! can be measured in one build. hyper stays the default until a
 //! measurement shows the own driver cheaper (docs/performance.md §7: the
-//! peers runs so far put the two within noise of each other).
+//! peers runs so far put the two within noise of each other; §10: writing
+//! answers from the JS thread, built on it, did not change that at 64
+//! connections).
+//!
+//! `HTTPY_DIRECT_WRITE=N` (with the own driver, plain TCP) lets the thread
+//! that hands JavaScript's answers over write small whole answers of a
+//! batch of at most `N` straight into their sockets, without waking the
+//! connection's task (`direct.rs`).
 //!
 //! Why our own: hyper builds a `HeaderMap` per request and encodes each
 //! response from one through its own buffers, per request; the own driver
@@ -25,6 +32,7 @@
 mod body;
 mod conn;
 pub(crate) mod decode;
+pub(crate) mod direct;
 mod encode;
 mod hyper;
 mod io;

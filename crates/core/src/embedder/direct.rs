@@ -1,0 +1,353 @@
+//! The slot through which the embedder's thread answers a request by
+//! writing straight into its connection's socket (`HTTPY_DIRECT_WRITE`,
+//! with the own HTTP/1.1 driver, plain TCP only; the driver's side and the
+//! encoding of the answer are in `proto::h1::direct`).
+//!
+//! Without it an answer from JavaScript goes through a oneshot to the
+//! connection's task, which is woken on a Tokio thread, turns the `Reply`
+//! into a `Response`, encodes it and writes it: a cross-thread wake and a
+//! task poll per answer. With it, the thread that hands the batch over
+//! (`Server::deliver`) tries one non-blocking `send` of the encoded answer
+//! on the socket. When every byte went, the request is marked answered
+//! here and the task is *not* woken: it finds the mark the next time it
+//! runs anyway (the client's next request or its EOF makes the socket
+//! readable, a shutdown, its park clock). A partial write leaves the rest
+//! here and wakes the task to write it; a full socket or an error hands
+//! the answer back for the usual path.
+//!
+//! Ordering: the driver offers a request only when it has nothing of its
+//! own to write before it, and takes the slot back (under its lock) before
+//! it writes anything itself. The descriptor is used only under that lock
+//! and only while the slot is armed for one request id; the driver closes
+//! the slot before the socket can be dropped, so a late answer never
+//! reaches a descriptor that was closed or reused.
+//!
+//! Cost: the `send` (on loopback it also runs the client's TCP receive)
+//! moves from the I/O thread to the embedder's thread, the one thread
+//! that cannot scale past a core: docs/performance.md §10.
+
+use bytes::Bytes;
+use futures_util::task::AtomicWaker;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+use std::sync::LazyLock;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::reply::Reply;
+
+/// `HTTPY_DIRECT_WRITE=N` (read once per process; with the own driver):
+/// the answers of a batch of at most `N` are written from the embedder's
+/// thread; `all` for every batch; unset or `0`, off (the default, see
+/// docs/performance.md §10). Why a bound: at high concurrency a batch holds
+/// tens of answers, and their `send`s done one after another on the JS
+/// thread keep it from taking the next batch while the I/O thread, which
+/// would have written them in parallel, idles; small batches (few clients,
+/// or a lull) are where the saved wake-up of the I/O thread pays.
+pub(crate) static MAX_BATCH: LazyLock<usize> =
+    LazyLock::new(|| match std::env::var("HTTPY_DIRECT_WRITE").as_deref() {
+        Ok("all") => usize::MAX,
+        Ok(n) => n.trim().parse().unwrap_or(0),
+        Err(_) => 0,
+    });
+
+/// Where one request of a connection stands with respect to direct writing.
+enum State {
+    /// The driver is between requests, or writes itself.
+    Idle,
+    /// The driver would accept a direct answer for the request it is
+    /// dispatching; the service has not yet decided.
+    Offered,
+    /// The request with this id is with the embedder and may be answered
+    /// directly. `wake`: the driver has work waiting (buffered input, an
+    /// EOF, a shutdown) and must be woken when the answer is written.
+    Armed { id: u32, wake: bool },
+    /// Answered directly, every byte written, at this time. The sender is
+    /// kept (not dropped) because dropping it would wake the waiting task.
+    Done(oneshot::Sender<Reply>, Instant),
+    /// Answered directly, these bytes still to be written by the driver.
+    Rest(Bytes, oneshot::Sender<Reply>),
+    /// The connection is closing: the descriptor must not be used.
+    Closed,
+}
+
+/// What the driver finds when it takes the slot back.
+pub(crate) enum Taken {
+    /// Not answered directly: write the dispatcher's response.
+    No,
+    /// Answered (at that time); nothing left to write. The sender is to be
+    /// dropped after the dispatcher's future (which holds its receiver).
+    Done(oneshot::Sender<Reply>, Instant),
+    /// Answered; write these bytes.
+    Rest(Bytes, oneshot::Sender<Reply>),
+}
+
+/// One connection's slot, shared by its task and the embedder's thread.
+pub(crate) struct Slot {
+    fd: i32,
+    state: Mutex<State>,
+    task: AtomicWaker,
+    /// Set while the driver watches: `Armed` is possible.
+    live: AtomicBool,
+}
+
+impl Slot {
+    pub(crate) fn new(fd: i32) -> Arc<Self> {
+        Arc::new(Self {
+            fd,
+            state: Mutex::new(State::Idle),
+            task: AtomicWaker::new(),
+            live: AtomicBool::new(false),
+        })
+    }
+
+    /// Driver: the request about to be dispatched may be answered directly.
+    pub(crate) fn offer(&self) {
+        let mut s = self.state.lock();
+        if !matches!(*s, State::Closed) {
+            *s = State::Offered;
+            self.live.store(true, Relaxed);
+        }
+    }
+
+    /// Service: the request (queued as `id`) will be answered by the
+    /// embedder and nothing after the reply changes it. True if the driver
+    /// offered it, and it is armed now.
+    pub(crate) fn arm(&self, id: u32) -> bool {
+        if !self.live.load(Relaxed) {
+            return false;
+        }
+        let mut s = self.state.lock();
+        if matches!(*s, State::Offered) {
+            *s = State::Armed { id, wake: false };
+            return true;
+        }
+        false
+    }
+
+    /// Driver, while it waits for the answer: registers its waker and says
+    /// whether it has work waiting. True when the request was answered
+    /// directly (take it with [`Slot::take`]).
+    pub(crate) fn answered(&self, cx: &std::task::Context<'_>, pending_work: bool) -> bool {
+        self.task.register(cx.waker());
+        let mut s = self.state.lock();
+        match &mut *s {
+            State::Done(..) | State::Rest(..) => true,
+            State::Armed { wake, .. } => {
+                *wake = pending_work;
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Driver: takes the slot back before writing anything itself.
+    pub(crate) fn take(&self) -> Taken {
+        self.live.store(false, Relaxed);
+        let mut s = self.state.lock();
+        if matches!(*s, State::Closed) {
+            return Taken::No;
+        }
+        match std::mem::replace(&mut *s, State::Idle) {
+            State::Done(tx, at) => Taken::Done(tx, at),
+            State::Rest(rest, tx) => Taken::Rest(rest, tx),
+            _ => Taken::No,
+        }
+    }
+
+    /// Driver: the socket is about to be dropped (or handed on).
+    pub(crate) fn close(&self) {
+        self.live.store(false, Relaxed);
+        *self.state.lock() = State::Closed;
+    }
+
+    /// Embedder's thread: tries to write `answer` (a whole encoded
+    /// response) for request `id` on the socket. `Ok(())`: answered (the
+    /// sender is kept here until the driver looks). `Err`: the sender is
+    /// handed back, nothing was written, for the usual path.
+    pub(crate) fn write(
+        &self,
+        id: u32,
+        answer: &[u8],
+        tx: oneshot::Sender<Reply>,
+    ) -> Result<(), oneshot::Sender<Reply>> {
+        let mut s = self.state.lock();
+        let wake = match &*s {
+            State::Armed { id: armed, wake } if *armed == id => *wake,
+            _ => return Err(tx),
+        };
+        let n = send(self.fd, answer);
+        if n <= 0 {
+            // Full (EAGAIN) or broken: the driver writes, or finds out.
+            return Err(tx);
+        }
+        let n = n as usize;
+        let rest = n < answer.len();
+        *s = if rest {
+            State::Rest(Bytes::copy_from_slice(&answer[n..]), tx)
+        } else {
+            State::Done(tx, Instant::now())
+        };
+        drop(s);
+        if rest || wake {
+            self.task.wake();
+        }
+        Ok(())
+    }
+}
+
+/// One non-blocking send; never raises SIGPIPE. Returns bytes written, or
+/// a negative value (EAGAIN included).
+#[cfg(unix)]
+fn send(fd: i32, buf: &[u8]) -> isize {
+    #[cfg(target_os = "linux")]
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    // Elsewhere the socket is non-blocking already (Tokio) and SIGPIPE is
+    // ignored by Node.js.
+    #[cfg(not(target_os = "linux"))]
+    let flags = 0;
+    // SAFETY: `fd` is the connection's open socket: the caller holds the
+    // slot's lock and the slot is armed, and the driver closes the slot
+    // under that lock before the socket can be dropped.
+    unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), flags) }
+}
+
+#[cfg(not(unix))]
+fn send(_fd: i32, _buf: &[u8]) -> isize {
+    -1
+}
+
+/// Closes the slot when dropped: declared after the socket is owned, it
+/// runs before the socket is dropped or handed to hyper.
+pub(crate) struct CloseOnDrop(pub(crate) Arc<Slot>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Context, Wake, Waker};
+
+    /// Counts its wake-ups.
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn sender() -> (oneshot::Sender<Reply>, oneshot::Receiver<Reply>) {
+        oneshot::channel()
+    }
+
+    /// A slot on one end of a socket pair, armed for request `id`, with the
+    /// driver's waker registered (`work`: it has input waiting).
+    fn armed(id: u32, work: bool) -> (Arc<Slot>, UnixStream, UnixStream, Arc<Count>) {
+        let (ours, peer) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let slot = Slot::new(ours.as_raw_fd());
+        slot.offer();
+        assert!(slot.arm(id));
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(count.clone());
+        assert!(!slot.answered(&Context::from_waker(&waker), work));
+        (slot, ours, peer, count)
+    }
+
+    #[test]
+    fn a_whole_answer_is_written_and_the_driver_is_not_woken() {
+        let (slot, _ours, mut peer, count) = armed(7, false);
+        let (tx, _rx) = sender();
+        assert!(slot.write(7, b"HTTP/1.1 200 OK\r\n", tx).is_ok());
+        let mut head = [0u8; 17];
+        peer.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200 OK\r\n");
+        assert_eq!(count.0.load(Relaxed), 0, "a whole write wakes nobody");
+        assert!(matches!(slot.take(), Taken::Done(..)));
+    }
+
+    #[test]
+    fn a_whole_answer_wakes_a_driver_with_input_waiting() {
+        let (slot, _ours, _peer, count) = armed(1, true);
+        let (tx, _rx) = sender();
+        assert!(slot.write(1, b"x", tx).is_ok());
+        assert_eq!(count.0.load(Relaxed), 1);
+    }
+
+    #[test]
+    fn a_partial_write_leaves_the_rest_for_the_driver_and_wakes_it() {
+        let (slot, ours, mut peer, count) = armed(3, false);
+        // A small send buffer: 15 KB go out in part (~8 KB).
+        let size: libc::c_int = 4096;
+        // SAFETY: a valid socket and a c_int option of the right size.
+        let rc = unsafe {
+            libc::setsockopt(
+                ours.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_SNDBUF,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0);
+        let answer: Vec<u8> = (0..15_000u32).map(|i| (i % 251) as u8).collect();
+        let (tx, _rx) = sender();
+        assert!(slot.write(3, &answer, tx).is_ok());
+        assert_eq!(count.0.load(Relaxed), 1, "the driver is woken for the rest");
+        let Taken::Rest(rest, _tx) = slot.take() else {
+            panic!("a partial write leaves a rest");
+        };
+        let mut sent = vec![0u8; answer.len() - rest.len()];
+        peer.read_exact(&mut sent).unwrap();
+        assert!(!sent.is_empty() && !rest.is_empty());
+        // What was sent and the rest make the whole answer, in order.
+        sent.extend_from_slice(&rest);
+        assert_eq!(sent, answer);
+    }
+
+    #[test]
+    fn a_stale_id_a_closed_slot_and_a_taken_slot_hand_the_sender_back() {
+        let (slot, _ours, _peer, _) = armed(5, false);
+        let (tx, _rx) = sender();
+        let Err(tx) = slot.write(4, b"late", tx) else {
+            panic!("an answer to an earlier request is not written");
+        };
+        slot.close();
+        assert!(slot.write(5, b"x", tx).is_err());
+        let (slot, _ours, _peer, _) = armed(6, false);
+        assert!(matches!(slot.take(), Taken::No));
+        let (tx, _rx) = sender();
+        assert!(slot.write(6, b"x", tx).is_err(), "the driver took it back");
+    }
+
+    #[test]
+    fn a_gone_peer_hands_the_sender_back_without_a_signal() {
+        let (slot, _ours, peer, _) = armed(2, false);
+        drop(peer);
+        let (tx, _rx) = sender();
+        // EPIPE, not SIGPIPE (which would end this test process).
+        assert!(slot.write(2, b"x", tx).is_err());
+        assert!(matches!(slot.take(), Taken::No));
+    }
+
+    #[test]
+    fn only_an_offered_request_is_armed() {
+        let (ours, _peer) = UnixStream::pair().unwrap();
+        let slot = Slot::new(ours.as_raw_fd());
+        assert!(!slot.arm(1), "not offered");
+        slot.offer();
+        assert!(slot.arm(1));
+        assert!(!slot.arm(2), "armed once");
+    }
+}

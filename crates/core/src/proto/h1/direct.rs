@@ -1,0 +1,111 @@
+//! The own driver's part in writing answers from the embedder's thread
+//! (`HTTPY_DIRECT_WRITE`; the slot and the write are in
+//! `embedder::direct`): which connections take part (plain TCP, the
+//! switch on) and how an answer is encoded there, with the driver's own
+//! head encoder, so that it is byte for byte what the driver would write.
+//! Only a small whole answer is taken: a body under 16 KiB, an ordinary
+//! final status, nothing that closes the connection (those are framed by
+//! the driver), no file, stream or push list.
+
+use bytes::BytesMut;
+use http::{StatusCode, Version};
+use std::cell::RefCell;
+
+use super::encode::{self, ReqFacts};
+use crate::embedder::direct::MAX_BATCH;
+use crate::embedder::reply::{Reply, Source};
+
+/// The largest answer (head and body) written from the embedder's thread:
+/// the driver's own limit for copying a body behind its head.
+const MAX_ANSWER: usize = 16 * 1024;
+
+thread_local! {
+    /// The embedder thread's encoding buffer, reused for every answer.
+    static OUT: RefCell<BytesMut> = RefCell::new(BytesMut::with_capacity(4096));
+}
+
+/// Calls `f` with `reply` encoded as the driver would write it to an
+/// HTTP/1.1 keep-alive request; `None` when this path does not take it.
+pub(crate) fn with_encoded<R>(reply: &Reply, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+    if !takes(reply) {
+        return None;
+    }
+    OUT.with(|out| {
+        let mut out = out.borrow_mut();
+        out.clear();
+        let facts = ReqFacts {
+            version: Version::HTTP_11,
+            head: false,
+            keep_alive: true,
+        };
+        let body = &reply.body;
+        encode::head(
+            &mut out,
+            &facts,
+            reply.status,
+            &reply.headers,
+            Some(body.len() as u64),
+        );
+        out.extend_from_slice(body);
+        (out.len() <= MAX_ANSWER).then(|| f(&out))
+    })
+}
+
+/// Whether this path takes the reply.
+fn takes(reply: &Reply) -> bool {
+    matches!(reply.source, Source::Bytes)
+        && reply.push.is_empty()
+        && reply.status != StatusCode::SWITCHING_PROTOCOLS
+        && reply.body.len() < MAX_ANSWER
+        && !encode::asks_close(&reply.headers)
+}
+
+/// The descriptor of a plain TCP connection, where the direct path is on.
+pub(crate) fn fd_of<T: super::Transport>(io: &T) -> Option<i32> {
+    if *MAX_BATCH > 0 {
+        io.raw_fd()
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn reply(body: &[u8], headers: &str) -> Reply {
+        Reply::from_parts(200, headers, Bytes::copy_from_slice(body)).unwrap()
+    }
+
+    #[test]
+    fn a_small_answer_is_encoded_as_the_driver_frames_it() {
+        let text = with_encoded(
+            &reply(b"hello", "content-type\ntext/plain\ncontent-length\n99"),
+            |b| String::from_utf8(b.to_vec()).unwrap(),
+        )
+        .expect("taken");
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(head.contains("\r\ncontent-type: text/plain"), "{head}");
+        // The length is ours, from the body; a stale one is not kept.
+        assert!(head.contains("\r\ncontent-length: 5"), "{head}");
+        assert!(!head.contains("99"), "{head}");
+        assert!(head.contains("\r\ndate: "), "{head}");
+        assert!(!head.contains("connection"), "{head}");
+        assert_eq!(body, "hello");
+    }
+
+    #[test]
+    fn answers_this_path_does_not_take() {
+        let taken = |r: &Reply| with_encoded(r, |_| ()).is_some();
+        assert!(!taken(&reply(b"bye", "connection\nclose")));
+        assert!(!taken(&reply(&vec![0u8; MAX_ANSWER], "")));
+        // A body that fits, but not with its head.
+        assert!(!taken(&reply(&vec![0u8; MAX_ANSWER - 10], "")));
+        assert!(!taken(
+            &reply(b"x", "").with_push("/app.js\nscript").unwrap()
+        ));
+        assert!(taken(&reply(b"ok", "")));
+    }
+}

@@ -15,6 +15,10 @@
 //   npm run bench -- --only json,h2
 //   npm run bench -- --no-perf    # no syscall counting (perf adds a little CPU)
 //   npm run bench -- --only pubsub  # the cross-process pub/sub rows only
+//   npm run bench -- --only https-native-ecdsa-nginx-https --pairs 5
+//                                 # each row measured 5 times, HTTPy and its
+//                                 # baseline alternated; the table shows the
+//                                 # medians, latest.json every pair
 //
 // Last, the cross-process pub/sub rows (bench/pubsub.mjs): 2 workers, 256
 // WebSocket subscribers, messages/s and µs per message over the local links
@@ -31,6 +35,12 @@ const args = process.argv.slice(2)
 const quick = args.includes('--quick')
 const onlyArg = args.find((a) => a.startsWith('--only'))
 const noPerf = args.includes('--no-perf')
+const pairsArg = args.find((a) => a.startsWith('--pairs'))
+const PAIRS = pairsArg ? Number(pairsArg.includes('=') ? pairsArg.split('=')[1] : args[args.indexOf(pairsArg) + 1]) : 1
+if (!Number.isInteger(PAIRS) || PAIRS < 1) {
+  console.error('bench: --pairs takes a whole number of pairs, 1 or more')
+  process.exit(2)
+}
 const only = onlyArg ? (onlyArg.includes('=') ? onlyArg.split('=')[1] : args[args.indexOf(onlyArg) + 1]).split(',') : null
 
 if (!existsSync(join(here, '../dist/benchmark.js'))) {
@@ -289,10 +299,46 @@ const fmt = {
   perReq: (v) => (v === undefined || Number.isNaN(v) ? 'n/a' : v.toFixed(2)),
 }
 
+/** The median of the finite numbers in `values` (undefined when there are none). */
+function median(values) {
+  const v = values.filter(Number.isFinite).sort((a, b) => a - b)
+  if (v.length === 0) return undefined
+  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2
+}
+
+/**
+ * One pair, or the medians of several: each number its own median (so the
+ * rows' µs and req/s need not come from the same pair), errors summed, the
+ * first error kept. With one pair, that pair unchanged.
+ */
+function medianPair(pairs) {
+  if (pairs.length === 1) return pairs[0]
+  const side = (k) => {
+    const all = pairs.map((p) => p[k])
+    const failed = all.find((m) => m.error)
+    if (failed) return { error: failed.error }
+    const m = (f) => median(all.map(f))
+    return {
+      rps: m((x) => x.rps),
+      p99: m((x) => x.p99),
+      usPerReq: m((x) => x.usPerReq),
+      syscallsPerReq: m((x) => x.syscallsPerReq),
+      switchesPerReq: m((x) => x.switchesPerReq),
+      errors: all.reduce((n, x) => n + (x.errors ?? 0), 0),
+      total: all.reduce((n, x) => n + (x.total ?? 0), 0),
+    }
+  }
+  const httpy = side('httpy')
+  const base = side('base')
+  // The median of the pairs' own ratios: each pair shared one stretch of time.
+  const cpuRatio = median(pairs.map((p) => p.base.usPerReq / p.httpy.usPerReq))
+  return { httpy, base, cpuRatio }
+}
+
 const perfNote = noPerf
   ? 'syscall counting off (--no-perf)'
   : `perf: ${PERF.syscalls ? 'syscalls' : 'no syscall tracepoints'}, ${PERF.switches ? 'context switches' : 'no context-switch counter'}`
-console.log(`HTTPy benchmark${quick ? ' (quick)' : ''}: ${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown CPU'}), node ${process.version}, ${DURATION}s per workload after ${WARMUP}s warm-up, concurrency ${CONCURRENCY}; ${perfNote}`)
+console.log(`HTTPy benchmark${quick ? ' (quick)' : ''}: ${availableParallelism()} cores (${cpus()[0]?.model ?? 'unknown CPU'}), node ${process.version}, ${DURATION}s per workload after ${WARMUP}s warm-up, concurrency ${CONCURRENCY}${PAIRS > 1 ? `, ${PAIRS} alternated pairs per row (medians)` : ''}; ${perfNote}`)
 const httpy = await startServer('httpy.mjs')
 const baselines = {
   'node-http': await startServer('node-http.mjs'),
@@ -346,10 +392,19 @@ for (const w of WORKLOADS) {
     continue
   }
   process.stderr.write(`  ${w.label} ... `)
-  const h = await measure(w.tls ? tlsServers[w.http3 ? `httpy-h3-${w.tls}` : `httpy-${w.tls}`] : httpy, w)
-  const b = await measure(w.tls ? tlsServers[`${w.baseline}-${w.tls}`] : baselines[w.baseline], w.http3 ? { ...w, http3: false, connections: undefined } : w)
+  // With --pairs, HTTPy and its baseline take turns, so that a noisy
+  // stretch of the machine falls on both sides; the row keeps the medians.
+  const pairs = []
+  for (let i = 0; i < PAIRS; i++) {
+    const h = await measure(w.tls ? tlsServers[w.http3 ? `httpy-h3-${w.tls}` : `httpy-${w.tls}`] : httpy, w)
+    const b = await measure(w.tls ? tlsServers[`${w.baseline}-${w.tls}`] : baselines[w.baseline], w.http3 ? { ...w, http3: false, connections: undefined } : w)
+    pairs.push({ httpy: h, base: b })
+    if (PAIRS > 1) process.stderr.write(`${fmt.us(h.usPerReq)}/${fmt.us(b.usPerReq)} µs `)
+  }
   process.stderr.write('done\n')
-  rows.push({ workload: w.label, id: w.id, baseline: w.baseline, baselineNote: w.baselineNote, httpy: h, base: b })
+  const row = { workload: w.label, id: w.id, baseline: w.baseline, baselineNote: w.baselineNote, ...medianPair(pairs) }
+  if (PAIRS > 1) row.pairs = pairs
+  rows.push(row)
 }
 stopAll()
 
@@ -416,9 +471,17 @@ const line = (cells) => cells.map((c, i) => String(c).padEnd(widths[i])).join(' 
 console.log('\n' + line(header))
 console.log(widths.map((n) => '-'.repeat(n)).join('  '))
 for (const r of table) console.log(line(r))
+if (PAIRS > 1) {
+  console.log(`\nServer CPU µs per request, pair by pair (HTTPy / baseline), and the median of the pairs' ratios (baseline CPU ÷ HTTPy CPU):\n`)
+  for (const r of rows) {
+    if (r.skipped || !r.pairs) continue
+    const each = r.pairs.map((p) => `${fmt.us(p.httpy.usPerReq)}/${fmt.us(p.base.usPerReq)}`).join(', ')
+    console.log(`  ${r.workload}: ${each}; median ratio ${Number.isFinite(r.cpuRatio) ? r.cpuRatio.toFixed(2) : '-'}`)
+  }
+}
 
 const date = new Date().toISOString().slice(0, 10)
-console.log(`\nMarkdown (${date}, ${availableParallelism()} cores, \`npm run bench${quick ? ' -- --quick' : ''}\`):\n`)
+console.log(`\nMarkdown (${date}, ${availableParallelism()} cores, \`npm run bench${quick ? ' -- --quick' : ''}${PAIRS > 1 ? ` -- --pairs ${PAIRS}` : ''}\`):\n`)
 console.log(`| ${header.join(' | ')} |`)
 console.log(`|${header.map(() => '---').join('|')}|`)
 for (const r of table) console.log(`| ${r.join(' | ')} |`)
@@ -444,6 +507,7 @@ writeFileSync(
       warmup: WARMUP,
       duration: DURATION,
       concurrency: CONCURRENCY,
+      pairs: PAIRS,
       features: httpy.features,
       perf: PERF,
       crossing,

@@ -29,6 +29,7 @@ import { availableParallelism, cpus, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { crossProcessRows } from './pubsub.mjs'
+import { medianPair } from './pairs.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const args = process.argv.slice(2)
@@ -297,42 +298,6 @@ const fmt = {
   us: (v) => (v === undefined || Number.isNaN(v) ? '-' : v.toFixed(1)),
   ratio: (a, b) => (a && b ? `${(a / b).toFixed(2)}x` : '-'),
   perReq: (v) => (v === undefined || Number.isNaN(v) ? 'n/a' : v.toFixed(2)),
-}
-
-/** The median of the finite numbers in `values` (undefined when there are none). */
-function median(values) {
-  const v = values.filter(Number.isFinite).sort((a, b) => a - b)
-  if (v.length === 0) return undefined
-  return v.length % 2 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2
-}
-
-/**
- * One pair, or the medians of several: each number its own median (so the
- * rows' µs and req/s need not come from the same pair), errors summed, the
- * first error kept. With one pair, that pair unchanged.
- */
-function medianPair(pairs) {
-  if (pairs.length === 1) return pairs[0]
-  const side = (k) => {
-    const all = pairs.map((p) => p[k])
-    const failed = all.find((m) => m.error)
-    if (failed) return { error: failed.error }
-    const m = (f) => median(all.map(f))
-    return {
-      rps: m((x) => x.rps),
-      p99: m((x) => x.p99),
-      usPerReq: m((x) => x.usPerReq),
-      syscallsPerReq: m((x) => x.syscallsPerReq),
-      switchesPerReq: m((x) => x.switchesPerReq),
-      errors: all.reduce((n, x) => n + (x.errors ?? 0), 0),
-      total: all.reduce((n, x) => n + (x.total ?? 0), 0),
-    }
-  }
-  const httpy = side('httpy')
-  const base = side('base')
-  // The median of the pairs' own ratios: each pair shared one stretch of time.
-  const cpuRatio = median(pairs.map((p) => p.base.usPerReq / p.httpy.usPerReq))
-  return { httpy, base, cpuRatio }
 }
 
 const perfNote = noPerf

@@ -446,7 +446,7 @@ if (PAIRS > 1) {
 }
 
 const date = new Date().toISOString().slice(0, 10)
-console.log(`\nMarkdown (${date}, ${availableParallelism()} cores, \`npm run bench${quick ? ' -- --quick' : ''}${PAIRS > 1 ? ` -- --pairs ${PAIRS}` : ''}\`):\n`)
+console.log(`\nMarkdown (${date}, ${availableParallelism()} cores, \`npm run bench${quick || PAIRS > 1 ? ' --' : ''}${quick ? ' --quick' : ''}${PAIRS > 1 ? ` --pairs ${PAIRS}` : ''}\`):\n`)
 console.log(`| ${header.join(' | ')} |`)
 console.log(`|${header.map(() => '---').join('|')}|`)
 for (const r of table) console.log(`| ${r.join(' | ')} |`)

@@ -17,6 +17,12 @@
 //         Counted: publishes and deliveries. With compression a topic
 //         server compresses each publish once; `ws` compresses it once per
 //         subscriber: compare the CPU per publish with compression on and off.
+// capture: one socket per server sends each of the 64 documents once, one
+//         at a time, and keeps the compressed replies: their deflate bytes,
+//         the first reply in hex, and which settings of this Node.js's own
+//         zlib (level, memLevel; 32 KB window, default strategy, sync flush)
+//         give the same bytes for every document. uWebSockets.js calls the
+//         zlib of the Node.js that loads it, so a match names its settings.
 //
 // Reported per server: messages/s, server CPU µs per message (user + system
 // time of the server's process from /proc/PID/stat over the counted
@@ -206,6 +212,52 @@ async function run(name, compression) {
     compressedShare: +(st.packed / Math.max(1, st.msgs)).toFixed(3),
     errors: st.errors,
   }
+}
+
+/** The replies of `name` to each document, in order (mode `capture`). */
+async function capture(name) {
+  const server = await start(name, 'on')
+  try {
+    const { s, agreed, rest } = await open(server.port, '/ws', o.offer)
+    if (!agreed.includes('permessage-deflate')) throw new Error(`${name}: compression not agreed`)
+    const replies = []
+    let wake = () => {}
+    const take = counter((n, packed, first) => {
+      replies.push(first)
+      wake()
+    })
+    s.on('data', take)
+    if (rest.length) take(rest)
+    for (let i = 0; i < 64; i++) {
+      const got = new Promise((r) => (wake = r))
+      s.write(PACKED[i])
+      await got
+    }
+    s.destroy()
+    return replies
+  } finally {
+    await server.stop()
+  }
+}
+
+if (o.mode === 'capture') {
+  const zlibRaw = (d, level, memLevel) => zlib.deflateRawSync(d, { level, memLevel, windowBits: 15, finishFlush: zlib.constants.Z_SYNC_FLUSH }).subarray(0, -4)
+  const grid = []
+  for (let level = 1; level <= 9; level++) for (let memLevel = 1; memLevel <= 9; memLevel++) grid.push({ level, memLevel, out: DOCS.map((d) => zlibRaw(d, level, memLevel)) })
+  console.log(`node ${process.version}, zlib ${process.versions.zlib}`)
+  for (const name of o.servers) {
+    try {
+      const replies = await capture(name)
+      if (replies.some((r) => !r.rsv1)) throw new Error(`${name}: a reply came uncompressed`)
+      const sizes = replies.map((r) => r.payload.length)
+      const same = grid.filter((g) => g.out.every((b, i) => b.equals(replies[i].payload))).map((g) => `level ${g.level} memLevel ${g.memLevel}`)
+      const mean = sizes.reduce((a, b) => a + b, 0) / 64
+      console.log(JSON.stringify({ server: name, deflateBytesPerMessage: +mean.toFixed(2), wireBytesPerMessage: +(mean + 4).toFixed(2), firstReply: replies[0].payload.toString('hex'), sameAsNodeZlib: same }))
+    } catch (e) {
+      console.log(JSON.stringify({ server: name, error: String(e.message ?? e) }))
+    }
+  }
+  process.exit(0)
 }
 
 const rows = []

@@ -553,6 +553,15 @@ export class Request {
     return found
   }
 
+  /**
+   * @internal One header's value (`name` lower case, combined as
+   * `headers.get` combines them) without decoding the others: the fetch
+   * path's lazy `Headers` (`web-headers.ts`) answers `get`/`has` with it.
+   */
+  _header(name: string): string | null {
+    return this.#header(name)
+  }
+
   /** @internal Methods allowed on this path when no route matched this method. */
   get _allow(): string | null {
     if (this.#allow === undefined) this.#afterParams()

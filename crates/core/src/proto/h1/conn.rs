@@ -76,7 +76,8 @@ enum Pump {
     /// The consumer left before the end; what is left of it is skipped
     /// once the response is out, or the connection closes.
     Abandoned(Decoder),
-    /// The body is unusable (bad framing, cut short): close after the answer.
+    /// The body is unusable (bad framing): close after the answer. (A body
+    /// cut short, or a read error, drops the request instead.)
     Broken,
 }
 

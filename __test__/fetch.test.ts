@@ -22,6 +22,23 @@ interface Seen {
 }
 
 const errors: unknown[] = []
+/**
+ * The header lines a `/headers-compare` request carries, and the names
+ * asked: the handler answers each question from the lazy `request.headers`
+ * and from the platform's (undici's) `new Headers(pairs)` on the same lines.
+ */
+const headerCase: { pairs: [string, string][]; names: unknown[] } = { pairs: [], names: [] }
+
+/** What `get`/`has` answer for each name, or the error they throw. */
+function ask(h: Headers, names: unknown[]): unknown[] {
+  return names.map((n) => {
+    try {
+      return [h.get(n as string), h.has(n as string)]
+    } catch (e) {
+      return `${(e as Error).name}: ${(e as Error).message}`
+    }
+  })
+}
 /** Chunks pulled from the endless stream, and whether it was cancelled. */
 const endless = { pulled: 0, cancelled: false }
 let server: Server
@@ -43,6 +60,31 @@ async function handler(req: Request, info: FetchInfo): Promise<Response> {
         info: { ...ip, sameServer: info.server === server, httpVersion: info.httpVersion },
       }
       return Response.json(seen)
+    }
+    case '/headers-compare': {
+      const expected = new Headers(headerCase.pairs)
+      const got = req.headers
+      const lazy = ask(got, headerCase.names)
+      const result = {
+        isHeaders: got instanceof Headers,
+        tag: Object.prototype.toString.call(got),
+        same: req.headers === got,
+        lazy,
+        setCookie: got.getSetCookie(),
+        listed: [...got],
+        after: ask(got, headerCase.names),
+        expected: { ask: ask(expected, headerCase.names), setCookie: expected.getSetCookie(), listed: [...expected] },
+      }
+      // Changes go through the platform's list; a clone made later has them.
+      got.set('X-Added', 'yes')
+      got.delete('x-dup')
+      const copy = req.clone()
+      got.append('x-late', '1')
+      return Response.json({
+        ...result,
+        changed: [got.get('x-added'), got.has('x-dup'), copy.headers.get('x-added'), copy.headers.has('x-dup'), got.get('x-late'), copy.headers.get('x-late')],
+        copied: [...new Headers(got)].length === [...got].length,
+      })
     }
     case '/text':
       return new Response(await req.text())
@@ -228,6 +270,69 @@ describe('the standard Request', () => {
   it('the URL falls back to the listening address without a Host header', async () => {
     const raw = await rawRequest(server.port, 'GET /seen HTTP/1.0\r\n\r\n')
     expect(raw.text).toContain(`"url":"http://127.0.0.1:${server.port}/seen"`)
+  })
+})
+
+describe('the lazy request Headers, beside undici\'s on the same lines', () => {
+  const names: unknown[] = [
+    'user-agent', 'User-Agent', 'X-DUP', 'x-dup', 'cookie', 'Cookie', 'set-cookie', 'x-empty', 'x-padded', 'x-latin',
+    'host', 'absent', 'bad name', 'bad:name', '', 'é', 'x-dup\r\n', 42, undefined,
+  ]
+  const compare = (body: string): void => {
+    const r = JSON.parse(body.slice(body.indexOf('{'))) as Record<string, unknown> & { expected: Record<string, unknown> }
+    expect(r.isHeaders).toBe(true)
+    expect(r.tag).toBe('[object Headers]')
+    expect(r.same).toBe(true)
+    // Asked before the full list exists, then after: the same as undici.
+    expect(r.lazy).toEqual(r.expected.ask)
+    expect(r.after).toEqual(r.expected.ask)
+    expect(r.setCookie).toEqual(r.expected.setCookie)
+    expect(r.listed).toEqual(r.expected.listed)
+    expect(r.changed).toEqual(['yes', false, 'yes', false, '1', null])
+    expect(r.copied).toBe(true)
+  }
+
+  it('HTTP/1.1: case-insensitive names, combined values, cookies, Set-Cookie, invalid names', async () => {
+    headerCase.names = names
+    headerCase.pairs = [
+      ['Host', 'h.test'],
+      ['User-Agent', 'tester/2'],
+      ['X-Dup', 'one'],
+      ['x-dup', 'two'],
+      ['Cookie', 'a=1'],
+      ['cookie', 'b=2'],
+      ['Set-Cookie', 's=1; Path=/'],
+      ['set-cookie', 't=2'],
+      ['X-Empty', ''],
+      ['X-Padded', '  inner  value '],
+      ['X-Latin', 'caf\u00e9'],
+      ['Connection', 'close'],
+    ]
+    const head = headerCase.pairs.map(([k, v]) => `${k}: ${v}`).join('\r\n')
+    const raw = await rawRequest(server.port, Buffer.from(`GET /headers-compare HTTP/1.1\r\n${head}\r\n\r\n`, 'latin1'))
+    expect(raw.text).toMatch(/^HTTP\/1\.1 200/)
+    compare(raw.text)
+  })
+
+  it('HTTP/2: cookie crumbs sent as separate fields join with "; "', async () => {
+    headerCase.names = names
+    // node:http2 sends the array as separate `cookie` fields; `:authority`
+    // becomes `host` for the handler.
+    headerCase.pairs = [['host', new URL(base).host], ['cookie', 'a=1'], ['cookie', 'b=2'], ['x-dup', 'one'], ['x-dup', 'two'], ['user-agent', 'h2/1']]
+    const client = http2.connect(base)
+    try {
+      const body = await new Promise<string>((resolve, reject) => {
+        const s = client.request({ ':path': '/headers-compare', cookie: ['a=1', 'b=2'], 'x-dup': ['one', 'two'], 'user-agent': 'h2/1' })
+        let out = ''
+        s.setEncoding('utf8')
+        s.on('data', (c: string) => (out += c))
+        s.on('end', () => resolve(out))
+        s.on('error', reject)
+      })
+      compare(body)
+    } finally {
+      client.close()
+    }
   })
 })
 

@@ -1,6 +1,10 @@
 /**
  * `npm run bench:micro`: tinybench micro-benchmarks of the TypeScript hot
- * path, each step a JS-handled request pays on the JS side: decoding the
+ * path, run on the compiled package as users run it: `bench/micro-run.mjs`
+ * builds `dist/`, compiles this file alone with its `../ts/` imports
+ * pointed at `dist/`, and runs it with plain `node` (under `tsx` the
+ * TypeScript is compiled by the loader and the figures are not the
+ * package's; see docs/fetch.md). It times each step a JS-handled request pays on the JS side: decoding the
  * request record, the handler call, building the Response and its header
  * block, writing the reply into the outgoing batch buffer (what the
  * server's private `#queue` does), the fetch path (a plain fetch handler
@@ -9,6 +13,7 @@
  *
  *   npm run bench:micro
  *   npm run bench:micro -- --time 2000   # ms per task
+ *   npm run bench:micro -- --only fetch  # the tasks whose name has the word
  */
 import { Hono } from 'hono'
 import { Bench } from 'tinybench'
@@ -89,12 +94,24 @@ const hono = new Hono()
 hono.get('/plaintext', (c) => c.text('Hello, World!'))
 hono.post('/users/:id/:name', (c) => c.json({ id: c.req.param('id') }))
 const honoFetch = fromFetch(hono.fetch, () => undefined)
+/** The same route reading one request header, as middleware and handlers do (`c.req.header`). */
+const honoHeader = new Hono()
+honoHeader.post('/users/:id/:name', (c) => c.json({ id: c.req.param('id'), type: c.req.header('content-type') }))
+const honoHeaderFetch = fromFetch(honoHeader.fetch, () => undefined)
 /** The reply the server would queue, from whatever the adapted handler gave. */
 async function settle(out: Response | Promise<Response>): Promise<Response> {
   const res = await out
   if (res.status !== 200) throw new Error(`status ${res.status}`)
   return res
 }
+
+/**
+ * The fetch cases run this many requests per timed call, and the table
+ * divides by it: tinybench reads the clock around every call, and for an
+ * async call of about a microsecond that (and the promise it awaits) was a
+ * large part of the figure; see the floor task.
+ */
+const BATCH = 100
 
 const bench = new Bench({ time, warmupTime: Math.min(200, time) })
 bench
@@ -129,14 +146,20 @@ bench
     const res = plaintext(req)
     queueReply(req._id, res.status, res.headers.toWire(), res.body as string)
   })
-  .add('fetch: lazy Request + url + handler + Response.json -> HTTPy Response', async () => {
-    const res = await settle(plainFetch(new Request(rec, 0, parts, names)))
-    res.headers.toWire()
+  .add(`fetch: lazy Request + url + handler + Response.json -> HTTPy Response (x${BATCH})`, async () => {
+    for (let i = 0; i < BATCH; i++) (await settle(plainFetch(new Request(rec, 0, parts, names)))).headers.toWire()
   })
-  .add('fetch: Hono app (router, context, c.json) on the same path', async () => {
-    const res = await settle(honoFetch(new Request(rec, 0, parts, names)))
-    res.headers.toWire()
+  .add(`fetch: Hono app (router, context, c.json) on the same path (x${BATCH})`, async () => {
+    for (let i = 0; i < BATCH; i++) (await settle(honoFetch(new Request(rec, 0, parts, names)))).headers.toWire()
   })
+  .add(`fetch: Hono app reading one header (c.req.header) of the 5 (x${BATCH})`, async () => {
+    for (let i = 0; i < BATCH; i++) {
+      const res = await settle(honoHeaderFetch(new Request(rec, 0, parts, names)))
+      if (res.body !== '{"id":"42","type":"text/plain"}') throw new Error(`body ${String(res.body)}`)
+      res.headers.toWire()
+    }
+  })
+  .add('floor: an empty async task (what tinybench adds to each timed call)', async () => {})
   .add('native.noop() (JS -> Rust call)', () => {
     native.noop()
   })
@@ -144,17 +167,27 @@ bench
     await new Promise<void>((resolve) => native.wakeOnce(() => resolve()))
   })
 
+const only = process.argv.indexOf('--only')
+if (only > 0) {
+  // `--only fetch` keeps the tasks whose name contains the word.
+  const word = process.argv[only + 1] ?? ''
+  for (const t of [...bench.tasks]) if (!t.name.includes(word)) bench.remove(t.name)
+}
 await bench.run()
-console.log(`tinybench, ${time} ms per task, node ${process.version} (the median is the steadier figure on a busy machine)`)
+const compiled = import.meta.url.endsWith('.mjs') ? 'compiled dist/' : 'TypeScript sources through a loader: not the figures of the package'
+console.log(`tinybench, ${time} ms per task, node ${process.version}, ${compiled} (the median is the steadier figure on a busy machine)`)
 console.table(
   bench.tasks.map((t) => {
     const r = t.result as { latency?: { mean?: number; p50?: number; p99?: number }; throughput?: { mean?: number } } | undefined
+    // Per request: a batched task's figures divided by its batch.
+    const per = t.name.endsWith(`(x${BATCH})`) ? BATCH : 1
+    const ns = (ms: number | undefined): number | string => (ms !== undefined ? Math.round((ms * 1e6) / per) : '-')
     return {
       task: t.name,
-      'ns/op (median)': r?.latency?.p50 !== undefined ? Math.round(r.latency.p50 * 1e6) : '-',
-      'ns/op (mean)': r?.latency?.mean !== undefined ? Math.round(r.latency.mean * 1e6) : '-',
-      'ns/op (p99)': r?.latency?.p99 !== undefined ? Math.round(r.latency.p99 * 1e6) : '-',
-      'ops/s': r?.throughput?.mean !== undefined ? Math.round(r.throughput.mean).toLocaleString('en-US') : '-',
+      'ns/op (median)': ns(r?.latency?.p50),
+      'ns/op (mean)': ns(r?.latency?.mean),
+      'ns/op (p99)': ns(r?.latency?.p99),
+      'ops/s': r?.throughput?.mean !== undefined ? Math.round(r.throughput.mean * per).toLocaleString('en-US') : '-',
     }
   }),
 )

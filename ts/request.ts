@@ -361,7 +361,7 @@ export class Request {
     }
     if (this.#bodyTaken) throw new HttpyError('ERR_HTTPY_BODY_USED', 'the request body was already read')
     this.#bodyTaken = true
-    if (this.#flags & FLAG_STREAMED) return uploadStream(this.#link, this._id)
+    if (this.#flags & FLAG_STREAMED) return uploadStream(this.#link, this._id, false, () => this._clientGone())
     const body = this.body
     return new ReadableStream<Uint8Array>({
       start(c) {
@@ -396,7 +396,7 @@ export class Request {
     }
     if (this.#bodyTaken) throw new HttpyError('ERR_HTTPY_BODY_USED', 'the request body was already read')
     this.#bodyTaken = true
-    return partsOf(uploadStream(this.#link, this._id, (this.#flags & FLAG_PARTS_ON_ASK) !== 0))
+    return partsOf(uploadStream(this.#link, this._id, (this.#flags & FLAG_PARTS_ON_ASK) !== 0, () => this._clientGone()))
   }
 
   /**
@@ -551,6 +551,15 @@ export class Request {
     }
     this.#bodyAt = o
     return found
+  }
+
+  /**
+   * @internal One header's value (`name` lower case, combined as
+   * `headers.get` combines them) without decoding the others: the fetch
+   * path's lazy `Headers` (`web-headers.ts`) answers `get`/`has` with it.
+   */
+  _header(name: string): string | null {
+    return this.#header(name)
   }
 
   /** @internal Methods allowed on this path when no route matched this method. */

@@ -102,9 +102,18 @@ export function requestLink(native: () => NativeServer | undefined): RequestLink
  * The streamed body of request `id` (with `parts`: as multipart frames).
  * `highWaterMark: 0`: nothing is taken from the core before the consumer
  * reads, so the core's small buffer (and then the socket) holds what the
- * consumer has not asked for yet.
+ * consumer has not asked for yet. `onBroken` runs before the stream errors
+ * with what the core reported (the client left mid-body, or the core
+ * answered in the handler's place): the request's `signal` is aborted by
+ * the time the handler sees the error, rather than a turn of the event
+ * loop later, when the core's notice arrives.
  */
-export function uploadStream(link: RequestLink | undefined, id: number, parts = false): ReadableStream<Uint8Array> {
+export function uploadStream(
+  link: RequestLink | undefined,
+  id: number,
+  parts = false,
+  onBroken?: () => void,
+): ReadableStream<Uint8Array> {
   let upload: NativeUpload | null | undefined
   let wake: (() => void) | undefined
   const onReadable = (): void => {
@@ -125,6 +134,7 @@ export function uploadStream(link: RequestLink | undefined, id: number, parts = 
           try {
             chunk = upload.read()
           } catch (e) {
+            onBroken?.()
             controller.error(fromNative(e))
             return
           }

@@ -2,7 +2,8 @@
  * A standard (WHATWG) `Request` over HTTPy's own request, built lazily.
  *
  * `method`, `url` and `headers` are answered from the native record
- * without creating the platform's `Request`; `text()`, `json()` and
+ * without creating the platform's `Request` (`headers` is itself lazy:
+ * `web-headers.ts`); `text()`, `json()` and
  * `arrayBuffer()` read the body HTTPy already holds (or, when it streams,
  * read HTTPy's stream to its end). `signal` is HTTPy's own. Anything else
  * (`body` as a stream, `formData()`, `clone()`, `cache`, …) creates the
@@ -12,9 +13,9 @@
  */
 import { delegateRest } from './delegate.js'
 import type { Request as HttpyRequest } from './request.js'
+import { WebHeaders } from './web-headers.js'
 
 const GlobalRequest = globalThis.Request
-const GlobalHeaders = globalThis.Headers
 
 /** Characters allowed in a `Host` value used to build the request URL. */
 const HOST = /^[A-Za-z0-9\-._~%!$&'()*+,;=:[\]]+$/
@@ -51,7 +52,7 @@ export class WebRequest {
   readonly #req: HttpyRequest
   readonly #fallback: FallbackAuthority
   #url: string | undefined
-  #headers: Headers | undefined
+  #headers: WebHeaders | undefined
   #real: Request | undefined
   #used = false
 
@@ -68,9 +69,10 @@ export class WebRequest {
   #realRequest(): Request {
     if (this.#real) return this.#real
     const method = this.#req.method
+    const headers = (this.#headers ??= new WebHeaders(this.#req))
     const init: RequestInit & { duplex?: 'half' } = {
       method,
-      headers: this.headers,
+      headers: WebHeaders.real(headers),
       signal: this.signal,
     }
     if (!bodyless(method)) {
@@ -89,6 +91,9 @@ export class WebRequest {
     }
     const real = new GlobalRequest(this.url, init)
     if (this.#used && !real.bodyUsed && real.body) void real.body.getReader().read().catch(() => {})
+    // `request.headers` stays the same object, now answered by the real
+    // request's own header list.
+    WebHeaders.adopt(headers, real.headers)
     this.#real = real
     return real
   }
@@ -113,12 +118,9 @@ export class WebRequest {
     return (this.#url = `${scheme}://${this.#fallback()}${req.url}`)
   }
 
+  /** The lazy `Headers` (`web-headers.ts`): one header read from the record costs one header. */
   get headers(): Headers {
-    if (this.#real) return this.#real.headers
-    if (this.#headers) return this.#headers
-    const h = new GlobalHeaders()
-    for (const [name, value] of this.#req.headers) h.append(name, value)
-    return (this.#headers = h)
+    return (this.#headers ??= new WebHeaders(this.#req)) as unknown as Headers
   }
 
   /**

@@ -4,9 +4,10 @@
 //! One request is in flight at a time (pipelined requests wait in the read
 //! buffer and are answered in order). While a handler runs, the loop also
 //! reads the socket: a read *error* (the client reset the connection) drops
-//! the request's future, which fires its abort (`request.signal`); an EOF
-//! alone is a half-close and the answer is still written, so a client that
-//! shuts down its write side after sending gets its response.
+//! the request's future, which fires its abort (`request.signal`), as does
+//! an EOF before the end of a body being read; an EOF after the request is
+//! a half-close and the answer is still written, so a client that shuts
+//! down its write side after sending gets its response.
 //!
 //! Responses are coalesced: a response is written when the loop would
 //! otherwise wait (for input, or for a handler that did not answer at
@@ -75,7 +76,8 @@ enum Pump {
     /// The consumer left before the end; what is left of it is skipped
     /// once the response is out, or the connection closes.
     Abandoned(Decoder),
-    /// The body is unusable (bad framing, cut short): close after the answer.
+    /// The body is unusable (bad framing): close after the answer. (A body
+    /// cut short, or a read error, drops the request instead.)
     Broken,
 }
 
@@ -325,17 +327,21 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
                                 Poll::Ready(Ok(0)) => eof = true,
                                 Poll::Ready(Ok(_)) => {}
                                 Poll::Ready(Err(_)) => {
+                                    // The error stays queued for the handler's
+                                    // stream; dropping the request fires its abort.
                                     let _ = tx.try_send(Err(BodyError("connection reset")));
-                                    pump = Pump::Broken;
+                                    return Poll::Ready(Flight::Gone);
                                 }
                                 Poll::Pending => break,
                             }
                             continue;
                         }
                         Ok(Decoded::NeedMore) => {
+                            // The client ended its side mid-body: the request
+                            // can never be whole, so (as with hyper) it is
+                            // dropped, which fires its abort, not answered.
                             let _ = tx.try_send(Err(BodyError("body cut short")));
-                            pump = Pump::Broken;
-                            continue;
+                            return Poll::Ready(Flight::Gone);
                         }
                         Err(e) => {
                             let _ = tx.try_send(Err(BodyError(e.0)));

@@ -8,9 +8,10 @@
 //   node bench/threads.mjs                      # JS handlers, /plaintext, 5 s
 //   node bench/threads.mjs --native --route /users/42 --seconds 8 --conns 64
 //   node bench/threads.mjs --server peer-hono.mjs   # any file of bench/servers
+//   node bench/threads.mjs --h2c                # h2load, h2c prior knowledge, -m 10
 //
 // Needs the built package (`npm run build`; a release build for numbers)
-// and wrk. Prints one row per busy thread (µs of CPU per request, user and
+// and wrk (h2load for --h2c). Prints one row per busy thread (µs of CPU per request, user and
 // system) and the total.
 import { spawn, execFileSync } from 'node:child_process'
 import { readFileSync, readdirSync } from 'node:fs'
@@ -25,7 +26,7 @@ const opt = (name, dflt) => {
   return i >= 0 && args[i + 1] !== undefined ? args[i + 1] : dflt
 }
 if (flag('--help') || flag('-h')) {
-  console.log('usage: node bench/threads.mjs [--native | --server FILE] [--route /plaintext] [--seconds 5] [--conns 64] [--port 38020]')
+  console.log('usage: node bench/threads.mjs [--native | --server FILE] [--route /plaintext] [--seconds 5] [--conns 64] [--port 38020] [--h2c [--streams 10]]')
   process.exit(0)
 }
 const native = flag('--native')
@@ -34,6 +35,8 @@ const route = opt('--route', '/plaintext')
 const seconds = Number(opt('--seconds', '5'))
 const conns = Number(opt('--conns', '64'))
 const port = Number(opt('--port', '38020'))
+const h2c = flag('--h2c')
+const streams = Number(opt('--streams', '10'))
 const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim())
 
 /** utime and stime (µs) of every thread of `pid`, by thread id. */
@@ -59,6 +62,23 @@ function threads(pid) {
     out.set(tid, { name, user: Number(f[11]) * TICK_US, sys: Number(f[12]) * TICK_US, cs })
   }
   return out
+}
+
+function load(secs) {
+  return h2c ? h2load(secs) : wrk(secs)
+}
+
+/** h2c with prior knowledge, `streams` requests in flight per connection (as the peers kit's h2c row). */
+function h2load(secs) {
+  const out = execFileSync('h2load', ['-D', String(secs), '-c', String(conns), '-m', String(streams), `http://127.0.0.1:${port}${route}`], {
+    timeout: (secs + 30) * 1000,
+  }).toString()
+  const m = /requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored/.exec(out)
+  const ok = /status codes: (\d+) 2xx/.exec(out)
+  if (!m || !ok) throw new Error(`cannot read h2load's output:\n${out}`)
+  // In a timed run the streams still open at the end are "started", not "done".
+  if (m[1] !== m[2] || m[3] !== '0' || m[4] !== '0' || ok[1] !== m[2]) throw new Error(`h2load saw errors:\n${out}`)
+  return Number(m[2])
 }
 
 function wrk(secs) {
@@ -87,13 +107,14 @@ await new Promise((resolve, reject) => {
   })
   server.on('exit', (code) => reject(new Error(`server exited with ${code}`)))
 })
-wrk(2) // warm-up: JIT, connection setup, caches
+load(2) // warm-up: JIT, connection setup, caches
 const before = threads(server.pid)
-const n = wrk(seconds)
+const n = load(seconds)
 const after = threads(server.pid)
 stop()
 
-console.log(`# ${serverFile} ${route}: ${n} requests in ${seconds} s (${Math.round(n / seconds)} req/s), wrk -t1 -c${conns}`)
+const tool = h2c ? `h2load -c${conns} -m${streams} (h2c)` : `wrk -t1 -c${conns}`
+console.log(`# ${serverFile} ${route}: ${n} requests in ${seconds} s (${Math.round(n / seconds)} req/s), ${tool}`)
 console.log('thread            user_us  sys_us  total_us  sleeps/req   (CPU per request; sleeps = voluntary context switches)')
 let user = 0
 let sys = 0

@@ -6,7 +6,7 @@
 //! hyper's connection code sees only a `Service`: a driver can be run
 //! against a stub.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
 use std::convert::Infallible;
 use std::future::Future;
@@ -34,4 +34,23 @@ pub(crate) trait Dispatch: Clone + Send + Sync + 'static {
     where
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: std::fmt::Display;
+
+    /// Answers a request from bytes the dispatcher holds ready, appending
+    /// the whole HTTP/1.1 answer to `out`, where that is exactly what
+    /// [`call`](Self::call) would answer and count; `false` (and nothing
+    /// written or counted) sends the request to `call`. The own HTTP/1.1
+    /// driver asks it before it builds a `Request`, for a keep-alive
+    /// HTTP/1.1 `GET` without a body, `Upgrade`, or framing fields, with
+    /// exactly one `Host`.
+    fn answer_stored(&self, _conn: &ConnInfo, _req: &StoredReq<'_>, _out: &mut BytesMut) -> bool {
+        false
+    }
+}
+
+/// What [`Dispatch::answer_stored`] is told of a request.
+pub(crate) struct StoredReq<'a> {
+    pub(crate) path: &'a str,
+    pub(crate) query: &'a str,
+    /// The request carries `Authorization` or `Cookie`.
+    pub(crate) credentials: bool,
 }

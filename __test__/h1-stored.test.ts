@@ -9,11 +9,10 @@
  * (a middleware added at run time, which takes the route's hits back to
  * JS) takes effect on the next request.
  */
-import { execFile, spawn } from 'node:child_process'
-import path from 'node:path'
+import { execFile } from 'node:child_process'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
-import { bodies, listen, openRaw, rawRequest, requireTool, statuses } from './helpers/index.js'
+import { bodies, listen, openRaw, rawRequest, requireTool, statuses, withHyperChild } from './helpers/index.js'
 
 process.env.HTTPY_H1_DRIVER = 'own'
 
@@ -69,40 +68,22 @@ describe('route-cache hits over the own HTTP/1.1 driver', () => {
   afterAll(() => server.close())
 
   it('answers a hit with the bytes hyper writes for it', async () => {
-    const entry = path.resolve(__dirname, '../dist/index.js')
-    const script = `
-      const { App, Response } = await import(${JSON.stringify(entry)})
-      const app = new App()
-      ${ROUTES}
-      const s = await app.listen({ host: '127.0.0.1', port: 0 })
-      console.log(s.port)
-    `
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-      env: { ...process.env, HTTPY_H1_DRIVER: undefined },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
-    const kill = setTimeout(() => child.kill('SIGKILL'), 10_000)
-    try {
-      const port = await new Promise<number>((resolve, reject) => {
-        child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())))
-        child.once('exit', (code) => reject(new Error(`exited with ${code}`)))
-      })
+    await withHyperChild(ROUTES, async (port) => {
       for (const p of ['/hello', '/users/42']) {
         const own = await hitBytes(server.port, p)
         expect(own).toMatch(/^HTTP\/1\.1 200 OK\r\n/)
         expect(own).toBe(await hitBytes(port, p))
       }
-      expect(await hitBytes(server.port, '/hello')).toBe(
-        'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-kind: greeting\r\ncontent-length: 13\r\ndate: *\r\n\r\nHello, World!',
-      )
-    } finally {
-      clearTimeout(kill)
-      child.kill('SIGTERM')
-    }
+    })
+    expect(await hitBytes(server.port, '/hello')).toBe(
+      'HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nx-kind: greeting\r\ncontent-length: 13\r\ndate: *\r\n\r\nHello, World!',
+    )
   })
 
   it('counts pipelined hits as requests answered natively, in order, the handler not run', async () => {
-    await fetch(`${server.url}/users/7`) // fills the entry
+    // Fill both entries (on their own, this test must not rely on another's).
+    await (await fetch(`${server.url}/users/7`)).text()
+    await (await fetch(`${server.url}/hello`)).text()
     const runs = handlerRuns
     const before = server.stats()
     const reqs = ['/users/7', '/hello', '/users/7', '/users/7', '/hello'].map((p) => `GET ${p} HTTP/1.1\r\nHost: x\r\n\r\n`)

@@ -52,17 +52,7 @@ fn connect(server: &Server) -> TcpStream {
 /// Reads one whole response (head and `content-length` body), as bytes
 /// with the `date` value blanked (it changes every second).
 fn response(s: &mut TcpStream, with_body: bool) -> String {
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        assert_eq!(s.read(&mut byte).unwrap(), 1, "the head ends early");
-        buf.push(byte[0]);
-    }
-    let head = String::from_utf8(buf).unwrap();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length: "))
-        .map_or(0, |v| v.parse().unwrap());
+    let (head, len) = consumer::read_head(s);
     let mut body = vec![0u8; if with_body { len } else { 0 }];
     s.read_exact(&mut body).unwrap();
     let head: String = head

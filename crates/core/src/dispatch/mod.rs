@@ -12,6 +12,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::body::canned::CannedForm;
 use crate::body::ResBody;
 
 pub(crate) mod abort;
@@ -42,7 +43,15 @@ pub(crate) trait Dispatch: Clone + Send + Sync + 'static {
     /// driver asks it before it builds a `Request`, for a keep-alive
     /// HTTP/1.1 `GET` without a body, `Upgrade`, or framing fields, with
     /// exactly one `Host`.
-    fn answer_stored(&self, _conn: &ConnInfo, _req: &StoredReq<'_>, _out: &mut BytesMut) -> bool {
+    /// `form` makes the driver's form of a stored answer (once per
+    /// answer, kept with it) and writes it.
+    fn answer_stored(
+        &self,
+        _conn: &ConnInfo,
+        _req: &StoredReq<'_>,
+        _form: &CannedForm,
+        _out: &mut BytesMut,
+    ) -> bool {
         false
     }
 }

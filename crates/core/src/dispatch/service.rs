@@ -21,6 +21,7 @@ use super::fault::Faults;
 use super::limits::{ambiguous_h1, head_size, read_body, BodyError, MIN_PROTOCOL_HEAD};
 use super::router::Match;
 use super::{ConnInfo, Dispatch, StoredReq};
+use crate::body::canned::CannedForm;
 use crate::body::multipart::{self, BodyStreaming, MultipartLimits};
 use crate::body::upload::{self, Prefix, Progress, PumpEnd, UploadError, Uploads};
 use crate::body::ResBody;
@@ -31,7 +32,6 @@ use crate::observe::metrics::scrape;
 use crate::observe::probe::Probe;
 use crate::observe::stats::Stats;
 use crate::observe::Observers;
-use crate::proto::h1::Canned;
 use crate::respond::route::{self, ReqFacts};
 use crate::respond::{plain, Direct};
 use crate::ws::{self, WsEnv};
@@ -69,8 +69,14 @@ impl Dispatch for Arc<Service> {
         handle(self.clone(), conn, req)
     }
 
-    fn answer_stored(&self, conn: &ConnInfo, req: &StoredReq<'_>, out: &mut BytesMut) -> bool {
-        answer_stored(self, conn, req, out)
+    fn answer_stored(
+        &self,
+        conn: &ConnInfo,
+        req: &StoredReq<'_>,
+        form: &CannedForm,
+        out: &mut BytesMut,
+    ) -> bool {
+        answer_stored(self, conn, req, form, out)
     }
 }
 
@@ -85,6 +91,7 @@ fn answer_stored(
     shared: &Service,
     conn: &ConnInfo,
     req: &StoredReq<'_>,
+    form: &CannedForm,
     out: &mut BytesMut,
 ) -> bool {
     let config = &shared.config;
@@ -111,7 +118,7 @@ fn answer_stored(
         return false;
     };
     let Some(canned) =
-        v.h1.get_or_init(|| Canned::new(v.status, &v.headers, &v.body))
+        v.h1.get_or_init(|| (form.make)(v.status, &v.headers, &v.body))
     else {
         return false;
     };
@@ -119,7 +126,7 @@ fn answer_stored(
     Stats::inc(&shared.stats.requests_total);
     Stats::inc(&shared.stats.direct_responses);
     Stats::inc(&shared.stats.stored_answers);
-    canned.put(out);
+    (form.put)(canned, out);
     true
 }
 

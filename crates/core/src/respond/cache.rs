@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::proto::h1::Canned;
+use crate::body::canned::Canned;
 use crate::respond::compress::Encodings;
 
 /// Default bounds of one server's cache.

@@ -151,7 +151,9 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
                 let stored = |q: &StoredReq<'_>| {
                     cfg.keep_alive
                         && !env.life.shutdown.is_cancelled()
-                        && env.dispatch.answer_stored(info, q, &mut wbuf)
+                        && env
+                            .dispatch
+                            .answer_stored(info, q, &encode::CANNED, &mut wbuf)
                 };
                 match role::parse(&mut rbuf, stored) {
                     Ok(Some(Parsed::Head(head))) => break head,

@@ -7,11 +7,12 @@
 //! buffer: one pass, no intermediate map or string, and a small body is
 //! appended behind it so that the whole response leaves in one write.
 //!
-//! A stored answer (a route-cache entry) is encoded once into its
-//! [`Canned`] form, so that the driver can answer a keep-alive HTTP/1.1
+//! A stored answer (a route-cache entry) is encoded once into its canned
+//! form ([`CANNED`]), so that the driver can answer a keep-alive HTTP/1.1
 //! `GET` for it with two copies and the `Date` field (`conn.rs`); the tests
 //! below hold that form to the bytes [`head`] writes for the same answer.
 
+use crate::body::canned::{Canned, CannedForm};
 use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, StatusCode, Version};
@@ -133,74 +134,67 @@ pub(crate) fn head(
     (framing, keep_alive)
 }
 
-/// A stored answer's HTTP/1.1 bytes for a keep-alive `GET`, as [`head`]
-/// and the driver's body write would produce them, less the `Date` field,
-/// which changes every second.
-#[derive(Debug)]
-pub(crate) struct Canned {
-    /// From the status line through the `content-length` field.
-    head: Bytes,
-    /// The answer has no `Date` field of its own: the current one is added.
-    date: bool,
-    /// `\r\n` and the body.
-    tail: Bytes,
-}
-
 /// Bodies a canned answer may carry: what the driver copies behind a head
 /// anyway (a larger body is written from its own buffer, not copied).
 pub(crate) const CANNED_MAX: usize = 16 * 1024;
 
-impl Canned {
-    /// The form of a whole-body answer; `None` where the driver's general
-    /// path would frame it otherwise (a status without a body, an answer
-    /// that asks to close, a body past [`CANNED_MAX`]).
-    pub(crate) fn new(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> Option<Self> {
-        let code = status.as_u16();
-        if (100..200).contains(&code)
-            || code == 204
-            || code == 304
-            || asks_close(headers)
-            || body.len() > CANNED_MAX
-        {
-            return None;
-        }
-        let mut out = BytesMut::with_capacity(128 + body.len());
-        let req = ReqFacts::new(Version::HTTP_11, &Method::GET, true);
-        // The general encoder writes it, so the two cannot drift apart;
-        // only the date it appends is cut off again.
-        let mut fields = headers.clone();
-        fields.remove(CONTENT_LENGTH);
-        let date = !fields.contains_key(DATE);
-        let (framing, keep_alive) = head(&mut out, &req, status, &fields, Some(body.len() as u64));
-        if framing != Framing::Length(body.len() as u64) || !keep_alive {
-            return None;
-        }
-        out.truncate(out.len() - 2);
-        if date {
-            let at = find_last(&out, b"\r\ndate: ")?;
-            out.truncate(at + 2);
-        }
-        let mut tail = BytesMut::with_capacity(2 + body.len());
-        tail.extend_from_slice(b"\r\n");
-        tail.extend_from_slice(body);
-        Some(Self {
-            head: out.freeze(),
-            date,
-            tail: tail.freeze(),
-        })
-    }
+/// The HTTP/1.1 form of stored answers for a keep-alive `GET`.
+pub(crate) const CANNED: CannedForm = CannedForm {
+    make: canned,
+    put: put_canned,
+};
 
-    /// Appends the whole answer to `out`.
-    pub(crate) fn put(&self, out: &mut BytesMut) {
-        out.extend_from_slice(&self.head);
-        if self.date {
-            let date = crate::proto::head::date_now();
-            if !date.is_empty() {
-                field(out, b"date", date.as_bytes());
-            }
-        }
-        out.extend_from_slice(&self.tail);
+/// A whole-body answer's bytes as [`head`] and the driver's body write
+/// produce them for a keep-alive HTTP/1.1 `GET`, less the `Date` field;
+/// `None` where the general path would frame it otherwise (a status
+/// without a body, an answer that asks to close, a body past
+/// [`CANNED_MAX`]).
+fn canned(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> Option<Canned> {
+    let code = status.as_u16();
+    if (100..200).contains(&code)
+        || code == 204
+        || code == 304
+        || asks_close(headers)
+        || body.len() > CANNED_MAX
+    {
+        return None;
     }
+    let mut out = BytesMut::with_capacity(128 + body.len());
+    let req = ReqFacts::new(Version::HTTP_11, &Method::GET, true);
+    // The general encoder writes it, so the two cannot drift apart; only
+    // the date it appends (the last field) is cut off again.
+    let mut fields = headers.clone();
+    fields.remove(CONTENT_LENGTH);
+    let date = !fields.contains_key(DATE);
+    let (framing, keep_alive) = head(&mut out, &req, status, &fields, Some(body.len() as u64));
+    if framing != Framing::Length(body.len() as u64) || !keep_alive {
+        return None;
+    }
+    out.truncate(out.len() - 2);
+    if date {
+        let at = find_last(&out, b"\r\ndate: ")?;
+        out.truncate(at + 2);
+    }
+    let mut tail = BytesMut::with_capacity(2 + body.len());
+    tail.extend_from_slice(b"\r\n");
+    tail.extend_from_slice(body);
+    Some(Canned {
+        head: out.freeze(),
+        date,
+        tail: tail.freeze(),
+    })
+}
+
+/// Appends a canned answer, with the current `Date` where it needs one.
+fn put_canned(c: &Canned, out: &mut BytesMut) {
+    out.extend_from_slice(&c.head);
+    if c.date {
+        let date = crate::proto::head::date_now();
+        if !date.is_empty() {
+            field(out, b"date", date.as_bytes());
+        }
+    }
+    out.extend_from_slice(&c.tail);
 }
 
 fn find_last(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -362,10 +356,10 @@ mod tests {
         out.to_vec()
     }
 
-    fn canned(headers: &HeaderMap, body: &Bytes) -> Option<Vec<u8>> {
-        let c = Canned::new(StatusCode::OK, headers, body)?;
+    fn canned_bytes(headers: &HeaderMap, body: &Bytes) -> Option<Vec<u8>> {
+        let c = (CANNED.make)(StatusCode::OK, headers, body)?;
         let mut out = BytesMut::new();
-        c.put(&mut out);
+        (CANNED.put)(&c, &mut out);
         Some(out.to_vec())
     }
 
@@ -408,7 +402,7 @@ mod tests {
             // Both within one second, so that they carry the same date.
             let (a, c) = loop {
                 let a = general(&h, &b);
-                let c = canned(&h, &b).expect("cannable");
+                let c = canned_bytes(&h, &b).expect("cannable");
                 if general(&h, &b) == a {
                     break (a, c);
                 }
@@ -424,11 +418,11 @@ mod tests {
     #[test]
     fn answers_framed_otherwise_are_not_canned() {
         let b = Bytes::from_static(b"x");
-        assert!(canned(&map(&[("connection", "close")]), &b).is_none());
-        assert!(Canned::new(StatusCode::NO_CONTENT, &map(&[]), &Bytes::new()).is_none());
-        assert!(Canned::new(StatusCode::NOT_MODIFIED, &map(&[]), &Bytes::new()).is_none());
+        assert!(canned_bytes(&map(&[("connection", "close")]), &b).is_none());
+        assert!(canned(StatusCode::NO_CONTENT, &map(&[]), &Bytes::new()).is_none());
+        assert!(canned(StatusCode::NOT_MODIFIED, &map(&[]), &Bytes::new()).is_none());
         let big = Bytes::from(vec![b'a'; CANNED_MAX + 1]);
-        assert!(canned(&map(&[]), &big).is_none());
-        assert!(canned(&map(&[]), &Bytes::from(vec![b'a'; CANNED_MAX])).is_some());
+        assert!(canned_bytes(&map(&[]), &big).is_none());
+        assert!(canned_bytes(&map(&[]), &Bytes::from(vec![b'a'; CANNED_MAX])).is_some());
     }
 }

@@ -1,6 +1,6 @@
 //! HTTP/1.x through hyper, over any byte stream (plain TCP or TLS): the
-//! path that takes what the own driver (`conn.rs`, the default) hands over
-//! (upgrades, `CONNECT`), and every connection with `HTTPY_H1_DRIVER=hyper`.
+//! default path, and with `HTTPY_H1_DRIVER=own` the one that takes what the
+//! own driver (`conn.rs`) hands over (upgrades, `CONNECT`).
 //!
 //! Idle keep-alive connections are *parked*: hyper keeps an 8 KiB read
 //! buffer and an 8 KiB write buffer for as long as a connection lives, which

@@ -107,6 +107,11 @@ fn answer_stored(
         return false;
     }
     let router = shared.router.load();
+    // Without a cached route, no lookup: a JS route's request would
+    // otherwise pay for two (this one and the general path's).
+    if !router.has_extras() {
+        return false;
+    }
     let Match::Found { route, .. } = router.find("GET", req.path) else {
         return false;
     };

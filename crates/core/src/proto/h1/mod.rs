@@ -47,7 +47,6 @@ use std::sync::LazyLock;
 use std::time::Duration;
 use tokio::net::TcpStream;
 
-pub(crate) use encode::Canned;
 pub(crate) use io::Transport;
 
 use super::io::Rewind;

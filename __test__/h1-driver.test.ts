@@ -4,16 +4,14 @@
  * malformed heads, half-close, bodies large enough for the vectored
  * write, the hand-over of an Upgrade request to hyper, the abort of a
  * handler whose client reset the connection, and the switch back to hyper
- * (the default, hyper, in a child process: the switch is read once per
+ * (`HTTPY_H1_DRIVER=hyper`, in a child process: the switch is read once per
  * process). The own driver is opt-in (`HTTPY_H1_DRIVER=own`); this file
  * turns it on before its first server starts.
  */
-import { spawn } from 'node:child_process'
 import net from 'node:net'
-import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
-import { bodies, listen, openRaw, rawRequest, statuses } from './helpers/index.js'
+import { bodies, listen, openRaw, rawRequest, statuses, withHyperChild } from './helpers/index.js'
 import { sleep, until } from './helpers/wait.js'
 
 // Read by the core at its first connection in this process (test files
@@ -182,26 +180,9 @@ describe('own HTTP/1.1 driver', () => {
   })
 })
 
-describe('without HTTPY_H1_DRIVER: hyper', () => {
-  it('serves through hyper by default, with the same answers', async () => {
-    const entry = path.resolve(__dirname, '../dist/index.js')
-    const script = `
-      const { App, Response } = await import(${JSON.stringify(entry)})
-      const app = new App()
-      app.get('/ok', () => Response.text('ok'))
-      const s = await app.listen({ host: '127.0.0.1', port: 0 })
-      console.log(s.port)
-    `
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
-      env: { ...process.env, HTTPY_H1_DRIVER: undefined },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    })
-    const kill = setTimeout(() => child.kill('SIGKILL'), 10_000)
-    try {
-      const port = await new Promise<number>((resolve, reject) => {
-        child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())))
-        child.once('exit', (code) => reject(new Error(`exited with ${code}`)))
-      })
+describe('HTTPY_H1_DRIVER=hyper', () => {
+  it('serves through hyper, with the same answers', async () => {
+    await withHyperChild(`app.get('/ok', () => Response.text('ok'))`, async (port) => {
       const { text, closed } = await rawRequest(port, 'GET /ok HTTP/1.0\r\n\r\n', 3000)
       expect(statuses(text)).toEqual([200])
       expect(text.endsWith('ok')).toBe(true)
@@ -209,9 +190,6 @@ describe('without HTTPY_H1_DRIVER: hyper', () => {
       // hyper's mark: it closes an HTTP/1.0 connection without saying so
       // (the own driver writes `connection: close`, tested above).
       expect(text).not.toMatch(/\r\nconnection: close\r\n/)
-    } finally {
-      clearTimeout(kill)
-      child.kill('SIGTERM')
-    }
+    })
   })
 })

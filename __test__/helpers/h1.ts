@@ -2,8 +2,10 @@
  * HTTP/1.1 helpers: start an app on a free port, talk raw TCP for input
  * that well-behaved clients refuse to send, GET without decoding the body.
  */
+import { spawn } from 'node:child_process'
 import http from 'node:http'
 import net from 'node:net'
+import path from 'node:path'
 import { App, type Server, type ServerOptions } from '../../ts/index.js'
 
 /** Starts `app` on 127.0.0.1 with a free port; remember to close it. */
@@ -138,4 +140,37 @@ export function rawGetTimed(
     req.on('timeout', () => req.destroy(new Error('timeout')))
     req.on('error', reject)
   })
+}
+
+/**
+ * Runs `routes` (source that registers routes on `app`, with `App` and
+ * `Response` in scope) in a child process served by hyper
+ * (`HTTPY_H1_DRIVER=hyper`; the switch is read once per process); `use`
+ * gets its port. The child is stopped by PID afterwards,
+ * and killed after 10 s whatever happens.
+ */
+export async function withHyperChild(routes: string, use: (port: number) => Promise<void>): Promise<void> {
+  const entry = path.resolve(__dirname, '../../dist/index.js')
+  const script = `
+    const { App, Response } = await import(${JSON.stringify(entry)})
+    const app = new App()
+    ${routes}
+    const s = await app.listen({ host: '127.0.0.1', port: 0 })
+    console.log(s.port)
+  `
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
+    env: { ...process.env, HTTPY_H1_DRIVER: 'hyper' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const kill = setTimeout(() => child.kill('SIGKILL'), 10_000)
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      child.stdout.once('data', (d: Buffer) => resolve(Number(d.toString().trim())))
+      child.once('exit', (code) => reject(new Error(`exited with ${code}`)))
+    })
+    await use(port)
+  } finally {
+    clearTimeout(kill)
+    child.kill('SIGTERM')
+  }
 }

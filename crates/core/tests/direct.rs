@@ -36,20 +36,12 @@ fn connect(server: &Server) -> TcpStream {
 
 /// Reads one response with a `content-length` body; returns the body.
 fn response(s: &mut TcpStream) -> String {
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        assert_eq!(s.read(&mut byte).unwrap(), 1, "the head ends early");
-        buf.push(byte[0]);
-    }
-    let head = String::from_utf8(buf).unwrap();
+    let (head, len) = consumer::read_head(s);
     assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length: "))
-        .expect("a content-length")
-        .parse()
-        .unwrap();
+    assert!(
+        head.contains("content-length: "),
+        "a content-length: {head}"
+    );
     let mut body = vec![0u8; len];
     s.read_exact(&mut body).unwrap();
     String::from_utf8(body).unwrap()

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 
+pub(crate) mod canned;
 pub(crate) mod encoder;
 pub(crate) mod multipart;
 pub(crate) mod upload;

@@ -6,12 +6,13 @@
 //! hyper's connection code sees only a `Service`: a driver can be run
 //! against a stub.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{Request, Response};
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::body::canned::CannedForm;
 use crate::body::ResBody;
 
 pub(crate) mod abort;
@@ -34,4 +35,31 @@ pub(crate) trait Dispatch: Clone + Send + Sync + 'static {
     where
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: std::fmt::Display;
+
+    /// Answers a request from bytes the dispatcher holds ready, appending
+    /// the whole HTTP/1.1 answer to `out`, where that is exactly what
+    /// [`call`](Self::call) would answer and count; `false` (and nothing
+    /// written or counted) sends the request to `call`. The own HTTP/1.1
+    /// driver asks it before it builds a `Request`, for a keep-alive
+    /// HTTP/1.1 `GET` without a body, `Upgrade`, or framing fields, with
+    /// exactly one `Host`.
+    /// `form` makes the driver's form of a stored answer (once per
+    /// answer, kept with it) and writes it.
+    fn answer_stored(
+        &self,
+        _conn: &ConnInfo,
+        _req: &StoredReq<'_>,
+        _form: &CannedForm,
+        _out: &mut BytesMut,
+    ) -> bool {
+        false
+    }
+}
+
+/// What [`Dispatch::answer_stored`] is told of a request.
+pub(crate) struct StoredReq<'a> {
+    pub(crate) path: &'a str,
+    pub(crate) query: &'a str,
+    /// The request carries `Authorization` or `Cookie`.
+    pub(crate) credentials: bool,
 }

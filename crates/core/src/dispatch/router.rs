@@ -216,6 +216,11 @@ impl<T> Router<T> {
         self.extras.insert(route, std::sync::Arc::new(extra));
     }
 
+    /// Whether any route carries something.
+    pub fn has_extras(&self) -> bool {
+        !self.extras.is_empty()
+    }
+
     /// What `route` carries, if anything.
     pub fn extra(&self, route: RouteId) -> Option<std::sync::Arc<T>> {
         if self.extras.is_empty() {

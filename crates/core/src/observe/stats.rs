@@ -38,6 +38,10 @@ pub struct Stats {
     /// Answers written from the embedder's thread straight into their
     /// sockets (`HTTPY_DIRECT_WRITE`, `embedder::direct`).
     pub(crate) direct_writes: AtomicU64,
+    /// Route-cache hits the own HTTP/1.1 driver answered from their
+    /// encoded bytes, before building a request (counted in
+    /// `direct_responses` too; Rust-side only, for tests).
+    pub(crate) stored_answers: AtomicU64,
 }
 
 /// A point-in-time copy of [`Stats`].
@@ -59,6 +63,7 @@ pub struct StatsSnapshot {
     pub static_cache_entries: u64,
     pub static_cache_bytes: u64,
     pub direct_writes: u64,
+    pub stored_answers: u64,
 }
 
 impl Stats {
@@ -80,6 +85,7 @@ impl Stats {
             static_cache_entries: self.static_cache_entries.load(Relaxed),
             static_cache_bytes: self.static_cache_bytes.load(Relaxed),
             direct_writes: self.direct_writes.load(Relaxed),
+            stored_answers: self.stored_answers.load(Relaxed),
         }
     }
 

@@ -15,11 +15,12 @@ use http::header::{HeaderName, HeaderValue, CACHE_CONTROL, SET_COOKIE, VARY};
 use http::{HeaderMap, StatusCode};
 use parking_lot::Mutex;
 use rustc_hash::FxHashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::body::canned::Canned;
 use crate::respond::compress::Encodings;
 
 /// Default bounds of one server's cache.
@@ -36,6 +37,9 @@ pub(crate) struct Variant {
     size: usize,
     /// Compressed forms made on demand, so hits do not compress again.
     pub(crate) encoded: Encodings,
+    /// The HTTP/1.1 bytes of this answer, made at the first hit the own
+    /// driver answers from them (`None`: this answer is not one it can).
+    pub(crate) h1: OnceLock<Option<Canned>>,
 }
 
 struct Entry {
@@ -194,6 +198,29 @@ impl RouteCache {
         })
     }
 
+    /// [`lookup`](Self::lookup) for a key whose answers vary on no request
+    /// header: the fresh answer if there is one, with the same bookkeeping
+    /// (use tick, expired answers dropped). `None` for anything else (a
+    /// miss, an entry that varies): the caller then takes the general path,
+    /// which looks again.
+    pub(crate) fn lookup_plain(&self, key: &str) -> Option<Arc<Variant>> {
+        let now = Instant::now();
+        let mut g = self.inner.lock();
+        let inner = &mut *g;
+        let e = inner.map.get_mut(key)?;
+        if !e.vary.is_empty() {
+            return None;
+        }
+        inner.tick += 1;
+        e.last_used = inner.tick;
+        let v = e.variants.iter().find(|v| v.vary_values.is_empty())?;
+        if v.expires > now {
+            return Some(v.clone());
+        }
+        // Expired: the general path drops it (and fills the key afresh).
+        None
+    }
+
     /// Stores a reply for a miss if it may be cached; returns whether it was.
     pub(crate) fn store(
         &self,
@@ -227,6 +254,7 @@ impl RouteCache {
             expires: Instant::now() + ttl,
             size,
             encoded: Encodings::default(),
+            h1: OnceLock::new(),
         });
         fill.inner = None;
         let mut g = self.inner.lock();

@@ -150,6 +150,25 @@ pub(crate) async fn before_embedder(
     }
 }
 
+/// The stored answer of a cached route that [`before_embedder`] would give
+/// as a hit to an uncompressed `GET` with no `Authorization` or `Cookie`
+/// field (`credentials`: the request has one), when the route keys its
+/// entries by no header; `None` sends the request the general way.
+pub(crate) fn stored_hit(
+    direct: &Direct,
+    extra: &RouteExtra,
+    path: &str,
+    query: &str,
+    credentials: bool,
+) -> Option<Arc<Variant>> {
+    match extra {
+        RouteExtra::Cache { key_headers, .. } if key_headers.is_empty() && !credentials => {
+            direct.cache.lookup_plain(&RouteCache::key(path, query))
+        }
+        _ => None,
+    }
+}
+
 /// The response for the embedder's reply.
 pub(crate) async fn after_embedder(
     direct: &Direct,

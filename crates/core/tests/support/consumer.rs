@@ -7,6 +7,8 @@
 #![allow(dead_code)] // each including crate uses its own part
 
 use httpy_core::{Incoming, Reply, Responder, Router, Server, ServerConfig, Waker};
+use std::io::Read;
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 pub struct NoWake;
@@ -52,4 +54,21 @@ pub fn answer(req: Incoming) -> (Responder, Reply) {
     let body = format!("answer to {}", req.path);
     let reply = Reply::from_parts(200, "content-type\ntext/plain", body.into()).unwrap();
     (req.responder, reply)
+}
+
+/// Reads a response head, byte by byte (nothing of the body is taken), and
+/// the length its `content-length` announces (0 without one).
+pub fn read_head(s: &mut TcpStream) -> (String, usize) {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).unwrap(), 1, "the head ends early");
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).unwrap();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map_or(0, |v| v.parse().unwrap());
+    (head, len)
 }

@@ -12,6 +12,10 @@
 //! Responses are coalesced: a response is written when the loop would
 //! otherwise wait (for input, or for a handler that did not answer at
 //! once), so answers to pipelined requests leave in one write.
+//!
+//! A request the dispatcher can answer from stored bytes (a route-cache
+//! hit, `Dispatch::answer_stored`) is answered while its head is parsed,
+//! before a `Request` exists; everything else takes the dispatcher's call.
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{Request, Response};
@@ -31,11 +35,11 @@ use super::decode::{Decoded, Decoder};
 use super::direct;
 use super::encode::{self, Framing, ReqFacts};
 use super::io::{release, reserve, Transport, MAX_KEPT};
-use super::role::{self, Refusal};
+use super::role::{self, Parsed, Refusal};
 use super::PARK_AFTER;
 use crate::body::ResBody;
 use crate::dispatch::limits::MIN_PROTOCOL_HEAD;
-use crate::dispatch::{ConnInfo, Dispatch};
+use crate::dispatch::{ConnInfo, Dispatch, StoredReq};
 use crate::embedder::direct::{CloseOnDrop, Slot, Taken};
 use crate::observe::stats::Stats;
 use crate::proto::Env;
@@ -144,8 +148,27 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
         }
         let head = loop {
             if !rbuf.is_empty() {
-                match role::parse(&mut rbuf) {
-                    Ok(Some(head)) => break head,
+                // A route-cache hit is answered here, from its stored
+                // bytes, on a connection that stays open after it.
+                let stored = |q: &StoredReq<'_>| {
+                    cfg.keep_alive
+                        && !env.life.shutdown.is_cancelled()
+                        && env
+                            .dispatch
+                            .answer_stored(info, q, &encode::CANNED, &mut wbuf)
+                };
+                match role::parse(&mut rbuf, stored) {
+                    Ok(Some(Parsed::Head(head))) => break head,
+                    Ok(Some(Parsed::Answered)) => {
+                        // As after any answer: it waits for the next
+                        // pipelined one's, up to WRITE_HIGH.
+                        if (rbuf.is_empty() || wbuf.len() >= WRITE_HIGH)
+                            && flush(&mut io, &mut wbuf).await.is_err()
+                        {
+                            return End::Closed;
+                        }
+                        continue 'requests;
+                    }
                     Ok(None) if rbuf.len() >= max_head => {
                         return refuse(io, wbuf, TOO_LARGE).await;
                     }

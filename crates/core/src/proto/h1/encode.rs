@@ -6,8 +6,14 @@
 //! The head goes straight from the `HeaderMap` into the connection's write
 //! buffer: one pass, no intermediate map or string, and a small body is
 //! appended behind it so that the whole response leaves in one write.
+//!
+//! A stored answer (a route-cache entry) is encoded once into its canned
+//! form ([`CANNED`]), so that the driver can answer a keep-alive HTTP/1.1
+//! `GET` for it with two copies and the `Date` field (`conn.rs`); the tests
+//! below hold that form to the bytes [`head`] writes for the same answer.
 
-use bytes::BytesMut;
+use crate::body::canned::{Canned, CannedForm};
+use bytes::{Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, DATE, TRANSFER_ENCODING};
 use http::{HeaderMap, Method, StatusCode, Version};
 
@@ -126,6 +132,73 @@ pub(crate) fn head(
     }
     out.extend_from_slice(b"\r\n");
     (framing, keep_alive)
+}
+
+/// Bodies a canned answer may carry: what the driver copies behind a head
+/// anyway (a larger body is written from its own buffer, not copied).
+pub(crate) const CANNED_MAX: usize = 16 * 1024;
+
+/// The HTTP/1.1 form of stored answers for a keep-alive `GET`.
+pub(crate) const CANNED: CannedForm = CannedForm {
+    make: canned,
+    put: put_canned,
+};
+
+/// A whole-body answer's bytes as [`head`] and the driver's body write
+/// produce them for a keep-alive HTTP/1.1 `GET`, less the `Date` field;
+/// `None` where the general path would frame it otherwise (a status
+/// without a body, an answer that asks to close, a body past
+/// [`CANNED_MAX`]).
+fn canned(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> Option<Canned> {
+    let code = status.as_u16();
+    if (100..200).contains(&code)
+        || code == 204
+        || code == 304
+        || asks_close(headers)
+        || body.len() > CANNED_MAX
+    {
+        return None;
+    }
+    let mut out = BytesMut::with_capacity(128 + body.len());
+    let req = ReqFacts::new(Version::HTTP_11, &Method::GET, true);
+    // The general encoder writes it, so the two cannot drift apart; only
+    // the date it appends (the last field) is cut off again.
+    let mut fields = headers.clone();
+    fields.remove(CONTENT_LENGTH);
+    let date = !fields.contains_key(DATE);
+    let (framing, keep_alive) = head(&mut out, &req, status, &fields, Some(body.len() as u64));
+    if framing != Framing::Length(body.len() as u64) || !keep_alive {
+        return None;
+    }
+    out.truncate(out.len() - 2);
+    if date {
+        let at = find_last(&out, b"\r\ndate: ")?;
+        out.truncate(at + 2);
+    }
+    let mut tail = BytesMut::with_capacity(2 + body.len());
+    tail.extend_from_slice(b"\r\n");
+    tail.extend_from_slice(body);
+    Some(Canned {
+        head: out.freeze(),
+        date,
+        tail: tail.freeze(),
+    })
+}
+
+/// Appends a canned answer, with the current `Date` where it needs one.
+fn put_canned(c: &Canned, out: &mut BytesMut) {
+    out.extend_from_slice(&c.head);
+    if c.date {
+        let date = crate::proto::head::date_now();
+        if !date.is_empty() {
+            field(out, b"date", date.as_bytes());
+        }
+    }
+    out.extend_from_slice(&c.tail);
+}
+
+fn find_last(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).rposition(|w| w == needle)
 }
 
 fn field(out: &mut BytesMut, name: &[u8], value: &[u8]) {
@@ -264,5 +337,92 @@ mod tests {
         chunk_start(&mut out, 0x1a2b);
         chunk_start(&mut out, 0);
         assert_eq!(&out[..], b"1a2b\r\n0\r\n");
+    }
+
+    /// The general path's bytes for a whole-body answer to a keep-alive
+    /// HTTP/1.1 GET: the head, then the body copied behind it.
+    fn general(headers: &HeaderMap, body: &Bytes) -> Vec<u8> {
+        let mut h = headers.clone();
+        h.remove(CONTENT_LENGTH);
+        let mut out = BytesMut::new();
+        head(
+            &mut out,
+            &get11(),
+            StatusCode::OK,
+            &h,
+            Some(body.len() as u64),
+        );
+        out.extend_from_slice(body);
+        out.to_vec()
+    }
+
+    fn canned_bytes(headers: &HeaderMap, body: &Bytes) -> Option<Vec<u8>> {
+        let c = (CANNED.make)(StatusCode::OK, headers, body)?;
+        let mut out = BytesMut::new();
+        (CANNED.put)(&c, &mut out);
+        Some(out.to_vec())
+    }
+
+    fn map(fields: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in fields {
+            h.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn a_canned_answer_is_the_general_encoders_bytes() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("content-type", "text/plain")], "Hello, World!"),
+            (&[], ""),
+            (
+                &[
+                    ("content-type", "a"),
+                    ("content-length", "99"),
+                    ("x-a", "1"),
+                    ("x-a", "2"),
+                ],
+                "body",
+            ),
+            (
+                &[("date", "Thu, 01 Jan 1970 00:00:00 GMT"), ("etag", "\"e\"")],
+                "x",
+            ),
+            (
+                &[("transfer-encoding", "chunked"), ("vary", "accept")],
+                "abc",
+            ),
+        ];
+        for (fields, body) in cases {
+            let (h, b) = (map(fields), Bytes::from(body.to_string()));
+            // Both within one second, so that they carry the same date.
+            let (a, c) = loop {
+                let a = general(&h, &b);
+                let c = canned_bytes(&h, &b).expect("cannable");
+                if general(&h, &b) == a {
+                    break (a, c);
+                }
+            };
+            assert_eq!(
+                String::from_utf8_lossy(&c),
+                String::from_utf8_lossy(&a),
+                "{fields:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn answers_framed_otherwise_are_not_canned() {
+        let b = Bytes::from_static(b"x");
+        assert!(canned_bytes(&map(&[("connection", "close")]), &b).is_none());
+        assert!(canned(StatusCode::NO_CONTENT, &map(&[]), &Bytes::new()).is_none());
+        assert!(canned(StatusCode::NOT_MODIFIED, &map(&[]), &Bytes::new()).is_none());
+        let big = Bytes::from(vec![b'a'; CANNED_MAX + 1]);
+        assert!(canned_bytes(&map(&[]), &big).is_none());
+        assert!(canned_bytes(&map(&[]), &Bytes::from(vec![b'a'; CANNED_MAX])).is_some());
     }
 }

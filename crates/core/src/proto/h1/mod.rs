@@ -9,7 +9,9 @@
 //!   responses, `io.rs` pools buffers. It serves every request except those
 //!   with an `Upgrade` field (WebSocket, h2c) and `CONNECT`: at such a head
 //!   it stops, and the connection, with the bytes it has read, goes to
-//!   hyper for good.
+//!   hyper for good. A route-cache hit on a plain keep-alive `GET` is
+//!   answered from its stored bytes while the head is parsed, before any
+//!   `Request` exists (`Dispatch::answer_stored`).
 //!
 //! `HTTPY_H1_DRIVER=own` in the environment (read once per process)
 //! sends plain HTTP/1.1 connections to the own driver, so that both paths
@@ -17,7 +19,9 @@
 //! measurement shows the own driver cheaper (docs/performance.md §7: the
 //! peers runs so far put the two within noise of each other; §10: writing
 //! answers from the JS thread, built on it, did not change that at 64
-//! connections).
+//! connections; §11: with cache hits answered from their stored bytes it is
+//! cheaper on cached routes and per idle connection, not yet on JS
+//! handlers).
 //!
 //! `HTTPY_DIRECT_WRITE=N` (with the own driver, plain TCP) lets the thread
 //! that hands JavaScript's answers over write small whole answers of a

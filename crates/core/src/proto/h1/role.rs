@@ -6,12 +6,21 @@
 //! The head is frozen out of the read buffer once and the URI and header
 //! values are slices of it (no copy); header names are interned by `http`
 //! for the standard ones and copied for the others, as hyper does.
+//!
+//! Before any of that, a plain keep-alive `GET` is offered to the caller's
+//! `stored` closure with its path and query only: a route-cache hit is then
+//! answered without a `HeaderMap` being built. It is offered only where the
+//! full parse could refuse nothing the closure would answer: `httparse`
+//! admits exactly the header names and values `http` does (tested below),
+//! the target is checked as a `Uri`, and a head with framing fields or an
+//! `Upgrade` is never offered.
 
 use bytes::BytesMut;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Uri, Version};
 
 use super::decode::Decoder;
+use crate::dispatch::StoredReq;
 
 /// Header fields accepted in one request head (hyper's default too).
 pub(crate) const MAX_HEADERS: usize = 100;
@@ -41,9 +50,24 @@ pub(crate) enum Refusal {
     HandOff,
 }
 
+/// A head taken out of the buffer. (Returned by value and matched at once:
+/// boxing the head would cost an allocation per request.)
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Parsed {
+    Head(Head),
+    /// The `stored` closure answered it.
+    Answered,
+}
+
 /// Parses the head at the front of `buf`. `Ok(None)`: incomplete. On
-/// success the head's bytes are taken out of `buf`.
-pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
+/// success the head's bytes are taken out of `buf`. A keep-alive HTTP/1.1
+/// `GET` without `Content-Length`, `Transfer-Encoding` or `Upgrade`, with
+/// exactly one `Host`, is first offered to `stored`; `true` means it was
+/// answered, and no `Head` is built.
+pub(crate) fn parse(
+    buf: &mut BytesMut,
+    stored: impl FnOnce(&StoredReq<'_>) -> bool,
+) -> Result<Option<Parsed>, Refusal> {
     // Offsets of the parts, so that the head can be frozen after parsing
     // (the parser borrows the buffer). 100 × 16 bytes on the stack; the
     // caller keeps nothing of it across an await.
@@ -72,16 +96,47 @@ pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
     let path = at(req.path.unwrap_or("").as_bytes());
     let n = req.headers.len();
     let mut spans = [((0usize, 0usize), (0usize, 0usize)); MAX_HEADERS];
+    // What decides whether the head may be offered to `stored` (counted
+    // in the one pass over the fields that is made anyway).
+    let mut plain = method == Method::GET && version == Version::HTTP_11;
+    let mut hosts = 0;
+    let mut credentials = false;
     for (span, h) in spans.iter_mut().zip(req.headers.iter()) {
         if h.name.eq_ignore_ascii_case("upgrade") {
             return Err(Refusal::HandOff);
         }
         *span = (at(h.name.as_bytes()), at(h.value));
+        if plain {
+            let name = h.name.as_bytes();
+            // The names that matter here are 4 to 17 bytes long: a length
+            // check first keeps the common fields to one compare.
+            match name.len() {
+                4 if name.eq_ignore_ascii_case(b"host") => hosts += 1,
+                6 if name.eq_ignore_ascii_case(b"cookie") => credentials = true,
+                10 if name.eq_ignore_ascii_case(b"connection") && closes(h.value) => {
+                    plain = false;
+                }
+                13 if name.eq_ignore_ascii_case(b"authorization") => credentials = true,
+                14 if name.eq_ignore_ascii_case(b"content-length") => plain = false,
+                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => plain = false,
+                _ => {}
+            }
+        }
     }
     let head = buf.split_to(len).freeze();
     let slice = |(from, n): (usize, usize)| head.slice(from..from + n);
     let uri =
         Uri::from_maybe_shared(slice(path)).map_err(|_| Refusal::Bad("bad request target"))?;
+    if plain && hosts == 1 {
+        let q = StoredReq {
+            path: uri.path(),
+            query: uri.query().unwrap_or(""),
+            credentials,
+        };
+        if stored(&q) {
+            return Ok(Some(Parsed::Answered));
+        }
+    }
 
     let mut map = HeaderMap::with_capacity(n);
     let mut keep_alive = version == Version::HTTP_11;
@@ -118,8 +173,7 @@ pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
                     .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
             }
             http::header::CONNECTION => {
-                for token in value.as_bytes().split(|&b| b == b',') {
-                    let token = token.trim_ascii();
+                for token in tokens(value.as_bytes()) {
                     if token.eq_ignore_ascii_case(b"close") {
                         keep_alive = false;
                     } else if token.eq_ignore_ascii_case(b"keep-alive")
@@ -158,7 +212,7 @@ pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
             Some(n) => Some(Decoder::Length(n)),
         }
     };
-    Ok(Some(Head {
+    Ok(Some(Parsed::Head(Head {
         method,
         uri,
         version,
@@ -166,7 +220,16 @@ pub(crate) fn parse(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
         body,
         keep_alive,
         expect_continue,
-    }))
+    })))
+}
+
+fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
+}
+
+/// A `Connection` value naming `close`.
+fn closes(value: &[u8]) -> bool {
+    tokens(value).any(|t| t.eq_ignore_ascii_case(b"close"))
 }
 
 #[cfg(test)]
@@ -174,7 +237,108 @@ mod tests {
     use super::*;
 
     fn head(text: &str) -> Result<Option<Head>, Refusal> {
-        parse(&mut BytesMut::from(text.as_bytes()))
+        parse_whole(&mut BytesMut::from(text.as_bytes()))
+    }
+
+    /// Parses with a `stored` closure that answers nothing.
+    fn parse_whole(buf: &mut BytesMut) -> Result<Option<Head>, Refusal> {
+        parse(buf, |_| false).map(|p| match p {
+            Some(Parsed::Head(h)) => Some(h),
+            Some(Parsed::Answered) => unreachable!("nothing answers"),
+            None => None,
+        })
+    }
+
+    /// What `stored` is offered for `text`: path, query, credentials.
+    fn offered(text: &str) -> Option<(String, String, bool)> {
+        let mut got = None;
+        let mut buf = BytesMut::from(text.as_bytes());
+        let r = parse(&mut buf, |q| {
+            got = Some((q.path.to_string(), q.query.to_string(), q.credentials));
+            true
+        });
+        match r {
+            Ok(Some(Parsed::Answered)) => assert!(got.is_some() && buf.is_empty()),
+            Ok(Some(Parsed::Head(_))) => assert!(got.is_none()),
+            _ => panic!("{text:?} does not parse"),
+        }
+        got
+    }
+
+    #[test]
+    fn only_plain_keep_alive_gets_are_offered_to_stored() {
+        let yes = offered("GET /a/b?c=1 HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n");
+        assert_eq!(yes, Some(("/a/b".into(), "c=1".into(), false)));
+        let creds = |t: &str| offered(t).map(|o| o.2);
+        assert_eq!(
+            creds("GET / HTTP/1.1\r\nhost: x\r\nCookie: a=1\r\n\r\n"),
+            Some(true)
+        );
+        assert_eq!(
+            creds("GET / HTTP/1.1\r\nHOST: x\r\nauthorization: b\r\n\r\n"),
+            Some(true)
+        );
+        assert_eq!(
+            creds("GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n"),
+            Some(false)
+        );
+        // Absolute form: the path is the URI's, as `req.uri().path()`.
+        assert_eq!(
+            offered("GET http://x/p?q HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Some(("/p".into(), "q".into(), false))
+        );
+        for no in [
+            "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET / HTTP/1.0\r\nHost: x\r\n\r\n",
+            "GET / HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n",
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Close\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: x\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        ] {
+            assert_eq!(offered(no), None, "{no:?}");
+        }
+        // A refusal of the full parse still comes first.
+        let mut bad = BytesMut::from(&b"GET /\x7f HTTP/1.1\r\nHost: x\r\n\r\n"[..]);
+        assert!(parse(&mut bad, |_| panic!("offered a bad head")).is_err());
+    }
+
+    /// The stored path skips `HeaderName`/`HeaderValue` checks because
+    /// `httparse` admits exactly what they admit: every byte, in a name
+    /// and in a value.
+    #[test]
+    fn httparse_admits_the_names_and_values_http_admits() {
+        for b in 0u8..=255 {
+            let name = [b'x', b];
+            let mut text = b"GET / HTTP/1.1\r\n".to_vec();
+            text.extend_from_slice(&name);
+            text.extend_from_slice(b": v\r\n\r\n");
+            let mut hs = [httparse::EMPTY_HEADER; 4];
+            let parsed = httparse::Request::new(&mut hs).parse(&text);
+            // (A `:` ends the name early: what counts is the name parsed.)
+            if matches!(parsed, Ok(httparse::Status::Complete(_))) {
+                assert!(
+                    HeaderName::from_bytes(hs[0].name.as_bytes()).is_ok(),
+                    "name byte {b:#x}: httparse admits, http does not"
+                );
+            }
+            let value = [b'a', b, b'z'];
+            let mut text = b"GET / HTTP/1.1\r\nx: ".to_vec();
+            text.extend_from_slice(&value);
+            text.extend_from_slice(b"\r\n\r\n");
+            let mut hs = [httparse::EMPTY_HEADER; 4];
+            if let Ok(httparse::Status::Complete(_)) = httparse::Request::new(&mut hs).parse(&text)
+            {
+                let v = hs[0].value;
+                assert!(
+                    HeaderValue::from_bytes(v).is_ok(),
+                    "value byte {b:#x}: httparse admits, http does not"
+                );
+            }
+        }
     }
 
     #[test]
@@ -182,7 +346,7 @@ mod tests {
         let mut buf = BytesMut::from(
             &b"POST /a?b=1 HTTP/1.1\r\nHost: x\r\nX-Y: z\r\nContent-Length: 3\r\n\r\nabcGET"[..],
         );
-        let h = parse(&mut buf).unwrap().unwrap();
+        let h = parse_whole(&mut buf).unwrap().unwrap();
         assert_eq!(h.method, Method::POST);
         assert_eq!(h.uri, "/a?b=1");
         assert_eq!(h.headers["x-y"], "z");

@@ -86,7 +86,7 @@ impl Dispatch for Arc<Service> {
 /// access log, no `Alt-Svc`, no compression, no armed fault, no head limit
 /// below the protocol's, and not the answer that reaches the keep-alive
 /// request limit (it closes). Saves the `Request` and its `HeaderMap`, the
-/// future and the `Response` of a hit (measured in docs/performance.md §11).
+/// future and the `Response` of a hit (measured in docs/performance.md §12).
 fn answer_stored(
     shared: &Service,
     conn: &ConnInfo,

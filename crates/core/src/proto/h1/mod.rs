@@ -19,7 +19,7 @@
 //! measurement shows the own driver cheaper (docs/performance.md §7: the
 //! peers runs so far put the two within noise of each other; §10: writing
 //! answers from the JS thread, built on it, did not change that at 64
-//! connections; §11: with cache hits answered from their stored bytes it is
+//! connections; §12: with cache hits answered from their stored bytes it is
 //! cheaper on cached routes and per idle connection, not yet on JS
 //! handlers).
 //!

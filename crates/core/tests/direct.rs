@@ -47,14 +47,24 @@ fn response(s: &mut TcpStream) -> String {
     String::from_utf8(body).unwrap()
 }
 
+/// Sends `GET path` on `s`, lets the consumer answer it and returns the
+/// answer's body.
+fn ask(server: &Server, s: &mut TcpStream, path: &str) -> String {
+    write!(s, "GET {path} HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    deliver_all(server, 1);
+    response(s)
+}
+
+/// Takes `n` requests and has the consumer answer them all.
+fn deliver_all(server: &Server, n: usize) {
+    let reqs = take(server, n);
+    server.deliver(reqs.into_iter().map(answer).collect());
+}
+
 /// A connection whose request `/n/1` was answered directly.
 fn answered_once(server: &Server) -> TcpStream {
     let mut s = connect(server);
-    s.write_all(b"GET /n/1 HTTP/1.1\r\nHost: a\r\n\r\n")
-        .unwrap();
-    let reqs = take(server, 1);
-    server.deliver(reqs.into_iter().map(answer).collect());
-    assert_eq!(response(&mut s), "answer to /n/1");
+    assert_eq!(ask(server, &mut s, "/n/1"), "answer to /n/1");
     assert_eq!(server.stats().direct_writes, 1);
     s
 }
@@ -73,10 +83,8 @@ fn keep_alive_requests_are_answered_from_the_consumer_thread() {
     let server = start();
     let mut s = connect(&server);
     for i in 0..3 {
-        write!(s, "GET /n/{i} HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
-        let reqs = take(&server, 1);
-        server.deliver(reqs.into_iter().map(answer).collect());
-        assert_eq!(response(&mut s), format!("answer to /n/{i}"));
+        let path = format!("/n/{i}");
+        assert_eq!(ask(&server, &mut s, &path), format!("answer to {path}"));
     }
     let st = server.stats();
     assert_eq!(st.direct_writes, 3, "every answer took the direct path");
@@ -91,8 +99,7 @@ fn pipelined_requests_are_answered_in_order() {
         .unwrap();
     // One request of a connection is with the consumer at a time.
     for _ in 0..3 {
-        let reqs = take(&server, 1);
-        server.deliver(reqs.into_iter().map(answer).collect());
+        deliver_all(&server, 1);
     }
     for i in 1..=3 {
         assert_eq!(response(&mut s), format!("answer to /n/{i}"));
@@ -101,11 +108,7 @@ fn pipelined_requests_are_answered_in_order() {
     // before wait in its buffer, so none is written from outside.
     assert_eq!(server.stats().direct_writes, 0);
     // The next request, alone, is.
-    s.write_all(b"GET /n/4 HTTP/1.1\r\nHost: a\r\n\r\n")
-        .unwrap();
-    let reqs = take(&server, 1);
-    server.deliver(reqs.into_iter().map(answer).collect());
-    assert_eq!(response(&mut s), "answer to /n/4");
+    assert_eq!(ask(&server, &mut s, "/n/4"), "answer to /n/4");
     assert_eq!(server.stats().direct_writes, 1);
     eventually("nothing pending", || server.stats().pending == 0);
 }
@@ -172,11 +175,7 @@ fn a_client_that_resets_before_its_answer_leaves_nothing_behind() {
     eventually("nothing pending", || server.stats().pending == 0);
     // The server keeps serving.
     let mut s = connect(&server);
-    s.write_all(b"GET /n/next HTTP/1.1\r\nHost: a\r\n\r\n")
-        .unwrap();
-    let reqs = take(&server, 1);
-    server.deliver(reqs.into_iter().map(answer).collect());
-    assert_eq!(response(&mut s), "answer to /n/next");
+    assert_eq!(ask(&server, &mut s, "/n/next"), "answer to /n/next");
 }
 
 #[test]
@@ -227,11 +226,7 @@ fn a_connection_is_parked_after_each_direct_answer() {
     eventually("parked after the first answer", || {
         server.stats().connections_idle == 1
     });
-    s.write_all(b"GET /n/2 HTTP/1.1\r\nHost: a\r\n\r\n")
-        .unwrap();
-    let reqs = take(&server, 1);
-    server.deliver(reqs.into_iter().map(answer).collect());
-    assert_eq!(response(&mut s), "answer to /n/2");
+    assert_eq!(ask(&server, &mut s, "/n/2"), "answer to /n/2");
     assert_eq!(server.stats().direct_writes, 2);
     let answered = Instant::now();
     eventually("parked after the second answer", || {
@@ -250,8 +245,7 @@ fn a_closing_request_is_answered_by_the_driver_then_closed() {
     let mut s = connect(&server);
     s.write_all(b"GET /n/last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
         .unwrap();
-    let reqs = take(&server, 1);
-    server.deliver(reqs.into_iter().map(answer).collect());
+    deliver_all(&server, 1);
     assert_eq!(response(&mut s), "answer to /n/last");
     let mut rest = Vec::new();
     s.read_to_end(&mut rest).unwrap();

@@ -20,7 +20,7 @@ import { Bench } from 'tinybench'
 import { App } from '../ts/app.js'
 import { fromFetch } from '../ts/fetch.js'
 import { native } from '../ts/native.js'
-import { REPLY_HEADERS, REPLY_HEADER_LENGTH, REPLY_ID, REPLY_STATUS } from '../ts/record.js'
+import { REPLY_HEADERS, REPLY_HEADER_LENGTH, REPLY_ID, REPLY_STATUS, recordLength } from '../ts/record.js'
 import { Request } from '../ts/request.js'
 import { Response } from '../ts/response.js'
 
@@ -98,6 +98,15 @@ const honoFetch = fromFetch(hono.fetch, () => undefined)
 const honoHeader = new Hono()
 honoHeader.post('/users/:id/:name', (c) => c.json({ id: c.req.param('id'), type: c.req.header('content-type') }))
 const honoHeaderFetch = fromFetch(honoHeader.fetch, () => undefined)
+/**
+ * The same kind of app on the fixture's second record, `DELETE /users/7/x`
+ * (a path without percent-escapes, as most are: Hono's `getPath` then
+ * skips `decodeURI`), answering with `c.text`.
+ */
+const plainAt = recordLength(rec, 0)
+const honoPlain = new Hono()
+honoPlain.delete('/users/:id/:name', (c) => c.text('Hello, World!'))
+const honoPlainFetch = fromFetch(honoPlain.fetch, () => undefined)
 /** The reply the server would queue, from whatever the adapted handler gave. */
 async function settle(out: Response | Promise<Response>): Promise<Response> {
   const res = await out
@@ -158,6 +167,9 @@ bench
       if (res.body !== '{"id":"42","type":"text/plain"}') throw new Error(`body ${String(res.body)}`)
       res.headers.toWire()
     }
+  })
+  .add(`fetch: Hono app, c.text, on a plain path (x${BATCH})`, async () => {
+    for (let i = 0; i < BATCH; i++) (await settle(honoPlainFetch(new Request(rec, plainAt, parts, names)))).headers.toWire()
   })
   .add('floor: an empty async task (what tinybench adds to each timed call)', async () => {})
   .add('native.noop() (JS -> Rust call)', () => {

@@ -94,16 +94,29 @@ class RequestHeaders implements ReadonlyHeaders {
  * is an internalized string, which frameworks then use as a property key
  * (Hono's router) without hashing it first.
  */
-const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'PATCH', 'OPTIONS'] as const
-
 function knownMethod(b: Buffer, at: number, len: number): string | undefined {
-  for (const m of METHODS) {
-    if (m.length !== len) continue
-    let j = 0
-    while (j < len && b[at + j] === m.charCodeAt(j)) j++
-    if (j === len) return m
+  // By length, then the first byte: at most one comparison of the rest.
+  let m: string
+  switch (len) {
+    case 3:
+      m = b[at] === 71 ? 'GET' : 'PUT'
+      break
+    case 4:
+      m = b[at] === 80 ? 'POST' : 'HEAD'
+      break
+    case 5:
+      m = 'PATCH'
+      break
+    case 6:
+      m = 'DELETE'
+      break
+    case 7:
+      m = 'OPTIONS'
+      break
+    default:
+      return undefined
   }
-  return undefined
+  return sameBytes(b, at, len, m) ? m : undefined
 }
 
 /**
@@ -115,6 +128,16 @@ function knownMethod(b: Buffer, at: number, len: number): string | undefined {
  * it built from it.
  */
 let lastValue = ''
+
+/**
+ * The last path decoded, returned again for a request whose path has the
+ * same bytes (a client, or a load balancer's health check, asking for the
+ * same resource again): comparing the bytes costs less than the native
+ * call of `latin1Slice`, and the same string lets a fetch request's `url`
+ * be the same string too (`web-request.ts`), which a framework's router
+ * then scans without first copying a new concatenation into a flat string.
+ */
+let lastPath = ''
 
 function sameBytes(b: Buffer, at: number, len: number, s: string): boolean {
   if (s.length !== len) return false
@@ -207,7 +230,11 @@ export class Request {
 
   /** Path as received, percent-encoded, without the query string. */
   get path(): string {
-    return (this.#path ??= this.#buf.latin1Slice(this.#pathAt + 4, this.#pathAt + 4 + u32(this.#buf, this.#pathAt)))
+    if (this.#path !== undefined) return this.#path
+    const b = this.#buf
+    const at = this.#pathAt + 4
+    const len = u32(b, this.#pathAt)
+    return (this.#path = sameBytes(b, at, len, lastPath) ? lastPath : (lastPath = b.latin1Slice(at, at + len)))
   }
 
   /** Raw query string without `?` (empty when there is none). */

@@ -1,9 +1,9 @@
 /**
- * The request decoder hands back the string of the previous request when
- * the record holds the same bytes (the method by a byte comparison, the
- * path, `Host`, and a fetch request's whole URL). These tests send
- * sequences where a stale string would show: paths that differ in their
- * last byte only, hosts and queries that change under the same path, every
+ * The request decoder matches the method by a byte comparison and hands
+ * back the previous request's `Host` string for the same bytes; the path and
+ * a fetch request's URL are decoded afresh. These tests send sequences
+ * where a stale or wrong string would show: paths that differ in their last
+ * byte only, hosts and queries that change under the same path, every
  * method the decoder knows beside methods of the same length it does not,
  * and the same over the own API and a fetch handler. Raw pipelined
  * requests on one connection, so consecutive records share a batch.

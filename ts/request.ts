@@ -129,16 +129,6 @@ function knownMethod(b: Buffer, at: number, len: number): string | undefined {
  */
 let lastValue = ''
 
-/**
- * The last path decoded, returned again for a request whose path has the
- * same bytes (a client, or a load balancer's health check, asking for the
- * same resource again): comparing the bytes costs less than the native
- * call of `latin1Slice`, and the same string lets a fetch request's `url`
- * be the same string too (`web-request.ts`), which a framework's router
- * then scans without first copying a new concatenation into a flat string.
- */
-let lastPath = ''
-
 function sameBytes(b: Buffer, at: number, len: number, s: string): boolean {
   if (s.length !== len) return false
   for (let j = 0; j < len; j++) if (b[at + j] !== s.charCodeAt(j)) return false
@@ -230,11 +220,7 @@ export class Request {
 
   /** Path as received, percent-encoded, without the query string. */
   get path(): string {
-    if (this.#path !== undefined) return this.#path
-    const b = this.#buf
-    const at = this.#pathAt + 4
-    const len = u32(b, this.#pathAt)
-    return (this.#path = sameBytes(b, at, len, lastPath) ? lastPath : (lastPath = b.latin1Slice(at, at + len)))
+    return (this.#path ??= this.#buf.latin1Slice(this.#pathAt + 4, this.#pathAt + 4 + u32(this.#buf, this.#pathAt)))
   }
 
   /** Raw query string without `?` (empty when there is none). */

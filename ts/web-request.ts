@@ -29,17 +29,6 @@ const HOST = /^[A-Za-z0-9\-._~%!$&'()*+,;=:[\]]+$/
 let lastHost = ''
 let lastScheme = ''
 let lastPrefix = ''
-/**
- * The last URL built, and the path and query it was built from: a request
- * for the same resource on the same host gets the same string back. The
- * comparison is by identity in the common case (`req.url` hands back the
- * same path string for the same bytes), and the string is already flat,
- * where a new concatenation would be copied into one by the first scan of
- * a router (Hono's `getPath`).
- */
-let lastUrl = ''
-let lastUrlPrefix = ''
-let lastUrlRest = ''
 function validHost(host: string): boolean {
   if (!HOST.test(host)) return false
   lastHost = host
@@ -124,11 +113,7 @@ export class WebRequest {
         lastScheme = scheme
         lastPrefix = `${scheme}://${host}`
       }
-      const rest = req.url
-      if (rest === lastUrlRest && lastPrefix === lastUrlPrefix) return (this.#url = lastUrl)
-      lastUrlRest = rest
-      lastUrlPrefix = lastPrefix
-      return (this.#url = lastUrl = lastPrefix + rest)
+      return (this.#url = lastPrefix + req.url)
     }
     return (this.#url = `${scheme}://${this.#fallback()}${req.url}`)
   }

@@ -24,6 +24,11 @@
 //         give the same bytes for every document. uWebSockets.js calls the
 //         zlib of the Node.js that loads it, so a match names its settings.
 //
+// perf:   "stat -e EVENTS" or "record -g -o FILE": runs `perf ARGS -p PID --
+//         sleep DURATION` on the server over exactly the counted window, and
+//         adds its output and the message count to the row (counting malloc
+//         uprobes per message, or a profile of the echo).
+//
 // Reported per server: messages/s, server CPU µs per message (user + system
 // time of the server's process from /proc/PID/stat over the counted
 // window), bytes on the wire per message server → client and client →
@@ -191,7 +196,21 @@ async function run(name, compression) {
   const c0 = cpuTicks(server.child.pid)
   st.counting = true
   const t0 = performance.now()
-  await new Promise((r) => setTimeout(r, o.duration * 1000))
+  let perfOut = ''
+  if (o.perf) {
+    // `perf stat ...` or `perf record ...` on the server for exactly the
+    // counted window (e.g. malloc uprobes: allocations per message).
+    const args = [...o.perf.split(' '), '-p', String(server.child.pid), '--', 'sleep', String(o.duration)]
+    perfOut = await new Promise((resolve) => {
+      const p = spawn('perf', args, { stdio: ['ignore', 'pipe', 'pipe'] })
+      let text = ''
+      p.stdout.on('data', (d) => (text += d))
+      p.stderr.on('data', (d) => (text += d))
+      p.once('exit', () => resolve(text))
+    })
+  } else {
+    await new Promise((r) => setTimeout(r, o.duration * 1000))
+  }
   st.counting = false
   const secs = (performance.now() - t0) / 1000
   const cpuUs = (cpuTicks(server.child.pid) - c0) * TICK_US
@@ -211,6 +230,7 @@ async function run(name, compression) {
     bytesPerMessageToServer: +(st.tx / Math.max(1, sent)).toFixed(1),
     compressedShare: +(st.packed / Math.max(1, st.msgs)).toFixed(3),
     errors: st.errors,
+    ...(o.perf ? { messages: st.msgs, perf: perfOut } : {}),
   }
 }
 

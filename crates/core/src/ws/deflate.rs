@@ -19,21 +19,20 @@
 //!   asked otherwise): better ratios on repetitive traffic, about 300 KB
 //!   of zlib state per connection.
 //!
-//! The compressor is zlib-rs's own `Deflate` (the crate `flate2` uses
-//! underneath) rather than `flate2::Compress`, for one setting `flate2`
-//! does not expose: zlib's `memLevel`. The shared compressor is reset
-//! before every message, and a reset clears a symbol buffer sized by
-//! `memLevel` (48 KB at zlib's default 8); at 5 it is 6 KB, which saved
-//! 0.3 µs per 1 KB message at level 1 and 0.6 µs at level 6 in a Rust loop,
-//! with the same bytes out (docs/websocket.md, *Where the time goes*).
+//! The compressor is zlib-ng, the C library (`zng.rs`): on the shared
+//! compressor's work (a reset and one sync-flushed deflate per short
+//! message) it spent about 1 µs less per 1 KB message than zlib-rs at
+//! level 6 in the end-to-end echo, for the same bytes (docs/websocket.md,
+//! *The deflate engine*). Inflating stays on `flate2` with zlib-rs, which
+//! was the faster of the two there.
 
+use super::zng::Deflate;
 use bytes::Bytes;
 use std::cell::RefCell;
 use std::sync::OnceLock;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 use tokio_tungstenite::tungstenite::Message;
-use zlib_rs::{Deflate, DeflateConfig, DeflateFlush, Status};
 
 /// How a route compresses (the `compression` option).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -48,22 +47,18 @@ pub enum WsCompression {
 }
 
 /// The `compressionLevel` default, zlib's scale (1 fastest, 9 smallest).
-/// Level 1 is zlib-rs's "quick" strategy (static Huffman codes): on 1 KB
+/// Level 1 is zlib-ng's "quick" strategy (static Huffman codes): on 1 KB
 /// JSON it sends ~19% more bytes than level 6, but levels 2 and up build
 /// dynamic codes, which cost about 6 µs more server CPU per message and
 /// would put the echo above uWebSockets.js's CPU (docs/websocket.md,
 /// *Choosing the level*).
 pub const DEFAULT_LEVEL: u8 = 1;
 
-/// zlib's `memLevel` of the shared compressor. It sizes the symbol buffer
-/// that every reset clears (3 << (memLevel + 6) bytes) and so the longest
-/// block: 2,047 symbols at 5, a few KB of input, so a 1 KB message is
-/// still one block and a large one gets a block header every few KB
-/// (well under 1% more bytes). zlib-rs's hash table is 128 KB whatever
-/// this says. Dedicated compressors keep zlib's default 8: they are not
-/// reset, and their blocks may span messages.
-const SHARED_MEM_LEVEL: i32 = 5;
-const DEDICATED_MEM_LEVEL: i32 = 8;
+/// zlib's `memLevel` (symbol buffer size, so the longest block), the
+/// default 8 for both kinds of compressor: with zlib-ng, 8 was the fastest
+/// setting at level 6 on 1 KB messages (docs/websocket.md, the zlib-ng
+/// table), where zlib-rs had been faster at 5.
+const MEM_LEVEL: u8 = 8;
 
 /// The window every shared compression uses, so one compressed copy of a
 /// published message fits every subscriber that did not ask for less.
@@ -222,7 +217,7 @@ impl Deflater {
         let payload = if self.agreed.server_takeover {
             let c = self
                 .own
-                .get_or_insert_with(|| Box::new(new_compress(bits, level, DEDICATED_MEM_LEVEL)));
+                .get_or_insert_with(|| Box::new(new_compress(bits, level)));
             deflate(c, data)
         } else {
             match packed.filter(|_| bits == FULL_WINDOW) {
@@ -245,15 +240,9 @@ impl Deflater {
 /// zlib's deflate has no 256-byte window (`server_max_window_bits=8`): for
 /// it, level 0 with a 512-byte window writes stored blocks only, which have
 /// no back-references and so are valid whatever window the client keeps.
-fn new_compress(bits: u8, level: u8, mem_level: i32) -> Deflate {
+fn new_compress(bits: u8, level: u8) -> Deflate {
     let (level, bits) = if bits < 9 { (0, 9) } else { (level, bits) };
-    Deflate::new_with_config(DeflateConfig {
-        level: level.into(),
-        // Negative: raw deflate, no zlib header.
-        window_bits: -i32::from(bits),
-        mem_level,
-        ..DeflateConfig::default()
-    })
+    Deflate::new(level, bits, MEM_LEVEL)
 }
 
 /// Compresses one message with no history.
@@ -263,7 +252,7 @@ fn shared_deflate(bits: u8, level: u8, data: &[u8]) -> Bytes {
         let at = match pool.iter().position(|(b, l, _)| (*b, *l) == (bits, level)) {
             Some(i) => i,
             None => {
-                pool.push((bits, level, new_compress(bits, level, SHARED_MEM_LEVEL)));
+                pool.push((bits, level, new_compress(bits, level)));
                 pool.len() - 1
             }
         };
@@ -283,12 +272,13 @@ fn deflate(c: &mut Deflate, data: &[u8]) -> Bytes {
     let mut written = 0;
     loop {
         let done = (c.total_in() - start_in) as usize;
-        // Errors cannot happen with a valid state and a sync flush; a
-        // short call is retried with more room below.
-        let status = c.compress(&data[done..], &mut out[written..], DeflateFlush::SyncFlush);
+        // Errors cannot happen with a valid state and a sync flush (a
+        // failed call ends the loop); a short call is retried with more
+        // room below.
+        let ok = c.sync_flush(&data[done..], &mut out[written..]);
         written = (c.total_out() - start_out) as usize;
         let all_in = (c.total_in() - start_in) as usize == data.len();
-        if all_in && written < out.len() || matches!(status, Err(_) | Ok(Status::StreamEnd)) {
+        if all_in && written < out.len() || !ok {
             break;
         }
         if written == out.len() {
@@ -409,8 +399,8 @@ mod tests {
         };
         assert_eq!(f.payload()[0] & 0b110, 0, "stored block");
         assert_eq!(inflate(f.payload()), json.as_bytes());
-        // A large message spans many blocks of the shared compressor's
-        // small symbol buffer (SHARED_MEM_LEVEL) and still round-trips.
+        // A large message spans several deflate blocks and still
+        // round-trips.
         let big: String = (0..3000)
             .map(|i| format!(r#"{{"id":{i},"v":{}}},"#, i * 7919 % 10007))
             .collect();

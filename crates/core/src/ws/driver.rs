@@ -36,8 +36,11 @@ pub(crate) struct WsEnv {
 }
 
 fn event(shared: &WsEnv, conn: &Arc<WsConn>, kind: WsEventKind, data: Bytes) {
+    // The embedder is woken once the I/O thread's turn is over rather than
+    // at the first event: fewer, larger batches for the JS thread (less
+    // sleeping and waking on both threads; docs/websocket.md).
     if shared.hub.push(conn, kind, data) {
-        shared.queue.wake_ws();
+        shared.hub.wake_soon(&shared.queue);
     }
 }
 

@@ -20,6 +20,7 @@ mod handshake;
 mod hub;
 mod inflate;
 mod tunnel;
+mod zng;
 
 pub use deflate::WsCompression;
 pub(crate) use driver::WsEnv;

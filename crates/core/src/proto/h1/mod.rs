@@ -1,27 +1,26 @@
 //! HTTP/1.x, plain or over TLS. Two drivers, one switch:
 //!
-//! - hyper (`hyper.rs`), the default: it serves every HTTP/1.x connection
-//!   and performs upgrades (the WebSocket layer takes the transport from
-//!   hyper's `OnUpgrade`).
-//! - the own driver on `httparse`, with `HTTPY_H1_DRIVER=own`: `conn.rs`
-//!   runs the connection, `role.rs` parses heads, `decode.rs` frames request
-//!   bodies, `body.rs` is the body the dispatcher reads, `encode.rs` writes
+//! - the own driver on `httparse`, the default: `conn.rs` runs the
+//!   connection, `role.rs` parses heads, `decode.rs` frames request bodies,
+//!   `body.rs` is the body the dispatcher reads, `encode.rs` writes
 //!   responses, `io.rs` pools buffers. It serves every request except those
 //!   with an `Upgrade` field (WebSocket, h2c) and `CONNECT`: at such a head
 //!   it stops, and the connection, with the bytes it has read, goes to
 //!   hyper for good. A route-cache hit on a plain keep-alive `GET` is
 //!   answered from its stored bytes while the head is parsed, before any
 //!   `Request` exists (`Dispatch::answer_stored`).
+//! - hyper (`hyper.rs`), with `HTTPY_H1_DRIVER=hyper`: it serves every
+//!   HTTP/1.x connection and performs upgrades (the WebSocket layer takes
+//!   the transport from hyper's `OnUpgrade`); with the own driver it
+//!   still takes the upgrades.
 //!
-//! `HTTPY_H1_DRIVER=own` in the environment (read once per process)
-//! sends plain HTTP/1.1 connections to the own driver, so that both paths
-//! can be measured in one build. hyper stays the default until a
-//! measurement shows the own driver cheaper (docs/performance.md §7: the
-//! peers runs so far put the two within noise of each other; §10: writing
-//! answers from the JS thread, built on it, did not change that at 64
-//! connections; §12: with cache hits answered from their stored bytes it is
-//! cheaper on cached routes and per idle connection, not yet on JS
-//! handlers).
+//! `HTTPY_H1_DRIVER=hyper` in the environment (read once per process)
+//! sends plain HTTP/1.1 connections to hyper, so that both paths can be
+//! measured in one build. The own driver became the default once it was
+//! measured no dearer than hyper on every row (docs/performance.md §13:
+//! cheaper on cached routes, per idle connection, and — once a request
+//! waiting for JS stopped holding a read buffer — equal on JS handlers and
+//! keep-alive HTTPS; §7, §10 and §12 tell the way there).
 //!
 //! `HTTPY_DIRECT_WRITE=N` (with the own driver, plain TCP) lets the thread
 //! that hands JavaScript's answers over write small whole answers of a
@@ -63,9 +62,9 @@ use crate::dispatch::{ConnInfo, Dispatch};
 /// connection as idle.)
 pub(crate) const PARK_AFTER: Duration = Duration::from_millis(50);
 
-/// The own driver only with `HTTPY_H1_DRIVER=own`.
+/// The own driver unless `HTTPY_H1_DRIVER=hyper`.
 static OWN_DRIVER: LazyLock<bool> =
-    LazyLock::new(|| std::env::var("HTTPY_H1_DRIVER").is_ok_and(|v| v == "own"));
+    LazyLock::new(|| !std::env::var("HTTPY_H1_DRIVER").is_ok_and(|v| v == "hyper"));
 
 /// Serves HTTP/1.x on `io` until the peer closes, the connection idles out,
 /// or the server closes (gracefully: the request in flight finishes).

@@ -1,6 +1,6 @@
 /**
  * A client that leaves during a held-back upload, over HTTP/1.1, with both
- * drivers (hyper, the default, and the own driver, `HTTPY_H1_DRIVER=own`):
+ * drivers (hyper, `HTTPY_H1_DRIVER=hyper`, and the own driver, the default):
  * a fetch handler reads the first chunk of `request.body` and stops
  * reading, so the core stops reading the socket (the backpressure) with
  * more of the body unread there; then the client goes, by closing its
@@ -20,8 +20,8 @@ import type { State } from './fixtures/held-upload-app.js'
 const SENT = 2_000_000
 
 describe.each([
-  ['hyper (default)', {}],
-  ['own', { HTTPY_H1_DRIVER: 'own' }],
+  ['hyper', { HTTPY_H1_DRIVER: 'hyper' }],
+  ['own (default)', {}],
 ] as const)('HTTP/1.1 held-back upload, %s driver', (_name, env) => {
   let app: AppProcess
   let base: string

@@ -5,8 +5,9 @@
  * write, the hand-over of an Upgrade request to hyper, the abort of a
  * handler whose client reset the connection, and the switch back to hyper
  * (`HTTPY_H1_DRIVER=hyper`, in a child process: the switch is read once per
- * process). The own driver is opt-in (`HTTPY_H1_DRIVER=own`); this file
- * turns it on before its first server starts.
+ * process). The own driver is the default; this file also sets
+ * `HTTPY_H1_DRIVER=own` before its first server starts, so that it tests
+ * that driver whatever the environment says.
  */
 import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'

@@ -187,6 +187,9 @@ fn canned(status: StatusCode, headers: &HeaderMap, body: &Bytes) -> Option<Canne
 
 /// Appends a canned answer, with the current `Date` where it needs one.
 fn put_canned(c: &Canned, out: &mut BytesMut) {
+    // `out` is empty between requests (its buffer back in the pool): take
+    // a pooled one, not a few reallocations of a fresh one.
+    super::io::reserve(out);
     out.extend_from_slice(&c.head);
     if c.date {
         let date = crate::proto::head::date_now();

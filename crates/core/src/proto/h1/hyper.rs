@@ -1,6 +1,6 @@
 //! HTTP/1.x through hyper, over any byte stream (plain TCP or TLS): the
-//! default path, and with `HTTPY_H1_DRIVER=own` the one that takes what the
-//! own driver (`conn.rs`) hands over (upgrades, `CONNECT`).
+//! whole path with `HTTPY_H1_DRIVER=hyper`, and by default the one that
+//! takes what the own driver (`conn.rs`) hands over (upgrades, `CONNECT`).
 //!
 //! Idle keep-alive connections are *parked*: hyper keeps an 8 KiB read
 //! buffer and an 8 KiB write buffer for as long as a connection lives, which

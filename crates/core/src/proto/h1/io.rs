@@ -62,6 +62,12 @@ pub(crate) fn release(buf: &mut BytesMut) {
     }
 }
 
+/// Buffers waiting in this thread's pool.
+#[cfg(test)]
+pub(crate) fn pooled() -> usize {
+    POOL.with(|p| p.borrow().len())
+}
+
 /// A byte stream the driver serves.
 pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// Whether [`Transport::poll_input`] can wait without a buffer; such

@@ -1,27 +1,26 @@
 //! HTTP/1.x, plain or over TLS. Two drivers, one switch:
 //!
-//! - hyper (`hyper.rs`), the default: it serves every HTTP/1.x connection
-//!   and performs upgrades (the WebSocket layer takes the transport from
-//!   hyper's `OnUpgrade`).
-//! - the own driver on `httparse`, with `HTTPY_H1_DRIVER=own`: `conn.rs`
-//!   runs the connection, `role.rs` parses heads, `decode.rs` frames request
-//!   bodies, `body.rs` is the body the dispatcher reads, `encode.rs` writes
+//! - the own driver on `httparse`, the default: `conn.rs` runs the
+//!   connection, `role.rs` parses heads, `decode.rs` frames request bodies,
+//!   `body.rs` is the body the dispatcher reads, `encode.rs` writes
 //!   responses, `io.rs` pools buffers. It serves every request except those
 //!   with an `Upgrade` field (WebSocket, h2c) and `CONNECT`: at such a head
 //!   it stops, and the connection, with the bytes it has read, goes to
 //!   hyper for good. A route-cache hit on a plain keep-alive `GET` is
 //!   answered from its stored bytes while the head is parsed, before any
 //!   `Request` exists (`Dispatch::answer_stored`).
+//! - hyper (`hyper.rs`), with `HTTPY_H1_DRIVER=hyper`: it serves every
+//!   HTTP/1.x connection and performs upgrades (the WebSocket layer takes
+//!   the transport from hyper's `OnUpgrade`); with the own driver it
+//!   still takes the upgrades.
 //!
-//! `HTTPY_H1_DRIVER=own` in the environment (read once per process)
-//! sends plain HTTP/1.1 connections to the own driver, so that both paths
-//! can be measured in one build. hyper stays the default until a
-//! measurement shows the own driver cheaper (docs/performance.md §7: the
-//! peers runs so far put the two within noise of each other; §10: writing
-//! answers from the JS thread, built on it, did not change that at 64
-//! connections; §12: with cache hits answered from their stored bytes it is
-//! cheaper on cached routes and per idle connection, not yet on JS
-//! handlers).
+//! `HTTPY_H1_DRIVER=hyper` in the environment (read once per process)
+//! sends plain HTTP/1.1 connections to hyper, so that both paths can be
+//! measured in one build. The own driver became the default once it was
+//! measured no dearer than hyper on every row (docs/performance.md §13:
+//! cheaper on cached routes, per idle connection, and — once a request
+//! waiting for JS stopped holding a read buffer — equal on JS handlers and
+//! keep-alive HTTPS; §7, §10 and §12 tell the way there).
 //!
 //! `HTTPY_DIRECT_WRITE=N` (with the own driver, plain TCP) lets the thread
 //! that hands JavaScript's answers over write small whole answers of a
@@ -63,9 +62,9 @@ use crate::dispatch::{ConnInfo, Dispatch};
 /// connection as idle.)
 pub(crate) const PARK_AFTER: Duration = Duration::from_millis(50);
 
-/// The own driver only with `HTTPY_H1_DRIVER=own`.
+/// The own driver unless `HTTPY_H1_DRIVER=hyper`.
 static OWN_DRIVER: LazyLock<bool> =
-    LazyLock::new(|| std::env::var("HTTPY_H1_DRIVER").is_ok_and(|v| v == "own"));
+    LazyLock::new(|| !std::env::var("HTTPY_H1_DRIVER").is_ok_and(|v| v == "hyper"));
 
 /// Serves HTTP/1.x on `io` until the peer closes, the connection idles out,
 /// or the server closes (gracefully: the request in flight finishes).
@@ -143,12 +142,16 @@ mod tests {
     }
 
     fn env() -> Arc<Env<Numbering>> {
+        env_with(Numbering::default())
+    }
+
+    fn env_with<D: Dispatch>(dispatch: D) -> Arc<Env<D>> {
         Arc::new(Env {
             config: Arc::new(ServerConfig::default()),
             life: Lifecycle::default(),
             stats: Arc::new(Stats::default()),
             metrics: None,
-            dispatch: Numbering::default(),
+            dispatch,
         })
     }
 
@@ -257,6 +260,79 @@ mod tests {
             ended(task).await;
             assert_eq!(env.dispatch.0.load(Relaxed), 1);
         }
+    }
+
+    /// Records this thread's pooled buffers when the request is handed
+    /// over and again once the driver has waited on it, then answers.
+    #[derive(Clone, Default)]
+    struct PoolWatch(Arc<std::sync::Mutex<Vec<(usize, usize)>>>);
+
+    impl Dispatch for PoolWatch {
+        fn call<B>(
+            &self,
+            _conn: Arc<ConnInfo>,
+            _req: Request<B>,
+        ) -> impl Future<Output = Result<Response<ResBody>, Infallible>> + Send + 'static + use<B>
+        where
+            B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+            B::Error: std::fmt::Display,
+        {
+            let seen = self.0.clone();
+            let at_call = io::pooled();
+            async move {
+                // Pending once: the driver watches the socket meanwhile, as
+                // while a JS handler runs.
+                tokio::task::yield_now().await;
+                seen.lock().unwrap().push((at_call, io::pooled()));
+                Ok(Response::new(ResBody::full(Bytes::from_static(b"ok"))))
+            }
+        }
+    }
+
+    /// Regression: a connection waiting for its answer held its read
+    /// buffer, so with many connections in flight the per-thread pool ran
+    /// dry and each request paid a fresh 8 KiB allocation and a free. The
+    /// wait now gives the buffer back (on a socket that reports
+    /// readiness), and the answer is written into a pooled buffer.
+    #[tokio::test]
+    async fn a_request_in_flight_holds_no_read_buffer() {
+        let env = env_with(PoolWatch::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, peer) = listener.accept().await.unwrap();
+        let io = Rewind::new(Bytes::new(), server, Duration::from_secs(5));
+        let (run_env, info) = (env.clone(), ConnInfo::new(peer, false));
+        let task = tokio::spawn(async move { conn::run(&run_env, &info, io).await });
+        for _ in 0..2 {
+            client
+                .write_all(b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await
+                .unwrap();
+            let mut got = Vec::new();
+            while !got.ends_with(b"\r\n\r\nok") {
+                let mut chunk = [0u8; 1024];
+                let n = tokio::time::timeout(Duration::from_secs(5), client.read(&mut chunk))
+                    .await
+                    .expect("an answer in time")
+                    .unwrap();
+                assert!(n > 0, "closed before the answer");
+                got.extend_from_slice(&chunk[..n]);
+            }
+            assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"));
+        }
+        let seen = env.dispatch.0.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2);
+        for (at_call, waiting) in seen {
+            assert_eq!(
+                waiting,
+                at_call + 1,
+                "the read buffer went back to the pool"
+            );
+        }
+        drop(client);
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
     }
 
     #[tokio::test]

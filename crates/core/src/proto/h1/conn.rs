@@ -380,7 +380,7 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
                 // wait holds no read buffer: with a JS handler it lasts a
                 // crossing, and with 64 connections in flight a per-thread
                 // pool of 16 ran dry, so that every request paid a fresh
-                // 8 KiB malloc and a free (~0.6 µs, docs/performance.md §13).
+                // 8 KiB malloc and a free (~0.6 µs, docs/performance.md §14).
                 if matches!(pump, Pump::None | Pump::Abandoned(_)) && !eof && rbuf.len() < max_head
                 {
                     match poll_more(&mut io, cx, &mut rbuf, &mut wbuf) {

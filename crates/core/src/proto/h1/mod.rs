@@ -17,7 +17,7 @@
 //! `HTTPY_H1_DRIVER=hyper` in the environment (read once per process)
 //! sends plain HTTP/1.1 connections to hyper, so that both paths can be
 //! measured in one build. The own driver became the default once it was
-//! measured no dearer than hyper on every row (docs/performance.md §13:
+//! measured no dearer than hyper on every row (docs/performance.md §14:
 //! cheaper on cached routes, per idle connection, and — once a request
 //! waiting for JS stopped holding a read buffer — equal on JS handlers and
 //! keep-alive HTTPS; §7, §10 and §12 tell the way there).

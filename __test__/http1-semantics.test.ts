@@ -114,6 +114,32 @@ describe('native answers: 404, 405, HEAD, Date, Content-Length', () => {
   })
 })
 
+describe('405 reached through middleware', () => {
+  let server: Server
+  const seen: string[] = []
+  beforeAll(async () => {
+    const app = new App()
+    // Reads the headers both ways before the route lookup: the walks pass the
+    // record's Allow list and must leave it intact for the 405 answer.
+    app.use((req, next) => {
+      seen.push(`${req._header('x-probe')}|${req.headers.get('x-probe')}`)
+      return next(req)
+    })
+    app.get('/mw', () => Response.text('get'))
+    app.delete('/mw', () => Response.text('deleted'))
+    server = await listen(app)
+  })
+  afterAll(() => server.close())
+
+  it('answers 405 with the methods of the path after the headers were walked', async () => {
+    const r = await fetch(`${server.url}/mw`, { method: 'PATCH', headers: { 'x-probe': 'p1' } })
+    expect(r.status).toBe(405)
+    const allow = (r.headers.get('allow') ?? '').split(',').map((s) => s.trim()).sort()
+    expect(allow).toEqual(['DELETE', 'GET', 'HEAD'])
+    expect(seen).toContain('p1|p1')
+  })
+})
+
 describe('connection handling', () => {
   let server: Server
   beforeAll(async () => {

@@ -261,7 +261,8 @@ export class Request {
     for (let i = 0; i < this.#paramCount; i++) o += 4 + u32(this.#buf, o)
     if (this.#flags & FLAG_ALLOW) {
       const len = u16(this.#buf, o)
-      this.#allow = this.#buf.latin1Slice(o + 2, o + 2 + len)
+      // Sliced once: the header walks call this again for the offset only.
+      if (this.#allow === undefined) this.#allow = this.#buf.latin1Slice(o + 2, o + 2 + len)
       o += 2 + len
     } else {
       this.#allow = null

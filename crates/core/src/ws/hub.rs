@@ -200,12 +200,28 @@ impl WsConn {
 
     /// Queues a close frame (first one wins). Returns false if one was queued already.
     pub(super) fn enqueue_close(&self, code: u16, reason: &str) -> bool {
+        self.close_with(code, reason, false)
+    }
+
+    /// Fails the connection (RFC 6455 section 7.1.7): whatever is still
+    /// queued is dropped and a close frame with `code` is the next and
+    /// last thing the writer sends. False if a close was queued already
+    /// (that one stands, and what precedes it still goes out).
+    pub(super) fn fail(&self, code: u16, reason: &str) -> bool {
+        self.close_with(code, reason, true)
+    }
+
+    fn close_with(&self, code: u16, reason: &str, drop_queued: bool) -> bool {
         {
             let mut out = self.out.lock();
             if out.closing {
                 return false;
             }
             out.closing = true;
+            if drop_queued {
+                let dropped: usize = out.frames.drain(..).map(|q| q.1).sum();
+                self.buffered.fetch_sub(dropped, Ordering::AcqRel);
+            }
             *self.sent_close.lock() = Some((code, reason.to_string()));
             let frame = CloseFrame {
                 code: CloseCode::from(code),

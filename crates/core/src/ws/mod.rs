@@ -16,6 +16,7 @@
 mod deflate;
 mod driver;
 mod events;
+mod fault;
 mod handshake;
 mod hub;
 mod inflate;

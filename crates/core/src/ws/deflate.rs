@@ -200,7 +200,11 @@ thread_local! {
     /// makes the next 64 KB a fresh allocation. A published message's
     /// payload, which lives as long as its slowest subscriber's queue, is
     /// copied out at its exact size instead, so it pins no 64 KB.
-    static ARENA: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+    /// Made at its full size: a `BytesMut` remembers the capacity it was
+    /// created with and, when it must replace a buffer still shared, makes
+    /// the new one that large; one grown from empty would replace it with a
+    /// buffer for one payload, an allocation per message.
+    static ARENA: RefCell<BytesMut> = RefCell::new(BytesMut::with_capacity(ARENA_SIZE));
 }
 
 /// The compressing state of one connection.
@@ -341,9 +345,6 @@ fn deflate_into(
     // Room for the usual ratio (a no-op while the arena's tail has it);
     // doubled while the output fills what it was given.
     let mut room = data.len() / 2 + 64;
-    if out.capacity() == 0 {
-        out.reserve(ARENA_SIZE.max(room));
-    }
     let mut calls = 0;
     loop {
         out.reserve(room);
@@ -569,10 +570,18 @@ mod tests {
         // slow socket's), the others dropped at once: the arena is
         // replaced, then reused, and no payload is written over.
         let held = pack(&mut d, 0);
+        let mut next_at = held.payload().as_ptr_range().end;
+        let mut fresh = 0;
         for i in 1..(4 * ARENA_SIZE / 100) {
             let f = pack(&mut d, i);
             assert_eq!(inflate(f.payload()), doc(i).as_bytes());
+            // Payloads follow each other in the buffer; a new buffer is
+            // only taken when one is full (not per message).
+            let r = f.payload().as_ptr_range();
+            fresh += usize::from(r.start != next_at);
+            next_at = r.end;
         }
+        assert!((1..=6).contains(&fresh), "{fresh} new buffers");
         assert_eq!(inflate(held.payload()), doc(0).as_bytes());
     }
 }

@@ -130,6 +130,8 @@ impl NativeServer {
             return Ok(Vec::new());
         };
         let mut full = Vec::new();
+        // Flushes (wakes the writers) when dropped, after the loop.
+        let mut sender = server.ws_sender();
         let mut at = 0;
         let result = loop {
             if at == batch.len() {
@@ -157,12 +159,12 @@ impl NativeServer {
                 }
                 _ => break Err("unknown message kind"),
             };
-            if server.ws_send_deferred(id, frame) == SendStatus::Backpressure {
+            if sender.send(id, frame) == SendStatus::Backpressure {
                 full.push(id);
             }
             at = head + len;
         };
-        server.ws_flush();
+        drop(sender);
         result.map(|()| full).map_err(|m| {
             Error::new(
                 Status::InvalidArg,

@@ -374,6 +374,12 @@ impl Server {
         self.service.ws.hub.send_deferred(id, frame)
     }
 
+    /// A sender for a burst of deferred frames (one embedder turn's batch);
+    /// it wakes their writers when dropped, as [`Server::ws_flush`].
+    pub fn ws_sender(&self) -> crate::ws::WsSender<'_> {
+        self.service.ws.hub.sender()
+    }
+
     /// Wakes the writers of connections with deferred frames.
     pub fn ws_flush(&self) {
         self.service.ws.hub.flush()

@@ -26,8 +26,9 @@
 //! *The deflate engine*). Inflating stays on `flate2` with zlib-rs, which
 //! was the faster of the two there.
 
+use super::fault::{deflate_fault, Fault};
 use super::zng::Deflate;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::cell::RefCell;
 use std::sync::OnceLock;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
@@ -170,11 +171,40 @@ fn window_bits(v: &str) -> Option<u8> {
 #[derive(Default)]
 pub(crate) struct Packed(OnceLock<(u8, Bytes)>);
 
+/// zlib-ng could not build or run a compressor (only out of memory does
+/// that; the fault tests stage it, `fault.rs`). The message is not sent:
+/// the connection is failed with 1011 instead of sending a cut one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CompressFailed;
+
+/// The close code and reason for a [`CompressFailed`].
+pub(crate) const COMPRESS_FAILED: (u16, &str) = (1011, "compression failed");
+
+/// Size of the I/O thread's payload buffer (`ARENA`).
+const ARENA_SIZE: usize = 64 * 1024;
+
 thread_local! {
     /// One stateless compressor per I/O thread, window size and level
     /// (zlib's state is ~270 KB; resetting it costs far less than building
     /// it). Routes rarely differ, so this holds one or two.
     static SHARED: RefCell<Vec<(u8, u8, Deflate)>> = const { RefCell::new(Vec::new()) };
+
+    /// Where this I/O thread's compressed payloads are written, each cut
+    /// off as a `Bytes` that shares the buffer (`split().freeze()`, a
+    /// reference count, no copy). The frame writer copies a payload into
+    /// its own buffer and drops it almost at once, so when the buffer's
+    /// tail runs out its `reserve` finds it held by nobody else and reuses
+    /// it in place: a message costs no allocation and no zero-fill (before:
+    /// a zeroed `Vec` per message, the I/O thread's most frequent malloc).
+    /// A payload still alive then (one held by a slow socket's queue) only
+    /// makes the next 64 KB a fresh allocation. A published message's
+    /// payload, which lives as long as its slowest subscriber's queue, is
+    /// copied out at its exact size instead, so it pins no 64 KB.
+    /// Made at its full size: a `BytesMut` remembers the capacity it was
+    /// created with and, when it must replace a buffer still shared, makes
+    /// the new one that large; one grown from empty would replace it with a
+    /// buffer for one payload, an allocation per message.
+    static ARENA: RefCell<BytesMut> = RefCell::new(BytesMut::with_capacity(ARENA_SIZE));
 }
 
 /// The compressing state of one connection.
@@ -199,97 +229,152 @@ impl Deflater {
 
     /// The message as it should go on the wire: a frame with RSV1 and a
     /// deflated payload, or the message unchanged (control frames, short
-    /// messages, or data that did not shrink).
-    pub(crate) fn pack(&mut self, msg: Message, packed: Option<&Packed>) -> Message {
+    /// messages). An error means nothing may be sent for it: the caller
+    /// fails the connection ([`COMPRESS_FAILED`]).
+    pub(crate) fn pack(
+        &mut self,
+        msg: Message,
+        packed: Option<&Packed>,
+    ) -> Result<Message, CompressFailed> {
         let (data, op): (&[u8], Data) = match &msg {
             Message::Text(t) => (t.as_bytes(), Data::Text),
             Message::Binary(b) => (b, Data::Binary),
-            _ => return msg,
+            _ => return Ok(msg),
         };
         if data.len() < self.threshold {
-            return msg;
+            return Ok(msg);
         }
+        let fault = deflate_fault(data);
         // Every message over the threshold goes out compressed, even one
         // that did not shrink (random or already compressed data grows by a
         // few bytes per 16 KB): the RFC lets a sender mix in plain ones, but
         // some clients mishandle them (the Autobahn runner in CI does).
         let (bits, level) = (self.agreed.server_bits, self.level);
         let payload = if self.agreed.server_takeover {
-            let c = self
-                .own
-                .get_or_insert_with(|| Box::new(new_compress(bits, level)));
-            deflate(c, data)
+            let c = match &mut self.own {
+                Some(c) if fault != Some(Fault::Init) => c,
+                own => own.insert(Box::new(new_compress(bits, level, fault)?)),
+            };
+            ARENA.with(|a| {
+                let mut a = a.borrow_mut();
+                deflate_into(c, data, &mut a, fault)?;
+                Ok(a.split().freeze())
+            })?
         } else {
             match packed.filter(|_| bits == FULL_WINDOW) {
-                Some(p) => match p
-                    .0
-                    .get_or_init(|| (level, shared_deflate(bits, level, data)))
-                {
-                    (l, made) if *l == level => made.clone(),
-                    _ => shared_deflate(bits, level, data),
+                Some(p) => match p.0.get() {
+                    Some((l, made)) if *l == level => made.clone(),
+                    Some(_) => shared_deflate(bits, level, data, fault, false)?,
+                    None => {
+                        let made = shared_deflate(bits, level, data, fault, true)?;
+                        // Another I/O thread may have made it meanwhile:
+                        // the same bytes, either copy will do.
+                        let _ = p.0.set((level, made.clone()));
+                        made
+                    }
                 },
-                None => shared_deflate(bits, level, data),
+                None => shared_deflate(bits, level, data, fault, false)?,
             }
         };
         let mut f = Frame::message(payload, OpCode::Data(op), true);
         f.header_mut().rsv1 = true;
-        Message::Frame(f)
+        Ok(Message::Frame(f))
     }
 }
 
 /// zlib's deflate has no 256-byte window (`server_max_window_bits=8`): for
 /// it, level 0 with a 512-byte window writes stored blocks only, which have
 /// no back-references and so are valid whatever window the client keeps.
-fn new_compress(bits: u8, level: u8) -> Deflate {
+fn new_compress(bits: u8, level: u8, fault: Option<Fault>) -> Result<Deflate, CompressFailed> {
+    if fault == Some(Fault::Init) {
+        return Deflate::new_refused().map_err(|_| CompressFailed);
+    }
     let (level, bits) = if bits < 9 { (0, 9) } else { (level, bits) };
-    Deflate::new(level, bits, MEM_LEVEL)
+    Deflate::new(level, bits, MEM_LEVEL).map_err(|_| CompressFailed)
 }
 
-/// Compresses one message with no history.
-fn shared_deflate(bits: u8, level: u8, data: &[u8]) -> Bytes {
+/// Compresses one message with no history; `exact` copies the payload out
+/// of the arena at its own size (for one that may be held long).
+fn shared_deflate(
+    bits: u8,
+    level: u8,
+    data: &[u8],
+    fault: Option<Fault>,
+    exact: bool,
+) -> Result<Bytes, CompressFailed> {
     SHARED.with(|cell| {
         let mut pool = cell.borrow_mut();
-        let at = match pool.iter().position(|(b, l, _)| (*b, *l) == (bits, level)) {
+        let found = pool
+            .iter()
+            .position(|(b, l, _)| (*b, *l) == (bits, level))
+            .filter(|_| fault != Some(Fault::Init));
+        let at = match found {
             Some(i) => i,
             None => {
-                pool.push((bits, level, new_compress(bits, level)));
+                pool.push((bits, level, new_compress(bits, level, fault)?));
                 pool.len() - 1
             }
         };
         let c = &mut pool[at].2;
         c.reset();
-        deflate(c, data)
+        ARENA.with(|a| {
+            let mut a = a.borrow_mut();
+            deflate_into(c, data, &mut a, fault)?;
+            Ok(if exact {
+                let made = Bytes::copy_from_slice(&a);
+                a.clear();
+                made
+            } else {
+                a.split().freeze()
+            })
+        })
     })
 }
 
-/// Deflates `data` with a sync flush and drops the flush's trailing
-/// `00 00 ff ff`, as RFC 7692 section 7.2.1 says.
-fn deflate(c: &mut Deflate, data: &[u8]) -> Bytes {
-    // Room for the usual ratio; doubled while the output fills it. Zeroing
-    // it costs a few ns per KB, next to microseconds of deflating.
-    let mut out = vec![0u8; data.len() / 2 + 64];
-    let (start_in, start_out) = (c.total_in(), c.total_out());
-    let mut written = 0;
+/// Deflates `data` with a sync flush onto the end of `out` and drops the
+/// flush's trailing `00 00 ff ff`, as RFC 7692 section 7.2.1 says. On an
+/// error `out` is left as it was: no part of the message survives.
+fn deflate_into(
+    c: &mut Deflate,
+    data: &[u8],
+    out: &mut BytesMut,
+    fault: Option<Fault>,
+) -> Result<(), CompressFailed> {
+    let start = out.len();
+    let start_in = c.total_in();
+    // Room for the usual ratio (a no-op while the arena's tail has it);
+    // doubled while the output fills what it was given.
+    let mut room = data.len() / 2 + 64;
+    let mut calls = 0;
     loop {
+        out.reserve(room);
         let done = (c.total_in() - start_in) as usize;
-        // Errors cannot happen with a valid state and a sync flush (a
-        // failed call ends the loop); a short call is retried with more
-        // room below.
-        let ok = c.sync_flush(&data[done..], &mut out[written..]);
-        written = (c.total_out() - start_out) as usize;
+        let spare = out.spare_capacity_mut();
+        // The midway fault's first call gets too little room for the
+        // message, so that a second call (the one that fails) follows.
+        let midway = fault == Some(Fault::Midway);
+        let given = if midway && calls == 0 { 8 } else { spare.len() };
+        let before = c.total_out();
+        let ok = c.sync_flush(&data[done..], &mut spare[..given], midway && calls > 0);
+        let wrote = (c.total_out() - before) as usize;
+        // SAFETY: zlib-ng wrote exactly `wrote` bytes (what total_out
+        // counts) at the start of the spare capacity it was given.
+        unsafe { out.set_len(out.len() + wrote) };
+        calls += 1;
+        if !ok {
+            out.truncate(start);
+            return Err(CompressFailed);
+        }
         let all_in = (c.total_in() - start_in) as usize == data.len();
-        if all_in && written < out.len() || !ok {
+        if all_in && wrote < given {
             break;
         }
-        if written == out.len() {
-            out.resize(out.len() * 2, 0);
-        }
+        room *= 2;
     }
-    out.truncate(written);
-    if out.ends_with(&[0, 0, 0xff, 0xff]) {
+    if out[start..].ends_with(&[0, 0, 0xff, 0xff]) {
         out.truncate(out.len() - 4);
     }
-    Bytes::from(out)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -368,8 +453,10 @@ mod tests {
         let mut a = Deflater::new(agreed, 64, DEFAULT_LEVEL);
         let mut b = Deflater::new(agreed, 64, DEFAULT_LEVEL);
         let (Message::Frame(fa), Message::Frame(fb)) = (
-            a.pack(Message::Text(json.clone().into()), Some(&packed)),
-            b.pack(Message::Text(json.clone().into()), Some(&packed)),
+            a.pack(Message::Text(json.clone().into()), Some(&packed))
+                .unwrap(),
+            b.pack(Message::Text(json.clone().into()), Some(&packed))
+                .unwrap(),
         ) else {
             panic!("a long JSON text is compressed")
         };
@@ -378,8 +465,9 @@ mod tests {
         // Both subscribers send the very same bytes, made once.
         assert_eq!(fa.payload().as_ptr(), fb.payload().as_ptr());
         // A subscriber at another level compresses for itself.
-        let Message::Frame(f9) =
-            Deflater::new(agreed, 64, 9).pack(Message::Text(json.clone().into()), Some(&packed))
+        let Message::Frame(f9) = Deflater::new(agreed, 64, 9)
+            .pack(Message::Text(json.clone().into()), Some(&packed))
+            .unwrap()
         else {
             panic!("a long JSON text is compressed")
         };
@@ -392,8 +480,9 @@ mod tests {
             WsCompression::Dedicated,
         )
         .unwrap();
-        let Message::Frame(f) =
-            Deflater::new(tiny, 0, DEFAULT_LEVEL).pack(Message::Text(json.clone().into()), None)
+        let Message::Frame(f) = Deflater::new(tiny, 0, DEFAULT_LEVEL)
+            .pack(Message::Text(json.clone().into()), None)
+            .unwrap()
         else {
             panic!("compressed frame expected")
         };
@@ -404,8 +493,9 @@ mod tests {
         let big: String = (0..3000)
             .map(|i| format!(r#"{{"id":{i},"v":{}}},"#, i * 7919 % 10007))
             .collect();
-        let Message::Frame(fb) =
-            Deflater::new(agreed, 64, 6).pack(Message::Text(big.clone().into()), None)
+        let Message::Frame(fb) = Deflater::new(agreed, 64, 6)
+            .pack(Message::Text(big.clone().into()), None)
+            .unwrap()
         else {
             panic!("a long JSON text is compressed")
         };
@@ -413,7 +503,7 @@ mod tests {
         assert_eq!(inflate(fb.payload()), big.as_bytes());
         // Short messages go out as they are.
         assert!(matches!(
-            a.pack(Message::Text("hi".into()), None),
+            a.pack(Message::Text("hi".into()), None).unwrap(),
             Message::Text(_)
         ));
         // Dedicated: history carries over, so a repeat costs a few bytes.
@@ -432,13 +522,66 @@ mod tests {
                 )
             })
             .collect();
-        let first = d.pack(Message::Binary(Bytes::from(varied.clone())), None);
-        let second = d.pack(Message::Binary(Bytes::from(varied)), None);
+        let first = d
+            .pack(Message::Binary(Bytes::from(varied.clone())), None)
+            .unwrap();
+        let second = d.pack(Message::Binary(Bytes::from(varied)), None).unwrap();
         assert!(
             second.len() < first.len() / 4,
             "{} vs {}",
             second.len(),
             first.len()
         );
+    }
+
+    #[test]
+    fn a_failed_compressor_leaves_nothing_behind() {
+        // deflateInit2 refusing is an error, not a panic.
+        assert!(Deflate::new_refused().is_err());
+        assert!(new_compress(15, 6, Some(Fault::Init)).is_err());
+        // A deflate failing after its first call leaves the output as it
+        // was: no half message.
+        let data = r#"{"user":"ann","text":"hello"}"#.repeat(40);
+        let mut c = new_compress(15, 6, None).unwrap();
+        let mut out = BytesMut::from(&b"kept"[..]);
+        assert_eq!(
+            deflate_into(&mut c, data.as_bytes(), &mut out, Some(Fault::Midway)),
+            Err(CompressFailed)
+        );
+        assert_eq!(&out[..], b"kept");
+        // The same compressor, reset, works again.
+        c.reset();
+        deflate_into(&mut c, data.as_bytes(), &mut out, None).unwrap();
+        assert_eq!(inflate(&out[4..]), data.as_bytes());
+    }
+
+    #[test]
+    fn arena_payloads_stay_intact_while_the_arena_is_reused() {
+        let agreed =
+            negotiate(std::iter::once("permessage-deflate"), WsCompression::Shared).unwrap();
+        let doc =
+            |i: usize| format!(r#"{{"user":"u{i}","text":"hello","ts":{}}}"#, i * 7919).repeat(20);
+        let mut d = Deflater::new(agreed, 64, DEFAULT_LEVEL);
+        let pack = |d: &mut Deflater, i: usize| match d.pack(Message::Text(doc(i).into()), None) {
+            Ok(Message::Frame(f)) => f,
+            _ => panic!("a long JSON text is compressed"),
+        };
+        // One payload held across several arenas' worth of messages (a
+        // slow socket's), the others dropped at once: the arena is
+        // replaced, then reused, and no payload is written over.
+        let held = pack(&mut d, 0);
+        let mut next_at = held.payload().as_ptr_range().end;
+        let mut fresh = 0;
+        for i in 1..(4 * ARENA_SIZE / 100) {
+            let f = pack(&mut d, i);
+            assert_eq!(inflate(f.payload()), doc(i).as_bytes());
+            // Payloads follow each other in the buffer; a new buffer is
+            // only taken when one is full (not per message).
+            let r = f.payload().as_ptr_range();
+            fresh += usize::from(r.start != next_at);
+            next_at = r.end;
+        }
+        assert!((1..=6).contains(&fresh), "{fresh} new buffers");
+        assert_eq!(inflate(held.payload()), doc(0).as_bytes());
     }
 }

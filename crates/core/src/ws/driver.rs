@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
-use super::deflate::{Agreed, Deflater};
+use super::deflate::{Agreed, CompressFailed, Deflater, COMPRESS_FAILED};
 use super::hub::{Hub, WsConn, WsEventKind, WsOptions};
 use super::inflate::{Fault, Inflating};
 use crate::embedder::queue::Queue;
@@ -282,14 +282,26 @@ async fn drive<S>(
                 }
                 continue;
             }
-            let mut bytes = 0;
+            // The whole batch leaves the count, sent or dropped.
+            let bytes: usize = batch.iter().map(|q| q.1).sum();
             let mut closed = false;
-            for (msg, len, packed) in batch.drain(..) {
+            for (msg, _, packed) in batch.drain(..) {
                 websocket_message(shared.metrics.as_deref(), &msg, false);
-                bytes += len;
                 closed |= matches!(msg, Message::Close(_));
                 let msg = match &mut deflater {
-                    Some(d) => d.pack(msg, packed.as_deref()),
+                    Some(d) => match d.pack(msg, packed.as_deref()) {
+                        Ok(m) => m,
+                        Err(CompressFailed) => {
+                            // Nothing of this message went out: the
+                            // connection is failed (RFC 6455 7.1.7), its
+                            // close frame the next thing written.
+                            let (code, reason) = COMPRESS_FAILED;
+                            if conn.fail(code, reason) {
+                                report_close(shared, conn, code, reason);
+                            }
+                            break;
+                        }
+                    },
                     None => msg,
                 };
                 if sink.feed(msg).await.is_err() {

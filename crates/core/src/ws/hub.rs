@@ -200,12 +200,28 @@ impl WsConn {
 
     /// Queues a close frame (first one wins). Returns false if one was queued already.
     pub(super) fn enqueue_close(&self, code: u16, reason: &str) -> bool {
+        self.close_with(code, reason, false)
+    }
+
+    /// Fails the connection (RFC 6455 section 7.1.7): whatever is still
+    /// queued is dropped and a close frame with `code` is the next and
+    /// last thing the writer sends. False if a close was queued already
+    /// (that one stands, and what precedes it still goes out).
+    pub(super) fn fail(&self, code: u16, reason: &str) -> bool {
+        self.close_with(code, reason, true)
+    }
+
+    fn close_with(&self, code: u16, reason: &str, drop_queued: bool) -> bool {
         {
             let mut out = self.out.lock();
             if out.closing {
                 return false;
             }
             out.closing = true;
+            if drop_queued {
+                let dropped: usize = out.frames.drain(..).map(|q| q.1).sum();
+                self.buffered.fetch_sub(dropped, Ordering::AcqRel);
+            }
             *self.sent_close.lock() = Some((code, reason.to_string()));
             let frame = CloseFrame {
                 code: CloseCode::from(code),
@@ -220,6 +236,40 @@ impl WsConn {
 
     pub(super) fn stop_sending(&self) {
         self.out.lock().closing = true;
+    }
+}
+
+/// Sends a burst of frames from one embedder turn, remembering the last
+/// connection it sent to: consecutive frames for the same connection (the
+/// usual case, as one socket read brings several of a client's messages
+/// and the handler answers them in order) skip the connection table's
+/// read lock, its hash lookup and an `Arc` clone and drop, four atomic
+/// operations of the ~7% of the JavaScript thread that queueing a send
+/// took in the uncompressed echo. Cost for alternating connections: one
+/// comparison. Holds no lock between sends. Dropping it wakes the writers
+/// of every connection it queued for ([`Hub::flush`]).
+pub struct WsSender<'a> {
+    hub: &'a Hub,
+    last: Option<Arc<WsConn>>,
+}
+
+impl WsSender<'_> {
+    /// Queues `frame` for connection `id`, as `send_deferred`.
+    pub fn send(&mut self, id: u32, frame: WsFrame) -> SendStatus {
+        let c = match &self.last {
+            Some(c) if c.id == id => c,
+            _ => match self.hub.get(id) {
+                Some(c) => self.last.insert(c),
+                None => return SendStatus::Closed,
+            },
+        };
+        self.hub.enqueue_deferred(c, frame)
+    }
+}
+
+impl Drop for WsSender<'_> {
+    fn drop(&mut self) {
+        self.hub.flush();
     }
 }
 
@@ -320,11 +370,30 @@ impl Hub {
         let Some(c) = self.get(id) else {
             return SendStatus::Closed;
         };
+        self.enqueue_deferred(&c, frame)
+    }
+
+    fn enqueue_deferred(&self, c: &Arc<WsConn>, frame: WsFrame) -> SendStatus {
         let status = c.enqueue(frame.into_message(), None, false);
-        if status != SendStatus::Closed && !c.wake_pending.swap(true, Ordering::AcqRel) {
-            self.dirty.lock().push(c);
+        // A plain load first: after a connection's first frame of a turn
+        // the flag is set, and a load is cheaper than the swap's locked
+        // read-modify-write on every later frame.
+        if status != SendStatus::Closed
+            && !c.wake_pending.load(Ordering::Acquire)
+            && !c.wake_pending.swap(true, Ordering::AcqRel)
+        {
+            self.dirty.lock().push(c.clone());
         }
         status
+    }
+
+    /// A sender for one embedder turn's burst of frames (`send_deferred`
+    /// each), which wakes their writers when dropped.
+    pub(crate) fn sender(&self) -> WsSender<'_> {
+        WsSender {
+            hub: self,
+            last: None,
+        }
     }
 
     /// Wakes the writers of every connection `send_deferred` queued for.
@@ -569,6 +638,28 @@ mod tests {
         push(1);
         woken(2).await;
         assert_eq!(hub.take_events().len(), 1);
+    }
+
+    #[test]
+    fn a_sender_queues_like_send_deferred_and_flushes_when_dropped() {
+        let hub = Hub::default();
+        let a = hub.register(1, WsOptions::default());
+        let b = hub.register(2, WsOptions::default());
+        {
+            let mut s = hub.sender();
+            for id in [1, 1, 2, 1] {
+                assert_eq!(s.send(id, WsFrame::Text("x".into())), SendStatus::Queued);
+            }
+            assert_eq!(s.send(3, WsFrame::Text("x".into())), SendStatus::Closed);
+            // Each connection is on the dirty list once, not yet woken.
+            assert_eq!(hub.dirty.lock().len(), 2);
+            assert!(a.wake_pending.load(Ordering::Acquire));
+        }
+        assert!(hub.dirty.lock().is_empty());
+        assert!(!a.wake_pending.load(Ordering::Acquire));
+        assert_eq!(a.out.lock().frames.len(), 3);
+        assert_eq!(b.out.lock().frames.len(), 1);
+        assert_eq!(a.buffered.load(Ordering::Acquire), 3);
     }
 
     #[test]

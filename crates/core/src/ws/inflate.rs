@@ -301,13 +301,22 @@ impl<S> Inflating<S> {
             let left = (self.max + 1).saturating_sub(self.inflated).max(1);
             let room = left.min(hint);
             hint = (hint * 2).min(256 * 1024);
-            let at = self.out.len();
-            self.out.resize(at + room, 0);
+            // Inflated into the buffer's spare capacity as it is: zeroing
+            // the room first (8× the input, ~1.6 KB for a 1 KB JSON
+            // message) was a memset per message for bytes about to be
+            // written over.
+            self.out.reserve(room);
             let (in0, out0) = (d.total_in(), d.total_out());
-            let status = d.decompress(input, &mut self.out[at..], FlushDecompress::Sync);
+            let status = d.decompress_uninit(
+                input,
+                &mut self.out.spare_capacity_mut()[..room],
+                FlushDecompress::Sync,
+            );
             let consumed = (d.total_in() - in0) as usize;
             let produced = (d.total_out() - out0) as usize;
-            self.out.truncate(at + produced);
+            // SAFETY: the decompressor wrote exactly `produced` bytes (what
+            // total_out counts) at the start of the room it was given.
+            unsafe { self.out.set_len(self.out.len() + produced) };
             input = &input[consumed..];
             self.inflated += produced;
             if self.inflated > self.max {

@@ -16,6 +16,7 @@
 mod deflate;
 mod driver;
 mod events;
+mod fault;
 mod handshake;
 mod hub;
 mod inflate;
@@ -27,5 +28,5 @@ pub(crate) use driver::WsEnv;
 pub use events::encode as encode_events;
 pub(crate) use handshake::{check_handshake, switch, upgrade_required, Transport, ROUTE_METHOD};
 pub(crate) use hub::{Hub, TopicWatch};
-pub use hub::{SendStatus, WsEvent, WsEventKind, WsFrame, WsOptions};
+pub use hub::{SendStatus, WsEvent, WsEventKind, WsFrame, WsOptions, WsSender};
 pub(crate) use tunnel::{H2Stream, Tunnel};

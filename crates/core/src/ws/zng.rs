@@ -14,6 +14,7 @@
 //! state keeps a pointer back to it.
 
 use libz_ng_sys as z;
+use std::mem::MaybeUninit;
 use std::os::raw::{c_int, c_uint, c_void};
 
 /// A raw-deflate (no zlib header) compressor.
@@ -55,10 +56,29 @@ fn empty_stream() -> z::z_stream {
     }
 }
 
+/// `deflateInit2` refused to build a compressor (out of memory, or, for
+/// the fault tests, a method it does not know); the zlib return code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct InitFailed(pub(super) c_int);
+
+/// zlib's `Z_DEFLATED`, the only compression method there is.
+const Z_DEFLATED: c_int = 8;
+
 impl Deflate {
     /// `window_bits` 9..=15, `mem_level` 1..=9, `level` 0..=9; anything
-    /// else is clamped (zlib-ng would refuse it).
-    pub(super) fn new(level: u8, window_bits: u8, mem_level: u8) -> Self {
+    /// else is clamped (zlib-ng would refuse it). Fails only when zlib-ng
+    /// cannot allocate its state.
+    pub(super) fn new(level: u8, window_bits: u8, mem_level: u8) -> Result<Self, InitFailed> {
+        Self::init(level, window_bits, mem_level, Z_DEFLATED)
+    }
+
+    /// `new` with a method zlib-ng refuses, so the failure path runs on a
+    /// real `deflateInit2` error (the fault tests, `deflate.rs`).
+    pub(super) fn new_refused() -> Result<Self, InitFailed> {
+        Self::init(6, 15, 8, Z_DEFLATED + 1)
+    }
+
+    fn init(level: u8, window_bits: u8, mem_level: u8, method: c_int) -> Result<Self, InitFailed> {
         let mut strm = Box::new(empty_stream());
         // SAFETY: a zeroed stream with allocator functions set is what
         // deflateInit2 expects; negative window bits mean raw deflate.
@@ -66,7 +86,7 @@ impl Deflate {
             z::deflateInit2_(
                 &mut *strm,
                 c_int::from(level.min(9)),
-                8, // Z_DEFLATED
+                method,
                 -c_int::from(window_bits.clamp(9, 15)),
                 c_int::from(mem_level.clamp(1, 9)),
                 0, // Z_DEFAULT_STRATEGY
@@ -74,9 +94,12 @@ impl Deflate {
                 std::mem::size_of::<z::z_stream>() as c_int,
             )
         };
-        // Only out of memory can fail with these arguments.
-        assert_eq!(rc, 0, "zlib-ng deflateInit2 failed ({rc})");
-        Self { strm }
+        if rc != 0 {
+            // Nothing was allocated (zlib frees what it took before
+            // failing), so there is no stream to end.
+            return Err(InitFailed(rc));
+        }
+        Ok(Self { strm })
     }
 
     /// Forgets all history (the next input starts a new block and may not
@@ -95,21 +118,30 @@ impl Deflate {
     }
 
     /// One `deflate(Z_SYNC_FLUSH)` call over `input` into `out`; false if
-    /// zlib-ng reported an error (impossible with a valid state).
-    pub(super) fn sync_flush(&mut self, input: &[u8], out: &mut [u8]) -> bool {
+    /// zlib-ng reported an error (impossible with a valid state, except for
+    /// the fault tests' `broken` call, which passes a flush mode zlib-ng
+    /// refuses). How much was written is `total_out`'s growth: `out` may be
+    /// uninitialised, and exactly that many bytes of it are then written.
+    pub(super) fn sync_flush(
+        &mut self,
+        input: &[u8],
+        out: &mut [MaybeUninit<u8>],
+        broken: bool,
+    ) -> bool {
         let s = &mut *self.strm;
         // zlib counts in u32: larger slices are fed in several calls by the
         // caller's loop (it retries until all input is consumed).
         s.next_in = input.as_ptr().cast_mut();
         s.avail_in = input.len().min(u32::MAX as usize) as c_uint;
-        s.next_out = out.as_mut_ptr();
+        s.next_out = out.as_mut_ptr().cast();
         s.avail_out = out.len().min(u32::MAX as usize) as c_uint;
+        // Z_SYNC_FLUSH; the fault tests' mode is past Z_BLOCK, the largest
+        // deflate takes, so it returns Z_STREAM_ERROR having done nothing.
+        let flush = if broken { 99 } else { 2 };
         // SAFETY: next_in/next_out point into live slices of the given
         // lengths for the duration of the call; deflate only reads the
-        // input (the `*mut` is zlib's API).
-        let rc = unsafe {
-            z::deflate(s, 2 /* Z_SYNC_FLUSH */)
-        };
+        // input (the `*mut` is zlib's API) and only writes the output.
+        let rc = unsafe { z::deflate(s, flush) };
         s.next_in = std::ptr::null_mut();
         s.next_out = std::ptr::null_mut();
         s.avail_in = 0;

@@ -95,13 +95,12 @@ function pipelined(port: number, ca: string, requests: string[], oneRecord: bool
  * Python's ssl client, `suppress_ragged_eofs=False`: sends one GET (with
  * `Connection: close` when asked) and reads until the server ends the
  * connection. Prints the answer's status line, then `close_notify` for a
- * clean TLS close, or `ragged` for a TCP FIN without one. `hold` keeps the
- * connection open that many seconds after the answer before reading on.
+ * clean TLS close, or `ragged` for a TCP FIN without one.
  */
 const PROBE = `
 import socket, ssl, sys
-port, close, hold = int(sys.argv[1]), sys.argv[2] == '1', float(sys.argv[3])
-ctx = ssl.create_default_context(cafile=sys.argv[4])
+port, close = int(sys.argv[1]), sys.argv[2] == '1'
+ctx = ssl.create_default_context(cafile=sys.argv[3])
 ctx.set_alpn_protocols(['http/1.1'])
 s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', port)), server_hostname='localhost', suppress_ragged_eofs=False)
 s.settimeout(8)
@@ -120,7 +119,7 @@ except ssl.SSLEOFError:
 
 function probe(port: number, caFile: string, close: boolean, onAnswer?: () => void): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn('python3', ['-c', PROBE, String(port), close ? '1' : '0', '0', caFile], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn('python3', ['-c', PROBE, String(port), close ? '1' : '0', caFile], { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     let err = ''
     const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)

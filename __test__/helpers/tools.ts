@@ -18,7 +18,7 @@ import { spawnSync } from 'node:child_process'
 import { appendFileSync } from 'node:fs'
 import { basename } from 'node:path'
 
-export type Tool = 'nginx' | 'curl' | 'aioquic' | 'requests' | 'valgrind' | 'zstd' | 'openssl' | 'redis' | 'pywebsockets' | 'kosoku' | 'chromium' | 'pebble'
+export type Tool = 'nginx' | 'curl' | 'aioquic' | 'requests' | 'valgrind' | 'zstd' | 'openssl' | 'redis' | 'pywebsockets' | 'kosoku' | 'chromium' | 'pebble' | 'python3'
 
 interface ToolInfo {
   /** Whether the tool runs here. */
@@ -56,6 +56,8 @@ export const TOOLS: Record<Tool, ToolInfo> = {
     install: 'apt-get install python3-pip && python3 -m pip install requests',
   },
   valgrind: { probe: () => runs('valgrind', ['--version']), install: 'apt-get install valgrind' },
+  // Python's ssl module: a TLS client that tells a close_notify from a bare FIN.
+  python3: { probe: () => runs('python3', ['-c', 'import ssl']), install: 'apt-get install python3' },
   zstd: { probe: () => runs('zstd', ['--version']), install: 'apt-get install zstd' },
   openssl: { probe: () => runs('openssl', ['version']), install: 'apt-get install openssl' },
   // The ACME CA of the automatic-certificate tests.

@@ -34,7 +34,7 @@ use super::body::{self, BodyError, ReqBody, Want};
 use super::decode::{Decoded, Decoder};
 use super::direct;
 use super::encode::{self, Framing, ReqFacts};
-use super::io::{release, reserve, Transport, MAX_KEPT};
+use super::io::{release, reserve, Transport, IDLE_CLOSE_LIMIT, MAX_KEPT};
 use super::role::{self, Parsed, Refusal};
 use super::PARK_AFTER;
 use crate::body::ResBody;
@@ -205,7 +205,13 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
                 _ = &mut clock => {
                     let now = Instant::now();
                     if now >= deadline {
-                        return if rbuf.is_empty() { End::Closed } else { refuse(io, wbuf, TIMEOUT).await };
+                        if !rbuf.is_empty() {
+                            return refuse(io, wbuf, TIMEOUT).await;
+                        }
+                        if T::SHUTS_DOWN_WHEN_IDLE {
+                            let _ = tokio::time::timeout(IDLE_CLOSE_LIMIT, io.shutdown()).await;
+                        }
+                        return End::Closed;
                     }
                     let mut next = deadline;
                     if parked.is_none() && T::PARKS && rbuf.is_empty() {

@@ -84,6 +84,13 @@ pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     fn raw_fd(&self) -> Option<i32> {
         None
     }
+
+    /// Whether an idle connection is closed through `shutdown` rather than
+    /// dropped: TLS must end with a close_notify alert (RFC 8446 §6.1), or
+    /// a strict client takes the close for a truncation attack. Plain TCP
+    /// is just dropped, as before (no lingering close for a connection
+    /// with nothing in flight).
+    const SHUTS_DOWN_WHEN_IDLE: bool = false;
 }
 
 impl Transport for Rewind<tokio::net::TcpStream> {
@@ -104,7 +111,14 @@ impl Transport for Rewind<tokio::net::UnixStream> {}
 impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport
     for tokio_rustls::server::TlsStream<S>
 {
+    const SHUTS_DOWN_WHEN_IDLE: bool = true;
 }
+
+/// How long a TLS connection closed at the keep-alive timeout may take to
+/// send its close_notify and see the peer's FIN (`Rewind`'s lingering
+/// close has its own, equal bound): a client that stopped reading does
+/// not keep the connection past it.
+pub(crate) const IDLE_CLOSE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[cfg(test)]
 impl Transport for tokio::io::DuplexStream {}

@@ -260,52 +260,11 @@ impl Server {
         self.service.queue.take_batch()
     }
 
-    /// Hands a batch of answers to the I/O threads as one task, which then
-    /// completes each request's channel from inside the runtime. Sent one by
-    /// one from the embedder's thread, every reply is a remote wake-up of a
-    /// connection task (a push into Tokio's shared queue under its lock, and
-    /// an unpark of a sleeping worker); from inside a worker, a wake-up is a
-    /// push into that worker's own run queue. Costs one task per batch, so a
-    /// batch of one is sent directly.
+    /// Hands a batch of answers to their connections: one task on the I/O
+    /// threads, which writes what it can straight into the sockets
+    /// (`embedder::direct::deliver`).
     pub fn deliver(&self, replies: Vec<(Responder, Reply)>) {
-        // Answers that can be written from this thread straight into their
-        // sockets leave here (`embedder::direct`); the rest go below.
-        let replies: Vec<(Responder, Reply)> = if replies.len()
-            <= *crate::embedder::direct::MAX_BATCH
-        {
-            replies
-                .into_iter()
-                .filter_map(|(mut responder, reply)| {
-                    if responder.can_write_direct() {
-                        let written = crate::proto::h1::direct::with_encoded(&reply, |answer| {
-                            responder.write_direct(answer)
-                        });
-                        if let Some(Some(id)) = written {
-                            // Answered: a `request.signal` watcher must not
-                            // fire when the connection's task drops the
-                            // request later.
-                            self.service.aborts.settle(id, false);
-                            Stats::inc(&self.service.stats.direct_writes);
-                            return None;
-                        }
-                    }
-                    Some((responder, reply))
-                })
-                .collect()
-        } else {
-            replies
-        };
-        let send_all = move |replies: Vec<(Responder, Reply)>| {
-            for (responder, reply) in replies {
-                responder.send(reply);
-            }
-        };
-        match &self.runtime {
-            Some(rt) if replies.len() > 1 => {
-                rt.spawn(async move { send_all(replies) });
-            }
-            _ => send_all(replies),
-        }
+        crate::embedder::direct::deliver(&self.service, self.runtime.as_ref(), replies);
     }
 
     /// The streamed body of request `id` (its record says `streamed`), once.

@@ -1,6 +1,6 @@
 //! The slot through which an answer from the embedder is written straight
 //! into its connection's socket by the code that hands the batch of
-//! answers over (`deliver` below), with the own HTTP/1.1 driver, plain TCP
+//! answers over (`Server::deliver`), with the own HTTP/1.1 driver, plain TCP
 //! only; the driver's side and the encoding of the answer are in
 //! `proto::h1::direct`.
 //!
@@ -39,10 +39,7 @@ use std::sync::LazyLock;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::queue::Responder;
 use super::reply::Reply;
-use crate::dispatch::service::Service;
-use crate::observe::stats::Stats;
 
 /// `HTTPY_DIRECT_WRITE=N` (read once per process; with the own driver):
 /// the answers of a batch of at most `N` are written from the embedder's
@@ -68,75 +65,6 @@ pub(crate) static ON_DELIVERY: LazyLock<bool> =
 /// Whether connections get a slot at all.
 pub(crate) fn enabled() -> bool {
     *ON_DELIVERY || *MAX_BATCH > 0
-}
-
-/// Hands a batch of answers to their connections. A batch of more than one
-/// goes to the I/O threads as one task, which writes each answer it can
-/// straight into its socket and completes the other requests' channels from
-/// inside the runtime (sent one by one from the embedder's thread, every
-/// reply would be a remote wake-up of a connection task: a push into
-/// Tokio's shared queue under its lock, and an unpark of a sleeping worker;
-/// from inside a worker, a wake-up is a push into its own run queue). A
-/// batch of one costs a task spawn more than it saves, and is sent from
-/// here. With `HTTPY_DIRECT_WRITE=N`, batches of at most `N` are written
-/// from here instead.
-pub(crate) fn deliver(
-    service: &Arc<Service>,
-    runtime: Option<&tokio::runtime::Runtime>,
-    replies: Vec<(Responder, Reply)>,
-) {
-    let replies: Vec<(Responder, Reply)> = if replies.len() <= *MAX_BATCH {
-        replies
-            .into_iter()
-            .filter_map(|(responder, reply)| try_write(service, responder, reply))
-            .collect()
-    } else {
-        replies
-    };
-    match runtime {
-        Some(rt) if replies.len() > 1 => {
-            let service = service.clone();
-            let write = *ON_DELIVERY;
-            rt.spawn(async move {
-                for (responder, reply) in replies {
-                    let left = if write {
-                        try_write(&service, responder, reply)
-                    } else {
-                        Some((responder, reply))
-                    };
-                    if let Some((responder, reply)) = left {
-                        responder.send(reply);
-                    }
-                }
-            });
-        }
-        _ => {
-            for (responder, reply) in replies {
-                responder.send(reply);
-            }
-        }
-    }
-}
-
-/// Writes `reply` into its connection's socket when the request is armed
-/// for it and the answer is one this path takes; hands both back otherwise.
-fn try_write(
-    service: &Service,
-    mut responder: Responder,
-    reply: Reply,
-) -> Option<(Responder, Reply)> {
-    if responder.can_write_direct() {
-        let written =
-            crate::proto::h1::direct::with_encoded(&reply, |answer| responder.write_direct(answer));
-        if let Some(Some(id)) = written {
-            // Answered: a `request.signal` watcher must not fire when the
-            // connection's task drops the request later.
-            service.aborts.settle(id, false);
-            Stats::inc(&service.stats.direct_writes);
-            return None;
-        }
-    }
-    Some((responder, reply))
 }
 
 /// Where one request of a connection stands with respect to direct writing.

@@ -91,7 +91,7 @@ const WORKLOADS = [
   // response like nginx's `return 200`: TLS against TLS, no JS handler.
   // The server has compression on (for the compression row), so these
   // hits take the dispatcher's general path, not the own driver's
-  // parse-time answer (docs/performance.md §15). The keep-alive HTTPS rows
+  // parse-time answer (docs/performance.md §16). The keep-alive HTTPS rows
   // alone, alternated, in ~1.5 minutes: --only
   // https-native-ecdsa-node-https,https-native-rsa-node-https --pairs 3 --no-perf
   ...['ecdsa', 'rsa'].flatMap((key) => ['node-https', 'nginx-https'].flatMap((peer) => [

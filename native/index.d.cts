@@ -562,8 +562,9 @@ export interface NativeStats {
   staticCacheEntries: number
   staticCacheBytes: number
   /**
-   * Answers written from the JS thread straight into their sockets
-   * (`HTTPY_DIRECT_WRITE` with `HTTPY_H1_DRIVER=own`).
+   * Answers written straight into their sockets by the code that
+   * delivers them (the I/O thread's delivering task, or the JS thread
+   * with `HTTPY_DIRECT_WRITE`), with the own HTTP/1.1 driver.
    */
   directWrites: number
 }

@@ -30,8 +30,9 @@ pub struct NativeStats {
     /// Files in the file cache now, and the memory charged for them.
     pub static_cache_entries: f64,
     pub static_cache_bytes: f64,
-    /// Answers written from the JS thread straight into their sockets
-    /// (`HTTPY_DIRECT_WRITE` with `HTTPY_H1_DRIVER=own`).
+    /// Answers written straight into their sockets by the code that
+    /// delivers them (the I/O thread's delivering task, or the JS thread
+    /// with `HTTPY_DIRECT_WRITE`), with the own HTTP/1.1 driver.
     pub direct_writes: f64,
 }
 

@@ -13,7 +13,7 @@
 //! Each step is timed for each crypto provider the server could use:
 //! aws-lc-rs (the server's, `config/certs.rs`), ring, and the cipher alone
 //! (seal and open of one record through the provider's AEAD, no rustls
-//! bookkeeping), so that docs/performance.md §15 can split the TLS cost
+//! bookkeeping), so that docs/performance.md §16 can split the TLS cost
 //! into cipher, rustls and copies. The client is rustls with ring, as the
 //! load generator is; it offers TLS 1.3's AES-256-GCM first, as the
 //! generator does.

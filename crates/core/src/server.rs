@@ -260,51 +260,49 @@ impl Server {
         self.service.queue.take_batch()
     }
 
-    /// Hands a batch of answers to the I/O threads as one task, which then
-    /// completes each request's channel from inside the runtime. Sent one by
-    /// one from the embedder's thread, every reply is a remote wake-up of a
-    /// connection task (a push into Tokio's shared queue under its lock, and
-    /// an unpark of a sleeping worker); from inside a worker, a wake-up is a
-    /// push into that worker's own run queue. Costs one task per batch, so a
-    /// batch of one is sent directly.
+    /// Hands a batch of answers to their connections. A batch of more than
+    /// one goes to the I/O threads as one task, which writes each answer it
+    /// can straight into its socket (`embedder::direct`, docs/performance.md
+    /// §17) and completes the other requests' channels from inside the
+    /// runtime (sent one by one from the embedder's thread, every reply
+    /// would be a remote wake-up of a connection task: a push into Tokio's
+    /// shared queue under its lock, and an unpark of a sleeping worker; from
+    /// inside a worker, a wake-up is a push into its own run queue). A batch
+    /// of one is sent from here. With `HTTPY_DIRECT_WRITE=N`, batches of at
+    /// most `N` are written from here instead.
     pub fn deliver(&self, replies: Vec<(Responder, Reply)>) {
-        // Answers that can be written from this thread straight into their
-        // sockets leave here (`embedder::direct`); the rest go below.
-        let replies: Vec<(Responder, Reply)> = if replies.len()
-            <= *crate::embedder::direct::MAX_BATCH
-        {
-            replies
-                .into_iter()
-                .filter_map(|(mut responder, reply)| {
-                    if responder.can_write_direct() {
-                        let written = crate::proto::h1::direct::with_encoded(&reply, |answer| {
-                            responder.write_direct(answer)
-                        });
-                        if let Some(Some(id)) = written {
-                            // Answered: a `request.signal` watcher must not
-                            // fire when the connection's task drops the
-                            // request later.
-                            self.service.aborts.settle(id, false);
-                            Stats::inc(&self.service.stats.direct_writes);
-                            return None;
-                        }
-                    }
-                    Some((responder, reply))
-                })
-                .collect()
-        } else {
-            replies
-        };
-        let send_all = move |replies: Vec<(Responder, Reply)>| {
-            for (responder, reply) in replies {
-                responder.send(reply);
-            }
-        };
+        let service = &self.service;
+        let replies: Vec<(Responder, Reply)> =
+            if replies.len() <= *crate::embedder::direct::MAX_BATCH {
+                replies
+                    .into_iter()
+                    .filter_map(|(responder, reply)| write_direct(service, responder, reply))
+                    .collect()
+            } else {
+                replies
+            };
         match &self.runtime {
             Some(rt) if replies.len() > 1 => {
-                rt.spawn(async move { send_all(replies) });
+                let service = service.clone();
+                let write = *crate::embedder::direct::ON_DELIVERY;
+                rt.spawn(async move {
+                    for (responder, reply) in replies {
+                        let left = if write {
+                            write_direct(&service, responder, reply)
+                        } else {
+                            Some((responder, reply))
+                        };
+                        if let Some((responder, reply)) = left {
+                            responder.send(reply);
+                        }
+                    }
+                });
             }
-            _ => send_all(replies),
+            _ => {
+                for (responder, reply) in replies {
+                    responder.send(reply);
+                }
+            }
         }
     }
 
@@ -494,6 +492,28 @@ impl Server {
             });
         }
     }
+}
+
+/// Writes `reply` into its connection's socket when the request is armed
+/// for it and the answer is one that path takes (`embedder::direct`);
+/// hands both back otherwise.
+fn write_direct(
+    service: &Service,
+    mut responder: Responder,
+    reply: Reply,
+) -> Option<(Responder, Reply)> {
+    if responder.can_write_direct() {
+        let written =
+            crate::proto::h1::direct::with_encoded(&reply, |answer| responder.write_direct(answer));
+        if let Some(Some(id)) = written {
+            // Answered: a `request.signal` watcher must not fire when the
+            // connection's task drops the request later.
+            service.aborts.settle(id, false);
+            Stats::inc(&service.stats.direct_writes);
+            return None;
+        }
+    }
+    Some((responder, reply))
 }
 
 impl Drop for Server {

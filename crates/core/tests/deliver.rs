@@ -2,13 +2,15 @@
 //! task instead of one cross-thread wake-up per answer. These tests check
 //! that nothing is lost or swapped on the way: real sockets on 127.0.0.1,
 //! each request's answer names its own path, batches are delivered in an
-//! order unlike the requests', a batch of one takes the direct path, and an
-//! answer to a client that has gone is dropped without harm.
+//! order unlike the requests', a batch of one takes the direct path, an
+//! answer to a client that has gone is dropped without harm, and on
+//! keep-alive connections the delivering task writes the answers into the
+//! sockets itself (docs/performance.md §17) without mixing them up.
 
 #[path = "support/consumer.rs"]
 mod consumer;
 
-use consumer::{answer, start, take};
+use consumer::{answer, read_head, start, take};
 use httpy_core::Server;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -89,4 +91,38 @@ fn answers_to_clients_that_left_are_dropped() {
         read_body(again.into_iter().next().unwrap()),
         "answer to /n/again"
     );
+}
+
+#[test]
+fn keep_alive_answers_are_written_by_the_delivering_task_in_place() {
+    let server = start();
+    let port = server.local_addr().port();
+    let mut conns: Vec<TcpStream> = (0..32)
+        .map(|_| {
+            let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s
+        })
+        .collect();
+    let before = server.stats().direct_writes;
+    // Two rounds on the same connections: the task of each finds its
+    // request answered when the next one arrives, and goes on.
+    for round in 0..2 {
+        for (i, s) in conns.iter_mut().enumerate() {
+            write!(s, "GET /n/{round}-{i} HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        }
+        let mut reqs = take(&server, conns.len());
+        reqs.reverse();
+        server.deliver(reqs.into_iter().map(answer).collect());
+        for (i, s) in conns.iter_mut().enumerate() {
+            let (head, len) = read_head(s);
+            assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+            assert!(!head.contains("connection: close"), "{head}");
+            let mut body = vec![0u8; len];
+            s.read_exact(&mut body).unwrap();
+            assert_eq!(body, format!("answer to /n/{round}-{i}").as_bytes());
+        }
+    }
+    assert_eq!(server.stats().direct_writes - before, 64);
+    assert_eq!(server.stats().pending, 0);
 }

@@ -1,19 +1,27 @@
-//! The slot through which the embedder's thread answers a request by
-//! writing straight into its connection's socket (`HTTPY_DIRECT_WRITE`,
-//! with the own HTTP/1.1 driver, plain TCP only; the driver's side and the
-//! encoding of the answer are in `proto::h1::direct`).
+//! The slot through which an answer from the embedder is written straight
+//! into its connection's socket by the code that hands the batch of
+//! answers over (`Server::deliver`), with the own HTTP/1.1 driver, plain TCP
+//! only; the driver's side and the encoding of the answer are in
+//! `proto::h1::direct`.
 //!
 //! Without it an answer from JavaScript goes through a oneshot to the
-//! connection's task, which is woken on a Tokio thread, turns the `Reply`
-//! into a `Response`, encodes it and writes it: a cross-thread wake and a
-//! task poll per answer. With it, the thread that hands the batch over
-//! (`Server::deliver`) tries one non-blocking `send` of the encoded answer
-//! on the socket. When every byte went, the request is marked answered
-//! here and the task is *not* woken: it finds the mark the next time it
-//! runs anyway (the client's next request or its EOF makes the socket
-//! readable, a shutdown, its park clock). A partial write leaves the rest
-//! here and wakes the task to write it; a full socket or an error hands
-//! the answer back for the usual path.
+//! connection's task, which is woken, polled a second time for this
+//! request, turns the `Reply` into a `Response`, encodes it and writes it.
+//! With it, the code that hands the batch over tries one non-blocking
+//! `send` of the encoded answer on the socket. When every byte went, the
+//! request is marked answered here and the task is *not* woken: it finds
+//! the mark the next time it runs anyway (the client's next request or its
+//! EOF makes the socket readable, a shutdown, its park clock). A partial
+//! write leaves the rest here and wakes the task to write it; a full socket
+//! or an error hands the answer back for the usual path.
+//!
+//! Where the write runs: by default on the I/O thread, in the one task
+//! that delivers a batch of answers (docs/performance.md §17: it saves the
+//! connection task's second poll and the oneshot's wake-up per request);
+//! with `HTTPY_DIRECT_WRITE=N`, on the embedder's thread for batches of at
+//! most `N` (§10: cheaper at few connections, but the `send`, which on
+//! loopback also runs the client's TCP receive, then lands on the one
+//! thread that cannot scale past a core).
 //!
 //! Ordering: the driver offers a request only when it has nothing of its
 //! own to write before it, and takes the slot back (under its lock) before
@@ -21,10 +29,6 @@
 //! and only while the slot is armed for one request id; the driver closes
 //! the slot before the socket can be dropped, so a late answer never
 //! reaches a descriptor that was closed or reused.
-//!
-//! Cost: the `send` (on loopback it also runs the client's TCP receive)
-//! moves from the I/O thread to the embedder's thread, the one thread
-//! that cannot scale past a core: docs/performance.md §10.
 
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
@@ -51,6 +55,17 @@ pub(crate) static MAX_BATCH: LazyLock<usize> =
         Ok(n) => n.trim().parse().unwrap_or(0),
         Err(_) => 0,
     });
+
+/// `HTTPY_DELIVERY_WRITE=0` (read once per process) turns off the default
+/// write of answers from the task that delivers a batch on the I/O thread,
+/// for measuring against the channel path (docs/performance.md §17).
+pub(crate) static ON_DELIVERY: LazyLock<bool> =
+    LazyLock::new(|| std::env::var("HTTPY_DELIVERY_WRITE").as_deref() != Ok("0"));
+
+/// Whether connections get a slot at all.
+pub(crate) fn enabled() -> bool {
+    *ON_DELIVERY || *MAX_BATCH > 0
+}
 
 /// Where one request of a connection stands with respect to direct writing.
 enum State {
@@ -162,7 +177,7 @@ impl Slot {
         *self.state.lock() = State::Closed;
     }
 
-    /// Embedder's thread: tries to write `answer` (a whole encoded
+    /// Delivering code (I/O or embedder's thread): tries to write `answer` (a whole encoded
     /// response) for request `id` on the socket. `Ok(())`: answered (the
     /// sender is kept here until the driver looks). `Err`: the sender is
     /// handed back, nothing was written, for the usual path.

@@ -211,7 +211,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
         // One slice (rustls writes each TLS record this way) goes out with
         // send(2), not writev(2): writev takes the VFS path (file position
         // lock, iovec import), ~0.1 µs more per call on Linux in the
-        // keep-alive HTTPS profile (docs/performance.md §15).
+        // keep-alive HTTPS profile (docs/performance.md §16).
         if let [one] = bufs {
             let res = Pin::new(&mut self.inner).poll_write(cx, one);
             self.report_write(&res);

@@ -1,18 +1,18 @@
-//! The own driver's part in writing answers from the embedder's thread
-//! (`HTTPY_DIRECT_WRITE`; the slot and the write are in
-//! `embedder::direct`): which connections take part (plain TCP, the
-//! switch on) and how an answer is encoded there, with the driver's own
-//! head encoder, so that it is byte for byte what the driver would write.
-//! Only a small whole answer is taken: a body under 16 KiB, an ordinary
-//! final status, nothing that closes the connection (those are framed by
-//! the driver), no file, stream or push list.
+//! The own driver's part in writing answers straight into the socket from
+//! the code that delivers them (the slot and the write are in
+//! `embedder::direct`): which connections take part (plain TCP, unless
+//! `HTTPY_DELIVERY_WRITE=0` without `HTTPY_DIRECT_WRITE`) and how an answer
+//! is encoded there, with the driver's own head encoder, so that it is byte
+//! for byte what the driver would write. Only a small whole answer is
+//! taken: a body under 16 KiB, a status of 200-599 that carries a body (no
+//! 1xx, 204 or 304: their framing is left to the driver), nothing that
+//! closes the connection, no file, stream or push list.
 
 use bytes::BytesMut;
 use http::{StatusCode, Version};
 use std::cell::RefCell;
 
 use super::encode::{self, ReqFacts};
-use crate::embedder::direct::MAX_BATCH;
 use crate::embedder::reply::{Reply, Source};
 
 /// The largest answer (head and body) written from the embedder's thread:
@@ -39,13 +39,19 @@ pub(crate) fn with_encoded<R>(reply: &Reply, f: impl FnOnce(&[u8]) -> R) -> Opti
             keep_alive: true,
         };
         let body = &reply.body;
-        encode::head(
+        let (framing, keep_alive) = encode::head(
             &mut out,
             &facts,
             reply.status,
             &reply.headers,
             Some(body.len() as u64),
         );
+        // `takes` leaves only length-framed keep-alive answers; checked
+        // again here so that a body is never written where the driver
+        // would not write one.
+        if framing != encode::Framing::Length(body.len() as u64) || !keep_alive {
+            return None;
+        }
         out.extend_from_slice(body);
         (out.len() <= MAX_ANSWER).then(|| f(&out))
     })
@@ -55,14 +61,16 @@ pub(crate) fn with_encoded<R>(reply: &Reply, f: impl FnOnce(&[u8]) -> R) -> Opti
 fn takes(reply: &Reply) -> bool {
     matches!(reply.source, Source::Bytes)
         && reply.push.is_empty()
-        && reply.status != StatusCode::SWITCHING_PROTOCOLS
+        && reply.status.as_u16() >= 200
+        && reply.status != StatusCode::NO_CONTENT
+        && reply.status != StatusCode::NOT_MODIFIED
         && reply.body.len() < MAX_ANSWER
         && !encode::asks_close(&reply.headers)
 }
 
 /// The descriptor of a plain TCP connection, where the direct path is on.
 pub(crate) fn fd_of<T: super::Transport>(io: &T) -> Option<i32> {
-    if *MAX_BATCH > 0 {
+    if crate::embedder::direct::enabled() {
         io.raw_fd()
     } else {
         None
@@ -106,6 +114,13 @@ mod tests {
         assert!(!taken(
             &reply(b"x", "").with_push("/app.js\nscript").unwrap()
         ));
+        // Bodiless statuses (and a switch of protocols, the only 1xx a
+        // reply can have) are framed by the driver.
+        let status = |code: u16| Reply::from_parts(code, "", Bytes::from_static(b"x")).unwrap();
+        assert!(!taken(&status(204)));
+        assert!(!taken(&status(304)));
+        assert!(!taken(&status(101)));
+        assert!(taken(&status(404)));
         assert!(taken(&reply(b"ok", "")));
     }
 }

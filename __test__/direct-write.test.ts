@@ -7,10 +7,13 @@
  * finish out of order, HEAD, closing requests, large bodies (which the
  * driver writes), many concurrent clients without a mix-up, and a
  * `request.signal` that does not fire once its request was answered.
+ * With `compression` on, only answers compression leaves alone (short
+ * ones here) take the path; a large compressible one is still compressed.
  * Both switches are read once per process; test files run in processes
  * of their own.
  */
 import { execFile } from 'node:child_process'
+import net from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
 import { bodies, listen, rawRequest, statuses } from './helpers/index.js'
@@ -136,5 +139,66 @@ describe('answers written from the JS thread', () => {
   it('leaves nothing pending', async () => {
     await until(() => server.stats().pending === 0, 3000)
     expect(server.stats().pending).toBe(0)
+  })
+})
+
+describe('answers written from the JS thread, compression on', () => {
+  const json = JSON.stringify({ list: Array.from({ length: 200 }, (_, i) => `item ${i}`) })
+  let plain: Server
+  let zipping: Server
+  beforeAll(async () => {
+    plain = await listen(makeApp())
+    const app = makeApp()
+    app.get('/list', () => Response.json(JSON.parse(json)))
+    zipping = await listen(app, { compression: true })
+  })
+  afterAll(async () => {
+    await plain.close()
+    await zipping.close()
+  })
+
+  /** One keep-alive request on a raw socket; its whole answer, `date` blanked. */
+  const answer = (port: number, req: string) =>
+    new Promise<string>((resolve, reject) => {
+      const sock = net.connect(port, '127.0.0.1', () => sock.write(req))
+      let got = Buffer.alloc(0)
+      const timer = setTimeout(() => {
+        sock.destroy()
+        reject(new Error(`no whole answer: ${got.toString('latin1')}`))
+      }, 5000)
+      sock.on('error', reject)
+      sock.on('data', (c) => {
+        got = Buffer.concat([got, c])
+        const end = got.indexOf('\r\n\r\n')
+        const len = /\r\ncontent-length: (\d+)\r\n/i.exec(got.subarray(0, end).toString('latin1'))?.[1]
+        if (end >= 0 && len !== undefined && got.length >= end + 4 + Number(len)) {
+          clearTimeout(timer)
+          sock.destroy()
+          resolve(got.toString('latin1').replace(/\r\ndate: [^\r]*/, '\r\ndate: *'))
+        }
+      })
+    })
+  const hello = (port: number) => answer(port, 'GET /id/5 HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n')
+
+  it('a short answer is written directly, the same bytes as without compression', async () => {
+    const before = zipping.stats().directWrites
+    const got = await hello(zipping.port)
+    expect(got).toBe(await hello(plain.port))
+    expect(got).toMatch(/^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\n\{"id":"5"\}$/)
+    expect(got).not.toMatch(/vary|content-encoding/i)
+    expect(zipping.stats().directWrites - before).toBe(1)
+  })
+
+  it('a large compressible answer still goes the general way: gzip when asked, Vary either way', async () => {
+    const before = zipping.stats().directWrites
+    const r = await fetch(`http://127.0.0.1:${zipping.port}/list`, { headers: { 'accept-encoding': 'gzip' } })
+    expect(r.headers.get('content-encoding')).toBe('gzip')
+    expect(r.headers.get('vary')).toMatch(/accept-encoding/i)
+    expect(await r.text()).toBe(json)
+    const text = await answer(zipping.port, 'GET /list HTTP/1.1\r\nHost: x\r\n\r\n')
+    expect(text).toMatch(/\r\nvary: accept-encoding\r\n/i)
+    expect(text).not.toMatch(/content-encoding/i)
+    expect(text.endsWith(`\r\n\r\n${json}`)).toBe(true)
+    expect(zipping.stats().directWrites - before).toBe(0)
   })
 })

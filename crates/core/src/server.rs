@@ -502,7 +502,20 @@ fn write_direct(
     mut responder: Responder,
     reply: Reply,
 ) -> Option<(Responder, Reply)> {
-    if responder.can_write_direct() {
+    // Only when compression would change nothing of it for any request (a
+    // short body, say); otherwise the general path compresses or adds
+    // `Vary`. Asked after the cheap armed check.
+    let alone = || {
+        service.direct.compression.as_ref().is_none_or(|cfg| {
+            crate::respond::compress::leaves_alone(
+                cfg,
+                reply.status,
+                &reply.headers,
+                reply.body.len(),
+            )
+        })
+    };
+    if responder.can_write_direct() && alone() {
         let written =
             crate::proto::h1::direct::with_encoded(&reply, |answer| responder.write_direct(answer));
         if let Some(Some(id)) = written {

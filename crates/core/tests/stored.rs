@@ -4,14 +4,15 @@
 //! that the short way is taken for a plain keep-alive `GET` and only then,
 //! that its bytes are those the general path writes for the same hit, that
 //! it counts requests as the general path does, keeps pipelined answers in
-//! order among answers from the consumer, and that a route taken away or
-//! put back takes effect at once.
+//! order among answers from the consumer, that a route taken away or put
+//! back takes effect at once, and that with compression on the short way
+//! answers only what compression leaves alone.
 
 #[path = "support/consumer.rs"]
 mod consumer;
 
 use consumer::{answer, take};
-use httpy_core::{RouteExtra, Router, Server, ServerConfig};
+use httpy_core::{CompressConfig, Reply, RouteExtra, Router, Server, ServerConfig};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::Once;
@@ -32,12 +33,17 @@ fn router(cached: bool) -> Router {
 }
 
 fn start() -> Server {
+    start_with(None)
+}
+
+fn start_with(compression: Option<CompressConfig>) -> Server {
     static ENV: Once = Once::new();
     // Read once per process by the core.
     ENV.call_once(|| std::env::set_var("HTTPY_H1_DRIVER", "own"));
     let config = ServerConfig {
         port: 0,
         threads: 1,
+        compression,
         ..ServerConfig::default()
     };
     Server::start(config, router(true), Box::new(consumer::NoWake)).unwrap()
@@ -209,4 +215,51 @@ fn a_route_taken_away_or_uncached_is_no_longer_answered_from_the_cache() {
         .unwrap();
     assert_eq!(response(&mut s, true), one);
     assert_eq!(server.stats().stored_answers, 2);
+}
+
+#[test]
+fn with_compression_on_only_answers_compression_leaves_alone_take_the_short_way() {
+    let server = start_with(Some(CompressConfig::default()));
+    let mut s = connect(&server);
+    // Short (below the 1024-byte threshold): compression changes nothing,
+    // for any request, so the short way gives the general path's bytes.
+    let first = fill(&server, &mut s, "/c/small");
+    assert!(!first.contains("vary:"), "{first}");
+    s.write_all(b"GET /c/small HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n")
+        .unwrap();
+    assert_eq!(response(&mut s, true), first);
+    assert_eq!(server.stats().stored_answers, 1);
+
+    // Large and compressible: the general path adds `Vary`, or compresses.
+    let text = "compressible text ".repeat(300);
+    s.write_all(b"GET /c/big HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let reqs = take(&server, 1);
+    let replies = reqs
+        .into_iter()
+        .map(|req| {
+            let body = bytes::Bytes::from(text.clone());
+            let reply = Reply::from_parts(200, "content-type\ntext/plain", body).unwrap();
+            (req.responder, reply)
+        })
+        .collect();
+    server.deliver(replies);
+    let big = response(&mut s, true);
+    assert!(big.contains("vary: accept-encoding\r\n"), "{big}");
+    assert!(big.ends_with(&text));
+    s.write_all(b"GET /c/big HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    assert_eq!(response(&mut s, true), big, "identity hit: as the miss");
+    s.write_all(b"GET /c/big HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n")
+        .unwrap();
+    let (head, len) = consumer::read_head(&mut s);
+    assert!(head.contains("content-encoding: gzip\r\n"), "{head}");
+    let mut z = vec![0u8; len];
+    s.read_exact(&mut z).unwrap();
+    let mut plain = String::new();
+    flate2::read::GzDecoder::new(&z[..])
+        .read_to_string(&mut plain)
+        .unwrap();
+    assert_eq!(plain, text);
+    assert_eq!(server.stats().stored_answers, 1, "never the short way");
 }

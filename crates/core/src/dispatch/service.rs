@@ -32,6 +32,7 @@ use crate::observe::metrics::scrape;
 use crate::observe::probe::Probe;
 use crate::observe::stats::Stats;
 use crate::observe::Observers;
+use crate::respond::compress;
 use crate::respond::route::{self, ReqFacts};
 use crate::respond::{plain, Direct};
 use crate::ws::{self, WsEnv};
@@ -83,9 +84,10 @@ impl Dispatch for Arc<Service> {
 /// The own HTTP/1.1 driver's short way to a route-cache hit
 /// ([`Dispatch::answer_stored`]). Taken only where [`handle`] would change
 /// nothing of the stored answer and count it the same: no metrics or
-/// access log, no `Alt-Svc`, no compression, no armed fault, no head limit
-/// below the protocol's, and not the answer that reaches the keep-alive
-/// request limit (it closes). Saves the `Request` and its `HeaderMap`, the
+/// access log, no `Alt-Svc`, no compression that could touch this answer
+/// (decided once per stored answer, see `compress::leaves_alone`), no armed
+/// fault, no head limit below the protocol's, and not the answer that
+/// reaches the keep-alive request limit (it closes). Saves the `Request` and its `HeaderMap`, the
 /// future and the `Response` of a hit (measured in docs/performance.md §12).
 fn answer_stored(
     shared: &Service,
@@ -99,7 +101,6 @@ fn answer_stored(
     if shared.observe.metrics.is_some()
         || shared.observe.access_log.is_some()
         || shared.alt_svc.is_some()
-        || shared.direct.compression.is_some()
         || shared.faults.armed()
         || config.max_header_size < MIN_PROTOCOL_HEAD
         || (limit > 0 && conn.requests.load(Ordering::Relaxed) + 1 >= limit)
@@ -122,9 +123,21 @@ fn answer_stored(
     else {
         return false;
     };
-    let Some(canned) =
-        v.h1.get_or_init(|| (form.make)(v.status, &v.headers, &v.body))
-    else {
+    // The compression setting is the server's for its whole life, as is
+    // its cache: whether compression leaves this answer alone is decided
+    // with its bytes, once.
+    let Some(canned) = v.h1.get_or_init(|| {
+        let alone = shared
+            .direct
+            .compression
+            .as_ref()
+            .is_none_or(|cfg| compress::leaves_alone(cfg, v.status, &v.headers, v.body.len()));
+        if alone {
+            (form.make)(v.status, &v.headers, &v.body)
+        } else {
+            None
+        }
+    }) else {
         return false;
     };
     conn.requests.fetch_add(1, Ordering::Relaxed);
@@ -456,8 +469,9 @@ where
     }
     // The answer may be written from the embedder's thread when nothing
     // below changes it on its way out: no upload, upgrade, cache fill,
-    // compression, access log or metrics, `Alt-Svc`, nor the response that
-    // reaches the keep-alive request limit (the driver checks the rest).
+    // access log or metrics, `Alt-Svc`, nor the response that reaches the
+    // keep-alive request limit (the driver checks the rest; compression is
+    // judged on the reply, where it is written).
     if let Some(slot) = conn.direct.get() {
         let limit = config.max_keep_alive_requests;
         if rest.is_none()
@@ -465,7 +479,6 @@ where
             && fill.is_none()
             && probe.is_none()
             && shared.alt_svc.is_none()
-            && shared.direct.compression.is_none()
             && (limit == 0 || conn.requests.load(Ordering::Relaxed) < limit)
             && slot.arm(id)
         {

@@ -218,7 +218,8 @@ pub(crate) fn plan(
     let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return Plan::Skip;
     };
-    if !cfg.compressible(ct) || len.is_some_and(|n| n < cfg.min_size as u64) {
+    // The length first: it is one comparison, the type test lowercases.
+    if len.is_some_and(|n| n < cfg.min_size as u64) || !cfg.compressible(ct) {
         return Plan::Skip;
     }
     if is_head {
@@ -228,6 +229,24 @@ pub(crate) fn plan(
         Some(c) => Plan::Compress(c, cfg.level_for(c)),
         None => Plan::VaryOnly,
     }
+}
+
+/// True when compression leaves a whole response of this status, these
+/// headers and `len` body bytes exactly as it is, for every request: the
+/// [`plan`] is `Skip`, which depends on neither `Accept-Encoding` nor the
+/// method. The short ways that write answers without the general path
+/// (stored answers, replies written from the embedder's thread) ask it.
+/// Costs a few header lookups; a short body answers after one comparison.
+pub(crate) fn leaves_alone(
+    cfg: &CompressConfig,
+    status: StatusCode,
+    headers: &HeaderMap,
+    len: usize,
+) -> bool {
+    matches!(
+        plan(cfg, status, headers, Some(len as u64), None, false),
+        Plan::Skip
+    )
 }
 
 pub(crate) fn mark(headers: &mut HeaderMap, c: Coding) {
@@ -391,6 +410,41 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(only_gzip.negotiate(Some("br, zstd")), None);
+    }
+
+    #[test]
+    fn left_alone_only_where_no_request_changes_it() {
+        let c = CompressConfig::default();
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.append(*k, HeaderValue::from_static(v));
+            }
+            m
+        };
+        let text = h(&[("content-type", "text/plain")]);
+        let ok = StatusCode::OK;
+        // Below the threshold, not compressible, or already encoded: as is.
+        assert!(leaves_alone(&c, ok, &text, 1023));
+        assert!(leaves_alone(
+            &c,
+            ok,
+            &h(&[("content-type", "image/png")]),
+            5000
+        ));
+        assert!(leaves_alone(&c, ok, &h(&[]), 5000));
+        let gz = h(&[("content-type", "text/plain"), ("content-encoding", "gzip")]);
+        assert!(leaves_alone(&c, ok, &gz, 5000));
+        let nt = h(&[
+            ("content-type", "text/plain"),
+            ("cache-control", "No-Transform"),
+        ]);
+        assert!(leaves_alone(&c, ok, &nt, 5000));
+        assert!(leaves_alone(&c, StatusCode::NOT_FOUND, &text, 5000));
+        // Eligible: compressed, or at least `Vary` added, for some request.
+        assert!(!leaves_alone(&c, ok, &text, 1024));
+        let vary = h(&[("content-type", "text/plain"), ("vary", "accept-encoding")]);
+        assert!(!leaves_alone(&c, ok, &vary, 5000));
     }
 
     #[test]

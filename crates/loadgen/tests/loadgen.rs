@@ -188,10 +188,15 @@ async fn a_stalled_server_gives_timeouts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_port_counts_connect_failures() {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
+    // A socket bound but not listening: connecting to it is refused, and
+    // the port stays taken while it lives. (A listener bound and dropped
+    // freed its port, which a server of a test running in parallel could
+    // get next and then answer these requests.)
+    let held = tokio::net::TcpSocket::new_v4().unwrap();
+    held.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = held.local_addr().unwrap().port();
     let r = run_blocking(cfg(port).concurrency(2).stop(Stop::Requests(10))).await;
+    drop(held);
     assert_eq!(r.total, 10);
     assert_eq!(r.failures[0], (FailureKind::Connect, 10));
     assert!(

@@ -142,6 +142,21 @@ describe('compression', () => {
     expect(r.headers.vary).toMatch(/accept-encoding/i)
   })
 
+  it('answers HEAD with the GET\'s Vary but no encoding', async () => {
+    const head = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = http.request(`${url}/big`, { method: 'HEAD', headers: { 'accept-encoding': 'gzip' } }, (res) => {
+        res.resume()
+        res.on('end', () => resolve(res))
+      })
+      req.on('error', reject)
+      req.end()
+    })
+    expect(head.statusCode).toBe(200)
+    expect(head.headers['content-encoding']).toBeUndefined()
+    expect(head.headers.vary).toMatch(/accept-encoding/i)
+    expect(head.headers['content-length']).toBe(String(Buffer.byteLength(big)))
+  })
+
   it("never double-encodes behind the guide's gzip middleware", async () => {
     const r = await get2(guideServer.url, '/big', { 'accept-encoding': 'gzip, br, zstd' })
     expect(r.headers['content-encoding']).toBe('gzip')

@@ -39,7 +39,7 @@ USER = [
     (re.compile(r'embedder::reply|Reply::'), 'answer decode'),
     (re.compile(r'embedder::direct|h1::direct'), 'delivery write (incl. its head encode)'),
     (re.compile(r'h1::encode'), 'head encode'),
-    (re.compile(r'cancellation_token|WaitForCancellation|notify::Notif|h1::signal'), 'close signals (locks)'),
+    (re.compile(r'cancellation_token|WaitForCancellation|notify::Notif'), 'close signals (locks)'),
     (re.compile(r'HeaderMap|drop_in_place<http::'), 'HeaderMap build, drop'),
     (re.compile(r'dispatch::|respond::route|router'), 'dispatch, routing'),
     (re.compile(r'h1::conn|h1::io|proto::'), 'connection loop'),

@@ -567,6 +567,11 @@ export interface NativeStats {
    * with `HTTPY_DIRECT_WRITE`), with the own HTTP/1.1 driver.
    */
   directWrites: number
+  /**
+   * Route-cache hits the own HTTP/1.1 driver answered from the entry's
+   * stored bytes while parsing the head, before any request was built.
+   */
+  storedAnswers: number
 }
 
 /** The `tls` option, validated and read by the JS side. */

@@ -34,6 +34,9 @@ pub struct NativeStats {
     /// delivers them (the I/O thread's delivering task, or the JS thread
     /// with `HTTPY_DIRECT_WRITE`), with the own HTTP/1.1 driver.
     pub direct_writes: f64,
+    /// Route-cache hits the own HTTP/1.1 driver answered from the entry's
+    /// stored bytes while parsing the head, before any request was built.
+    pub stored_answers: f64,
 }
 
 /// The pub/sub layer's counters (`server.pubsubStats()`).
@@ -96,6 +99,7 @@ impl NativeServer {
             static_cache_entries: s.static_cache_entries as f64,
             static_cache_bytes: s.static_cache_bytes as f64,
             direct_writes: s.direct_writes as f64,
+            stored_answers: s.stored_answers as f64,
         }
     }
 

@@ -42,7 +42,7 @@ const ZERO_STATS: ServerStats = {
   connectionsOpen: 0, connectionsTotal: 0, requestsTotal: 0, pending: 0, nativeResponses: 0,
   rejectedOverload: 0, timedOut: 0, panics: 0, heldResponders: 0, websocketsOpen: 0, websocketsTotal: 0,
   connectionsIdle: 0, staticCacheHits: 0, staticCacheMisses: 0, staticCacheEntries: 0, staticCacheBytes: 0,
-  directWrites: 0,
+  directWrites: 0, storedAnswers: 0,
 }
 
 export class Server {

@@ -153,22 +153,3 @@ impl IdleWatch {
         self.in_flight.load(Relaxed) == 0 && !self.write_blocked.load(Relaxed)
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn answer_by_gives_back_the_deadline_it_was_given_until_cleared() {
-        let a = AnswerBy::new();
-        assert_eq!(a.get(), None);
-        let by = Instant::now() + Duration::from_millis(1500);
-        a.set(by);
-        assert_eq!(a.get(), Some(by));
-        // A deadline before the connection was born reads as its birth.
-        a.set(a.born - Duration::from_secs(1));
-        assert_eq!(a.get(), Some(a.born));
-        a.clear();
-        assert_eq!(a.get(), None);
-    }
-}

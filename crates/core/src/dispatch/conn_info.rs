@@ -1,13 +1,10 @@
 //! What the dispatcher and the protocol drivers know of one connection:
 //! who the peer is, how many requests it has made, its `maxConnections`
-//! slot, the idle watch the HTTP/1 driver reads to park it, and the
-//! handler deadline that driver watches for the dispatcher.
+//! slot, and the idle watch the HTTP/1 driver reads to park it.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::time::Instant;
 
 use crate::config::client_auth::TlsPeer;
 
@@ -27,8 +24,6 @@ pub(crate) struct ConnInfo {
     /// Set by the own HTTP/1.1 driver on plain TCP when answers may be
     /// written from the embedder's thread (`embedder::direct`).
     pub(crate) direct: std::sync::OnceLock<Arc<crate::embedder::direct::Slot>>,
-    /// Set by the own HTTP/1.1 driver around each request it hands over.
-    pub(crate) answer_by: AnswerBy,
 }
 
 impl ConnInfo {
@@ -49,52 +44,7 @@ impl ConnInfo {
             idle: Default::default(),
             slot: parking_lot::Mutex::new(None),
             direct: std::sync::OnceLock::new(),
-            answer_by: AnswerBy::new(),
         })
-    }
-}
-
-/// When the request in flight must have its handler's answer
-/// (`requestTimeout`), when the protocol driver promises to wake the
-/// request's task by then with a clock it keeps anyway (the own HTTP/1.1
-/// driver). The dispatcher then waits for the reply without a timer of its
-/// own: a Tokio timer per request is a registration and a removal in the
-/// worker's timer wheel, each under its lock (docs/performance.md §17.1);
-/// this is two relaxed atomics and a clock read. Unset (hyper, HTTP/2,
-/// HTTP/3), the dispatcher arms its timer as before.
-pub(crate) struct AnswerBy {
-    /// The origin of `at`.
-    born: Instant,
-    /// Nanoseconds after `born`, plus one; 0 when unset.
-    at: AtomicU64,
-}
-
-impl AnswerBy {
-    fn new() -> Self {
-        Self {
-            born: Instant::now(),
-            at: AtomicU64::new(0),
-        }
-    }
-
-    /// The driver watches `deadline` for the request it hands over next.
-    pub(crate) fn set(&self, deadline: Instant) {
-        let n = deadline.saturating_duration_since(self.born).as_nanos();
-        self.at
-            .store(u64::try_from(n).unwrap_or(u64::MAX - 1) + 1, Relaxed);
-    }
-
-    /// The request is over (or the connection goes to another driver).
-    pub(crate) fn clear(&self) {
-        self.at.store(0, Relaxed);
-    }
-
-    /// The deadline the driver watches, if it watches one.
-    pub(crate) fn get(&self) -> Option<Instant> {
-        match self.at.load(Relaxed) {
-            0 => None,
-            n => Some(self.born + Duration::from_nanos(n - 1)),
-        }
     }
 }
 

@@ -445,9 +445,6 @@ where
             Ok(Err(e)) => return refused(&e),
             Err(_) => return close_after(plain(StatusCode::REQUEST_TIMEOUT, "Request Timeout")),
         }
-    } else if body.is_end_stream() {
-        // No body: no timer to build (a `Sleep` clones the runtime's handle).
-        Bytes::new()
     } else {
         match tokio::time::timeout_at(deadline, read_body(body, config.max_body_size, declared))
             .await
@@ -528,14 +525,10 @@ where
     });
 
     let waited = match upload {
-        // The driver wakes this task by its deadline (`ConnInfo::answer_by`).
-        None => match conn.answer_by.get() {
-            Some(by) => wait_watched(rx, by).await,
-            None => match tokio::time::timeout_at(deadline, rx).await {
-                Ok(Ok(reply)) => Waited::Reply(reply),
-                Ok(Err(_)) => Waited::Dropped,
-                Err(_) => Waited::TimedOut,
-            },
+        None => match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(reply)) => Waited::Reply(reply),
+            Ok(Err(_)) => Waited::Dropped,
+            Err(_) => Waited::TimedOut,
         },
         // `_kept` forgets an upload nobody took once the request is over,
         // also when this future is dropped (the client left).
@@ -650,24 +643,6 @@ fn refused(e: &UploadError) -> Response<ResBody> {
             *res.body_mut() = ResBody::full(Bytes::from(message.clone()));
             res
         }
-    })
-}
-
-/// Waits for the reply until `by`, with no timer: the protocol driver that
-/// set `ConnInfo::answer_by` polls this again by then. Costs a clock read
-/// per poll that finds no reply (~25 ns), in place of a timer registered
-/// and removed under the timer wheel's lock.
-fn wait_watched(
-    mut rx: tokio::sync::oneshot::Receiver<crate::embedder::reply::Reply>,
-    by: Instant,
-) -> impl Future<Output = Waited> {
-    std::future::poll_fn(move |cx| match std::pin::Pin::new(&mut rx).poll(cx) {
-        std::task::Poll::Ready(Ok(reply)) => std::task::Poll::Ready(Waited::Reply(reply)),
-        std::task::Poll::Ready(Err(_)) => std::task::Poll::Ready(Waited::Dropped),
-        std::task::Poll::Pending if Instant::now() >= by => {
-            std::task::Poll::Ready(Waited::TimedOut)
-        }
-        std::task::Poll::Pending => std::task::Poll::Pending,
     })
 }
 

@@ -276,24 +276,14 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
             }
             _ => None,
         };
-        // The handler's deadline (`requestTimeout`) is watched with the
-        // clock this loop keeps anyway, not a timer per request (see
-        // `ConnInfo::answer_by`). With an offer the clock must also look
-        // every PARK_AFTER (see the flight below); after a park it was set
-        // to the far idle deadline, and pulling it nearer re-registers it
-        // (once per park, not per request: a later deadline is only
-        // recorded, an atomic store).
-        let now = Instant::now();
-        let answer_by = now + cfg.request_timeout;
-        let check = if offered.is_some() {
-            answer_by.min(now + PARK_AFTER)
-        } else {
-            answer_by
-        };
-        if clock.deadline() > check {
-            clock.as_mut().reset(check);
+        if offered.is_some() {
+            // The clock (see the flight below) must look within PARK_AFTER;
+            // after a park it was set to the far idle deadline.
+            let check = Instant::now() + PARK_AFTER;
+            if clock.deadline() > check {
+                clock.as_mut().reset(check);
+            }
         }
-        info.answer_by.set(answer_by);
         let mut req = Request::new(req_body);
         *req.method_mut() = head.method;
         *req.uri_mut() = head.uri;
@@ -415,31 +405,13 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
                 if d.answered(cx, closing || eof || !rbuf.is_empty()) {
                     return Poll::Ready(Flight::Direct);
                 }
-            }
-            // Nobody wakes this task for an answer written whole, so with
-            // an offer it looks every PARK_AFTER (the clock it already
-            // has): the keep-alive timeout and parking then count from the
-            // answer, as after one written here. The clock also fires at
-            // the handler's deadline; the dispatcher's future, polled
-            // again, then answers 503. Past it, the clock goes on every
-            // PARK_AFTER (a body still being read has its own timer).
-            let mut due = false;
-            while clock.as_mut().poll(cx).is_ready() {
-                let now = Instant::now();
-                let next = if now >= answer_by {
-                    due = true;
-                    now + PARK_AFTER
-                } else if offered.is_some() {
-                    answer_by.min(now + PARK_AFTER)
-                } else {
-                    answer_by
-                };
-                clock.as_mut().reset(next);
-            }
-            if due {
-                cx.waker().wake_by_ref();
-            }
-            if offered.is_some() {
+                // Nobody wakes this task for an answer written whole, so
+                // it looks every PARK_AFTER (the clock it already has): the
+                // keep-alive timeout and parking then count from the
+                // answer, as after one written here.
+                while clock.as_mut().poll(cx).is_ready() {
+                    clock.as_mut().reset(Instant::now() + PARK_AFTER);
+                }
                 // Waiting for the client's next request, this connection
                 // holds no buffer (as between requests).
                 if rbuf.is_empty() && wbuf.is_empty() {
@@ -450,7 +422,6 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
             Poll::Pending
         })
         .await;
-        info.answer_by.clear();
         let res = match flight {
             Flight::Done(res) => Some(res),
             Flight::Direct => None,

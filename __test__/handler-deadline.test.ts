@@ -1,7 +1,8 @@
 /**
- * `requestTimeout` on a handler, with the own HTTP/1.1 driver watching the
- * deadline with its connection clock instead of a timer per request
- * (docs/performance.md §17.1). Seen from raw sockets: a slow handler gets
+ * `requestTimeout` on a JS handler over the own HTTP/1.1 driver: the
+ * behaviour any change to how the deadline is watched must keep (a clock
+ * in place of the timer per request was tried, docs/performance.md §17.1).
+ * Seen from raw sockets: a slow handler gets
  * its 503 + `Retry-After: 1` at the deadline on a connection that goes on,
  * a request pipelined behind it gets its own deadline counted from when it
  * is handed over (and its own answer), a request with a body times out
@@ -15,7 +16,7 @@ import { sleep } from './helpers/wait.js'
 
 const TIMEOUT_MS = 400
 
-describe('requestTimeout on handlers, watched by the driver', () => {
+describe('requestTimeout on JS handlers', () => {
   let server: Server
   let port: number
   beforeAll(async () => {

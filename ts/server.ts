@@ -8,7 +8,7 @@ import { native, ServerEvent, type NativeAcmeStatus, type NativePubSubStats, typ
 import type { ResolvedOptions } from './options.js'
 import { resolveTls, type TlsOptions } from './tls.js'
 import { checkRegistry, mergeMetrics, METRICS_ROUTE } from './metrics.js'
-import { BATCH_BODY_COUNT, BATCH_FIRST_RECORD, NO_ROUTE, REPLY_HEADERS, REPLY_HEADER_LENGTH, REPLY_ID, REPLY_STATUS, putU32, recordLength, u32 } from './record.js'
+import { BATCH_BODY_COUNT, BATCH_FIRST_RECORD, NO_ROUTE, REPLY_HEADERS, REPLY_HEADER_LENGTH, REPLY_ID, REPLY_STATUS, copyBytes, putU32, recordLength, u32, writeString } from './record.js'
 import { Headers } from './headers.js'
 import { Request } from './request.js'
 import { FileBody, Response } from './response.js'
@@ -652,40 +652,6 @@ export class Server {
       console.error(`httpy: error in ${req ? `${req.method} ${req.path}` : 'the server'}:`, err)
     }
   }
-}
-
-/** Strings up to this length are written by `writeString`'s loop when ASCII. */
-const SHORT_STRING = 32
-
-/**
- * Writes `s` as UTF-8 into `out` at `at` (room checked by the caller) and
- * returns the bytes written. Short ASCII strings (most bodies and header
- * blocks of small answers) are copied by a loop: `Buffer.write` is a C++
- * call that costs ~50 ns whatever the length, the loop ~1-2 ns a character;
- * a non-ASCII character sends the string to `write` (at most SHORT_STRING
- * characters looked at twice).
- */
-function writeString(out: Buffer, at: number, s: string): number {
-  const n = s.length
-  if (n > SHORT_STRING) return out.write(s, at)
-  for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i)
-    if (c > 0x7f) return out.write(s, at)
-    out[at + i] = c
-  }
-  return n
-}
-
-/**
- * Copies `len` bytes of `src` into `out` at `at`. Header blocks are a few
- * dozen bytes: a loop costs less than `set`'s checks and call below ~64.
- */
-function copyBytes(out: Buffer, at: number, src: Uint8Array, len: number): void {
-  if (len > 64) {
-    out.set(src, at)
-    return
-  }
-  for (let i = 0; i < len; i++) out[at + i] = src[i] as number
 }
 
 /** `pushResources` as the core takes it: `path\nas\npath\nas…`. */

@@ -20,7 +20,7 @@ import { Bench } from 'tinybench'
 import { App } from '../ts/app.js'
 import { fromFetch } from '../ts/fetch.js'
 import { native } from '../ts/native.js'
-import { REPLY_HEADERS, REPLY_HEADER_LENGTH, REPLY_ID, REPLY_STATUS, copyBytes, putU32, recordLength, writeString } from '../ts/record.js'
+import { recordLength, replyRoom, writeReply } from '../ts/record.js'
 import { Request } from '../ts/request.js'
 import { Response } from '../ts/response.js'
 
@@ -38,31 +38,15 @@ const rec = parts[0] as Buffer
 const names = (): readonly string[] => ['id', 'name']
 
 /**
- * The reply batch layout (`ReplyBatch` in the core), written as the
- * server's `#queue` writes it: a header block given as a string, or as the
- * bytes a template's copy carries (`_wireBytes()`), and a string body.
+ * The reply batch, written as the server's `#queue` writes it (`writeReply`):
+ * a header block given as a string, or as the bytes a template's copy
+ * carries (`_wireBytes()`), and a string body.
  */
 const out = Buffer.allocUnsafeSlow(64 * 1024)
 let outLen = 0
 function queueReply(id: number, status: number, headers: string | Uint8Array, body: string): void {
-  const need = REPLY_HEADERS + 4 + (typeof headers === 'string' ? headers.length * 3 : headers.byteLength) + body.length * 3
-  if (outLen + need > out.length) outLen = 0
-  let at = outLen
-  putU32(out, at + REPLY_ID, id)
-  out[at + REPLY_STATUS] = status
-  out[at + REPLY_STATUS + 1] = status >>> 8
-  let hlen: number
-  if (typeof headers === 'string') {
-    hlen = writeString(out, at + REPLY_HEADERS, headers)
-  } else {
-    hlen = headers.byteLength
-    copyBytes(out, at + REPLY_HEADERS, headers, hlen)
-  }
-  putU32(out, at + REPLY_HEADER_LENGTH, hlen)
-  at += REPLY_HEADERS + hlen
-  const blen = writeString(out, at + 4, body)
-  putU32(out, at, blen)
-  outLen = at + 4 + blen
+  if (outLen + replyRoom(headers, body) > out.length) outLen = 0
+  outLen = writeReply(out, outLen, id, status, headers, body)
 }
 /** The header block as the server takes it from a response. */
 function wireOf(res: Response): string | Uint8Array {

@@ -120,3 +120,43 @@ export function copyBytes(out: Buffer, at: number, src: Uint8Array, len: number)
   }
   for (let i = 0; i < len; i++) out[at + i] = src[i] as number
 }
+
+/**
+ * Room one reply may take in a reply batch: the worst case of the UTF-8
+ * forms, so that `writeReply` cannot overflow.
+ */
+export function replyRoom(headers: string | Uint8Array, body: string | Uint8Array): number {
+  return (
+    REPLY_HEADERS + 4 + (typeof headers === 'string' ? headers.length * 3 : headers.byteLength) + (typeof body === 'string' ? body.length * 3 : body.byteLength)
+  )
+}
+
+/**
+ * Writes one reply of a reply batch (layout: `ReplyBatch` in the core) at
+ * `at` of `out`, which has `replyRoom` bytes free there, and returns where
+ * the next one goes. `headers` is the header block, or its bytes when a
+ * template's copy carries them (`Headers._wireBytes()`).
+ */
+export function writeReply(out: Buffer, at: number, id: number, status: number, headers: string | Uint8Array, body: string | Uint8Array): number {
+  putU32(out, at + REPLY_ID, id)
+  out[at + REPLY_STATUS] = status
+  out[at + REPLY_STATUS + 1] = status >>> 8
+  let hlen: number
+  if (typeof headers === 'string') {
+    hlen = writeString(out, at + REPLY_HEADERS, headers)
+  } else {
+    hlen = headers.byteLength
+    copyBytes(out, at + REPLY_HEADERS, headers, hlen)
+  }
+  putU32(out, at + REPLY_HEADER_LENGTH, hlen)
+  at += REPLY_HEADERS + hlen
+  let blen: number
+  if (typeof body === 'string') {
+    blen = writeString(out, at + 4, body)
+  } else {
+    out.set(body, at + 4)
+    blen = body.byteLength
+  }
+  putU32(out, at, blen)
+  return at + 4 + blen
+}

@@ -8,7 +8,7 @@ import { native, ServerEvent, type NativeAcmeStatus, type NativePubSubStats, typ
 import type { ResolvedOptions } from './options.js'
 import { resolveTls, type TlsOptions } from './tls.js'
 import { checkRegistry, mergeMetrics, METRICS_ROUTE } from './metrics.js'
-import { BATCH_BODY_COUNT, BATCH_FIRST_RECORD, NO_ROUTE, REPLY_HEADERS, REPLY_HEADER_LENGTH, REPLY_ID, REPLY_STATUS, copyBytes, putU32, recordLength, u32, writeString } from './record.js'
+import { BATCH_BODY_COUNT, BATCH_FIRST_RECORD, NO_ROUTE, recordLength, replyRoom, u32, writeReply } from './record.js'
 import { Headers } from './headers.js'
 import { Request } from './request.js'
 import { FileBody, Response } from './response.js'
@@ -498,36 +498,12 @@ export class Server {
    * in a microtask. `headers` is the header block, or its bytes when cached.
    */
   #queue(req: Request, status: number, headers: string | Uint8Array, body: string | Uint8Array): void {
-    // Worst case of the UTF-8 forms, so the writes below cannot overflow.
-    const need =
-      REPLY_HEADERS + 4 + (typeof headers === 'string' ? headers.length * 3 : headers.byteLength) + (typeof body === 'string' ? body.length * 3 : body.byteLength)
+    const need = replyRoom(headers, body)
     if (this.#outLen + need > this.#out.length) {
       this.#flushOut()
       if (need > this.#out.length) this.#out = Buffer.allocUnsafeSlow(Math.max(need, this.#out.length * 2))
     }
-    const out = this.#out
-    let at = this.#outLen
-    putU32(out, at + REPLY_ID, req._id)
-    out[at + REPLY_STATUS] = status
-    out[at + REPLY_STATUS + 1] = status >>> 8
-    let hlen: number
-    if (typeof headers === 'string') {
-      hlen = writeString(out, at + REPLY_HEADERS, headers)
-    } else {
-      hlen = headers.byteLength
-      copyBytes(out, at + REPLY_HEADERS, headers, hlen)
-    }
-    putU32(out, at + REPLY_HEADER_LENGTH, hlen)
-    at += REPLY_HEADERS + hlen
-    let blen: number
-    if (typeof body === 'string') {
-      blen = writeString(out, at + 4, body)
-    } else {
-      out.set(body, at + 4)
-      blen = body.byteLength
-    }
-    putU32(out, at, blen)
-    this.#outLen = at + 4 + blen
+    this.#outLen = writeReply(this.#out, this.#outLen, req._id, status, headers, body)
     this.#outReqs.push(req)
     if (!this.#flushQueued) {
       this.#flushQueued = true

@@ -20,7 +20,7 @@ import { Bench } from 'tinybench'
 import { App } from '../ts/app.js'
 import { fromFetch } from '../ts/fetch.js'
 import { native } from '../ts/native.js'
-import { REPLY_HEADERS, REPLY_HEADER_LENGTH, REPLY_ID, REPLY_STATUS, recordLength } from '../ts/record.js'
+import { recordLength, replyRoom, writeReply } from '../ts/record.js'
 import { Request } from '../ts/request.js'
 import { Response } from '../ts/response.js'
 
@@ -37,35 +37,27 @@ const { parts } = native.recordFixture()
 const rec = parts[0] as Buffer
 const names = (): readonly string[] => ['id', 'name']
 
-/** The reply batch layout (`ReplyBatch` in the core), written as the server's `#queue` writes it. */
+/**
+ * The reply batch, written as the server's `#queue` writes it (`writeReply`):
+ * a header block given as a string, or as the bytes a template's copy
+ * carries (`_wireBytes()`), and a string body.
+ */
 const out = Buffer.allocUnsafeSlow(64 * 1024)
 let outLen = 0
-function putU32(b: Buffer, at: number, v: number): void {
-  b[at] = v
-  b[at + 1] = v >>> 8
-  b[at + 2] = v >>> 16
-  b[at + 3] = v >>> 24
+function queueReply(id: number, status: number, headers: string | Uint8Array, body: string): void {
+  if (outLen + replyRoom(headers, body) > out.length) outLen = 0
+  outLen = writeReply(out, outLen, id, status, headers, body)
 }
-function queueReply(id: number, status: number, headers: string, body: string): void {
-  const need = REPLY_HEADERS + 4 + headers.length * 3 + body.length * 3
-  if (outLen + need > out.length) outLen = 0
-  let at = outLen
-  putU32(out, at + REPLY_ID, id)
-  out[at + REPLY_STATUS] = status
-  out[at + REPLY_STATUS + 1] = status >>> 8
-  const hlen = headers.length === 0 ? 0 : out.write(headers, at + REPLY_HEADERS)
-  putU32(out, at + REPLY_HEADER_LENGTH, hlen)
-  at += REPLY_HEADERS + hlen
-  const blen = body.length === 0 ? 0 : out.write(body, at + 4)
-  putU32(out, at, blen)
-  outLen = at + 4 + blen
+/** The header block as the server takes it from a response. */
+function wireOf(res: Response): string | Uint8Array {
+  return res.headers._wireBytes() ?? res.headers.toWire()
 }
 
 const HELLO = 'Hello, World!'
 const plaintext = (_req: Request): Response => new Response(HELLO, { headers: { 'content-type': 'text/plain' } })
 const plainReq = new Request(rec, 0, parts, names)
 const plainRes = plaintext(plainReq)
-const plainWire = plainRes.headers.toWire()
+const plainWire = wireOf(plainRes)
 
 const app = new App()
 const passThrough = (req: Request, next: (r: Request) => Promise<Response>) => next(req)
@@ -150,10 +142,10 @@ bench
   .add('batch write: one reply into the outgoing buffer (as #queue)', () => {
     queueReply(7, 200, plainWire, HELLO)
   })
-  .add('one request, JS side: decode + handler + toWire + batch write', () => {
+  .add('one request, JS side: decode + handler + header block + batch write', () => {
     const req = new Request(rec, 0, parts, names)
     const res = plaintext(req)
-    queueReply(req._id, res.status, res.headers.toWire(), res.body as string)
+    queueReply(req._id, res.status, wireOf(res), res.body as string)
   })
   .add(`fetch: lazy Request + url + handler + Response.json -> HTTPy Response (x${BATCH})`, async () => {
     for (let i = 0; i < BATCH; i++) (await settle(plainFetch(new Request(rec, 0, parts, names)))).headers.toWire()

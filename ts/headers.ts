@@ -64,21 +64,43 @@ export class Headers implements ReadonlyHeaders {
   /** Lower-cased name -> values. */
   #map: Map<string, string[]>
   /**
-   * True while `#map` is shared with the Headers this one was copied from.
+   * True while `#map` is shared with another Headers (the one this was
+   * copied from, or a copy of this one).
    * Copies are copy-on-write: `Response.json()` and friends copy a template
    * per response, and most responses are never modified.
    */
   #shared = false
   /** Cached wire form (`name\nvalue\n…`), dropped on every write. */
   #block: string | undefined
+  /**
+   * The wire form's UTF-8 bytes, kept by templates (`_template()`) and
+   * shared with their copies, dropped on every write: the server copies
+   * them into the reply batch instead of encoding the string per response.
+   */
+  #bytes: Uint8Array | undefined
 
   constructor(init?: HeadersInit) {
     if (init instanceof Headers) {
-      this.#map = init.#map
+      this.#map = init.#copyOf()
       this.#shared = true
-      init.#shared = true
       this.#block = init.#block
+      this.#bytes = init.#bytes
       return
+    }
+    if (init && !(Symbol.iterator in init)) {
+      // `{ 'content-type': 'text/plain' }`, written in the handler and so a
+      // new object per response: a copy of the template made from the first
+      // one (two Map lookups instead of a Map, a name check, a value check
+      // and a header block per response).
+      const name = onlyName(init)
+      const t = name === undefined ? undefined : literalTemplate(name, (init as Record<string, string>)[name] as string)
+      if (t !== undefined) {
+        this.#map = t.#copyOf()
+        this.#shared = true
+        this.#block = t.#block
+        this.#bytes = t.#bytes
+        return
+      }
     }
     this.#map = new Map()
     if (!init) return
@@ -94,6 +116,12 @@ export class Headers implements ReadonlyHeaders {
       if (Array.isArray(v)) for (const x of v) this.append(k, String(x))
       else this.append(k, typeof v === 'string' ? v : String(v))
     }
+  }
+
+  /** This map, shared copy-on-write with a new copy. */
+  #copyOf(): Map<string, string[]> {
+    this.#shared = true
+    return this.#map
   }
 
   get(name: string): string | null {
@@ -128,6 +156,7 @@ export class Headers implements ReadonlyHeaders {
     this.#own()
     this.#map.set(key, [checkValue(name, String(value))])
     this.#block = undefined
+    this.#bytes = undefined
     return this
   }
 
@@ -139,12 +168,14 @@ export class Headers implements ReadonlyHeaders {
     if (cur) cur.push(v)
     else this.#map.set(key, [v])
     this.#block = undefined
+    this.#bytes = undefined
     return this
   }
 
   delete(name: string): boolean {
     this.#own()
     this.#block = undefined
+    this.#bytes = undefined
     return this.#map.delete(name.toLowerCase())
   }
 
@@ -185,4 +216,59 @@ export class Headers implements ReadonlyHeaders {
     this.#block = s
     return s
   }
+
+  /**
+   * @internal The wire form's bytes when cached (a template or a copy of
+   * one not written to since), else `undefined`.
+   */
+  _wireBytes(): Uint8Array | undefined {
+    return this.#bytes
+  }
+
+  /**
+   * @internal Makes this Headers a template: encodes its wire form once,
+   * for every copy to share. Templates are never handed out nor written to.
+   */
+  _template(): this {
+    this.#bytes = Buffer.from(this.toWire(), 'utf8')
+    return this
+  }
+}
+
+/**
+ * The name of the only field of a plain object with one string-valued own
+ * property (`{ 'content-type': 'text/plain' }`), else `undefined`.
+ */
+export function onlyName(init: object): string | undefined {
+  if (Object.getPrototypeOf(init) !== Object.prototype) return undefined
+  let only: string | undefined
+  const record = init as Record<string, unknown>
+  for (const name in record) {
+    if (only !== undefined || typeof record[name] !== 'string' || !Object.prototype.hasOwnProperty.call(record, name)) return undefined
+    only = name
+  }
+  return only
+}
+
+/** Templates of one-field header literals, by name then value; bounded. */
+const LITERALS = new Map<string, Map<string, Headers>>()
+let literalCount = 0
+const LITERALS_MAX = 256
+
+/**
+ * The template for the headers `{ [name]: value }`, made (and checked, so a
+ * bad name or value throws as it would otherwise) on first use; `undefined`
+ * once LITERALS_MAX templates exist and this one is not among them.
+ */
+function literalTemplate(name: string, value: string): Headers | undefined {
+  let byValue = LITERALS.get(name)
+  const t = byValue?.get(value)
+  if (t !== undefined || literalCount >= LITERALS_MAX) return t
+  const made = new Headers()
+  made.append(name, value)
+  made._template()
+  if (byValue === undefined) LITERALS.set(name, (byValue = new Map()))
+  byValue.set(value, made)
+  literalCount++
+  return made
 }

@@ -50,11 +50,11 @@ function checkStatus(status: number): number {
   return status
 }
 
-// Shared header templates: copying a Headers keeps its cached wire form, so
-// the common responses never rebuild the header block.
-const TEXT = new Headers({ 'content-type': 'text/plain; charset=utf-8' })
-const HTML = new Headers({ 'content-type': 'text/html; charset=utf-8' })
-const JSON_TYPE = new Headers({ 'content-type': 'application/json' })
+// Shared header templates: copying a Headers keeps its cached wire form and
+// its bytes, so the common responses never rebuild nor encode the header block.
+const TEXT = new Headers({ 'content-type': 'text/plain; charset=utf-8' })._template()
+const HTML = new Headers({ 'content-type': 'text/html; charset=utf-8' })._template()
+const JSON_TYPE = new Headers({ 'content-type': 'application/json' })._template()
 
 function withDefaults(template: Headers, extra: HeadersInit | undefined): Headers {
   const h = new Headers(template)

@@ -6,7 +6,7 @@
  * (a `Blob`, `FormData`, a used-then-rebuilt stream) is read whole first.
  */
 import { HttpyTypeError } from './errors.js'
-import { Headers as HttpyHeaders, type HeadersInit as HttpyHeadersInit } from './headers.js'
+import { Headers as HttpyHeaders, onlyName, type HeadersInit as HttpyHeadersInit } from './headers.js'
 import { LightResponse, PlatformResponse } from './light-response.js'
 import { Response as HttpyResponse } from './response.js'
 
@@ -79,20 +79,6 @@ const TEMPLATES_MAX = 256
 /** Templates of responses given no headers at all: without and with a default content type. */
 const NO_FIELDS: Map<string | undefined, HttpyHeaders> = new Map()
 
-/** The one own field of a plain headers object, or `undefined`. */
-function onlyField(init: object): [string, string] | undefined {
-  if (Object.getPrototypeOf(init) !== Object.prototype) return undefined
-  let field: [string, string] | undefined
-  const record = init as Record<string, unknown>
-  for (const name in record) {
-    const value = record[name]
-    if (field !== undefined || typeof value !== 'string' || !Object.prototype.hasOwnProperty.call(record, name)) return undefined
-    field = [name, value]
-  }
-  return field
-}
-
-/** HTTPy headers for a light response's init, without `Content-Length` (the core frames the body). */
 function lightHeaders(init: HeadersInit | undefined, defaultType: string | undefined): HttpyHeaders {
   let byValue: Map<string, HttpyHeaders> | undefined
   let value = ''
@@ -100,14 +86,14 @@ function lightHeaders(init: HeadersInit | undefined, defaultType: string | undef
     const t = NO_FIELDS.get(defaultType)
     if (t !== undefined) return new HttpyHeaders(t)
   } else if (typeof init === 'object' && init !== null) {
-    const field = onlyField(init)
-    if (field !== undefined) {
+    const name = onlyName(init)
+    if (name !== undefined) {
       const byName = TEMPLATES[defaultType === undefined ? 0 : 1]
-      value = field[1]
-      byValue = byName.get(field[0])
+      value = (init as Record<string, string>)[name] as string
+      byValue = byName.get(name)
       const t = byValue?.get(value)
       if (t !== undefined) return new HttpyHeaders(t)
-      if (byValue === undefined && templateCount < TEMPLATES_MAX) byName.set(field[0], (byValue = new Map()))
+      if (byValue === undefined && templateCount < TEMPLATES_MAX) byName.set(name, (byValue = new Map()))
     }
   }
   const headers = new HttpyHeaders(init as HttpyHeadersInit | undefined)
@@ -116,7 +102,7 @@ function lightHeaders(init: HeadersInit | undefined, defaultType: string | undef
   if (templateCount >= TEMPLATES_MAX || (init !== undefined && byValue === undefined)) return headers
   // The template itself is never handed out: every response gets a copy,
   // which makes its own map on its first change.
-  headers.toWire()
+  headers._template()
   templateCount++
   if (init === undefined) NO_FIELDS.set(defaultType, headers)
   else byValue?.set(value, headers)

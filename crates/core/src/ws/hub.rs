@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
@@ -74,9 +75,7 @@ pub struct WsEvent {
     pub id: u32,
     pub kind: WsEventKind,
     pub data: Bytes,
-    /// The connection, on the first event of a run of consecutive events
-    /// of one connection only (see [`Hub::push`]).
-    conn: Option<Arc<WsConn>>,
+    conn: Arc<WsConn>,
 }
 
 /// What the embedder can send.
@@ -136,46 +135,19 @@ pub(crate) struct WsConn {
     pub(super) topics: Mutex<FxHashSet<Arc<str>>>,
     /// Code and reason of the close frame we queued, if any.
     pub(super) sent_close: Mutex<Option<(u16, String)>>,
-    /// When the last frame arrived, in [`coarse_ms`].
+    /// Milliseconds since `born` at which the last frame arrived.
     pub(super) last_seen: AtomicU64,
-}
-
-/// Milliseconds on a coarse monotonic clock, for the idle and heartbeat
-/// checks, which only need to know roughly when a connection last heard
-/// from its peer. Hot path: `touch` reads it once per received message.
-/// On Linux it is `CLOCK_MONOTONIC_COARSE` (the time of the last timer
-/// tick, 1-4 ms steps), which the vDSO reads without touching the TSC:
-/// 15 ns against 79 ns for `Instant::now` on the 2-core test machine
-/// under load (a C loop of 5 million reads each). Elsewhere it is
-/// `Instant`-based. Either way the idle timeout may fire one tick late.
-pub(super) fn coarse_ms() -> u64 {
-    #[cfg(target_os = "linux")]
-    {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `ts` is a valid, writable timespec; the clock id is a
-        // constant every Linux since 2.6.32 knows, so the call cannot fail.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-        ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        static BASE: OnceLock<std::time::Instant> = OnceLock::new();
-        BASE.get_or_init(std::time::Instant::now)
-            .elapsed()
-            .as_millis() as u64
-    }
+    pub(super) born: Instant,
 }
 
 impl WsConn {
     pub(super) fn touch(&self) {
-        self.last_seen.store(coarse_ms(), Ordering::Relaxed);
+        self.last_seen
+            .store(self.born.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
     pub(super) fn silent_for(&self) -> Duration {
-        let now = coarse_ms();
+        let now = self.born.elapsed().as_millis() as u64;
         Duration::from_millis(now.saturating_sub(self.last_seen.load(Ordering::Relaxed)))
     }
 
@@ -313,23 +285,13 @@ pub(crate) trait TopicWatch: Send + Sync {
     fn changed(&self, topic: &Arc<str>, local: usize);
 }
 
-/// The events waiting for the embedder.
-#[derive(Default)]
-struct Events {
-    list: Vec<WsEvent>,
-    /// Address of the connection of the last event in `list` (0 when
-    /// empty): only compared, never followed; the run's first event holds
-    /// that connection alive, so the address cannot be reused meanwhile.
-    last: usize,
-}
-
 /// Every live WebSocket connection of a server, its topics, and the event
 /// queue towards the embedder.
 #[derive(Default)]
 pub(crate) struct Hub {
     conns: RwLock<FxHashMap<u32, Arc<WsConn>>>,
     topics: RwLock<FxHashMap<Arc<str>, Subscribers>>,
-    events: Mutex<Events>,
+    events: Mutex<Vec<WsEvent>>,
     /// Connections with frames queued by `send_deferred` and no wake-up yet.
     dirty: Mutex<Vec<Arc<WsConn>>>,
     scheduled: AtomicBool,
@@ -362,7 +324,8 @@ impl Hub {
             wake_pending: AtomicBool::new(false),
             topics: Mutex::new(FxHashSet::default()),
             sent_close: Mutex::new(None),
-            last_seen: AtomicU64::new(coarse_ms()),
+            last_seen: AtomicU64::new(0),
+            born: Instant::now(),
         });
         self.conns.write().insert(id, conn.clone());
         conn
@@ -577,27 +540,14 @@ impl Hub {
     }
 
     /// Queues an event; true when the embedder must be woken.
-    ///
-    /// Only the first event of a run of one connection's events holds the
-    /// connection (a socket read usually brings several messages of one
-    /// client, queued back to back): the I/O thread clones the `Arc` once
-    /// per run and the JavaScript thread, which drops the taken events,
-    /// releases it once per run, instead of two atomic operations on a
-    /// cache line both threads write for every message.
     pub(super) fn push(&self, conn: &Arc<WsConn>, kind: WsEventKind, data: Bytes) -> bool {
         conn.undrained.fetch_add(data.len(), Ordering::AcqRel);
-        let at = Arc::as_ptr(conn) as usize;
-        {
-            let mut events = self.events.lock();
-            let first = events.last != at;
-            events.last = at;
-            events.list.push(WsEvent {
-                id: conn.id,
-                kind,
-                data,
-                conn: first.then(|| conn.clone()),
-            });
-        }
+        self.events.lock().push(WsEvent {
+            id: conn.id,
+            kind,
+            data,
+            conn: conn.clone(),
+        });
         !self.scheduled.swap(true, Ordering::AcqRel)
     }
 
@@ -635,29 +585,13 @@ impl Hub {
 
     pub(crate) fn take_events(&self) -> Vec<WsEvent> {
         self.scheduled.store(false, Ordering::Release);
-        let events = {
-            let mut q = self.events.lock();
-            q.last = 0;
-            std::mem::take(&mut q.list)
-        };
-        // One subtraction per run of a connection's events (see `push`).
-        let settle = |conn: Option<&Arc<WsConn>>, bytes: usize| {
-            if let Some(c) = conn {
-                let before = c.undrained.fetch_sub(bytes, Ordering::AcqRel);
-                if before > c.opts.high_water_mark {
-                    c.resume.notify_one();
-                }
-            }
-        };
-        let (mut run, mut bytes) = (None, 0);
+        let events = std::mem::take(&mut *self.events.lock());
         for ev in &events {
-            if let Some(c) = &ev.conn {
-                settle(run, bytes);
-                (run, bytes) = (Some(c), 0);
+            let before = ev.conn.undrained.fetch_sub(ev.data.len(), Ordering::AcqRel);
+            if before > ev.conn.opts.high_water_mark {
+                ev.conn.resume.notify_one();
             }
-            bytes += ev.data.len();
         }
-        settle(run, bytes);
         events
     }
 }
@@ -665,44 +599,6 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn interleaved_connections_are_each_credited_their_own_bytes() {
-        let hub = Hub::default();
-        let small = WsOptions {
-            high_water_mark: 4,
-            ..WsOptions::default()
-        };
-        let a = hub.register(1, small.clone());
-        let b = hub.register(2, small);
-        for (conn, data) in [
-            (&a, "aa"),
-            (&a, "aaa"),
-            (&b, "bbbbbb"),
-            (&a, "a"),
-            (&b, "b"),
-        ] {
-            hub.push(conn, WsEventKind::Text, Bytes::from(data));
-        }
-        assert_eq!(a.undrained.load(Ordering::SeqCst), 6);
-        assert_eq!(b.undrained.load(Ordering::SeqCst), 7);
-        assert!(a.reading_paused() && b.reading_paused());
-        let resumed = b.resume.notified();
-        let events = hub.take_events();
-        let ids: Vec<u32> = events.iter().map(|e| e.id).collect();
-        assert_eq!(ids, [1, 1, 2, 1, 2]);
-        assert_eq!(a.undrained.load(Ordering::SeqCst), 0);
-        assert_eq!(b.undrained.load(Ordering::SeqCst), 0);
-        assert!(!a.reading_paused() && !b.reading_paused());
-        // The reader paused above the mark is told to go on.
-        tokio::time::timeout(Duration::from_secs(1), resumed)
-            .await
-            .expect("a paused reader is resumed once its events are taken");
-        // A new batch starts a new run even for the last connection.
-        hub.push(&b, WsEventKind::Text, Bytes::from("bb"));
-        assert_eq!(hub.take_events()[0].id, 2);
-        assert_eq!(b.undrained.load(Ordering::SeqCst), 0);
-    }
 
     #[tokio::test]
     async fn the_embedder_is_woken_once_per_turn_after_it() {

@@ -18,8 +18,9 @@ import collections
 import json
 import os
 import re
-import subprocess
 import sys
+
+from perfdata import Tally, group_of, samples, snap
 
 out = sys.argv[1]
 
@@ -88,53 +89,25 @@ USER = [
     (re.compile(r'node::|uv_|uv__'), 'node C++, libuv'),
 ]
 
-script = subprocess.run(['perf', 'script', '-i', out + '.data', '--no-inline', '-F', 'comm,tid,ip,sym,dso'],
-                        capture_output=True, text=True, check=True).stdout
-groups = collections.Counter()
-leaves = collections.defaultdict(collections.Counter)
-total = 0
-for block in script.split('\n\n'):
-    lines = [line for line in block.split('\n') if line.strip()]
-    if not lines:
-        continue
-    total += 1
-    frames = []
-    for line in lines[1:]:
-        m = re.match(r'\s*[0-9a-f]+\s+(.*?)\s+\((.*)\)\s*$', line)
-        if m:
-            frames.append((re.sub(r'\+0x[0-9a-f]+$', '', m.group(1)), m.group(2)))
-    if not frames:
-        group = '(no stack)'
-    elif 'kernel' in frames[0][1]:
-        user = next((s for s, d in frames if 'kernel' not in d), '')
-        group = next((g for p, g in SYSCALLS if p.search(user)), 'kernel: other (softirq, scheduling)')
-    elif ALLOC.search(frames[0][0]):
-        group = 'allocator (malloc, free)'
-    else:
-        group = 'other user code'
-        for sym, dso in frames:
-            if COPY.search(sym) or ALLOC.search(sym):
-                continue
-            hit = next((g for p, g in USER if p.search(sym)), None)
-            if hit:
-                group = hit
-                break
-    groups[group] += 1
-    if frames:
-        leaves[group][frames[0][0][:100]] += 1
+
+
+def user_group(frames):
+    for sym, _ in frames:
+        if COPY.search(sym) or ALLOC.search(sym):
+            continue
+        hit = next((g for p, g in USER if p.search(sym)), None)
+        if hit:
+            return hit
+    return 'other user code'
+
+
+tally = Tally()
+for _, frames in samples(out + '.data'):
+    tally.add(group_of(frames, SYSCALLS, ALLOC, user_group, 'kernel: other (softirq, scheduling)'), frames)
 
 with open(out + '.load') as f:
     load = json.loads(f.read().strip().split('\n')[-1])
 handshakes = load['totalRequests']
-
-
-def snap(path):
-    d = {}
-    with open(path) as f:
-        for line in f:
-            p = line.split()
-            d[p[0]] = (int(p[1]) + int(p[2]), ' '.join(p[3:]))
-    return d
 
 
 tick_us = 1e6 / os.sysconf('SC_CLK_TCK')
@@ -145,13 +118,6 @@ threads = collections.Counter()
 for t in after:
     threads[after[t][1]] += (after[t][0] - before.get(t, (0, ''))[0]) * tick_us / handshakes
 print(f'{out}: {handshakes} handshakes at {load["requestsPerSecond"]:.0f}/s, {load.get("errors", 0)} errors, '
-      f'{per:.1f} µs of CPU per handshake (/proc), {total} samples')
+      f'{per:.1f} µs of CPU per handshake (/proc), {tally.total} samples')
 print('  by thread: ' + ', '.join(f'{name} {us:.1f}' for name, us in threads.most_common() if us >= 0.5))
-for group, n in groups.most_common():
-    print(f'  {group:52s} {100 * n / total:5.1f}%  {per * n / total:6.1f} µs')
-for name in filter(None, os.environ.get('LEAVES', '').split(',')):
-    for group in groups:
-        if group.startswith(name):
-            print('==', group)
-            for sym, n in leaves[group].most_common(12):
-                print(f'    {n:5d} {sym}')
+tally.print(per, 'handshake', width=52, digits=1)

@@ -8,7 +8,6 @@
  * or at a graceful `server.close()` (checked by Python's ssl module, which
  * tells a clean TLS close from a bare TCP FIN).
  */
-import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import https from 'node:https'
 import tls from 'node:tls'
@@ -16,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
 import { makeCerts, type TestCerts } from './certs.js'
 import { listen, requireTool } from './helpers/index.js'
+import { closeProbe } from './helpers/tls-close.js'
 
 /** 1 MiB that is not periodic at any record boundary. */
 const BIG = Buffer.alloc(1 << 20)
@@ -91,55 +91,6 @@ function pipelined(port: number, ca: string, requests: string[], oneRecord: bool
   })
 }
 
-/**
- * Python's ssl client, `suppress_ragged_eofs=False`: sends one GET (with
- * `Connection: close` when asked) and reads until the server ends the
- * connection. Prints the answer's status line, then `close_notify` for a
- * clean TLS close, or `ragged` for a TCP FIN without one.
- */
-const PROBE = `
-import socket, ssl, sys
-port, close = int(sys.argv[1]), sys.argv[2] == '1'
-ctx = ssl.create_default_context(cafile=sys.argv[3])
-ctx.set_alpn_protocols(['http/1.1'])
-s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', port)), server_hostname='localhost', suppress_ragged_eofs=False)
-s.settimeout(8)
-s.sendall(b'GET /small HTTP/1.1\\r\\nhost: localhost\\r\\n' + (b'connection: close\\r\\n' if close else b'') + b'\\r\\n')
-data = b''
-while b'\\r\\n\\r\\nok' not in data:
-    data += s.recv(65536)
-print(data.split(b'\\r\\n')[0].decode(), flush=True)
-try:
-    while True:
-        if not s.recv(65536):
-            print('close_notify'); break
-except ssl.SSLEOFError:
-    print('ragged')
-`
-
-function probe(port: number, caFile: string, close: boolean, onAnswer?: () => void): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('python3', ['-c', PROBE, String(port), close ? '1' : '0', caFile], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    let err = ''
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000)
-    child.stdout.on('data', (c: Buffer) => {
-      out += c.toString()
-      if (onAnswer && out.includes('\n')) {
-        const f = onAnswer
-        onAnswer = undefined
-        f()
-      }
-    })
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()))
-    child.on('exit', (code) => {
-      clearTimeout(timer)
-      if (code !== 0) reject(new Error(`python3 exited with ${code}: ${err}`))
-      else resolve(out.trim().split('\n'))
-    })
-  })
-}
-
 const haveOpenssl = requireTool('openssl')
 const havePython = requireTool('python3')
 
@@ -193,12 +144,12 @@ describe.skipIf(!haveOpenssl)('TLS records', () => {
     const caFile = (): string => `${certs.dir}/ca.pem`
 
     it('ends a connection with close_notify after Connection: close', async () => {
-      expect(await probe(server.port, caFile(), true)).toEqual(['HTTP/1.1 200 OK', 'close_notify'])
+      expect(await closeProbe(server.port, caFile(), { mode: 'h1', close: true })).toEqual(['HTTP/1.1 200 OK', 'close_notify'])
     })
 
     it('ends an idle keep-alive connection with close_notify at keepAliveTimeout', async () => {
       const t0 = Date.now()
-      expect(await probe(server.port, caFile(), false)).toEqual(['HTTP/1.1 200 OK', 'close_notify'])
+      expect(await closeProbe(server.port, caFile(), { mode: 'h1' })).toEqual(['HTTP/1.1 200 OK', 'close_notify'])
       expect(Date.now() - t0).toBeGreaterThanOrEqual(900)
       // And the server still serves.
       expect((await get(server.port, '/small', certs.ca)).body.toString()).toBe('ok')
@@ -209,8 +160,11 @@ describe.skipIf(!haveOpenssl)('TLS records', () => {
       app.get('/small', () => new Response('ok'))
       const s = await listen(app, { tls: { cert: certs.certFile, key: certs.keyFile } })
       let closing: Promise<void> | undefined
-      const lines = await probe(s.port, caFile(), false, () => {
-        closing = s.close({ timeout: 5 })
+      const lines = await closeProbe(s.port, caFile(), {
+        mode: 'h1',
+        onAnswer: () => {
+          closing = s.close({ timeout: 5 })
+        },
       })
       await closing
       expect(lines).toEqual(['HTTP/1.1 200 OK', 'close_notify'])

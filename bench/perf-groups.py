@@ -12,11 +12,11 @@ A group's share of the samples times the thread's CPU per request over the
 same window (/proc, OUT.before/OUT.after, requests from OUT.wrk) gives its
 µs per request. LEAVES=group,group lists the leaf functions of those groups.
 """
-import collections
 import os
 import re
-import subprocess
 import sys
+
+from perfdata import Tally, group_of, samples, snap
 
 out = sys.argv[1]
 thread = sys.argv[2] if len(sys.argv) > 2 else 'httpy-io'
@@ -47,33 +47,16 @@ USER = [
     (re.compile(r'tokio::'), 'Tokio: task scheduling, poll, timers'),
 ]
 
-script = subprocess.run(['perf', 'script', '-i', out + '.data', '--no-inline', '-F', 'comm,tid,ip,sym,dso'],
-                        capture_output=True, text=True, check=True).stdout
-groups = collections.Counter()
-leaves = collections.defaultdict(collections.Counter)
-total = 0
-for block in script.split('\n\n'):
-    lines = [line for line in block.split('\n') if line.strip()]
-    if not lines or not lines[0].lstrip().startswith(thread):
-        continue
-    total += 1
-    frames = []
-    for line in lines[1:]:
-        m = re.match(r'\s*[0-9a-f]+\s+(.*?)\s+\((.*)\)\s*$', line)
-        if m:
-            frames.append((re.sub(r'\+0x[0-9a-f]+$', '', m.group(1)), m.group(2)))
-    if not frames:
-        group = '(no stack)'
-    elif 'kernel' in frames[0][1]:
-        user = next((s for s, d in frames if 'kernel' not in d), '')
-        group = next((g for p, g in SYSCALLS if p.search(user)), 'kernel: other')
-    elif ALLOC.search(frames[0][0]):
-        group = 'allocator (malloc, free)'
-    else:
-        group = next((g for s, _ in frames for p, g in USER if p.search(s)), 'other user code')
-    groups[group] += 1
-    if frames:
-        leaves[group][frames[0][0][:100]] += 1
+
+
+def user_group(frames):
+    return next((g for s, _ in frames for p, g in USER if p.search(s)), 'other user code')
+
+
+tally = Tally()
+for comm, frames in samples(out + '.data'):
+    if comm.startswith(thread):
+        tally.add(group_of(frames, SYSCALLS, ALLOC, user_group, 'kernel: other'), frames)
 
 requests = 0
 with open(out + '.wrk') as f:
@@ -83,25 +66,9 @@ with open(out + '.wrk') as f:
             requests = int(m.group(1))
 
 
-def snap(path):
-    d = {}
-    with open(path) as f:
-        for line in f:
-            p = line.split()
-            d[p[0]] = (int(p[1]) + int(p[2]), ' '.join(p[3:]))
-    return d
-
-
 tick_us = 1e6 / os.sysconf('SC_CLK_TCK')
 before, after = snap(out + '.before'), snap(out + '.after')
 cpu = sum((after[t][0] - before[t][0]) * tick_us for t in after if t in before and after[t][1] == thread)
 per = cpu / requests
-print(f'{out} {thread}: {requests} requests, {per:.2f} µs/req of CPU (/proc), {total} samples')
-for group, n in groups.most_common():
-    print(f'  {group:48s} {100 * n / total:5.1f}%  {per * n / total:5.2f} µs/req')
-for name in filter(None, os.environ.get('LEAVES', '').split(',')):
-    for group in groups:
-        if group.startswith(name):
-            print('==', group)
-            for sym, n in leaves[group].most_common(12):
-                print(f'    {n:5d} {sym}')
+print(f'{out} {thread}: {requests} requests, {per:.2f} µs/req of CPU (/proc), {tally.total} samples')
+tally.print(per, 'req')

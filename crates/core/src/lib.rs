@@ -38,6 +38,12 @@ pub use bytes::Bytes;
 pub use config::acme::{AcmeChallenge, AcmeSource, AcmeStatus};
 pub use config::client_auth::{ClientAuthSource, ClientCert, TlsPeer};
 pub use config::tls::{CertSource, TlsSettings, TlsSource};
+/// The crypto provider of the server's TLS handshakes: aws-lc-rs, its TLS
+/// 1.3 key schedule on HMAC keys made once per secret (`config/hkdf.rs`).
+/// Public for the `tls_handshake` benchmark.
+pub fn tls_provider() -> rustls::crypto::CryptoProvider {
+    config::hkdf::provider()
+}
 pub use config::{
     AccessLogConfig, AccessLogFormat, Http3Config, MetricsConfig, ServerConfig, UnixSocketConfig,
 };

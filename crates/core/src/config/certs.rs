@@ -17,9 +17,10 @@ pub(crate) fn tls_error(msg: String) -> Error {
 }
 
 /// The crypto provider of the server's handshakes (aws-lc-rs: see the
-/// opening paragraph of `tls.rs`).
+/// opening paragraph of `tls.rs`), its TLS 1.3 key schedule on HMAC keys
+/// made once per secret (`hkdf.rs`).
 pub(crate) fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+    Arc::new(super::hkdf::provider())
 }
 
 /// Checks a `serverName` option and returns it lower-case, without a

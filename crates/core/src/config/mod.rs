@@ -9,6 +9,7 @@ pub(crate) mod acme;
 pub(crate) mod certs;
 pub(crate) mod client_auth;
 pub mod compression;
+pub(crate) mod hkdf;
 pub mod pubsub;
 pub(crate) mod sni;
 pub(crate) mod tls;

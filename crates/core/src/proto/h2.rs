@@ -11,6 +11,9 @@
 //!   buffering of a large body);
 //! - graceful close and the idle timeout send GOAWAY and let open streams
 //!   finish; `maxKeepAliveRequests` counts streams and then sends GOAWAY;
+//!   once no stream is left, a peer that does not complete the exchange
+//!   (the PING ack) is closed anyway after [`DRAIN_LIMIT`] (through TLS's
+//!   close_notify, as every close is);
 //! - limits: concurrent streams, header list size, pending-accept and
 //!   locally-caused resets ("rapid reset"), both of which end the
 //!   connection with GOAWAY(ENHANCE_YOUR_CALM) when exceeded.
@@ -79,6 +82,13 @@ const MAX_FRAME_SIZE: u32 = 64 * 1024;
 /// bandwidth-probe pings stay far below this.
 const CONTROL_BURST: u32 = 10_000;
 const CONTROL_PER_SECOND: u32 = 1_000;
+/// How long a draining connection with no stream left may take to finish
+/// the graceful GOAWAY exchange (GOAWAY, PING, the peer's PING ack, the
+/// final GOAWAY, then close_notify over TLS and the FIN). A peer that never
+/// acks the PING would otherwise hold the connection past its idle
+/// timeout for ever; after this the GOAWAY is made final at once, and
+/// after as long again the connection is dropped.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Facts shared by the streams of one connection.
 struct ConnState {
@@ -128,6 +138,11 @@ where
     let mut flooded = false;
     let idle_timer = sleep(idle);
     tokio::pin!(idle_timer);
+    // Armed (DRAIN_LIMIT ahead) whenever the connection drains with no
+    // stream left; `finalised` once the GOAWAY was made final.
+    let drain_timer = sleep(DRAIN_LIMIT);
+    tokio::pin!(drain_timer);
+    let mut finalised = false;
     'conn: loop {
         tokio::select! {
             biased;
@@ -137,10 +152,13 @@ where
                 // it is written; the budget reads nothing more meanwhile.
                 flooded = true;
                 draining = true;
+                finalised = true;
+                drain_timer.as_mut().reset(Instant::now() + DRAIN_LIMIT);
                 conn.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
             }
             _ = shared.life.shutdown.cancelled(), if !draining => {
                 draining = true;
+                drain_timer.as_mut().reset(Instant::now() + DRAIN_LIMIT);
                 conn.graceful_shutdown();
             }
             Some(()) = streams.next(), if !streams.is_empty() => {
@@ -149,11 +167,24 @@ where
                 while let Some(Some(())) = streams.next().now_or_never() {}
                 if streams.is_empty() {
                     idle_timer.as_mut().reset(Instant::now() + idle);
+                    drain_timer.as_mut().reset(Instant::now() + DRAIN_LIMIT);
                 }
             }
             _ = &mut idle_timer, if streams.is_empty() && !draining => {
                 draining = true;
+                drain_timer.as_mut().reset(Instant::now() + DRAIN_LIMIT);
                 conn.graceful_shutdown();
+            }
+            _ = &mut drain_timer, if draining && streams.is_empty() => {
+                if finalised {
+                    return;
+                }
+                // The peer has not completed the graceful exchange: the
+                // final GOAWAY now (streams it opened meanwhile are refused,
+                // safe to retry: RFC 9113 §6.8), then the close.
+                finalised = true;
+                drain_timer.as_mut().reset(Instant::now() + DRAIN_LIMIT);
+                conn.abrupt_shutdown(h2::Reason::NO_ERROR);
             }
             r = conn.accept() => {
                 // Take every stream whose request has already been read, then
@@ -170,6 +201,7 @@ where
                             accepted += 1;
                             if limit > 0 && accepted >= limit && !draining {
                                 // This stream is still served; GOAWAY refuses later ones.
+                                // (The drain timer is armed once it is done.)
                                 draining = true;
                                 conn.graceful_shutdown();
                             }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::io::IDLE_CLOSE_LIMIT;
 use super::PARK_AFTER;
 use crate::dispatch::ConnInfo;
 use crate::dispatch::Dispatch;
@@ -51,11 +52,17 @@ fn builder<D: Dispatch>(shared: &Env<D>) -> hyper::server::conn::http1::Builder 
 
 /// Serves HTTP/1.x on `io` until the peer closes, the connection idles out,
 /// or the server closes (gracefully: the request in flight finishes).
-pub(super) async fn serve<D: Dispatch, T>(shared: Arc<Env<D>>, info: Arc<ConnInfo>, io: T)
-where
+/// `idle_shutdown`: end an idle connection through `shutdown` rather than
+/// dropping it (TLS, for its close_notify: `Transport::SHUTS_DOWN_WHEN_IDLE`).
+pub(super) async fn serve<D: Dispatch, T>(
+    shared: Arc<Env<D>>,
+    info: Arc<ConnInfo>,
+    io: T,
+    idle_shutdown: bool,
+) where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    drive(&shared, &info, io, None).await;
+    drive(&shared, &info, io, None, idle_shutdown).await;
 }
 
 /// [`serve`] for plain TCP, parking the connection whenever it idles.
@@ -73,7 +80,8 @@ pub(super) async fn serve_parkable<D: Dispatch>(
         // hyper's driver state exists only while the connection is active.
         // (Only `io` lives across the awaits below, so that the task keeps a
         // single copy of the stream.)
-        let Some((back, unparsed)) = Box::pin(drive(&shared, &info, io, Some(gate))).await else {
+        let Some((back, unparsed)) = Box::pin(drive(&shared, &info, io, Some(gate), false)).await
+        else {
             return;
         };
         io = back;
@@ -115,11 +123,13 @@ async fn wait_parked<D: Dispatch>(shared: &Env<D>, io: &Rewind<TcpStream>) -> bo
 /// Runs one hyper connection on `io`. With `park: Some(gate)`, the
 /// connection is parked once idle (and once `info.requests` has reached
 /// `gate`): then the stream and hyper's unparsed input are returned.
+/// `idle_shutdown`: see [`serve`].
 async fn drive<D: Dispatch, T>(
     shared: &Arc<Env<D>>,
     info: &Arc<ConnInfo>,
     io: T,
     park: Option<u64>,
+    idle_shutdown: bool,
 ) -> Option<(T, Bytes)>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -173,18 +183,21 @@ where
         }
         Ok(()) => None,
         // A request head that stalled mid-way gets a 408 before the close; a
-        // connection that was merely idle is closed silently.
+        // connection that was merely idle is closed silently: dropped, or
+        // over TLS shut down (its close_notify), within IDLE_CLOSE_LIMIT.
         Err(e) => {
             if e.is_timeout() {
                 let parts = conn.into_parts()?;
+                let mut io = parts.io.into_inner();
                 if !parts.read_buf.is_empty() {
-                    let mut io = parts.io.into_inner();
                     let _ = io
                         .write_all(
                             b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
                         )
                         .await;
                     let _ = io.shutdown().await;
+                } else if idle_shutdown {
+                    let _ = tokio::time::timeout(IDLE_CLOSE_LIMIT, io.shutdown()).await;
                 }
             }
             None

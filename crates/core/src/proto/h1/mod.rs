@@ -74,7 +74,7 @@ pub(crate) async fn serve<D: Dispatch, T: Transport>(
     io: T,
 ) {
     if !*OWN_DRIVER {
-        return hyper::serve(shared, info, io).await;
+        return hyper::serve(shared, info, io, T::SHUTS_DOWN_WHEN_IDLE).await;
     }
     if let conn::End::HandOff(io, read) = conn::run(&shared, &info, io).await {
         let write_timeout = shared.config.request_timeout;
@@ -82,6 +82,7 @@ pub(crate) async fn serve<D: Dispatch, T: Transport>(
             shared,
             info,
             Rewind::new(read, io, write_timeout),
+            T::SHUTS_DOWN_WHEN_IDLE,
         ))
         .await
     }
@@ -168,7 +169,7 @@ mod tests {
             if own {
                 let _ = conn::run(&env, &info, server).await;
             } else {
-                hyper::serve(env, info, server).await
+                hyper::serve(env, info, server, false).await
             }
         });
         (client, task)

@@ -1,0 +1,370 @@
+//! What one full TLS 1.3 handshake costs the server, without the network:
+//! a rustls server connection (configured as `config/tls.rs` configures
+//! the server's: its provider, `httpy_core::tls_provider()`, ALPN h2 and
+//! http/1.1, rustls' default session cache and two TLS 1.3 tickets; and,
+//! for comparison, aws-lc-rs' provider as rustls ships it, whose HKDF
+//! `config/hkdf.rs` replaces) and a fresh client connection per
+//! handshake talk through memory, and only the server's steps are timed:
+//!
+//! 1. `ServerConnection::new` (the connection's state and buffers);
+//! 2. the ClientHello read and processed: key exchange, the certificate
+//!    and its signature, the key schedule, the encrypted flight
+//!    (`read_tls` + `process_new_packets`), then that flight copied out
+//!    (`write_tls`);
+//! 3. the client's Finished read and processed, and the session tickets
+//!    made, encrypted and copied out.
+//!
+//! Beside it, the two public-key operations alone through the same
+//! provider: the certificate key's signature (the scheme rustls picks for
+//! the generator's offer) and an X25519 key exchange (key pair made,
+//! shared secret computed), so that the rest of step 2 (hashing, HKDF,
+//! rustls' state machine, encoding, allocation) is known by difference.
+//! And the same handshake with tickets off, with tickets and the session
+//! cache off, and with stateless tickets instead of cache entries, to price
+//! what a client that never resumes does not use. The client is rustls with ring offering TLS 1.3's AES-256-GCM and
+//! X25519 first, without resumption, as the load generator
+//! (`crates/loadgen`) does on the handshake rows of `npm run bench`.
+//!
+//! Keys and certificates are made with the `openssl` command (RSA 2048,
+//! ECDSA P-256), as the bench's servers' are.
+//!
+//!   cargo bench -p httpy-core --bench tls_handshake
+//!   cargo bench -p httpy-core --bench tls_handshake -- --handshakes 4000
+//!
+//! A plain timing loop (harness = false). Not part of `cargo test`.
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache};
+use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use std::hint::black_box;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn args_handshakes() -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == "--handshakes")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
+}
+
+/// A self-signed certificate for `localhost` and its key, from openssl.
+fn certificate(key_args: &[&str]) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+    let dir = tempfile::tempdir().unwrap();
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(key_args)
+        .args(["-addext", "subjectAltName=DNS:localhost"])
+        // A leaf, not a CA: the client's verifier refuses a CA as end entity.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(dir.path().join("key.pem"))
+        .arg("-out")
+        .arg(dir.path().join("cert.pem"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("the openssl command");
+    assert!(status.success(), "openssl req failed");
+    let cert = CertificateDer::from_pem_file(dir.path().join("cert.pem")).unwrap();
+    let key = PrivateKeyDer::from_pem_file(dir.path().join("key.pem")).unwrap();
+    (cert, key)
+}
+
+/// What the server keeps for resumption.
+#[derive(Clone, Copy)]
+enum Resumption {
+    /// rustls' defaults, as the server runs: a 256-entry session cache and
+    /// two TLS 1.3 tickets (each an entry of that cache) per handshake.
+    Default,
+    /// No tickets sent; the cache stays (used by TLS 1.2 session ids).
+    NoTickets,
+    /// Neither tickets nor the cache.
+    Nothing,
+    /// Two stateless tickets (the session encrypted into the ticket by
+    /// aws-lc-rs' rotating ticketer) instead of cache entries.
+    Stateless,
+}
+
+fn server_config(
+    provider: CryptoProvider,
+    cert: &CertificateDer<'static>,
+    key: &PrivateKeyDer<'static>,
+    resumption: Resumption,
+) -> Arc<ServerConfig> {
+    let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.clone()], key.clone_key())
+        .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    match resumption {
+        Resumption::Default => {}
+        Resumption::NoTickets => config.send_tls13_tickets = 0,
+        Resumption::Nothing => {
+            config.send_tls13_tickets = 0;
+            config.session_storage = Arc::new(NoServerSessionStorage {});
+        }
+        Resumption::Stateless => {
+            config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().unwrap();
+        }
+    }
+    // The default, spelled out: what `Default` measures.
+    if let Resumption::Default = resumption {
+        config.session_storage = ServerSessionMemoryCache::new(256);
+    }
+    Arc::new(config)
+}
+
+fn client_config(cert: &CertificateDer<'static>) -> Arc<ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.clone()).unwrap();
+    let mut config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.resumption = rustls::client::Resumption::disabled();
+    Arc::new(config)
+}
+
+/// Server time per handshake, by step.
+#[derive(Default)]
+struct Steps {
+    new: Duration,
+    hello: Duration,
+    flight_out: Duration,
+    finished: Duration,
+    tickets_out: Duration,
+}
+
+fn handshakes(name: &str, server: &Arc<ServerConfig>, client: &Arc<ClientConfig>, n: usize) {
+    let mut steps = Steps::default();
+    let mut wire = Vec::with_capacity(8192);
+    let mut tickets = 0usize;
+    for i in 0..n + n / 10 {
+        let mut c =
+            ClientConnection::new(client.clone(), ServerName::try_from("localhost").unwrap())
+                .unwrap();
+        wire.clear();
+        c.write_tls(&mut wire).unwrap();
+
+        let t0 = Instant::now();
+        let mut s = ServerConnection::new(server.clone()).unwrap();
+        let t1 = Instant::now();
+        s.read_tls(&mut &wire[..]).unwrap();
+        s.process_new_packets().unwrap();
+        let t2 = Instant::now();
+        wire.clear();
+        s.write_tls(&mut wire).unwrap();
+        let t3 = Instant::now();
+
+        c.read_tls(&mut &wire[..]).unwrap();
+        c.process_new_packets().unwrap();
+        assert!(!c.is_handshaking());
+        wire.clear();
+        c.write_tls(&mut wire).unwrap();
+
+        let t4 = Instant::now();
+        s.read_tls(&mut &wire[..]).unwrap();
+        s.process_new_packets().unwrap();
+        let t5 = Instant::now();
+        wire.clear();
+        s.write_tls(&mut wire).unwrap();
+        let t6 = Instant::now();
+        assert!(!s.is_handshaking());
+        // TLS 1.3 records of the tickets (each a 5-byte header + ciphertext).
+        if i == 0 {
+            let mut off = 0;
+            while off + 5 <= wire.len() {
+                tickets += 1;
+                off += 5 + u16::from_be_bytes([wire[off + 3], wire[off + 4]]) as usize;
+            }
+        }
+        if i >= n / 10 {
+            steps.new += t1 - t0;
+            steps.hello += t2 - t1;
+            steps.flight_out += t3 - t2;
+            steps.finished += t5 - t4;
+            steps.tickets_out += t6 - t5;
+        }
+        black_box(s);
+    }
+    let us = |d: Duration| d.as_nanos() as f64 / n as f64 / 1000.0;
+    let total = us(steps.new)
+        + us(steps.hello)
+        + us(steps.flight_out)
+        + us(steps.finished)
+        + us(steps.tickets_out);
+    println!(
+        "{name:<45} µs per handshake: new {:>5.1}, ClientHello {:>6.1}, flight out {:>4.1}, Finished+tickets {:>5.1}, tickets out {:>4.1}; total {:>6.1} ({tickets} records after Finished)",
+        us(steps.new),
+        us(steps.hello),
+        us(steps.flight_out),
+        us(steps.finished),
+        us(steps.tickets_out),
+        total,
+    );
+}
+
+/// The certificate key's signature alone, in the scheme rustls picks for
+/// the generator's offer (ring's verification schemes, in its order).
+fn sign_alone(name: &str, key: &PrivateKeyDer<'static>, n: usize) {
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let signing = provider
+        .key_provider
+        .load_private_key(key.clone_key())
+        .unwrap();
+    let offered = rustls::crypto::ring::default_provider()
+        .signature_verification_algorithms
+        .supported_schemes();
+    let signer = signing.choose_scheme(&offered).unwrap();
+    // TLS 1.3's CertificateVerify input: 64 spaces, a context string, a
+    // zero byte and the transcript hash (48 bytes for SHA-384).
+    let mut msg = vec![0x20u8; 64];
+    msg.extend_from_slice(b"TLS 1.3, server CertificateVerify\0");
+    msg.extend_from_slice(&[7u8; 48]);
+    let t0 = Instant::now();
+    for _ in 0..n {
+        black_box(signer.sign(black_box(&msg)).unwrap());
+    }
+    let per = t0.elapsed().as_nanos() as f64 / n as f64 / 1000.0;
+    println!(
+        "{name:<45} signature alone ({:?}): {per:>6.1} µs",
+        signer.scheme()
+    );
+}
+
+/// One X25519 exchange alone: the server's key pair made, the shared
+/// secret computed from the client's share.
+fn x25519_alone(provider: &CryptoProvider, n: usize) {
+    let group = provider
+        .kx_groups
+        .iter()
+        .find(|g| g.name() == rustls::NamedGroup::X25519)
+        .unwrap();
+    let peer = group.start().unwrap();
+    let peer_pub = peer.pub_key().to_vec();
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let kx = group.start().unwrap();
+        black_box(kx.pub_key());
+        black_box(kx.complete(&peer_pub).unwrap());
+    }
+    let per = t0.elapsed().as_nanos() as f64 / n as f64 / 1000.0;
+    println!(
+        "{:<30} X25519 alone (key pair + shared secret): {per:>5.1} µs",
+        "aws-lc-rs"
+    );
+}
+
+/// A TLS 1.3 server's key schedule alone (RFC 8446 §7.1: 3 extracts, the
+/// traffic secrets, keys, IVs and finished keys, the resumption secret and
+/// two tickets' PSKs: 3 extracts and 19 expansions), through the HKDF of
+/// aws-lc-rs as rustls ships it and through the server's
+/// (`config/hkdf.rs`), in alternating blocks so that both see the same
+/// machine. Returns µs per key schedule (shipped, server's).
+fn key_schedule_alone(n: usize) -> (f64, f64) {
+    let shipped = rustls::crypto::aws_lc_rs::default_provider();
+    let ours = httpy_core::tls_provider();
+    let hkdf = |p: &CryptoProvider| {
+        p.cipher_suites
+            .iter()
+            .find(|s| s.suite() == rustls::CipherSuite::TLS13_AES_256_GCM_SHA384)
+            .and_then(|s| s.tls13())
+            .unwrap()
+            .hkdf_provider
+    };
+    let (a, b) = (hkdf(&shipped), hkdf(&ours));
+    let label = |l: &'static [u8]| -> [&'static [u8]; 4] { [b"\x00\x30", b"\x0e", l, b"\x00"] };
+    let schedule = |h: &dyn rustls::crypto::tls13::Hkdf| {
+        let early = h.extract_from_zero_ikm(None);
+        let derived = early.expand_block(&label(b"tls13 derived"));
+        let hs = h.extract_from_secret(Some(derived.as_ref()), &[9u8; 32]);
+        let mut key = [0u8; 32];
+        let mut iv = [0u8; 12];
+        for l in [&b"tls13 c hs traffic"[..], b"tls13 s hs traffic"] {
+            let secret = h.expander_for_okm(&hs.expand_block(&[l]));
+            secret.expand_slice(&[b"key"], &mut key).unwrap();
+            secret.expand_slice(&[b"iv"], &mut iv).unwrap();
+            black_box(secret.expand_block(&[b"finished"]));
+        }
+        let derived = hs.expand_block(&label(b"tls13 derived"));
+        let master = h.extract_from_secret(Some(derived.as_ref()), &[0u8; 48]);
+        for l in [&b"tls13 c ap traffic"[..], b"tls13 s ap traffic"] {
+            let secret = h.expander_for_okm(&master.expand_block(&[l]));
+            secret.expand_slice(&[b"key"], &mut key).unwrap();
+            secret.expand_slice(&[b"iv"], &mut iv).unwrap();
+        }
+        black_box(master.expand_block(&[b"tls13 exp master"]));
+        let resumption = h.expander_for_okm(&master.expand_block(&[b"tls13 res master"]));
+        for nonce in [[1u8; 32], [2u8; 32]] {
+            black_box(resumption.expand_block(&[b"tls13 resumption", &nonce]));
+        }
+        black_box((key, iv));
+    };
+    let (mut ta, mut tb) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..n / 100 {
+        let t0 = Instant::now();
+        for _ in 0..100 {
+            schedule(a);
+        }
+        let t1 = Instant::now();
+        for _ in 0..100 {
+            schedule(b);
+        }
+        ta += t1 - t0;
+        tb += t1.elapsed();
+    }
+    let us = |d: Duration| d.as_nanos() as f64 / n as f64 / 1000.0;
+    (us(ta), us(tb))
+}
+
+fn main() {
+    let n = args_handshakes();
+    let rsa = certificate(&["-newkey", "rsa:2048"]);
+    let ecdsa = certificate(&["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]);
+    let aws = rustls::crypto::aws_lc_rs::default_provider();
+    for round in 1..=2 {
+        println!("round {round}, {n} handshakes each:");
+        let (shipped, ours) = key_schedule_alone(n * 10);
+        println!(
+            "{:<45} TLS 1.3 key schedule alone (SHA-384): aws-lc-rs as shipped {shipped:>5.1} µs, server's {ours:>5.1} µs",
+            ""
+        );
+        x25519_alone(&aws, n);
+        for (label, (cert, key)) in [("RSA 2048", &rsa), ("ECDSA P-256", &ecdsa)] {
+            sign_alone(label, key, n);
+            let client = client_config(cert);
+            for (what, shipped, r) in [
+                ("aws-lc-rs as shipped, 2 tickets", true, Resumption::Default),
+                ("server's provider, 2 tickets", false, Resumption::Default),
+                ("server's, no tickets", false, Resumption::NoTickets),
+                ("server's, no tickets, no cache", false, Resumption::Nothing),
+                ("server's, stateless tickets", false, Resumption::Stateless),
+            ] {
+                let provider = if shipped {
+                    rustls::crypto::aws_lc_rs::default_provider()
+                } else {
+                    httpy_core::tls_provider()
+                };
+                let server = server_config(provider, cert, key, r);
+                handshakes(&format!("{label}, {what}"), &server, &client, n);
+            }
+        }
+    }
+}

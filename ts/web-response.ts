@@ -79,6 +79,7 @@ const TEMPLATES_MAX = 256
 /** Templates of responses given no headers at all: without and with a default content type. */
 const NO_FIELDS: Map<string | undefined, HttpyHeaders> = new Map()
 
+/** HTTPy headers for a light response's init, without `Content-Length` (the core frames the body). */
 function lightHeaders(init: HeadersInit | undefined, defaultType: string | undefined): HttpyHeaders {
   let byValue: Map<string, HttpyHeaders> | undefined
   let value = ''

@@ -167,7 +167,12 @@ where
                 while let Some(Some(())) = streams.next().now_or_never() {}
                 if streams.is_empty() {
                     idle_timer.as_mut().reset(Instant::now() + idle);
-                    drain_timer.as_mut().reset(Instant::now() + DRAIN_LIMIT);
+                    // Only a draining connection needs it: a reset registers
+                    // the timer in Tokio's wheel (a lock), which every
+                    // request burst of a live connection would pay.
+                    if draining {
+                        drain_timer.as_mut().reset(Instant::now() + DRAIN_LIMIT);
+                    }
                 }
             }
             _ = &mut idle_timer, if streams.is_empty() && !draining => {

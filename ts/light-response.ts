@@ -80,6 +80,25 @@ function untouchedBytes(body: unknown): Uint8Array | undefined {
 
 const ENCODER = new TextEncoder()
 
+/** Arguments a light response keeps as they are: a simple body, no init or a plain one with a valid status. */
+function plainArgs(body: unknown, init: ResponseInit | undefined): body is string | Uint8Array | ArrayBuffer | null | undefined {
+  const status = init?.status
+  return (
+    isSimpleBody(body) &&
+    (init === undefined ||
+      (typeof init === 'object' &&
+        !(init instanceof PlatformResponse) &&
+        (status === undefined || (Number.isInteger(status) && status >= 200 && status <= 599 && !(body != null && NULL_BODY.has(status))))))
+  )
+}
+
+/** A simple body as a light response keeps it: bytes copied, as the platform copies them. */
+function ownBody(b: string | Uint8Array | ArrayBuffer | null | undefined): string | Uint8Array | null {
+  if (b instanceof ArrayBuffer) return new Uint8Array(b.slice(0))
+  if (b instanceof Uint8Array) return new Uint8Array(b)
+  return b ?? null
+}
+
 export class LightResponse {
   #body: string | Uint8Array | null = null
   #init: ResponseInit | undefined
@@ -89,58 +108,38 @@ export class LightResponse {
   #stream: ReadableStream<Uint8Array> | undefined
 
   constructor(body?: BodyInit | null, init?: ResponseInit) {
-    if (typeof body === 'object' && body !== null && !(body instanceof Uint8Array)) {
-      // Kept out of line, so the common constructions stay small.
-      const rebuilt = this.#rebuilt(body, init)
-      if (rebuilt !== undefined) {
-        body = rebuilt as unknown as BodyInit
-        init = this.#init
-      }
-    } else if (typeof init === 'object' && init !== null && #real in init) {
-      init = this.#fromResponse(init as unknown as LightResponse)
-    }
-    const status = init?.status
-    const plain =
-      isSimpleBody(body) &&
-      (init === undefined ||
-        (typeof init === 'object' &&
-          !(init instanceof PlatformResponse) &&
-          (status === undefined || (Number.isInteger(status) && status >= 200 && status <= 599 && !(body != null && NULL_BODY.has(status))))))
-    if (!plain) {
-      // Anything else is built (and checked) by the platform at once.
-      const headers = this.#headers
-      this.#headers = undefined
-      const real = this.#stream ?? body
-      this.#stream = undefined
-      this.#real = new PlatformResponse(real, headers ? { ...init, headers } : init)
+    if (!plainArgs(body, init)) {
+      // A light response's untouched stream as the body, or a light
+      // response as the init (Hono's rebuild), stays light; anything else
+      // is built (and checked) by the platform at once.
+      if (!this.#rebuild(body, init)) this.#real = new PlatformResponse(body, init)
       return
     }
     this.#init = init
-    const b = body as string | Uint8Array | ArrayBuffer | null | undefined
-    if (this.#stream !== undefined) this.#body = b as Uint8Array // made by streamOf, never changed
-    else if (b instanceof ArrayBuffer) this.#body = new Uint8Array(b.slice(0))
-    else if (b instanceof Uint8Array) this.#body = new Uint8Array(b) // a copy, as the platform's
-    else this.#body = b ?? null
+    this.#body = ownBody(body)
   }
 
   /**
-   * A body that is a light response's untouched stream (Hono's rebuild,
-   * `new Response(c.res.body, c.res)`): keeps that stream (for `body`) and
-   * returns its bytes, with `#init` set to the init to use; `undefined`
-   * for any other body.
+   * `new Response(c.res.body, c.res)` and the like: a body that is a light
+   * response's untouched stream (`streamOf`) is taken as its bytes (the
+   * stream stays this response's `body`), and a light response given as
+   * the init gives its status and a copy of its headers, as the standard
+   * says. False, having changed nothing, when the arguments are not such.
    */
-  #rebuilt(body: object, init: ResponseInit | undefined): Uint8Array | undefined {
+  #rebuild(body: BodyInit | null | undefined, init: ResponseInit | undefined): boolean {
     const bytes = untouchedBytes(body)
-    if (bytes === undefined) return undefined
-    this.#stream = body as ReadableStream<Uint8Array>
-    this.#init = typeof init === 'object' && init !== null && #real in init ? this.#fromResponse(init as unknown as LightResponse) : init
-    return bytes
-  }
-
-  /** A light response given as the init: its status, and a copy of its headers now, as the standard says. */
-  #fromResponse(from: LightResponse): ResponseInit {
-    this.#headers = new PlatformHeaders(from.headers)
-    return { status: from.status, statusText: from.statusText }
+    const fromLight = typeof init === 'object' && init !== null && #real in init
+    if (bytes === undefined && !fromLight) return false
+    const from = init as unknown as LightResponse
+    const use: ResponseInit | undefined = fromLight ? { status: from.status, statusText: from.statusText } : init
+    const own = bytes ?? body
+    if (!plainArgs(own, use)) return false
+    if (fromLight) this.#headers = new PlatformHeaders(from.headers)
+    if (bytes !== undefined) this.#stream = body as ReadableStream<Uint8Array>
+    this.#init = use
+    // Bytes made by streamOf are never changed: no copy.
+    this.#body = bytes ?? ownBody(own as string | Uint8Array | ArrayBuffer | null | undefined)
+    return true
   }
 
   /** The platform response behind `r`, created on first need. */

@@ -186,6 +186,19 @@ async function handler(req: Request, info: FetchInfo): Promise<Response> {
     }
     case '/platform':
       return Response.json({ platform: true }, { headers: { 'x-given': 'g' } })
+    case '/rebuilt': {
+      // Hono's c.header() after `await next()`: the response rebuilt from its own body stream.
+      const first = new Response('rebuilt', { headers: { 'x-first': '1' } })
+      const again = new Response(first.body, first)
+      again.headers.set('x-again', '2')
+      return again
+    }
+    case '/rebuilt-read': {
+      const first = new Response('gone')
+      const again = new Response(first.body, first)
+      await first.body?.getReader().read()
+      return again
+    }
     case '/empty':
       return new Response(null, { status: 204 })
     case '/not-a-response':
@@ -422,6 +435,41 @@ describe('the lightweight global Response', () => {
       'g',
       { platform: true },
     ])
+  })
+
+  it('a response rebuilt from its body stream is sent whole; the stream behaves as the platform one', async () => {
+    const raw = (await rawRequest(server.port, 'GET /rebuilt HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n')).text
+    expect(raw).toMatch(/^HTTP\/1\.1 200 /)
+    expect(raw).toMatch(/\r\ncontent-length: 7\r\n/i)
+    expect(raw).not.toMatch(/transfer-encoding/i)
+    expect(raw).toMatch(/\r\nx-first: 1\r\n/i)
+    expect(raw).toMatch(/\r\nx-again: 2\r\n/i)
+    expect(raw).toMatch(/\r\ncontent-type: text\/plain;charset=UTF-8\r\n/i)
+    expect(raw.endsWith('\r\n\r\nrebuilt')).toBe(true)
+    // Its stream read by someone before it was returned: as any used body, a 500.
+    expect((await fetch(`${base}/rebuilt-read`)).status).toBe(500)
+    expect(errors.pop()).toMatchObject({ code: 'ERR_HTTPY_INVALID_RESPONSE' })
+    // The same steps on the platform's Response and the light one give the same answers.
+    const steps = async (): Promise<unknown[]> => {
+      const a = new Response('abc')
+      const s = a.body
+      const b = new Response(s, a)
+      const out: unknown[] = [s instanceof ReadableStream, a.body === s, b.body === s, b.headers.get('content-type')]
+      out.push(a.bodyUsed, b.bodyUsed, new Response(new Response('x').body).headers.get('content-type'))
+      out.push(await b.text(), a.bodyUsed, b.bodyUsed)
+      const e = new Response('zz', { status: 201, headers: { 'x-a': '1' } })
+      const f = new Response('new', e)
+      out.push(f.status, f.headers.get('x-a'), await f.text(), await e.text())
+      return out
+    }
+    const light = await steps()
+    overrideGlobalResponse(false)
+    try {
+      expect(await steps()).toEqual(light)
+    } finally {
+      overrideGlobalResponse(true)
+    }
+    expect(light).toEqual([true, true, true, 'text/plain;charset=UTF-8', false, false, null, 'abc', true, true, 201, '1', 'new', 'zz'])
   })
 
   it('behaves as the standard Response: instanceof, checks, subclasses, body methods', async () => {

@@ -79,6 +79,14 @@ describe('Hono on HTTPy', () => {
     expect(root.headers.get('x-powered-by')).toBe('hono-on-httpy')
     const user = await fetch(`${server.url}/users/42?q=x`)
     expect(await user.json()).toEqual({ id: '42', q: 'x' })
+    // HEAD: Hono answers `new Response(null, getResponse)`, a light response as the init.
+    const head = await fetch(`${server.url}/users/42`, { method: 'HEAD' })
+    expect([head.status, head.headers.get('content-type'), head.headers.get('x-powered-by'), await head.text()]).toEqual([
+      200,
+      'application/json',
+      'hono-on-httpy',
+      '',
+    ])
     const missing = await fetch(`${server.url}/nope`)
     expect(missing.status).toBe(404)
     expect(await missing.text()).toBe('404 Not Found')

@@ -3,9 +3,14 @@
 // answers the same 13 bytes as the other servers, over TLS with the certificate in
 // $BENCH_TLS_CERT / $BENCH_TLS_KEY. One process (`master_process off`), so
 // its CPU time is the pid printed; keep-alive without a request cap.
-// TLS settings: nginx's defaults (TLS 1.2 and 1.3, OpenSSL's default groups
-// and `HIGH:!aNULL:!MD5` ciphers), no session cache (the load generator
-// never resumes). Prints `READY {json}` once listening on $PORT.
+// TLS settings: TLS 1.2 and 1.3 (`ssl_protocols TLSv1.2 TLSv1.3`, nginx's
+// default from 1.23.4; before it, as in Debian 12's 1.22, the default
+// leaves TLS 1.3 out and every client got TLS 1.2, unlike HTTPy and
+// node:https), otherwise nginx's defaults: OpenSSL's default groups and TLS
+// 1.3 suites, `HIGH:!aNULL:!MD5` for TLS 1.2, stateless session tickets
+// (two per TLS 1.3 handshake, as OpenSSL sends them), no session cache.
+// BENCH_NGINX_PROTOCOLS overrides the list (`TLSv1.2`: the old rows).
+// Prints `READY {json}` once listening on $PORT.
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
@@ -41,6 +46,7 @@ http {
     listen 127.0.0.1:${want} ssl;
     ssl_certificate ${process.env.BENCH_TLS_CERT};
     ssl_certificate_key ${process.env.BENCH_TLS_KEY};
+    ssl_protocols ${process.env.BENCH_NGINX_PROTOCOLS ?? 'TLSv1.2 TLSv1.3'};
     location = /plaintext { default_type text/plain; return 200 '${HELLO}'; }
     location = /plaintext-cached { default_type text/plain; return 200 '${HELLO}'; }
   }

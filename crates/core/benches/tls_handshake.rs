@@ -1,7 +1,8 @@
 //! What one full TLS 1.3 handshake costs the server, without the network:
 //! a rustls server connection (configured as `config/tls.rs` configures
 //! the server's: its provider, `httpy_core::tls_provider()`, ALPN h2 and
-//! http/1.1, rustls' default session cache and two TLS 1.3 tickets; and,
+//! http/1.1, two stateless TLS 1.3 tickets beside rustls' default session
+//! cache; and,
 //! for comparison, aws-lc-rs' provider as rustls ships it, whose HKDF
 //! `config/hkdf.rs` replaces) and a fresh client connection per
 //! handshake talk through memory, and only the server's steps are timed:
@@ -20,10 +21,14 @@
 //! shared secret computed), so that the rest of step 2 (hashing, HKDF,
 //! rustls' state machine, encoding, allocation) is known by difference.
 //! And the same handshake with tickets off, with tickets and the session
-//! cache off, and with stateless tickets instead of cache entries, to price
-//! what a client that never resumes does not use. The client is rustls with ring offering TLS 1.3's AES-256-GCM and
-//! X25519 first, without resumption, as the load generator
-//! (`crates/loadgen`) does on the handshake rows of `npm run bench`.
+//! cache off, and with rustls' default tickets (each an entry of the
+//! session cache, as the server issued them before stateless ones), to
+//! price what a client that never resumes does not use. The client is
+//! rustls with ring offering TLS 1.3's AES-256-GCM and X25519 first,
+//! without resumption, as the load generator (`crates/loadgen`) does on
+//! the handshake rows of `npm run bench`; and, to price the suite, the
+//! same client offering AES-128-GCM (SHA-256 for the transcript and the
+//! key schedule) first.
 //!
 //! Keys and certificates are made with the `openssl` command (RSA 2048,
 //! ECDSA P-256), as the bench's servers' are.
@@ -85,16 +90,16 @@ fn certificate(key_args: &[&str]) -> (CertificateDer<'static>, PrivateKeyDer<'st
 /// What the server keeps for resumption.
 #[derive(Clone, Copy)]
 enum Resumption {
-    /// rustls' defaults, as the server runs: a 256-entry session cache and
-    /// two TLS 1.3 tickets (each an entry of that cache) per handshake.
+    /// As the server runs (`config/tls.rs`): two stateless TLS 1.3 tickets
+    /// per handshake (the session sealed by aws-lc-rs' rotating ticketer),
+    /// rustls' 256-entry session cache kept for TLS 1.2 session ids.
     Default,
+    /// rustls' defaults: two TLS 1.3 tickets, each an entry of the cache.
+    Stateful,
     /// No tickets sent; the cache stays (used by TLS 1.2 session ids).
     NoTickets,
     /// Neither tickets nor the cache.
     Nothing,
-    /// Two stateless tickets (the session encrypted into the ticket by
-    /// aws-lc-rs' rotating ticketer) instead of cache entries.
-    Stateless,
 }
 
 fn server_config(
@@ -110,33 +115,38 @@ fn server_config(
         .with_single_cert(vec![cert.clone()], key.clone_key())
         .unwrap();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // rustls' default cache, spelled out: what `Default` and `Stateful` keep.
+    config.session_storage = ServerSessionMemoryCache::new(256);
     match resumption {
-        Resumption::Default => {}
+        Resumption::Default => {
+            config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().unwrap();
+        }
+        Resumption::Stateful => {}
         Resumption::NoTickets => config.send_tls13_tickets = 0,
         Resumption::Nothing => {
             config.send_tls13_tickets = 0;
             config.session_storage = Arc::new(NoServerSessionStorage {});
         }
-        Resumption::Stateless => {
-            config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().unwrap();
-        }
-    }
-    // The default, spelled out: what `Default` measures.
-    if let Resumption::Default = resumption {
-        config.session_storage = ServerSessionMemoryCache::new(256);
     }
     Arc::new(config)
 }
 
-fn client_config(cert: &CertificateDer<'static>) -> Arc<ClientConfig> {
+/// The generator's client; `aes128_first` moves TLS 1.3's AES-128-GCM
+/// (SHA-256) to the front of its offer, as browsers order it.
+fn client_config(cert: &CertificateDer<'static>, aes128_first: bool) -> Arc<ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.clone()).unwrap();
-    let mut config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let mut provider = rustls::crypto::ring::default_provider();
+    if aes128_first {
+        provider
+            .cipher_suites
+            .sort_by_key(|s| s.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
+    }
+    let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     config.resumption = rustls::client::Resumption::disabled();
     Arc::new(config)
@@ -349,13 +359,40 @@ fn main() {
         x25519_alone(&aws, n);
         for (label, (cert, key)) in [("RSA 2048", &rsa), ("ECDSA P-256", &ecdsa)] {
             sign_alone(label, key, n);
-            let client = client_config(cert);
-            for (what, shipped, r) in [
-                ("aws-lc-rs as shipped, 2 tickets", true, Resumption::Default),
-                ("server's provider, 2 tickets", false, Resumption::Default),
-                ("server's, no tickets", false, Resumption::NoTickets),
-                ("server's, no tickets, no cache", false, Resumption::Nothing),
-                ("server's, stateless tickets", false, Resumption::Stateless),
+            let client = client_config(cert, false);
+            let aes128 = client_config(cert, true);
+            for (what, shipped, r, client) in [
+                ("aws-lc-rs as shipped", true, Resumption::Default, &client),
+                (
+                    "server's (stateless tickets)",
+                    false,
+                    Resumption::Default,
+                    &client,
+                ),
+                (
+                    "server's, tickets in the cache",
+                    false,
+                    Resumption::Stateful,
+                    &client,
+                ),
+                (
+                    "server's, no tickets",
+                    false,
+                    Resumption::NoTickets,
+                    &client,
+                ),
+                (
+                    "server's, no tickets, no cache",
+                    false,
+                    Resumption::Nothing,
+                    &client,
+                ),
+                (
+                    "server's, AES-128 offered first",
+                    false,
+                    Resumption::Default,
+                    &aes128,
+                ),
             ] {
                 let provider = if shipped {
                     rustls::crypto::aws_lc_rs::default_provider()
@@ -363,7 +400,7 @@ fn main() {
                     httpy_core::tls_provider()
                 };
                 let server = server_config(provider, cert, key, r);
-                handshakes(&format!("{label}, {what}"), &server, &client, n);
+                handshakes(&format!("{label}, {what}"), &server, client, n);
             }
         }
     }

@@ -295,6 +295,21 @@ fn build(source: &TlsSource, acme: Option<&Arc<AcmeState>>) -> Result<Built> {
     };
     let mut config = builder.with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_H1.to_vec()];
+    // TLS 1.3 tickets (and TLS 1.2 tickets, to clients that ask) are
+    // stateless: the session sealed into the ticket (AES-256-CBC and
+    // HMAC-SHA256, RFC 5077's construction, as OpenSSL makes them under
+    // nginx and node:https) with a key made here, rotated every 6 hours.
+    // rustls' default kept each ticket as an entry of a 256-entry cache,
+    // which a server doing 2,000 handshakes/s (two tickets each) turned
+    // over in ~0.06 s, so a client coming back a second later made a full
+    // handshake, signature and all, again. Cost: sealing two tickets takes
+    // 2-4 µs more per full handshake than two cache entries
+    // (`benches/tls_handshake.rs`, docs/performance.md §16.3), ~1-2 % of an
+    // ECDSA handshake, not visible on the handshake rows. The cache stays
+    // for TLS 1.2 clients that resume by session id. A new key per
+    // configuration: after `setTls` no client resumes into the old one.
+    config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()
+        .map_err(|e| tls_error(format!("cannot make a session ticket key: {e}")))?;
     if acme.is_some() {
         // Last: rustls takes the server's first protocol the client offers,
         // and only the CA's validation offers this one (RFC 8737).

@@ -70,7 +70,7 @@ describe('wsSendBatch refused by the core', () => {
     }
   })
 
-  it('cuts each connection's run of messages from one buffer: every payload lands on its own socket, intact', async () => {
+  it('cuts the run of messages for each connection from one buffer: every payload lands on its own socket, intact', async () => {
     const ids = new Map<string, number>()
     const app = new App()
     app.websocket('/echo', (ws) => {

@@ -127,9 +127,10 @@ fn error_close(e: &WsError) -> Option<(u16, &'static str)> {
 
 /// Lets the reader go on only while the embedder keeps up.
 async fn wait_for_credit(conn: &WsConn) {
-    // Hot path, once per message: while reading is not paused (two atomic
-    // loads) no `Notified` is built, enabled and dropped — that took ~4% of
-    // the I/O thread in a WebSocket echo profile.
+    // Called once reading was seen paused; it may have resumed since (two
+    // atomic loads), and then no `Notified` is built, enabled and dropped
+    // (when this ran per message, that took ~4% of the I/O thread in a
+    // WebSocket echo profile).
     if !conn.reading_paused() {
         return;
     }
@@ -237,10 +238,11 @@ async fn drive<S>(
         let mut idle_timer = idle.map(|d| Box::pin(tokio::time::sleep(d)));
         let mut run = Run::default();
         loop {
+            // Only a paused reader waits, and its run is handed over first.
             if conn.reading_paused() {
                 run.flush(shared, conn);
+                wait_for_credit(conn).await;
             }
-            wait_for_credit(conn).await;
             let next = match (&mut idle_timer, idle) {
                 (Some(timer), Some(d)) => loop {
                     tokio::select! {

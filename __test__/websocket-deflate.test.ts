@@ -249,6 +249,31 @@ describe('websocket deflate: messages', () => {
     expect(got.map((f) => f.payload.length)).toEqual(sizes)
   })
 
+  it('compressionLevel 6 sends no more bytes than zlib level 6 (what ws and uWebSockets.js send)', async () => {
+    const server = await echoServer({ compressionLevel: 6 })
+    const raw = await rawConnect(server.port, '/echo', 'permessage-deflate; server_no_context_takeover; client_no_context_takeover')
+    // The documents of bench/ws-compressed.mjs: 64 chat-like JSON arrays of 1 KB.
+    const docs = Array.from({ length: 64 }, (_, d) => {
+      const items: object[] = []
+      for (let i = 0; JSON.stringify(items).length < 1100; i++) {
+        const text = i % 3 ? 'hello from the dashboard' : `status ${d}/${i} ok`
+        items.push({ id: d * 100 + i, user: `user${(d + i) % 13}`, room: `room-${d % 5}`, text, ts: 1765000000 + d * 60 + i })
+      }
+      return Buffer.from(JSON.stringify(items).slice(0, 1023) + ']')
+    })
+    let ours = 0
+    let zlibs = 0
+    for (const doc of docs) {
+      raw.send(frame(1, deflate(doc), { rsv1: true }))
+      const f = await raw.next()
+      expect(inflate(f.payload).equals(doc)).toBe(true)
+      ours += f.payload.length
+      zlibs += deflate(doc).length
+    }
+    // zlib-ng's own level 6 (its "medium" strategy) sent 11 bytes more here.
+    expect(ours).toBeLessThanOrEqual(zlibs)
+  })
+
   it('inflates a compressed message split into fragments with a ping between them', async () => {
     const server = await echoServer()
     const raw = await rawConnect(server.port, '/echo', 'permessage-deflate')

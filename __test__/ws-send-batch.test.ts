@@ -69,4 +69,59 @@ describe('wsSendBatch refused by the core', () => {
       await server?.close()
     }
   })
+
+  it('cuts the run of messages for each connection from one buffer: every payload lands on its own socket, intact', async () => {
+    const ids = new Map<string, number>()
+    const app = new App()
+    app.websocket('/echo', (ws) => {
+      ids.set(ws.query.get('name') as string, ws.request._id)
+      return ws.onMessage((m) => void (m.type === 'text' ? ws.sendText(m.data) : ws.sendBinary(m.data)))
+    })
+    const server = await listen(app)
+    try {
+      let self: unknown
+      proto.wsSendBatch = function (this: typeof proto, batch: Uint8Array) {
+        self = this
+        return realSendBatch.call(this, batch)
+      }
+      const open = async (name: string) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${server.port}/echo?name=${name}`)
+        const got: string[] = []
+        ws.on('message', (d, binary) => got.push(binary ? `bin:${(d as Buffer).toString('hex')}` : d.toString()))
+        await new Promise((r, j) => ws.once('open', r).once('error', j))
+        return { ws, got }
+      }
+      const a = await open('a')
+      const b = await open('b')
+      a.ws.send('hello')
+      await until(() => a.got.length === 1 && self !== undefined, 5000)
+      // The batch layout of `WsSendAt`: u8 kind | u32 id | u32 length | payload.
+      const msg = (kind: number, id: number, payload: Buffer) => {
+        const head = Buffer.alloc(9)
+        head[0] = kind
+        head.writeUInt32LE(id, 1)
+        head.writeUInt32LE(payload.length, 5)
+        return Buffer.concat([head, payload])
+      }
+      const [A, B] = [ids.get('a') as number, ids.get('b') as number]
+      const text = (id: number, s: string) => msg(0, id, Buffer.from(s))
+      // Runs: a ×3 (text, binary, text), b ×1, a ×1, then b ×2 whose first
+      // message is not UTF-8: what precedes the fault is sent, the rest not.
+      const parts = [text(A, 'a1'), msg(1, A, Buffer.from([1, 2, 3])), text(A, 'a2 é'), text(B, 'b1'), text(A, ''), text(A, 'a3')]
+      const faultAt = Buffer.concat(parts).length
+      parts.push(msg(0, B, Buffer.from([0x62, 0xff])), text(B, 'never'))
+      expect(() => realSendBatch.call(self as typeof proto, Buffer.concat(parts))).toThrow(
+        `wsSendBatch: text message is not UTF-8 at byte ${faultAt}`,
+      )
+      await until(() => a.got.length === 6 && b.got.length === 1, 5000)
+      expect(a.got).toEqual(['hello', 'a1', 'bin:010203', 'a2 é', '', 'a3'])
+      b.ws.send('after')
+      await until(() => b.got.length === 2, 5000)
+      expect(b.got).toEqual(['b1', 'after'])
+      a.ws.close()
+      b.ws.close()
+    } finally {
+      await server.close()
+    }
+  })
 })

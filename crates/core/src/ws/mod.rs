@@ -27,6 +27,6 @@ pub use deflate::WsCompression;
 pub(crate) use driver::WsEnv;
 pub use events::encode as encode_events;
 pub(crate) use handshake::{check_handshake, switch, upgrade_required, Transport, ROUTE_METHOD};
+pub use hub::{CheckedText, SendStatus, WsEvent, WsEventKind, WsFrame, WsOptions, WsSender};
 pub(crate) use hub::{Hub, TopicWatch};
-pub use hub::{SendStatus, WsEvent, WsEventKind, WsFrame, WsOptions, WsSender};
 pub(crate) use tunnel::{H2Stream, Tunnel};

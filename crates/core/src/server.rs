@@ -109,7 +109,11 @@ impl Server {
         let config = Arc::new(config);
         let life = Lifecycle::default();
         let stats = Arc::new(Stats::default());
-        let queue = Arc::new(Queue::new(waker, stats.clone()));
+        let queue = Arc::new(Queue::new(
+            waker,
+            stats.clone(),
+            crate::embedder::record::encode,
+        ));
         let service = Arc::new(Service {
             router: ArcSwap::from_pointee(router),
             queue: queue.clone(),

@@ -275,10 +275,16 @@ impl Waiting {
     }
 }
 
+/// How a request becomes a record (`record::encode`), handed in by the
+/// server so that this module does not depend on the record's.
+pub(crate) type Encode = fn(&Incoming, &mut Vec<u8>, &mut Vec<Bytes>);
+
 pub(crate) struct Queue {
     items: Mutex<Waiting>,
-    /// Set once from [`Waker::records`]: pushes encode.
-    encode: bool,
+    /// Set when [`Waker::records`] asked for it: pushes encode.
+    encode: Option<Encode>,
+    /// Encodes whole requests taken as records.
+    encoder: Encode,
     scheduled: AtomicBool,
     next_id: AtomicU32,
     waker: Arc<dyn Waker>,
@@ -286,11 +292,11 @@ pub(crate) struct Queue {
 }
 
 impl Queue {
-    pub(crate) fn new(waker: Box<dyn Waker>, stats: Arc<Stats>) -> Self {
-        let encode = waker.records();
+    pub(crate) fn new(waker: Box<dyn Waker>, stats: Arc<Stats>, encoder: Encode) -> Self {
+        let encode = waker.records().then_some(encoder);
         Self {
             items: Mutex::new(Waiting {
-                items: if encode {
+                items: if encode.is_some() {
                     Vec::new()
                 } else {
                     Vec::with_capacity(256)
@@ -298,6 +304,7 @@ impl Queue {
                 records: Records::default(),
             }),
             encode,
+            encoder,
             scheduled: AtomicBool::new(false),
             next_id: AtomicU32::new(1),
             waker: Arc::from(waker),
@@ -323,14 +330,14 @@ impl Queue {
     }
 
     pub(crate) fn push(&self, item: Incoming) {
-        if self.encode {
+        if let Some(encode) = self.encode {
             // Encoded under the lock, straight into the batch (a body's
             // index is its place in this batch's list). Cost: the lock is
             // held for the encode, ~0.1 µs for a small request; the
             // consumer takes it once per batch, for a swap.
             let mut waiting = self.items.lock();
             let records = &mut waiting.records;
-            super::record::encode(&item, &mut records.bytes, &mut records.bodies);
+            encode(&item, &mut records.bytes, &mut records.bodies);
             records.responders.push((item.id, item.responder));
             drop(waiting);
             // The rest of `item` is dropped here, on this thread.
@@ -396,7 +403,7 @@ impl Queue {
             std::mem::take(&mut waiting.items)
         };
         for item in whole {
-            super::record::encode(&item, &mut into.bytes, &mut into.bodies);
+            (self.encoder)(&item, &mut into.bytes, &mut into.bodies);
             into.responders.push((item.id, item.responder));
         }
         true
@@ -443,7 +450,11 @@ pub(crate) mod tests {
         let waker = CountingWaker::default();
         let stats = Arc::new(Stats::default());
         (
-            Queue::new(Box::new(waker.clone()), stats.clone()),
+            Queue::new(
+                Box::new(waker.clone()),
+                stats.clone(),
+                super::super::record::encode,
+            ),
             waker,
             stats,
         )
@@ -480,7 +491,11 @@ pub(crate) mod tests {
             ..CountingWaker::default()
         };
         let stats = Arc::new(Stats::default());
-        let q = Queue::new(Box::new(waker.clone()), stats.clone());
+        let q = Queue::new(
+            Box::new(waker.clone()),
+            stats.clone(),
+            super::super::record::encode,
+        );
         let big = Bytes::from(vec![7u8; super::super::record::EXTERNAL_BODY_MIN]);
         // What the consumer must get: the records `encode` writes for the
         // same requests, bodies numbered from 0 in each batch.

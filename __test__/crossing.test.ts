@@ -141,6 +141,18 @@ describe('batched crossing', () => {
     }
   })
 
+  it('numbers large request bodies per batch: one after another, each request gets its own', async () => {
+    // One large body per batch, three batches: a body list that outlived
+    // its batch, or indices that did not restart, would hand a request
+    // another one's body.
+    for (const n of [1, 2, 3]) {
+      const body = Buffer.alloc(20_000 + n, n)
+      const r = await request('/echo', { method: 'POST', body })
+      expect(r.headers['x-len']).toBe(String(body.length))
+      expect(r.body.equals(body)).toBe(true)
+    }
+  })
+
   it('a refused reply in a batch becomes a 500 named in onError; its neighbours are answered', async () => {
     errors.length = 0
     const rs = await Promise.all([request('/text/3'), request('/bad-status'), request('/text/4'), request('/bad-status')])

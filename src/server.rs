@@ -10,7 +10,7 @@ use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 use rustc_hash::FxHashMap;
 
-use httpy_core::{body_channel, Bytes, Reply, Responder, Server};
+use httpy_core::{body_channel, Bytes, Records, Reply, Responder, Server};
 
 use crate::contract::{BatchAt, ServerEvent};
 use crate::convert::{core_error, event_fn, ms, status, EventFn, Releases};
@@ -37,6 +37,11 @@ impl httpy_core::Waker for JsWaker {
     fn wake_ws(&self) {
         self.tell(ServerEvent::Ws);
     }
+    // Requests are encoded by the I/O thread that parsed them; this thread
+    // copies the bytes (`drainInto`).
+    fn records(&self) -> bool {
+        true
+    }
 }
 
 #[napi]
@@ -44,8 +49,10 @@ pub struct NativeServer {
     pub(crate) server: Option<Server>,
     pub(crate) responders: FxHashMap<u32, Responder>,
     drains: u64,
-    /// Records of a batch taken but not yet copied out (`drainInto`).
-    carry: Vec<u8>,
+    /// The batch taken last: its records until `drainInto` has copied them
+    /// out (kept when JS's buffer was too small), then emptied and handed
+    /// back to the queue with the next take, buffers and all.
+    taken: Records,
     /// Large bodies of the batch last drained, for `takeBodies`.
     bodies: Vec<Bytes>,
     port: u32,
@@ -91,7 +98,7 @@ impl NativeServer {
             server: Some(server),
             responders: FxHashMap::default(),
             drains: 0,
-            carry: Vec::with_capacity(16 * 1024),
+            taken: Records::default(),
             bodies: Vec::new(),
             releases: Releases::default(),
         })
@@ -168,11 +175,12 @@ impl NativeServer {
         // only, on the JS thread; nothing else reads or writes it meanwhile.
         let out = unsafe { out.as_mut() };
         self.releases.release();
-        if self.carry.is_empty() {
+        if self.taken.bytes.is_empty() {
             let Some(server) = &self.server else {
                 return 0.0;
             };
-            let batch = server.take_batch();
+            self.taken.clear();
+            let taken = server.take_records(&mut self.taken);
             self.drains += 1;
             // A handler that never settles would keep its responder here
             // after the core has already answered the client
@@ -181,25 +189,25 @@ impl NativeServer {
             if self.drains.is_multiple_of(256) && self.responders.len() > 256 {
                 self.responders.retain(|_, r| !r.is_abandoned());
             }
-            if batch.is_empty() {
+            if !taken {
                 return 0.0;
             }
-            self.carry
-                .extend_from_slice(&[0; BatchAt::FirstRecord as usize]);
-            for req in batch {
-                httpy_core::record::encode(&req, &mut self.carry, &mut self.bodies);
-                self.responders.insert(req.id, req.responder);
+            for (id, responder) in self.taken.responders.drain(..) {
+                self.responders.insert(id, responder);
             }
-            let n = self.bodies.len() as u32;
-            let at = BatchAt::BodyCount as usize;
-            self.carry[at..at + 4].copy_from_slice(&n.to_le_bytes());
+            // The batch's large bodies, numbered from 0 in its records.
+            self.bodies.clear();
+            std::mem::swap(&mut self.bodies, &mut self.taken.bodies);
         }
-        let len = self.carry.len();
+        let first = BatchAt::FirstRecord as usize;
+        let len = first + self.taken.bytes.len();
         if len > out.len() {
             return -(len as f64);
         }
-        out[..len].copy_from_slice(&self.carry);
-        self.carry.clear();
+        let at = BatchAt::BodyCount as usize;
+        out[at..at + 4].copy_from_slice(&(self.bodies.len() as u32).to_le_bytes());
+        out[first..len].copy_from_slice(&self.taken.bytes);
+        self.taken.bytes.clear();
         len as f64
     }
 

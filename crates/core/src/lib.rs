@@ -49,7 +49,7 @@ pub use config::{
 };
 pub use dispatch::fault::{quiet_injected_panics, Faults, INJECTED_PANIC, PANIC_PATH_ENV};
 pub use dispatch::router::{Match, PatternError, RouteId};
-pub use embedder::queue::{Incoming, Responder, Version, Waker};
+pub use embedder::queue::{Incoming, Records, Responder, Version, Waker};
 pub use embedder::record;
 pub use embedder::reply::{Reply, ReplyBatch};
 pub use error::{Error, ErrorKind, Result};

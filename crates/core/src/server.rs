@@ -12,7 +12,7 @@ use tokio::runtime::Runtime;
 use crate::config::ServerConfig;
 use crate::dispatch::fault::Faults;
 use crate::dispatch::service::Service;
-use crate::embedder::queue::{Incoming, Queue, Waker};
+use crate::embedder::queue::{Incoming, Queue, Records, Waker};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lifecycle::Lifecycle;
 use crate::observe::access_log::AccessLog;
@@ -109,7 +109,11 @@ impl Server {
         let config = Arc::new(config);
         let life = Lifecycle::default();
         let stats = Arc::new(Stats::default());
-        let queue = Arc::new(Queue::new(waker, stats.clone()));
+        let queue = Arc::new(Queue::new(
+            waker,
+            stats.clone(),
+            crate::embedder::record::encode,
+        ));
         let service = Arc::new(Service {
             router: ArcSwap::from_pointee(router),
             queue: queue.clone(),
@@ -255,9 +259,19 @@ impl Server {
         self.service.router.store(Arc::new(router));
     }
 
-    /// Takes every request queued since the last call.
+    /// Takes every request queued since the last call. With a waker that
+    /// asks for records ([`Waker::records`]) requests are queued encoded:
+    /// take them with [`Server::take_records`].
     pub fn take_batch(&self) -> Vec<Incoming> {
         self.service.queue.take_batch()
+    }
+
+    /// Takes every request queued since the last call as records, into
+    /// `into` (emptied by the caller; its buffers are kept for the next
+    /// batch). False when none was queued: only that empty take re-arms
+    /// the wake-up, as with [`Server::take_batch`].
+    pub fn take_records(&self, into: &mut Records) -> bool {
+        self.service.queue.take_records(into)
     }
 
     /// Hands a batch of answers to their connections. A batch of more than

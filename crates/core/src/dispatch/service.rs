@@ -710,6 +710,7 @@ pub(crate) mod tests {
         let queue = Arc::new(Queue::new(
             Box::new(CountingWaker::default()),
             stats.clone(),
+            crate::embedder::record::encode,
         ));
         let metrics = config
             .metrics

@@ -472,6 +472,26 @@ describe('the lightweight global Response', () => {
     expect(light).toEqual([true, true, true, 'text/plain;charset=UTF-8', false, false, null, 'abc', true, true, 201, '1', 'new', 'zz'])
   })
 
+  it('HEAD: a null-body response made from one with a body declares that length; on GET it stays empty', async () => {
+    // Synchronous, unlike Hono's HEAD (async, covered in hono.test.ts).
+    const s = await serve({
+      host: '127.0.0.1',
+      port: 0,
+      fetch: (req) => {
+        const full = new Response('sixteen bytes!!!', { headers: { 'x-from': 'get' } })
+        return req.method === 'HEAD' || req.url.endsWith('/copy') ? new Response(null, full) : full
+      },
+    })
+    try {
+      const head = await fetch(`${s.url}/`, { method: 'HEAD' })
+      expect([head.status, head.headers.get('content-length'), head.headers.get('x-from')]).toEqual([200, '16', 'get'])
+      const copy = await fetch(`${s.url}/copy`)
+      expect([copy.status, copy.headers.get('content-length'), await copy.text()]).toEqual([200, '0', ''])
+    } finally {
+      await s.close()
+    }
+  })
+
   it('behaves as the standard Response: instanceof, checks, subclasses, body methods', async () => {
     const light = new Response('x', { status: 201, statusText: 'Made' })
     expect(light instanceof Response).toBe(true)

@@ -13,7 +13,7 @@ import type { Response as HttpyResponse } from './response.js'
 import type { Handler } from './routes.js'
 import type { Server } from './server.js'
 import { WebRequest } from './web-request.js'
-import { toHttpyResponse } from './web-response.js'
+import { forHead, toHttpyHeadResponse, toHttpyResponse } from './web-response.js'
 
 /** A client address, as Bun's `server.requestIP(request)` gives it. */
 export interface SocketAddress {
@@ -94,9 +94,14 @@ export function fromFetch(handler: FetchHandler, server: () => Server | undefine
   const fallback = (): string => authorityOf(server())
   return (req: HttpyRequest): HttpyResponse | Promise<HttpyResponse> => {
     const out = handler(new WebRequest(req, fallback) as unknown as Request, new Info(req, server))
-    if (out instanceof PlatformResponse) return toHttpyResponse(out)
+    if (out instanceof PlatformResponse) {
+      const res = toHttpyResponse(out)
+      // Only an answer without a body can need a HEAD length (`forHead`):
+      // the method is looked at then, not on every request.
+      return (res as HttpyResponse).body === null && req.method === 'HEAD' ? forHead(res, out) : res
+    }
     if (out !== null && typeof out === 'object' && typeof (out as Promise<Response>).then === 'function') {
-      return (out as Promise<Response>).then(toHttpyResponse)
+      return (out as Promise<Response>).then(req.method === 'HEAD' ? toHttpyHeadResponse : toHttpyResponse)
     }
     return toHttpyResponse(out)
   }

@@ -80,6 +80,16 @@ function untouchedBytes(body: unknown): Uint8Array | undefined {
 
 const ENCODER = new TextEncoder()
 
+/**
+ * The body of the response a light response was rebuilt from with a null
+ * body (`new Response(null, getResponse)`): Hono answers HEAD that way, by
+ * dispatching GET and keeping the status and headers. The server answers a
+ * HEAD request with this body's length as `Content-Length` (and no body),
+ * as HTTPy's own handlers do. Set only by that rebuild and read only for
+ * HEAD requests, so other responses pay nothing for it.
+ */
+const HEAD_BODY = new WeakMap<object, string | Uint8Array>()
+
 /** Arguments a light response keeps as they are: a simple body, no init or a plain one with a valid status. */
 function plainArgs(body: unknown, init: ResponseInit | undefined): body is string | Uint8Array | ArrayBuffer | null | undefined {
   const status = init?.status
@@ -134,12 +144,35 @@ export class LightResponse {
     const use: ResponseInit | undefined = fromLight ? { status: from.status, statusText: from.statusText } : init
     const own = bytes ?? body
     if (!plainArgs(own, use)) return false
-    if (fromLight) this.#headers = new PlatformHeaders(from.headers)
+    if (fromLight) {
+      this.#headers = new PlatformHeaders(from.headers)
+      if (own == null) {
+        const length = LightResponse.#lengthSource(from)
+        if (length !== undefined) HEAD_BODY.set(this, length)
+      }
+    }
     if (bytes !== undefined) this.#stream = body as ReadableStream<Uint8Array>
     this.#init = use
     // Bytes made by streamOf are never changed: no copy.
     this.#body = bytes ?? ownBody(own as string | Uint8Array | ArrayBuffer | null | undefined)
     return true
+  }
+
+  /** What tells the length of `r`'s body, when it was never realised nor its stream touched. */
+  static #lengthSource(r: LightResponse): string | Uint8Array | undefined {
+    if (r.#body === null) return HEAD_BODY.get(r)
+    if (r.#real !== undefined) return undefined
+    if (r.#stream !== undefined && untouchedBytes(r.#stream) === undefined) return undefined
+    return r.#body
+  }
+
+  /**
+   * For a HEAD request: the body whose length the answer declares, when
+   * `r` was rebuilt with a null body from a response that had one
+   * (`HEAD_BODY`); otherwise `undefined`.
+   */
+  static headBody(r: object): string | Uint8Array | undefined {
+    return HEAD_BODY.get(r)
   }
 
   /** The platform response behind `r`, created on first need. */

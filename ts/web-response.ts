@@ -114,6 +114,26 @@ function known(source: unknown): source is string | Uint8Array {
   return typeof source === 'string' || source instanceof Uint8Array
 }
 
+/**
+ * `out`, made from `res`, answering a HEAD request: a light response
+ * rebuilt with a null body from one that had a body (Hono's HEAD:
+ * `new Response(null, await getResponse)`) is given that body, which the
+ * core measures for `Content-Length` and leaves out, as it does for
+ * HTTPy's own handlers.
+ */
+export function forHead(out: HttpyResponse | Promise<HttpyResponse>, res: unknown): HttpyResponse | Promise<HttpyResponse> {
+  if (out instanceof HttpyResponse && out.body === null) {
+    const body = LightResponse.headBody(res as object)
+    if (body !== undefined) out.body = body
+  }
+  return out
+}
+
+/** `toHttpyResponse` for a HEAD request (`forHead`). */
+export function toHttpyHeadResponse(res: unknown): HttpyResponse | Promise<HttpyResponse> {
+  return forHead(toHttpyResponse(res), res)
+}
+
 /** `res` as HTTPy's Response; a promise only when the body has to be read first. */
 export function toHttpyResponse(res: unknown): HttpyResponse | Promise<HttpyResponse> {
   if (!(res instanceof PlatformResponse)) {

@@ -23,12 +23,17 @@
 //! And the same handshake with tickets off, with tickets and the session
 //! cache off, and with rustls' default tickets (each an entry of the
 //! session cache, as the server issued them before stateless ones), to
-//! price what a client that never resumes does not use. The client is
-//! rustls with ring offering TLS 1.3's AES-256-GCM and X25519 first,
-//! without resumption, as the load generator (`crates/loadgen`) does on
-//! the handshake rows of `npm run bench`; and, to price the suite, the
-//! same client offering AES-128-GCM (SHA-256 for the transcript and the
-//! key schedule) first.
+//! price what a client that never resumes does not use, and with one
+//! ticket instead of two. The client is rustls with ring offering TLS
+//! 1.3's AES-256-GCM and X25519 first, without resumption, as the load
+//! generator (`crates/loadgen`) does on the handshake rows of `npm run
+//! bench`; and, to price the suite, the same client offering AES-128-GCM
+//! (SHA-256 for the transcript and the key schedule) first. Last, the
+//! handshake as the server runs it now (`net/conn.rs`): the hello read by
+//! rustls' `Acceptor` and handed to a configuration in the server's own
+//! order, AES-128-GCM first (`config/tls.rs`), and the same `Acceptor` path
+//! in the client's order, to price the `Acceptor` alone. X25519 is timed
+//! through ring as well as aws-lc, the one the server uses.
 //!
 //! Keys and certificates are made with the `openssl` command (RSA 2048,
 //! ECDSA P-256), as the bench's servers' are.

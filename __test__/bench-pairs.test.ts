@@ -3,7 +3,7 @@
  * (bench/pairs.mjs): the arithmetic the published medians rest on.
  */
 import { describe, expect, it } from 'vitest'
-import { median, medianPair } from '../bench/pairs.mjs'
+import { joinHalves, median, medianPair } from '../bench/pairs.mjs'
 
 const side = (usPerReq: number, rps: number, errors = 0) => ({ usPerReq, rps, p99: 0.005, errors, total: rps * 5 })
 
@@ -39,5 +39,20 @@ describe('bench --pairs medians', () => {
     expect(failed.base.usPerReq).toBe(15.5)
     const one = { httpy: side(8, 1), base: side(16, 1) }
     expect(medianPair([one])).toBe(one)
+  })
+
+  it('two halves of a handshake pair join into CPU per request over both', () => {
+    // 1,000 requests at 500 µs and 3,000 at 700 µs: 2.6 s of CPU over 4,000.
+    const j = joinHalves(
+      { usPerReq: 500, rps: 1000, p99: 0.02, errors: 1, total: 1000 },
+      { usPerReq: 700, rps: 3000, p99: 0.05, errors: 0, total: 3000 },
+    )
+    expect(j.usPerReq).toBeCloseTo(650, 10)
+    expect(j.rps).toBe(2000)
+    expect(j.p99).toBe(0.05)
+    expect(j.errors).toBe(1)
+    expect(j.total).toBe(4000)
+    expect(joinHalves({ error: 'refused' }, side(1, 1)).error).toBe('refused')
+    expect(joinHalves(side(1, 1), { error: 'timeout' }).error).toBe('timeout')
   })
 })

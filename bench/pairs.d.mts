@@ -20,3 +20,5 @@ export interface Pair {
 export function median(values: readonly (number | undefined)[]): number | undefined
 
 export function medianPair(pairs: readonly Pair[]): Pair & { cpuRatio?: number }
+
+export function joinHalves(a: Measured, b: Measured): Measured

@@ -40,3 +40,28 @@ export function medianPair(pairs) {
   const cpuRatio = median(pairs.map((p) => p.base.usPerReq / p.httpy.usPerReq))
   return { httpy, base, cpuRatio }
 }
+
+/**
+ * Two measurements of one server joined into one: CPU per request over
+ * both (each half's µs weighted by its requests), the mean rate, the worse
+ * p99, errors and totals summed; a failed half fails the whole. The
+ * handshake rows measure each pair as HTTPy, baseline, baseline, HTTPy
+ * (half the duration each) and join the halves, so that a load that rises
+ * or falls through the pair weighs on both sides alike.
+ */
+export function joinHalves(a, b) {
+  if (a.error) return a
+  if (b.error) return b
+  const total = (a.total ?? 0) + (b.total ?? 0)
+  const cpu = a.usPerReq * (a.total ?? 0) + b.usPerReq * (b.total ?? 0)
+  return {
+    ...a,
+    rps: (a.rps + b.rps) / 2,
+    p99: Math.max(a.p99 ?? 0, b.p99 ?? 0),
+    usPerReq: total > 0 ? cpu / total : NaN,
+    syscallsPerReq: median([a.syscallsPerReq, b.syscallsPerReq]),
+    switchesPerReq: median([a.switchesPerReq, b.switchesPerReq]),
+    errors: (a.errors ?? 0) + (b.errors ?? 0),
+    total,
+  }
+}

@@ -29,7 +29,7 @@ import { availableParallelism, cpus, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { crossProcessRows } from './pubsub.mjs'
-import { medianPair } from './pairs.mjs'
+import { joinHalves, medianPair } from './pairs.mjs'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const args = process.argv.slice(2)
@@ -253,11 +253,11 @@ function load(opts, script = 'load.mjs') {
   })
 }
 
-async function measure(server, w) {
+async function measure(server, w, { duration = DURATION } = {}) {
   const before = cpuSeconds(server.pid)
   // Counted inside the measured window (perf needs a few tenths of a
   // second to attach), so that it ends before the load does.
-  const perfWindow = Math.max(1, DURATION - 1.5)
+  const perfWindow = Math.max(1, duration - 1.5)
   const counting = perfStat(server.pid, WARMUP + 0.5, perfWindow)
   const r = w.ws
     ? await load({ port: server.port, ...w.ws, duration: DURATION, warmup: WARMUP }, 'ws-load.mjs')
@@ -271,7 +271,7 @@ async function measure(server, w) {
         protocol: w.http3 ? 'http3' : (w.protocol ?? 'http1'),
         connections: w.connections,
         concurrency: w.concurrency ?? CONCURRENCY,
-        duration: DURATION,
+        duration,
         warmup: WARMUP,
         timeout: 5,
       })
@@ -365,9 +365,25 @@ for (const w of WORKLOADS) {
   // With --pairs, HTTPy and its baseline take turns, so that a noisy
   // stretch of the machine falls on both sides; the row keeps the medians.
   const pairs = []
+  const ours = w.tls ? tlsServers[w.http3 ? `httpy-h3-${w.tls}` : `httpy-${w.tls}`] : httpy
+  const theirs = w.tls ? tlsServers[`${w.baseline}-${w.tls}`] : baselines[w.baseline]
+  const theirW = w.http3 ? { ...w, http3: false, connections: undefined } : w
   for (let i = 0; i < PAIRS; i++) {
-    const h = await measure(w.tls ? tlsServers[w.http3 ? `httpy-h3-${w.tls}` : `httpy-${w.tls}`] : httpy, w)
-    const b = await measure(w.tls ? tlsServers[`${w.baseline}-${w.tls}`] : baselines[w.baseline], w.http3 ? { ...w, http3: false, connections: undefined } : w)
+    let h, b
+    if (w.handshake) {
+      // HTTPy, baseline, baseline, HTTPy, half the duration each: the
+      // handshake rows' baselines swing by up to 2× between runs on a busy
+      // machine, and this order lets a drifting load fall on both sides.
+      const half = { duration: DURATION / 2 }
+      const h1 = await measure(ours, w, half)
+      const b1 = await measure(theirs, theirW, half)
+      const b2 = await measure(theirs, theirW, half)
+      h = joinHalves(h1, await measure(ours, w, half))
+      b = joinHalves(b1, b2)
+    } else {
+      h = await measure(ours, w)
+      b = await measure(theirs, theirW)
+    }
     pairs.push({ httpy: h, base: b })
     if (PAIRS > 1) process.stderr.write(`${fmt.us(h.usPerReq)}/${fmt.us(b.usPerReq)} µs `)
   }

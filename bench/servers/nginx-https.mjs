@@ -6,10 +6,15 @@
 // TLS settings: TLS 1.2 and 1.3 (`ssl_protocols TLSv1.2 TLSv1.3`, nginx's
 // default from 1.23.4; before it, as in Debian 12's 1.22, the default
 // leaves TLS 1.3 out and every client got TLS 1.2, unlike HTTPy and
-// node:https), otherwise nginx's defaults: OpenSSL's default groups and TLS
-// 1.3 suites, `HIGH:!aNULL:!MD5` for TLS 1.2, stateless session tickets
-// (two per TLS 1.3 handshake, as OpenSSL sends them), no session cache.
-// BENCH_NGINX_PROTOCOLS overrides the list (`TLSv1.2`: the old rows).
+// node:https); HTTPy's choice of suite (docs/tls-http2.md, "Cipher
+// suites"): the server's order, AES-128-GCM first, ChaCha20 first for a
+// client that lists it first (`ssl_prefer_server_ciphers on`,
+// `ssl_conf_command Ciphersuites ...`, `Options PrioritizeChaCha`;
+// BENCH_TLS_CLIENT_ORDER=1 leaves nginx's defaults: the client's order);
+// otherwise nginx's defaults: OpenSSL's default groups, `HIGH:!aNULL:!MD5`
+// for TLS 1.2, stateless session tickets (two per TLS 1.3 handshake, as
+// OpenSSL sends them), no session cache. BENCH_NGINX_PROTOCOLS overrides
+// the list (`TLSv1.2`: the old rows).
 // Prints `READY {json}` once listening on $PORT.
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -47,7 +52,10 @@ http {
     ssl_certificate ${process.env.BENCH_TLS_CERT};
     ssl_certificate_key ${process.env.BENCH_TLS_KEY};
     ssl_protocols ${process.env.BENCH_NGINX_PROTOCOLS ?? 'TLSv1.2 TLSv1.3'};
-    location = /plaintext { default_type text/plain; return 200 '${HELLO}'; }
+${process.env.BENCH_TLS_CLIENT_ORDER === '1' ? '' : `    ssl_prefer_server_ciphers on;
+    ssl_conf_command Ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256;
+    ssl_conf_command Options PrioritizeChaCha;
+`}    location = /plaintext { default_type text/plain; return 200 '${HELLO}'; }
     location = /plaintext-cached { default_type text/plain; return 200 '${HELLO}'; }
   }
 }

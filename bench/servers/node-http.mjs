@@ -1,10 +1,17 @@
 // Pure-JS baseline: node:http with the same routes and bodies as
 // servers/httpy.mjs. Prints `READY {json}` once listening on $PORT. With
-// $BENCH_TLS_CERT / $BENCH_TLS_KEY it is node:https instead (OpenSSL's
-// defaults: TLS 1.2 and 1.3, its default ciphers and groups).
+// $BENCH_TLS_CERT / $BENCH_TLS_KEY it is node:https instead: TLS 1.2 and
+// 1.3, OpenSSL's default groups, and HTTPy's choice of suite (docs/tls-http2.md,
+// "Cipher suites"): the server's order, AES-128-GCM first, ChaCha20 first
+// for a client that lists it first (`honorCipherOrder`,
+// `SSL_OP_PRIORITIZE_CHACHA`). BENCH_TLS_CLIENT_ORDER=1 gives node's
+// defaults instead (the client's order, which puts AES-256-GCM first for
+// OpenSSL, curl and rustls clients, the load generator among them).
+import { constants } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
+import tlsDefaults from 'node:tls'
 import { gzipSync } from 'node:zlib'
 import { BIG, BIG_JSON, HELLO, port, ready } from './common.mjs'
 
@@ -13,8 +20,19 @@ function send(res, status, type, body) {
   res.end(body)
 }
 
+const serverOrder = process.env.BENCH_TLS_CLIENT_ORDER !== '1'
 const tls = process.env.BENCH_TLS_CERT
-  ? { cert: readFileSync(process.env.BENCH_TLS_CERT), key: readFileSync(process.env.BENCH_TLS_KEY) }
+  ? {
+      cert: readFileSync(process.env.BENCH_TLS_CERT),
+      key: readFileSync(process.env.BENCH_TLS_KEY),
+      ...(serverOrder
+        ? {
+            ciphers: `TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:${tlsDefaults.DEFAULT_CIPHERS}`,
+            honorCipherOrder: true,
+            secureOptions: constants.SSL_OP_PRIORITIZE_CHACHA,
+          }
+        : {}),
+    }
   : undefined
 const handler = (req, res) => {
   const url = req.url ?? '/'

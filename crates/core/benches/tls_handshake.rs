@@ -23,12 +23,17 @@
 //! And the same handshake with tickets off, with tickets and the session
 //! cache off, and with rustls' default tickets (each an entry of the
 //! session cache, as the server issued them before stateless ones), to
-//! price what a client that never resumes does not use. The client is
-//! rustls with ring offering TLS 1.3's AES-256-GCM and X25519 first,
-//! without resumption, as the load generator (`crates/loadgen`) does on
-//! the handshake rows of `npm run bench`; and, to price the suite, the
-//! same client offering AES-128-GCM (SHA-256 for the transcript and the
-//! key schedule) first.
+//! price what a client that never resumes does not use, and with one
+//! ticket instead of two. The client is rustls with ring offering TLS
+//! 1.3's AES-256-GCM and X25519 first, without resumption, as the load
+//! generator (`crates/loadgen`) does on the handshake rows of `npm run
+//! bench`; and, to price the suite, the same client offering AES-128-GCM
+//! (SHA-256 for the transcript and the key schedule) first. Last, the
+//! handshake as the server runs it now (`net/conn.rs`): the hello read by
+//! rustls' `Acceptor` and handed to a configuration in the server's own
+//! order, AES-128-GCM first (`config/tls.rs`), and the same `Acceptor` path
+//! in the client's order, to price the `Acceptor` alone. X25519 is timed
+//! through ring as well as aws-lc, the one the server uses.
 //!
 //! Keys and certificates are made with the `openssl` command (RSA 2048,
 //! ECDSA P-256), as the bench's servers' are.
@@ -39,7 +44,7 @@
 //! A plain timing loop (harness = false). Not part of `cargo test`.
 
 use rustls::crypto::CryptoProvider;
-use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache};
+use rustls::server::{Acceptor, NoServerSessionStorage, ServerSessionMemoryCache};
 use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -94,6 +99,9 @@ enum Resumption {
     /// per handshake (the session sealed by aws-lc-rs' rotating ticketer),
     /// rustls' 256-entry session cache kept for TLS 1.2 session ids.
     Default,
+    /// As `Default`, one stateless ticket instead of two (Go's crypto/tls
+    /// sends one).
+    OneTicket,
     /// rustls' defaults: two TLS 1.3 tickets, each an entry of the cache.
     Stateful,
     /// No tickets sent; the cache stays (used by TLS 1.2 session ids).
@@ -102,12 +110,30 @@ enum Resumption {
     Nothing,
 }
 
+/// Which provider, in which order.
+#[derive(Clone, Copy)]
+enum Provider {
+    /// aws-lc-rs as rustls ships it, the client's order.
+    Shipped,
+    /// The server's (`httpy_core::tls_provider()`), the client's order.
+    Server,
+    /// The server's in its own order, AES-128-GCM first, ignoring the
+    /// client's: what a client listing an AES-GCM suite first gets.
+    ServerOrder,
+}
+
 fn server_config(
-    provider: CryptoProvider,
+    provider: Provider,
     cert: &CertificateDer<'static>,
     key: &PrivateKeyDer<'static>,
     resumption: Resumption,
 ) -> Arc<ServerConfig> {
+    let provider_kind = provider;
+    let provider = match provider {
+        Provider::Shipped => rustls::crypto::aws_lc_rs::default_provider(),
+        Provider::Server => httpy_core::tls_provider(),
+        Provider::ServerOrder => httpy_core::tls_provider_aes128_first(),
+    };
     let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
         .with_safe_default_protocol_versions()
         .unwrap()
@@ -115,11 +141,16 @@ fn server_config(
         .with_single_cert(vec![cert.clone()], key.clone_key())
         .unwrap();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.ignore_client_order = matches!(provider_kind, Provider::ServerOrder);
     // rustls' default cache, spelled out: what `Default` and `Stateful` keep.
     config.session_storage = ServerSessionMemoryCache::new(256);
     match resumption {
         Resumption::Default => {
             config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().unwrap();
+        }
+        Resumption::OneTicket => {
+            config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new().unwrap();
+            config.send_tls13_tickets = 1;
         }
         Resumption::Stateful => {}
         Resumption::NoTickets => config.send_tls13_tickets = 0,
@@ -162,7 +193,13 @@ struct Steps {
     tickets_out: Duration,
 }
 
-fn handshakes(name: &str, server: &Arc<ServerConfig>, client: &Arc<ClientConfig>, n: usize) {
+fn handshakes(
+    name: &str,
+    server: &Arc<ServerConfig>,
+    client: &Arc<ClientConfig>,
+    via_acceptor: bool,
+    n: usize,
+) {
     let mut steps = Steps::default();
     let mut wire = Vec::with_capacity(8192);
     let mut tickets = 0usize;
@@ -173,12 +210,27 @@ fn handshakes(name: &str, server: &Arc<ServerConfig>, client: &Arc<ClientConfig>
         wire.clear();
         c.write_tls(&mut wire).unwrap();
 
-        let t0 = Instant::now();
-        let mut s = ServerConnection::new(server.clone()).unwrap();
-        let t1 = Instant::now();
-        s.read_tls(&mut &wire[..]).unwrap();
-        s.process_new_packets().unwrap();
-        let t2 = Instant::now();
+        let (t0, t1, t2, mut s);
+        if via_acceptor {
+            // As the server runs: the hello read by rustls' `Acceptor`, the
+            // configuration chosen from its suites, the handshake resumed.
+            t0 = Instant::now();
+            let mut acceptor = Acceptor::default();
+            t1 = Instant::now();
+            acceptor.read_tls(&mut &wire[..]).unwrap();
+            let accepted = acceptor.accept().ok().unwrap().unwrap();
+            black_box(accepted.client_hello().cipher_suites().first());
+            s = accepted.into_connection(server.clone()).ok().unwrap();
+            s.process_new_packets().unwrap();
+            t2 = Instant::now();
+        } else {
+            t0 = Instant::now();
+            s = ServerConnection::new(server.clone()).unwrap();
+            t1 = Instant::now();
+            s.read_tls(&mut &wire[..]).unwrap();
+            s.process_new_packets().unwrap();
+            t2 = Instant::now();
+        }
         wire.clear();
         s.write_tls(&mut wire).unwrap();
         let t3 = Instant::now();
@@ -261,7 +313,7 @@ fn sign_alone(name: &str, key: &PrivateKeyDer<'static>, n: usize) {
 
 /// One X25519 exchange alone: the server's key pair made, the shared
 /// secret computed from the client's share.
-fn x25519_alone(provider: &CryptoProvider, n: usize) {
+fn x25519_alone(name: &str, provider: &CryptoProvider, n: usize) {
     let group = provider
         .kx_groups
         .iter()
@@ -276,10 +328,7 @@ fn x25519_alone(provider: &CryptoProvider, n: usize) {
         black_box(kx.complete(&peer_pub).unwrap());
     }
     let per = t0.elapsed().as_nanos() as f64 / n as f64 / 1000.0;
-    println!(
-        "{:<30} X25519 alone (key pair + shared secret): {per:>5.1} µs",
-        "aws-lc-rs"
-    );
+    println!("{name:<30} X25519 alone (key pair + shared secret): {per:>5.1} µs");
 }
 
 /// A TLS 1.3 server's key schedule alone (RFC 8446 §7.1: 3 extracts, the
@@ -356,51 +405,80 @@ fn main() {
             "{:<45} TLS 1.3 key schedule alone (SHA-384): aws-lc-rs as shipped {shipped:>5.1} µs, server's {ours:>5.1} µs",
             ""
         );
-        x25519_alone(&aws, n);
+        x25519_alone("aws-lc-rs", &aws, n);
+        x25519_alone("ring", &rustls::crypto::ring::default_provider(), n);
         for (label, (cert, key)) in [("RSA 2048", &rsa), ("ECDSA P-256", &ecdsa)] {
             sign_alone(label, key, n);
             let client = client_config(cert, false);
             let aes128 = client_config(cert, true);
-            for (what, shipped, r, client) in [
-                ("aws-lc-rs as shipped", true, Resumption::Default, &client),
+            use Provider::*;
+            for (what, p, r, client, acceptor) in [
                 (
-                    "server's (stateless tickets)",
-                    false,
+                    "aws-lc-rs as shipped",
+                    Shipped,
                     Resumption::Default,
                     &client,
+                    false,
+                ),
+                (
+                    "server's (stateless tickets)",
+                    Server,
+                    Resumption::Default,
+                    &client,
+                    false,
+                ),
+                (
+                    "server's, one ticket",
+                    Server,
+                    Resumption::OneTicket,
+                    &client,
+                    false,
                 ),
                 (
                     "server's, tickets in the cache",
-                    false,
+                    Server,
                     Resumption::Stateful,
                     &client,
+                    false,
                 ),
                 (
                     "server's, no tickets",
-                    false,
+                    Server,
                     Resumption::NoTickets,
                     &client,
+                    false,
                 ),
                 (
                     "server's, no tickets, no cache",
-                    false,
+                    Server,
                     Resumption::Nothing,
                     &client,
+                    false,
                 ),
                 (
                     "server's, AES-128 offered first",
-                    false,
+                    Server,
                     Resumption::Default,
                     &aes128,
+                    false,
+                ),
+                (
+                    "server's, hello through Acceptor",
+                    Server,
+                    Resumption::Default,
+                    &client,
+                    true,
+                ),
+                (
+                    "server's order (AES-128), Acceptor",
+                    ServerOrder,
+                    Resumption::Default,
+                    &client,
+                    true,
                 ),
             ] {
-                let provider = if shipped {
-                    rustls::crypto::aws_lc_rs::default_provider()
-                } else {
-                    httpy_core::tls_provider()
-                };
-                let server = server_config(provider, cert, key, r);
-                handshakes(&format!("{label}, {what}"), &server, client, n);
+                let server = server_config(p, cert, key, r);
+                handshakes(&format!("{label}, {what}"), &server, client, acceptor, n);
             }
         }
     }

@@ -44,6 +44,12 @@ pub use config::tls::{CertSource, TlsSettings, TlsSource};
 pub fn tls_provider() -> rustls::crypto::CryptoProvider {
     config::hkdf::provider()
 }
+/// [`tls_provider`] with its suites in the server's order, AES-128-GCM
+/// first: the configuration a client that lists an AES-GCM suite first
+/// gets (`config/tls.rs`). Public for the `tls_handshake` benchmark.
+pub fn tls_provider_aes128_first() -> rustls::crypto::CryptoProvider {
+    config::tls::aes128_first(config::hkdf::provider())
+}
 pub use config::{
     AccessLogConfig, AccessLogFormat, Http3Config, MetricsConfig, ServerConfig, UnixSocketConfig,
 };

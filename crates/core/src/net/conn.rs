@@ -187,9 +187,20 @@ async fn serve_tls<D: Dispatch, S: Accepted>(
     // The configuration current at accept time: a reload meanwhile applies
     // to the next connection. (One lock-free load, an Arc count.)
     let built = tls.current();
-    let acceptor = tokio_rustls::TlsAcceptor::from(built.config.clone());
     let io = Rewind::new(Bytes::new(), stream, shared.config.request_timeout);
-    let handshake = tokio::time::timeout(wait, acceptor.accept(io));
+    // The ClientHello is read first, to pick the suite order for this
+    // client (`Built::for_client`: AES-128-GCM first unless the client puts
+    // ChaCha20 first), then the handshake goes on with that configuration.
+    // The hello is parsed once: rustls' `Acceptor` hands it on to the
+    // connection.
+    let handshake = tokio::time::timeout(wait, async {
+        let start =
+            tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io).await?;
+        let config = built
+            .for_client(start.client_hello().cipher_suites())
+            .clone();
+        start.into_stream(config).await
+    });
     let stream = tokio::select! {
         r = handshake => match r {
             Ok(Ok(s)) => s,

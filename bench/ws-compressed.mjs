@@ -32,13 +32,15 @@
 // Reported per server: messages/s, server CPU µs per message (user + system
 // time of the server's process from /proc/PID/stat over the counted
 // window), bytes on the wire per message server → client and client →
-// server (WebSocket frames, without TCP/IP headers), and the share of replies
-// that came compressed. The offer is `permessage-deflate;
+// server (WebSocket frames, without TCP/IP headers), the share of replies
+// that came compressed, and the CPU µs per message of each server thread by
+// name (`threadUsPerMessage`, /proc/PID/task: `node` is the JavaScript
+// thread, `httpy-io` HTTPy's I/O threads). The offer is `permessage-deflate;
 // server_no_context_takeover; client_no_context_takeover` (every message
 // compressed on its own: uWS's SHARED_COMPRESSOR, HTTPy's 'shared'); set
 // "offer" to try another.
 import { spawn, execFileSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -91,10 +93,24 @@ const PLAIN = DOCS.map((d) => frame(d, false))
 // Compressed once here: with client_no_context_takeover every message stands alone.
 const PACKED = DOCS.map((d) => frame(deflate(d), true))
 
-function cpuTicks(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+function cpuTicks(pid, task = '') {
+  const stat = readFileSync(`/proc/${pid}${task}/stat`, 'utf8')
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return Number(f[11]) + Number(f[12])
+}
+
+/** CPU ticks of each thread of `pid`, summed by thread name (`node` is the JS thread). */
+function threadTicks(pid) {
+  const by = {}
+  for (const t of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const comm = readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim().replace(/[-_ ]?\d+$/, '')
+      by[comm] = (by[comm] ?? 0) + cpuTicks(pid, `/task/${t}`)
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return by
 }
 
 async function start(name, compression) {
@@ -194,6 +210,7 @@ async function run(name, compression) {
   }
   await new Promise((r) => setTimeout(r, o.warmup * 1000))
   const c0 = cpuTicks(server.child.pid)
+  const t0Threads = threadTicks(server.child.pid)
   st.counting = true
   const t0 = performance.now()
   let perfOut = ''
@@ -214,6 +231,12 @@ async function run(name, compression) {
   st.counting = false
   const secs = (performance.now() - t0) / 1000
   const cpuUs = (cpuTicks(server.child.pid) - c0) * TICK_US
+  const t1Threads = threadTicks(server.child.pid)
+  const threads = {}
+  for (const [comm, ticks] of Object.entries(t1Threads)) {
+    const us = ((ticks - (t0Threads[comm] ?? 0)) * TICK_US) / Math.max(1, st.msgs)
+    if (us >= 0.005) threads[comm] = +us.toFixed(2)
+  }
   for (const { s } of socks) s.destroy()
   await server.stop()
   const sent = o.mode === 'echo' ? st.msgs : st.publishes
@@ -229,6 +252,7 @@ async function run(name, compression) {
     bytesPerMessageToClient: +(st.rx / Math.max(1, st.msgs)).toFixed(1),
     bytesPerMessageToServer: +(st.tx / Math.max(1, sent)).toFixed(1),
     compressedShare: +(st.packed / Math.max(1, st.msgs)).toFixed(3),
+    threadUsPerMessage: threads,
     errors: st.errors,
     ...(o.perf ? { messages: st.msgs, perf: perfOut } : {}),
   }

@@ -35,6 +35,18 @@ fn send_all(server: &Server, paths: &[String]) -> Vec<TcpStream> {
         .collect()
 }
 
+/// Opens `n` keep-alive connections.
+fn connect(server: &Server, n: usize) -> Vec<TcpStream> {
+    let port = server.local_addr().port();
+    (0..n)
+        .map(|_| {
+            let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            s
+        })
+        .collect()
+}
+
 fn read_body(mut s: TcpStream) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
@@ -98,14 +110,7 @@ fn answers_to_clients_that_left_are_dropped() {
 #[test]
 fn keep_alive_answers_are_written_by_the_delivering_task_in_place() {
     let server = start();
-    let port = server.local_addr().port();
-    let mut conns: Vec<TcpStream> = (0..32)
-        .map(|_| {
-            let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            s
-        })
-        .collect();
+    let mut conns = connect(&server, 32);
     let before = server.stats().direct_writes;
     // Two rounds on the same connections: the task of each finds its
     // request answered when the next one arrives, and goes on.
@@ -153,14 +158,7 @@ fn put(out: &mut Vec<u8>, status: u16, headers: &str, body: &str) {
 #[test]
 fn written_answers_hand_their_header_maps_back_for_reuse() {
     let server = start();
-    let port = server.local_addr().port();
-    let mut conns: Vec<TcpStream> = (0..16)
-        .map(|_| {
-            let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            s
-        })
-        .collect();
+    let mut conns = connect(&server, 16);
     // What the binding keeps between batches.
     let mut maps: Vec<HeaderMap> = Vec::new();
     for round in 0..20 {

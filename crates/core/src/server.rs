@@ -290,15 +290,20 @@ impl Server {
     /// most `N` are written from here instead.
     pub fn deliver(&self, replies: Vec<(Responder, Reply)>) {
         let service = &self.service;
-        let replies: Vec<(Responder, Reply)> =
-            if replies.len() <= *crate::embedder::direct::MAX_BATCH {
-                replies
-                    .into_iter()
-                    .filter_map(|(responder, reply)| write_direct(service, responder, reply).err())
-                    .collect()
-            } else {
-                replies
-            };
+        let from_here = replies.len() <= *crate::embedder::direct::MAX_BATCH;
+        let replies: Vec<(Responder, Reply)> = if from_here {
+            let mut maps = Vec::new();
+            let left = replies
+                .into_iter()
+                .filter_map(|(responder, reply)| write_direct(service, responder, reply, &mut maps))
+                .collect();
+            if !maps.is_empty() {
+                self.spares.give(&mut maps);
+            }
+            left
+        } else {
+            replies
+        };
         match &self.runtime {
             Some(rt) if replies.len() > 1 => {
                 let service = service.clone();
@@ -311,13 +316,7 @@ impl Server {
                     let mut maps = Vec::with_capacity(replies.len());
                     for (responder, reply) in replies {
                         let left = if write {
-                            match write_direct(&service, responder, reply) {
-                                Ok(headers) => {
-                                    maps.push(headers);
-                                    None
-                                }
-                                Err(left) => Some(left),
-                            }
+                            write_direct(&service, responder, reply, &mut maps)
                         } else {
                             Some((responder, reply))
                         };
@@ -534,12 +533,13 @@ impl Server {
 
 /// Writes `reply` into its connection's socket when the request is armed
 /// for it and the answer is one that path takes (`embedder::direct`), and
-/// returns its header map; hands both back otherwise.
+/// puts its header map in `maps`; hands both back otherwise.
 fn write_direct(
     service: &Service,
     mut responder: Responder,
     reply: Reply,
-) -> std::result::Result<http::HeaderMap, (Responder, Reply)> {
+    maps: &mut Vec<http::HeaderMap>,
+) -> Option<(Responder, Reply)> {
     // Only when compression would change nothing of it for any request (a
     // short body, say); otherwise the general path compresses or adds
     // `Vary`. Asked after the cheap armed check.
@@ -561,10 +561,11 @@ fn write_direct(
             // connection's task drops the request later.
             service.aborts.settle(id, false);
             Stats::inc(&service.stats.direct_writes);
-            return Ok(reply.headers);
+            maps.push(reply.headers);
+            return None;
         }
     }
-    Err((responder, reply))
+    Some((responder, reply))
 }
 
 impl Drop for Server {

@@ -9,7 +9,9 @@
  * that resets while its answer is being delivered leaves the others and
  * the server unharmed, and bodiless answers (HEAD, 204, 304) keep their
  * framing on a connection that goes on. `stats().directWrites` shows that
- * the path is taken.
+ * the path is taken. The header maps of written answers are reused for
+ * later answers (docs/performance.md §17.3): no field of an earlier answer
+ * shows up in a later one.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
@@ -60,6 +62,14 @@ function makeApp(): App {
     // A length given by the handler is dropped, as on the driver's path.
     return new Response(null, { status: 304, headers: { etag: '"v1"', 'content-length': '10' } })
   })
+  app.get('/fields/{id}', async (req) => {
+    await gate.wait()
+    const many = req.query.get('many') === '1'
+    const headers: Record<string, string> = many
+      ? { 'x-a': '1', 'x-b': '2', 'x-c': '3', 'x-d': '4', 'x-e': '5', 'x-f': '6', 'x-g': '7' }
+      : { 'x-only': req.pathParams.id ?? '' }
+    return new Response(`body ${req.pathParams.id}`, { headers })
+  })
   app.get('/text', async () => {
     await gate.wait()
     return Response.text('hello')
@@ -106,6 +116,34 @@ describe('answers written by the delivering task on the I/O thread', () => {
     expect(a.state.closed).toBe(false)
     a.sock.destroy()
     b.sock.destroy()
+  })
+
+  it('answers built in reused header maps carry only their own fields', async () => {
+    const n = 8
+    const socks = await Promise.all(Array.from({ length: n }, () => openRaw(server.port)))
+    const before = server.stats().directWrites
+    // Keep-alive connections, three batches: seven fields each, then one.
+    for (const [round, many] of [
+      [0, 1],
+      [1, 0],
+      [2, 0],
+    ] as const) {
+      gate.arm(n)
+      socks.forEach((s, i) => {
+        s.state.text = ''
+        s.sock.write(`GET /fields/${round}x${i}?many=${many} HTTP/1.1\r\nHost: x\r\n\r\n`)
+      })
+      for (const [i, s] of socks.entries()) {
+        expect(await s.waitFor(() => s.state.text.endsWith(`body ${round}x${i}`), 3000)).toBe(true)
+        const head = s.state.text.split('\r\n\r\n')[0] ?? ''
+        expect(head.startsWith('HTTP/1.1 200')).toBe(true)
+        expect(head.includes('x-g: 7')).toBe(many === 1)
+        expect(head.includes('x-a:')).toBe(many === 1)
+        expect(head.includes(`x-only: ${round}x${i}`)).toBe(many === 0)
+      }
+    }
+    expect(server.stats().directWrites - before).toBeGreaterThanOrEqual(2)
+    for (const s of socks) s.sock.destroy()
   })
 
   it('a client that resets while its answer is being delivered harms nobody', async () => {

@@ -10,7 +10,7 @@ use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 use rustc_hash::FxHashMap;
 
-use httpy_core::{body_channel, Bytes, Records, Reply, Responder, Server};
+use httpy_core::{body_channel, Bytes, HeaderMap, Records, Reply, Responder, Server};
 
 use crate::contract::{BatchAt, ServerEvent};
 use crate::convert::{core_error, event_fn, ms, status, EventFn, Releases};
@@ -55,6 +55,9 @@ pub struct NativeServer {
     taken: Records,
     /// Large bodies of the batch last drained, for `takeBodies`.
     bodies: Vec<Bytes>,
+    /// Emptied header maps of answers already written, for the next
+    /// replies (`Server::spare_maps`, docs/performance.md §17.3).
+    maps: Vec<HeaderMap>,
     port: u32,
     address: String,
     /// Large JS bodies the core has written, released on this thread.
@@ -100,6 +103,7 @@ impl NativeServer {
             drains: 0,
             taken: Records::default(),
             bodies: Vec::new(),
+            maps: Vec::new(),
             releases: Releases::default(),
         })
     }
@@ -233,7 +237,12 @@ impl NativeServer {
         self.releases.release();
         let mut errors: Option<Vec<BatchError>> = None;
         let mut ready = Vec::new();
-        for (index, (id, reply)) in httpy_core::ReplyBatch::new(batch).enumerate() {
+        let mut maps = std::mem::take(&mut self.maps);
+        if let Some(server) = &self.server {
+            server.spare_maps(&mut maps);
+        }
+        let mut replies = httpy_core::ReplyBatch::new(batch).with_maps(maps);
+        for (index, (id, reply)) in replies.by_ref().enumerate() {
             match reply {
                 Ok(reply) => {
                     if let Some(responder) = self.responders.remove(&id) {
@@ -246,6 +255,7 @@ impl NativeServer {
                 }),
             }
         }
+        self.maps = replies.into_maps();
         if let Some(server) = &self.server {
             server.deliver(ready);
         }

@@ -59,6 +59,9 @@ pub use embedder::queue::{Incoming, Records, Responder, Version, Waker};
 pub use embedder::record;
 pub use embedder::reply::{Reply, ReplyBatch};
 pub use error::{Error, ErrorKind, Result};
+/// The header map of a [`Reply`] (`http`'s), named here for the embedder that
+/// keeps emptied ones between batches ([`Server::spare_maps`]).
+pub use http::HeaderMap;
 pub use observe::client_ip::TrustProxy;
 pub use observe::metrics::CONTENT_TYPE_TEXT as METRICS_CONTENT_TYPE;
 pub use observe::stats::StatsSnapshot;

@@ -13,6 +13,7 @@ use crate::config::ServerConfig;
 use crate::dispatch::fault::Faults;
 use crate::dispatch::service::Service;
 use crate::embedder::queue::{Incoming, Queue, Records, Waker};
+use crate::embedder::reply::Spares;
 use crate::error::{Error, ErrorKind, Result};
 use crate::lifecycle::Lifecycle;
 use crate::observe::access_log::AccessLog;
@@ -45,6 +46,8 @@ pub struct Server {
     runtime: Option<Runtime>,
     /// Pub/sub beyond this process, when configured.
     pubsub: Option<Arc<PubSub>>,
+    /// Header maps of written answers, back for the next replies.
+    spares: Arc<Spares>,
 }
 
 impl Server {
@@ -205,6 +208,7 @@ impl Server {
             http3_port,
             runtime: Some(runtime),
             pubsub,
+            spares: Arc::default(),
         })
     }
 
@@ -286,29 +290,42 @@ impl Server {
     /// most `N` are written from here instead.
     pub fn deliver(&self, replies: Vec<(Responder, Reply)>) {
         let service = &self.service;
-        let replies: Vec<(Responder, Reply)> =
-            if replies.len() <= *crate::embedder::direct::MAX_BATCH {
-                replies
-                    .into_iter()
-                    .filter_map(|(responder, reply)| write_direct(service, responder, reply))
-                    .collect()
-            } else {
-                replies
-            };
+        let from_here = replies.len() <= *crate::embedder::direct::MAX_BATCH;
+        let replies: Vec<(Responder, Reply)> = if from_here {
+            let mut maps = Vec::new();
+            let left = replies
+                .into_iter()
+                .filter_map(|(responder, reply)| write_direct(service, responder, reply, &mut maps))
+                .collect();
+            if !maps.is_empty() {
+                self.spares.give(&mut maps);
+            }
+            left
+        } else {
+            replies
+        };
         match &self.runtime {
             Some(rt) if replies.len() > 1 => {
                 let service = service.clone();
+                let spares = self.spares.clone();
                 let write = *crate::embedder::direct::ON_DELIVERY;
                 rt.spawn(async move {
+                    // The written answers' header maps, handed back emptied
+                    // for the next batches (`Spares`): one allocation per
+                    // batch, made and freed on this thread.
+                    let mut maps = Vec::with_capacity(replies.len());
                     for (responder, reply) in replies {
                         let left = if write {
-                            write_direct(&service, responder, reply)
+                            write_direct(&service, responder, reply, &mut maps)
                         } else {
                             Some((responder, reply))
                         };
                         if let Some((responder, reply)) = left {
                             responder.send(reply);
                         }
+                    }
+                    if !maps.is_empty() {
+                        spares.give(&mut maps);
                     }
                 });
             }
@@ -318,6 +335,12 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Moves emptied header maps of answers already written into `into`
+    /// (at most `Spares::MAX` in all), for [`crate::ReplyBatch::with_maps`].
+    pub fn spare_maps(&self, into: &mut Vec<http::HeaderMap>) {
+        self.spares.take(into);
     }
 
     /// The streamed body of request `id` (its record says `streamed`), once.
@@ -509,12 +532,13 @@ impl Server {
 }
 
 /// Writes `reply` into its connection's socket when the request is armed
-/// for it and the answer is one that path takes (`embedder::direct`);
-/// hands both back otherwise.
+/// for it and the answer is one that path takes (`embedder::direct`), and
+/// puts its header map in `maps`; hands both back otherwise.
 fn write_direct(
     service: &Service,
     mut responder: Responder,
     reply: Reply,
+    maps: &mut Vec<http::HeaderMap>,
 ) -> Option<(Responder, Reply)> {
     // Only when compression would change nothing of it for any request (a
     // short body, say); otherwise the general path compresses or adds
@@ -537,6 +561,7 @@ fn write_direct(
             // connection's task drops the request later.
             service.aborts.settle(id, false);
             Stats::inc(&service.stats.direct_writes);
+            maps.push(reply.headers);
             return None;
         }
     }

@@ -5,13 +5,15 @@
 //! order unlike the requests', a batch of one takes the direct path, an
 //! answer to a client that has gone is dropped without harm, and on
 //! keep-alive connections the delivering task writes the answers into the
-//! sockets itself (docs/performance.md §17) without mixing them up.
+//! sockets itself (docs/performance.md §17) without mixing them up, and
+//! hands the written answers' header maps back emptied, reused rather than
+//! piling up (§17.3).
 
 #[path = "support/consumer.rs"]
 mod consumer;
 
 use consumer::{answer, read_head, start, take};
-use httpy_core::Server;
+use httpy_core::{HeaderMap, ReplyBatch, Server};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -28,6 +30,18 @@ fn send_all(server: &Server, paths: &[String]) -> Vec<TcpStream> {
                 "GET {p} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
             )
             .unwrap();
+            s
+        })
+        .collect()
+}
+
+/// Opens `n` keep-alive connections.
+fn connect(server: &Server, n: usize) -> Vec<TcpStream> {
+    let port = server.local_addr().port();
+    (0..n)
+        .map(|_| {
+            let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             s
         })
         .collect()
@@ -96,14 +110,7 @@ fn answers_to_clients_that_left_are_dropped() {
 #[test]
 fn keep_alive_answers_are_written_by_the_delivering_task_in_place() {
     let server = start();
-    let port = server.local_addr().port();
-    let mut conns: Vec<TcpStream> = (0..32)
-        .map(|_| {
-            let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            s
-        })
-        .collect();
+    let mut conns = connect(&server, 32);
     let before = server.stats().direct_writes;
     // Two rounds on the same connections: the task of each finds its
     // request answered when the next one arrives, and goes on.
@@ -136,4 +143,78 @@ fn keep_alive_answers_are_written_by_the_delivering_task_in_place() {
     }
     assert_eq!(server.stats().direct_writes - before, 64);
     assert_eq!(server.stats().pending, 0);
+}
+
+/// Appends one reply in `ReplyBatch`'s layout.
+fn put(out: &mut Vec<u8>, status: u16, headers: &str, body: &str) {
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&status.to_le_bytes());
+    out.extend_from_slice(&(headers.len() as u32).to_le_bytes());
+    out.extend_from_slice(headers.as_bytes());
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(body.as_bytes());
+}
+
+#[test]
+fn written_answers_hand_their_header_maps_back_for_reuse() {
+    let server = start();
+    let mut conns = connect(&server, 16);
+    // What the binding keeps between batches.
+    let mut maps: Vec<HeaderMap> = Vec::new();
+    for round in 0..20 {
+        for (i, s) in conns.iter_mut().enumerate() {
+            write!(s, "GET /n/{round}-{i} HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+        }
+        let reqs = take(&server, conns.len());
+        // The first round's answers carry a field the later ones must not
+        // inherit from a reused map.
+        let extra = if round == 0 { "\nx-first\nyes" } else { "" };
+        let mut buf = Vec::new();
+        for r in &reqs {
+            put(
+                &mut buf,
+                200,
+                &format!("content-type\ntext/plain{extra}"),
+                &format!("answer to {}", r.path),
+            );
+        }
+        if round > 0 {
+            // Every answer of the round before was written and its map
+            // comes back (the task gives them after its last write, so
+            // the clients may have read their answers a moment before).
+            wait_for_maps(&server, &mut maps, conns.len());
+            assert_eq!(maps.len(), conns.len(), "round {round}");
+        }
+        let mut batch = ReplyBatch::new(&buf).with_maps(std::mem::take(&mut maps));
+        let replies: Vec<_> = batch.by_ref().map(|(_, r)| r.unwrap()).collect();
+        maps = batch.into_maps();
+        server.deliver(reqs.into_iter().map(|r| r.responder).zip(replies).collect());
+        for (i, s) in conns.iter_mut().enumerate() {
+            let (head, len) = read_head(s);
+            assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+            assert_eq!(
+                head.contains("x-first"),
+                round == 0,
+                "round {round}: {head}"
+            );
+            let mut body = vec![0u8; len];
+            s.read_exact(&mut body).unwrap();
+            assert_eq!(body, format!("answer to /n/{round}-{i}").as_bytes());
+        }
+    }
+    // Twenty rounds of sixteen answers went around in the same sixteen
+    // maps: none were added after the first round.
+    wait_for_maps(&server, &mut maps, conns.len());
+    assert_eq!(maps.len(), conns.len());
+}
+
+/// Takes the spare maps until `n` are held (1 s at most).
+fn wait_for_maps(server: &Server, maps: &mut Vec<HeaderMap>, n: usize) {
+    for _ in 0..200 {
+        server.spare_maps(maps);
+        if maps.len() >= n {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

@@ -44,7 +44,7 @@ use futures_util::future::{join_all, FutureExt};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use h2::server::{SendPushedResponse, SendResponse};
 use h2::{RecvStream, SendStream};
-use http::header::{HeaderValue, CONTENT_LENGTH, HOST};
+use http::header::{HeaderValue, HOST};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Empty};
@@ -64,7 +64,7 @@ use crate::body::ResBody;
 use crate::dispatch::ConnInfo;
 use crate::dispatch::Dispatch;
 use crate::embedder::reply::{add_preload_links, PushList};
-use crate::proto::head::{add_date, strip_connection_headers};
+use crate::proto::head::{add_date, set_content_length, strip_connection_headers};
 use crate::ws;
 
 /// Streams a client may reset before the server has accepted them; beyond
@@ -598,17 +598,12 @@ async fn send<R: Respond>(
 ) -> Result<(), h2::Error> {
     let (mut parts, mut body) = res.into_parts();
     let no_body = has_no_body(parts.status, method);
-    if let Some(n) = body.size_hint().exact() {
-        // A HEAD answer from the core carries the length of the body it
-        // leaves out; keep it.
-        let head_len = no_body && parts.headers.contains_key(CONTENT_LENGTH);
-        if !head_len
-            && parts.status != StatusCode::NO_CONTENT
-            && parts.status != StatusCode::NOT_MODIFIED
-        {
-            parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
-        }
-    }
+    set_content_length(
+        &mut parts.headers,
+        parts.status,
+        method == Method::HEAD,
+        body.size_hint().exact(),
+    );
     let end = no_body || body.is_end_stream();
     let mut out = respond.send_head(Response::from_parts(parts, ()), end)?;
     if end {

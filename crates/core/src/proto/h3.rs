@@ -25,7 +25,7 @@
 
 use bytes::{Buf, Bytes};
 use h3::server::RequestResolver;
-use http::header::{HeaderValue, CONTENT_LENGTH, HOST};
+use http::header::{HeaderValue, HOST};
 use http::{Method, Response, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
@@ -47,7 +47,7 @@ use crate::embedder::reply::{add_preload_links, PushList};
 use crate::error::{Error, ErrorKind, Result};
 use crate::observe::metrics::{open_connection, Protocol};
 use crate::observe::stats::{OpenConnection, Stats};
-use crate::proto::head::{add_date, strip_connection_headers};
+use crate::proto::head::{add_date, set_content_length, strip_connection_headers};
 
 /// HTTP/3 application error code for a clean close (RFC 9114 §8.1).
 const H3_NO_ERROR: u32 = 0x100;
@@ -387,11 +387,12 @@ async fn request<D: Dispatch>(
     let no_body = method == Method::HEAD
         || parts.status == StatusCode::NO_CONTENT
         || parts.status == StatusCode::NOT_MODIFIED;
-    if let Some(n) = body.size_hint().exact() {
-        if parts.status != StatusCode::NO_CONTENT && parts.status != StatusCode::NOT_MODIFIED {
-            parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
-        }
-    }
+    set_content_length(
+        &mut parts.headers,
+        parts.status,
+        method == Method::HEAD,
+        body.size_hint().exact(),
+    );
     if send
         .send_response(Response::from_parts(parts, ()))
         .await

@@ -192,7 +192,19 @@ pub(crate) async fn after_embedder(
             }
             // The length is ours to set from the actual body; a stale one
             // from a middleware that rewrote the body must not reach the wire.
+            // A HEAD answer without a body is the exception: its length is
+            // the handler's word for what a GET would carry (RFC 9110
+            // §9.3.2), kept when it is one well-formed number. Cost: a
+            // branch on a flag already loaded.
+            let kept = if facts.is_head && body.is_empty() {
+                head_length(&headers)
+            } else {
+                None
+            };
             headers.remove(CONTENT_LENGTH);
+            if let Some(v) = kept {
+                headers.insert(CONTENT_LENGTH, v);
+            }
             let mut res = Response::new(ResBody::full(body));
             *res.status_mut() = status;
             *res.headers_mut() = headers;
@@ -215,6 +227,24 @@ pub(crate) async fn after_embedder(
         res.extensions_mut().insert(PushList(push));
     }
     res
+}
+
+/// A handler's `Content-Length` for a HEAD answer: kept only when it is a
+/// single field of 1*DIGIT (RFC 9110 §8.6) that fits in a u64, written
+/// back without leading zeros; anything else is dropped, so the answer
+/// then carries no length rather than a wrong one.
+fn head_length(headers: &HeaderMap) -> Option<HeaderValue> {
+    let mut all = headers.get_all(CONTENT_LENGTH).iter();
+    let v = all.next()?;
+    if all.next().is_some() {
+        return None;
+    }
+    let digits = v.as_bytes();
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(HeaderValue::from(n))
 }
 
 async fn compress_response(
@@ -261,6 +291,34 @@ async fn hit_response(direct: &Direct, v: &Arc<Variant>, facts: &ReqFacts) -> Re
 mod tests {
     use super::*;
     use crate::respond::cache::tests::hm;
+
+    #[test]
+    fn a_head_answers_length_is_kept_only_when_well_formed() {
+        let len = |fields: &[(&str, &str)]| {
+            head_length(&hm(fields)).map(|v| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(len(&[("content-length", "1234")]).as_deref(), Some("1234"));
+        assert_eq!(len(&[("content-length", "0")]).as_deref(), Some("0"));
+        assert_eq!(len(&[("content-length", "007")]).as_deref(), Some("7"));
+        assert_eq!(len(&[]), None);
+        for bad in [
+            "",
+            "abc",
+            "-1",
+            "+5",
+            "1.5",
+            "1 2",
+            "0x10",
+            "99999999999999999999999",
+        ] {
+            assert_eq!(len(&[("content-length", bad)]), None, "{bad:?}");
+        }
+        // Two fields, even equal ones, are not one length.
+        assert_eq!(
+            len(&[("content-length", "5"), ("content-length", "5")]),
+            None
+        );
+    }
 
     #[test]
     fn credentials_bypass_unless_keyed() {

@@ -5,6 +5,7 @@
  * otherwise), none when nothing is known; the core's own answers (static
  * files, route-cache hits) keep theirs. HTTP/1.1 over a raw socket and
  * curl, h2c and HTTP/2 over TLS with node:http2, HTTP/3 with aioquic.
+ * Handlers of HTTPy's own API and fetch-style ones alike.
  */
 import { execFile } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -30,9 +31,11 @@ const HEAD: Record<string, string | null> = {
   '/zeros': '77',
   '/files/f.txt': String(FILE.length),
   '/cached': '6',
+  '/web-b': '1234',
+  '/web-c': null,
 }
 /** GET answers are unchanged by the HEAD rules. */
-const GET: Record<string, string> = { '/b': '1234', '/c': '0', '/bad': '1' }
+const GET: Record<string, string> = { '/b': '1234', '/c': '0', '/bad': '1', '/web-b': '1234', '/web-c': '0' }
 
 function makeApp(root: string): App {
   const app = new App()
@@ -45,6 +48,13 @@ function makeApp(root: string): App {
   app.get('/zeros', () => new Response(null, { headers: { 'content-length': '0077' } }))
   app.get('/cached', () => Response.text('stored'), { cache: { ttl: 60 } })
   app.serveStatic('/files', root)
+  // The same through fetch-style handlers and the platform's Response.
+  app.fetch('/web-b', (req) =>
+    req.method === 'HEAD'
+      ? new globalThis.Response(null, { headers: { 'content-length': '1234' } })
+      : new globalThis.Response('x'.repeat(1234)),
+  )
+  app.fetch('/web-c', () => new globalThis.Response(null))
   return app
 }
 

@@ -52,14 +52,13 @@ function statusOf(res: Response): number {
   return status
 }
 
-function headersOf(res: Response, wholeBody: boolean): HttpyHeaders {
+function headersOf(res: Response): HttpyHeaders {
   const out = new HttpyHeaders()
   // Iteration yields each Set-Cookie on its own and the others joined.
-  for (const [name, value] of res.headers) {
-    // The core frames whole bodies itself.
-    if (wholeBody && name === 'content-length') continue
-    out.append(name, value)
-  }
+  // A `Content-Length` goes along: the core drops it from a whole body's
+  // answer (it frames the body itself) and keeps it only on a HEAD answer
+  // without a body, where it tells what a GET would carry.
+  for (const [name, value] of res.headers) out.append(name, value)
   return out
 }
 
@@ -79,7 +78,7 @@ const TEMPLATES_MAX = 256
 /** Templates of responses given no headers at all: without and with a default content type. */
 const NO_FIELDS: Map<string | undefined, HttpyHeaders> = new Map()
 
-/** HTTPy headers for a light response's init, without `Content-Length` (the core frames the body). */
+/** HTTPy headers for a light response's init (a `Content-Length` among them is settled by the core, as in `headersOf`). */
 function lightHeaders(init: HeadersInit | undefined, defaultType: string | undefined): HttpyHeaders {
   let byValue: Map<string, HttpyHeaders> | undefined
   let value = ''
@@ -99,7 +98,6 @@ function lightHeaders(init: HeadersInit | undefined, defaultType: string | undef
   }
   const headers = new HttpyHeaders(init as HttpyHeadersInit | undefined)
   if (defaultType !== undefined && !headers.has('content-type')) headers.set('content-type', defaultType)
-  if (headers.has('content-length')) headers.delete('content-length')
   if (templateCount >= TEMPLATES_MAX || (init !== undefined && byValue === undefined)) return headers
   // The template itself is never handed out: every response gets a copy,
   // which makes its own map on its first change.
@@ -151,28 +149,28 @@ export function toHttpyResponse(res: unknown): HttpyResponse | Promise<HttpyResp
   const state = STATE === undefined ? undefined : ((res as unknown as Record<symbol, unknown>)[STATE] as ResponseState | undefined)
   const body = state?.body
   if (state !== undefined && (body === null || body === undefined)) {
-    return new HttpyResponse(null, { status, headers: headersOf(res, true) })
+    return new HttpyResponse(null, { status, headers: headersOf(res) })
   }
   if (res.bodyUsed) {
     throw new HttpyTypeError('ERR_HTTPY_INVALID_RESPONSE', 'fetch handler returned a Response whose body was already read')
   }
   if (body && known(body.source) && (body.stream === undefined || body.stream === null || !body.stream.locked)) {
-    return new HttpyResponse(body.source, { status, headers: headersOf(res, true) })
+    return new HttpyResponse(body.source, { status, headers: headersOf(res) })
   }
   if (body && body.source === null) {
     // Made from a ReadableStream: stream it out.
-    return new HttpyResponse(res.body as unknown as AsyncIterable<Uint8Array>, { status, headers: headersOf(res, false) })
+    return new HttpyResponse(res.body as unknown as AsyncIterable<Uint8Array>, { status, headers: headersOf(res) })
   }
   if (state === undefined && res.body === null) {
-    return new HttpyResponse(null, { status, headers: headersOf(res, true) })
+    return new HttpyResponse(null, { status, headers: headersOf(res) })
   }
   if (state === undefined) {
     // Without the platform's state nothing tells a stream from a string:
     // stream everything (the chunks come as they were given).
-    return new HttpyResponse(res.body as unknown as AsyncIterable<Uint8Array>, { status, headers: headersOf(res, false) })
+    return new HttpyResponse(res.body as unknown as AsyncIterable<Uint8Array>, { status, headers: headersOf(res) })
   }
   // Blob, FormData, URLSearchParams and the like: read whole.
-  const headers = headersOf(res, true)
+  const headers = headersOf(res)
   return res.arrayBuffer().then((ab) => new HttpyResponse(Buffer.from(ab), { status, headers }))
 }
 

@@ -7,9 +7,14 @@
  * method the decoder knows beside methods of the same length it does not,
  * and the same over the own API and a fetch handler. Raw pipelined
  * requests on one connection, so consecutive records share a batch.
+ * The header block's offset, kept after the first header read, is checked
+ * on the core's own records (`recordFixture`) read in every order.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
+import { native } from '../ts/native.js'
+import { recordLength } from '../ts/record.js'
+import { Request } from '../ts/request.js'
 import { listen, rawRequest } from './helpers/index.js'
 
 /**
@@ -98,5 +103,83 @@ describe('decoded strings reused only for the same bytes', () => {
     const raw = seq.map(([m, t, h]) => `${m} ${t} HTTP/1.1\r\nHost: ${h}\r\n${m === 'GET' ? '' : 'Content-Length: 0\r\n'}\r\n`).join('')
     const { text } = await rawRequest(fetchServer.port, raw + 'GET /end HTTP/1.1\r\nHost: z\r\nConnection: close\r\n\r\n')
     expect(bodies(text)).toEqual([...seq.map(([m, t, h]) => `${m} http://${h}${t}`), 'GET http://z/end'])
+  })
+})
+
+describe('the header block found once per request', () => {
+  // The fixture's records (src/testing.rs): a routed POST with two
+  // parameters and five header lines, then a miss with an allow list.
+  const { parts } = native.recordFixture()
+  const buf = parts[0] as Buffer
+  const fresh = (n: 0 | 1): Request =>
+    new Request(buf, n === 0 ? 0 : recordLength(buf, 0), parts, (route) => (route === 3 ? ['id', 'name'] : []))
+  type Read = [name: string, read: (r: Request) => unknown]
+  const routedReads: Read[] = [
+    ['host', (r) => r.host],
+    ['content-type', (r) => r._header('content-type')],
+    ['x-dup', (r) => r._header('x-dup')],
+    ['body', (r) => r.body.toString()],
+    ['allow', (r) => r._allow],
+    ['params', (r) => r.pathParams],
+  ]
+  const routedWant: Record<string, unknown> = {
+    host: 'fixture.test',
+    'content-type': 'text/plain',
+    'x-dup': 'a, b',
+    body: 'hello',
+    allow: null,
+    params: { id: '42', name: 'café' },
+  }
+  const missReads: Read[] = [
+    ['host', (r) => r.host],
+    ['allow', (r) => r._allow],
+    ['none', (r) => r._header('content-type')],
+    ['body', (r) => r.body.length],
+    ['headers', (r) => [...r.headers.entries()]],
+  ]
+  const missWant: Record<string, unknown> = { host: 'fixture.test', allow: 'POST', none: null, body: 0, headers: [['host', 'fixture.test']] }
+
+  /** Every order of `reads` (at most 6! = 720), each on a fresh request. */
+  function orders<T>(items: T[]): T[][] {
+    if (items.length <= 1) return [items]
+    return items.flatMap((x, i) => orders([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [x, ...rest]))
+  }
+
+  /** The reads that gave a wrong value, with the order they came in. */
+  function wrongReads(reads: Read[], n: 0 | 1, want: Record<string, unknown>): string[] {
+    const wrong: string[] = []
+    for (const order of orders(reads)) {
+      const r = fresh(n)
+      for (const [name, read] of order) {
+        const got = JSON.stringify(read(r))
+        if (got !== JSON.stringify(want[name])) wrong.push(`${order.map(([o]) => o).join(' > ')}: ${name} = ${got}`)
+      }
+    }
+    return wrong
+  }
+
+  it('a routed request with parameters: every field right in every order of reads', () => {
+    expect(wrongReads(routedReads, 0, routedWant)).toEqual([])
+  })
+
+  it('a miss with an allow list: the list and the headers right in every order', () => {
+    expect(wrongReads(missReads, 1, missWant)).toEqual([])
+  })
+
+  it('a 405 names the allowed methods after a middleware read headers', async () => {
+    const app = new App()
+    app.use((req, next) => {
+      if (req.headers.get('x-probe') === 'no') throw new Error('unreachable')
+      return next(req)
+    })
+    app.post('/only-post', () => Response.text('posted'))
+    const server = await listen(app)
+    try {
+      const { text } = await rawRequest(server.port, 'GET /only-post HTTP/1.1\r\nHost: h\r\nX-Probe: yes\r\nConnection: close\r\n\r\n')
+      expect(text.startsWith('HTTP/1.1 405')).toBe(true)
+      expect(text.toLowerCase()).toContain('\r\nallow: post\r\n')
+    } finally {
+      await server.close()
+    }
   })
 })

@@ -167,7 +167,9 @@ export class Request {
   #body?: Buffer
   #allow?: string | null
   #tls?: TlsInfo | null
-  /** Offset of the TLS peer facts (set by `#afterParams`), -1 when absent. */
+  /** Offset of the header block (set by `#headerBlock`), -1 until found. */
+  #headersAt = -1
+  /** Offset of the TLS peer facts (set by `#headerBlock`), -1 when absent. */
   #peerAt = -1
   #ip?: string
   readonly #trust: TrustFn | undefined
@@ -256,17 +258,18 @@ export class Request {
     return (this.#params = params)
   }
 
-  #afterParams(): number {
+  /**
+   * Offset of the header block: the first call walks the parameters, the
+   * allow list and the TLS peer facts (noting where those facts are), and
+   * the offset is kept, so a second header read (`Host` for a fetch
+   * handler's URL, then one its code asks for) starts there at once. The
+   * allow list is sliced only when `_allow` is read.
+   */
+  #headerBlock(): number {
+    if (this.#headersAt >= 0) return this.#headersAt
     let o = this.#restAt
     for (let i = 0; i < this.#paramCount; i++) o += 4 + u32(this.#buf, o)
-    if (this.#flags & FLAG_ALLOW) {
-      const len = u16(this.#buf, o)
-      // Sliced once: the header walks call this again for the offset only.
-      if (this.#allow === undefined) this.#allow = this.#buf.latin1Slice(o + 2, o + 2 + len)
-      o += 2 + len
-    } else {
-      this.#allow = null
-    }
+    if (this.#flags & FLAG_ALLOW) o += 2 + u16(this.#buf, o)
     if (this.#flags & FLAG_TLS_PEER) {
       this.#peerAt = o
       o += 2 + u16(this.#buf, o)
@@ -275,7 +278,7 @@ export class Request {
         o += 2 + u16(this.#buf, o)
       }
     }
-    return o
+    return (this.#headersAt = o)
   }
 
   /**
@@ -286,7 +289,7 @@ export class Request {
   get tls(): TlsInfo | null {
     if (this.#tls !== undefined) return this.#tls
     if (!(this.#flags & FLAG_TLS)) return (this.#tls = null)
-    if (this.#allow === undefined) this.#afterParams()
+    this.#headerBlock()
     let o = this.#peerAt
     if (o < 0) return (this.#tls = { servername: null, clientCertificate: null })
     const b = this.#buf
@@ -306,7 +309,7 @@ export class Request {
   /** Request headers (names are lower-case). */
   get headers(): RequestHeaders {
     if (this.#headers) return this.#headers
-    let o = this.#afterParams()
+    let o = this.#headerBlock()
     const names: string[] = new Array(this.#headerCount)
     const values: string[] = new Array(this.#headerCount)
     for (let i = 0; i < this.#headerCount; i++) {
@@ -549,7 +552,7 @@ export class Request {
   #header(name: string): string | null {
     if (this.#headers) return this.#headers.get(name)
     const b = this.#buf
-    let o = this.#afterParams()
+    let o = this.#headerBlock()
     let found: string | null = null
     for (let i = 0; i < this.#headerCount; i++) {
       const nl = u16(b, o)
@@ -578,8 +581,13 @@ export class Request {
 
   /** @internal Methods allowed on this path when no route matched this method. */
   get _allow(): string | null {
-    if (this.#allow === undefined) this.#afterParams()
-    return this.#allow ?? null
+    if (this.#allow !== undefined) return this.#allow
+    if (!(this.#flags & FLAG_ALLOW)) return (this.#allow = null)
+    // Read for a 405 only: the parameters are walked again here rather
+    // than the list's offset kept on every request.
+    let o = this.#restAt
+    for (let i = 0; i < this.#paramCount; i++) o += 4 + u32(this.#buf, o)
+    return (this.#allow = this.#buf.latin1Slice(o + 2, o + 2 + u16(this.#buf, o)))
   }
 }
 

@@ -20,7 +20,7 @@
 //! 65,536 (128 KB): every message of the shared compressor starts with a
 //! reset, and the reset clears that table, 3.3 µs per message at 128 KB
 //! against 0.35 at 32 KB in a C loop, for the same bytes on 1 KB to 64 KB
-//! JSON; messages of 16 KB and more deflate 4-8% slower for it (more hash
+//! JSON; messages of 16 KB and more deflate 4-10% slower for it (more hash
 //! collisions to walk). The size is zlib-ng's compile-time `HASH_SIZE`, set
 //! by the workspace's `.cargo/config.toml` (docs/websocket.md, *A smaller
 //! zlib-ng hash table*); `tests::hash_table_is_small` fails if a build
@@ -239,8 +239,8 @@ mod tests {
 
     /// zlib-ng allocates its deflate state in one block: the 32 KB window
     /// twice over (64 KB), the 64 KB chain table, the pending and symbol
-    /// buffers (64 KB at memLevel 8) and the hash table, `HASH_SIZE` two-byte
-    /// entries. With zlib-ng's default 65,536 entries the block is 350,336
+    /// buffers with the state itself (86 KB at memLevel 8) and the hash
+    /// table, `HASH_SIZE` two-byte entries. With zlib-ng's default 65,536 entries the block is 350,336
     /// bytes on x86-64 Linux, with the 16,384 of `.cargo/config.toml`
     /// 252,032: a build that lost the setting (a `CFLAGS` in the
     /// environment replaces it; a `libz-ng-sys` built before it is not

@@ -72,8 +72,8 @@ const MAX_LEVEL: c_int = 8;
 // used through `&mut self`; zlib-ng keeps no thread-local state.
 unsafe impl Send for Deflate {}
 
-/// The largest block zlib-ng asked for on this thread (tests only: the
-/// state, hash table included, is one block).
+// The largest block zlib-ng asked for on this thread (tests only: the
+// state, hash table included, is one block).
 #[cfg(test)]
 thread_local! {
     static LARGEST_ALLOC: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };

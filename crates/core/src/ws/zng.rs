@@ -16,6 +16,16 @@
 //! zlib's parameters for the level sends zlib's bytes exactly
 //! (docs/websocket.md, *zlib's level 6 on zlib-ng*).
 //!
+//! zlib-ng is built with a 16,384-entry hash table (32 KB) instead of its
+//! 65,536 (128 KB): every message of the shared compressor starts with a
+//! reset, and the reset clears that table, 3.3 µs per message at 128 KB
+//! against 0.35 at 32 KB in a C loop, for the same bytes on 1 KB to 64 KB
+//! JSON; messages of 16 KB and more deflate 4-10% slower for it (more hash
+//! collisions to walk). The size is zlib-ng's compile-time `HASH_SIZE`, set
+//! by the workspace's `.cargo/config.toml` (docs/websocket.md, *A smaller
+//! zlib-ng hash table*); `tests::hash_table_is_small` fails if a build
+//! lost it.
+//!
 //! The unsafe surface is the five calls below on a stream that is only
 //! ever touched through `&mut self`; the stream is boxed because zlib-ng's
 //! state keeps a pointer back to it.
@@ -48,13 +58,33 @@ const ZLIB_LAZY: [(u8, Tune); 2] = [(5, [8, 16, 32, 32]), (6, [8, 16, 128, 128])
 /// zlib-ng's first level whose strategy is lazy matching (`deflate_slow`).
 const LAZY_LEVEL: c_int = 7;
 
+/// The highest level handed to zlib-ng; `compressionLevel: 9` runs its
+/// level 8. zlib-ng's level 9 switches to a rolling hash whose values go
+/// up to 32,767 whatever the table's size: with the 16,384-entry table
+/// this build uses (see the module's notes) it would index past the table
+/// (a C loop crashed on it). Level 8 is the same lazy matcher with a
+/// shorter chain and sends no more bytes here: 198.22 against 198.91 per
+/// 1 KB JSON message, 1,738.5 against 1,746.25 at 16 KB, 6,524 against
+/// 6,526 at 64 KB.
+const MAX_LEVEL: c_int = 8;
+
 // SAFETY: the stream and its state are owned by this value alone and only
 // used through `&mut self`; zlib-ng keeps no thread-local state.
 unsafe impl Send for Deflate {}
 
+// The largest block zlib-ng asked for on this thread (tests only: the
+// state, hash table included, is one block).
+#[cfg(test)]
+thread_local! {
+    static LARGEST_ALLOC: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 unsafe extern "C" fn zalloc(_: *mut c_void, items: c_uint, size: c_uint) -> *mut c_void {
+    let n = items as usize * size as usize;
+    #[cfg(test)]
+    LARGEST_ALLOC.with(|c| c.set(c.get().max(n)));
     // SAFETY: plain malloc, as zlib's own default allocator does.
-    unsafe { libc::malloc(items as usize * size as usize) }
+    unsafe { libc::malloc(n) }
 }
 
 unsafe extern "C" fn zfree(_: *mut c_void, p: *mut c_void) {
@@ -111,7 +141,7 @@ impl Deflate {
         let zng_level = if tune.is_some() {
             LAZY_LEVEL
         } else {
-            c_int::from(level)
+            c_int::from(level).min(MAX_LEVEL)
         };
         // SAFETY: a zeroed stream with allocator functions set is what
         // deflateInit2 expects; negative window bits mean raw deflate.
@@ -200,5 +230,75 @@ impl Drop for Deflate {
     fn drop(&mut self) {
         // SAFETY: initialised in `new`, ended once here.
         unsafe { z::deflateEnd(&mut *self.strm) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// zlib-ng allocates its deflate state in one block: the 32 KB window
+    /// twice over (64 KB), the 64 KB chain table, the pending and symbol
+    /// buffers with the state itself (86 KB at memLevel 8) and the hash
+    /// table, `HASH_SIZE` two-byte entries. With zlib-ng's default 65,536 entries the block is 350,336
+    /// bytes on x86-64 Linux, with the 16,384 of `.cargo/config.toml`
+    /// 252,032: a build that lost the setting (a `CFLAGS` in the
+    /// environment replaces it; a `libz-ng-sys` built before it is not
+    /// rebuilt: delete `target/*/build/libz-ng-sys-*`) is caught here.
+    #[test]
+    fn hash_table_is_small() {
+        LARGEST_ALLOC.with(|c| c.set(0));
+        let d = Deflate::new(6, 15, 8).expect("deflateInit2");
+        let block = LARGEST_ALLOC.with(|c| c.get());
+        drop(d);
+        assert!(block > 192 * 1024, "not the state block: {block} bytes");
+        assert!(
+            block < 256 * 1024,
+            "zlib-ng's state is {block} bytes: built with its 128 KB hash table, not HASH_SIZE=16384"
+        );
+    }
+
+    fn deflate_all(d: &mut Deflate, input: &[u8]) -> Vec<u8> {
+        let mut out = vec![MaybeUninit::uninit(); input.len() + 1024];
+        let before = d.total_out();
+        assert!(d.sync_flush(input, &mut out, false));
+        let n = (d.total_out() - before) as usize;
+        // SAFETY: zlib-ng wrote exactly the first `n` bytes of `out`.
+        out[..n]
+            .iter()
+            .map(|b| unsafe { b.assume_init() })
+            .collect()
+    }
+
+    /// Every level, 1 KB to 64 KB of JSON-like text, a reset between
+    /// messages as the shared compressor does: each message inflates back
+    /// on its own. Level 9 is the one that would index past the smaller
+    /// hash table if it reached zlib-ng's level 9 (`MAX_LEVEL`).
+    #[test]
+    fn every_level_round_trips_with_the_small_table() {
+        let text: Vec<u8> = (0..4000)
+            .flat_map(|i| {
+                format!(
+                    "{{\"id\":{i},\"user\":\"user{}\",\"text\":\"hello {}\"}},",
+                    i % 13,
+                    i * 7 % 101
+                )
+                .into_bytes()
+            })
+            .collect();
+        for level in 0..=9 {
+            let mut d = Deflate::new(level, 15, 8).expect("deflateInit2");
+            for len in [1024, 16 * 1024, 64 * 1024] {
+                d.reset();
+                let packed = deflate_all(&mut d, &text[..len]);
+                // A sync flush ends with an empty stored block: Sync
+                // inflates everything before it.
+                let mut back = Vec::with_capacity(len + 64);
+                flate2::Decompress::new(false)
+                    .decompress_vec(&packed, &mut back, flate2::FlushDecompress::Sync)
+                    .expect("inflate");
+                assert_eq!(back, &text[..len], "level {level}, {len} bytes");
+            }
+        }
     }
 }

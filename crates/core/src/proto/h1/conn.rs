@@ -184,8 +184,7 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
                 }
             }
             if eof || env.life.shutdown.is_cancelled() {
-                let _ = flush(&mut io, &mut wbuf).await;
-                let _ = io.shutdown().await;
+                close(&mut io, &mut wbuf).await;
                 return End::Closed;
             }
             if flush(&mut io, &mut wbuf).await.is_err() {
@@ -482,8 +481,7 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
             return End::Closed;
         }
         if !keep_alive {
-            let _ = flush(&mut io, &mut wbuf).await;
-            let _ = io.shutdown().await;
+            close(&mut io, &mut wbuf).await;
             return End::Closed;
         }
         // Coalescing: with more input already buffered (a pipelined
@@ -532,12 +530,21 @@ async fn flush<T: Transport>(io: &mut T, wbuf: &mut BytesMut) -> io::Result<()> 
     Ok(())
 }
 
+/// Writes what is left and closes. Over TLS the last bytes and the
+/// close_notify alert are queued together (`Transport::queue_last`) and
+/// leave in one write instead of one each.
+async fn close<T: Transport>(io: &mut T, wbuf: &mut BytesMut) {
+    let taken = io.queue_last(wbuf);
+    wbuf.advance(taken);
+    if flush(io, wbuf).await.is_ok() {
+        let _ = io.shutdown().await;
+    }
+}
+
 /// Writes a fixed answer and closes.
 async fn refuse<T: Transport>(mut io: T, mut wbuf: BytesMut, answer: &[u8]) -> End<T> {
     wbuf.extend_from_slice(answer);
-    if flush(&mut io, &mut wbuf).await.is_ok() {
-        let _ = io.shutdown().await;
-    }
+    close(&mut io, &mut wbuf).await;
     End::Closed
 }
 

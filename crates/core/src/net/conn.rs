@@ -19,6 +19,7 @@ use crate::config::tls::{TlsSettings, ALPN_H2};
 use crate::dispatch::ConnInfo;
 use crate::dispatch::Dispatch;
 use crate::net::corked::Corked;
+use crate::net::shared_tls::SharedTls;
 use crate::observe::metrics::{open_connection, Protocol};
 use crate::proto::Env;
 use crate::proto::{self, io::Rewind};
@@ -35,6 +36,12 @@ pub(crate) trait Accepted: AsyncRead + AsyncWrite + Unpin + Send + 'static + Siz
     /// Waits for input without reading it (so an idle connection holds no buffer).
     fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
 
+    /// The socket's descriptor, where answers may be written directly
+    /// (TCP on Unix).
+    fn fd(&self) -> Option<i32> {
+        None
+    }
+
     /// Serves HTTP/1.x on the stream.
     fn serve_h1<D: Dispatch>(
         shared: Arc<Env<D>>,
@@ -46,6 +53,16 @@ pub(crate) trait Accepted: AsyncRead + AsyncWrite + Unpin + Send + 'static + Siz
 impl Accepted for TcpStream {
     fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
         TcpStream::readable(self)
+    }
+
+    fn fd(&self) -> Option<i32> {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            Some(self.as_raw_fd())
+        }
+        #[cfg(not(unix))]
+        None
     }
 
     async fn serve_h1<D: Dispatch>(shared: Arc<Env<D>>, info: Arc<ConnInfo>, io: Rewind<Self>) {
@@ -185,6 +202,7 @@ async fn serve_tls<D: Dispatch, S: Accepted>(
     slot: Option<OwnedSemaphorePermit>,
 ) {
     let wait = shared.idle_limit();
+    let fd = stream.fd();
     // The configuration current at accept time: a reload meanwhile applies
     // to the next connection. (One lock-free load, an Arc count.)
     let built = tls.current();
@@ -261,6 +279,9 @@ async fn serve_tls<D: Dispatch, S: Accepted>(
     if is_h2 {
         proto::h2::serve(shared, info, stream).await
     } else {
-        proto::h1::serve(shared, info, stream).await
+        // The session behind a lock, so that the task delivering a JS
+        // answer can encrypt and write it (`net::shared_tls`).
+        let (io, session) = stream.into_inner();
+        proto::h1::serve(shared, info, SharedTls::new(io, session, fd)).await
     }
 }

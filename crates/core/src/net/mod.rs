@@ -5,3 +5,4 @@
 pub(crate) mod conn;
 pub(crate) mod corked;
 pub(crate) mod listener;
+pub(crate) mod shared_tls;

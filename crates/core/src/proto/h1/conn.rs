@@ -40,7 +40,7 @@ use super::PARK_AFTER;
 use crate::body::ResBody;
 use crate::dispatch::limits::MIN_PROTOCOL_HEAD;
 use crate::dispatch::{ConnInfo, Dispatch, StoredReq};
-use crate::embedder::direct::{CloseOnDrop, Slot, Taken};
+use crate::embedder::direct::{CloseOnDrop, Taken};
 use crate::observe::stats::Stats;
 use crate::proto::Env;
 
@@ -127,8 +127,7 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
     // Answers written from the embedder's thread (`direct.rs`): the slot
     // is closed by this guard before `io` is dropped or handed on (locals
     // drop before the function's arguments).
-    let direct = direct::fd_of(&io).map(|fd| {
-        let s = Slot::new(fd);
+    let direct = direct::slot_of(&io).map(|s| {
         let _ = info.direct.set(s.clone());
         CloseOnDrop(s)
     });
@@ -444,7 +443,8 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
                 fut.set(None);
                 drop(tx);
                 wbuf.extend_from_slice(&rest);
-                if flush(&mut io, &mut wbuf).await.is_err() {
+                // Over TLS records may wait in the session: `flush` sends them.
+                if flush(&mut io, &mut wbuf).await.is_err() || io.flush().await.is_err() {
                     return End::Closed;
                 }
                 continue 'requests;

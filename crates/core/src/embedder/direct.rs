@@ -42,7 +42,6 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::reply::Reply;
-use crate::net::shared_tls::TlsShared;
 
 /// `HTTPY_DIRECT_WRITE=N` (read once per process; with the own driver):
 /// the answers of a batch of at most `N` are written from the embedder's
@@ -74,6 +73,15 @@ pub(crate) static ON_TLS: LazyLock<bool> =
 /// Whether connections get a slot at all.
 pub(crate) fn enabled() -> bool {
     *ON_DELIVERY || *MAX_BATCH > 0
+}
+
+/// The part of a TLS connection both its task and the delivering task
+/// use (`net::shared_tls`).
+pub(crate) struct TlsShared {
+    pub(crate) conn: rustls::ServerConnection,
+    /// The stream below holds bytes that must leave before any record
+    /// written now (the tickets, or the rest of a partial write).
+    pub(crate) io_holds: bool,
 }
 
 /// Where one request of a connection stands with respect to direct writing.

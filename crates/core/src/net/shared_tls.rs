@@ -17,7 +17,7 @@
 //! socket has and return the plaintext, a TCP EOF without close_notify is
 //! an `UnexpectedEof` error, writes encrypt and send at once, the shutdown
 //! sends close_notify. It runs over [`Corked`], which may still hold the
-//! handshake's session tickets: [`TlsShared::io_holds`] tells the
+//! handshake's session tickets: `TlsShared::io_holds` tells the
 //! delivering task to leave such a connection's answer to the driver, whose
 //! write sends the tickets first.
 
@@ -30,14 +30,8 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::corked::Corked;
-
-/// The part of a TLS connection both writers use.
-pub(crate) struct TlsShared {
-    pub(crate) conn: ServerConnection,
-    /// The stream below holds bytes that must leave before any record
-    /// written now (the tickets, or the rest of a partial write).
-    pub(crate) io_holds: bool,
-}
+use crate::embedder::direct::TlsShared;
+use crate::proto::h1::Transport;
 
 /// See the module's documentation.
 pub(crate) struct SharedTls<S> {
@@ -321,5 +315,27 @@ impl<S: AsyncWrite + Unpin> Write for SyncWrite<'_, '_, S> {
             Poll::Ready(r) => r,
             Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
         }
+    }
+}
+
+/// HTTP/1.1 over TLS as the server serves it: the delivering task may
+/// write answers through the shared session (`net::shared_tls`).
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for SharedTls<S> {
+    const SHUTS_DOWN_WHEN_IDLE: bool = true;
+
+    fn raw_fd(&self) -> Option<i32> {
+        if *crate::embedder::direct::ON_TLS {
+            self.fd()
+        } else {
+            None
+        }
+    }
+
+    fn queue_last(&mut self, last: &[u8]) -> usize {
+        SharedTls::queue_last(self, last)
+    }
+
+    fn tls(&self) -> Option<&Arc<Mutex<TlsShared>>> {
+        Some(self.shared())
     }
 }

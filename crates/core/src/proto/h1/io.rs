@@ -13,7 +13,7 @@ use std::io;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::net::shared_tls::{SharedTls, TlsShared};
+use crate::embedder::direct::TlsShared;
 use crate::proto::io::Rewind;
 
 /// Size of a buffer taken from the pool: a request head and a small body
@@ -152,28 +152,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport
 /// close has its own, equal bound): a client that stopped reading does
 /// not keep the connection past it.
 pub(crate) const IDLE_CLOSE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// HTTP/1.1 over TLS as the server serves it: the delivering task may
-/// write answers through the shared session (`net::shared_tls`).
-impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport for SharedTls<S> {
-    const SHUTS_DOWN_WHEN_IDLE: bool = true;
-
-    fn raw_fd(&self) -> Option<i32> {
-        if *crate::embedder::direct::ON_TLS {
-            self.fd()
-        } else {
-            None
-        }
-    }
-
-    fn queue_last(&mut self, last: &[u8]) -> usize {
-        SharedTls::queue_last(self, last)
-    }
-
-    fn tls(&self) -> Option<&std::sync::Arc<parking_lot::Mutex<TlsShared>>> {
-        Some(self.shared())
-    }
-}
 
 #[cfg(test)]
 impl Transport for tokio::io::DuplexStream {}

@@ -1,7 +1,9 @@
 //! The slot through which an answer from the embedder is written straight
 //! into its connection's socket by the code that hands the batch of
-//! answers over (`Server::deliver`), with the own HTTP/1.1 driver, plain TCP
-//! only; the driver's side and the encoding of the answer are in
+//! answers over (`Server::deliver`), with the own HTTP/1.1 driver, on plain
+//! TCP and over TLS on TCP (the answer encrypted under the connection's
+//! session lock, `net::shared_tls`; `HTTPY_DELIVERY_WRITE_TLS=0` turns that
+//! off); the driver's side and the encoding of the answer are in
 //! `proto::h1::direct`.
 //!
 //! Without it an answer from JavaScript goes through a oneshot to the
@@ -62,9 +64,24 @@ pub(crate) static MAX_BATCH: LazyLock<usize> =
 pub(crate) static ON_DELIVERY: LazyLock<bool> =
     LazyLock::new(|| std::env::var("HTTPY_DELIVERY_WRITE").as_deref() != Ok("0"));
 
+/// `HTTPY_DELIVERY_WRITE_TLS=0` (read once per process) keeps answers on
+/// HTTPS connections on the connection's task (the path before
+/// docs/performance.md §16.5), for measuring.
+pub(crate) static ON_TLS: LazyLock<bool> =
+    LazyLock::new(|| std::env::var("HTTPY_DELIVERY_WRITE_TLS").as_deref() != Ok("0"));
+
 /// Whether connections get a slot at all.
 pub(crate) fn enabled() -> bool {
     *ON_DELIVERY || *MAX_BATCH > 0
+}
+
+/// The part of a TLS connection both its task and the delivering task
+/// use (`net::shared_tls`).
+pub(crate) struct TlsShared {
+    pub(crate) conn: rustls::ServerConnection,
+    /// The stream below holds bytes that must leave before any record
+    /// written now (the tickets, or the rest of a partial write).
+    pub(crate) io_holds: bool,
 }
 
 /// Where one request of a connection stands with respect to direct writing.
@@ -101,6 +118,8 @@ pub(crate) enum Taken {
 /// One connection's slot, shared by its task and the embedder's thread.
 pub(crate) struct Slot {
     fd: i32,
+    /// Over TLS: the session the answer is encrypted with.
+    tls: Option<Arc<Mutex<TlsShared>>>,
     state: Mutex<State>,
     task: AtomicWaker,
     /// Set while the driver watches: `Armed` is possible.
@@ -109,8 +128,19 @@ pub(crate) struct Slot {
 
 impl Slot {
     pub(crate) fn new(fd: i32) -> Arc<Self> {
+        Self::make(fd, None)
+    }
+
+    /// A slot on a TLS connection: answers are encrypted under its
+    /// session's lock, then written (see `net::shared_tls`).
+    pub(crate) fn with_tls(fd: i32, tls: Arc<Mutex<TlsShared>>) -> Arc<Self> {
+        Self::make(fd, Some(tls))
+    }
+
+    fn make(fd: i32, tls: Option<Arc<Mutex<TlsShared>>>) -> Arc<Self> {
         Arc::new(Self {
             fd,
+            tls,
             state: Mutex::new(State::Idle),
             task: AtomicWaker::new(),
             live: AtomicBool::new(false),
@@ -192,6 +222,9 @@ impl Slot {
             State::Armed { id: armed, wake } if *armed == id => *wake,
             _ => return Err(tx),
         };
+        if let Some(tls) = &self.tls {
+            return self.write_tls(tls, s, wake, answer, tx);
+        }
         let n = send(self.fd, answer);
         if n <= 0 {
             // Full (EAGAIN) or broken: the driver writes, or finds out.
@@ -208,6 +241,78 @@ impl Slot {
         if rest || wake {
             self.task.wake();
         }
+        Ok(())
+    }
+}
+
+impl Slot {
+    /// [`Slot::write`] over TLS, the slot's lock held (`s`). The session is
+    /// taken only if free (`try_lock`: the connection's task reading it
+    /// means the answer takes the usual way) and only with nothing queued
+    /// before the answer (records, or the handshake's tickets held below
+    /// the session: those leave with the driver's own write). The answer is
+    /// encrypted as one record and sent; what the socket does not take
+    /// stays in the session and the driver is woken to flush it.
+    fn write_tls(
+        &self,
+        tls: &Mutex<TlsShared>,
+        mut s: parking_lot::MutexGuard<'_, State>,
+        wake: bool,
+        answer: &[u8],
+        tx: oneshot::Sender<Reply>,
+    ) -> Result<(), oneshot::Sender<Reply>> {
+        let Some(mut g) = tls.try_lock() else {
+            return Err(tx);
+        };
+        if g.io_holds || g.conn.wants_write() || g.conn.is_handshaking() {
+            return Err(tx);
+        }
+        // Under rustls' 64 KiB buffer limit (answers here are < 16 KiB and
+        // nothing is queued), so all of it is taken; a rest would go to the
+        // driver as plaintext.
+        let taken = std::io::Write::write(&mut g.conn.writer(), answer).unwrap_or(0);
+        if taken == 0 {
+            return Err(tx);
+        }
+        let mut out = Fd(self.fd);
+        while g.conn.wants_write() {
+            match g.conn.write_tls(&mut out) {
+                Ok(n) if n > 0 => {}
+                // Full (EAGAIN) or broken: the driver sends the rest, or
+                // finds out.
+                _ => break,
+            }
+        }
+        let rest = &answer[taken..];
+        let all = rest.is_empty() && !g.conn.wants_write();
+        drop(g);
+        *s = if all {
+            State::Done(tx, Instant::now())
+        } else {
+            State::Rest(Bytes::copy_from_slice(rest), tx)
+        };
+        drop(s);
+        if !all || wake {
+            self.task.wake();
+        }
+        Ok(())
+    }
+}
+
+/// The socket as a `Write` for rustls' records: non-blocking sends.
+struct Fd(i32);
+
+impl std::io::Write for Fd {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = send(self.0, buf);
+        if n < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 }

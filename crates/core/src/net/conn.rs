@@ -18,6 +18,8 @@ use crate::config::client_auth;
 use crate::config::tls::{TlsSettings, ALPN_H2};
 use crate::dispatch::ConnInfo;
 use crate::dispatch::Dispatch;
+use crate::net::corked::Corked;
+use crate::net::shared_tls::SharedTls;
 use crate::observe::metrics::{open_connection, Protocol};
 use crate::proto::Env;
 use crate::proto::{self, io::Rewind};
@@ -34,6 +36,12 @@ pub(crate) trait Accepted: AsyncRead + AsyncWrite + Unpin + Send + 'static + Siz
     /// Waits for input without reading it (so an idle connection holds no buffer).
     fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
 
+    /// The socket's descriptor, where answers may be written directly
+    /// (TCP on Unix).
+    fn fd(&self) -> Option<i32> {
+        None
+    }
+
     /// Serves HTTP/1.x on the stream.
     fn serve_h1<D: Dispatch>(
         shared: Arc<Env<D>>,
@@ -45,6 +53,16 @@ pub(crate) trait Accepted: AsyncRead + AsyncWrite + Unpin + Send + 'static + Siz
 impl Accepted for TcpStream {
     fn readable(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
         TcpStream::readable(self)
+    }
+
+    fn fd(&self) -> Option<i32> {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsRawFd;
+            Some(self.as_raw_fd())
+        }
+        #[cfg(not(unix))]
+        None
     }
 
     async fn serve_h1<D: Dispatch>(shared: Arc<Env<D>>, info: Arc<ConnInfo>, io: Rewind<Self>) {
@@ -175,7 +193,7 @@ async fn serve_plain<D: Dispatch, S: Accepted>(
 /// fails it (garbage, plain HTTP, no common protocol version) loses only
 /// its own connection. ALPN then picks the protocol; no ALPN means
 /// HTTP/1.1. TLS runs over [`Rewind`] for its lingering close and its
-/// slow-reader cut-off.
+/// slow-reader cut-off, and over [`Corked`] for the handshake's last writes.
 async fn serve_tls<D: Dispatch, S: Accepted>(
     shared: Arc<Env<D>>,
     stream: S,
@@ -184,6 +202,7 @@ async fn serve_tls<D: Dispatch, S: Accepted>(
     slot: Option<OwnedSemaphorePermit>,
 ) {
     let wait = shared.idle_limit();
+    let fd = stream.fd();
     // The configuration current at accept time: a reload meanwhile applies
     // to the next connection. (One lock-free load, an Arc count.)
     let built = tls.current();
@@ -193,13 +212,40 @@ async fn serve_tls<D: Dispatch, S: Accepted>(
     // ChaCha20 first), then the handshake goes on with that configuration.
     // The hello is parsed once: rustls' `Acceptor` hands it on to the
     // connection.
+    //
+    // The handshake's writes are held (`Corked`) and sent when it waits
+    // for the client, so what it writes last, the session tickets, leaves
+    // with the first answer rather than in a send of its own.
     let handshake = tokio::time::timeout(wait, async {
-        let start =
-            tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io).await?;
+        let start = tokio_rustls::LazyConfigAcceptor::new(
+            rustls::server::Acceptor::default(),
+            Corked::new(io),
+        )
+        .await?;
         let config = built
             .for_client(start.client_hello().cipher_suites())
             .clone();
-        start.into_stream(config).await
+        let mut accept = start.into_stream(config);
+        if let Some(io) = accept.get_mut() {
+            io.cork();
+        }
+        match accept.into_fallible().await {
+            Ok(mut s) => {
+                let (io, session) = s.get_mut();
+                io.uncork();
+                // Only TLS 1.3 ends with messages no client waits for; a
+                // TLS 1.2 client needs the server's Finished now.
+                if session.protocol_version() != Some(rustls::ProtocolVersion::TLSv1_3) {
+                    io.release().await?;
+                }
+                Ok(s)
+            }
+            Err((e, mut io)) => {
+                // The alert rustls queued, if any, before the socket goes.
+                io.release_now();
+                Err(e)
+            }
+        }
     });
     let stream = tokio::select! {
         r = handshake => match r {
@@ -233,6 +279,9 @@ async fn serve_tls<D: Dispatch, S: Accepted>(
     if is_h2 {
         proto::h2::serve(shared, info, stream).await
     } else {
-        proto::h1::serve(shared, info, stream).await
+        // The session behind a lock, so that the task delivering a JS
+        // answer can encrypt and write it (`net::shared_tls`).
+        let (io, session) = stream.into_inner();
+        proto::h1::serve(shared, info, SharedTls::new(io, session, fd)).await
     }
 }

@@ -3,4 +3,6 @@
 //! ALPN) and hands it to its driver in `proto`.
 
 pub(crate) mod conn;
+pub(crate) mod corked;
 pub(crate) mod listener;
+pub(crate) mod shared_tls;

@@ -40,7 +40,7 @@ use super::PARK_AFTER;
 use crate::body::ResBody;
 use crate::dispatch::limits::MIN_PROTOCOL_HEAD;
 use crate::dispatch::{ConnInfo, Dispatch, StoredReq};
-use crate::embedder::direct::{CloseOnDrop, Slot, Taken};
+use crate::embedder::direct::{CloseOnDrop, Taken};
 use crate::observe::stats::Stats;
 use crate::proto::Env;
 
@@ -127,8 +127,7 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
     // Answers written from the embedder's thread (`direct.rs`): the slot
     // is closed by this guard before `io` is dropped or handed on (locals
     // drop before the function's arguments).
-    let direct = direct::fd_of(&io).map(|fd| {
-        let s = Slot::new(fd);
+    let direct = direct::slot_of(&io).map(|s| {
         let _ = info.direct.set(s.clone());
         CloseOnDrop(s)
     });
@@ -184,8 +183,7 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
                 }
             }
             if eof || env.life.shutdown.is_cancelled() {
-                let _ = flush(&mut io, &mut wbuf).await;
-                let _ = io.shutdown().await;
+                close(&mut io, &mut wbuf).await;
                 return End::Closed;
             }
             if flush(&mut io, &mut wbuf).await.is_err() {
@@ -445,7 +443,8 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
                 fut.set(None);
                 drop(tx);
                 wbuf.extend_from_slice(&rest);
-                if flush(&mut io, &mut wbuf).await.is_err() {
+                // Over TLS records may wait in the session: `flush` sends them.
+                if flush(&mut io, &mut wbuf).await.is_err() || io.flush().await.is_err() {
                     return End::Closed;
                 }
                 continue 'requests;
@@ -482,8 +481,7 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
             return End::Closed;
         }
         if !keep_alive {
-            let _ = flush(&mut io, &mut wbuf).await;
-            let _ = io.shutdown().await;
+            close(&mut io, &mut wbuf).await;
             return End::Closed;
         }
         // Coalescing: with more input already buffered (a pipelined
@@ -532,12 +530,21 @@ async fn flush<T: Transport>(io: &mut T, wbuf: &mut BytesMut) -> io::Result<()> 
     Ok(())
 }
 
+/// Writes what is left and closes. Over TLS the last bytes and the
+/// close_notify alert are queued together (`Transport::queue_last`) and
+/// leave in one write instead of one each.
+async fn close<T: Transport>(io: &mut T, wbuf: &mut BytesMut) {
+    let taken = io.queue_last(wbuf);
+    wbuf.advance(taken);
+    if flush(io, wbuf).await.is_ok() {
+        let _ = io.shutdown().await;
+    }
+}
+
 /// Writes a fixed answer and closes.
 async fn refuse<T: Transport>(mut io: T, mut wbuf: BytesMut, answer: &[u8]) -> End<T> {
     wbuf.extend_from_slice(answer);
-    if flush(&mut io, &mut wbuf).await.is_ok() {
-        let _ = io.shutdown().await;
-    }
+    close(&mut io, &mut wbuf).await;
     End::Closed
 }
 

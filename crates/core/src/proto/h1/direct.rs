@@ -1,7 +1,8 @@
 //! The own driver's part in writing answers straight into the socket from
 //! the code that delivers them (the slot and the write are in
-//! `embedder::direct`): which connections take part (plain TCP, unless
-//! `HTTPY_DELIVERY_WRITE=0` without `HTTPY_DIRECT_WRITE`) and how an answer
+//! `embedder::direct`): which connections take part (plain TCP, and TLS
+//! over TCP through its shared session, unless `HTTPY_DELIVERY_WRITE=0`
+//! without `HTTPY_DIRECT_WRITE`) and how an answer
 //! is encoded there, with the driver's own head encoder, so that it is byte
 //! for byte what the driver would write. Only a small whole answer is
 //! taken: a body under 16 KiB, a status of 200-599 that carries a body (no
@@ -13,6 +14,7 @@ use http::{StatusCode, Version};
 use std::cell::RefCell;
 
 use super::encode::{self, ReqFacts};
+use crate::embedder::direct::Slot;
 use crate::embedder::reply::{Reply, Source};
 
 /// The largest answer (head and body) written from the embedder's thread:
@@ -68,13 +70,17 @@ fn takes(reply: &Reply) -> bool {
         && !encode::asks_close(&reply.headers)
 }
 
-/// The descriptor of a plain TCP connection, where the direct path is on.
-pub(crate) fn fd_of<T: super::Transport>(io: &T) -> Option<i32> {
-    if crate::embedder::direct::enabled() {
-        io.raw_fd()
-    } else {
-        None
+/// The slot of a connection that takes part: plain TCP, or TLS over TCP
+/// through its shared session.
+pub(crate) fn slot_of<T: super::Transport>(io: &T) -> Option<std::sync::Arc<Slot>> {
+    if !crate::embedder::direct::enabled() {
+        return None;
     }
+    let fd = io.raw_fd()?;
+    Some(match io.tls() {
+        Some(tls) => Slot::with_tls(fd, tls.clone()),
+        None => Slot::new(fd),
+    })
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use std::io;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::embedder::direct::TlsShared;
 use crate::proto::io::Rewind;
 
 /// Size of a buffer taken from the pool: a request head and a small body
@@ -91,6 +92,20 @@ pub(crate) trait Transport: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// is just dropped, as before (no lingering close for a connection
     /// with nothing in flight).
     const SHUTS_DOWN_WHEN_IDLE: bool = false;
+
+    /// Takes `last`, the connection's last bytes, into the transport's own
+    /// buffer without writing it, followed by the end of the stream (TLS:
+    /// close_notify) once all of it was taken, so that the `shutdown` that
+    /// follows sends both in one write. Returns how much of `last` was
+    /// taken; plain streams take nothing.
+    fn queue_last(&mut self, _last: &[u8]) -> usize {
+        0
+    }
+
+    /// A TLS session the delivering task may write answers through.
+    fn tls(&self) -> Option<&std::sync::Arc<parking_lot::Mutex<TlsShared>>> {
+        None
+    }
 }
 
 impl Transport for Rewind<tokio::net::TcpStream> {
@@ -112,6 +127,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Transport
     for tokio_rustls::server::TlsStream<S>
 {
     const SHUTS_DOWN_WHEN_IDLE: bool = true;
+
+    /// The answer is encrypted into rustls' outgoing buffer and the
+    /// close_notify alert queued behind it; tokio-rustls' shutdown then
+    /// writes both records (and any session tickets still held by
+    /// `net::corked`) in one vectored write, where the answer and the
+    /// alert took a send each (docs/performance.md §16.5).
+    fn queue_last(&mut self, last: &[u8]) -> usize {
+        let session = self.get_mut().1;
+        if session.is_handshaking() {
+            return 0;
+        }
+        // rustls takes less than all only past its buffer limit (64 KiB).
+        let n = std::io::Write::write(&mut session.writer(), last).unwrap_or(0);
+        if n == last.len() {
+            session.send_close_notify();
+        }
+        n
+    }
 }
 
 /// How long a TLS connection closed at the keep-alive timeout may take to

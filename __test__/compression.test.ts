@@ -56,6 +56,8 @@ beforeAll(async () => {
     return new Response(gen(), { headers: { 'content-type': 'text/plain' } })
   })
   app.get('/file', () => Response.file(join(dir, 'page.html')))
+  app.get('/cached', () => Response.json(JSON.parse(big)), { cache: { ttl: 60 } })
+  app.head('/declared', () => new Response(null, { headers: { 'content-type': 'text/plain', 'content-length': '5000' } }))
   app.serveStatic('/static', dir)
 
   // The guide's compression middleware, written as the guide does it.
@@ -142,19 +144,46 @@ describe('compression', () => {
     expect(r.headers.vary).toMatch(/accept-encoding/i)
   })
 
-  it('answers HEAD with the GET\'s Vary but no encoding', async () => {
-    const head = await new Promise<http.IncomingMessage>((resolve, reject) => {
-      const req = http.request(`${url}/big`, { method: 'HEAD', headers: { 'accept-encoding': 'gzip' } }, (res) => {
-        res.resume()
-        res.on('end', () => resolve(res))
+  it('answers HEAD with the headers of its GET: the same coding, and its length where known', async () => {
+    const head = (path: string, headers: Record<string, string>) =>
+      new Promise<http.IncomingMessage>((resolve, reject) => {
+        const req = http.request(`${url}${path}`, { method: 'HEAD', headers }, (res) => {
+          res.resume()
+          res.on('end', () => resolve(res))
+        })
+        req.on('error', reject)
+        req.end()
       })
-      req.on('error', reject)
-      req.end()
-    })
-    expect(head.statusCode).toBe(200)
-    expect(head.headers['content-encoding']).toBeUndefined()
-    expect(head.headers.vary).toMatch(/accept-encoding/i)
-    expect(head.headers['content-length']).toBe(String(Buffer.byteLength(big)))
+    for (const path of ['/big', '/cached', '/static/page.html']) {
+      for (const enc of CODINGS) {
+        const g = await get(path, { 'accept-encoding': enc })
+        const h = await head(path, { 'accept-encoding': enc })
+        expect(h.statusCode, path).toBe(200)
+        expect(h.headers['content-encoding'], `${path} ${enc}`).toBe(enc)
+        expect(h.headers.vary, path).toMatch(/accept-encoding/i)
+        expect(g.headers['content-encoding'], path).toBe(enc)
+        // Where the GET declares its encoded length, the HEAD declares the same.
+        if (g.headers['content-length'] !== undefined) {
+          expect(h.headers['content-length'], `${path} ${enc}`).toBe(String(g.body.length))
+        } else {
+          expect(h.headers['content-length'], `${path} ${enc}`).toBeUndefined()
+        }
+      }
+      // A client that takes identity: identity and its length, on both.
+      const plain = await head(path, {})
+      expect(plain.headers['content-encoding'], path).toBeUndefined()
+      expect(plain.headers.vary, path).toMatch(/accept-encoding/i)
+    }
+    const plainBig = await head('/big', {})
+    expect(plainBig.headers['content-length']).toBe(String(Buffer.byteLength(big)))
+    // A HEAD handler that only declares a length: the coding, and no length
+    // (the encoded length is unknown without the bytes).
+    const declared = await head('/declared', { 'accept-encoding': 'gzip' })
+    expect(declared.headers['content-encoding']).toBe('gzip')
+    expect(declared.headers['content-length']).toBeUndefined()
+    const declaredPlain = await head('/declared', {})
+    expect(declaredPlain.headers['content-encoding']).toBeUndefined()
+    expect(declaredPlain.headers['content-length']).toBe('5000')
   })
 
   it("never double-encodes behind the guide's gzip middleware", async () => {

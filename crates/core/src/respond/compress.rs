@@ -191,13 +191,16 @@ pub(crate) enum Plan {
 }
 
 /// Decides for a response with these headers and (if known) this length.
+/// A HEAD request is decided as its GET would be (RFC 9110 §9.3.2: the
+/// same header fields), so it names the same coding; the callers then
+/// give it the encoded form's length where it is known, and none
+/// otherwise.
 pub(crate) fn plan(
     cfg: &CompressConfig,
     status: StatusCode,
     headers: &HeaderMap,
     len: Option<u64>,
     accept: Option<&HeaderValue>,
-    is_head: bool,
 ) -> Plan {
     if !status.is_success()
         || status == StatusCode::NO_CONTENT
@@ -222,9 +225,6 @@ pub(crate) fn plan(
     if len.is_some_and(|n| n < cfg.min_size as u64) || !cfg.compressible(ct) {
         return Plan::Skip;
     }
-    if is_head {
-        return Plan::VaryOnly;
-    }
     match cfg.negotiate(accept.and_then(|v| v.to_str().ok())) {
         Some(c) => Plan::Compress(c, cfg.level_for(c)),
         None => Plan::VaryOnly,
@@ -244,9 +244,17 @@ pub(crate) fn leaves_alone(
     len: usize,
 ) -> bool {
     matches!(
-        plan(cfg, status, headers, Some(len as u64), None, false),
+        plan(cfg, status, headers, Some(len as u64), None),
         Plan::Skip
     )
+}
+
+/// The `Content-Length` a bodiless answer declares, when it is one number.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 pub(crate) fn mark(headers: &mut HeaderMap, c: Coding) {
@@ -296,7 +304,8 @@ impl Encodings {
 
 /// Compression of a kept whole body: like [`apply`], but each compressed
 /// form is made once and kept in `forms`. Returns the body to send and the
-/// bytes this call added to `forms`.
+/// bytes this call added to `forms` (for a HEAD request too: the caller
+/// sends its length and drops it).
 pub(crate) async fn apply_kept(
     cfg: &CompressConfig,
     status: StatusCode,
@@ -304,10 +313,9 @@ pub(crate) async fn apply_kept(
     body: &Bytes,
     forms: &Encodings,
     accept: Option<&HeaderValue>,
-    is_head: bool,
 ) -> (Bytes, usize) {
     let len = Some(body.len() as u64);
-    match plan(cfg, status, headers, len, accept, is_head) {
+    match plan(cfg, status, headers, len, accept) {
         Plan::Skip => (body.clone(), 0),
         Plan::VaryOnly => {
             add_vary(headers);
@@ -324,7 +332,11 @@ pub(crate) async fn apply_kept(
     }
 }
 
-/// Applies compression to a finished response when it is eligible.
+/// Applies compression to a finished response when it is eligible. A
+/// HEAD answer that carries the GET's body is encoded like the GET, so the
+/// length it declares is the encoded one; one without a body (a handler's
+/// or a file's declared length only) gets the coding and no length, since
+/// the encoded length is not known without the bytes.
 pub(crate) async fn apply(
     cfg: &CompressConfig,
     res: Response<ResBody>,
@@ -332,11 +344,13 @@ pub(crate) async fn apply(
     is_head: bool,
 ) -> Response<ResBody> {
     let len = match res.body() {
+        // A bodiless HEAD answer is judged by the length it declares.
+        ResBody::Full(None) if is_head => declared_length(res.headers()),
         ResBody::Full(b) => Some(b.as_ref().map_or(0, |b| b.len() as u64)),
         ResBody::Stream(_) => http_body::Body::size_hint(res.body()).exact(),
         ResBody::Compressed(_) => return res,
     };
-    let (coding, level) = match plan(cfg, res.status(), res.headers(), len, accept, is_head) {
+    let (coding, level) = match plan(cfg, res.status(), res.headers(), len, accept) {
         Plan::Skip => return res,
         Plan::VaryOnly => {
             let mut res = res;
@@ -366,6 +380,10 @@ pub(crate) async fn apply(
                 Err(_) => return Response::from_parts(parts, ResBody::Full(Some(data))),
             }
         }
+        ResBody::Full(None) if is_head => {
+            mark(&mut parts.headers, coding);
+            return Response::from_parts(parts, ResBody::Full(None));
+        }
         ResBody::Full(None) => return Response::from_parts(parts, ResBody::Full(None)),
         other => match Encoder::new(coding, level) {
             Ok(enc) => ResBody::Compressed(Box::new(Compressed {
@@ -382,6 +400,74 @@ pub(crate) async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn text_answer(body: Option<&'static [u8]>, declared: Option<&str>) -> Response<ResBody> {
+        let mut res = Response::new(ResBody::Full(body.map(Bytes::from_static)));
+        let h = res.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        if let Some(n) = declared {
+            h.insert(CONTENT_LENGTH, HeaderValue::from_str(n).unwrap());
+        }
+        res
+    }
+
+    #[test]
+    fn a_head_request_names_the_coding_its_get_would_get() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let cfg = CompressConfig::default();
+        let gzip = HeaderValue::from_static("gzip");
+        let body: &'static [u8] = &[b'x'; 4000];
+        // With the GET's body: encoded like the GET, so its length is the encoded one.
+        let get = rt.block_on(apply(
+            &cfg,
+            text_answer(Some(body), None),
+            Some(&gzip),
+            false,
+        ));
+        let head = rt.block_on(apply(
+            &cfg,
+            text_answer(Some(body), None),
+            Some(&gzip),
+            true,
+        ));
+        for r in [&get, &head] {
+            assert_eq!(r.headers()[CONTENT_ENCODING], "gzip");
+            assert!(r.headers()[VARY]
+                .to_str()
+                .unwrap()
+                .contains("accept-encoding"));
+        }
+        let len = |r: &Response<ResBody>| match r.body() {
+            ResBody::Full(Some(b)) => b.len(),
+            _ => panic!("a whole body was expected"),
+        };
+        assert_eq!(len(&get), len(&head));
+        assert!(len(&head) < body.len());
+        // Without a body, only a declared length: the coding, and no length.
+        let bare = rt.block_on(apply(
+            &cfg,
+            text_answer(None, Some("4000")),
+            Some(&gzip),
+            true,
+        ));
+        assert_eq!(bare.headers()[CONTENT_ENCODING], "gzip");
+        assert!(!bare.headers().contains_key(CONTENT_LENGTH));
+        // A declared length under `minSize` is left alone, as its GET would be.
+        let short = rt.block_on(apply(
+            &cfg,
+            text_answer(None, Some("10")),
+            Some(&gzip),
+            true,
+        ));
+        assert!(!short.headers().contains_key(CONTENT_ENCODING));
+        assert_eq!(short.headers()[CONTENT_LENGTH], "10");
+        // A client that takes identity gets identity on HEAD too.
+        let plain = rt.block_on(apply(&cfg, text_answer(Some(body), None), None, true));
+        assert!(!plain.headers().contains_key(CONTENT_ENCODING));
+        assert_eq!(len(&plain), body.len());
+    }
 
     #[test]
     fn q_values() {

@@ -266,16 +266,8 @@ async fn hit_response(direct: &Direct, v: &Arc<Variant>, facts: &ReqFacts) -> Re
     let mut body = v.body.clone();
     if let Some(cfg) = &direct.compression {
         let accept = facts.accept_encoding();
-        (body, _) = compress::apply_kept(
-            cfg,
-            v.status,
-            &mut headers,
-            &body,
-            &v.encoded,
-            accept,
-            facts.is_head,
-        )
-        .await;
+        (body, _) =
+            compress::apply_kept(cfg, v.status, &mut headers, &body, &v.encoded, accept).await;
     }
     if facts.is_head {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));

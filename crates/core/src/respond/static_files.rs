@@ -219,6 +219,9 @@ async fn compress_mount(
     let accept = facts.accept_encoding();
     let held = match (&res.file.bytes, r.body()) {
         (Some(h), ResBody::Full(Some(b))) if h.len() == b.len() => h,
+        // A HEAD of a held file: its encoded form (made once, as for a
+        // GET) gives the length the GET would declare.
+        (Some(h), ResBody::Full(None)) if facts.is_head => h,
         _ => return crate::respond::compress::apply(cfg, r, accept, facts.is_head).await,
     };
     if r.status() != StatusCode::OK || r.headers().contains_key(CONTENT_ENCODING) {
@@ -232,10 +235,15 @@ async fn compress_mount(
         held,
         &res.encoded,
         accept,
-        facts.is_head,
     )
     .await;
     cache.grow(key, res, added);
+    if facts.is_head {
+        parts
+            .headers
+            .insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        return Response::from_parts(parts, ResBody::Full(None));
+    }
     Response::from_parts(parts, ResBody::full(body))
 }
 

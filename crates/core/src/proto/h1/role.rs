@@ -260,6 +260,7 @@ fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::{HeaderName, HeaderValue};
 
     fn head(text: &str) -> Result<Option<Head>, Refusal> {
         parse_whole(&mut BytesMut::from(text.as_bytes()))

@@ -115,7 +115,7 @@ impl Server {
         let queue = Arc::new(Queue::new(
             waker,
             stats.clone(),
-            crate::embedder::record::encode,
+            crate::embedder::record::encode_fields,
         ));
         let service = Arc::new(Service {
             router: ArcSwap::from_pointee(router),

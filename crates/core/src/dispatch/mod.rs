@@ -18,11 +18,13 @@ use crate::body::ResBody;
 pub(crate) mod abort;
 mod conn_info;
 pub(crate) mod fault;
+pub(crate) mod head;
 pub(crate) mod limits;
 pub mod router;
 pub(crate) mod service;
 
 pub(crate) use conn_info::ConnInfo;
+use head::RawHead;
 
 /// What a protocol driver calls for each request it has parsed. Generic
 /// (no `dyn`): each driver is compiled for the one dispatcher it serves.
@@ -35,6 +37,23 @@ pub(crate) trait Dispatch: Clone + Send + Sync + 'static {
     where
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: std::fmt::Display;
+
+    /// [`call`](Self::call) for a request of the own HTTP/1.1 driver, whose
+    /// `Request` carries no header fields: they are in `head`. By default
+    /// the map is built and the request goes to `call`.
+    fn call_h1<B>(
+        &self,
+        conn: Arc<ConnInfo>,
+        mut req: Request<B>,
+        head: RawHead,
+    ) -> impl Future<Output = Result<Response<ResBody>, Infallible>> + Send + 'static + use<Self, B>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: std::fmt::Display,
+    {
+        *req.headers_mut() = head.header_map();
+        self.call(conn, req)
+    }
 
     /// Answers a request from bytes the dispatcher holds ready, appending
     /// the whole HTTP/1.1 answer to `out`, where that is exactly what

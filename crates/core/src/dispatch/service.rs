@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::abort::AbortWatch;
 use super::fault::Faults;
+use super::head::RawHead;
 use super::limits::{ambiguous_h1, head_size, read_body, BodyError, MIN_PROTOCOL_HEAD};
 use super::router::Match;
 use super::{ConnInfo, Dispatch, StoredReq};
@@ -26,7 +27,7 @@ use crate::body::multipart::{self, BodyStreaming, MultipartLimits};
 use crate::body::upload::{self, Prefix, Progress, PumpEnd, UploadError, Uploads};
 use crate::body::ResBody;
 use crate::config::ServerConfig;
-use crate::embedder::queue::{Incoming, Queue, Version, WatchWanted};
+use crate::embedder::queue::{Fields, Incoming, Queue, Responder, Source, Version, WatchWanted};
 use crate::embedder::reply::{add_preload_links, PushList};
 use crate::observe::metrics::scrape;
 use crate::observe::probe::Probe;
@@ -67,7 +68,20 @@ impl Dispatch for Arc<Service> {
         B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: std::fmt::Display,
     {
-        handle(self.clone(), conn, req)
+        handle(self.clone(), conn, req, None)
+    }
+
+    fn call_h1<B>(
+        &self,
+        conn: Arc<ConnInfo>,
+        req: Request<B>,
+        head: RawHead,
+    ) -> impl Future<Output = Result<Response<ResBody>, Infallible>> + Send + 'static + use<B>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: std::fmt::Display,
+    {
+        handle(self.clone(), conn, req, Some(head))
     }
 
     fn answer_stored(
@@ -168,15 +182,27 @@ fn close_after(mut res: Response<ResBody>) -> Response<ResBody> {
     res
 }
 
+/// `head`: the own HTTP/1.1 driver's request, whose fields are the head's
+/// bytes (`req` has none); a `HeaderMap` is built from them only where a
+/// field is read by name (see `dispatch::head`).
 async fn handle<B>(
     shared: Arc<Service>,
     conn: Arc<ConnInfo>,
-    req: Request<B>,
+    mut req: Request<B>,
+    mut head: Option<RawHead>,
 ) -> Result<Response<ResBody>, Infallible>
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: std::fmt::Display,
 {
+    // Metrics, the access log and a head limit below the protocol's read
+    // the request's fields before it is routed.
+    if shared.observe.metrics.is_some()
+        || shared.observe.access_log.is_some()
+        || shared.config.max_header_size < MIN_PROTOCOL_HEAD
+    {
+        with_map(&mut req, &mut head);
+    }
     let nth = conn.requests.fetch_add(1, Ordering::Relaxed) + 1;
     let _busy = conn.idle.busy();
     Stats::inc(&shared.stats.requests_total);
@@ -204,7 +230,7 @@ where
             }
             res
         }
-        None => match AssertUnwindSafe(route_and_answer(&shared, &conn, req, &mut probe))
+        None => match AssertUnwindSafe(route_and_answer(&shared, &conn, req, head, &mut probe))
             .catch_unwind()
             .await
         {
@@ -240,10 +266,18 @@ where
     Ok(res)
 }
 
+/// Gives `req` the `HeaderMap` of `head`, when it came without one.
+fn with_map<B>(req: &mut Request<B>, head: &mut Option<RawHead>) {
+    if let Some(h) = head.take() {
+        *req.headers_mut() = h.header_map();
+    }
+}
+
 async fn route_and_answer<B>(
     shared: &Arc<Service>,
     conn: &ConnInfo,
-    req: Request<B>,
+    mut req: Request<B>,
+    mut head: Option<RawHead>,
     probe: &mut Option<Probe>,
 ) -> Response<ResBody>
 where
@@ -273,7 +307,11 @@ where
         }
     }
     shared.faults.check(req.uri().path());
-    if ambiguous_h1(&req) {
+    let ambiguous = match &head {
+        Some(h) => h.facts.ambiguous,
+        None => ambiguous_h1(&req),
+    };
+    if ambiguous {
         return close_after(plain(
             StatusCode::BAD_REQUEST,
             "Bad Request: ambiguous message framing",
@@ -296,7 +334,10 @@ where
             "Request Header Fields Too Large",
         ));
     }
-    let facts = ReqFacts::of(&req);
+    let facts = match &head {
+        Some(h) => h.req_facts(req.method()),
+        None => ReqFacts::of(&req),
+    };
     let mut fill = None;
     let found = match matched {
         // An upgrade to a path without a WebSocket route is a miss, even
@@ -316,6 +357,8 @@ where
     let (route, params, allow) = match found {
         Match::Found { route, params } => {
             if let Some(extra) = router.extra(route) {
+                // A cached or static route reads fields by name.
+                with_map(&mut req, &mut head);
                 let (path, query) = (req.uri().path(), req.uri().query().unwrap_or(""));
                 match route::before_embedder(
                     &shared.direct,
@@ -363,6 +406,10 @@ where
             }),
     };
     drop(router);
+    // Multipart boundaries and uploads read the request's fields.
+    if streaming.is_some() {
+        with_map(&mut req, &mut head);
+    }
 
     // Overload: refuse at once rather than queue without bound.
     if shared.stats.pending.load(Ordering::Relaxed) >= config.max_pending_requests as u64 {
@@ -396,11 +443,14 @@ where
     });
 
     // Refuse an announced oversize body before reading any of it.
-    let declared = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = match &head {
+        Some(h) => h.facts.length,
+        None => parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok()),
+    };
     if declared.is_some_and(|n| n > config.max_body_size) {
         return close_after(plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"));
     }
@@ -485,10 +535,6 @@ where
             responder.direct = Some((slot.clone(), id));
         }
     }
-    let (path, query) = match parts.uri.path_and_query() {
-        Some(pq) => (pq.path().to_string(), pq.query().unwrap_or("").to_string()),
-        None => (parts.uri.path().to_string(), String::new()),
-    };
     let version = match parts.version {
         http::Version::HTTP_10 | http::Version::HTTP_09 => Version::Http10,
         http::Version::HTTP_2 => Version::Http2,
@@ -502,27 +548,24 @@ where
         let (tx, rx) = upload::upload_channel();
         (rest, tx, shared.uploads.put(id, rx, choose.take()))
     });
-    shared.queue.push(Incoming {
-        id,
-        route,
-        allow,
-        method: parts.method,
-        path,
-        query,
-        params,
-        headers: parts.headers,
-        body,
-        streamed: upload.is_some(),
-        multipart: matches!(upload, Some((Rest::Multipart(..), ..))),
-        parts_on_ask: matches!(upload, Some((Rest::Choose(..), ..))),
-        remote: conn.remote,
-        version,
-        tls: conn.tls,
-        // An atomic increment per request, only on TLS connections with SNI
-        // or a client certificate: nothing next to the record's encryption.
-        tls_peer: conn.tls_peer.clone(),
+    enqueue(
+        &shared.queue,
+        conn,
+        Queued {
+            id,
+            route,
+            allow,
+            parts,
+            head,
+            params,
+            body,
+            streamed: upload.is_some(),
+            multipart: matches!(upload, Some((Rest::Multipart(..), ..))),
+            parts_on_ask: matches!(upload, Some((Rest::Choose(..), ..))),
+            version,
+        },
         responder,
-    });
+    );
 
     let waited = match upload {
         None => match tokio::time::timeout_at(deadline, rx).await {
@@ -601,6 +644,88 @@ where
         };
     }
     route::after_embedder(&shared.direct, reply, &facts, fill).await
+}
+
+/// A request on its way into the queue: what its record is made of.
+struct Queued {
+    id: u32,
+    route: Option<u32>,
+    allow: Option<Vec<String>>,
+    parts: http::request::Parts,
+    /// The own HTTP/1.1 driver's head, when no map was built.
+    head: Option<RawHead>,
+    params: Vec<String>,
+    body: Bytes,
+    streamed: bool,
+    multipart: bool,
+    parts_on_ask: bool,
+    version: Version,
+}
+
+/// Queues a request for the embedder. A queue that encodes at the push
+/// (the JS binding's) is given the request's parts as they are: its path
+/// and query as slices of the URI and, from the own HTTP/1.1 driver, its
+/// fields from the head's bytes (no `String`s, no `HeaderMap`:
+/// docs/performance.md §17.4). What the record does not keep is dropped
+/// here, before the wait for the reply, on the thread that allocated it.
+fn enqueue(queue: &Queue, conn: &ConnInfo, q: Queued, responder: Responder) {
+    let uri = &q.parts.uri;
+    let (path, query) = match uri.path_and_query() {
+        Some(pq) => (pq.path(), pq.query().unwrap_or("")),
+        None => (uri.path(), ""),
+    };
+    if queue.encodes() {
+        let headers = match &q.head {
+            Some(h) => Source::Head(h),
+            None => Source::Map(&q.parts.headers),
+        };
+        let fields = Fields {
+            id: q.id,
+            route: q.route,
+            allow: q.allow.as_deref(),
+            method: &q.parts.method,
+            path,
+            query,
+            params: &q.params,
+            headers,
+            body: &q.body,
+            streamed: q.streamed,
+            multipart: q.multipart,
+            parts_on_ask: q.parts_on_ask,
+            remote: conn.remote,
+            version: q.version,
+            tls: conn.tls,
+            tls_peer: conn.tls_peer.as_deref(),
+        };
+        queue.push_fields(&fields, responder);
+        return;
+    }
+    let (path, query) = (path.to_string(), query.to_string());
+    let headers = match q.head {
+        Some(h) => h.header_map(),
+        None => q.parts.headers,
+    };
+    queue.push(Incoming {
+        id: q.id,
+        route: q.route,
+        allow: q.allow,
+        method: q.parts.method,
+        path,
+        query,
+        params: q.params,
+        headers,
+        body: q.body,
+        streamed: q.streamed,
+        multipart: q.multipart,
+        parts_on_ask: q.parts_on_ask,
+        remote: conn.remote,
+        version: q.version,
+        tls: conn.tls,
+        // An atomic increment per request, only on TLS connections with SNI
+        // or a client certificate.
+        tls_peer: conn.tls_peer.clone(),
+        responder,
+    });
 }
 
 /// What remains of a streamed body once the request is queued.
@@ -710,7 +835,7 @@ pub(crate) mod tests {
         let queue = Arc::new(Queue::new(
             Box::new(CountingWaker::default()),
             stats.clone(),
-            crate::embedder::record::encode,
+            crate::embedder::record::encode_fields,
         ));
         let metrics = config
             .metrics

@@ -20,7 +20,7 @@
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use http::HeaderMap;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -30,6 +30,7 @@ use std::task::{Context, Poll};
 use tokio::sync::oneshot;
 
 use crate::config::client_auth::TlsPeer;
+use crate::dispatch::head::RawHead;
 use crate::embedder::reply::Reply;
 use crate::observe::stats::Stats;
 
@@ -93,6 +94,62 @@ pub struct Incoming {
     /// (one shared copy per connection).
     pub tls_peer: Option<Arc<TlsPeer>>,
     pub responder: Responder,
+}
+
+/// Where a record's header fields come from.
+#[derive(Clone, Copy)]
+pub(crate) enum Source<'a> {
+    Map(&'a HeaderMap),
+    /// The own HTTP/1.1 driver's head, parsed again for its fields
+    /// (`dispatch::head`): no map was built for the request.
+    Head(&'a RawHead),
+}
+
+/// A request as the record encoder reads it: [`Incoming`]'s fields,
+/// borrowed, so that the dispatcher can push a request whose parts it
+/// still holds (the URI, the head's bytes) without copying them into
+/// owned strings and a map first ([`Queue::push_fields`]).
+pub(crate) struct Fields<'a> {
+    pub(crate) id: u32,
+    pub(crate) route: Option<u32>,
+    pub(crate) allow: Option<&'a [String]>,
+    pub(crate) method: &'a http::Method,
+    pub(crate) path: &'a str,
+    pub(crate) query: &'a str,
+    pub(crate) params: &'a [String],
+    pub(crate) headers: Source<'a>,
+    pub(crate) body: &'a Bytes,
+    pub(crate) streamed: bool,
+    pub(crate) multipart: bool,
+    pub(crate) parts_on_ask: bool,
+    pub(crate) remote: SocketAddr,
+    pub(crate) version: Version,
+    pub(crate) tls: bool,
+    pub(crate) tls_peer: Option<&'a TlsPeer>,
+}
+
+impl Incoming {
+    /// Its fields as the record encoder reads them.
+    pub(crate) fn fields(&self) -> Fields<'_> {
+        Fields {
+            id: self.id,
+            route: self.route,
+            allow: self.allow.as_deref(),
+            method: &self.method,
+            path: &self.path,
+            query: &self.query,
+            params: &self.params,
+            headers: Source::Map(&self.headers),
+            body: &self.body,
+            streamed: self.streamed,
+            multipart: self.multipart,
+            parts_on_ask: self.parts_on_ask,
+            remote: self.remote,
+            version: self.version,
+            tls: self.tls,
+            tls_peer: self.tls_peer.as_deref(),
+        }
+    }
 }
 
 /// Tells a protocol layer that the embedder started watching a request.
@@ -275,9 +332,9 @@ impl Waiting {
     }
 }
 
-/// How a request becomes a record (`record::encode`), handed in by the
-/// server so that this module does not depend on the record's.
-pub(crate) type Encode = fn(&Incoming, &mut Vec<u8>, &mut Vec<Bytes>);
+/// How a request becomes a record (`record::encode_fields`), handed in by
+/// the server so that this module does not depend on the record's.
+pub(crate) type Encode = fn(&Fields<'_>, &mut Vec<u8>, &mut Vec<Bytes>);
 
 pub(crate) struct Queue {
     items: Mutex<Waiting>,
@@ -331,19 +388,50 @@ impl Queue {
 
     pub(crate) fn push(&self, item: Incoming) {
         if let Some(encode) = self.encode {
-            // Encoded under the lock, straight into the batch (a body's
-            // index is its place in this batch's list). Cost: the lock is
-            // held for the encode, ~0.1 µs for a small request; the
-            // consumer takes it once per batch, for a swap.
-            let mut waiting = self.items.lock();
-            let records = &mut waiting.records;
-            encode(&item, &mut records.bytes, &mut records.bodies);
-            records.responders.push((item.id, item.responder));
+            let mut waiting = self.encoded(encode, &item.fields());
+            waiting.records.responders.push((item.id, item.responder));
             drop(waiting);
             // The rest of `item` is dropped here, on this thread.
         } else {
             self.items.lock().items.push(item);
         }
+        self.scheduled();
+    }
+
+    /// Whether pushes are encoded at once ([`Waker::records`]): only then
+    /// does [`Queue::push_fields`] take a request.
+    pub(crate) fn encodes(&self) -> bool {
+        self.encode.is_some()
+    }
+
+    /// Pushes a request given by its borrowed fields, on a queue that
+    /// [`encodes`](Queue::encodes) (on another, the request is dropped and
+    /// its responder with it: the client gets a 500).
+    pub(crate) fn push_fields(&self, item: &Fields<'_>, responder: Responder) {
+        let Some(encode) = self.encode else {
+            debug_assert!(false, "push_fields on a queue of whole requests");
+            return;
+        };
+        let mut waiting = self.encoded(encode, item);
+        waiting.records.responders.push((item.id, responder));
+        drop(waiting);
+        self.scheduled();
+    }
+
+    /// Encodes `item` into the batch and returns the batch, still locked,
+    /// for its responder. Encoded under the lock, straight into the batch
+    /// (a body's index is its place in this batch's list). Cost: the lock
+    /// is held for the encode, ~0.1 µs for a small request; the consumer
+    /// takes it once per batch, for a swap.
+    fn encoded(&self, encode: Encode, item: &Fields<'_>) -> MutexGuard<'_, Waiting> {
+        let mut waiting = self.items.lock();
+        let records = &mut waiting.records;
+        encode(item, &mut records.bytes, &mut records.bodies);
+        waiting
+    }
+
+    /// After a push: wakes the consumer unless a wake-up is on its way.
+    fn scheduled(&self) {
         if !self.scheduled.swap(true, Ordering::AcqRel) {
             self.wake_after_tick();
         }
@@ -403,7 +491,7 @@ impl Queue {
             std::mem::take(&mut waiting.items)
         };
         for item in whole {
-            (self.encoder)(&item, &mut into.bytes, &mut into.bodies);
+            (self.encoder)(&item.fields(), &mut into.bytes, &mut into.bodies);
             into.responders.push((item.id, item.responder));
         }
         true
@@ -453,7 +541,7 @@ pub(crate) mod tests {
             Queue::new(
                 Box::new(waker.clone()),
                 stats.clone(),
-                super::super::record::encode,
+                super::super::record::encode_fields,
             ),
             waker,
             stats,
@@ -494,7 +582,7 @@ pub(crate) mod tests {
         let q = Queue::new(
             Box::new(waker.clone()),
             stats.clone(),
-            super::super::record::encode,
+            super::super::record::encode_fields,
         );
         let big = Bytes::from(vec![7u8; super::super::record::EXTERNAL_BODY_MIN]);
         // What the consumer must get: the records `encode` writes for the

@@ -28,7 +28,7 @@
 use bytes::Bytes;
 use std::io::Write as _;
 
-use crate::embedder::queue::Incoming;
+use crate::embedder::queue::{Fields, Incoming, Source};
 
 /// Bodies at least this large travel as their own buffer (no copy into the
 /// batch); smaller ones are copied inline, which is cheaper than a second
@@ -90,6 +90,13 @@ fn ipv4_text(octets: [u8; 4], out: &mut [u8; 48]) -> usize {
 
 /// Appends one request to `out`; a large body is moved to `external`.
 pub fn encode(req: &Incoming, out: &mut Vec<u8>, external: &mut Vec<Bytes>) {
+    encode_fields(&req.fields(), out, external)
+}
+
+/// [`encode`] from borrowed fields: the dispatcher writes a request's
+/// record from its parsed parts (the URI's path and query, the head's
+/// bytes) without first copying them into an [`Incoming`].
+pub(crate) fn encode_fields(req: &Fields<'_>, out: &mut Vec<u8>, external: &mut Vec<Bytes>) {
     // Formatted on the stack: this runs once per request, and `to_string`
     // would allocate each time. 45 bytes hold any IPv6 text form.
     let mut ip_buf = [0u8; 48];
@@ -102,7 +109,11 @@ pub fn encode(req: &Incoming, out: &mut Vec<u8>, external: &mut Vec<Bytes>) {
         }
     };
     let ip = &ip_buf[..ip_len];
-    out.reserve(64 + req.path.len() + req.query.len() + req.headers.len() * 32);
+    let fields_room = match req.headers {
+        Source::Map(m) => m.len() * 32,
+        Source::Head(h) => h.len() + 64,
+    };
+    out.reserve(64 + req.path.len() + req.query.len() + fields_room);
     let start = out.len();
     put_u32(out, 0); // record length, filled in below
     put_u32(out, req.id as usize);
@@ -129,19 +140,22 @@ pub fn encode(req: &Incoming, out: &mut Vec<u8>, external: &mut Vec<Bytes>) {
     }
     out.push(flags);
     put_u16(out, req.params.len());
-    put_u16(out, req.headers.len());
+    // The header count: known here for a map, filled in after the fields
+    // for a head (some of its `Content-Length` fields are left out).
+    let count_at = out.len();
+    put_u16(out, 0);
     put_str16(out, req.method.as_str().as_bytes());
     put_str32(out, req.path.as_bytes());
     put_str32(out, req.query.as_bytes());
     put_str16(out, ip);
     put_u16(out, req.remote.port() as usize);
-    for p in &req.params {
+    for p in req.params {
         put_str32(out, p.as_bytes());
     }
-    if let Some(allow) = &req.allow {
+    if let Some(allow) = req.allow {
         put_str16(out, allow.join(", ").as_bytes());
     }
-    if let Some(peer) = &req.tls_peer {
+    if let Some(peer) = req.tls_peer {
         put_str16(out, peer.server_name.as_deref().unwrap_or("").as_bytes());
         match &peer.client_cert {
             None => out.push(0),
@@ -152,10 +166,30 @@ pub fn encode(req: &Incoming, out: &mut Vec<u8>, external: &mut Vec<Bytes>) {
             }
         }
     }
-    for (name, value) in req.headers.iter() {
-        put_str16(out, name.as_str().as_bytes());
-        put_str32(out, value.as_bytes());
-    }
+    let count = match req.headers {
+        Source::Map(map) => {
+            for (name, value) in map.iter() {
+                put_str16(out, name.as_str().as_bytes());
+                put_str32(out, value.as_bytes());
+            }
+            map.len()
+        }
+        Source::Head(head) => {
+            let mut n = 0;
+            head.each_field(|name, value| {
+                // Lower-cased as `HeaderName` does, in place after the
+                // copy (names are at most 64 KiB - 1: the parse refused longer).
+                put_str16(out, name.as_bytes());
+                let end = out.len();
+                out[end - name.len()..].make_ascii_lowercase();
+                put_str32(out, value);
+                n += 1;
+            });
+            n
+        }
+    };
+    out[count_at..count_at + 2]
+        .copy_from_slice(&(count.min(u16::MAX as usize) as u16).to_le_bytes());
     put_u32(out, req.body.len());
     if req.body.len() >= EXTERNAL_BODY_MIN {
         out.push(1);
@@ -163,7 +197,7 @@ pub fn encode(req: &Incoming, out: &mut Vec<u8>, external: &mut Vec<Bytes>) {
         external.push(req.body.clone());
     } else {
         out.push(0);
-        out.extend_from_slice(&req.body);
+        out.extend_from_slice(req.body);
     }
     let len = (out.len() - start) as u32;
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());

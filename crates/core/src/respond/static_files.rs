@@ -98,7 +98,11 @@ pub(crate) struct ReqFacts {
     pub headers: HeaderMap,
 }
 
-const KEPT: [HeaderName; 5] = [
+pub(crate) const KEPT_LEN: usize = 5;
+
+/// The request fields [`ReqFacts`] keeps (the own HTTP/1.1 driver notes
+/// where each is while parsing: `dispatch::head`).
+pub(crate) const KEPT: [HeaderName; KEPT_LEN] = [
     RANGE,
     IF_RANGE,
     IF_NONE_MATCH,

@@ -286,8 +286,9 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
         *req.method_mut() = head.method;
         *req.uri_mut() = head.uri;
         *req.version_mut() = head.version;
-        *req.headers_mut() = head.headers;
-        let fut = env.dispatch.call(info.clone(), req);
+        // The fields stay the head's bytes: the dispatcher builds a
+        // `HeaderMap` only for a request that reads one (`dispatch::head`).
+        let fut = env.dispatch.call_h1(info.clone(), req, head.raw);
         let fut = match &mut slot {
             Some(s) => {
                 Pin::set(s, Some(fut));

@@ -3,34 +3,43 @@
 //! `http` types, and settling what the head says about framing and
 //! keep-alive. Encoding the response is in `encode.rs`.
 //!
-//! The head is frozen out of the read buffer once and the URI and header
-//! values are slices of it (no copy); header names are interned by `http`
-//! for the standard ones and copied for the others, as hyper does.
+//! The head is frozen out of the read buffer once and the URI is a slice of
+//! it (no copy). No `HeaderMap` is built here: the head's bytes travel
+//! with the request (`dispatch::head::RawHead`), with the facts the
+//! dispatcher reads of every request found in this one pass over the
+//! fields; the map, the one this parse built before, is made from them
+//! only for the requests that read fields by name. Nothing is refused
+//! later for it: `httparse` admits exactly the header names and values
+//! `http` does (tested below), and longer names than `http` takes are
+//! refused here.
 //!
-//! Before any of that, a plain keep-alive `GET` is offered to the caller's
-//! `stored` closure with its path and query only: a route-cache hit is then
-//! answered without a `HeaderMap` being built. It is offered only where the
-//! full parse could refuse nothing the closure would answer: `httparse`
-//! admits exactly the header names and values `http` does (tested below),
-//! the target is checked as a `Uri`, and a head with framing fields or an
-//! `Upgrade` is never offered.
+//! A plain keep-alive `GET` is offered to the caller's `stored` closure
+//! with its path and query only: a route-cache hit is then answered
+//! without a `Request` being built. It is offered only where the parse
+//! refused nothing: the target is checked as a `Uri`, and a head with
+//! framing fields or an `Upgrade` is never offered.
 
 use bytes::BytesMut;
-use http::header::{HeaderName, HeaderValue};
-use http::{HeaderMap, Method, Uri, Version};
+use http::{Method, Uri, Version};
+use std::mem::MaybeUninit;
 
 use super::decode::Decoder;
+pub(crate) use crate::dispatch::head::MAX_HEADERS;
+use crate::dispatch::head::{HeadFacts, RawHead, ABSENT};
 use crate::dispatch::StoredReq;
 
-/// Header fields accepted in one request head (hyper's default too).
-pub(crate) const MAX_HEADERS: usize = 100;
+/// The longest header name `http` accepts (`HeaderName::from_bytes`); the
+/// record's name field holds as much.
+const MAX_NAME: usize = u16::MAX as usize;
 
 /// A parsed request head and what it implies.
 pub(crate) struct Head {
     pub(crate) method: Method,
     pub(crate) uri: Uri,
     pub(crate) version: Version,
-    pub(crate) headers: HeaderMap,
+    /// The head's bytes and the facts the dispatcher reads of every
+    /// request; a `HeaderMap` is built from it only where one is read.
+    pub(crate) raw: RawHead,
     /// `None`: no body.
     pub(crate) body: Option<Decoder>,
     /// The client allows the connection to serve another request.
@@ -64,21 +73,29 @@ pub(crate) enum Parsed {
 /// `GET` without `Content-Length`, `Transfer-Encoding` or `Upgrade`, with
 /// exactly one `Host`, is first offered to `stored`; `true` means it was
 /// answered, and no `Head` is built.
+///
+/// One pass over the fields settles framing, keep-alive and the facts the
+/// dispatcher reads of every request ([`HeadFacts`]); no `HeaderMap` is
+/// built here (`RawHead::header_map` builds the same one on demand).
 pub(crate) fn parse(
     buf: &mut BytesMut,
     stored: impl FnOnce(&StoredReq<'_>) -> bool,
 ) -> Result<Option<Parsed>, Refusal> {
-    // Offsets of the parts, so that the head can be frozen after parsing
-    // (the parser borrows the buffer). 100 × 16 bytes on the stack; the
-    // caller keeps nothing of it across an await.
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf) {
+    // Uninitialised slots: `httparse` writes only those it fills (100
+    // initialised ones were a 3.2 KB memset per request).
+    let mut slots: [MaybeUninit<httparse::Header<'_>>; MAX_HEADERS] =
+        [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, &mut slots) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(Refusal::TooLarge),
         Err(_) => return Err(Refusal::Bad("malformed request head")),
     };
+    // Spans are kept as u32 offsets; no head limit comes near 4 GiB.
+    if len > u32::MAX as usize {
+        return Err(Refusal::TooLarge);
+    }
     let base = buf.as_ptr() as usize;
     let at = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
     let method = match req.method {
@@ -94,40 +111,102 @@ pub(crate) fn parse(
         Version::HTTP_11
     };
     let path = at(req.path.unwrap_or("").as_bytes());
-    let n = req.headers.len();
-    let mut spans = [((0usize, 0usize), (0usize, 0usize)); MAX_HEADERS];
-    // What decides whether the head may be offered to `stored` (counted
-    // in the one pass over the fields that is made anyway).
+    // Whether the head may be offered to `stored`: a GET on HTTP/1.1
+    // without framing fields (keep-alive and one `Host` checked after).
     let mut plain = method == Method::GET && version == Version::HTTP_11;
-    let mut hosts = 0;
+    let mut hosts = 0u32;
     let mut credentials = false;
-    for (span, h) in spans.iter_mut().zip(req.headers.iter()) {
-        if h.name.eq_ignore_ascii_case("upgrade") {
-            return Err(Refusal::HandOff);
+    let mut keep_alive = version == Version::HTTP_11;
+    let mut expect_continue = false;
+    let mut length: Option<u64> = None;
+    let mut te_fields = 0u32;
+    let mut te_exact_chunked = false;
+    let mut chunked = false;
+    let mut facts = HeadFacts::default();
+    // The first refusal found; an `Upgrade` anywhere still hands off first.
+    let mut bad: Option<&'static str> = None;
+    let mut keep = |slot: usize, value: &[u8]| {
+        if facts.kept[slot] == ABSENT {
+            let (from, n) = at(value);
+            facts.kept[slot] = (from as u32, n as u32);
         }
-        *span = (at(h.name.as_bytes()), at(h.value));
-        if plain {
-            let name = h.name.as_bytes();
-            // The names that matter here are 4 to 17 bytes long: a length
-            // check first keeps the common fields to one compare.
-            match name.len() {
-                4 if name.eq_ignore_ascii_case(b"host") => hosts += 1,
-                6 if name.eq_ignore_ascii_case(b"cookie") => credentials = true,
-                10 if name.eq_ignore_ascii_case(b"connection") && closes(h.value) => {
-                    plain = false;
-                }
-                13 if name.eq_ignore_ascii_case(b"authorization") => credentials = true,
-                14 if name.eq_ignore_ascii_case(b"content-length") => plain = false,
-                17 if name.eq_ignore_ascii_case(b"transfer-encoding") => plain = false,
-                _ => {}
+    };
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        let value = h.value;
+        if name.len() > MAX_NAME {
+            bad.get_or_insert("bad header name");
+            continue;
+        }
+        // The names that matter are 4 to 17 bytes long: a length check
+        // first keeps most fields to one compare, or none.
+        let is = |want: &[u8]| name.eq_ignore_ascii_case(want);
+        match name.len() {
+            4 if is(b"host") => hosts += 1,
+            5 if is(b"range") => keep(0, value),
+            6 if is(b"cookie") => credentials = true,
+            6 if is(b"expect") => {
+                // The last one counts, as when the map was read.
+                expect_continue =
+                    version == Version::HTTP_11 && value.eq_ignore_ascii_case(b"100-continue");
             }
+            7 if is(b"upgrade") => return Err(Refusal::HandOff),
+            8 if is(b"if-range") => keep(1, value),
+            10 if is(b"connection") => {
+                for token in tokens(value) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        keep_alive = false;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive")
+                        && version == Version::HTTP_10
+                    {
+                        keep_alive = true;
+                    }
+                }
+            }
+            13 if is(b"authorization") => credentials = true,
+            13 if is(b"if-none-match") => keep(2, value),
+            14 if is(b"content-length") => {
+                plain = false;
+                let v = std::str::from_utf8(value)
+                    .ok()
+                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|s| s.parse::<u64>().ok());
+                match (v, length) {
+                    (None, _) => {
+                        bad.get_or_insert("bad content-length");
+                    }
+                    (Some(v), Some(l)) if l != v => {
+                        bad.get_or_insert("conflicting content-length");
+                    }
+                    // An identical repeat is one length (hyper keeps one field).
+                    (Some(_), Some(_)) => {}
+                    (Some(v), None) => length = Some(v),
+                }
+            }
+            15 if is(b"accept-encoding") => keep(4, value),
+            17 if is(b"transfer-encoding") => {
+                plain = false;
+                te_fields += 1;
+                if te_fields == 1 {
+                    te_exact_chunked = value.eq_ignore_ascii_case(b"chunked");
+                }
+                // Only the last coding counts: it must be `chunked`.
+                chunked = value
+                    .rsplit(|&b| b == b',')
+                    .next()
+                    .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            }
+            17 if is(b"if-modified-since") => keep(3, value),
+            _ => {}
         }
     }
     let head = buf.split_to(len).freeze();
-    let slice = |(from, n): (usize, usize)| head.slice(from..from + n);
-    let uri =
-        Uri::from_maybe_shared(slice(path)).map_err(|_| Refusal::Bad("bad request target"))?;
-    if plain && hosts == 1 {
+    let uri = Uri::from_maybe_shared(head.slice(path.0..path.0 + path.1))
+        .map_err(|_| Refusal::Bad("bad request target"))?;
+    if let Some(why) = bad {
+        return Err(Refusal::Bad(why));
+    }
+    if plain && keep_alive && hosts == 1 {
         let q = StoredReq {
             path: uri.path(),
             query: uri.query().unwrap_or(""),
@@ -138,62 +217,9 @@ pub(crate) fn parse(
         }
     }
 
-    let mut map = HeaderMap::with_capacity(n);
-    let mut keep_alive = version == Version::HTTP_11;
-    let mut expect_continue = false;
-    let mut length: Option<u64> = None;
-    let mut chunked = false;
-    let mut te_seen = false;
-    for &(name, value) in &spans[..n] {
-        let name = HeaderName::from_bytes(&head[name.0..name.0 + name.1])
-            .map_err(|_| Refusal::Bad("bad header name"))?;
-        let value = HeaderValue::from_maybe_shared(slice(value))
-            .map_err(|_| Refusal::Bad("bad header value"))?;
-        match name {
-            http::header::CONTENT_LENGTH => {
-                let v = std::str::from_utf8(value.as_bytes())
-                    .ok()
-                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .ok_or(Refusal::Bad("bad content-length"))?;
-                match length {
-                    Some(l) if l != v => return Err(Refusal::Bad("conflicting content-length")),
-                    // An identical repeat is one length (hyper keeps one field).
-                    Some(_) => continue,
-                    None => length = Some(v),
-                }
-            }
-            http::header::TRANSFER_ENCODING => {
-                te_seen = true;
-                // Only the last coding counts: it must be `chunked`.
-                chunked = value
-                    .as_bytes()
-                    .rsplit(|&b| b == b',')
-                    .next()
-                    .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-            }
-            http::header::CONNECTION => {
-                for token in tokens(value.as_bytes()) {
-                    if token.eq_ignore_ascii_case(b"close") {
-                        keep_alive = false;
-                    } else if token.eq_ignore_ascii_case(b"keep-alive")
-                        && version == Version::HTTP_10
-                    {
-                        keep_alive = true;
-                    }
-                }
-            }
-            http::header::EXPECT => {
-                expect_continue = version == Version::HTTP_11
-                    && value.as_bytes().eq_ignore_ascii_case(b"100-continue");
-            }
-            _ => {}
-        }
-        map.append(name, value);
-    }
     // `Transfer-Encoding` wins over `Content-Length` (RFC 9112 §6.3). A
     // coding other than chunked last leaves no way to find the body's end.
-    let body = if te_seen {
+    let body = if te_fields > 0 {
         if !chunked || version == Version::HTTP_10 {
             return Err(Refusal::Bad(
                 "transfer-encoding without chunked, or on HTTP/1.0",
@@ -202,7 +228,7 @@ pub(crate) fn parse(
         if length.is_some() {
             // Both framings: the length is dropped before anyone sees it
             // and the connection is not reused, as hyper does.
-            map.remove(http::header::CONTENT_LENGTH);
+            facts.drop_length = true;
             keep_alive = false;
         }
         Some(Decoder::chunked())
@@ -212,11 +238,15 @@ pub(crate) fn parse(
             Some(n) => Some(Decoder::Length(n)),
         }
     };
+    facts.length = length.filter(|_| !facts.drop_length);
+    facts.ambiguous = (version == Version::HTTP_11 && hosts != 1)
+        || te_fields > 1
+        || (te_fields == 1 && !te_exact_chunked);
     Ok(Some(Parsed::Head(Head {
         method,
         uri,
         version,
-        headers: map,
+        raw: RawHead::new(head, facts),
         body,
         keep_alive,
         expect_continue,
@@ -227,14 +257,10 @@ fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value.split(|&b| b == b',').map(<[u8]>::trim_ascii)
 }
 
-/// A `Connection` value naming `close`.
-fn closes(value: &[u8]) -> bool {
-    tokens(value).any(|t| t.eq_ignore_ascii_case(b"close"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::{HeaderName, HeaderValue};
 
     fn head(text: &str) -> Result<Option<Head>, Refusal> {
         parse_whole(&mut BytesMut::from(text.as_bytes()))
@@ -349,10 +375,47 @@ mod tests {
         let h = parse_whole(&mut buf).unwrap().unwrap();
         assert_eq!(h.method, Method::POST);
         assert_eq!(h.uri, "/a?b=1");
-        assert_eq!(h.headers["x-y"], "z");
+        assert_eq!(h.raw.header_map()["x-y"], "z");
         assert!(h.keep_alive);
         assert_eq!(h.body.unwrap().exact_left(), Some(3));
         assert_eq!(&buf[..], b"abcGET");
+    }
+
+    /// The facts found in the one pass are what the dispatcher read from
+    /// the map before: `ambiguous_h1`, the declared length, `ReqFacts`.
+    #[test]
+    fn head_facts_agree_with_the_map() {
+        use crate::dispatch::limits::ambiguous_h1;
+        use crate::respond::static_files::ReqFacts;
+        for text in [
+            "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: x\r\nhost: y\r\n\r\n",
+            "GET / HTTP/1.0\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: CHUNKED\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "GET /f HTTP/1.1\r\nHost: x\r\nRange: bytes=0-1\r\nrange: bytes=5-\r\nIf-Range: \"a\"\r\nIf-None-Match: \"b\"\r\nIf-Modified-Since: Tue, 01 Dec 2026 00:00:00 GMT\r\nAccept-Encoding: gzip, br\r\n\r\n",
+            "HEAD / HTTP/1.1\r\nHost: x\r\naccept-encoding:\r\n\r\n",
+        ] {
+            let h = head(text).unwrap().unwrap();
+            let mut req = http::Request::new(());
+            *req.method_mut() = h.method.clone();
+            *req.version_mut() = h.version;
+            *req.headers_mut() = h.raw.header_map();
+            assert_eq!(h.raw.facts.ambiguous, ambiguous_h1(&req), "{text:?}");
+            let declared = req
+                .headers()
+                .get("content-length")
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            assert_eq!(h.raw.facts.length, declared, "{text:?}");
+            let (a, b) = (h.raw.req_facts(&h.method), ReqFacts::of(&req));
+            assert_eq!((a.is_head, a.is_get), (b.is_head, b.is_get), "{text:?}");
+            assert_eq!(a.headers, b.headers, "{text:?}");
+        }
     }
 
     #[test]
@@ -388,7 +451,7 @@ mod tests {
             head("POST / HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n")
                 .unwrap()
                 .unwrap();
-        assert!(!both.headers.contains_key("content-length") && !both.keep_alive);
+        assert!(!both.raw.header_map().contains_key("content-length") && !both.keep_alive);
         assert_eq!(both.body.unwrap().exact_left(), None);
         for bad in [
             "POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n",

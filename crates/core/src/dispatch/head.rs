@@ -142,6 +142,16 @@ impl RawHead {
     }
 }
 
+impl crate::embedder::queue::HeadFields for RawHead {
+    fn each_field(&self, f: &mut dyn FnMut(&str, &[u8])) {
+        RawHead::each_field(self, f)
+    }
+
+    fn len(&self) -> usize {
+        RawHead::len(self)
+    }
+}
+
 pub(crate) fn is_content_length(name: &[u8]) -> bool {
     name.len() == CONTENT_LENGTH.as_str().len() && name.eq_ignore_ascii_case(b"content-length")
 }

@@ -176,7 +176,7 @@ pub(crate) fn encode_fields(req: &Fields<'_>, out: &mut Vec<u8>, external: &mut 
         }
         Source::Head(head) => {
             let mut n = 0;
-            head.each_field(|name, value| {
+            head.each_field(&mut |name, value| {
                 // Lower-cased as `HeaderName` does, in place after the
                 // copy (names are at most 64 KiB - 1: the parse refused longer).
                 put_str16(out, name.as_bytes());

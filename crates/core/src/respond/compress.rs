@@ -336,7 +336,8 @@ pub(crate) async fn apply_kept(
 /// HEAD answer that carries the GET's body is encoded like the GET, so the
 /// length it declares is the encoded one; one without a body (a handler's
 /// or a file's declared length only) gets the coding and no length, since
-/// the encoded length is not known without the bytes.
+/// the encoded length is not known without the bytes; one that declares
+/// no length either is left as it is.
 pub(crate) async fn apply(
     cfg: &CompressConfig,
     res: Response<ResBody>,
@@ -344,8 +345,10 @@ pub(crate) async fn apply(
     is_head: bool,
 ) -> Response<ResBody> {
     let len = match res.body() {
-        // A bodiless HEAD answer is judged by the length it declares.
-        ResBody::Full(None) if is_head => declared_length(res.headers()),
+        // A bodiless HEAD answer is judged by the length it declares; one
+        // that declares none is left as it is (what its GET would get is
+        // not known).
+        ResBody::Full(None) if is_head => Some(declared_length(res.headers()).unwrap_or(0)),
         ResBody::Full(b) => Some(b.as_ref().map_or(0, |b| b.len() as u64)),
         ResBody::Stream(_) => http_body::Body::size_hint(res.body()).exact(),
         ResBody::Compressed(_) => return res,
@@ -454,6 +457,9 @@ mod tests {
         ));
         assert_eq!(bare.headers()[CONTENT_ENCODING], "gzip");
         assert!(!bare.headers().contains_key(CONTENT_LENGTH));
+        // No body and no declared length: nothing to judge by, left alone.
+        let unknown = rt.block_on(apply(&cfg, text_answer(None, None), Some(&gzip), true));
+        assert!(!unknown.headers().contains_key(CONTENT_ENCODING));
         // A declared length under `minSize` is left alone, as its GET would be.
         let short = rt.block_on(apply(
             &cfg,

@@ -7,7 +7,10 @@
  * a request pipelined behind it gets its own deadline counted from when it
  * is handed over (and its own answer), a request with a body times out
  * the same way, and a request's deadline counts from its own hand-over,
- * not from an earlier request's on the same connection.
+ * not from an earlier request's on the same connection. Since
+ * docs/performance.md §17.5 the driver keeps the deadline of a request
+ * that may be answered directly: its 503 is counted in `timedOut` and
+ * aborts the handler's `request.signal`, as the dispatcher's did.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { App, Response, type Server } from '../ts/index.js'
@@ -15,13 +18,17 @@ import { listen, openRaw, statuses } from './helpers/index.js'
 import { sleep } from './helpers/wait.js'
 
 const TIMEOUT_MS = 400
+/** When each `GET /slow`'s signal aborted, in ms after its handler began. */
+const aborts: number[] = []
 
 describe('requestTimeout on JS handlers', () => {
   let server: Server
   let port: number
   beforeAll(async () => {
     const app = new App()
-    app.get('/slow', async () => {
+    app.get('/slow', async (req) => {
+      const t = Date.now()
+      req.signal.addEventListener('abort', () => aborts.push(Date.now() - t), { once: true })
       await sleep(2000)
       return Response.text('late')
     })
@@ -40,6 +47,7 @@ describe('requestTimeout on JS handlers', () => {
   afterAll(() => server.close())
 
   it('a slow handler gets 503 at the deadline; the connection serves on', async () => {
+    const timedOut = server.stats().timedOut
     const { sock, state, waitFor } = await openRaw(port)
     const t0 = Date.now()
     sock.write('GET /slow HTTP/1.1\r\nhost: x\r\n\r\n')
@@ -49,6 +57,11 @@ describe('requestTimeout on JS handlers', () => {
     expect(state.text).toMatch(/retry-after: 1\r\n/i)
     expect(ms).toBeGreaterThanOrEqual(TIMEOUT_MS - 20)
     expect(ms).toBeLessThan(1500)
+    // The core answered for the handler: counted, and its signal aborts.
+    expect(server.stats().timedOut).toBe(timedOut + 1)
+    expect(await waitFor(() => aborts.length === 1, 500)).toBe(true)
+    expect(aborts[0]).toBeGreaterThanOrEqual(TIMEOUT_MS - 40)
+    expect(aborts[0]).toBeLessThan(1000)
     sock.write('GET /quick HTTP/1.1\r\nhost: x\r\n\r\n')
     expect(await waitFor(() => statuses(state.text).length === 2, 1000)).toBe(true)
     expect(statuses(state.text)).toEqual([503, 200])

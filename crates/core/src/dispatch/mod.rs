@@ -73,6 +73,15 @@ pub(crate) trait Dispatch: Clone + Send + Sync + 'static {
     ) -> bool {
         false
     }
+
+    /// The answer to a request armed for a direct answer
+    /// (`embedder::direct`) whose handler did not reply by the deadline
+    /// the driver keeps for it: what `call` answers at `requestTimeout`,
+    /// counted the same. Only a dispatcher that arms slots is asked; by
+    /// default the same answer, not counted.
+    fn timed_out(&self) -> Response<ResBody> {
+        service::too_slow()
+    }
 }
 
 /// What [`Dispatch::answer_stored`] is told of a request.

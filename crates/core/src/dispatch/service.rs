@@ -93,6 +93,10 @@ impl Dispatch for Arc<Service> {
     ) -> bool {
         answer_stored(self, conn, req, form, out)
     }
+
+    fn timed_out(&self) -> Response<ResBody> {
+        timed_out(self)
+    }
 }
 
 /// The own HTTP/1.1 driver's short way to a route-cache hit
@@ -496,9 +500,16 @@ where
             Err(_) => return close_after(plain(StatusCode::REQUEST_TIMEOUT, "Request Timeout")),
         }
     } else {
-        match tokio::time::timeout_at(deadline, read_body(body, config.max_body_size, declared))
-            .await
-        {
+        let read = read_body(body, config.max_body_size, declared);
+        tokio::pin!(read);
+        // A body already whole (none, or read with the head) is there at
+        // the first poll: no `Sleep` is built for it (a runtime handle's
+        // clone and drop per request).
+        let now = match futures_util::poll!(read.as_mut()) {
+            std::task::Poll::Ready(r) => Ok(r),
+            std::task::Poll::Pending => tokio::time::timeout_at(deadline, read).await,
+        };
+        match now {
             Ok(Ok(b)) => b,
             Ok(Err(BodyError::TooLarge)) => {
                 return close_after(plain(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"))
@@ -522,6 +533,10 @@ where
     // access log or metrics, `Alt-Svc`, nor the response that reaches the
     // keep-alive request limit (the driver checks the rest; compression is
     // judged on the reply, where it is written).
+    // Armed, the request's deadline is the driver's to keep (it answers
+    // 503 with `timed_out` below, as this function would): the wait below
+    // then registers no timer (docs/performance.md §17.5).
+    let mut armed = false;
     if let Some(slot) = conn.direct.get() {
         let limit = config.max_keep_alive_requests;
         if rest.is_none()
@@ -530,9 +545,10 @@ where
             && probe.is_none()
             && shared.alt_svc.is_none()
             && (limit == 0 || conn.requests.load(Ordering::Relaxed) < limit)
-            && slot.arm(id)
+            && slot.arm(id, deadline)
         {
             responder.direct = Some((slot.clone(), id));
+            armed = true;
         }
     }
     let version = match parts.version {
@@ -568,6 +584,10 @@ where
     );
 
     let waited = match upload {
+        None if armed => match rx.await {
+            Ok(reply) => Waited::Reply(reply),
+            Err(_) => Waited::Dropped,
+        },
         None => match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(reply)) => Waited::Reply(reply),
             Ok(Err(_)) => Waited::Dropped,
@@ -616,16 +636,7 @@ where
         Waited::Dropped => {
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
         }
-        Waited::TimedOut => {
-            Stats::inc(&shared.stats.timed_out);
-            let mut res = plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Service Unavailable: the handler did not answer within requestTimeout",
-            );
-            res.headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-            return res;
-        }
+        Waited::TimedOut => return timed_out(shared),
     };
     if reply.status == StatusCode::SWITCHING_PROTOCOLS {
         return match (ws_key, on_upgrade) {
@@ -644,6 +655,24 @@ where
         };
     }
     route::after_embedder(&shared.direct, reply, &facts, fill).await
+}
+
+/// The answer of a request whose handler did not reply within
+/// `requestTimeout`, counted.
+fn timed_out(shared: &Service) -> Response<ResBody> {
+    Stats::inc(&shared.stats.timed_out);
+    too_slow()
+}
+
+/// The 503 of a handler that did not reply within `requestTimeout`.
+pub(crate) fn too_slow() -> Response<ResBody> {
+    let mut res = plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Service Unavailable: the handler did not answer within requestTimeout",
+    );
+    res.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    res
 }
 
 /// A request on its way into the queue: what its record is made of.

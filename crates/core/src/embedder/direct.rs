@@ -25,6 +25,11 @@
 //! loopback also runs the client's TCP receive, then lands on the one
 //! thread that cannot scale past a core).
 //!
+//! The handler's deadline (`requestTimeout`) of an armed request is kept
+//! here, not in a timer of the dispatcher's: the driver reads it with the
+//! clock it runs anyway and answers 503 itself when it passes
+//! (docs/performance.md §17.5).
+//!
 //! Ordering: the driver offers a request only when it has nothing of its
 //! own to write before it, and takes the slot back (under its lock) before
 //! it writes anything itself. The descriptor is used only under that lock
@@ -35,7 +40,10 @@
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::Arc;
 use std::sync::LazyLock;
 use tokio::sync::oneshot;
@@ -94,7 +102,12 @@ enum State {
     /// The request with this id is with the embedder and may be answered
     /// directly. `wake`: the driver has work waiting (buffered input, an
     /// EOF, a shutdown) and must be woken when the answer is written.
-    Armed { id: u32, wake: bool },
+    /// `deadline`: the handler's `requestTimeout`, which the driver keeps.
+    Armed {
+        id: u32,
+        wake: bool,
+        deadline: Instant,
+    },
     /// Answered directly, every byte written, at this time. The sender is
     /// kept (not dropped) because dropping it would wake the waiting task.
     Done(oneshot::Sender<Reply>, Instant),
@@ -102,6 +115,17 @@ enum State {
     Rest(Bytes, oneshot::Sender<Reply>),
     /// The connection is closing: the descriptor must not be used.
     Closed,
+}
+
+/// What the driver finds when it looks at the slot while it waits.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Look {
+    /// Answered directly: take it with [`Slot::take`].
+    Answered,
+    /// With the embedder; the driver answers 503 at this deadline.
+    Armed(Instant),
+    /// Not armed (the dispatcher keeps its own deadline).
+    No,
 }
 
 /// What the driver finds when it takes the slot back.
@@ -124,6 +148,9 @@ pub(crate) struct Slot {
     task: AtomicWaker,
     /// Set while the driver watches: `Armed` is possible.
     live: AtomicBool,
+    /// Set with `Done` or `Rest` (under the lock), cleared by the driver:
+    /// its look on waking is one load, not a lock.
+    done: AtomicBool,
 }
 
 impl Slot {
@@ -144,6 +171,7 @@ impl Slot {
             state: Mutex::new(State::Idle),
             task: AtomicWaker::new(),
             live: AtomicBool::new(false),
+            done: AtomicBool::new(false),
         })
     }
 
@@ -158,38 +186,50 @@ impl Slot {
 
     /// Service: the request (queued as `id`) will be answered by the
     /// embedder and nothing after the reply changes it. True if the driver
-    /// offered it, and it is armed now.
-    pub(crate) fn arm(&self, id: u32) -> bool {
+    /// offered it, and it is armed now: the driver then answers 503 at
+    /// `deadline` if nothing came (the service sets no timer of its own).
+    pub(crate) fn arm(&self, id: u32, deadline: Instant) -> bool {
         if !self.live.load(Relaxed) {
             return false;
         }
         let mut s = self.state.lock();
         if matches!(*s, State::Offered) {
-            *s = State::Armed { id, wake: false };
+            *s = State::Armed {
+                id,
+                wake: false,
+                deadline,
+            };
             return true;
         }
         false
     }
 
     /// Driver, while it waits for the answer: registers its waker and says
-    /// whether it has work waiting. True when the request was answered
-    /// directly (take it with [`Slot::take`]).
-    pub(crate) fn answered(&self, cx: &std::task::Context<'_>, pending_work: bool) -> bool {
+    /// whether it has work waiting; what it finds says what to do.
+    pub(crate) fn answered(&self, cx: &std::task::Context<'_>, pending_work: bool) -> Look {
         self.task.register(cx.waker());
         let mut s = self.state.lock();
         match &mut *s {
-            State::Done(..) | State::Rest(..) => true,
-            State::Armed { wake, .. } => {
+            State::Done(..) | State::Rest(..) => Look::Answered,
+            State::Armed { wake, deadline, .. } => {
                 *wake = pending_work;
-                false
+                Look::Armed(*deadline)
             }
-            _ => false,
+            _ => Look::No,
         }
+    }
+
+    /// Driver: whether the request was answered directly, without the
+    /// lock (a woken driver's first look). False may be stale: the driver
+    /// looks again under the lock ([`Slot::answered`]) before it waits.
+    pub(crate) fn is_answered(&self) -> bool {
+        self.done.load(Acquire)
     }
 
     /// Driver: takes the slot back before writing anything itself.
     pub(crate) fn take(&self) -> Taken {
         self.live.store(false, Relaxed);
+        self.done.store(false, Relaxed);
         let mut s = self.state.lock();
         if matches!(*s, State::Closed) {
             return Taken::No;
@@ -219,7 +259,9 @@ impl Slot {
     ) -> Result<(), oneshot::Sender<Reply>> {
         let mut s = self.state.lock();
         let wake = match &*s {
-            State::Armed { id: armed, wake } if *armed == id => *wake,
+            State::Armed {
+                id: armed, wake, ..
+            } if *armed == id => *wake,
             _ => return Err(tx),
         };
         if let Some(tls) = &self.tls {
@@ -237,6 +279,7 @@ impl Slot {
         } else {
             State::Done(tx, Instant::now())
         };
+        self.done.store(true, Release);
         drop(s);
         if rest || wake {
             self.task.wake();
@@ -291,6 +334,7 @@ impl Slot {
         } else {
             State::Rest(Bytes::copy_from_slice(rest), tx)
         };
+        self.done.store(true, Release);
         drop(s);
         if !all || wake {
             self.task.wake();
@@ -378,10 +422,12 @@ mod tests {
         ours.set_nonblocking(true).unwrap();
         let slot = Slot::new(ours.as_raw_fd());
         slot.offer();
-        assert!(slot.arm(id));
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        assert!(slot.arm(id, deadline));
         let count = Arc::new(Count::default());
         let waker = Waker::from(count.clone());
-        assert!(!slot.answered(&Context::from_waker(&waker), work));
+        let look = slot.answered(&Context::from_waker(&waker), work);
+        assert_eq!(look, Look::Armed(deadline), "the driver reads the deadline");
         (slot, ours, peer, count)
     }
 
@@ -394,7 +440,9 @@ mod tests {
         peer.read_exact(&mut head).unwrap();
         assert_eq!(&head, b"HTTP/1.1 200 OK\r\n");
         assert_eq!(count.0.load(Relaxed), 0, "a whole write wakes nobody");
+        assert!(slot.is_answered(), "seen without the lock");
         assert!(matches!(slot.take(), Taken::Done(..)));
+        assert!(!slot.is_answered(), "taken back");
     }
 
     #[test]
@@ -425,6 +473,7 @@ mod tests {
         let (tx, _rx) = sender();
         assert!(slot.write(3, &answer, tx).is_ok());
         assert_eq!(count.0.load(Relaxed), 1, "the driver is woken for the rest");
+        assert!(slot.is_answered(), "a rest is an answer too");
         let Taken::Rest(rest, _tx) = slot.take() else {
             panic!("a partial write leaves a rest");
         };
@@ -458,6 +507,7 @@ mod tests {
         let (tx, _rx) = sender();
         // EPIPE, not SIGPIPE (which would end this test process).
         assert!(slot.write(2, b"x", tx).is_err());
+        assert!(!slot.is_answered());
         assert!(matches!(slot.take(), Taken::No));
     }
 
@@ -465,9 +515,10 @@ mod tests {
     fn only_an_offered_request_is_armed() {
         let (ours, _peer) = UnixStream::pair().unwrap();
         let slot = Slot::new(ours.as_raw_fd());
-        assert!(!slot.arm(1), "not offered");
+        let at = Instant::now();
+        assert!(!slot.arm(1, at), "not offered");
         slot.offer();
-        assert!(slot.arm(1));
-        assert!(!slot.arm(2), "armed once");
+        assert!(slot.arm(1, at));
+        assert!(!slot.arm(2, at), "armed once");
     }
 }

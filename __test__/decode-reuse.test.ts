@@ -1,7 +1,7 @@
 /**
  * The request decoder matches the method by a byte comparison and hands
- * back the previous request's `Host` string for the same bytes; the path and
- * a fetch request's URL are decoded afresh. These tests send sequences
+ * back the string last read under a header name for the same bytes (one
+ * per name); the path and a fetch request's URL are decoded afresh. These tests send sequences
  * where a stale or wrong string would show: paths that differ in their last
  * byte only, hosts and queries that change under the same path, every
  * method the decoder knows beside methods of the same length it does not,
@@ -103,6 +103,37 @@ describe('decoded strings reused only for the same bytes', () => {
     const raw = seq.map(([m, t, h]) => `${m} ${t} HTTP/1.1\r\nHost: ${h}\r\n${m === 'GET' ? '' : 'Content-Length: 0\r\n'}\r\n`).join('')
     const { text } = await rawRequest(fetchServer.port, raw + 'GET /end HTTP/1.1\r\nHost: z\r\nConnection: close\r\n\r\n')
     expect(bodies(text)).toEqual([...seq.map(([m, t, h]) => `${m} http://${h}${t}`), 'GET http://z/end'])
+  })
+
+  it('fetch handler: each header name keeps its own last value, past the number of names kept', async () => {
+    // Twelve names (more than the decoder keeps a value for), read in
+    // both orders, their values alternating between requests of a batch
+    // with the same length and different bytes; `Host` too.
+    const names = Array.from({ length: 12 }, (_, i) => `x-h${i}`)
+    const fetchApp = new App().fetch((request) => {
+      const h = request.headers
+      const forward = names.map((n) => h.get(n) ?? '-')
+      const backward = [...names].reverse().map((n) => h.get(n) ?? '-')
+      return new globalThis.Response(`${h.get('host')} ${forward.join(',')} ${backward.reverse().join(',')} ${request.url}`)
+    })
+    const server = await listen(fetchApp)
+    try {
+      const value = (req: number, i: number): string => (req % 3 === 0 && i % 2 === 0 ? 'aa' : i % 2 === 0 ? `b${req % 2}` : `v${i}`)
+      const hostOf = (req: number): string => `h${req % 2}.test`
+      const requests = Array.from({ length: 6 }, (_, req) => {
+        // Request 4 leaves one name out.
+        const lines = names.map((n, i) => (req === 4 && i === 5 ? '' : `${n}: ${value(req, i)}\r\n`))
+        return `GET /r${req} HTTP/1.1\r\nHost: ${hostOf(req)}\r\n${lines.join('')}${req === 5 ? 'Connection: close\r\n' : ''}\r\n`
+      })
+      const { text } = await rawRequest(server.port, requests.join(''))
+      const want = requests.map((_, req) => {
+        const vals = names.map((_, i) => (req === 4 && i === 5 ? '-' : value(req, i))).join(',')
+        return `${hostOf(req)} ${vals} ${vals} http://${hostOf(req)}/r${req}`
+      })
+      expect(bodies(text)).toEqual(want)
+    } finally {
+      await server.close()
+    }
   })
 })
 

@@ -268,11 +268,13 @@ describe('the standard Request', () => {
     expect(await (await fetch(`${base}/signal`)).text()).toBe('true false')
   })
 
+  /** What the handler saw of one raw request (`head` without its blank line). */
+  const seen = async (head: string): Promise<Seen> => {
+    const raw = await rawRequest(server.port, `${head}\r\nConnection: close\r\n\r\n`)
+    return JSON.parse(raw.text.slice(raw.text.indexOf('{'))) as Seen
+  }
+
   it('method and URL follow each request: other methods, a Host that changes, a query or none', async () => {
-    const seen = async (head: string): Promise<Seen> => {
-      const raw = await rawRequest(server.port, `${head}\r\nConnection: close\r\n\r\n`)
-      return JSON.parse(raw.text.slice(raw.text.indexOf('{'))) as Seen
-    }
     expect(await seen('PROPFIND /seen HTTP/1.1\r\nHost: a.test')).toMatchObject({ method: 'PROPFIND', url: 'http://a.test/seen' })
     expect(await seen('GE /seen?x=1 HTTP/1.1\r\nHost: b.test:81')).toMatchObject({ method: 'GE', url: 'http://b.test:81/seen?x=1' })
     expect(await seen('PUT /seen HTTP/1.1\r\nHost: a.test\r\nContent-Length: 0')).toMatchObject({ method: 'PUT', url: 'http://a.test/seen' })
@@ -283,6 +285,29 @@ describe('the standard Request', () => {
   it('the URL falls back to the listening address without a Host header', async () => {
     const raw = await rawRequest(server.port, 'GET /seen HTTP/1.0\r\n\r\n')
     expect(raw.text).toContain(`"url":"http://127.0.0.1:${server.port}/seen"`)
+  })
+
+  it('the URL falls back to the listening address for a Host it cannot hold, or two of them', async () => {
+    const listening = `http://127.0.0.1:${server.port}`
+    expect((await seen('GET /seen?a=1 HTTP/1.1\r\nHost: a"b.test')).url).toBe(`${listening}/seen?a=1`)
+    expect((await seen('GET /seen HTTP/1.1\r\nHost: a b')).url).toBe(`${listening}/seen`)
+    expect((await seen('GET /seen HTTP/1.1\r\nHost: us@a.test')).url).toBe(`${listening}/seen`)
+    expect((await seen('GET /seen HTTP/1.0\r\nHost: a.test\r\nHost: b.test')).url).toBe(`${listening}/seen`)
+    // The next request with a usable Host has its own URL again.
+    expect((await seen('GET /seen HTTP/1.1\r\nHost: [::1]:8080')).url).toBe('http://[::1]:8080/seen')
+  })
+
+  it('behind a trusted proxy the URL takes the scheme and host the proxy reports', async () => {
+    const s = await serve({ fetch: (req) => new Response(`${req.url} ${req.headers.get('host')}`), host: '127.0.0.1', port: 0, trustProxy: 'loopback' })
+    try {
+      const raw = await rawRequest(
+        s.port,
+        'GET /p?q=1 HTTP/1.1\r\nHost: inner.test\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: outer.test\r\nConnection: close\r\n\r\n',
+      )
+      expect(raw.text.slice(raw.text.indexOf('\r\n\r\n') + 4)).toBe('https://outer.test/p?q=1 inner.test')
+    } finally {
+      await s.close()
+    }
   })
 })
 

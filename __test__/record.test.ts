@@ -11,6 +11,7 @@ import {
   EXTERNAL,
   FLAG_ALLOW,
   FLAG_TLS,
+  FLAG_URL,
   RECORD_FLAGS,
   RECORD_ID,
   RECORD_ROUTE,
@@ -98,6 +99,22 @@ describe('request records (Rust encodes, TypeScript decodes)', () => {
     expect(fresh.headers.get('x-dup')).toBe('a, b')
   })
 
+  it('ends each record with its absolute URL (one Host, a usable one): request.url is one slice', () => {
+    const urls = ['http://fixture.test/users/42/caf%C3%A9?x=1&y=%20z', 'http://fixture.test/users/7/x', 'http://fixture.test/big']
+    for (const [i, at] of records.entries()) {
+      expect((buf[at + RECORD_FLAGS] as number) & FLAG_URL).toBe(FLAG_URL)
+      const end = at + recordLength(buf, at) - 4
+      const want = urls[i] as string
+      expect(u32(buf, end)).toBe(want.length)
+      expect(buf.latin1Slice(end - want.length, end)).toBe(want)
+      const fresh = decode().requests[i] as Request
+      expect(fresh._absoluteUrl()).toBe(want)
+      // `Host` is read from the trailer, not from a walk of the fields.
+      expect(fresh.host).toBe('fixture.test')
+      expect(fresh.headers.get('host')).toBe('fixture.test')
+    }
+  })
+
   it('decodes a miss: no route, the allow list, no params, an empty body', () => {
     expect(miss._route).toBe(NO_ROUTE)
     expect(miss.method).toBe('DELETE')
@@ -114,8 +131,9 @@ describe('request records (Rust encodes, TypeScript decodes)', () => {
     expect(big.method).toBe('PUT')
     expect(big.headers.get('content-length')).toBe('20000')
     const at = records[2] as number
-    // The body trailer is the record's last 9 bytes: u32 len | u8 placement | u32 index.
-    const end = at + recordLength(buf, at)
+    // The body's fields end 9 bytes before the URL trailer (the record's
+    // last bytes): u32 len | u8 placement | u32 index.
+    const end = at + recordLength(buf, at) - 4 - u32(buf, at + recordLength(buf, at) - 4)
     expect(u32(buf, end - 9)).toBe(20_000)
     expect(buf[end - 5]).toBe(EXTERNAL)
     expect(u32(buf, end - 4)).toBe(0)

@@ -90,6 +90,10 @@ const honoFetch = fromFetch(hono.fetch, () => undefined)
 const honoHeader = new Hono()
 honoHeader.post('/users/:id/:name', (c) => c.json({ id: c.req.param('id'), type: c.req.header('content-type') }))
 const honoHeaderFetch = fromFetch(honoHeader.fetch, () => undefined)
+/** The same reading two headers, as an app with a middleware that checks one (each name's last value is kept apart). */
+const honoTwo = new Hono()
+honoTwo.post('/users/:id/:name', (c) => c.json({ id: c.req.param('id'), type: c.req.header('content-type'), dup: c.req.header('x-dup') }))
+const honoTwoFetch = fromFetch(honoTwo.fetch, () => undefined)
 /**
  * The same kind of app on the fixture's second record, `DELETE /users/7/x`
  * (a path without percent-escapes, as most are: Hono's `getPath` then
@@ -157,6 +161,13 @@ bench
     for (let i = 0; i < BATCH; i++) {
       const res = await settle(honoHeaderFetch(new Request(rec, 0, parts, names)))
       if (res.body !== '{"id":"42","type":"text/plain"}') throw new Error(`body ${String(res.body)}`)
+      res.headers.toWire()
+    }
+  })
+  .add(`fetch: Hono app reading two headers of the 5 (x${BATCH})`, async () => {
+    for (let i = 0; i < BATCH; i++) {
+      const res = await settle(honoTwoFetch(new Request(rec, 0, parts, names)))
+      if (res.body !== '{"id":"42","type":"text/plain","dup":"a, b"}') throw new Error(`body ${String(res.body)}`)
       res.headers.toWire()
     }
   })

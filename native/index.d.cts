@@ -646,6 +646,7 @@ export declare enum Placement {
  * RecordFlag.TlsPeer: u16 len + SNI | u8 ClientCert [u16 len + subject | u16 len + fingerprint]
  * headers:         (u16 len + name, u32 len + value)* (HeaderCount of them)
  * u32 body len | u8 Placement | inline bytes, or u32 index into the batch's external buffers
+ * RecordFlag.Url:  absolute URL bytes | u32 their length (the record's last 4 bytes)
  * ```
  */
 export declare enum RecordAt {
@@ -707,6 +708,13 @@ export declare enum RecordFlag {
    * as parts (`PartFrame` frames), parsed with the route's limits.
    */
   PartsOnAsk = 32,
+  /**
+   * The record ends with the request's absolute URL (`scheme://host`,
+   * path, `?query` when there is one), then its length as a u32: the
+   * request has exactly one `Host`, made of characters a URL's
+   * authority may hold.
+   */
+  Url = 64,
 }
 
 /** The version byte of a request record. */

@@ -68,6 +68,7 @@ pub enum ReplyAt {
 /// RecordFlag.TlsPeer: u16 len + SNI | u8 ClientCert [u16 len + subject | u16 len + fingerprint]
 /// headers:         (u16 len + name, u32 len + value)* (HeaderCount of them)
 /// u32 body len | u8 Placement | inline bytes, or u32 index into the batch's external buffers
+/// RecordFlag.Url:  absolute URL bytes | u32 their length (the record's last 4 bytes)
 /// ```
 #[napi]
 pub enum RecordAt {
@@ -108,6 +109,11 @@ pub enum RecordFlag {
     /// with `takeUpload(id, cb)` as raw bytes, or `takeUpload(id, cb, true)`
     /// as parts (`PartFrame` frames), parsed with the route's limits.
     PartsOnAsk = 32,
+    /// The record ends with the request's absolute URL (`scheme://host`,
+    /// path, `?query` when there is one), then its length as a u32: the
+    /// request has exactly one `Host`, made of characters a URL's
+    /// authority may hold.
+    Url = 64,
 }
 
 /// The client-certificate byte of the TLS peer facts.
@@ -246,4 +252,5 @@ const _: () = {
     assert!(M::FRAME_HEAD == PartFrame::Head as u8);
     assert!(M::FRAME_DATA == PartFrame::Data as u8);
     assert!(M::FRAME_END == PartFrame::End as u8);
+    assert!(httpy_core::record::FLAG_URL == RecordFlag::Url as u8);
 };

@@ -34,6 +34,7 @@ export const CLIENT_CERT_VERIFIED: number = ClientCert.Verified
 export const FLAG_STREAMED: number = RecordFlag.Streamed
 export const FLAG_MULTIPART: number = RecordFlag.Multipart
 export const FLAG_PARTS_ON_ASK: number = RecordFlag.PartsOnAsk
+export const FLAG_URL: number = RecordFlag.Url
 export const EXTERNAL: number = Placement.External
 
 export type HttpVersion = '1.0' | '1.1' | '2' | '3'

@@ -21,9 +21,11 @@ import {
   FLAG_STREAMED,
   FLAG_TLS,
   FLAG_TLS_PEER,
+  FLAG_URL,
   RECORD_FLAGS,
   RECORD_HEADER_COUNT,
   RECORD_ID,
+  RECORD_LENGTH,
   RECORD_METHOD,
   RECORD_PARAM_COUNT,
   RECORD_ROUTE,
@@ -120,14 +122,37 @@ function knownMethod(b: Buffer, at: number, len: number): string | undefined {
 }
 
 /**
- * The last header value read by name (in practice `Host`, which a fetch
- * handler's `request.url` needs on every request and a client sends the
- * same on each): when the record holds the same bytes, that string is
- * returned instead of decoding a new one. A byte comparison costs about
- * half the native call, and the same string lets `request.url` reuse what
- * it built from it.
+ * The last value read for each of a few header names: a client sends the
+ * same `Host`, `Accept` or `Cookie` on each request, so when the record
+ * holds the same bytes as the value last read under that name, that string
+ * is returned instead of decoding a new one (a byte comparison costs about
+ * half the native call). One entry per name, so an app that reads two
+ * headers per request keeps both (a single entry for all names was
+ * replaced on every read). Names are compared with `===`: the callers
+ * pass the same string each time (a constant, or the lower-case form
+ * `web-headers.ts` keeps), so a lookup is a few pointer comparisons. At
+ * most `VALUE_SLOTS` names; past that, the oldest name's slot is reused.
  */
-let lastValue = ''
+const VALUE_SLOTS = 8
+const slotNames: string[] = []
+const slotValues: string[] = []
+let nextSlot = 0
+
+function slotOf(name: string): number {
+  for (let i = 0; i < slotNames.length; i++) if (slotNames[i] === name) return i
+  const i = nextSlot
+  nextSlot = (nextSlot + 1) % VALUE_SLOTS
+  slotNames[i] = name
+  slotValues[i] = ''
+  return i
+}
+
+/** `len` bytes of `b` at `at` as a string, the one last read under `name` when the bytes are the same. */
+function valueOf(b: Buffer, at: number, len: number, name: string): string {
+  const i = slotOf(name)
+  const last = slotValues[i] as string
+  return sameBytes(b, at, len, last) ? last : (slotValues[i] = b.latin1Slice(at, at + len))
+}
 
 function sameBytes(b: Buffer, at: number, len: number, s: string): boolean {
   if (s.length !== len) return false
@@ -551,6 +576,8 @@ export class Request {
    */
   #header(name: string): string | null {
     if (this.#headers) return this.#headers.get(name)
+    // The one `Host` of a record with the URL trailer: no walk.
+    if (this.#flags & FLAG_URL && name === 'host') return this.#urlHost()
     const b = this.#buf
     let o = this.#headerBlock()
     let found: string | null = null
@@ -561,13 +588,49 @@ export class Request {
       o += 2 + nl
       const vl = u32(b, o)
       if (same) {
-        const v = sameBytes(b, o + 4, vl, lastValue) ? lastValue : (lastValue = b.latin1Slice(o + 4, o + 4 + vl))
+        const v = valueOf(b, o + 4, vl, name)
         found = found === null ? v : `${found}${name === 'cookie' ? '; ' : ', '}${v}`
       }
       o += 4 + vl
     }
     this.#bodyAt = o
     return found
+  }
+
+  /**
+   * The URL trailer (`RecordFlag.Url`, written by the core when the request
+   * has exactly one `Host`, made of characters an authority may hold):
+   * `scheme://host path ?query`, then its u32 length as the record's last
+   * four bytes; this returns where that length is (the URL's end).
+   */
+  #urlEnd(): number {
+    const at = this.#methodAt - RECORD_METHOD
+    return at + u32(this.#buf, at + RECORD_LENGTH) - 4
+  }
+
+  /** The `Host` value inside the URL trailer, between `scheme://` and the path. */
+  #urlHost(): string {
+    const b = this.#buf
+    const end = this.#urlEnd()
+    const at = end - u32(b, end)
+    const scheme = this.#flags & FLAG_TLS ? 8 : 7 // "https://" or "http://"
+    const pathLen = u32(b, this.#pathAt)
+    const queryLen = u32(b, this.#queryAt)
+    const hostLen = end - at - scheme - pathLen - (queryLen === 0 ? 0 : 1 + queryLen)
+    return valueOf(b, at + scheme, hostLen, 'host')
+  }
+
+  /**
+   * @internal The absolute URL as the core wrote it after the record
+   * (`scheme://host`, path, `?query`): one flat string from one slice, for
+   * a fetch handler's `request.url`. `undefined` when the record has none
+   * (no usable `Host`) or a trusted proxy's headers decide the scheme and
+   * host: the caller builds it then.
+   */
+  _absoluteUrl(): string | undefined {
+    if (!(this.#flags & FLAG_URL) || this.#trust) return undefined
+    const end = this.#urlEnd()
+    return this.#buf.latin1Slice(end - u32(this.#buf, end), end)
   }
 
   /**

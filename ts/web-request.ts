@@ -106,6 +106,11 @@ export class WebRequest {
   get url(): string {
     if (this.#url !== undefined) return this.#url
     const req = this.#req
+    // Written whole by the core when the request has one usable `Host`:
+    // one slice, already flat (no concatenation for Hono's `getPath` to
+    // flatten on its first read).
+    const whole = req._absoluteUrl()
+    if (whole !== undefined) return (this.#url = whole)
     const host = req.host
     const scheme = req.scheme
     if (host !== null && host.length > 0 && (host === lastHost || validHost(host))) {

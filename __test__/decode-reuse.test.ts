@@ -105,7 +105,7 @@ describe('decoded strings reused only for the same bytes', () => {
     expect(bodies(text)).toEqual([...seq.map(([m, t, h]) => `${m} http://${h}${t}`), 'GET http://z/end'])
   })
 
-  it('fetch handler: each header name keeps its own last value, past the number of names kept', async () => {
+  it('fetch handler: values kept per header name are never stale, past the number of names kept', async () => {
     // Twelve names (more than the decoder keeps a value for), read in
     // both orders, their values alternating between requests of a batch
     // with the same length and different bytes; `Host` too.

@@ -678,6 +678,8 @@ export class WebSocketSessions implements SendQueue {
     // string from 13 characters on) instead of one `utf8Slice` C++ call per
     // message (~0.1 µs of fixed cost each on Node 20). A kept message holds
     // at most TEXT_WINDOW bytes of string, like Node's 8 KB Buffer pool.
+    let lastId = -1
+    let last: WebSocketConnection | undefined
     let win = ''
     let winAt = 0
     let winEnd = 0
@@ -689,7 +691,13 @@ export class WebSocketSessions implements SendQueue {
       const external = buf[at + WS_PLACEMENT] === EXTERNAL
       const start = at + WS_DATA
       at = start + (external ? 4 : len)
-      const ws = this.#conns.get(id)
+      // A socket read's messages come as a run of one connection's events:
+      // the map is asked once per run.
+      if (id !== lastId) {
+        lastId = id
+        last = this.#conns.get(id)
+      }
+      const ws = last
       if (!ws) continue
       // Text is decoded straight from the batch (no Buffer view per message).
       if (kind === WS_TEXT && !external) {
@@ -716,6 +724,7 @@ export class WebSocketSessions implements SendQueue {
           break
         case WS_CLOSE:
           this.#conns.delete(id)
+          lastId = -1
           ws._closed({ code: data.length >= 2 ? u16(data, 0) : 1005, reason: data.toString('utf8', 2) })
           break
         case WS_DRAIN:

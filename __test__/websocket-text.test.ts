@@ -52,6 +52,41 @@ describe('websocket: short and non-ASCII texts', () => {
     expect(echoed).toEqual(sent)
   })
 
+  it('hands each connection its own messages when the connections\' runs alternate in a batch', async () => {
+    const got = new Map<string, string[]>()
+    const app = new App()
+    app.websocket('/t', (ws) =>
+      ws.onMessage((m) => {
+        if (m.type !== 'text') return
+        const who = m.data.slice(0, 1)
+        if (!got.has(who)) got.set(who, [])
+        ;(got.get(who) as string[]).push(m.data)
+        void ws.sendText(m.data)
+      }),
+    )
+    const server = await listen(app)
+    servers.push(server)
+    const names = ['a', 'b', 'c', 'd']
+    const socks = await Promise.all(
+      names.map(async (n) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${server.port}/t`)
+        clients.push(ws)
+        const echoed: string[] = []
+        ws.on('message', (d) => void echoed.push(d.toString()))
+        await new Promise((r, j) => ws.once('open', r).once('error', j))
+        return { n, ws, echoed }
+      }),
+    )
+    // Interleaved bursts: every batch holds runs of several connections.
+    for (let i = 0; i < 200; i++) for (const s of socks) s.ws.send(`${s.n}${i}`)
+    await until(() => socks.every((s) => s.echoed.length === 200), 5000)
+    for (const s of socks) {
+      const want = Array.from({ length: 200 }, (_, i) => `${s.n}${i}`)
+      expect(s.echoed).toEqual(want)
+      expect(got.get(s.n)).toEqual(want)
+    }
+  })
+
   it('keeps texts intact across the batch windows of a long burst', async () => {
     // 600 × 40-byte texts (with a few non-ASCII ones between) make batches
     // longer than one 8 KB window.

@@ -4,11 +4,8 @@
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use std::cell::UnsafeCell;
-use std::future::poll_fn;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
@@ -73,58 +70,16 @@ impl Run {
     }
 }
 
-/// One connection's stream, shared by its reader and its writer: two
-/// futures of the connection's one task, polled one at a time by
-/// [`drive`]'s loop. `ws.split()` put a `BiLock` between them instead,
-/// which takes and releases an atomic lock on every poll of either half:
-/// six locked instructions per echoed message (the reader's poll, the
-/// writer's `poll_ready` and `start_send`), for a lock that can never be
-/// contended since one task polls both halves.
-struct Both<S>(UnsafeCell<WebSocketStream<S>>);
-
-// SAFETY: the stream is only reached through `Both::with`, from the
-// reader and writer futures of one `drive` call, which only that call's
-// task polls, one at a time; `with` hands out the `&mut` for the length
-// of a closure that does not await, so two never exist at once. `S:
-// Send` keeps the stream itself movable to the task's thread.
-unsafe impl<S: Send> Sync for Both<S> {}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Both<S> {
-    fn with<R>(&self, f: impl FnOnce(&mut WebSocketStream<S>) -> R) -> R {
-        // SAFETY: see the `Sync` impl: no other borrow is alive.
-        f(unsafe { &mut *self.0.get() })
-    }
-
-    fn poll_next(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, WsError>>> {
-        self.with(|ws| ws.poll_next_unpin(cx))
-    }
-
-    async fn next(&self) -> Option<Result<Message, WsError>> {
-        poll_fn(|cx| self.poll_next(cx)).await
-    }
-
-    /// Writes `msg` into the stream's buffer (sent by `flush`, or once the
-    /// buffer is full), as `SinkExt::feed`.
-    async fn feed(&self, msg: Message) -> Result<(), WsError> {
-        poll_fn(|cx| self.with(|ws| ws.poll_ready_unpin(cx))).await?;
-        self.with(|ws| ws.start_send_unpin(msg))
-    }
-
-    async fn flush(&self) -> Result<(), WsError> {
-        poll_fn(|cx| self.with(|ws| ws.poll_flush_unpin(cx))).await
-    }
-}
-
 /// The stream's next item; whenever it has none ready, the run so far is
 /// handed over first, so no message waits in it while the reader sleeps.
-fn next_or_flush<'a, S: AsyncRead + AsyncWrite + Unpin>(
-    stream: &'a Both<S>,
+fn next_or_flush<'a, St: futures_util::Stream + Unpin>(
+    stream: &'a mut St,
     run: &'a mut Run,
     shared: &'a WsEnv,
     conn: &'a Arc<WsConn>,
-) -> impl std::future::Future<Output = Option<Result<Message, WsError>>> + 'a {
-    poll_fn(move |cx| {
-        let next = stream.poll_next(cx);
+) -> impl std::future::Future<Output = Option<St::Item>> + 'a {
+    std::future::poll_fn(move |cx| {
+        let next = stream.poll_next_unpin(cx);
         if next.is_pending() {
             run.flush(shared, conn);
         }
@@ -272,8 +227,7 @@ async fn drive<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let both = Both(UnsafeCell::new(ws));
-    let (sink, stream) = (&both, &both);
+    let (mut sink, mut stream) = ws.split();
     let reader = async {
         // One timer for the connection's life, moved only when it fires: a
         // `timeout` around each read registered and removed a timer entry
@@ -293,7 +247,7 @@ async fn drive<S>(
                 (Some(timer), Some(d)) => loop {
                     tokio::select! {
                         biased;
-                        n = next_or_flush(stream, &mut run, shared, conn) => break n,
+                        n = next_or_flush(&mut stream, &mut run, shared, conn) => break n,
                         _ = timer.as_mut() => {
                             let silent = conn.silent_for();
                             if silent >= d {
@@ -307,7 +261,7 @@ async fn drive<S>(
                         }
                     }
                 },
-                _ => next_or_flush(stream, &mut run, shared, conn).await,
+                _ => next_or_flush(&mut stream, &mut run, shared, conn).await,
             };
             if !matches!(next, Some(Ok(Message::Text(_) | Message::Binary(_)))) {
                 // Whatever ends or closes the connection comes after the
@@ -387,9 +341,7 @@ async fn drive<S>(
                                     report_close(shared, conn, 1006, "heartbeat timeout");
                                     return WriteEnd::Dead;
                                 }
-                                if sink.feed(Message::Ping(Bytes::new())).await.is_err()
-                                    || sink.flush().await.is_err()
-                                {
+                                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
                                     return WriteEnd::Failed;
                                 }
                             }

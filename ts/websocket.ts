@@ -519,9 +519,10 @@ export class WebSocketConnection implements AsyncIterable<WebSocketMessage> {
 /**
  * Texts up to this many UTF-16 units are written by `writeShort`'s loop:
  * `Buffer#write` is a C++ call whose fixed cost (argument checks, handle
- * scope, the encoder's setup; ~0.1 µs on Node 20) is more than a 32-byte
- * echo's whole copy. Past about this length the native encoder's speed per
- * byte wins (docs/websocket.md, *The plain echo*).
+ * scope, the encoder's set-up; ~0.1 µs per call in a 32-byte echo's
+ * profile on Node 20) is more than such a text's whole copy. Longer texts
+ * keep the native encoder, which is faster per byte; the limit was not
+ * tuned (docs/websocket.md, *The plain echo itemised*).
  */
 const ASCII_LOOP_MAX = 64
 

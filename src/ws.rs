@@ -109,15 +109,12 @@ impl NativeServer {
         let Some(server) = &self.server else {
             return Vec::new();
         };
+        // Encoded by the I/O thread as it queued them: handed over as is.
         let events = server.take_ws_events();
         if events.is_empty() {
             return Vec::new();
         }
-        let mut records = Vec::with_capacity(events.len() * 16 + 64);
-        let mut external: Vec<Bytes> = Vec::new();
-        httpy_core::encode_ws_events(&events, &mut records, &mut external);
-        drop(events);
-        convert::batch(records, external)
+        convert::batch(events.records, events.external)
     }
 
     /// Queues a text message: queued, queued above the high-water mark (a

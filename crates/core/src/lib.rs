@@ -70,9 +70,9 @@ pub use respond::compress::CompressConfig;
 pub use respond::route::RouteExtra;
 pub use respond::static_files::{Dotfiles, StaticMount};
 pub use server::Server;
-pub use ws::encode_events as encode_ws_events;
 pub use ws::{
-    CheckedText, SendStatus, WsCompression, WsEvent, WsEventKind, WsFrame, WsOptions, WsSender,
+    CheckedText, SendStatus, WsCompression, WsEvent, WsEventKind, WsEvents, WsFrame, WsOptions,
+    WsSender,
 };
 
 /// The route table the server matches against: each route may carry a

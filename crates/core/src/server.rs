@@ -23,7 +23,7 @@ use crate::observe::Observers;
 use crate::proto::Env;
 use crate::pubsub::{PubSub, PubSubSnapshot};
 use crate::respond::Direct;
-use crate::ws::{Hub, SendStatus, WsEnv, WsEvent, WsFrame, WsOptions};
+use crate::ws::{Hub, SendStatus, WsEnv, WsEvents, WsFrame, WsOptions};
 use crate::{Reply, Responder, Router};
 
 /// A running server. Dropping it closes it by force.
@@ -465,8 +465,9 @@ impl Server {
         self.pubsub.as_ref().map(|p| p.snapshot())
     }
 
-    /// Takes every WebSocket event queued since the last call.
-    pub fn take_ws_events(&self) -> Vec<WsEvent> {
+    /// Takes every WebSocket event queued since the last call, encoded
+    /// ([`WsEvents`]).
+    pub fn take_ws_events(&self) -> WsEvents {
         self.service.ws.hub.take_events()
     }
 

@@ -203,7 +203,7 @@ fn embedder(server: &Server, signal: &Signal, stop: &AtomicBool) {
                 }
             }
         }
-        for ev in server.take_ws_events() {
+        for ev in server.take_ws_events().iter() {
             let frame = match ev.kind {
                 WsEventKind::Text => WsFrame::Text(String::from_utf8(ev.data.to_vec()).unwrap()),
                 WsEventKind::Binary => WsFrame::Binary(ev.data.clone()),

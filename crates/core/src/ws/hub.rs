@@ -16,6 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::deflate::{Packed, WsCompression};
+use super::events::WsEvents;
 
 /// Settings of one WebSocket connection (per route, defaults per server).
 ///
@@ -58,7 +59,7 @@ impl Default for WsOptions {
     }
 }
 
-/// Kind of a [`WsEvent`]; the numbers are part of the record layout.
+/// Kind of a WebSocket event; the numbers are part of the record layout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum WsEventKind {
@@ -68,18 +69,6 @@ pub enum WsEventKind {
     Close = 2,
     /// Queued outbound bytes fell back under the high-water mark.
     Drain = 3,
-}
-
-/// Something that happened on a WebSocket connection, for the embedder.
-pub struct WsEvent {
-    pub id: u32,
-    pub kind: WsEventKind,
-    pub data: Bytes,
-    /// Set on the first event of a run of one connection's events (one
-    /// socket read's messages), with the run's bytes: the unread count is
-    /// settled once per run, and the other events hold no reference.
-    conn: Option<Arc<WsConn>>,
-    run_bytes: usize,
 }
 
 /// What the embedder can send.
@@ -348,13 +337,22 @@ pub(crate) trait TopicWatch: Send + Sync {
     fn changed(&self, topic: &Arc<str>, local: usize);
 }
 
+/// The events queued for the embedder, already encoded, and the runs
+/// they came in: each run's connection and bytes, whose unread count is
+/// settled when the batch is taken.
+#[derive(Default)]
+struct Pending {
+    batch: WsEvents,
+    runs: Vec<(Arc<WsConn>, usize)>,
+}
+
 /// Every live WebSocket connection of a server, its topics, and the event
 /// queue towards the embedder.
 #[derive(Default)]
 pub(crate) struct Hub {
     conns: RwLock<FxHashMap<u32, Arc<WsConn>>>,
     topics: RwLock<FxHashMap<Arc<str>, Subscribers>>,
-    events: Mutex<Vec<WsEvent>>,
+    events: Mutex<Pending>,
     /// Connections with frames queued by `send_deferred` and no wake-up yet.
     dirty: Mutex<Vec<Arc<WsConn>>>,
     scheduled: AtomicBool,
@@ -618,7 +616,9 @@ impl Hub {
     /// one connection reference and one wake check for the run: per event,
     /// each of those was an atomic operation on a cache line the JS thread
     /// also writes (taking the events, dropping the reference), together
-    /// ~5% of a 32-byte echo's server CPU.
+    /// ~5% of a 32-byte echo's server CPU. The events are written in the
+    /// embedder's layout here, on the I/O thread ([`WsEvents`]): their
+    /// payloads' references are dropped on the thread that made them.
     pub(super) fn push_run(
         &self,
         conn: &Arc<WsConn>,
@@ -627,18 +627,10 @@ impl Hub {
     ) -> bool {
         conn.undrained.fetch_add(bytes, Ordering::AcqRel);
         let mut queue = self.events.lock();
-        let mut first = Some(conn.clone());
         for (kind, data) in events {
-            let head = first.take();
-            let run_bytes = if head.is_some() { bytes } else { 0 };
-            queue.push(WsEvent {
-                id: conn.id,
-                kind,
-                data,
-                conn: head,
-                run_bytes,
-            });
+            queue.batch.push(conn.id, kind, &data);
         }
+        queue.runs.push((conn.clone(), bytes));
         drop(queue);
         !self.scheduled.swap(true, Ordering::AcqRel)
     }
@@ -675,19 +667,19 @@ impl Hub {
         }
     }
 
-    pub(crate) fn take_events(&self) -> Vec<WsEvent> {
+    pub(crate) fn take_events(&self) -> WsEvents {
         self.scheduled.store(false, Ordering::Release);
-        let events = std::mem::take(&mut *self.events.lock());
-        for (conn, bytes) in events
-            .iter()
-            .filter_map(|ev| Some((ev.conn.as_ref()?, ev.run_bytes)))
-        {
-            let before = conn.undrained.fetch_sub(bytes, Ordering::AcqRel);
+        let (batch, runs) = {
+            let mut q = self.events.lock();
+            (q.batch.take(), std::mem::take(&mut q.runs))
+        };
+        for (conn, bytes) in &runs {
+            let before = conn.undrained.fetch_sub(*bytes, Ordering::AcqRel);
             if before > conn.opts.high_water_mark {
                 conn.resume.notify_one();
             }
         }
-        events
+        batch
     }
 }
 

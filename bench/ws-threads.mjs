@@ -1,0 +1,146 @@
+// The plain WebSocket echo's server CPU per message, split by thread: the
+// same load as the peers kit's ws.sh (its clients/ws-client.js, 64
+// connections × 16 text messages of 32 bytes in flight), against HTTPy
+// (bench/servers/peer-ws.mjs) or uWebSockets.js (the kit's servers/uws-ws.js).
+// Reads every server thread's user and system time and voluntary context
+// switches from /proc/PID/task over the client's measured window, so the
+// I/O thread's share and the JavaScript thread's share can be told apart.
+//
+//   node bench/ws-threads.mjs                       # httpy, then uws, 5 s each
+//   node bench/ws-threads.mjs '{"servers":["httpy"],"duration":8,"perf":"stat -e syscalls:sys_enter_recvfrom"}'
+//
+// Needs the peers kit's work folder (PEERS_WORK, default ~/.cache/httpy-peers,
+// set up by `bash bench/peers.sh ws`) and a built package. Prints one JSON
+// line per server: messages/s, µs/msg of the whole server and of each busy
+// thread (user, system), voluntary switches per message, and, with the
+// `perf` option (`perf ARGS -p PID -- sleep DURATION` over the measured
+// window), perf's output.
+import { spawn, execFileSync } from 'node:child_process'
+import { readFileSync, readdirSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const WORK = process.env.PEERS_WORK || join(homedir(), '.cache', 'httpy-peers')
+const o = {
+  servers: ['httpy', 'uws'],
+  connections: 64,
+  window: 16,
+  size: 32,
+  warmup: 2,
+  duration: 5,
+  perf: '',
+  ...JSON.parse(process.argv[2] ?? '{}'),
+}
+const TICK_US = 1e6 / Number(execFileSync('getconf', ['CLK_TCK']).toString().trim())
+const SERVERS = {
+  httpy: { port: 38110, cmd: ['node', join(HERE, 'servers', 'peer-ws.mjs')] },
+  uws: { port: 38102, cmd: ['node', join(WORK, 'servers', 'uws-ws.js')] },
+}
+
+/** user/system ticks and voluntary switches of each thread of `pid`, by thread id. */
+function threads(pid) {
+  const out = new Map()
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+      const close = stat.lastIndexOf(')')
+      const f = stat.slice(close + 2).split(' ')
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8')
+      out.set(tid, {
+        name: stat.slice(stat.indexOf('(') + 1, close),
+        user: Number(f[11]),
+        sys: Number(f[12]),
+        cs: Number(/\nvoluntary_ctxt_switches:\s+(\d+)/.exec(status)?.[1] ?? 0),
+      })
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+async function waitListening(port) {
+  for (let i = 0; i < 100; i++) {
+    try {
+      execFileSync('curl', ['-s', '-o', '/dev/null', `http://127.0.0.1:${port}/`])
+      return
+    } catch {
+      await sleep(100)
+    }
+  }
+  throw new Error(`nothing listens on ${port}`)
+}
+
+async function one(name) {
+  const s = SERVERS[name]
+  const server = spawn(s.cmd[0], s.cmd.slice(1), {
+    cwd: WORK,
+    env: { ...process.env, PORT: String(s.port) },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
+  try {
+    await waitListening(s.port)
+    const client = spawn(
+      'node',
+      [
+        join(WORK, 'clients', 'ws-client.js'),
+        '--port', String(s.port), '--conns', String(o.connections), '--window', String(o.window),
+        '--size', String(o.size), '--warmup', String(o.warmup), '--duration', String(o.duration),
+        '--server-pid', String(server.pid),
+      ],
+      { cwd: WORK, stdio: ['ignore', 'pipe', 'inherit'] },
+    )
+    let text = ''
+    client.stdout.on('data', (d) => (text += d))
+    const ended = new Promise((r) => client.on('exit', r))
+    // The client counts from warmup to warmup + duration; the threads are
+    // read over the same window (to the scheduler tick).
+    await sleep(o.warmup * 1000)
+    const before = threads(server.pid)
+    let perfOut = ''
+    const perf = o.perf
+      ? new Promise((resolve) => {
+          const p = spawn('perf', [...o.perf.split(' '), '-p', String(server.pid), '--', 'sleep', String(o.duration)], {
+            stdio: ['ignore', 'pipe', 'pipe'],
+          })
+          p.stdout.on('data', (d) => (perfOut += d))
+          p.stderr.on('data', (d) => (perfOut += d))
+          p.on('exit', resolve)
+        })
+      : sleep(o.duration * 1000)
+    await perf
+    const after = threads(server.pid)
+    await ended
+    const r = Object.fromEntries([...(/RESULT (.*)/.exec(text)?.[1] ?? '').matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1], m[2]]))
+    const msgs = Number(r.msgs_s) * o.duration
+    const byThread = {}
+    let total = 0
+    for (const [tid, a] of after) {
+      const b = before.get(tid) ?? { user: 0, sys: 0, cs: 0 }
+      const user = ((a.user - b.user) * TICK_US) / msgs
+      const sys = ((a.sys - b.sys) * TICK_US) / msgs
+      total += user + sys
+      if (user + sys < 0.005) continue
+      const key = byThread[a.name] ? `${a.name}#${tid}` : a.name
+      byThread[key] = { us: +(user + sys).toFixed(3), user: +user.toFixed(3), sys: +sys.toFixed(3), cs: +((a.cs - b.cs) / msgs).toFixed(4) }
+    }
+    console.log(JSON.stringify({
+      server: name,
+      at: new Date().toISOString(),
+      msgsPerSec: Number(r.msgs_s),
+      usPerMsg: +total.toFixed(3),
+      kitUsPerMsg: Number(r.us_msg),
+      threads: byThread,
+      ...(o.perf ? { messages: msgs, perf: perfOut } : {}),
+    }))
+  } finally {
+    server.kill('SIGTERM')
+    await new Promise((r) => (server.exitCode !== null ? r() : server.on('exit', r)))
+  }
+}
+
+for (const name of o.servers) await one(name)

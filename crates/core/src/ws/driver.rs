@@ -14,7 +14,8 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use super::deflate::{Agreed, CompressFailed, Deflater, COMPRESS_FAILED};
-use super::hub::{Hub, WsConn, WsEventKind, WsOptions};
+use super::events::WsEventKind;
+use super::hub::{Hub, WsConn, WsOptions};
 use super::inflate::{Fault, Inflating};
 use crate::embedder::queue::Queue;
 use crate::lifecycle::Lifecycle;

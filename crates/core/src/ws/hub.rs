@@ -16,7 +16,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use super::deflate::{Packed, WsCompression};
-use super::events::WsEvents;
+use super::events::{WsEventKind, WsEvents};
 
 /// Settings of one WebSocket connection (per route, defaults per server).
 ///
@@ -57,18 +57,6 @@ impl Default for WsOptions {
             compression_level: super::deflate::DEFAULT_LEVEL,
         }
     }
-}
-
-/// Kind of a WebSocket event; the numbers are part of the record layout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum WsEventKind {
-    Text = 0,
-    Binary = 1,
-    /// The connection is over; `data` is the close code (u16 LE) then the reason.
-    Close = 2,
-    /// Queued outbound bytes fell back under the high-water mark.
-    Drain = 3,
 }
 
 /// What the embedder can send.
@@ -686,6 +674,35 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_encode_inline_and_external() {
+        let hub = Hub::default();
+        let conn = hub.register(7, WsOptions::default());
+        hub.push(&conn, WsEventKind::Text, Bytes::from_static(b"hi"));
+        let big = Bytes::from(vec![1u8; crate::embedder::record::EXTERNAL_BODY_MIN]);
+        hub.push(&conn, WsEventKind::Binary, big.clone());
+        let events = hub.take_events();
+        assert_eq!(conn.undrained.load(Ordering::Relaxed), 0);
+        assert_eq!(events.len(), 2);
+        let out = &events.records;
+        assert_eq!(&out[..12], &[0, 7, 0, 0, 0, 2, 0, 0, 0, 0, b'h', b'i']);
+        assert_eq!(out[12], 1);
+        assert_eq!(out[21], 1, "large payloads travel as their own buffer");
+        assert_eq!(events.external.len(), 1);
+        let decoded: Vec<super::super::events::WsEvent> = events.iter().collect();
+        assert_eq!(decoded.len(), 2);
+        assert_eq!(
+            (decoded[0].id, decoded[0].kind, &decoded[0].data[..]),
+            (7, WsEventKind::Text, &b"hi"[..])
+        );
+        assert_eq!(
+            (decoded[1].kind, decoded[1].data.clone()),
+            (WsEventKind::Binary, big)
+        );
+        // The next batch starts empty, with room for one like the last.
+        assert!(hub.take_events().is_empty());
+    }
 
     #[tokio::test]
     async fn the_embedder_is_woken_once_per_turn_after_it() {

@@ -25,8 +25,8 @@ mod zng;
 
 pub use deflate::WsCompression;
 pub(crate) use driver::WsEnv;
-pub use events::{WsEvent, WsEvents};
+pub use events::{WsEvent, WsEventKind, WsEvents};
 pub(crate) use handshake::{check_handshake, switch, upgrade_required, Transport, ROUTE_METHOD};
-pub use hub::{CheckedText, SendStatus, WsEventKind, WsFrame, WsOptions, WsSender};
+pub use hub::{CheckedText, SendStatus, WsFrame, WsOptions, WsSender};
 pub(crate) use hub::{Hub, TopicWatch};
 pub(crate) use tunnel::{H2Stream, Tunnel};

@@ -9,10 +9,8 @@
  * resume under both orders.
  */
 import tls from 'node:tls'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { App, Response, type Server } from '../ts/index.js'
-import { makeCerts, type TestCerts } from './certs.js'
-import { listen } from './helpers/index.js'
+import { describe, expect, it } from 'vitest'
+import { makeCerts, okServerOverTls, type TestCerts } from './certs.js'
 
 interface Visit {
   cipher: string
@@ -51,28 +49,21 @@ const CHACHA = 'TLS_CHACHA20_POLY1305_SHA256'
 describe('the server picks the cipher suite', () => {
   const certs: TestCerts = makeCerts()
   const ca = certs.ca
-  let server: Server
-  beforeAll(async () => {
-    server = await listen(new App().get('/', () => Response.text('ok')), { tls: { cert: certs.certFile, key: certs.keyFile } })
-  })
-  afterAll(async () => {
-    await server?.close()
-    certs.cleanup()
-  })
+  const server = okServerOverTls(certs)
 
   it('AES-128-GCM for a TLS 1.3 client that lists AES-256-GCM first', async () => {
-    const v = await visit(server.port, ca, { ciphers: [AES256, AES128, CHACHA].join(':') })
+    const v = await visit(server().port, ca, { ciphers: [AES256, AES128, CHACHA].join(':') })
     expect(v.protocol).toBe('TLSv1.3')
     expect(v.cipher).toBe(AES128)
   })
 
   it("ChaCha20 for a client that lists it first, and the client's only suite when it offers one", async () => {
-    expect((await visit(server.port, ca, { ciphers: [CHACHA, AES256, AES128].join(':') })).cipher).toBe(CHACHA)
-    expect((await visit(server.port, ca, { ciphers: AES256 })).cipher).toBe(AES256)
+    expect((await visit(server().port, ca, { ciphers: [CHACHA, AES256, AES128].join(':') })).cipher).toBe(CHACHA)
+    expect((await visit(server().port, ca, { ciphers: AES256 })).cipher).toBe(AES256)
   })
 
   it('AES-128-GCM first over TLS 1.2 too', async () => {
-    const v = await visit(server.port, ca, {
+    const v = await visit(server().port, ca, {
       maxVersion: 'TLSv1.2',
       ciphers: 'ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256',
     })
@@ -82,9 +73,9 @@ describe('the server picks the cipher suite', () => {
 
   it('sessions resume under either order', async () => {
     for (const ciphers of [[AES256, AES128, CHACHA], [CHACHA, AES128, AES256]]) {
-      const first = await visit(server.port, ca, { ciphers: ciphers.join(':') })
+      const first = await visit(server().port, ca, { ciphers: ciphers.join(':') })
       expect(first.session).toBeDefined()
-      const again = await visit(server.port, ca, { ciphers: ciphers.join(':'), session: first.session })
+      const again = await visit(server().port, ca, { ciphers: ciphers.join(':'), session: first.session })
       expect(again.reused).toBe(true)
       expect(again.cipher).toBe(first.cipher)
     }

@@ -65,6 +65,23 @@ beforeAll(async () => {
       if (n === 2) void ws.close(4000, 'done')
     })
   })
+  // Large bodies join the reply batch by reference: each reply names the
+  // next lent body, so one taken out of turn would give a client another's
+  // bytes. A view at an offset checks that the view, not its whole
+  // backing store, is what is sent; a refused one must still use up its
+  // place in the order.
+  app.get('/lent/{i}', (req) => {
+    const i = Number(req.pathParams.i)
+    let body: Uint8Array = Buffer.alloc(20_000 + i, i % 251)
+    if (i % 4 === 1) {
+      const backing = Buffer.alloc(40_000 + i, 0xee)
+      backing.fill(i % 251, 100, 100 + 20_000 + i)
+      body = new Uint8Array(backing.buffer, backing.byteOffset + 100, 20_000 + i)
+    }
+    const res = new Response(body)
+    if (i % 10 === 7) res.status = 42
+    return res
+  })
   app.post('/echo', (req) => new Response(req.body, { headers: { 'x-len': String(req.body.length) } }))
   server = await listen(app, { onError: (e) => void errors.push(e) })
 })
@@ -151,6 +168,28 @@ describe('batched crossing', () => {
       expect(r.headers['x-len']).toBe(String(body.length))
       expect(r.body.equals(body)).toBe(true)
     }
+  })
+
+  it('lends large bodies with the reply batch: every client gets its own, a refused one keeps the order', async () => {
+    errors.length = 0
+    const rs = await Promise.all(
+      Array.from({ length: 120 }, (_, i) => (i % 3 === 2 ? request(`/text/${i}`) : request(`/lent/${i}`))),
+    )
+    let refused = 0
+    for (const [i, r] of rs.entries()) {
+      if (i % 3 === 2) {
+        expect(r.body.toString()).toBe('é'.repeat(i))
+      } else if (i % 10 === 7) {
+        expect(r.status).toBe(500)
+        refused++
+      } else {
+        expect(r.status).toBe(200)
+        expect(r.body.equals(Buffer.alloc(20_000 + i, i % 251)), `body of /lent/${i}`).toBe(true)
+      }
+    }
+    expect(errors.length).toBe(refused)
+    expect(refused).toBeGreaterThan(0)
+    expect(server.stats().heldResponders).toBe(0)
   })
 
   it('a refused reply in a batch becomes a 500 named in onError; its neighbours are answered', async () => {

@@ -9,13 +9,19 @@
 //   node bench/threads.mjs --native --route /users/42 --seconds 8 --conns 64
 //   node bench/threads.mjs --server peer-hono.mjs   # any file of bench/servers
 //   node bench/threads.mjs --h2c                # h2load, h2c prior knowledge, -m 10
+//   node bench/threads.mjs --server httpy.mjs --route /100k --conns 16
+//                                               # `npm run bench`'s 100 KB row (node-http.mjs:
+//                                               # node:http; /static/100k.bin: the native file route)
+//   node bench/threads.mjs --server ../other/checkout/bench/servers/httpy.mjs
+//                                               # a path with a slash: another checkout's server
 //
 // Needs the built package (`npm run build`; a release build for numbers)
 // and wrk (h2load for --h2c). Prints one row per busy thread (µs of CPU per request, user and
-// system) and the total.
+// system), the total, and the load generator's own CPU per request (it
+// shares the cores: req/s on two cores is bounded by server + client).
 import { spawn, execFileSync } from 'node:child_process'
 import { readFileSync, readdirSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
@@ -31,6 +37,7 @@ if (flag('--help') || flag('-h')) {
 }
 const native = flag('--native')
 const serverFile = opt('--server', native ? 'peer-native.mjs' : 'peer.mjs')
+const serverPath = serverFile.includes('/') ? resolve(serverFile) : join(HERE, 'servers', serverFile)
 const route = opt('--route', '/plaintext')
 const seconds = Number(opt('--seconds', '5'))
 const conns = Number(opt('--conns', '64'))
@@ -64,6 +71,13 @@ function threads(pid) {
   return out
 }
 
+/** User and system CPU (µs) of this process's finished children: the load generator's. */
+function children() {
+  const stat = readFileSync('/proc/self/stat', 'utf8')
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return { user: Number(f[13]) * TICK_US, sys: Number(f[14]) * TICK_US }
+}
+
 function load(secs) {
   return h2c ? h2load(secs) : wrk(secs)
 }
@@ -91,7 +105,7 @@ function wrk(secs) {
   return Number(m[1])
 }
 
-const server = spawn(process.execPath, [join(HERE, 'servers', serverFile)], {
+const server = spawn(process.execPath, [serverPath], {
   env: { ...process.env, PORT: String(port) },
   stdio: ['ignore', 'pipe', 'inherit'],
 })
@@ -109,8 +123,10 @@ await new Promise((resolve, reject) => {
 })
 load(2) // warm-up: JIT, connection setup, caches
 const before = threads(server.pid)
+const clientBefore = children()
 const n = load(seconds)
 const after = threads(server.pid)
+const clientAfter = children()
 stop()
 
 const tool = h2c ? `h2load -c${conns} -m${streams} (h2c)` : `wrk -t1 -c${conns}`
@@ -130,3 +146,6 @@ for (const [tid, a] of after) {
   }
 }
 console.log(`${'all threads'.padEnd(16)} ${user.toFixed(2).padStart(8)} ${sys.toFixed(2).padStart(7)} ${(user + sys).toFixed(2).padStart(9)}`)
+const cu = (clientAfter.user - clientBefore.user) / n
+const csys = (clientAfter.sys - clientBefore.sys) / n
+console.log(`${'client (load)'.padEnd(16)} ${cu.toFixed(2).padStart(8)} ${csys.toFixed(2).padStart(7)} ${(cu + csys).toFixed(2).padStart(9)}`)

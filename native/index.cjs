@@ -852,6 +852,7 @@ module.exports.RecordAt = nativeBinding.RecordAt
 module.exports.recordFixture = nativeBinding.recordFixture
 module.exports.RecordFlag = nativeBinding.RecordFlag
 module.exports.RecordVersion = nativeBinding.RecordVersion
+module.exports.REPLY_LENT_BODY = nativeBinding.REPLY_LENT_BODY
 module.exports.ReplyAt = nativeBinding.ReplyAt
 module.exports.runLoad = nativeBinding.runLoad
 module.exports.SendResult = nativeBinding.SendResult

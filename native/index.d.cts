@@ -59,8 +59,14 @@ export declare class NativeServer {
    * array slice costs no reference, unlike `Buffer`) and copied once.
    * Returns the replies that were refused (bad status or header), by
    * position in the batch; their requests stay answerable.
+   *
+   * `bodies`: the large bodies of the batch, lent (not copied), taken in
+   * order by the replies whose body length is `ReplyBatch::LENT`. They
+   * ride with the batch's one call and its one delivery instead of a
+   * `respondBytes` call each, which sent its reply from the JS thread
+   * alone and so woke the I/O thread once per large body.
    */
-  respondBatch(batch: Uint8Array): Array<BatchError> | null
+  respondBatch(batch: Uint8Array, bodies?: Array<Buffer> | undefined | null): Array<BatchError> | null
   /**
    * Answers request `id` with a string body (or none). Returns false if
    * the client is gone. Throws if status or headers are invalid.
@@ -724,6 +730,12 @@ export declare enum RecordVersion {
   Http2 = 2,
   Http3 = 3,
 }
+
+/**
+ * The body length in a reply of a `respondBatch` buffer that stands for
+ * the next of the bodies passed beside the buffer (lent, not copied).
+ */
+export declare const REPLY_LENT_BODY: number
 
 /**
  * Byte offsets in one reply of a `respondBatch` buffer (the core's

@@ -57,6 +57,11 @@ pub enum ReplyAt {
     Headers = 10,
 }
 
+/// The body length in a reply of a `respondBatch` buffer that stands for
+/// the next of the bodies passed beside the buffer (lent, not copied).
+#[napi]
+pub const REPLY_LENT_BODY: u32 = httpy_core::ReplyBatch::LENT;
+
 /// Byte offsets in a request record (`httpy_core::record`), from the
 /// record's start. The fixed part ends at `Method`; from there fields follow
 /// one another, each behind its length:

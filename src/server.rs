@@ -232,16 +232,33 @@ impl NativeServer {
     /// array slice costs no reference, unlike `Buffer`) and copied once.
     /// Returns the replies that were refused (bad status or header), by
     /// position in the batch; their requests stay answerable.
+    ///
+    /// `bodies`: the large bodies of the batch, lent (not copied), taken in
+    /// order by the replies whose body length is `ReplyBatch::LENT`. They
+    /// ride with the batch's one call and its one delivery instead of a
+    /// `respondBytes` call each, which sent its reply from the JS thread
+    /// alone and so woke the I/O thread once per large body.
     #[napi(catch_unwind)]
-    pub fn respond_batch(&mut self, batch: &[u8]) -> Option<Vec<BatchError>> {
+    pub fn respond_batch(
+        &mut self,
+        batch: &[u8],
+        bodies: Option<Vec<Buffer>>,
+    ) -> Option<Vec<BatchError>> {
         self.releases.release();
+        let bodies: Vec<Bytes> = bodies
+            .unwrap_or_default()
+            .into_iter()
+            .map(|b| self.releases.bytes_of(b))
+            .collect();
         let mut errors: Option<Vec<BatchError>> = None;
         let mut ready = Vec::new();
         let mut maps = std::mem::take(&mut self.maps);
         if let Some(server) = &self.server {
             server.spare_maps(&mut maps);
         }
-        let mut replies = httpy_core::ReplyBatch::new(batch).with_maps(maps);
+        let mut replies = httpy_core::ReplyBatch::new(batch)
+            .with_maps(maps)
+            .with_bodies(bodies);
         for (index, (id, reply)) in replies.by_ref().enumerate() {
             match reply {
                 Ok(reply) => {

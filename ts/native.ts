@@ -141,6 +141,7 @@ export const packageVersion: string = loaded.version
 export const {
   ServerEvent,
   NO_ROUTE,
+  REPLY_LENT_BODY,
   RecordAt,
   RecordFlag,
   ClientCert,

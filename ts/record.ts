@@ -5,7 +5,7 @@
  * (`src/contract.rs`, re-exported by `native.ts`); this module holds the
  * little-endian readers and names the offsets once for the hot path.
  */
-import { BatchAt, ClientCert, NO_ROUTE, Placement, RecordAt, ReplyAt, RecordFlag, RecordVersion, WsEventAt, WsEventKind, WsSendAt } from './native.js'
+import { BatchAt, ClientCert, NO_ROUTE, Placement, RecordAt, REPLY_LENT_BODY, ReplyAt, RecordFlag, RecordVersion, WsEventAt, WsEventKind, WsSendAt } from './native.js'
 
 export { NO_ROUTE }
 
@@ -160,4 +160,14 @@ export function writeReply(out: Buffer, at: number, id: number, status: number, 
   }
   putU32(out, at, blen)
   return at + 4 + blen
+}
+
+/**
+ * Like `writeReply`, for a body that crosses beside the batch (the next of
+ * `respondBatch`'s `bodies`): its length field holds `REPLY_LENT_BODY`.
+ */
+export function writeLentReply(out: Buffer, at: number, id: number, status: number, headers: string | Uint8Array): number {
+  const end = writeReply(out, at, id, status, headers, '')
+  putU32(out, end - 4, REPLY_LENT_BODY)
+  return end
 }

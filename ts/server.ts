@@ -8,7 +8,7 @@ import { native, ServerEvent, type NativeAcmeStatus, type NativePubSubStats, typ
 import type { ResolvedOptions } from './options.js'
 import { resolveTls, type TlsOptions } from './tls.js'
 import { checkRegistry, mergeMetrics, METRICS_ROUTE } from './metrics.js'
-import { BATCH_BODY_COUNT, BATCH_FIRST_RECORD, NO_ROUTE, recordLength, replyRoom, u32, writeReply } from './record.js'
+import { BATCH_BODY_COUNT, BATCH_FIRST_RECORD, NO_ROUTE, recordLength, replyRoom, u32, writeLentReply, writeReply } from './record.js'
 import { Headers } from './headers.js'
 import { Request } from './request.js'
 import { FileBody, Response } from './response.js'
@@ -68,6 +68,8 @@ export class Server {
   #out: Buffer = Buffer.allocUnsafeSlow(OUT_INITIAL)
   #outLen = 0
   #outReqs: Request[] = []
+  /** The batch's large bodies, lent to the core with it (`REPLY_LENT_BODY`). */
+  #outBodies: Buffer[] = []
   #flushQueued = false
   readonly #flush = (): void => this.#flushOut()
   /** Polls the Redis link's state (with `pubsub.redis`) to report its failures to `onError`. */
@@ -477,7 +479,7 @@ export class Server {
         else n.respondText(req._id, res.status, h.toWire(), body)
       } else if (body instanceof Uint8Array) {
         if (body.byteLength <= BATCH_BODY_MAX) this.#queue(req, res.status, headers, body)
-        else n.respondBytes(req._id, res.status, h.toWire(), Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength))
+        else this.#queue(req, res.status, headers, Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength), true)
       } else if (body instanceof FileBody) {
         n.respondFile(req._id, res.status, h.toWire(), body.path)
       } else if (isStreamBody(body)) {
@@ -496,14 +498,21 @@ export class Server {
   /**
    * Appends one whole-body response to the outgoing batch; the batch crosses
    * in a microtask. `headers` is the header block, or its bytes when cached.
+   * A `lent` body is not copied: the core keeps a reference to it until the
+   * socket has taken its bytes, and the reply names it by position.
    */
-  #queue(req: Request, status: number, headers: string | Uint8Array, body: string | Uint8Array): void {
-    const need = replyRoom(headers, body)
+  #queue(req: Request, status: number, headers: string | Uint8Array, body: string | Uint8Array, lent = false): void {
+    const need = replyRoom(headers, lent ? '' : body)
     if (this.#outLen + need > this.#out.length) {
       this.#flushOut()
       if (need > this.#out.length) this.#out = Buffer.allocUnsafeSlow(Math.max(need, this.#out.length * 2))
     }
-    this.#outLen = writeReply(this.#out, this.#outLen, req._id, status, headers, body)
+    if (lent) {
+      this.#outLen = writeLentReply(this.#out, this.#outLen, req._id, status, headers)
+      this.#outBodies.push(body as Buffer)
+    } else {
+      this.#outLen = writeReply(this.#out, this.#outLen, req._id, status, headers, body)
+    }
     this.#outReqs.push(req)
     if (!this.#flushQueued) {
       this.#flushQueued = true
@@ -517,11 +526,13 @@ export class Server {
     const len = this.#outLen
     if (len === 0) return
     const reqs = this.#outReqs
+    const bodies = this.#outBodies
     this.#outLen = 0
     this.#outReqs = []
+    if (bodies.length > 0) this.#outBodies = []
     const n = this.#native
     if (!n) return
-    const refused = n.respondBatch(this.#out.subarray(0, len))
+    const refused = n.respondBatch(this.#out.subarray(0, len), bodies.length > 0 ? bodies : null)
     if (refused) {
       for (const r of refused) {
         const req = reqs[r.index]

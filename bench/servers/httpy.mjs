@@ -42,6 +42,9 @@ if (process.env.HTTPY_BENCH_CACHE !== '0') {
   // /plaintext answered from the native route cache: the "JS − native" row
   // of `npm run bench` is /plaintext minus this one.
   app.get('/plaintext-cached', () => new Response(HELLO, { headers: { 'content-type': 'text/plain' } }), { cache: { ttl: 3600 } })
+  // The 100 KB body from the route cache: the native answer `/100k` is
+  // compared with in `bench/threads.mjs` (docs/performance.md §10.1).
+  app.get('/100k-cached', () => new Response(BIG, { headers: { 'content-type': 'application/octet-stream' } }), { cache: { ttl: 3600 } })
   features.cache = true
 }
 

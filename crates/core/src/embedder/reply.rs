@@ -58,11 +58,18 @@ fn memchr_lf(b: &[u8], from: usize) -> Option<usize> {
 /// ```text
 /// u32 id | u16 status | u32 header block length | header block (name\nvalue\n…) | u32 body length | body
 /// ```
+///
+/// A body length of [`ReplyBatch::LENT`] means "no bytes here: the next of
+/// the bodies given with [`ReplyBatch::with_bodies`]", so large bodies
+/// join the batch by reference instead of being copied into it.
 pub struct ReplyBatch {
     data: Bytes,
     at: usize,
     /// Emptied header maps to build the replies in ([`Spares`]).
     maps: Vec<HeaderMap>,
+    /// Bodies that travel beside the buffer, in the order their replies
+    /// name them.
+    bodies: std::vec::IntoIter<Bytes>,
 }
 
 impl ReplyBatch {
@@ -73,7 +80,18 @@ impl ReplyBatch {
             data: Bytes::copy_from_slice(data),
             at: 0,
             maps: Vec::new(),
+            bodies: Vec::new().into_iter(),
         }
+    }
+
+    /// The body length that stands for the next body given apart.
+    pub const LENT: u32 = u32::MAX;
+
+    /// The bodies the replies marked [`ReplyBatch::LENT`] take, in order.
+    /// Those left over when the batch ends are dropped with it.
+    pub fn with_bodies(mut self, bodies: Vec<Bytes>) -> Self {
+        self.bodies = bodies.into_iter();
+        self
     }
 
     /// Builds the replies in these emptied maps (taken from the end) while
@@ -199,7 +217,16 @@ impl Iterator for ReplyBatch {
             let hlen = self.uint(4)?;
             let headers = self.take(hlen)?;
             let blen = self.uint(4)?;
-            let body = self.take(blen)?;
+            let body = if blen == Self::LENT as usize {
+                self.bodies.next().ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InvalidResponse,
+                        "reply batch names a body it was not given",
+                    )
+                })?
+            } else {
+                self.take(blen)?
+            };
             let map = self.maps.pop().unwrap_or_default();
             Ok(Reply::build(map, status, headers, body))
         };
@@ -432,6 +459,40 @@ mod tests {
         let r = got[3].1.as_ref().unwrap();
         assert_eq!(r.headers.get_all("x-a").iter().count(), 2);
         assert_eq!(&r.body[..], &[0, 1, 2]);
+    }
+
+    #[test]
+    fn lent_bodies_are_taken_in_order_and_a_missing_one_is_refused() {
+        let lent = |out: &mut Vec<u8>, id: u32| {
+            encode(out, id, 200, "", b"");
+            let at = out.len() - 4;
+            out[at..].copy_from_slice(&ReplyBatch::LENT.to_le_bytes());
+        };
+        let mut buf = Vec::new();
+        lent(&mut buf, 1);
+        encode(&mut buf, 2, 200, "", b"inline");
+        lent(&mut buf, 3);
+        lent(&mut buf, 4);
+        let big = Bytes::from(vec![7u8; 100 * 1024]);
+        let got: Vec<_> = ReplyBatch::new(&buf)
+            .with_bodies(vec![big.clone(), Bytes::from_static(b"second")])
+            .collect();
+        let bodies: Vec<_> = got
+            .iter()
+            .map(|(id, r)| (*id, r.as_ref().map(|r| r.body.clone()).ok()))
+            .collect();
+        assert_eq!(
+            bodies,
+            vec![
+                (1, Some(big.clone())),
+                (2, Some(Bytes::from_static(b"inline"))),
+                (3, Some(Bytes::from_static(b"second"))),
+                // Named a third body with two given: refused, not a panic.
+                (4, None),
+            ]
+        );
+        // The lent body is the very buffer given, not a copy.
+        assert_eq!(got[0].1.as_ref().unwrap().body.as_ptr(), big.as_ptr());
     }
 
     #[test]

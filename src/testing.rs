@@ -52,6 +52,15 @@ pub fn wake_once(callback: Function<u32, ()>) -> Result<()> {
     Ok(())
 }
 
+/// Messages the WebSocket compressor has deflated in this process, every
+/// route and both modes (`httpy_core::deflated_messages`): a publish to N
+/// subscribers adds 1 with the shared compressor (`compression: 'shared'`,
+/// one I/O thread), N with dedicated ones. For tests and benchmarks.
+#[napi]
+pub fn ws_deflate_count() -> f64 {
+    httpy_core::deflated_messages() as f64
+}
+
 /// Routes of the fixture server: (method, pattern, id).
 const FIXTURE_ROUTES: [(&str, &str, u32); 2] =
     [("POST", "/users/{id}/{name}", 3), ("PUT", "/big", 5)];

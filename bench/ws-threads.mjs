@@ -20,7 +20,8 @@
 // ended), the client's cores, and what the rest of the machine used
 // (`otherCores`: all busy CPU minus server and client; `stealCores`: time
 // the hypervisor gave elsewhere), and, from the client's own reading of
-// the same run, the kit's figure (`kitUsPerMsg`, what ws.sh prints).
+// the same run, the kit's figure (`kitUsPerMsg`, what ws.sh prints), and
+// `probeNs`: the machine's speed just before and after (`speedProbe`).
 //
 // Needs the peers kit's work folder (PEERS_WORK, default ~/.cache/httpy-peers,
 // set up by `bash bench/peers.sh ws`) and a built package. Prints one JSON
@@ -99,6 +100,30 @@ function established(port) {
   return n
 }
 
+/**
+ * ns per step of a fixed integer loop (best of 3 runs of 2e7 steps, once
+ * the loop is optimised): this VM's CPU speed moves by up to 1.7× within a
+ * minute with nothing else running in it (the host's load), and every
+ * µs/msg moves with it. Printed before and after each server's run, so runs
+ * at different speeds can be told apart.
+ */
+function speedProbe() {
+  const loop = (n) => {
+    let x = 1
+    for (let i = 0; i < n; i++) x = (Math.imul(x, 31) + i) | 0
+    return x
+  }
+  let sink = 0
+  for (let k = 0; k < 50; k++) sink ^= loop(1e5)
+  let best = Infinity
+  for (let k = 0; k < 3; k++) {
+    const t = process.hrtime.bigint()
+    sink ^= loop(2e7)
+    best = Math.min(best, Number(process.hrtime.bigint() - t) / 2e7)
+  }
+  return sink === 0.5 ? 0 : +best.toFixed(3)
+}
+
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 async function waitListening(port) {
@@ -115,6 +140,7 @@ async function waitListening(port) {
 
 async function one(name) {
   const s = SERVERS[name]
+  const probeBefore = speedProbe()
   const server = spawn(s.cmd[0], s.cmd.slice(1), {
     cwd: WORK,
     env: { ...process.env, PORT: String(s.port) },
@@ -162,6 +188,7 @@ async function one(name) {
     const c1 = processTicks(client.pid)
     const m1 = machine()
     await ended
+    const probeAfter = speedProbe()
     const r = Object.fromEntries([...(/RESULT (.*)/.exec(text)?.[1] ?? '').matchAll(/(\w+)=(\S+)/g)].map((m) => [m[1], m[2]]))
     const msgs = Number(r.msgs_s) * o.duration
     const byThread = {}
@@ -185,6 +212,7 @@ async function one(name) {
       clientCores: +(((c1 - c0) * TICK_US) / 1e6 / o.duration).toFixed(2),
       otherCores: +(((m1.busy - m0.busy - (p1 - p0) - (c1 - c0)) * TICK_US) / 1e6 / o.duration).toFixed(2),
       stealCores: +(((m1.steal - m0.steal) * TICK_US) / 1e6 / o.duration).toFixed(2),
+      probeNs: [probeBefore, probeAfter],
       threads: byThread,
       ...(o.perf ? { messages: msgs, perf: perfOut } : {}),
     }))

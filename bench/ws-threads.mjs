@@ -75,9 +75,18 @@ function threads(pid) {
   return out
 }
 
-/** utime + stime ticks of a whole process (threads that ended included). */
+/**
+ * utime + stime ticks of a whole process (threads that ended included); NaN
+ * once it has exited (the client may end its run a little before this
+ * script's window does).
+ */
 function processTicks(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  let stat
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  } catch {
+    return NaN
+  }
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return Number(f[11]) + Number(f[12])
 }
@@ -209,8 +218,11 @@ async function one(name) {
       usPerMsg: +total.toFixed(3),
       processUsPerMsg: +(((p1 - p0) * TICK_US) / msgs).toFixed(3),
       kitUsPerMsg: Number(r.us_msg),
-      clientCores: +(((c1 - c0) * TICK_US) / 1e6 / o.duration).toFixed(2),
-      otherCores: +(((m1.busy - m0.busy - (p1 - p0) - (c1 - c0)) * TICK_US) / 1e6 / o.duration).toFixed(2),
+      // null when the client had exited before the window's end
+      clientCores: Number.isFinite(c1) ? +(((c1 - c0) * TICK_US) / 1e6 / o.duration).toFixed(2) : null,
+      otherCores: Number.isFinite(c1)
+        ? +(((m1.busy - m0.busy - (p1 - p0) - (c1 - c0)) * TICK_US) / 1e6 / o.duration).toFixed(2)
+        : null,
       stealCores: +(((m1.steal - m0.steal) * TICK_US) / 1e6 / o.duration).toFixed(2),
       probeNs: [probeBefore, probeAfter],
       threads: byThread,

@@ -1,5 +1,6 @@
 //! Test and benchmark hooks: fault injection on the JS thread, the floors
-//! of the two N-API crossings, and the request record fixture.
+//! of the two N-API crossings, the WebSocket compressor's count of
+//! deflated messages, and the request record fixture.
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;

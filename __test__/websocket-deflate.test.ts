@@ -10,6 +10,7 @@ import zlib from 'node:zlib'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { App, type Server, type WebSocketOptions } from '../ts/index.js'
+import { native } from '../ts/native.js'
 import { deflateMessage, echoWebSocket, FrameReader, inflateMessage, listen, requireTool, wsFrame, type WireFrame } from './helpers/index.js'
 import { until } from './helpers/wait.js'
 
@@ -403,6 +404,43 @@ describe('websocket deflate: pub/sub', () => {
     const p = await plain.next()
     expect({ rsv1: p.rsv1, data: p.payload.toString() }).toEqual({ rsv1: false, data: msg })
     expect((await viaWs.next()).data.toString()).toBe(msg)
+  })
+})
+
+describe('websocket deflate: a publish is compressed once', () => {
+  it('deflates a message published to 24 shared-mode subscribers once, and once per subscriber with dedicated compressors', async () => {
+    const app = new App()
+    for (const [path, compression] of [['/shared', 'shared'], ['/dedicated', 'dedicated']] as const) {
+      app.websocket(
+        path,
+        async (ws) => {
+          ws.subscribe(path.slice(1))
+          await ws.sendText('ready')
+          for await (const _ of ws) void _
+        },
+        { compression },
+      )
+    }
+    const server = await listen(app)
+    servers.push(server)
+    const shared = await Promise.all(Array.from({ length: 24 }, () => rawConnect(server.port, '/shared', 'permessage-deflate')))
+    const dedicated = await Promise.all(Array.from({ length: 4 }, () => rawConnect(server.port, '/dedicated', 'permessage-deflate')))
+    for (const r of [...shared, ...dedicated]) expect((await r.next()).payload.toString()).toBe('ready')
+    const msg = json(2048)
+    // Counted once the frames are out: the subscribers' writers compress.
+    const deflatedBy = async (topic: string, subs: Raw[]) => {
+      const before = native.wsDeflateCount()
+      expect(app.publish(topic, msg)).toBe(subs.length)
+      for (const f of await Promise.all(subs.map((r) => r.next()))) {
+        expect(f.rsv1).toBe(true)
+        expect(inflate(f.payload).toString()).toBe(msg)
+      }
+      return native.wsDeflateCount() - before
+    }
+    expect(await deflatedBy('shared', shared)).toBe(1)
+    // The counter sees every compression: per subscriber here, so a
+    // shared publish compressed per subscriber would read 24 above.
+    expect(await deflatedBy('dedicated', dedicated)).toBe(4)
   })
 })
 

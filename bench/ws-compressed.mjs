@@ -29,6 +29,11 @@
 //         adds its output and the message count to the row (counting malloc
 //         uprobes per message, or a profile of the echo).
 //
+// HTTPy's server also answers GET /deflates with the messages it has
+// deflated so far: read at both ends of the counted window, it gives
+// `deflatesPerPublish` (pubsub; 1 when a publish is compressed once for all
+// its subscribers) and `deflatesPerMessage` (echo).
+//
 // Reported per server: messages/s, server CPU µs per message (user + system
 // time of the server's process from /proc/PID/stat over the counted
 // window), bytes on the wire per message server → client and client →
@@ -40,6 +45,7 @@
 // compressed on its own: uWS's SHARED_COMPRESSOR, HTTPy's 'shared'); set
 // "offer" to try another.
 import { spawn, execFileSync } from 'node:child_process'
+import http from 'node:http'
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -92,6 +98,19 @@ const deflate = (b) => zlib.deflateRawSync(b, { finishFlush: zlib.constants.Z_SY
 const PLAIN = DOCS.map((d) => frame(d, false))
 // Compressed once here: with client_no_context_takeover every message stands alone.
 const PACKED = DOCS.map((d) => frame(deflate(d), true))
+
+/** HTTPy's count of deflated messages (GET /deflates), or null elsewhere. */
+function deflates(port) {
+  return new Promise((resolve) => {
+    http
+      .get({ host: '127.0.0.1', port, path: '/deflates', agent: false }, (res) => {
+        let body = ''
+        res.on('data', (c) => (body += c))
+        res.on('end', () => resolve(res.statusCode === 200 && /^\d+$/.test(body) ? Number(body) : null))
+      })
+      .on('error', () => resolve(null))
+  })
+}
 
 function cpuTicks(pid, task = '') {
   const stat = readFileSync(`/proc/${pid}${task}/stat`, 'utf8')
@@ -209,6 +228,7 @@ async function run(name, compression) {
     send(pub.s, o.window, useDeflate)
   }
   await new Promise((r) => setTimeout(r, o.warmup * 1000))
+  const d0 = name === 'httpy' ? await deflates(server.port) : null
   const c0 = cpuTicks(server.child.pid)
   const t0Threads = threadTicks(server.child.pid)
   st.counting = true
@@ -232,6 +252,7 @@ async function run(name, compression) {
   const secs = (performance.now() - t0) / 1000
   const cpuUs = (cpuTicks(server.child.pid) - c0) * TICK_US
   const t1Threads = threadTicks(server.child.pid)
+  const d1 = d0 === null ? null : await deflates(server.port)
   const threads = {}
   for (const [comm, ticks] of Object.entries(t1Threads)) {
     const us = ((ticks - (t0Threads[comm] ?? 0)) * TICK_US) / Math.max(1, st.msgs)
@@ -252,6 +273,11 @@ async function run(name, compression) {
     bytesPerMessageToClient: +(st.rx / Math.max(1, st.msgs)).toFixed(1),
     bytesPerMessageToServer: +(st.tx / Math.max(1, sent)).toFixed(1),
     compressedShare: +(st.packed / Math.max(1, st.msgs)).toFixed(3),
+    ...(d1 === null || d0 === null
+      ? {}
+      : o.mode === 'pubsub'
+        ? { deflatesPerPublish: +((d1 - d0) / Math.max(1, st.publishes)).toFixed(3) }
+        : { deflatesPerMessage: +((d1 - d0) / Math.max(1, st.msgs)).toFixed(3) }),
     threadUsPerMessage: threads,
     errors: st.errors,
     ...(o.perf ? { messages: st.msgs, perf: perfOut } : {}),

@@ -862,6 +862,7 @@ module.exports.version = nativeBinding.version
 module.exports.wakeOnce = nativeBinding.wakeOnce
 module.exports.WriteResult = nativeBinding.WriteResult
 module.exports.WsCompressionMode = nativeBinding.WsCompressionMode
+module.exports.wsDeflateCount = nativeBinding.wsDeflateCount
 module.exports.WsEventAt = nativeBinding.WsEventAt
 module.exports.WsEventKind = nativeBinding.WsEventKind
 module.exports.WsSendAt = nativeBinding.WsSendAt

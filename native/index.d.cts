@@ -818,6 +818,14 @@ export declare enum WsCompressionMode {
   Dedicated = 2,
 }
 
+/**
+ * Messages the WebSocket compressor has deflated in this process, every
+ * route and both modes (`httpy_core::deflated_messages`): a publish to N
+ * subscribers adds 1 with the shared compressor (`compression: 'shared'`,
+ * one I/O thread), N with dedicated ones. For tests and benchmarks.
+ */
+export declare function wsDeflateCount(): number
+
 /** Byte offsets in one event of a `wsDrain` batch (`httpy_core::encode_ws_events`). */
 export declare enum WsEventAt {
   /** u8: a `WsEventKind`. */

@@ -1,5 +1,6 @@
 //! Test and benchmark hooks: fault injection on the JS thread, the floors
-//! of the two N-API crossings, and the request record fixture.
+//! of the two N-API crossings, the WebSocket compressor's count of
+//! deflated messages, and the request record fixture.
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
@@ -50,6 +51,15 @@ pub fn wake_once(callback: Function<u32, ()>) -> Result<()> {
         tsfn.call(0, ThreadsafeFunctionCallMode::NonBlocking);
     });
     Ok(())
+}
+
+/// Messages the WebSocket compressor has deflated in this process, every
+/// route and both modes (`httpy_core::deflated_messages`): a publish to N
+/// subscribers adds 1 with the shared compressor (`compression: 'shared'`,
+/// one I/O thread), N with dedicated ones. For tests and benchmarks.
+#[napi]
+pub fn ws_deflate_count() -> f64 {
+    httpy_core::deflated_messages() as f64
 }
 
 /// Routes of the fixture server: (method, pattern, id).

@@ -2,8 +2,11 @@
 // text, binary as binary), /pubsub subscribes each socket to one topic and
 // publishes what any of them sends; permessage-deflate as WS_COMPRESSION
 // says ('shared' by default, 'dedicated', or 'off'), threshold 128 bytes,
-// zlib level WS_LEVEL (the default when unset).
-import { App } from '../../dist/index.js'
+// zlib level WS_LEVEL (the default when unset). GET /deflates answers how
+// many messages the process has deflated so far (`wsDeflateCount`), so the
+// bench can show a publish is compressed once, not once per subscriber.
+import { App, Response } from '../../dist/index.js'
+import { native } from '../../dist/native.js'
 import { listenPeer } from './peer-listen.mjs'
 
 const mode = process.env.WS_COMPRESSION ?? 'shared'
@@ -19,4 +22,5 @@ app.websocket(
   },
   opts,
 )
+app.get('/deflates', () => Response.text(String(native.wsDeflateCount())))
 await listenPeer(app, 'httpy-ws-deflate', 38120)

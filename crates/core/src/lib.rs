@@ -71,8 +71,8 @@ pub use respond::route::RouteExtra;
 pub use respond::static_files::{Dotfiles, StaticMount};
 pub use server::Server;
 pub use ws::{
-    CheckedText, SendStatus, WsCompression, WsEvent, WsEventKind, WsEvents, WsFrame, WsOptions,
-    WsSender,
+    deflated_messages, CheckedText, SendStatus, WsCompression, WsEvent, WsEventKind, WsEvents,
+    WsFrame, WsOptions, WsSender,
 };
 
 /// The route table the server matches against: each route may carry a

@@ -23,7 +23,7 @@ mod inflate;
 mod tunnel;
 mod zng;
 
-pub use deflate::WsCompression;
+pub use deflate::{deflated_messages, WsCompression};
 pub(crate) use driver::WsEnv;
 pub use events::{WsEvent, WsEventKind, WsEvents};
 pub(crate) use handshake::{check_handshake, switch, upgrade_required, Transport, ROUTE_METHOD};

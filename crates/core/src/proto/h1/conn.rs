@@ -555,17 +555,13 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
             }
             // Not reached: `Direct` means the slot held an answer.
             (Taken::No, None) => return End::Closed,
-            // The future holds the reply's receiver: dropped first, so
-            // that dropping the sender after it wakes nobody.
-            (Taken::Done(tx, at), _) => {
+            (Taken::Done(at), _) => {
                 fut.set(None);
-                drop(tx);
                 answered_at = Some(at);
                 continue 'requests;
             }
-            (Taken::Rest(rest, tx), _) => {
+            (Taken::Rest(rest), _) => {
                 fut.set(None);
-                drop(tx);
                 wbuf.extend_from_slice(&rest);
                 // Over TLS records may wait in the session: `flush` sends them.
                 if flush(&mut io, &mut wbuf).await.is_err() || io.flush().await.is_err() {

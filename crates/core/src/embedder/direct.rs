@@ -30,6 +30,10 @@
 //! clock it runs anyway and answers 503 itself when it passes
 //! (docs/performance.md §17.5).
 //!
+//! An armed request has no oneshot either: a reply that is not written
+//! directly (or word that none will come) is left here for the request's
+//! future, and its task woken (docs/performance.md §17.7).
+//!
 //! Ordering: the driver offers a request only when it has nothing of its
 //! own to write before it, and takes the slot back (under its lock) before
 //! it writes anything itself. The descriptor is used only under that lock

@@ -181,7 +181,7 @@ impl Server {
                 ));
             }
         }
-        runtime.spawn(crate::proto::trim::run(life.shutdown.clone()));
+        runtime.spawn(crate::proto::trim::run(life.shutdown.token()));
         if let Some(acme) = service.config.tls.as_ref().and_then(|t| t.acme()) {
             let src = acme.source();
             if src.order && src.challenge == crate::AcmeChallenge::Http01 {
@@ -195,10 +195,10 @@ impl Server {
                     acme.clone(),
                     l,
                     local_addr.port(),
-                    life.shutdown.clone(),
+                    life.shutdown.token(),
                 ));
             }
-            runtime.spawn(crate::config::acme::run(acme, life.shutdown.clone()));
+            runtime.spawn(crate::config::acme::run(acme, life.shutdown.token()));
         }
         Ok(Server {
             service,

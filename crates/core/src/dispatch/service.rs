@@ -10,7 +10,7 @@ use futures_util::FutureExt;
 use http::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use http::{Request, Response, StatusCode};
 use std::convert::Infallible;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -524,7 +524,7 @@ where
         }
     };
 
-    let (id, mut responder, rx) = shared.queue.channel();
+    let (id, mut responder) = shared.queue.responder();
     if let Some(wanted) = parts.extensions.remove::<WatchWanted>() {
         responder.set_watch_wanted(wanted);
     }
@@ -536,7 +536,9 @@ where
     // Armed, the request's deadline is the driver's to keep (it answers
     // 503 with `timed_out` below, as this function would): the wait below
     // then registers no timer (docs/performance.md §17.5).
-    let mut armed = false;
+    // Armed, the reply comes through the slot (no oneshot: its allocation,
+    // the waker it clones and the atomics of both ends, per request).
+    let mut armed = None;
     if let Some(slot) = conn.direct.get() {
         let limit = config.max_keep_alive_requests;
         if rest.is_none()
@@ -548,9 +550,14 @@ where
             && slot.arm(id, deadline)
         {
             responder.direct = Some((slot.clone(), id));
-            armed = true;
+            armed = Some(slot);
         }
     }
+    // The reply's way back: the slot, or a oneshot opened now.
+    let way = match armed {
+        Some(slot) => Ok(slot),
+        None => Err(responder.open()),
+    };
     let version = match parts.version {
         http::Version::HTTP_10 | http::Version::HTTP_09 => Version::Http10,
         http::Version::HTTP_2 => Version::Http2,
@@ -583,19 +590,21 @@ where
         responder,
     );
 
-    let waited = match upload {
-        None if armed => match rx.await {
-            Ok(reply) => Waited::Reply(reply),
-            Err(_) => Waited::Dropped,
+    let waited = match (upload, way) {
+        (None, Ok(slot)) => match poll_fn(|cx| slot.poll_reply(cx)).await {
+            Some(reply) => Waited::Reply(reply),
+            None => Waited::Dropped,
         },
-        None => match tokio::time::timeout_at(deadline, rx).await {
+        // Not reached: a request with an upload is never armed.
+        (Some(_), Ok(_)) => Waited::Dropped,
+        (None, Err(rx)) => match tokio::time::timeout_at(deadline, rx).await {
             Ok(Ok(reply)) => Waited::Reply(reply),
             Ok(Err(_)) => Waited::Dropped,
             Err(_) => Waited::TimedOut,
         },
         // `_kept` forgets an upload nobody took once the request is over,
         // also when this future is dropped (the client left).
-        Some((rest, tx, _kept)) => {
+        (Some((rest, tx, _kept)), Err(rx)) => {
             let max = config.max_body_size;
             let progress = Progress::new(started);
             let w = match rest {

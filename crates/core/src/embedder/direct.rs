@@ -30,6 +30,10 @@
 //! clock it runs anyway and answers 503 itself when it passes
 //! (docs/performance.md §17.5).
 //!
+//! An armed request has no oneshot either: a reply that is not written
+//! directly (or word that none will come) is left here for the request's
+//! future, and its task woken (docs/performance.md §17.7).
+//!
 //! Ordering: the driver offers a request only when it has nothing of its
 //! own to write before it, and takes the slot back (under its lock) before
 //! it writes anything itself. The descriptor is used only under that lock
@@ -46,7 +50,7 @@ use std::sync::atomic::{
 };
 use std::sync::Arc;
 use std::sync::LazyLock;
-use tokio::sync::oneshot;
+use std::task::{Context, Poll};
 use tokio::time::Instant;
 
 use super::reply::Reply;
@@ -108,11 +112,16 @@ enum State {
         wake: bool,
         deadline: Instant,
     },
-    /// Answered directly, every byte written, at this time. The sender is
-    /// kept (not dropped) because dropping it would wake the waiting task.
-    Done(oneshot::Sender<Reply>, Instant),
+    /// Answered directly, every byte written, at this time.
+    Done(Instant),
     /// Answered directly, these bytes still to be written by the driver.
-    Rest(Bytes, oneshot::Sender<Reply>),
+    Rest(Bytes),
+    /// The reply of the armed request, for the dispatcher's future to take
+    /// (an answer not written directly). An armed request has no oneshot:
+    /// its reply, or word that none will come, travels here.
+    Replied(Box<Reply>),
+    /// The armed request's responder was dropped without a reply.
+    Dropped,
     /// The connection is closing: the descriptor must not be used.
     Closed,
 }
@@ -132,11 +141,10 @@ pub(crate) enum Look {
 pub(crate) enum Taken {
     /// Not answered directly: write the dispatcher's response.
     No,
-    /// Answered (at that time); nothing left to write. The sender is to be
-    /// dropped after the dispatcher's future (which holds its receiver).
-    Done(oneshot::Sender<Reply>, Instant),
+    /// Answered (at that time); nothing left to write.
+    Done(Instant),
     /// Answered; write these bytes.
-    Rest(Bytes, oneshot::Sender<Reply>),
+    Rest(Bytes),
 }
 
 /// One connection's slot, shared by its task and the embedder's thread.
@@ -151,6 +159,9 @@ pub(crate) struct Slot {
     /// Set with `Done` or `Rest` (under the lock), cleared by the driver:
     /// its look on waking is one load, not a lock.
     done: AtomicBool,
+    /// Set with `Replied` or `Dropped` (under the lock), cleared by the
+    /// driver: the dispatcher's future looks without the lock.
+    replied: AtomicBool,
 }
 
 impl Slot {
@@ -172,6 +183,7 @@ impl Slot {
             task: AtomicWaker::new(),
             live: AtomicBool::new(false),
             done: AtomicBool::new(false),
+            replied: AtomicBool::new(false),
         })
     }
 
@@ -215,8 +227,63 @@ impl Slot {
                 *wake = pending_work;
                 Look::Armed(*deadline)
             }
+            // A reply came after the dispatcher's future was polled, maybe
+            // before this waker was registered: poll again.
+            State::Replied(_) | State::Dropped => {
+                cx.waker().wake_by_ref();
+                Look::No
+            }
             _ => Look::No,
         }
+    }
+
+    /// Service, for its armed request `id` (in place of a oneshot's
+    /// receiver): the reply, `None` if the responder was dropped without
+    /// one. The driver drops the future instead when it answers itself
+    /// (a direct answer, its deadline).
+    pub(crate) fn poll_reply(&self, cx: &Context<'_>) -> Poll<Option<Reply>> {
+        self.task.register(cx.waker());
+        if !self.replied.load(Acquire) {
+            return Poll::Pending;
+        }
+        let mut s = self.state.lock();
+        match std::mem::replace(&mut *s, State::Idle) {
+            State::Replied(r) => Poll::Ready(Some(*r)),
+            State::Dropped => Poll::Ready(None),
+            other => {
+                *s = other;
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Responder: hands the reply of armed request `id` to the waiting
+    /// dispatcher's future and wakes it. False when nobody waits for it
+    /// any more (the driver answered, or the connection closed).
+    pub(crate) fn reply(&self, id: u32, reply: Reply) -> bool {
+        self.settle(id, State::Replied(Box::new(reply)))
+    }
+
+    /// Responder: request `id` will get no reply (dropped unanswered).
+    pub(crate) fn abandon(&self, id: u32) {
+        self.settle(id, State::Dropped);
+    }
+
+    fn settle(&self, id: u32, to: State) -> bool {
+        let mut s = self.state.lock();
+        if !matches!(*s, State::Armed { id: armed, .. } if armed == id) {
+            return false;
+        }
+        *s = to;
+        self.replied.store(true, Release);
+        drop(s);
+        self.task.wake();
+        true
+    }
+
+    /// Responder: whether armed request `id` still waits for its reply.
+    pub(crate) fn waits_for(&self, id: u32) -> bool {
+        matches!(*self.state.lock(), State::Armed { id: armed, .. } if armed == id)
     }
 
     /// Driver: whether the request was answered directly, without the
@@ -230,13 +297,14 @@ impl Slot {
     pub(crate) fn take(&self) -> Taken {
         self.live.store(false, Relaxed);
         self.done.store(false, Relaxed);
+        self.replied.store(false, Relaxed);
         let mut s = self.state.lock();
         if matches!(*s, State::Closed) {
             return Taken::No;
         }
         match std::mem::replace(&mut *s, State::Idle) {
-            State::Done(tx, at) => Taken::Done(tx, at),
-            State::Rest(rest, tx) => Taken::Rest(rest, tx),
+            State::Done(at) => Taken::Done(at),
+            State::Rest(rest) => Taken::Rest(rest),
             _ => Taken::No,
         }
     }
@@ -248,43 +316,38 @@ impl Slot {
     }
 
     /// Delivering code (I/O or embedder's thread): tries to write `answer` (a whole encoded
-    /// response) for request `id` on the socket. `Ok(())`: answered (the
-    /// sender is kept here until the driver looks). `Err`: the sender is
-    /// handed back, nothing was written, for the usual path.
-    pub(crate) fn write(
-        &self,
-        id: u32,
-        answer: &[u8],
-        tx: oneshot::Sender<Reply>,
-    ) -> Result<(), oneshot::Sender<Reply>> {
+    /// response) for request `id` on the socket. True: answered. False:
+    /// nothing was written; the reply takes the usual path
+    /// ([`Slot::reply`]).
+    pub(crate) fn write(&self, id: u32, answer: &[u8]) -> bool {
         let mut s = self.state.lock();
         let wake = match &*s {
             State::Armed {
                 id: armed, wake, ..
             } if *armed == id => *wake,
-            _ => return Err(tx),
+            _ => return false,
         };
         if let Some(tls) = &self.tls {
-            return self.write_tls(tls, s, wake, answer, tx);
+            return self.write_tls(tls, s, wake, answer);
         }
         let n = send(self.fd, answer);
         if n <= 0 {
             // Full (EAGAIN) or broken: the driver writes, or finds out.
-            return Err(tx);
+            return false;
         }
         let n = n as usize;
         let rest = n < answer.len();
         *s = if rest {
-            State::Rest(Bytes::copy_from_slice(&answer[n..]), tx)
+            State::Rest(Bytes::copy_from_slice(&answer[n..]))
         } else {
-            State::Done(tx, Instant::now())
+            State::Done(Instant::now())
         };
         self.done.store(true, Release);
         drop(s);
         if rest || wake {
             self.task.wake();
         }
-        Ok(())
+        true
     }
 }
 
@@ -302,20 +365,19 @@ impl Slot {
         mut s: parking_lot::MutexGuard<'_, State>,
         wake: bool,
         answer: &[u8],
-        tx: oneshot::Sender<Reply>,
-    ) -> Result<(), oneshot::Sender<Reply>> {
+    ) -> bool {
         let Some(mut g) = tls.try_lock() else {
-            return Err(tx);
+            return false;
         };
         if g.io_holds || g.conn.wants_write() || g.conn.is_handshaking() {
-            return Err(tx);
+            return false;
         }
         // Under rustls' 64 KiB buffer limit (answers here are < 16 KiB and
         // nothing is queued), so all of it is taken; a rest would go to the
         // driver as plaintext.
         let taken = std::io::Write::write(&mut g.conn.writer(), answer).unwrap_or(0);
         if taken == 0 {
-            return Err(tx);
+            return false;
         }
         let mut out = Fd(self.fd);
         while g.conn.wants_write() {
@@ -330,16 +392,16 @@ impl Slot {
         let all = rest.is_empty() && !g.conn.wants_write();
         drop(g);
         *s = if all {
-            State::Done(tx, Instant::now())
+            State::Done(Instant::now())
         } else {
-            State::Rest(Bytes::copy_from_slice(rest), tx)
+            State::Rest(Bytes::copy_from_slice(rest))
         };
         self.done.store(true, Release);
         drop(s);
         if !all || wake {
             self.task.wake();
         }
-        Ok(())
+        true
     }
 }
 
@@ -411,10 +473,6 @@ mod tests {
         }
     }
 
-    fn sender() -> (oneshot::Sender<Reply>, oneshot::Receiver<Reply>) {
-        oneshot::channel()
-    }
-
     /// A slot on one end of a socket pair, armed for request `id`, with the
     /// driver's waker registered (`work`: it has input waiting).
     fn armed(id: u32, work: bool) -> (Arc<Slot>, UnixStream, UnixStream, Arc<Count>) {
@@ -434,8 +492,7 @@ mod tests {
     #[test]
     fn a_whole_answer_is_written_and_the_driver_is_not_woken() {
         let (slot, _ours, mut peer, count) = armed(7, false);
-        let (tx, _rx) = sender();
-        assert!(slot.write(7, b"HTTP/1.1 200 OK\r\n", tx).is_ok());
+        assert!(slot.write(7, b"HTTP/1.1 200 OK\r\n"));
         let mut head = [0u8; 17];
         peer.read_exact(&mut head).unwrap();
         assert_eq!(&head, b"HTTP/1.1 200 OK\r\n");
@@ -448,8 +505,7 @@ mod tests {
     #[test]
     fn a_whole_answer_wakes_a_driver_with_input_waiting() {
         let (slot, _ours, _peer, count) = armed(1, true);
-        let (tx, _rx) = sender();
-        assert!(slot.write(1, b"x", tx).is_ok());
+        assert!(slot.write(1, b"x"));
         assert_eq!(count.0.load(Relaxed), 1);
     }
 
@@ -470,11 +526,10 @@ mod tests {
         };
         assert_eq!(rc, 0);
         let answer: Vec<u8> = (0..15_000u32).map(|i| (i % 251) as u8).collect();
-        let (tx, _rx) = sender();
-        assert!(slot.write(3, &answer, tx).is_ok());
+        assert!(slot.write(3, &answer));
         assert_eq!(count.0.load(Relaxed), 1, "the driver is woken for the rest");
         assert!(slot.is_answered(), "a rest is an answer too");
-        let Taken::Rest(rest, _tx) = slot.take() else {
+        let Taken::Rest(rest) = slot.take() else {
             panic!("a partial write leaves a rest");
         };
         let mut sent = vec![0u8; answer.len() - rest.len()];
@@ -486,29 +541,58 @@ mod tests {
     }
 
     #[test]
-    fn a_stale_id_a_closed_slot_and_a_taken_slot_hand_the_sender_back() {
+    fn a_stale_id_a_closed_slot_and_a_taken_slot_write_nothing() {
         let (slot, _ours, _peer, _) = armed(5, false);
-        let (tx, _rx) = sender();
-        let Err(tx) = slot.write(4, b"late", tx) else {
-            panic!("an answer to an earlier request is not written");
-        };
+        assert!(
+            !slot.write(4, b"late"),
+            "an answer to an earlier request is not written"
+        );
         slot.close();
-        assert!(slot.write(5, b"x", tx).is_err());
+        assert!(!slot.write(5, b"x"));
         let (slot, _ours, _peer, _) = armed(6, false);
         assert!(matches!(slot.take(), Taken::No));
-        let (tx, _rx) = sender();
-        assert!(slot.write(6, b"x", tx).is_err(), "the driver took it back");
+        assert!(!slot.write(6, b"x"), "the driver took it back");
     }
 
     #[test]
-    fn a_gone_peer_hands_the_sender_back_without_a_signal() {
+    fn a_gone_peer_writes_nothing_and_raises_no_signal() {
         let (slot, _ours, peer, _) = armed(2, false);
         drop(peer);
-        let (tx, _rx) = sender();
         // EPIPE, not SIGPIPE (which would end this test process).
-        assert!(slot.write(2, b"x", tx).is_err());
+        assert!(!slot.write(2, b"x"));
         assert!(!slot.is_answered());
         assert!(matches!(slot.take(), Taken::No));
+    }
+
+    fn reply(status: u16) -> Reply {
+        Reply::from_parts(status, "", Bytes::new()).unwrap()
+    }
+
+    /// An armed request has no oneshot: a reply not written directly, or
+    /// word that none comes, reaches the waiting future through the slot
+    /// (waking the driver's task), and only for the request still armed.
+    #[test]
+    fn a_reply_not_written_directly_travels_through_the_slot() {
+        let (slot, _ours, _peer, count) = armed(8, false);
+        let waker = Waker::from(count.clone());
+        let cx = Context::from_waker(&waker);
+        assert!(slot.poll_reply(&cx).is_pending());
+        assert!(slot.waits_for(8) && !slot.waits_for(7));
+        assert!(!slot.reply(7, reply(500)), "another request's reply");
+        assert!(slot.reply(8, reply(201)));
+        assert_eq!(count.0.load(Relaxed), 1, "the waiting task is woken");
+        assert!(!slot.waits_for(8), "answered");
+        assert!(!slot.is_answered(), "not written: the driver frames it");
+        match slot.poll_reply(&cx) {
+            Poll::Ready(Some(r)) => assert_eq!(r.status.as_u16(), 201),
+            _ => panic!("the reply is there"),
+        }
+        assert!(matches!(slot.take(), Taken::No));
+        assert!(!slot.reply(8, reply(200)), "taken back: nobody waits");
+
+        let (slot, _ours, _peer, _) = armed(9, false);
+        slot.abandon(9);
+        assert!(matches!(slot.poll_reply(&cx), Poll::Ready(None)));
     }
 
     #[test]

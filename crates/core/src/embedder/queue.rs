@@ -217,6 +217,11 @@ impl Future for Told<'_> {
 
 /// The way back for one request. Dropping it unanswered makes the protocol
 /// layer answer 500, so a lost response can never hang a client.
+///
+/// The way is a oneshot, or, for a request armed for a direct answer
+/// (`direct`), the connection's slot, which carries the reply when the
+/// answer is not written directly (docs/performance.md §17.7: no oneshot
+/// made, polled and freed per request on that path).
 pub struct Responder {
     tx: Option<oneshot::Sender<Reply>>,
     stats: Arc<Stats>,
@@ -242,11 +247,21 @@ impl Responder {
         }
     }
 
+    /// Opens the oneshot the reply will travel through.
+    pub(crate) fn open(&mut self) -> oneshot::Receiver<Reply> {
+        let (tx, rx) = oneshot::channel();
+        self.tx = Some(tx);
+        rx
+    }
+
     /// Sends the reply. Returns false when the client is no longer waiting
     /// (timed out or disconnected); the reply is then dropped.
     pub fn send(mut self, reply: Reply) -> bool {
-        match self.tx.take() {
-            Some(tx) => tx.send(reply).is_ok(),
+        if let Some(tx) = self.tx.take() {
+            return tx.send(reply).is_ok();
+        }
+        match self.direct.take() {
+            Some((slot, id)) => slot.reply(id, reply),
             None => false,
         }
     }
@@ -261,26 +276,35 @@ impl Responder {
     /// waiting task not woken (drop the responder); `None`: nothing was
     /// written, [`Responder::send`] still works.
     pub(crate) fn write_direct(&mut self, answer: &[u8]) -> Option<u32> {
-        let (slot, id) = self.direct.take()?;
-        let tx = self.tx.take()?;
-        match slot.write(id, answer, tx) {
-            Ok(()) => Some(id),
-            Err(tx) => {
-                self.tx = Some(tx);
-                None
-            }
+        let (slot, id) = self.direct.as_ref()?;
+        if !slot.write(*id, answer) {
+            return None;
         }
+        let id = *id;
+        self.direct = None;
+        Some(id)
     }
 
     /// True when the waiting side has gone (timeout, disconnect).
     pub fn is_abandoned(&self) -> bool {
-        self.tx.as_ref().is_none_or(|t| t.is_closed())
+        match (&self.tx, &self.direct) {
+            (Some(tx), _) => tx.is_closed(),
+            (None, Some((slot, id))) => !slot.waits_for(*id),
+            (None, None) => true,
+        }
     }
 }
 
 impl Drop for Responder {
     fn drop(&mut self) {
         Stats::dec(&self.stats.pending);
+        // Armed and never answered: the waiting request answers 500, as
+        // when a oneshot's sender is dropped.
+        if self.tx.is_none() {
+            if let Some((slot, id)) = self.direct.take() {
+                slot.abandon(id);
+            }
+        }
     }
 }
 
@@ -380,19 +404,27 @@ impl Queue {
     }
 
     /// Creates a responder/receiver pair and counts it as pending.
+    #[cfg(test)]
     pub(crate) fn channel(&self) -> (u32, Responder, oneshot::Receiver<Reply>) {
-        let (tx, rx) = oneshot::channel();
+        let (id, mut responder) = self.responder();
+        let rx = responder.open();
+        (id, responder, rx)
+    }
+
+    /// Creates a responder without its way back, counted as pending: the
+    /// caller arms it for a direct answer (its reply then travels through
+    /// the connection's slot) or opens its channel ([`Responder::open`]).
+    pub(crate) fn responder(&self) -> (u32, Responder) {
         Stats::inc(&self.stats.pending);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         (
             id,
             Responder {
-                tx: Some(tx),
+                tx: None,
                 stats: self.stats.clone(),
                 wanted: None,
                 direct: None,
             },
-            rx,
         )
     }
 

@@ -165,7 +165,7 @@ pub(crate) fn start<D: Dispatch>(shared: Arc<Env<D>>, socket: UdpSocket) -> Resu
             tls,
             endpoint.clone(),
             server_config_copy,
-            shared.life.shutdown.clone(),
+            shared.life.shutdown.token(),
         ));
     }
     let tracker = shared.life.tracker.clone();

@@ -25,10 +25,11 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll, Waker};
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 use tokio_util::io::{poll_read_buf, poll_write_buf};
+use tokio_util::sync::WaitForCancellationFuture;
 
 use super::body::{self, BodyError, ReqBody, Want};
 use super::decode::{Decoded, Decoder};
@@ -41,6 +42,7 @@ use crate::body::ResBody;
 use crate::dispatch::limits::MIN_PROTOCOL_HEAD;
 use crate::dispatch::{ConnInfo, Dispatch, StoredReq};
 use crate::embedder::direct::{CloseOnDrop, Look, Taken};
+use crate::lifecycle::Lifecycle;
 use crate::observe::stats::Stats;
 use crate::proto::Env;
 
@@ -97,6 +99,63 @@ enum Flight {
     Forced,
 }
 
+/// What ended the wait for a request head, other than a whole head.
+enum Woke {
+    Forced,
+    Read(io::Result<usize>),
+    Clock,
+    Closing,
+}
+
+/// The server's close signals as the loop sees them. A look reads the two
+/// flags (an atomic load each); the task's waker is registered on the
+/// signals' tokens only when it is not the one registered already, i.e.
+/// once per connection (a Tokio task's waker stays the same). Before, the
+/// loop polled the tokens' futures at each look and asked `is_cancelled`
+/// between them: a mutex, and a waiter list's lock per future polled,
+/// ~10 locks per JS request and ~8 per cached one (docs/performance.md
+/// §17.7).
+struct Signals<'a, 'p> {
+    life: &'a Lifecycle,
+    force: Pin<&'p mut WaitForCancellationFuture<'a>>,
+    shutdown: Pin<&'p mut WaitForCancellationFuture<'a>>,
+    /// The waker the tokens will wake.
+    waker: Option<Waker>,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Registrations made on this thread (see the tests in `mod.rs`).
+    pub(super) static REGISTRATIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+impl Signals<'_, '_> {
+    /// (forced, closing); registers `cx`'s waker if it is new.
+    fn look(&mut self, cx: &mut Context<'_>) -> (bool, bool) {
+        if !self.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            // A future that completed stays complete when polled again.
+            let _ = self.force.as_mut().poll(cx);
+            let _ = self.shutdown.as_mut().poll(cx);
+            self.waker = Some(cx.waker().clone());
+            #[cfg(test)]
+            REGISTRATIONS.with(|n| n.set(n.get() + 1));
+        }
+        (
+            self.life.force.is_cancelled(),
+            self.life.shutdown.is_cancelled(),
+        )
+    }
+
+    /// Pending until a forced close.
+    fn poll_forced(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.look(cx).0 {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
 /// A parked connection counted in `connectionsIdle` until dropped.
 struct Parked<'a>(&'a Stats);
 
@@ -117,12 +176,18 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
     let mut rbuf = BytesMut::new();
     let mut wbuf = BytesMut::new();
     let mut eof = false;
-    // Created once per connection: each poll is then a check of a
-    // registration, not a new one (a lock per request otherwise).
+    // Created once per connection and polled only to register this task
+    // (see `Signals`).
     let force = env.life.force.cancelled();
     let shutdown = env.life.shutdown.cancelled();
     let clock = tokio::time::sleep(PARK_AFTER);
     tokio::pin!(force, shutdown, clock);
+    let mut signals = Signals {
+        life: &env.life,
+        force,
+        shutdown,
+        waker: None,
+    };
     // The dispatcher's future lives in one allocation per connection,
     // reused by each request (as hyper does), and freed while parked.
     let mut slot = None;
@@ -192,17 +257,35 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
                 return End::Closed;
             }
             let deadline = idle_since + idle_limit;
-            tokio::select! {
-                biased;
-                _ = &mut force => return End::Closed,
-                r = poll_fn(|cx| poll_more(&mut io, cx, &mut rbuf, &mut wbuf)) => match r {
+            // In this order: a forced close, input, the clock, a graceful
+            // close.
+            let woke = poll_fn(|cx| {
+                let (forced, closing) = signals.look(cx);
+                if forced {
+                    return Poll::Ready(Woke::Forced);
+                }
+                if let Poll::Ready(r) = poll_more(&mut io, cx, &mut rbuf, &mut wbuf) {
+                    return Poll::Ready(Woke::Read(r));
+                }
+                // Lazily armed: it fires at most once per PARK_AFTER on a
+                // busy connection, never per request.
+                if clock.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Woke::Clock);
+                }
+                if closing {
+                    return Poll::Ready(Woke::Closing);
+                }
+                Poll::Pending
+            })
+            .await;
+            match woke {
+                Woke::Forced => return End::Closed,
+                Woke::Read(r) => match r {
                     Ok(0) => eof = true,
                     Ok(_) => parked = None,
                     Err(_) => return End::Closed,
                 },
-                // Lazily armed: it fires at most once per PARK_AFTER on a
-                // busy connection, never per request.
-                _ = &mut clock => {
+                Woke::Clock => {
                     let now = Instant::now();
                     if now >= deadline {
                         if !rbuf.is_empty() {
@@ -226,7 +309,7 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
                     }
                     clock.as_mut().reset(next);
                 }
-                _ = &mut shutdown => {}
+                Woke::Closing => {}
             }
         };
         drop(parked);
@@ -306,7 +389,8 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
         let mut deadline: Option<Instant> = None;
         let mut first = true;
         let flight = poll_fn(|cx| {
-            if force.as_mut().poll(cx).is_ready() {
+            let (forced, closing) = signals.look(cx);
+            if forced {
                 return Poll::Ready(Flight::Forced);
             }
             // Woken after a direct answer (by the client's next request,
@@ -415,7 +499,6 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
             if let Some(d) = offered {
                 // A shutdown must wake this task if the answer is written
                 // directly, as must input waiting behind it.
-                let closing = shutdown.as_mut().poll(cx).is_ready();
                 match d.answered(cx, closing || eof || !rbuf.is_empty()) {
                     Look::Answered => return Poll::Ready(Flight::Direct),
                     Look::Armed(at) if deadline.is_none() => {
@@ -472,17 +555,13 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
             }
             // Not reached: `Direct` means the slot held an answer.
             (Taken::No, None) => return End::Closed,
-            // The future holds the reply's receiver: dropped first, so
-            // that dropping the sender after it wakes nobody.
-            (Taken::Done(tx, at), _) => {
+            (Taken::Done(at), _) => {
                 fut.set(None);
-                drop(tx);
                 answered_at = Some(at);
                 continue 'requests;
             }
-            (Taken::Rest(rest, tx), _) => {
+            (Taken::Rest(rest), _) => {
                 fut.set(None);
-                drop(tx);
                 wbuf.extend_from_slice(&rest);
                 // Over TLS records may wait in the session: `flush` sends them.
                 if flush(&mut io, &mut wbuf).await.is_err() || io.flush().await.is_err() {
@@ -515,7 +594,7 @@ pub(crate) async fn run<D: Dispatch, T: Transport>(
         drop(parts);
         let wrote = tokio::select! {
             biased;
-            _ = &mut force => return End::Closed,
+            _ = poll_fn(|cx| signals.poll_forced(cx)) => return End::Closed,
             r = write_body(&mut io, &mut wbuf, res_body, framing) => r,
         };
         if wrote.is_err() {

@@ -158,8 +158,8 @@ mod tests {
 
     /// Starts a driver (`own`: ours, else hyper's) on one end of an
     /// in-memory stream.
-    fn connect(
-        env: &Arc<Env<Numbering>>,
+    fn connect<D: Dispatch>(
+        env: &Arc<Env<D>>,
         own: bool,
     ) -> (DuplexStream, tokio::task::JoinHandle<()>) {
         let (client, server) = tokio::io::duplex(64 * 1024);
@@ -264,9 +264,14 @@ mod tests {
     }
 
     /// Records this thread's pooled buffers when the request is handed
-    /// over and again once the driver has waited on it, then answers.
+    /// over and again once the driver has waited on it, then answers (as
+    /// a JS handler does, after a pending poll); never, when `stuck`.
     #[derive(Clone, Default)]
-    struct PoolWatch(Arc<std::sync::Mutex<Vec<(usize, usize)>>>);
+    struct PoolWatch {
+        seen: Arc<std::sync::Mutex<Vec<(usize, usize)>>>,
+        stuck: bool,
+        calls: Arc<AtomicU64>,
+    }
 
     impl Dispatch for PoolWatch {
         fn call<B>(
@@ -278,9 +283,14 @@ mod tests {
             B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
             B::Error: std::fmt::Display,
         {
-            let seen = self.0.clone();
+            let seen = self.seen.clone();
             let at_call = io::pooled();
+            self.calls.fetch_add(1, Relaxed);
+            let stuck = self.stuck;
             async move {
+                if stuck {
+                    std::future::pending::<()>().await;
+                }
                 // Pending once: the driver watches the socket meanwhile, as
                 // while a JS handler runs.
                 tokio::task::yield_now().await;
@@ -323,7 +333,7 @@ mod tests {
             }
             assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"));
         }
-        let seen = env.dispatch.0.lock().unwrap().clone();
+        let seen = env.dispatch.seen.lock().unwrap().clone();
         assert_eq!(seen.len(), 2);
         for (at_call, waiting) in seen {
             assert_eq!(
@@ -334,6 +344,46 @@ mod tests {
         }
         drop(client);
         let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+
+    /// Regression: the driver polled the close signals' futures at every
+    /// look (a mutex and a waiter list's lock each, ~10 per request). It
+    /// registers on them once per connection now and reads their flags;
+    /// a graceful close still ends the connection after its requests.
+    #[tokio::test]
+    async fn close_signals_are_registered_once_per_connection() {
+        let env = env_with(PoolWatch::default());
+        let (mut client, task) = connect(&env, true);
+        let before = conn::REGISTRATIONS.with(|n| n.get());
+        for _ in 0..20 {
+            send(&mut client, b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n").await;
+            assert_eq!(responses(&mut client, 1).await, ["ok"]);
+        }
+        let after = conn::REGISTRATIONS.with(|n| n.get());
+        assert_eq!(after - before, 1, "one registration for 20 requests");
+        env.life.shutdown.cancel();
+        ended(task).await;
+    }
+
+    /// A graceful close waits for the request in flight; a forced close
+    /// ends it (both seen through the flags, with the task woken by the
+    /// tokens it registered on once).
+    #[tokio::test]
+    async fn a_forced_close_ends_a_request_in_flight() {
+        let env = env_with(PoolWatch {
+            stuck: true,
+            ..Default::default()
+        });
+        let (mut client, task) = connect(&env, true);
+        send(&mut client, b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        while env.dispatch.calls.load(Relaxed) == 0 {
+            tokio::task::yield_now().await;
+        }
+        env.life.shutdown.cancel();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(!task.is_finished(), "a graceful close lets it finish");
+        env.life.force.cancel();
+        ended(task).await;
     }
 
     #[tokio::test]

@@ -662,7 +662,7 @@ describe('App.fetch', () => {
   })
 
   it('records end with the absolute URL only on a server with a fetch handler; a mount added after listen still reads its URL', async () => {
-    const echo = (req: { _absoluteUrl(): string | undefined; host: string }): HttpyResponse => HttpyResponse.text(`${req._absoluteUrl() ?? 'none'} ${req.host}`)
+    const echo = (req: { _absoluteUrl(): string | undefined; host: string | null }): HttpyResponse => HttpyResponse.text(`${req._absoluteUrl() ?? 'none'} ${req.host}`)
     const own = new App().get('/u/{id}', echo)
     const s = await own.listen({ host: '127.0.0.1', port: 0 })
     try {

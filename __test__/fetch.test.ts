@@ -661,6 +661,28 @@ describe('App.fetch', () => {
     }
   })
 
+  it('records end with the absolute URL only on a server with a fetch handler; a mount added after listen still reads its URL', async () => {
+    const echo = (req: { _absoluteUrl(): string | undefined; host: string | null }): HttpyResponse => HttpyResponse.text(`${req._absoluteUrl() ?? 'none'} ${req.host}`)
+    const own = new App().get('/u/{id}', echo)
+    const s = await own.listen({ host: '127.0.0.1', port: 0 })
+    try {
+      const host = `127.0.0.1:${s.port}`
+      expect(await (await fetch(`${s.url}/u/1?q=2`)).text()).toBe(`none ${host}`)
+      own.fetch('/late/{rest:path}', (req) => new Response(req.url))
+      expect(await (await fetch(`${s.url}/late/a?b=c`)).text()).toBe(`${s.url}/late/a?b=c`)
+    } finally {
+      await s.close()
+    }
+    const mounted = new App().get('/u/{id}', echo).fetch('/f/{rest:path}', (req) => new Response(req.url))
+    const t = await mounted.listen({ host: '127.0.0.1', port: 0 })
+    try {
+      expect(await (await fetch(`${t.url}/u/1?q=2`)).text()).toBe(`${t.url}/u/1?q=2 127.0.0.1:${t.port}`)
+      expect(await (await fetch(`${t.url}/f/x`)).text()).toBe(`${t.url}/f/x`)
+    } finally {
+      await t.close()
+    }
+  })
+
   it('a catch-all without middleware still receives misses', async () => {
     const app = new App().fetch(() => new Response('caught'))
     const s = await app.listen({ host: '127.0.0.1', port: 0 })

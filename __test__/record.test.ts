@@ -115,6 +115,26 @@ describe('request records (Rust encodes, TypeScript decodes)', () => {
     }
   })
 
+  it('without the URL trailer (a server without fetch handlers): the same records, shorter, read the same', () => {
+    const bare = native.recordFixture(false)
+    const b = bare.parts[0] as Buffer
+    const urls = ['http://fixture.test/users/42/caf%C3%A9?x=1&y=%20z', 'http://fixture.test/users/7/x', 'http://fixture.test/big']
+    let at = 0
+    for (const [i, withAt] of records.entries()) {
+      expect((b[at + RECORD_FLAGS] as number) & FLAG_URL).toBe(0)
+      expect(recordLength(b, at)).toBe(recordLength(buf, withAt) - (urls[i] as string).length - 4)
+      const req = new Request(b, at, bare.parts, paramNamesOf)
+      const same = decode().requests[i] as Request
+      expect(req._absoluteUrl()).toBeUndefined()
+      expect(req.host).toBe('fixture.test')
+      expect([req.method, req.url, req._route, req._allow]).toEqual([same.method, same.url, same._route, same._allow])
+      expect([...req.headers.entries()]).toEqual([...same.headers.entries()])
+      expect(Buffer.compare(req.body, same.body)).toBe(0)
+      at += recordLength(b, at)
+    }
+    expect(at).toBe(b.length)
+  })
+
   it('decodes a miss: no route, the allow list, no params, an empty body', () => {
     expect(miss._route).toBe(NO_ROUTE)
     expect(miss.method).toBe('DELETE')

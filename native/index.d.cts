@@ -447,6 +447,12 @@ export interface NativeOptions {
    * taken as parts (`takeUpload(id, cb, true)`), with these limits.
    */
   missMultipart?: NativeMultipart
+  /**
+   * Request records end with the absolute URL (`scheme://host/path?query`),
+   * which fetch-style handlers read as `request.url`; without it (the
+   * default) HTTPy's own handlers' records are a few dozen bytes shorter.
+   */
+  requestUrls?: boolean
   backlog: number
   /** Production settings (`production` below: port sharing, metrics, access log, trusted proxies). */
   reusePort?: boolean
@@ -677,10 +683,12 @@ export declare enum RecordAt {
 /**
  * The core's encoding of three known requests (`FIXTURE_REQUESTS`), made
  * the way real ones are: a server on 127.0.0.1 parses them from a socket
- * and `httpy_core::record::encode` writes their records into one batch.
- * `__test__/record.test.ts` decodes every field with `ts/record.ts`.
+ * and `httpy_core::record::encode` writes their records into one batch
+ * (without the URL trailer when `urls` is false, as a server without
+ * fetch-style handlers writes them). `__test__/record.test.ts` decodes
+ * every field with `ts/record.ts`.
  */
-export declare function recordFixture(): RecordFixture
+export declare function recordFixture(urls?: boolean | undefined | null): RecordFixture
 
 export interface RecordFixture {
   /**

@@ -39,6 +39,10 @@ pub struct NativeOptions {
     /// With `stream_miss_bodies`: a `multipart/form-data` body may be
     /// taken as parts (`takeUpload(id, cb, true)`), with these limits.
     pub miss_multipart: Option<crate::routes::NativeMultipart>,
+    /// Request records end with the absolute URL (`scheme://host/path?query`),
+    /// which fetch-style handlers read as `request.url`; without it (the
+    /// default) HTTPy's own handlers' records are a few dozen bytes shorter.
+    pub request_urls: Option<bool>,
     pub backlog: u32,
     /// Production settings (`production` below: port sharing, metrics, access log, trusted proxies).
     pub reuse_port: Option<bool>,

@@ -18,11 +18,15 @@ use crate::options::{server_config, NativeOptions};
 use crate::routes::{build_router, NativeRoute};
 use crate::streams::NativeStream;
 
-struct JsWaker(EventFn);
+struct JsWaker {
+    events: EventFn,
+    /// The records carry the absolute URL (`NativeOptions::request_urls`).
+    urls: bool,
+}
 
 impl JsWaker {
     fn tell(&self, event: ServerEvent) {
-        self.0
+        self.events
             .call(event as u32, ThreadsafeFunctionCallMode::NonBlocking);
     }
 }
@@ -41,6 +45,9 @@ impl httpy_core::Waker for JsWaker {
     // copies the bytes (`drainInto`).
     fn records(&self) -> bool {
         true
+    }
+    fn urls(&self) -> bool {
+        self.urls
     }
 }
 
@@ -85,8 +92,12 @@ impl NativeServer {
         on_event: Function<u32, ()>,
     ) -> Result<NativeServer> {
         let router = build_router(&routes)?;
+        let urls = options.request_urls.unwrap_or(false);
         let config = server_config(options)?;
-        let waker = Box::new(JsWaker(event_fn(on_event)?));
+        let waker = Box::new(JsWaker {
+            events: event_fn(on_event)?,
+            urls,
+        });
         let server = Server::start(config, router, waker)
             .map_err(|e| core_error(Status::GenericFailure, e))?;
         let addr = server.local_addr();

@@ -107,10 +107,17 @@ impl httpy_core::Waker for NoWaker {
 
 /// The core's encoding of three known requests (`FIXTURE_REQUESTS`), made
 /// the way real ones are: a server on 127.0.0.1 parses them from a socket
-/// and `httpy_core::record::encode` writes their records into one batch.
-/// `__test__/record.test.ts` decodes every field with `ts/record.ts`.
+/// and `httpy_core::record::encode` writes their records into one batch
+/// (without the URL trailer when `urls` is false, as a server without
+/// fetch-style handlers writes them). `__test__/record.test.ts` decodes
+/// every field with `ts/record.ts`.
 #[napi(catch_unwind)]
-pub fn record_fixture() -> Result<RecordFixture> {
+pub fn record_fixture(urls: Option<bool>) -> Result<RecordFixture> {
+    let encode = if urls.unwrap_or(true) {
+        httpy_core::record::encode
+    } else {
+        httpy_core::record::encode_without_url
+    };
     let mut router = Router::new();
     for (method, pattern, id) in FIXTURE_ROUTES {
         router
@@ -148,7 +155,7 @@ pub fn record_fixture() -> Result<RecordFixture> {
             continue;
         }
         for req in batch {
-            httpy_core::record::encode(&req, &mut records, &mut external);
+            encode(&req, &mut records, &mut external);
             count += 1;
             // Answered, so the connection goes on to the next request.
             if let Ok(reply) = Reply::from_parts(204, "", Bytes::new()) {

@@ -478,6 +478,11 @@ export class App {
       resolved.native.streamMissBodies = true
       resolved.native.missMultipart = this.table.fallbackMultipart
     }
+    // Records end with the request's absolute URL only for fetch-style
+    // handlers (the catch-all, or a mount: `partsOnAsk` marks fetch routes),
+    // the only readers of `request.url`. A mount added after `listen()`
+    // builds its URLs from the record's fields instead (docs/performance.md §13.6).
+    resolved.native.requestUrls = this.table.fallback !== undefined || this.table.entries.some((e) => e.partsOnAsk === true)
     return resolved
   }
 

@@ -50,6 +50,12 @@ pub trait Waker: Send + Sync + 'static {
     fn records(&self) -> bool {
         false
     }
+    /// Whether records end with the request's absolute URL
+    /// ([`crate::record::FLAG_URL`]), which only fetch-style handlers read
+    /// (`request.url`). Asked once, when the server starts.
+    fn urls(&self) -> bool {
+        true
+    }
 }
 
 /// HTTP version of a request, as reported to handlers.
@@ -367,8 +373,9 @@ impl Waiting {
 }
 
 /// How a request becomes a record (`record::encode_fields`), handed in by
-/// the server so that this module does not depend on the record's.
-pub(crate) type Encode = fn(&Fields<'_>, &mut Vec<u8>, &mut Vec<Bytes>);
+/// the server so that this module does not depend on the record's; the
+/// `bool` says whether to write the URL trailer ([`Waker::urls`]).
+pub(crate) type Encode = fn(&Fields<'_>, &mut Vec<u8>, &mut Vec<Bytes>, bool);
 
 pub(crate) struct Queue {
     items: Mutex<Waiting>,
@@ -376,6 +383,8 @@ pub(crate) struct Queue {
     encode: Option<Encode>,
     /// Encodes whole requests taken as records.
     encoder: Encode,
+    /// Records carry the URL trailer ([`Waker::urls`]).
+    urls: bool,
     scheduled: AtomicBool,
     next_id: AtomicU32,
     waker: Arc<dyn Waker>,
@@ -385,6 +394,7 @@ pub(crate) struct Queue {
 impl Queue {
     pub(crate) fn new(waker: Box<dyn Waker>, stats: Arc<Stats>, encoder: Encode) -> Self {
         let encode = waker.records().then_some(encoder);
+        let urls = waker.urls();
         Self {
             items: Mutex::new(Waiting {
                 items: if encode.is_some() {
@@ -396,6 +406,7 @@ impl Queue {
             }),
             encode,
             encoder,
+            urls,
             scheduled: AtomicBool::new(false),
             next_id: AtomicU32::new(1),
             waker: Arc::from(waker),
@@ -468,7 +479,7 @@ impl Queue {
     fn encoded(&self, encode: Encode, item: &Fields<'_>) -> MutexGuard<'_, Waiting> {
         let mut waiting = self.items.lock();
         let records = &mut waiting.records;
-        encode(item, &mut records.bytes, &mut records.bodies);
+        encode(item, &mut records.bytes, &mut records.bodies, self.urls);
         waiting
     }
 
@@ -533,7 +544,7 @@ impl Queue {
             std::mem::take(&mut waiting.items)
         };
         for item in whole {
-            (self.encoder)(&item.fields(), &mut into.bytes, &mut into.bodies);
+            (self.encoder)(&item.fields(), &mut into.bytes, &mut into.bodies, self.urls);
             into.responders.push((item.id, item.responder));
         }
         true
@@ -556,6 +567,8 @@ pub(crate) struct CountingWaker {
     pub(crate) closed: Arc<AtomicBool>,
     /// Answer to [`Waker::records`].
     pub(crate) records: bool,
+    /// The opposite of the answer to [`Waker::urls`].
+    pub(crate) without_urls: bool,
 }
 
 #[cfg(test)]
@@ -568,6 +581,9 @@ impl Waker for CountingWaker {
     }
     fn records(&self) -> bool {
         self.records
+    }
+    fn urls(&self) -> bool {
+        !self.without_urls
     }
 }
 
@@ -685,6 +701,34 @@ pub(crate) mod tests {
             1,
             "/d waits; the rest were dropped"
         );
+    }
+
+    #[test]
+    fn a_queue_told_no_urls_writes_records_without_the_url_trailer() {
+        for records in [true, false] {
+            let waker = CountingWaker {
+                records,
+                without_urls: true,
+                ..CountingWaker::default()
+            };
+            let q = Queue::new(
+                Box::new(waker),
+                Arc::new(Stats::default()),
+                super::super::record::encode_fields,
+            );
+            let (mut a, _ra) = incoming(&q, "/a");
+            a.query = "x=1".into();
+            a.headers
+                .insert(http::header::HOST, http::HeaderValue::from_static("a.test"));
+            let (mut bare, mut with_url, mut ext) = (Vec::new(), Vec::new(), Vec::new());
+            super::super::record::encode_without_url(&a, &mut bare, &mut ext);
+            super::super::record::encode(&a, &mut with_url, &mut ext);
+            assert_eq!(with_url.len(), bare.len() + "http://a.test/a?x=1".len() + 4);
+            q.push(a);
+            let mut taken = Records::default();
+            assert!(q.take_records(&mut taken));
+            assert_eq!(taken.bytes, bare, "queued encoded: {records}");
+        }
     }
 
     #[test]

@@ -52,7 +52,9 @@ pub const MAX_METHOD_LEN: usize = u16::MAX as usize;
 /// concatenation and the flattening its first reader pays (about 0.1–0.15
 /// µs of the JS thread, docs/performance.md §13.4). Cost here: the `Host`
 /// name compared while the fields are copied anyway, and one copy of the
-/// host, path and query (a few dozen bytes) per request.
+/// host, path and query (a few dozen bytes) per request; written only when
+/// the embedder asked for it ([`crate::Waker::urls`]: a server with a
+/// fetch-style handler), since HTTPy's own handlers never read it.
 pub const FLAG_URL: u8 = 64;
 
 /// Bytes a `Host` value may hold for the URL to be built from it (RFC 3986
@@ -111,15 +113,28 @@ fn ipv4_text(octets: [u8; 4], out: &mut [u8; 48]) -> usize {
     n
 }
 
-/// Appends one request to `out`; a large body is moved to `external`.
+/// Appends one request to `out`, with the URL trailer ([`FLAG_URL`]) when
+/// the request allows it; a large body is moved to `external`.
 pub fn encode(req: &Incoming, out: &mut Vec<u8>, external: &mut Vec<Bytes>) {
-    encode_fields(&req.fields(), out, external)
+    encode_fields(&req.fields(), out, external, true)
+}
+
+/// [`encode`] without the URL trailer, as a server without fetch-style
+/// handlers writes its records.
+pub fn encode_without_url(req: &Incoming, out: &mut Vec<u8>, external: &mut Vec<Bytes>) {
+    encode_fields(&req.fields(), out, external, false)
 }
 
 /// [`encode`] from borrowed fields: the dispatcher writes a request's
 /// record from its parsed parts (the URI's path and query, the head's
-/// bytes) without first copying them into an [`Incoming`].
-pub(crate) fn encode_fields(req: &Fields<'_>, out: &mut Vec<u8>, external: &mut Vec<Bytes>) {
+/// bytes) without first copying them into an [`Incoming`]. `url`: whether
+/// to write the URL trailer (the queue's [`crate::Waker::urls`]).
+pub(crate) fn encode_fields(
+    req: &Fields<'_>,
+    out: &mut Vec<u8>,
+    external: &mut Vec<Bytes>,
+    url: bool,
+) {
     // Formatted on the stack: this runs once per request, and `to_string`
     // would allocate each time. 45 bytes hold any IPv6 text form.
     let mut ip_buf = [0u8; 48];
@@ -235,7 +250,7 @@ pub(crate) fn encode_fields(req: &Fields<'_>, out: &mut Vec<u8>, external: &mut 
         out.push(0);
         out.extend_from_slice(req.body);
     }
-    if hosts == 1 {
+    if url && hosts == 1 {
         put_url(out, flags_at, host_at, req);
     }
     let len = (out.len() - start) as u32;
@@ -446,6 +461,7 @@ mod tests {
             version in version(),
             body_len in prop_oneof![0usize..64, Just(EXTERNAL_BODY_MIN - 1), Just(EXTERNAL_BODY_MIN)],
             second_body in 0usize..32,
+            urls in any::<bool>(),
         ) {
             let (q, _, _) = queue();
             let (mut req, _rx) = incoming(&q, &path);
@@ -479,8 +495,9 @@ mod tests {
             other.body = Bytes::from(vec![1u8; second_body]);
 
             let (mut out, mut external) = (Vec::new(), Vec::new());
-            encode(&req, &mut out, &mut external);
-            encode(&other, &mut out, &mut external);
+            let put = if urls { encode } else { encode_without_url };
+            put(&req, &mut out, &mut external);
+            put(&other, &mut out, &mut external);
 
             let (first, used) = decode(&out, &external);
             let (second, rest) = decode(&out[used..], &external);
@@ -507,7 +524,7 @@ mod tests {
                     .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
                     .collect(),
                 body: vec![7u8; body_len],
-                url: expected_url(&req.headers, tls, &req.path, &req.query),
+                url: expected_url(&req.headers, tls, &req.path, &req.query).filter(|_| urls),
             };
             prop_assert_eq!(first, want);
         }
@@ -557,14 +574,15 @@ mod tests {
         let (q, _, _) = queue();
         let (mut req, _rx) = incoming(&q, "/users/42");
         req.query = "a=1".into();
-        let encode_head = |head: &Head, tls: bool| {
+        let encode_head_with = |head: &Head, tls: bool, url: bool| {
             let mut fields = req.fields();
             fields.headers = Source::Head(head);
             fields.tls = tls;
             let (mut out, mut external) = (Vec::new(), Vec::new());
-            encode_fields(&fields, &mut out, &mut external);
+            encode_fields(&fields, &mut out, &mut external, url);
             decode(&out, &external).0
         };
+        let encode_head = |head: &Head, tls: bool| encode_head_with(head, tls, true);
         let head = Head(vec![
             ("Accept", b"*/*"),
             ("HOST", b"api.test:8080"),
@@ -581,6 +599,10 @@ mod tests {
             got.url.as_deref(),
             Some("https://api.test:8080/users/42?a=1")
         );
+        // Not asked for: the same record without it.
+        let bare = encode_head_with(&head, true, false);
+        assert_eq!(bare.url, None);
+        assert_eq!(bare, Decoded { url: None, ..got });
         // Two, none, an empty one, or one with a space: no URL.
         for fields in [
             vec![("Host", &b"a.test"[..]), ("host", b"a.test")],

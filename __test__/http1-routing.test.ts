@@ -48,6 +48,17 @@ describe('path parameters', () => {
     expect(r).toEqual({ status: 200, body: { route: 'user', params: { id: 'Jürgen K' } } })
   })
 
+  it('parameter values of every length decode alike (short ASCII ones are built in JS)', async () => {
+    // 12 bytes and less: built a character at a time; 13 and more, or any
+    // byte past ASCII: the UTF-8 decode. Both sides of each edge.
+    for (const id of ['7', 'abcdefghijk', 'abcdefghijkl', 'abcdefghijklm', 'a'.repeat(40), 'é', 'ab€', 'abcdefghijk€']) {
+      expect(await get(`/users/${encodeURIComponent(id)}`)).toEqual({ status: 200, body: { route: 'user', params: { id } } })
+    }
+    // A value that is all ASCII bytes but percent-decodes to a multi-byte
+    // sequence is UTF-8, not Latin-1.
+    expect((await get('/users/%C3%A9t%C3%A9')).body).toEqual({ route: 'user', params: { id: 'été' } })
+  })
+
   it('a single-segment parameter does not swallow slashes', async () => {
     expect((await get('/users/1/2')).status).toBe(404)
     expect((await get('/files/a/b/raw')).status).toBe(404)

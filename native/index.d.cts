@@ -63,8 +63,8 @@ export declare class NativeServer {
    * `bodies`: the large bodies of the batch, lent (not copied), taken in
    * order by the replies whose body length is `ReplyBatch::LENT`. They
    * ride with the batch's one call and its one delivery instead of a
-   * `respondBytes` call each, which sent its reply from the JS thread
-   * alone and so woke the I/O thread once per large body.
+   * call each (the former `respondBytes`), which sent its reply from the
+   * JS thread alone and so woke the I/O thread once per large body.
    */
   respondBatch(batch: Uint8Array, bodies?: Array<Buffer> | undefined | null): Array<BatchError> | null
   /**
@@ -72,11 +72,6 @@ export declare class NativeServer {
    * the client is gone. Throws if status or headers are invalid.
    */
   respondText(id: number, status: number, headers: string, body?: string | undefined | null): boolean
-  /**
-   * Answers request `id` with a binary body; large bodies are referenced,
-   * not copied.
-   */
-  respondBytes(id: number, status: number, headers: string, body: Buffer): boolean
   /**
    * Answers request `id` with the file at `path` (served by the core:
    * validators, ranges, conditional requests). False if the client is gone.
@@ -89,7 +84,7 @@ export declare class NativeServer {
    */
   respondStream(id: number, status: number, headers: string, onWritable: (arg: number) => void): NativeStream | null
   /**
-   * Like `respondText`/`respondBytes`, with resources to push (HTTP/2):
+   * Like `respondText` (or a lent binary body), with resources to push (HTTP/2):
    * `push` holds path, as, path, as, … joined by newlines.
    */
   respondPush(id: number, status: number, headers: string, body: string | Buffer | undefined | null, push: string): boolean

@@ -247,8 +247,8 @@ impl NativeServer {
     /// `bodies`: the large bodies of the batch, lent (not copied), taken in
     /// order by the replies whose body length is `ReplyBatch::LENT`. They
     /// ride with the batch's one call and its one delivery instead of a
-    /// `respondBytes` call each, which sent its reply from the JS thread
-    /// alone and so woke the I/O thread once per large body.
+    /// call each (the former `respondBytes`), which sent its reply from the
+    /// JS thread alone and so woke the I/O thread once per large body.
     #[napi(catch_unwind)]
     pub fn respond_batch(
         &mut self,
@@ -306,20 +306,6 @@ impl NativeServer {
         self.respond(id, status, &headers, body, Ok)
     }
 
-    /// Answers request `id` with a binary body; large bodies are referenced,
-    /// not copied.
-    #[napi(catch_unwind)]
-    pub fn respond_bytes(
-        &mut self,
-        id: u32,
-        status: u32,
-        headers: String,
-        body: Buffer,
-    ) -> Result<bool> {
-        let body = self.releases.bytes_of(body);
-        self.respond(id, status, &headers, body, Ok)
-    }
-
     /// Answers request `id` with the file at `path` (served by the core:
     /// validators, ranges, conditional requests). False if the client is gone.
     #[napi(catch_unwind)]
@@ -365,7 +351,7 @@ impl NativeServer {
         Ok(sent.then(|| NativeStream::new(tx)))
     }
 
-    /// Like `respondText`/`respondBytes`, with resources to push (HTTP/2):
+    /// Like `respondText` (or a lent binary body), with resources to push (HTTP/2):
     /// `push` holds path, as, path, as, … joined by newlines.
     #[napi(catch_unwind)]
     pub fn respond_push(

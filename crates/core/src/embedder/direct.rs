@@ -35,22 +35,26 @@
 //! future, and its task woken (docs/performance.md §17.7).
 //!
 //! Ordering: the driver offers a request only when it has nothing of its
-//! own to write before it, and takes the slot back (under its lock) before
-//! it writes anything itself. The descriptor is used only under that lock
-//! and only while the slot is armed for one request id; the driver closes
-//! the slot before the socket can be dropped, so a late answer never
-//! reaches a descriptor that was closed or reused.
+//! own to write before it, and takes the slot back before it writes
+//! anything itself. The descriptor is used only by a writer that moved the
+//! slot's state from armed (for its request id) to writing; taking the
+//! slot back and closing it wait until no writer is in that state, and the
+//! driver closes the slot before the socket can be dropped, so a late
+//! answer never reaches a descriptor that was closed or reused. The state
+//! is one atomic word: the normal path takes no lock (docs/performance.md
+//! §17.9).
 
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use parking_lot::Mutex;
 use std::sync::atomic::{
-    AtomicBool,
-    Ordering::{Acquire, Relaxed, Release},
+    AtomicI64, AtomicU64,
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
 use std::sync::Arc;
 use std::sync::LazyLock;
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::time::Instant;
 
 use super::reply::Reply;
@@ -96,34 +100,82 @@ pub(crate) struct TlsShared {
     pub(crate) io_holds: bool,
 }
 
-/// Where one request of a connection stands with respect to direct writing.
-enum State {
-    /// The driver is between requests, or writes itself.
-    Idle,
-    /// The driver would accept a direct answer for the request it is
-    /// dispatching; the service has not yet decided.
-    Offered,
-    /// The request with this id is with the embedder and may be answered
-    /// directly. `wake`: the driver has work waiting (buffered input, an
-    /// EOF, a shutdown) and must be woken when the answer is written.
-    /// `deadline`: the handler's `requestTimeout`, which the driver keeps.
-    Armed {
-        id: u32,
-        wake: bool,
-        deadline: Instant,
-    },
-    /// Answered directly, every byte written, at this time.
-    Done(Instant),
-    /// Answered directly, these bytes still to be written by the driver.
+// The slot's state is one atomic word (docs/performance.md §17.9): the
+// normal path of an armed request (offer, arm, the driver's look, the
+// delivering task's write, the driver taking the slot back) takes no lock;
+// before, it took five (four on the I/O thread's connection task, one in
+// the delivering task), each a lock and an unlock. The word holds a tag
+// (the low bits), the `WAKE` flag and the armed request's id (the high 32
+// bits). Only the rare paths take `parcel`'s lock: a rest left by a
+// partial write, and a reply not written directly.
+
+/// The driver is between requests, or writes itself.
+const IDLE: u64 = 0;
+/// The driver would accept a direct answer for the request it is
+/// dispatching; the service has not yet decided.
+const OFFERED: u64 = 1;
+/// The request with the word's id is with the embedder and may be
+/// answered directly.
+const ARMED: u64 = 2;
+/// As `ARMED`, and a writer is using the descriptor now: the driver does
+/// not take the slot back or close it until the writer leaves this state
+/// (it spins: the writer is in one non-blocking `send`).
+const WRITING: u64 = 3;
+/// Answered directly, every byte written (at `done_at`).
+const DONE: u64 = 4;
+/// Answered directly; the bytes in `parcel` are still to be written by
+/// the driver.
+const REST: u64 = 5;
+/// The armed request's reply is in `parcel`, for the dispatcher's future
+/// to take (an answer not written directly).
+const REPLIED: u64 = 6;
+/// The armed request's responder was dropped without a reply.
+const DROPPED: u64 = 7;
+/// The connection is closing: the descriptor must not be used.
+const CLOSED: u64 = 8;
+const TAG: u64 = 0xf;
+/// With `ARMED` or `WRITING`: the driver has work waiting (buffered
+/// input, an EOF, a shutdown) and must be woken when the answer is
+/// written. Set by the driver with one `fetch_or`, read by the writer in
+/// the swap that ends its write: whichever comes second sees the other.
+const WAKE: u64 = 0x10;
+
+fn tag(s: u64) -> u64 {
+    s & TAG
+}
+
+fn armed(id: u32) -> u64 {
+    ((id as u64) << 32) | ARMED
+}
+
+fn id_of(s: u64) -> u32 {
+    (s >> 32) as u32
+}
+
+/// Instants kept in atomics, as signed nanoseconds from this one.
+static BASE: LazyLock<std::time::Instant> = LazyLock::new(std::time::Instant::now);
+
+fn to_nanos(at: Instant) -> i64 {
+    let at = at.into_std();
+    match at.checked_duration_since(*BASE) {
+        Some(d) => d.as_nanos().min(i64::MAX as u128) as i64,
+        None => -(BASE.duration_since(at).as_nanos().min(i64::MAX as u128) as i64),
+    }
+}
+
+fn from_nanos(n: i64) -> Instant {
+    let at = if n >= 0 {
+        *BASE + Duration::from_nanos(n as u64)
+    } else {
+        *BASE - Duration::from_nanos(n.unsigned_abs())
+    };
+    Instant::from_std(at)
+}
+
+/// What travels through `parcel`.
+enum Parcel {
     Rest(Bytes),
-    /// The reply of the armed request, for the dispatcher's future to take
-    /// (an answer not written directly). An armed request has no oneshot:
-    /// its reply, or word that none will come, travels here.
-    Replied(Box<Reply>),
-    /// The armed request's responder was dropped without a reply.
-    Dropped,
-    /// The connection is closing: the descriptor must not be used.
-    Closed,
+    Reply(Reply),
 }
 
 /// What the driver finds when it looks at the slot while it waits.
@@ -152,16 +204,17 @@ pub(crate) struct Slot {
     fd: i32,
     /// Over TLS: the session the answer is encrypted with.
     tls: Option<Arc<Mutex<TlsShared>>>,
-    state: Mutex<State>,
+    /// Tag, `WAKE` and id (above).
+    state: AtomicU64,
+    /// The armed request's deadline (`requestTimeout`), set by `arm` and
+    /// read by the driver (the same task).
+    deadline: AtomicI64,
+    /// When a whole answer was written (`DONE`).
+    done_at: AtomicI64,
+    /// A rest (`REST`) or a reply (`REPLIED`): written before the tag is
+    /// published, taken after it was seen.
+    parcel: Mutex<Option<Parcel>>,
     task: AtomicWaker,
-    /// Set while the driver watches: `Armed` is possible.
-    live: AtomicBool,
-    /// Set with `Done` or `Rest` (under the lock), cleared by the driver:
-    /// its look on waking is one load, not a lock.
-    done: AtomicBool,
-    /// Set with `Replied` or `Dropped` (under the lock), cleared by the
-    /// driver: the dispatcher's future looks without the lock.
-    replied: AtomicBool,
 }
 
 impl Slot {
@@ -176,23 +229,44 @@ impl Slot {
     }
 
     fn make(fd: i32, tls: Option<Arc<Mutex<TlsShared>>>) -> Arc<Self> {
+        LazyLock::force(&BASE);
         Arc::new(Self {
             fd,
             tls,
-            state: Mutex::new(State::Idle),
+            state: AtomicU64::new(IDLE),
+            deadline: AtomicI64::new(0),
+            done_at: AtomicI64::new(0),
+            parcel: Mutex::new(None),
             task: AtomicWaker::new(),
-            live: AtomicBool::new(false),
-            done: AtomicBool::new(false),
-            replied: AtomicBool::new(false),
         })
+    }
+
+    /// The state once no writer holds the descriptor (the driver's wait
+    /// before taking the slot back or closing it; a writer is in one
+    /// non-blocking `send`, so this is short; it never happens when the
+    /// writer runs on the driver's own thread).
+    fn settled(&self) -> u64 {
+        let mut spins = 0u32;
+        loop {
+            let s = self.state.load(Acquire);
+            if tag(s) != WRITING {
+                return s;
+            }
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+            spins += 1;
+        }
     }
 
     /// Driver: the request about to be dispatched may be answered directly.
     pub(crate) fn offer(&self) {
-        let mut s = self.state.lock();
-        if !matches!(*s, State::Closed) {
-            *s = State::Offered;
-            self.live.store(true, Relaxed);
+        // Between requests only the driver changes the word (others change
+        // it from `ARMED` only, and `take` left it `IDLE`): a plain store.
+        if tag(self.state.load(Relaxed)) != CLOSED {
+            self.state.store(OFFERED, Relaxed);
         }
     }
 
@@ -201,35 +275,32 @@ impl Slot {
     /// offered it, and it is armed now: the driver then answers 503 at
     /// `deadline` if nothing came (the service sets no timer of its own).
     pub(crate) fn arm(&self, id: u32, deadline: Instant) -> bool {
-        if !self.live.load(Relaxed) {
+        if self.state.load(Relaxed) != OFFERED {
             return false;
         }
-        let mut s = self.state.lock();
-        if matches!(*s, State::Offered) {
-            *s = State::Armed {
-                id,
-                wake: false,
-                deadline,
-            };
-            return true;
-        }
-        false
+        self.deadline.store(to_nanos(deadline), Relaxed);
+        // Release: a writer that sees `ARMED` sees the slot as set here.
+        self.state
+            .compare_exchange(OFFERED, armed(id), Release, Relaxed)
+            .is_ok()
     }
 
     /// Driver, while it waits for the answer: registers its waker and says
     /// whether it has work waiting; what it finds says what to do.
     pub(crate) fn answered(&self, cx: &std::task::Context<'_>, pending_work: bool) -> Look {
         self.task.register(cx.waker());
-        let mut s = self.state.lock();
-        match &mut *s {
-            State::Done(..) | State::Rest(..) => Look::Answered,
-            State::Armed { wake, deadline, .. } => {
-                *wake = pending_work;
-                Look::Armed(*deadline)
-            }
+        let mut s = self.state.load(Acquire);
+        if pending_work && matches!(tag(s), ARMED | WRITING) && s & WAKE == 0 {
+            s = self.state.fetch_or(WAKE, AcqRel);
+        }
+        match tag(s) {
+            DONE | REST => Look::Answered,
+            // A writer's `send` under way: it wakes this task if told to
+            // (`WAKE`); otherwise the next look finds the answer.
+            ARMED | WRITING => Look::Armed(from_nanos(self.deadline.load(Relaxed))),
             // A reply came after the dispatcher's future was polled, maybe
             // before this waker was registered: poll again.
-            State::Replied(_) | State::Dropped => {
+            REPLIED | DROPPED => {
                 cx.waker().wake_by_ref();
                 Look::No
             }
@@ -237,23 +308,30 @@ impl Slot {
         }
     }
 
-    /// Service, for its armed request `id` (in place of a oneshot's
-    /// receiver): the reply, `None` if the responder was dropped without
-    /// one. The driver drops the future instead when it answers itself
-    /// (a direct answer, its deadline).
-    pub(crate) fn poll_reply(&self, cx: &Context<'_>) -> Poll<Option<Reply>> {
-        self.task.register(cx.waker());
-        if !self.replied.load(Acquire) {
-            return Poll::Pending;
-        }
-        let mut s = self.state.lock();
-        match std::mem::replace(&mut *s, State::Idle) {
-            State::Replied(r) => Poll::Ready(Some(*r)),
-            State::Dropped => Poll::Ready(None),
-            other => {
-                *s = other;
-                Poll::Pending
+    /// Service, for its armed request (in place of a oneshot's receiver):
+    /// the reply, `None` if the responder was dropped without one. The
+    /// driver drops the future instead when it answers itself (a direct
+    /// answer, its deadline). No waker is registered here: this future is
+    /// polled by the driver's task, which registers the same waker in its
+    /// look ([`Slot::answered`]) right after, and that look finds a reply
+    /// that came in between.
+    pub(crate) fn poll_reply(&self, _cx: &Context<'_>) -> Poll<Option<Reply>> {
+        let s = self.state.load(Acquire);
+        match tag(s) {
+            REPLIED => {
+                let parcel = self.parcel.lock().take();
+                // Nobody else moves the word from `REPLIED`.
+                self.state.store(IDLE, Relaxed);
+                match parcel {
+                    Some(Parcel::Reply(r)) => Poll::Ready(Some(r)),
+                    _ => Poll::Ready(None),
+                }
             }
+            DROPPED => {
+                self.state.store(IDLE, Relaxed);
+                Poll::Ready(None)
+            }
+            _ => Poll::Pending,
         }
     }
 
@@ -261,58 +339,101 @@ impl Slot {
     /// dispatcher's future and wakes it. False when nobody waits for it
     /// any more (the driver answered, or the connection closed).
     pub(crate) fn reply(&self, id: u32, reply: Reply) -> bool {
-        self.settle(id, State::Replied(Box::new(reply)))
+        if !self.waits_for(id) {
+            return false;
+        }
+        // Held until the tag is published or the parcel restored: a rest
+        // of another request's write (which takes this lock) is never
+        // overwritten.
+        let mut parcel = self.parcel.lock();
+        let before = parcel.replace(Parcel::Reply(reply));
+        if self.settle(id, REPLIED) {
+            return true;
+        }
+        *parcel = before;
+        false
     }
 
     /// Responder: request `id` will get no reply (dropped unanswered).
     pub(crate) fn abandon(&self, id: u32) {
-        self.settle(id, State::Dropped);
+        self.settle(id, DROPPED);
     }
 
-    fn settle(&self, id: u32, to: State) -> bool {
-        let mut s = self.state.lock();
-        if !matches!(*s, State::Armed { id: armed, .. } if armed == id) {
-            return false;
+    /// Moves the word from `ARMED` for `id` (with or without `WAKE`) to
+    /// `to`, and wakes the driver's task.
+    fn settle(&self, id: u32, to: u64) -> bool {
+        let mut s = self.state.load(Relaxed);
+        loop {
+            if s & !WAKE != armed(id) {
+                return false;
+            }
+            match self.state.compare_exchange_weak(s, to, AcqRel, Relaxed) {
+                Ok(_) => break,
+                Err(now) => s = now,
+            }
         }
-        *s = to;
-        self.replied.store(true, Release);
-        drop(s);
         self.task.wake();
         true
     }
 
     /// Responder: whether armed request `id` still waits for its reply.
     pub(crate) fn waits_for(&self, id: u32) -> bool {
-        matches!(*self.state.lock(), State::Armed { id: armed, .. } if armed == id)
+        let s = self.state.load(Acquire);
+        matches!(tag(s), ARMED | WRITING) && id_of(s) == id
     }
 
-    /// Driver: whether the request was answered directly, without the
-    /// lock (a woken driver's first look). False may be stale: the driver
-    /// looks again under the lock ([`Slot::answered`]) before it waits.
+    /// Driver: whether the request was answered directly (a woken
+    /// driver's first look).
     pub(crate) fn is_answered(&self) -> bool {
-        self.done.load(Acquire)
+        matches!(tag(self.state.load(Acquire)), DONE | REST)
     }
 
     /// Driver: takes the slot back before writing anything itself.
     pub(crate) fn take(&self) -> Taken {
-        self.live.store(false, Relaxed);
-        self.done.store(false, Relaxed);
-        self.replied.store(false, Relaxed);
-        let mut s = self.state.lock();
-        if matches!(*s, State::Closed) {
-            return Taken::No;
+        let mut s = self.settled();
+        loop {
+            match tag(s) {
+                CLOSED => return Taken::No,
+                // Nobody but the driver moves the word from `DONE`.
+                DONE => {
+                    self.state.store(IDLE, Relaxed);
+                    return Taken::Done(from_nanos(self.done_at.load(Relaxed)));
+                }
+                _ => {}
+            }
+            match self.state.compare_exchange(s, IDLE, AcqRel, Acquire) {
+                Ok(_) => break,
+                Err(now) if tag(now) == WRITING => s = self.settled(),
+                Err(now) => s = now,
+            }
         }
-        match std::mem::replace(&mut *s, State::Idle) {
-            State::Done(at) => Taken::Done(at),
-            State::Rest(rest) => Taken::Rest(rest),
+        match tag(s) {
+            REST => match self.parcel.lock().take() {
+                Some(Parcel::Rest(rest)) => Taken::Rest(rest),
+                _ => Taken::No,
+            },
+            REPLIED => {
+                // Not taken by the future (the driver answered itself).
+                self.parcel.lock().take();
+                Taken::No
+            }
             _ => Taken::No,
         }
     }
 
     /// Driver: the socket is about to be dropped (or handed on).
     pub(crate) fn close(&self) {
-        self.live.store(false, Relaxed);
-        *self.state.lock() = State::Closed;
+        let mut s = self.settled();
+        while let Err(now) = self.state.compare_exchange(s, CLOSED, AcqRel, Acquire) {
+            s = if tag(now) == WRITING {
+                self.settled()
+            } else {
+                now
+            };
+        }
+        if matches!(tag(s), REST | REPLIED) {
+            self.parcel.lock().take();
+        }
     }
 
     /// Delivering code (I/O or embedder's thread): tries to write `answer` (a whole encoded
@@ -320,56 +441,93 @@ impl Slot {
     /// nothing was written; the reply takes the usual path
     /// ([`Slot::reply`]).
     pub(crate) fn write(&self, id: u32, answer: &[u8]) -> bool {
-        let mut s = self.state.lock();
-        let wake = match &*s {
-            State::Armed {
-                id: armed, wake, ..
-            } if *armed == id => *wake,
-            _ => return false,
-        };
+        // `ARMED` → `WRITING`: the descriptor is this thread's until the
+        // word leaves `WRITING` (the driver waits for that before it takes
+        // the slot back or closes it).
+        let mut s = self.state.load(Relaxed);
+        loop {
+            if s & !WAKE != armed(id) {
+                return false;
+            }
+            let writing = (s & !TAG) | WRITING;
+            match self
+                .state
+                .compare_exchange_weak(s, writing, Acquire, Relaxed)
+            {
+                Ok(_) => break,
+                Err(now) => s = now,
+            }
+        }
         if let Some(tls) = &self.tls {
-            return self.write_tls(tls, s, wake, answer);
+            return self.write_tls(tls, answer);
         }
         let n = send(self.fd, answer);
         if n <= 0 {
             // Full (EAGAIN) or broken: the driver writes, or finds out.
+            self.unwrite();
             return false;
         }
         let n = n as usize;
-        let rest = n < answer.len();
-        *s = if rest {
-            State::Rest(Bytes::copy_from_slice(&answer[n..]))
-        } else {
-            State::Done(Instant::now())
+        self.wrote((n < answer.len()).then(|| Bytes::copy_from_slice(&answer[n..])));
+        true
+    }
+
+    /// `WRITING` → `ARMED` (keeping `WAKE` and the id): nothing was written.
+    fn unwrite(&self) {
+        self.state.fetch_xor(WRITING ^ ARMED, Release);
+    }
+
+    /// Ends a write that sent something: `DONE`, or `REST` with the bytes
+    /// left; wakes the driver for a rest or when it asked (`WAKE`).
+    fn wrote(&self, rest: Option<Bytes>) {
+        let to = match rest {
+            Some(rest) => {
+                *self.parcel.lock() = Some(Parcel::Rest(rest));
+                REST
+            }
+            None => {
+                self.done_at.store(to_nanos(Instant::now()), Relaxed);
+                DONE
+            }
         };
-        self.done.store(true, Release);
-        drop(s);
-        if rest || wake {
+        // Release: the driver that sees the tag sees `done_at` or the rest.
+        let was = self.state.swap(to, AcqRel);
+        if to == REST || was & WAKE != 0 {
             self.task.wake();
         }
-        true
+    }
+}
+
+#[cfg(test)]
+impl Slot {
+    /// Moves armed request `id` to `WRITING`, as `write` does before its
+    /// `send`: a test then plays the rest of the write.
+    fn write_state_for_test(&self, id: u32) -> bool {
+        let s = self.state.load(Relaxed);
+        s & !WAKE == armed(id)
+            && self
+                .state
+                .compare_exchange(s, (s & !TAG) | WRITING, Acquire, Relaxed)
+                .is_ok()
     }
 }
 
 impl Slot {
-    /// [`Slot::write`] over TLS, the slot's lock held (`s`). The session is
-    /// taken only if free (`try_lock`: the connection's task reading it
-    /// means the answer takes the usual way) and only with nothing queued
-    /// before the answer (records, or the handshake's tickets held below
-    /// the session: those leave with the driver's own write). The answer is
-    /// encrypted as one record and sent; what the socket does not take
-    /// stays in the session and the driver is woken to flush it.
-    fn write_tls(
-        &self,
-        tls: &Mutex<TlsShared>,
-        mut s: parking_lot::MutexGuard<'_, State>,
-        wake: bool,
-        answer: &[u8],
-    ) -> bool {
+    /// [`Slot::write`] over TLS, the word `WRITING`. The session is taken
+    /// only if free (`try_lock`: the connection's task reading it means the
+    /// answer takes the usual way) and only with nothing queued before the
+    /// answer (records, or the handshake's tickets held below the session:
+    /// those leave with the driver's own write). The answer is encrypted as
+    /// one record and sent; what the socket does not take stays in the
+    /// session and the driver is woken to flush it.
+    fn write_tls(&self, tls: &Mutex<TlsShared>, answer: &[u8]) -> bool {
         let Some(mut g) = tls.try_lock() else {
+            self.unwrite();
             return false;
         };
         if g.io_holds || g.conn.wants_write() || g.conn.is_handshaking() {
+            drop(g);
+            self.unwrite();
             return false;
         }
         // Under rustls' 64 KiB buffer limit (answers here are < 16 KiB and
@@ -377,6 +535,8 @@ impl Slot {
         // driver as plaintext.
         let taken = std::io::Write::write(&mut g.conn.writer(), answer).unwrap_or(0);
         if taken == 0 {
+            drop(g);
+            self.unwrite();
             return false;
         }
         let mut out = Fd(self.fd);
@@ -391,16 +551,9 @@ impl Slot {
         let rest = &answer[taken..];
         let all = rest.is_empty() && !g.conn.wants_write();
         drop(g);
-        *s = if all {
-            State::Done(Instant::now())
-        } else {
-            State::Rest(Bytes::copy_from_slice(rest))
-        };
-        self.done.store(true, Release);
-        drop(s);
-        if !all || wake {
-            self.task.wake();
-        }
+        // Records left in the session (not all sent) are flushed by the
+        // driver, woken by the rest (empty then).
+        self.wrote((!all).then(|| Bytes::copy_from_slice(rest)));
         true
     }
 }
@@ -433,9 +586,9 @@ fn send(fd: i32, buf: &[u8]) -> isize {
     // ignored by Node.js.
     #[cfg(not(target_os = "linux"))]
     let flags = 0;
-    // SAFETY: `fd` is the connection's open socket: the caller holds the
-    // slot's lock and the slot is armed, and the driver closes the slot
-    // under that lock before the socket can be dropped.
+    // SAFETY: `fd` is the connection's open socket: the caller moved the
+    // slot to `WRITING`, and the driver closes the slot (waiting for a
+    // writer to leave that state) before the socket can be dropped.
     unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), flags) }
 }
 
@@ -593,6 +746,89 @@ mod tests {
         let (slot, _ours, _peer, _) = armed(9, false);
         slot.abandon(9);
         assert!(matches!(slot.poll_reply(&cx), Poll::Ready(None)));
+    }
+
+    /// A late reply to a request the driver took back must not touch the
+    /// rest that the next request's partial write left for the driver.
+    #[test]
+    fn a_stale_reply_leaves_another_requests_rest_alone() {
+        let (slot, _ours, _peer, _) = armed(10, false);
+        assert!(matches!(slot.take(), Taken::No));
+        slot.offer();
+        assert!(slot.arm(11, Instant::now() + std::time::Duration::from_secs(60)));
+        // A partial write's state, as `write` leaves it.
+        assert!(slot.write_state_for_test(11));
+        slot.wrote(Some(Bytes::from_static(b"rest of 11")));
+        assert!(!slot.reply(10, reply(200)), "request 10 was taken back");
+        slot.abandon(10);
+        match slot.take() {
+            Taken::Rest(rest) => assert_eq!(&rest[..], b"rest of 11"),
+            _ => panic!("the rest of request 11 is still there"),
+        }
+    }
+
+    /// The driver does not take the slot back (nor close it) while a
+    /// writer holds the descriptor: it waits for the write to end.
+    #[test]
+    fn taking_back_waits_for_a_write_under_way() {
+        let (slot, _ours, _peer, _) = armed(12, false);
+        assert!(slot.write_state_for_test(12));
+        assert!(!slot.write(12, b"x"), "one writer at a time");
+        let writer = slot.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            writer.wrote(None);
+        });
+        let start = std::time::Instant::now();
+        assert!(
+            matches!(slot.take(), Taken::Done(..)),
+            "the write's end seen"
+        );
+        assert!(start.elapsed() >= std::time::Duration::from_millis(40));
+        t.join().unwrap();
+        let (slot, _ours, _peer, _) = armed(13, false);
+        assert!(slot.write_state_for_test(13));
+        let writer = slot.clone();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            writer.unwrite();
+        });
+        let start = std::time::Instant::now();
+        slot.close();
+        assert!(start.elapsed() >= std::time::Duration::from_millis(40));
+        t.join().unwrap();
+        assert!(!slot.write(13, b"x"), "closed");
+    }
+
+    /// Work waiting in the driver, told while a write is under way, still
+    /// gets the driver woken when the write ends (`WAKE` survives it).
+    #[test]
+    fn work_told_during_a_write_wakes_the_driver() {
+        let (slot, _ours, _peer, count) = armed(14, false);
+        assert!(slot.write_state_for_test(14));
+        let waker = Waker::from(count.clone());
+        let look = slot.answered(&Context::from_waker(&waker), true);
+        assert!(matches!(look, Look::Armed(_)));
+        slot.wrote(None);
+        assert_eq!(count.0.load(Relaxed), 1);
+        // And told before a write that failed, for the reply that follows.
+        let (slot, _ours, _peer, count) = armed(15, false);
+        let waker = Waker::from(count.clone());
+        let _ = slot.answered(&Context::from_waker(&waker), true);
+        assert!(slot.write_state_for_test(15));
+        slot.unwrite();
+        assert!(slot.waits_for(15));
+        assert!(slot.reply(15, reply(200)));
+        assert_eq!(count.0.load(Relaxed), 1);
+    }
+
+    /// The armed request's deadline comes back as it was set.
+    #[test]
+    fn the_deadline_round_trips() {
+        let now = Instant::now();
+        for at in [now, now + std::time::Duration::from_nanos(1_234_567_891)] {
+            assert_eq!(from_nanos(to_nanos(at)), at);
+        }
     }
 
     #[test]

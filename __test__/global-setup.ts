@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { LOCK_ENV } from './helpers/alone.js'
 import { SKIP_LOG_ENV, skipSummary } from './helpers/tools.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -20,6 +21,8 @@ export default function setup(): () => void {
   const dir = mkdtempSync(join(tmpdir(), 'httpy-test-run-'))
   const log = join(dir, 'skipped.jsonl')
   process.env[SKIP_LOG_ENV] = log
+  // The lock that lets some files run alone (helpers/alone.ts).
+  process.env[LOCK_ENV] = join(dir, 'files.lock')
   return () => {
     const line = existsSync(log) ? skipSummary(readFileSync(log, 'utf8').split('\n')) : ''
     if (line) console.log(`\n${line}\n`)

@@ -693,3 +693,44 @@ describe('App.fetch', () => {
     }
   })
 })
+
+describe("a catch-all's bodies on the routed path", () => {
+  // Bodiless and whole-bodied requests to a fetch catch-all reach the
+  // handler without a header map built on the I/O thread; the multipart
+  // check reads `Content-Type` from the head's bytes instead
+  // (docs/performance.md §13.7).
+  it('bodiless and whole bodies read as before; a multipart body is still found by its Content-Type in any case', async () => {
+    const s = await serve({
+      host: '127.0.0.1',
+      port: 0,
+      quiet: true,
+      multipart: { maxParts: 1 },
+      fetch: async (req) => {
+        if (new URL(req.url).pathname === '/form') {
+          const form = await req.formData()
+          return new Response([...form.keys()].join(','))
+        }
+        return new Response(`${req.method} [${await req.text()}] ${req.headers.get('content-type')}`)
+      },
+    })
+    try {
+      const ask = async (head: string, body = ''): Promise<string> => {
+        const raw = await rawRequest(s.port, `${head}\r\nHost: a.test\r\nConnection: close\r\n\r\n${body}`)
+        return raw.text.slice(raw.text.indexOf('\r\n\r\n') + 4)
+      }
+      expect(await ask('GET /x HTTP/1.1')).toBe('GET [] null')
+      expect(await ask('POST /x HTTP/1.1\r\nContent-Length: 0\r\nContent-Type: text/plain')).toBe('POST [] text/plain')
+      expect(await ask('POST /x HTTP/1.1\r\nContent-Length: 5\r\ncontent-type: text/plain', 'hello')).toBe('POST [hello] text/plain')
+      const one = '--q\r\ncontent-disposition: form-data; name="a"\r\n\r\n1\r\n--q--\r\n'
+      const two = '--q\r\ncontent-disposition: form-data; name="a"\r\n\r\n1\r\n--q\r\ncontent-disposition: form-data; name="b"\r\n\r\n2\r\n--q--\r\n'
+      const form = (body: string, name: string): string => `POST /form HTTP/1.1\r\n${name}: Multipart/Form-Data; boundary=q\r\nContent-Length: ${body.length}`
+      expect(await ask(form(one, 'CONTENT-TYPE'), one)).toBe('a')
+      // Parsed by the core with the server's limits (the platform's parser has none).
+      const refused = await rawRequest(s.port, `${form(two, 'content-Type')}\r\nHost: a.test\r\nConnection: close\r\n\r\n${two}`)
+      expect(refused.text).toMatch(/^HTTP\/1\.1 413 /)
+      expect(refused.text).toContain('multipart body has more than 1 parts (maxParts)')
+    } finally {
+      await s.close()
+    }
+  })
+})

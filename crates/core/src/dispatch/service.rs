@@ -270,6 +270,22 @@ where
     Ok(res)
 }
 
+/// The multipart boundary of `req`'s `Content-Type` (its first), read
+/// from the head's bytes when there is no map: no allocation unless the
+/// field is there.
+fn boundary_of<B>(req: &Request<B>, head: &Option<RawHead>) -> Option<String> {
+    let Some(h) = head else {
+        return multipart::boundary(req.headers().get(CONTENT_TYPE));
+    };
+    let mut found = None;
+    h.each_field(|name, value| {
+        if found.is_none() && name.eq_ignore_ascii_case(CONTENT_TYPE.as_str()) {
+            found = Some(HeaderValue::from_bytes(value));
+        }
+    });
+    multipart::boundary(found?.ok().as_ref())
+}
+
 /// Gives `req` the `HeaderMap` of `head`, when it came without one.
 fn with_map<B>(req: &mut Request<B>, head: &mut Option<RawHead>) {
     if let Some(h) = head.take() {
@@ -410,10 +426,26 @@ where
             }),
     };
     drop(router);
-    // Multipart boundaries and uploads read the request's fields.
-    if streaming.is_some() {
-        with_map(&mut req, &mut head);
-    }
+    // A multipart route reads the request's fields (its boundary). A fetch
+    // handler's body (`RawOrParts`, `Raw`) needs only `Content-Type`, read
+    // from the head's bytes: its bodiless and whole-bodied requests go to
+    // the queue without a `HeaderMap`, as a routed request does (the map
+    // is a few hundred ns of allocations per request; the extra parse of
+    // the head, tens; docs/performance.md §13.7).
+    let boundary = match streaming {
+        Some(BodyStreaming::Multipart(limits)) => {
+            with_map(&mut req, &mut head);
+            multipart::boundary(req.headers().get(CONTENT_TYPE)).map(|b| (b, limits, false))
+        }
+        Some(BodyStreaming::RawOrParts(limits)) => {
+            let b = boundary_of(&req, &head).map(|b| (b, limits, true));
+            if b.is_some() {
+                with_map(&mut req, &mut head);
+            }
+            b
+        }
+        _ => None,
+    };
 
     // Overload: refuse at once rather than queue without bound.
     if shared.stats.pending.load(Ordering::Relaxed) >= config.max_pending_requests as u64 {
@@ -465,17 +497,8 @@ where
     // length (other bodies stream raw).
     // A fetch route's multipart body waits, unread, for the embedder to
     // take it as bytes or as parts.
-    let multipart = match streaming {
-        Some(BodyStreaming::Multipart(limits)) => {
-            multipart::boundary(parts.headers.get(CONTENT_TYPE)).map(|b| (b, limits, false))
-        }
-        Some(BodyStreaming::RawOrParts(limits)) => {
-            multipart::boundary(parts.headers.get(CONTENT_TYPE)).map(|b| (b, limits, true))
-        }
-        _ => None,
-    };
     let mut choose = None;
-    let body = if let Some((boundary, limits, choosing)) = multipart {
+    let body = if let Some((boundary, limits, choosing)) = boundary {
         rest = Some(if choosing {
             let (tx, rx) = tokio::sync::oneshot::channel();
             choose = Some(tx);
@@ -485,12 +508,17 @@ where
         });
         Bytes::new()
     } else if streaming.is_some() {
-        match tokio::time::timeout_at(
-            deadline,
-            upload::read_prefix(&mut body, config.max_body_size),
-        )
-        .await
-        {
+        // As below: no body, or one read with the head, is whole at the
+        // first poll, and no `Sleep` is built for it.
+        let now = {
+            let read = upload::read_prefix(&mut body, config.max_body_size);
+            tokio::pin!(read);
+            match futures_util::poll!(read.as_mut()) {
+                std::task::Poll::Ready(r) => Ok(r),
+                std::task::Poll::Pending => tokio::time::timeout_at(deadline, read).await,
+            }
+        };
+        match now {
             Ok(Ok(Prefix::Whole(b))) => b,
             Ok(Ok(Prefix::Partial(first))) => {
                 rest = Some(Rest::Raw(first, body));

@@ -275,22 +275,19 @@ impl NativeServer {
             .is_some_and(|s| s.ws_unsubscribe(id, &topic))
     }
 
-    /// Queues a text message for every subscriber of `topic`; returns how
-    /// many. Their writers are woken by the next `wsFlush` or `wsSendBatch`
-    /// (the caller schedules one per turn).
+    /// Sends a text message to every subscriber of `topic`; returns how many.
     #[napi(catch_unwind)]
     pub fn ws_publish_text(&self, topic: String, text: String) -> u32 {
-        self.server.as_ref().map_or(0, |s| {
-            s.ws_publish_deferred(&topic, WsFrame::Text(text)) as u32
-        })
+        self.server
+            .as_ref()
+            .map_or(0, |s| s.ws_publish(&topic, WsFrame::Text(text)) as u32)
     }
 
-    /// Queues a binary message for every subscriber of `topic`; returns how
-    /// many. Woken as `wsPublishText`.
+    /// Sends a binary message to every subscriber of `topic`; returns how many.
     #[napi(catch_unwind)]
     pub fn ws_publish_binary(&self, topic: String, data: Buffer) -> u32 {
         self.server.as_ref().map_or(0, |s| {
-            s.ws_publish_deferred(&topic, WsFrame::Binary(self.releases.bytes_of(data))) as u32
+            s.ws_publish(&topic, WsFrame::Binary(self.releases.bytes_of(data))) as u32
         })
     }
 

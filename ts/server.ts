@@ -403,19 +403,13 @@ export class Server {
     if (typeof topic !== 'string') throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'publish: topic must be a string')
     const n = this.#native
     if (!n) return 0
-    let count: number
     // Messages already sent on connections go first, in order.
     this.#ws.flushSends()
-    if (typeof data === 'string') count = n.wsPublishText(topic, data)
-    else if (Buffer.isBuffer(data)) count = n.wsPublishBinary(topic, data)
-    else if (data instanceof Uint8Array) count = n.wsPublishBinary(topic, Buffer.from(data.buffer, data.byteOffset, data.byteLength))
-    else if (data instanceof ArrayBuffer) count = n.wsPublishBinary(topic, Buffer.from(data))
-    else throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'publish: data must be a string, Buffer, Uint8Array or ArrayBuffer')
-    // The subscribers' writers are woken once, by the turn's flush: the
-    // publishes of one turn cost one wake-up per subscriber, not one per
-    // subscriber and publish.
-    if (count !== 0) this.#ws.schedule()
-    return count
+    if (typeof data === 'string') return n.wsPublishText(topic, data)
+    if (Buffer.isBuffer(data)) return n.wsPublishBinary(topic, data)
+    if (data instanceof Uint8Array) return n.wsPublishBinary(topic, Buffer.from(data.buffer, data.byteOffset, data.byteLength))
+    if (data instanceof ArrayBuffer) return n.wsPublishBinary(topic, Buffer.from(data))
+    throw new HttpyTypeError('ERR_HTTPY_INVALID_OPTION', 'publish: data must be a string, Buffer, Uint8Array or ArrayBuffer')
   }
 
   #run(req: Request): void {

@@ -441,23 +441,10 @@ impl Server {
     /// Queues `frame` for every subscriber of `topic`, in Rust; returns the
     /// number of connections it was queued for.
     pub fn ws_publish(&self, topic: &str, frame: WsFrame) -> usize {
-        self.publish_waking(topic, frame, true)
-    }
-
-    /// `ws_publish` without waking the subscribers' writers: they are woken
-    /// by the next `ws_flush` (or `ws_send_batch`), so the publishes of one
-    /// embedder turn cost one wake-up per subscriber rather than one per
-    /// subscriber and publish.
-    pub fn ws_publish_deferred(&self, topic: &str, frame: WsFrame) -> usize {
-        self.publish_waking(topic, frame, false)
-    }
-
-    fn publish_waking(&self, topic: &str, frame: WsFrame, wake: bool) -> usize {
-        let hub = &self.service.ws.hub;
         match &self.pubsub {
-            None => hub.publish_message(topic, frame, wake).0,
+            None => self.service.ws.hub.publish(topic, frame),
             Some(ps) => {
-                let (n, msg) = hub.publish_message(topic, frame, wake);
+                let (n, msg) = self.service.ws.hub.publish_message(topic, frame);
                 ps.forward(topic, &msg);
                 n
             }

@@ -313,42 +313,6 @@ impl Drop for WsSender<'_> {
     }
 }
 
-/// Publishes to at least this many local subscribers share a payload whose
-/// reference count sits alone on its cache line ([`isolate`]).
-const ISOLATE_MIN: usize = 16;
-
-/// A payload owner aligned to two cache lines: as the owner of a `Bytes`
-/// (`Bytes::from_owner`, which puts the reference count first and the
-/// owner after it) it leaves the count alone on its line.
-#[repr(align(128))]
-struct OwnLine(Bytes);
-
-impl AsRef<[u8]> for OwnLine {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-/// `msg` with the same payload (not copied) behind a reference count on a
-/// cache line of its own. A published message's count is raised once per
-/// subscriber on the JavaScript thread and dropped once per delivery on the
-/// I/O thread; when it shared a line with the small allocations the
-/// JavaScript thread was making for the next publish, each drop missed the
-/// cache: ~10% of the I/O thread's samples in the 1,000-subscriber fan-out
-/// sat on that one decrement (docs/websocket.md, *Pub/sub fan-out
-/// itemised*). Cost: one allocation and, for text, one UTF-8 check per
-/// publish.
-fn isolate(msg: &Message) -> Option<Message> {
-    match msg {
-        Message::Text(t) => {
-            let line = Bytes::from_owner(OwnLine(Bytes::from(t.clone())));
-            Utf8Bytes::try_from(line).ok().map(Message::Text)
-        }
-        Message::Binary(b) => Some(Message::Binary(Bytes::from_owner(OwnLine(b.clone())))),
-        _ => None,
-    }
-}
-
 /// The connections subscribed to one topic.
 type Subscribers = FxHashMap<u32, Arc<WsConn>>;
 
@@ -583,61 +547,46 @@ impl Hub {
     /// [`Hub::flush`], so a batch of messages from a peer costs one wake-up
     /// per connection instead of one per message.
     pub(crate) fn publish_deferred(&self, topic: &str, msg: &Message) -> usize {
-        self.fan_out(topic, msg, false)
-    }
-
-    /// Queues `frame` for every subscriber of `topic`, waking each writer at
-    /// once; returns how many got it.
-    #[cfg(test)]
-    pub(crate) fn publish(&self, topic: &str, frame: WsFrame) -> usize {
-        self.publish_message(topic, frame, true).0
-    }
-
-    /// `publish`, also giving back the message (for the pub/sub layer to
-    /// send on; it shares the payload). Without `wake` the writers are left
-    /// for the caller's [`Hub::flush`], as [`Hub::publish_deferred`].
-    pub(crate) fn publish_message(
-        &self,
-        topic: &str,
-        frame: WsFrame,
-        wake: bool,
-    ) -> (usize, Message) {
-        let msg = frame.into_message();
-        (self.fan_out(topic, &msg, wake), msg)
-    }
-
-    /// Queues `msg` for every local subscriber of `topic`. Message clones
-    /// share the payload (`Bytes`), so fan-out copies nothing; one
-    /// compressed copy ([`Packed`]) is shared by the subscribers that may
-    /// compress, and made only if one of them may. The subscribers are
-    /// walked under the topics' read lock instead of being cloned into a
-    /// list first: that saved two atomic operations per delivery on each
-    /// subscriber's reference count, a cache line its I/O thread also
-    /// writes (docs/websocket.md, *Pub/sub fan-out itemised*). Nothing
-    /// below takes the topics lock (enqueueing may close a connection past
-    /// `max_backpressure`, which touches only that connection).
-    fn fan_out(&self, topic: &str, msg: &Message, wake: bool) -> usize {
-        let map = self.topics.read();
-        let Some(subs) = map.get(topic) else {
-            return 0;
+        let subs: Vec<Arc<WsConn>> = match self.topics.read().get(topic) {
+            Some(s) => s.values().cloned().collect(),
+            None => return 0,
         };
-        let isolated = (subs.len() >= ISOLATE_MIN).then(|| isolate(msg)).flatten();
-        let msg = isolated.as_ref().unwrap_or(msg);
-        let mut packed: Option<Arc<Packed>> = None;
+        // One compressed copy per message, shared by every subscriber.
+        let packed = Arc::new(Packed::default());
         let mut n = 0;
-        for c in subs.values() {
-            let share = (c.opts.compression != WsCompression::Off)
-                .then(|| packed.get_or_insert_with(Default::default).clone());
-            let status = c.enqueue(msg.clone(), share, wake);
-            if status == SendStatus::Closed {
+        for c in subs {
+            if c.enqueue(msg.clone(), Some(packed.clone()), false) == SendStatus::Closed {
                 continue;
             }
             n += 1;
-            if !wake {
-                self.mark_dirty(c, status);
+            if !c.wake_pending.swap(true, Ordering::AcqRel) {
+                self.dirty.lock().push(c);
             }
         }
         n
+    }
+
+    /// Queues `frame` for every subscriber of `topic`; returns how many got it.
+    pub(crate) fn publish(&self, topic: &str, frame: WsFrame) -> usize {
+        self.publish_message(topic, frame).0
+    }
+
+    /// `publish`, also giving back the message (for the pub/sub layer to
+    /// send on; it shares the payload).
+    pub(crate) fn publish_message(&self, topic: &str, frame: WsFrame) -> (usize, Message) {
+        let msg = frame.into_message();
+        let subs: Vec<Arc<WsConn>> = match self.topics.read().get(topic) {
+            Some(s) => s.values().cloned().collect(),
+            None => return (0, msg),
+        };
+        // Message clones share the payload (`Bytes`), so fan-out copies
+        // nothing; `packed` makes the compressed copy shared too.
+        let packed = Arc::new(Packed::default());
+        let n = subs
+            .iter()
+            .filter(|c| c.enqueue(msg.clone(), Some(packed.clone()), true) != SendStatus::Closed)
+            .count();
+        (n, msg)
     }
 
     pub(crate) fn open_count(&self) -> usize {

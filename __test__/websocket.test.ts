@@ -737,6 +737,32 @@ describe('websocket: pub/sub and many connections', () => {
     expect(app.publish('nobody-here', 'x')).toBe(0)
   }, 60_000)
 
+  it('publishes from a timer, in order with sends around them, in one turn or across turns', async () => {
+    // A publish queues without waking the subscribers' writers; the turn's
+    // flush wakes them. Caught: a publish with no send or event after it
+    // left waiting, or a send overtaking a publish made after it.
+    const app = new App()
+    app.websocket('/room', async (ws) => {
+      ws.subscribe('room')
+      for await (const m of ws) {
+        if (m.type !== 'text') continue
+        void ws.sendText('before')
+        app.publish('room', m.data)
+        void ws.sendText('after')
+      }
+    })
+    const server = await start(app)
+    const [a, b] = await Promise.all([connect(server, '/room'), connect(server, '/room')])
+    await until(() => server.stats().websocketsOpen === 2)
+    await new Promise<void>((resolve) => setTimeout(() => (app.publish('room', 'tick'), resolve()), 5))
+    await until(() => a.msgs.length === 1 && b.msgs.length === 1)
+    a.ws.send('p1')
+    await until(() => a.msgs.length === 4 && b.msgs.length === 2)
+    const text = (c: Client) => c.msgs.map((m) => m.data.toString())
+    expect(text(a)).toEqual(['tick', 'before', 'p1', 'after'])
+    expect(text(b)).toEqual(['tick', 'p1'])
+  })
+
   it('serves 1,000 concurrent connections and returns to baseline when they close', async () => {
     const server = await start(echoApp())
     const before = server.stats()

@@ -40,7 +40,8 @@
 // server (WebSocket frames, without TCP/IP headers), the share of replies
 // that came compressed, and the CPU µs per message of each server thread by
 // name (`threadUsPerMessage`, /proc/PID/task: `node` is the JavaScript
-// thread, `httpy-io` HTTPy's I/O threads). The offer is `permessage-deflate;
+// thread, `httpy-io` HTTPy's I/O threads; `NAME:sys` is the kernel's part
+// of a thread's figure). The offer is `permessage-deflate;
 // server_no_context_takeover; client_no_context_takeover` (every message
 // compressed on its own: uWS's SHARED_COMPRESSOR, HTTPy's 'shared'); set
 // "offer" to try another.
@@ -112,19 +113,22 @@ function deflates(port) {
   })
 }
 
-function cpuTicks(pid, task = '') {
+/** User + system CPU ticks of `pid` (or of one of its threads); `sys` = system only. */
+function cpuTicks(pid, task = '', sys = false) {
   const stat = readFileSync(`/proc/${pid}${task}/stat`, 'utf8')
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return Number(f[11]) + Number(f[12])
+  return (sys ? 0 : Number(f[11])) + Number(f[12])
 }
 
-/** CPU ticks of each thread of `pid`, summed by thread name (`node` is the JS thread). */
+/** CPU ticks of each thread of `pid`, summed by thread name (`node` is the
+ * JS thread), and under `NAME:sys` the system (kernel) part of them. */
 function threadTicks(pid) {
   const by = {}
   for (const t of readdirSync(`/proc/${pid}/task`)) {
     try {
       const comm = readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8').trim().replace(/[-_ ]?\d+$/, '')
       by[comm] = (by[comm] ?? 0) + cpuTicks(pid, `/task/${t}`)
+      by[`${comm}:sys`] = (by[`${comm}:sys`] ?? 0) + cpuTicks(pid, `/task/${t}`, true)
     } catch {
       // the thread ended meanwhile
     }
